@@ -1,0 +1,139 @@
+"""Device specs: datasheet facts plus the efficiency data the performance tiers use.
+
+Units in spec files are the vendor's (TFLOP/s, GB, GB/s, MB, MHz, W); properties convert to
+SI (FLOP/s, bytes, bytes/s). Peak tables are always **dense**; vendors' 2:4-sparse headline
+numbers live in ``sparse_peak_tflops`` and are never used for dense kernels.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tapeout import units
+
+PEAK_KEYS = ("fp32", "fp32_matrix", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MemorySpec(_Frozen):
+    kind: str = Field(description="HBM2e, HBM3, HBM3e, GDDR6, GDDR6X, LPDDR5, ...")
+    capacity_gb: float = Field(gt=0, description="decimal GB as the vendor labels it")
+    bandwidth_gbps: float = Field(gt=0, description="peak theoretical GB/s")
+
+    @property
+    def capacity_bytes(self) -> float:
+        return self.capacity_gb * units.GB
+
+    @property
+    def bandwidth(self) -> float:
+        return self.bandwidth_gbps * units.GB
+
+
+class InterconnectSpec(_Frozen):
+    """The scale-up link between devices (NVLink, Infinity Fabric, ICI, RoCE, or PCIe)."""
+
+    kind: str
+    bandwidth_gbps_per_direction: float = Field(gt=0, description="per device, one direction")
+    links: int | None = Field(None, gt=0)
+    topology: Literal["switch", "mesh", "ring", "torus", "pairwise", "pcie"] = Field(
+        description="switch: NVSwitch-like all-to-all; mesh: direct links to every peer; "
+        "pairwise: bridges between pairs only (then PCIe beyond 2 devices); pcie: host bus"
+    )
+    max_devices: int = Field(8, gt=0, description="devices one scale-up domain connects")
+
+    @property
+    def bandwidth(self) -> float:
+        return self.bandwidth_gbps_per_direction * units.GB
+
+
+class EfficiencySpec(_Frozen):
+    """Achievable fractions of datasheet peaks and fixed overheads (roofline tier).
+
+    Defaults are fitted on the shared measured sets (see docs/calibration.md); a device file
+    may override any of them and a user may override them per call.
+    """
+
+    matmul_eta: float = Field(0.70, gt=0, le=1, description="fraction of dense matrix peak large GEMMs reach")
+    attention_eta: float = Field(0.55, gt=0, le=1, description="fraction of matrix peak fused attention reaches")
+    memory_eta: float = Field(0.80, gt=0, le=1, description="fraction of DRAM bandwidth streaming kernels reach")
+    vector_eta: float = Field(0.50, gt=0, le=1, description="fraction of vector peak elementwise math reaches")
+    launch_overhead_us: float = Field(4.0, ge=0, description="GPU-side gap per kernel")
+    host_overhead_us: float = Field(0.0, ge=0, description="framework/host time per op, when not hidden")
+    collective_latency_us: float = Field(8.0, ge=0, description="latency term per collective step (alpha)")
+    interconnect_eta: float = Field(0.75, gt=0, le=1, description="fraction of link bandwidth collectives reach")
+    runtime_reserve_fraction: float = Field(
+        0.10, ge=0, lt=1, description="memory kept back by the runtime (vLLM gpu_memory_utilization=0.9)"
+    )
+    source: str = Field("tapeout defaults", description="where these numbers come from")
+
+
+class HardwareSpec(_Frozen):
+    name: str
+    display_name: str = ""
+    vendor: str
+    aliases: tuple[str, ...] = ()
+    form_factor: str = ""
+    process_node: str | None = None
+    die_area_mm2: float | None = Field(None, gt=0)
+    sm_count: int | None = Field(None, gt=0, description="SMs (NVIDIA), CUs (AMD), engines (others)")
+    boost_clock_mhz: float | None = Field(None, gt=0)
+    l2_cache_mb: float | None = Field(None, ge=0, description="last on-chip cache / SRAM, MB")
+    tdp_w: float | None = Field(None, gt=0)
+    price_usd: float | None = Field(None, gt=0, description="launch/list price; estimates flagged in sources")
+    peak_tflops: dict[str, float] = Field(description="dense peak TFLOP/s (TOP/s for int) per format")
+    sparse_peak_tflops: dict[str, float] = Field(default_factory=dict, description="2:4-sparse headline peaks")
+    memory: MemorySpec
+    interconnect: InterconnectSpec | None = None
+    pcie_gbps_per_direction: float | None = Field(None, gt=0)
+    efficiency: EfficiencySpec = EfficiencySpec()
+    sources: dict[str, str] = Field(default_factory=dict, description="field -> document it came from")
+    notes: str = ""
+
+    @field_validator("peak_tflops", "sparse_peak_tflops")
+    @classmethod
+    def _keys(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(set(v) - set(PEAK_KEYS))
+        if bad:
+            raise ValueError(f"unknown peak keys {bad}; allowed: {', '.join(PEAK_KEYS)}")
+        neg = [k for k, x in v.items() if not x > 0]
+        if neg:
+            raise ValueError(f"peaks must be > 0 (omit unsupported formats): {neg}")
+        return v
+
+    @field_validator("peak_tflops")
+    @classmethod
+    def _needs_16bit(cls, v: dict[str, float]) -> dict[str, float]:
+        if not ({"fp16", "bf16"} & set(v)):
+            raise ValueError("a device needs at least an fp16 or bf16 peak")
+        return v
+
+    # ---- SI accessors ---------------------------------------------------------------------
+    def peak_flops(self, key: str) -> float | None:
+        v = self.peak_tflops.get(key)
+        return None if v is None else v * units.TERA
+
+    @property
+    def vector_flops(self) -> float:
+        """Non-matrix (CUDA-core / vector) FP32 throughput, FLOP/s."""
+        v = self.peak_tflops.get("fp32") or self.peak_tflops.get("fp32_matrix")
+        if v is None:  # devices that publish no vector peak: assume 1/8 of the 16-bit matrix rate
+            v = (self.peak_tflops.get("bf16") or self.peak_tflops["fp16"]) / 8
+        return v * units.TERA
+
+    @property
+    def memory_bandwidth(self) -> float:
+        return self.memory.bandwidth
+
+    @property
+    def memory_capacity(self) -> float:
+        return self.memory.capacity_bytes
+
+    def with_efficiency(self, **overrides: float) -> "HardwareSpec":
+        """A copy with some efficiency fields replaced (validated)."""
+        eff = EfficiencySpec(**{**self.efficiency.model_dump(), **overrides})
+        return self.model_copy(update={"efficiency": eff})

@@ -1,0 +1,62 @@
+"""Reading spec files (TOML, YAML, JSON) into validated pydantic models with one-line errors."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from tapeout.errors import TapeoutError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_mapping(path: str | Path) -> dict[str, Any]:
+    """Parse a .toml, .yaml/.yml or .json file into a dict, or raise a one-line TapeoutError."""
+    p = Path(path)
+    if not p.is_file():
+        raise TapeoutError(f"no such file: {p}", field="path")
+    suffix = p.suffix.lower()
+    try:
+        text = p.read_text(encoding="utf-8")
+        if suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            import yaml  # lazy: only user files need it
+
+            data = yaml.safe_load(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise TapeoutError(f"unsupported spec file type {suffix!r}; allowed: .toml, .yaml, .yml, .json", field="path")
+    except TapeoutError:
+        raise
+    except Exception as exc:  # parse errors of any of the three formats
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise TapeoutError(f"cannot parse {p.name}: {msg}", field="path") from None
+    if not isinstance(data, dict):
+        raise TapeoutError(f"{p.name} must contain a table/mapping at the top level", field="path")
+    return data
+
+
+def validation_message(exc: ValidationError) -> str:
+    """The first pydantic error as 'field.path: message' (one line)."""
+    errs = exc.errors()
+    parts = []
+    for e in errs[:3]:
+        loc = ".".join(str(x) for x in e["loc"]) or "<root>"
+        msg = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    more = f" (+{len(errs) - 3} more)" if len(errs) > 3 else ""
+    return "; ".join(parts) + more
+
+
+def build(model: type[M], data: dict[str, Any], *, origin: str) -> M:
+    """Validate ``data`` as ``model``; a failure becomes a TapeoutError naming the field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise TapeoutError(f"invalid {origin}: {validation_message(exc)}") from None
