@@ -22,6 +22,8 @@ class MoESpec(BaseModel):
     #: layer indices (0-based) that keep a dense MLP instead of experts
     dense_layers: tuple[int, ...] = ()
     router_bias: bool = False
+    #: sigmoid gate (hidden -> 1, no bias) scaling the shared experts' output (Qwen2-MoE)
+    shared_expert_gate: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> "MoESpec":
@@ -62,6 +64,8 @@ class ModelSpec(BaseModel):
     out_bias: bool = False
     mlp_bias: bool = False
     lm_head_bias: bool = False
+    #: per-head norm on queries and keys (Qwen3): one q_norm and one k_norm of head_dim each per layer
+    qk_norm: bool = False
     moe: MoESpec | None = None
     source: str = Field("", description="where the numbers come from")
     published_params: float | None = Field(None, description="published total parameter count")
@@ -110,6 +114,8 @@ class ModelSpec(BaseModel):
             p += self.q_size + 2 * self.kv_size
         if self.out_bias:
             p += h
+        if self.qk_norm:
+            p += 2 * self.head_dim * (2 if self.norm == "layernorm" else 1)
         return p
 
     def mlp_params(self, intermediate: int | None = None) -> int:
@@ -128,6 +134,8 @@ class ModelSpec(BaseModel):
         p = self.hidden_size * m.num_experts + (m.num_experts if m.router_bias else 0)
         p += m.num_experts * self.mlp_params(m.expert_intermediate_size)
         p += m.num_shared_experts * self.mlp_params(m.shared_intermediate_size)
+        if m.shared_expert_gate:
+            p += self.hidden_size
         return p
 
     def moe_active_params(self) -> int:
@@ -136,6 +144,8 @@ class ModelSpec(BaseModel):
         p = self.hidden_size * m.num_experts
         p += m.top_k * self.mlp_params(m.expert_intermediate_size)
         p += m.num_shared_experts * self.mlp_params(m.shared_intermediate_size)
+        if m.shared_expert_gate:
+            p += self.hidden_size
         return p
 
     def norm_params(self) -> int:

@@ -1,0 +1,129 @@
+"""Command-line front end: a thin layer over the Python API.
+
+Every user mistake becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tapeout.errors import TapeoutError
+
+app = typer.Typer(
+    name="tapeout",
+    help="Predict LLM inference latency, throughput and memory on real or imagined hardware.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class ListFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Option(help="catalog name, HF repo id, or path to a config.json")],
+    hardware: Annotated[str, typer.Option(help="catalog name or path to a TOML/YAML device file")],
+    batch: Annotated[int, typer.Option(help="concurrent sequences")] = 1,
+    input_len: Annotated[int, typer.Option(help="prompt tokens per sequence")] = 2048,
+    output_len: Annotated[int, typer.Option(help="generated tokens per sequence")] = 128,
+    tp: Annotated[int, typer.Option(help="tensor-parallel degree")] = 1,
+    weights: Annotated[str, typer.Option(help="weight format: fp32 bf16 fp16 fp8 int8 int4")] = "fp16",
+    activations: Annotated[str, typer.Option(help="activation format")] = "fp16",
+    kv_cache: Annotated[Optional[str], typer.Option(help="KV-cache format (default: activations)")] = None,
+    attention: Annotated[str, typer.Option(help="flash | naive")] = "flash",
+    tier: Annotated[str, typer.Option(help="performance tier")] = "roofline",
+    format: Annotated[Format, typer.Option("--format", "-f", help="table | json | csv")] = Format.table,
+) -> None:
+    """Predict TTFT, TPOT, end-to-end latency, throughput and memory, with a per-op breakdown."""
+    from tapeout.api import predict as api_predict
+    from tapeout.report import render
+
+    try:
+        p = api_predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len, tp=tp,
+                        weights=weights, activations=activations, kv_cache=kv_cache, attention=attention,
+                        tier=tier)
+    except TapeoutError as exc:
+        _fail(str(exc))
+    d = p.to_dict()
+    if format is Format.json:
+        typer.echo(render.to_json(d))
+    elif format is Format.csv:
+        typer.echo(render.to_csv(d), nl=False)
+    else:
+        render.print_table(d)
+
+
+@app.command()
+def models(format: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.table) -> None:
+    """List the model catalog with key numbers."""
+    from tapeout.models.catalog import list_models
+    from tapeout.report import catalog as rc
+
+    rc.models(list_models(), format.value)
+
+
+@app.command("hardware")
+def hardware_cmd(format: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.table) -> None:
+    """List the device catalog with key numbers."""
+    from tapeout.hardware.catalog import list_hardware
+    from tapeout.report import catalog as rc
+
+    rc.hardware(list_hardware(), format.value)
+
+
+@app.command()
+def show(
+    name: Annotated[str, typer.Argument(help="a model or device name (or a spec file)")],
+    format: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.table,
+) -> None:
+    """Print one model or device spec with the sources of its numbers."""
+    from tapeout.errors import UnknownNameError
+    from tapeout.hardware.catalog import hardware_names, load_hardware
+    from tapeout.models.catalog import load_model, model_names
+    from tapeout.report import catalog as rc
+
+    spec = None
+    for loader in (load_model, load_hardware):
+        try:
+            spec = loader(name)
+            break
+        except UnknownNameError:
+            continue
+        except TapeoutError as exc:
+            if Path(name).exists():
+                _fail(str(exc))
+    if spec is None:
+        _fail(str(UnknownNameError("model or hardware", name, model_names() + hardware_names())))
+    rc.show(spec, format.value)
+
+
+def main() -> None:
+    try:
+        app()
+    except TapeoutError as exc:  # safety net: no traceback for user errors
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

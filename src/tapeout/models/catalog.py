@@ -1,0 +1,94 @@
+"""The built-in model catalog (``models/catalog/*.toml``) and name/file resolution."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from tapeout.errors import TapeoutError, UnknownNameError
+from tapeout.models.spec import ModelSpec
+from tapeout.specio import build, read_mapping
+
+CATALOG_DIR = Path(__file__).with_name("catalog")
+
+#: extra ids (case-insensitive) for catalog entries: pre-rename HF repo ids (Llama-3.1 was
+#: "Meta-Llama-3.1-*") and the shared reference-data ids of the two paper-only models
+_ALIASES: dict[str, str] = {
+    "meta-llama/Meta-Llama-3.1-8B": "llama-3.1-8b",
+    "meta-llama/Meta-Llama-3.1-70B": "llama-3.1-70b",
+    "meta-llama/Meta-Llama-3.1-405B": "llama-3.1-405b",
+    "facebook/opt-175b": "opt-175b",
+    "openai/gpt-3-175b": "gpt-3-175b",
+}
+
+_SPEC_FILE_SUFFIXES = (".toml", ".yaml", ".yml")
+
+
+@functools.cache
+def _catalog() -> dict[str, ModelSpec]:
+    models: dict[str, ModelSpec] = {}
+    for path in sorted(CATALOG_DIR.glob("*.toml")):
+        spec = build(ModelSpec, read_mapping(path), origin=f"catalog model {path.name}")
+        if spec.name != path.stem:
+            raise TapeoutError(f"catalog file {path.name} holds model {spec.name!r}; names must match")
+        models[spec.name] = spec
+    return models
+
+
+@functools.cache
+def _index() -> dict[str, str]:
+    """lower-cased name, HF id, repo name or alias -> catalog name."""
+    index: dict[str, str] = {}
+
+    def add(key: str, target: str) -> None:
+        for k in (key, key.rsplit("/", 1)[-1]):
+            index.setdefault(k.lower(), target)
+
+    for name, spec in _catalog().items():
+        index[name.lower()] = name
+    for name, spec in _catalog().items():
+        if spec.hf_id:
+            add(spec.hf_id, name)
+    for alias, name in _ALIASES.items():
+        add(alias, name)
+    return index
+
+
+def model_names() -> list[str]:
+    """Catalog model names, sorted."""
+    return list(_catalog())
+
+
+def list_models() -> list[ModelSpec]:
+    """Every catalog model, sorted by name."""
+    return list(_catalog().values())
+
+
+def _load_file(path: Path) -> ModelSpec:
+    from tapeout.models.hf import load_hf_config
+
+    if path.is_dir() or path.suffix.lower() == ".json":
+        return load_hf_config(path)
+    if path.suffix.lower() in _SPEC_FILE_SUFFIXES:
+        return build(ModelSpec, read_mapping(path), origin=f"model file {path.name}")
+    raise TapeoutError(
+        f"unsupported model file type {path.suffix!r}; allowed: .json (HF config), .toml, .yaml, .yml", field="model"
+    )
+
+
+def load_model(spec: str | Path | ModelSpec) -> ModelSpec:
+    """A catalog name or HF id (case-insensitive), an HF config.json / model dir, or a ModelSpec file."""
+    if isinstance(spec, ModelSpec):
+        return spec
+    if isinstance(spec, Path):
+        return _load_file(spec)
+    if not isinstance(spec, str):
+        raise TapeoutError(f"expected a model name, path or ModelSpec, got {type(spec).__name__}", field="model")
+    key = spec.strip()
+    name = _index().get(key.lower())
+    if name is not None:
+        return _catalog()[name]
+    path = Path(key).expanduser()
+    if path.exists() or path.suffix.lower() in (".json", *_SPEC_FILE_SUFFIXES):
+        return _load_file(path)
+    raise UnknownNameError("model", key, model_names(), field="model")

@@ -1,0 +1,96 @@
+"""Tier "roofline": time = max(FLOPs / (peak * eta_c), bytes / (BW * eta_m)) + overhead.
+
+Matrix ops use the dense matrix peak of their compute format (falling back to a wider format
+the device supports, e.g. fp8 on A100 runs at the fp16 rate); other ops use the vector FP32
+peak. Collectives use an alpha-beta model of a ring over the scale-up link. Every term and the
+efficiency factors used are returned in ``OpCost.terms``.
+"""
+
+from __future__ import annotations
+
+from tapeout import dtypes
+from tapeout.errors import TapeoutError
+from tapeout.hardware.spec import HardwareSpec
+from tapeout.perf.cost import OpCost
+from tapeout.workload.ops import COLLECTIVE_KINDS, MATRIX_KINDS, Op, OpKind
+
+TIER = "roofline"
+
+
+def matrix_peak(hw: HardwareSpec, compute_dtype: str) -> tuple[str, float]:
+    """(peak key used, FLOP/s) for a matrix kernel computing in ``compute_dtype``."""
+    key = dtypes.parse(compute_dtype).peak_key
+    for k in (key, *dtypes.FALLBACK.get(key, ())):
+        v = hw.peak_flops(k)
+        if v is not None:
+            return k, v
+    # every device has fp16 or bf16 (validated), so this only happens for fp32 on odd devices
+    k = "bf16" if hw.peak_flops("bf16") else "fp16"
+    return k, hw.peak_flops(k)  # type: ignore[return-value]
+
+
+def link_for(hw: HardwareSpec, group: int) -> tuple[str, float]:
+    """(link name, bytes/s per direction per device) that a collective over ``group`` devices uses."""
+    ic = hw.interconnect
+    if ic is not None and ic.topology != "pcie" and group <= ic.max_devices:
+        if not (ic.topology == "pairwise" and group > 2):
+            return ic.kind, ic.bandwidth
+    if hw.pcie_gbps_per_direction:
+        return "pcie", hw.pcie_gbps_per_direction * 1e9
+    if ic is not None:
+        return ic.kind, ic.bandwidth
+    raise TapeoutError(f"{hw.name} has no interconnect or PCIe bandwidth; cannot run tp={group}", field="tp")
+
+
+def collective_time(hw: HardwareSpec, kind: OpKind, message_bytes: float, group: int) -> tuple[float, float, dict]:
+    """(bandwidth time, latency time, terms) of a ring collective; message_bytes is per device."""
+    eff = hw.efficiency
+    link, bw = link_for(hw, group)
+    p = group
+    if kind is OpKind.ALLREDUCE:
+        steps = 2 * (p - 1)
+        wire = 2 * (p - 1) / p * message_bytes
+    elif kind is OpKind.ALLGATHER:  # message_bytes is each device's shard
+        steps = p - 1
+        wire = (p - 1) * message_bytes
+    else:
+        raise TapeoutError(f"unsupported collective {kind}", field="op")
+    beta = wire / (bw * eff.interconnect_eta)
+    alpha = steps * eff.collective_latency_us * 1e-6
+    terms = {"link": link, "link_gbps_per_direction": bw / 1e9, "eta_interconnect": eff.interconnect_eta,
+             "alpha_us_per_step": eff.collective_latency_us, "steps": steps, "wire_bytes": wire}
+    return beta, alpha, terms
+
+
+def estimate(op: Op, hw: HardwareSpec) -> OpCost:
+    eff = hw.efficiency
+    overhead = (eff.launch_overhead_us + eff.host_overhead_us) * 1e-6
+    terms: dict[str, float | str] = {}
+    compute = memory = network = 0.0
+    if op.kind in COLLECTIVE_KINDS:
+        network, alpha, terms = collective_time(hw, op.kind, op.message_bytes, op.group)
+        overhead += alpha
+    else:
+        if op.kind in MATRIX_KINDS:
+            key, peak = matrix_peak(hw, op.compute_dtype)
+            eta_c = eff.attention_eta if op.kind is OpKind.ATTENTION else eff.matmul_eta
+            terms.update(peak=key, peak_tflops=peak / 1e12, eta_compute=eta_c)
+        else:
+            peak, eta_c = hw.vector_flops, eff.vector_eta
+            terms.update(peak="vector_fp32", peak_tflops=peak / 1e12, eta_compute=eta_c)
+        compute = op.flops / (peak * eta_c)
+        memory = op.bytes_total / (hw.memory_bandwidth * eff.memory_eta)
+        terms.update(bandwidth_gbps=hw.memory.bandwidth_gbps, eta_memory=eff.memory_eta)
+    terms["overhead_us"] = overhead * 1e6
+    body = max(compute, memory, network)
+    if overhead > body:
+        bound = "overhead"
+    elif network >= max(compute, memory):
+        bound = "network"
+    else:
+        bound = "compute" if compute >= memory else "memory"
+    return OpCost(
+        name=op.name, kind=op.kind.value, count=op.count, time_s=body + overhead,
+        compute_s=compute, memory_s=memory, network_s=network, overhead_s=overhead,
+        bound=bound, intensity=op.intensity, tier=TIER, terms=terms,
+    )

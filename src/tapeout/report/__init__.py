@@ -1,0 +1,1 @@
+"""Rendering only: tables, JSON, CSV. Reports never recompute a latency."""

@@ -1,0 +1,107 @@
+"""Single ops outside a model: a GEMM, a batched matmul, a norm, an elementwise op, a collective.
+
+Used by the accuracy harness (``tapeout.validate``) to price measured microbenchmarks with the
+same FLOP/byte conventions as :mod:`tapeout.workload.build`:
+
+- GEMM M = tokens (activation rows), N = output features, K = input features; FLOPs = 2*M*N*K;
+  bytes = weights (K*N) + input activations (M*K) read, output (M*N) written.
+- Elementwise ops read ``elems_in`` and write ``elems_out`` elements; FLOPs = flops_per * max(in, out);
+  arithmetic runs on the vector unit (``compute_dtype="fp32"``).
+- Collectives carry ``message_bytes`` per device and the ``group`` size; reads = writes = message.
+"""
+
+from __future__ import annotations
+
+from tapeout import dtypes
+from tapeout.dtypes import DType
+from tapeout.workload.build import ACT_FLOPS, NORM_FLOPS, SOFTMAX_FLOPS
+from tapeout.workload.ops import COLLECTIVE_KINDS, Op, OpKind
+
+
+def gemm_op(m: int, n: int, k: int, *, dtype: str | DType = "fp16", weights: str | DType | None = None,
+            name: str = "gemm", count: int = 1, bias: bool = False) -> Op:
+    """A GEMM of ``m`` activation rows with a (k x n) weight matrix (as ``_Builder.gemm``)."""
+    a = dtypes.parse(dtype)
+    w = dtypes.parse(weights) if weights is not None else a
+    compute = dtypes.matmul_compute_dtype(w, a)
+    wbytes = n * k * w.bytes + (n * a.bytes if bias else 0.0)
+    act_in = m * k * a.bytes
+    act_out = m * n * a.bytes
+    return Op(
+        name=name, kind=OpKind.GEMM, flops=2.0 * m * n * k,
+        bytes_read=wbytes + act_in, bytes_written=act_out, count=count,
+        shape=(("m", int(m)), ("n", int(n)), ("k", int(k))),
+        compute_dtype=compute.name, formats=(("weights", w.name), ("act", a.name)),
+        weight_bytes=wbytes, activation_bytes=act_in + act_out,
+    )
+
+
+def bmm_op(b: int, m: int, n: int, k: int, *, dtype: str | DType = "fp16", name: str = "bmm",
+           count: int = 1, flops: float | None = None) -> Op:
+    """``b`` independent (m x k) @ (k x n) activation products; every operand comes from DRAM.
+
+    ``flops`` defaults to the full product 2*b*m*n*k (a plain matmul computes masked entries too).
+    """
+    a = dtypes.parse(dtype)
+    rd = b * (m * k + k * n) * a.bytes
+    wr = b * m * n * a.bytes
+    return Op(
+        name=name, kind=OpKind.BMM, flops=2.0 * b * m * n * k if flops is None else flops,
+        bytes_read=rd, bytes_written=wr, count=count,
+        shape=(("b", int(b)), ("m", int(m)), ("n", int(n)), ("k", int(k))),
+        compute_dtype=a.name, formats=(("act", a.name),), activation_bytes=rd + wr,
+    )
+
+
+def elementwise_op(name: str, kind: OpKind, elems_in: float, elems_out: float, flops_per: float, *,
+                   dtype: str | DType = "fp16", out_dtype: str | DType | None = None, count: int = 1) -> Op:
+    """A bandwidth-bound op over ``elems_in`` input and ``elems_out`` output elements (as ``_Builder.elementwise``)."""
+    a = dtypes.parse(dtype)
+    out = dtypes.parse(out_dtype) if out_dtype is not None else a
+    rd, wr = elems_in * a.bytes, elems_out * out.bytes
+    return Op(
+        name=name, kind=kind, flops=flops_per * max(elems_in, elems_out), bytes_read=rd, bytes_written=wr,
+        count=count, shape=(("elements", round(elems_out)),), compute_dtype="fp32",
+        formats=(("act", a.name),) + ((("out", out.name),) if out is not a else ()),
+        activation_bytes=rd + wr,
+    )
+
+
+def norm_op(rows: int, cols: int, *, norm: str = "rmsnorm", dtype: str | DType = "fp16", name: str = "norm") -> Op:
+    """RMSNorm/LayerNorm over ``rows`` vectors of ``cols`` elements (weights are negligible)."""
+    return elementwise_op(name, OpKind.NORM, rows * cols, rows * cols, NORM_FLOPS[norm], dtype=dtype)
+
+
+def softmax_op(rows: int, cols: int, *, dtype: str | DType = "fp16", name: str = "softmax") -> Op:
+    """Row softmax of a (rows x cols) matrix read and written once."""
+    a = dtypes.parse(dtype)
+    nbytes = rows * cols * a.bytes
+    return Op(
+        name=name, kind=OpKind.SOFTMAX, flops=SOFTMAX_FLOPS * rows * cols, bytes_read=nbytes, bytes_written=nbytes,
+        shape=(("rows", int(rows)), ("cols", int(cols))), compute_dtype="fp32", formats=(("act", a.name),),
+        activation_bytes=2 * nbytes,
+    )
+
+
+def activation_op(elems_in: float, elems_out: float, *, activation: str = "silu", dtype: str | DType = "fp16",
+                  name: str = "act") -> Op:
+    """An MLP activation: gated (in = 2 x out, e.g. SiLU-and-mul) or plain (in = out)."""
+    return elementwise_op(name, OpKind.ELEMENTWISE, elems_in, elems_out, ACT_FLOPS[activation], dtype=dtype)
+
+
+def collective_op(kind: OpKind | str, message_bytes: float, group: int, *, dtype: str | DType = "fp16",
+                  name: str | None = None, count: int = 1) -> Op:
+    """An all-reduce (``message_bytes`` per device) or all-gather (each device's shard) over ``group`` devices."""
+    kind = OpKind(kind)
+    if kind not in COLLECTIVE_KINDS:
+        raise ValueError(f"{kind} is not a collective")
+    a = dtypes.parse(dtype)
+    return Op(
+        name=name or kind.value, kind=kind, flops=0.0, bytes_read=message_bytes, bytes_written=message_bytes,
+        count=count, shape=(("bytes", round(message_bytes)),), compute_dtype="fp32",
+        formats=(("act", a.name),), group=group, message_bytes=message_bytes,
+        activation_bytes=2 * message_bytes,
+    )
+
+
+__all__ = ["activation_op", "bmm_op", "collective_op", "elementwise_op", "gemm_op", "norm_op", "softmax_op"]

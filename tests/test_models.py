@@ -1,0 +1,392 @@
+"""Model catalog, HF config import and parameter counting."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tapeout.errors import TapeoutError, UnknownNameError
+from tapeout.models import (
+    ModelSpec,
+    from_hf_config,
+    list_models,
+    load_hf_config,
+    load_model,
+    model_names,
+)
+from tapeout.models.catalog import CATALOG_DIR
+
+SHARED = Path(__file__).resolve().parents[2] / "shared/reference-data/hf-configs"
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="shared hf-configs reference data not present")
+
+#: catalog name -> (model id in the shared index.json, config file under SHARED)
+CATALOG_SOURCES: dict[str, tuple[str, str]] = {
+    "gpt-3-175b": ("openai/gpt-3-175b", "openai--gpt-3-175b.json"),
+    "opt-6.7b": ("facebook/opt-6.7b", "reconstructed/facebook--opt-6.7b.partial.json"),
+    "opt-13b": ("facebook/opt-13b", "reconstructed/facebook--opt-13b.partial.json"),
+    "opt-30b": ("facebook/opt-30b", "reconstructed/facebook--opt-30b.partial.json"),
+    "opt-66b": ("facebook/opt-66b", "reconstructed/facebook--opt-66b.partial.json"),
+    "opt-175b": ("facebook/opt-175b", "facebook--opt-175b.json"),
+    "gpt-j-6b": ("EleutherAI/gpt-j-6b", "EleutherAI--gpt-j-6b.json"),
+    "llama-2-7b": ("meta-llama/Llama-2-7b-hf", "meta-llama--Llama-2-7b-hf.json"),
+    "llama-2-13b": ("meta-llama/Llama-2-13b-hf", "meta-llama--Llama-2-13b-hf.json"),
+    "llama-2-70b": ("meta-llama/Llama-2-70b-hf", "meta-llama--Llama-2-70b-hf.json"),
+    "llama-3-8b": ("meta-llama/Meta-Llama-3-8B", "meta-llama--Meta-Llama-3-8B.json"),
+    "llama-3-70b": ("meta-llama/Meta-Llama-3-70B", "reconstructed/meta-llama--Meta-Llama-3-70B.json"),
+    "llama-3.1-8b": ("meta-llama/Llama-3.1-8B", "meta-llama--Llama-3.1-8B.json"),
+    "llama-3.1-70b": ("meta-llama/Llama-3.1-70B", "meta-llama--Llama-3.1-70B.json"),
+    "llama-3.1-405b": ("meta-llama/Llama-3.1-405B", "meta-llama--Llama-3.1-405B.json"),
+    "mistral-7b": ("mistralai/Mistral-7B-v0.1", "mistralai--Mistral-7B-v0.1.json"),
+    "mixtral-8x7b": ("mistralai/Mixtral-8x7B-v0.1", "mistralai--Mixtral-8x7B-v0.1.json"),
+    "mixtral-8x22b": ("mistralai/Mixtral-8x22B-v0.1", "mistralai--Mixtral-8x22B-v0.1.json"),
+    "qwen2.5-7b": ("Qwen/Qwen2.5-7B", "Qwen--Qwen2.5-7B.json"),
+    "qwen2.5-72b": ("Qwen/Qwen2.5-72B", "reconstructed/Qwen--Qwen2.5-72B.partial.json"),
+    "internlm-20b": ("internlm/internlm-20b", "internlm--internlm-20b.json"),
+    "falcon-40b": ("tiiuae/falcon-40b", "tiiuae--falcon-40b.json"),
+    "falcon-180b": ("tiiuae/falcon-180B", "tiiuae--falcon-180B.json"),
+    # no base config exists in the shared data; the verbatim Instruct sibling has the same architecture
+    "codellama-34b": ("codellama/CodeLlama-34b-hf", "variants/codellama--CodeLlama-34b-Instruct-hf.json"),
+}
+
+#: Published figures that are size labels ("7B"), not counts. The exact counts are pinned by
+#: test_computed_params_match_index; these only get a loose bound, and must stay > 1% off
+#: (otherwise they belong under the 1% check).
+SIZE_LABEL_DEVIATIONS = {
+    "llama-2-7b": "card says 7B; the weights hold 6.74B",
+    "llama-2-70b": "card says 70B; the weights hold 68.98B",
+    "opt-13b": "OPT Table 1 says 13B; 12.85B with d_model 5120, 40 layers",
+    "mistral-7b": "card says '7 billion'; 7.24B (Mistral's blog: 7.3B)",
+    "falcon-40b": "card says 40B; 41.30B with the lm_head tied",
+}
+
+ARCH_EXCLUDE = {"name", "hf_id", "source", "published_params", "published_params_source"}
+
+
+def _arch(spec: ModelSpec) -> dict:
+    return spec.model_dump(exclude=ARCH_EXCLUDE)
+
+
+def _index() -> list[dict]:
+    p = SHARED / "index.json"
+    return json.loads(p.read_text()) if p.is_file() else []
+
+
+def _leading_count(text: str) -> float:
+    """'175.0B', '6,053,381,344', '47B total / 13B active' -> a count."""
+    m = re.match(r"\s*([\d.,]+)\s*([BM]?)", text)
+    assert m, text
+    value = float(m.group(1).replace(",", ""))
+    return value * {"B": 1e9, "M": 1e6, "": 1.0}[m.group(2)]
+
+
+# ---- catalog contents ----------------------------------------------------------------------
+def test_catalog_has_exactly_the_expected_models():
+    assert sorted(model_names()) == sorted(CATALOG_SOURCES)
+    assert [m.name for m in list_models()] == model_names()
+    assert sorted(p.stem for p in CATALOG_DIR.glob("*.toml")) == sorted(CATALOG_SOURCES)
+    for m in list_models():
+        assert m.source
+        assert (m.hf_id is None) == (m.name in {"gpt-3-175b", "opt-175b"})
+        assert (m.moe is not None) == m.name.startswith("mixtral")
+
+
+@pytest.mark.parametrize("name", [m.name for m in list_models() if m.published_params])
+def test_total_params_match_published(name):
+    m = load_model(name)
+    dev = m.total_params() / m.published_params - 1
+    if name in SIZE_LABEL_DEVIATIONS:
+        assert 0.01 < abs(dev) < 0.05, (name, dev)
+    else:
+        assert abs(dev) <= 0.01, (name, m.total_params(), m.published_params, dev)
+
+
+def test_every_catalog_model_has_a_published_count():
+    assert all(m.published_params and m.published_params_source for m in list_models())
+
+
+@needs_shared
+def test_published_params_agree_with_index():
+    by_id = {e["model"]: e for e in _index() if "model" in e}
+    for name, (model_id, _) in CATALOG_SOURCES.items():
+        entry = by_id[model_id]
+        if not entry.get("published_total_params"):
+            continue
+        m = load_model(name)
+        assert m.published_params, name
+        assert m.published_params == pytest.approx(_leading_count(entry["published_total_params"]), rel=0.01), name
+
+
+def test_moe_active_params():
+    assert load_model("mixtral-8x7b").active_params() == pytest.approx(12.9e9, rel=0.01)
+    assert load_model("mixtral-8x22b").active_params() == pytest.approx(39e9, rel=0.01)
+    dense = load_model("llama-2-7b")
+    assert dense.active_params() == dense.total_params()
+
+
+# ---- HF configs ----------------------------------------------------------------------------
+@needs_shared
+@pytest.mark.parametrize("name", sorted(CATALOG_SOURCES))
+def test_catalog_matches_hf_config(name):
+    path = SHARED / CATALOG_SOURCES[name][1]
+    if not path.is_file():
+        pytest.skip(f"{path.name} not in shared data")
+    assert _arch(load_hf_config(path)) == _arch(load_model(name))
+    assert _arch(from_hf_config(json.loads(path.read_text()))) == _arch(load_model(name))
+
+
+@needs_shared
+@pytest.mark.parametrize(
+    ("file", "name"),
+    [
+        ("variants/tiiuae--falcon-40b.2023-05-24-RefinedWeb.json", "falcon-40b"),
+        ("variants/meta-llama--Llama-2-7b-hf.inference-sim-copy.json", "llama-2-7b"),
+    ],
+)
+def test_variant_configs_match_catalog(file, name):
+    assert _arch(load_hf_config(SHARED / file)) == _arch(load_model(name))
+
+
+@needs_shared
+@pytest.mark.parametrize(
+    "entry", [e for e in _index() if e.get("computed_total_params")], ids=lambda e: e["file"]
+)
+def test_computed_params_match_index(entry):
+    cfg = json.loads((SHARED / entry["file"]).read_text())
+    if cfg["model_type"] == "deepseek_v3":  # MLA attention: not supported, must say so
+        with pytest.raises(TapeoutError, match="unsupported model_type 'deepseek_v3'"):
+            from_hf_config(cfg)
+        return
+    assert from_hf_config(cfg).total_params() == entry["computed_total_params"]
+
+
+@pytest.mark.parametrize(
+    ("cfg", "params"),
+    [  # sum(p.numel()) of the transformers model (shared/tied weights counted once)
+        (
+            {"model_type": "gpt_neox", "hidden_size": 6144, "num_hidden_layers": 44, "num_attention_heads": 64,
+             "intermediate_size": 24576, "vocab_size": 50432, "max_position_embeddings": 2048},
+            20_554_567_680,  # EleutherAI/gpt-neox-20b
+        ),
+        (
+            {"model_type": "RefinedWebModel", "hidden_size": 4544, "n_head": 71, "n_layer": 32, "multi_query": True,
+             "parallel_attn": True, "vocab_size": 65024, "bias": False, "alibi": False},
+            6_921_720_704,  # tiiuae/falcon-7b (original RW keys)
+        ),
+        (
+            {"model_type": "falcon", "hidden_size": 4544, "num_attention_heads": 71, "num_hidden_layers": 32,
+             "multi_query": True, "parallel_attn": True, "new_decoder_architecture": False, "vocab_size": 65024,
+             "bias": False, "alibi": False},
+            6_921_720_704,  # tiiuae/falcon-7b (in-library keys)
+        ),
+        (
+            {"model_type": "gpt2", "n_embd": 768, "n_layer": 12, "n_head": 12, "vocab_size": 50257,
+             "n_positions": 1024},
+            124_439_808,  # gpt2
+        ),
+        (
+            {"model_type": "opt", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+             "ffn_dim": 3072, "vocab_size": 50272, "max_position_embeddings": 2048},
+            125_239_296,  # facebook/opt-125m
+        ),
+        (
+            {"model_type": "qwen2_moe", "hidden_size": 2048, "num_hidden_layers": 24, "num_attention_heads": 16,
+             "num_key_value_heads": 16, "intermediate_size": 5632, "moe_intermediate_size": 1408,
+             "shared_expert_intermediate_size": 5632, "num_experts": 60, "num_experts_per_tok": 4,
+             "vocab_size": 151936, "max_position_embeddings": 8192, "tie_word_embeddings": False},
+            14_315_784_192,  # Qwen/Qwen1.5-MoE-A2.7B
+        ),
+        (
+            {"model_type": "qwen3", "hidden_size": 1024, "num_hidden_layers": 28, "num_attention_heads": 16,
+             "num_key_value_heads": 8, "head_dim": 128, "intermediate_size": 3072, "vocab_size": 151936,
+             "max_position_embeddings": 40960, "tie_word_embeddings": True},
+            596_049_920,  # Qwen/Qwen3-0.6B
+        ),
+    ],
+    ids=["gpt-neox-20b", "falcon-7b-rw", "falcon-7b", "gpt2", "opt-125m", "qwen1.5-moe-a2.7b", "qwen3-0.6b"],
+)
+def test_known_hf_parameter_counts(cfg, params):
+    assert from_hf_config(cfg).total_params() == params
+
+
+def test_architecture_mapping_details():
+    gptj = load_model("gpt-j-6b")
+    assert (gptj.parallel_block, gptj.norms_per_layer, gptj.lm_head_bias, gptj.tie_embeddings) == (True, 1, True, False)
+    assert gptj.position == "rope" and gptj.intermediate_size == 4 * gptj.hidden_size
+    opt = load_model("opt-6.7b")
+    assert (opt.position, opt.position_offset, opt.tie_embeddings, opt.activation) == ("learned", 2, True, "relu")
+    f40 = load_model("falcon-40b")
+    assert (f40.parallel_block, f40.norms_per_layer, f40.attention_kind) == (True, 2, "GQA")
+    assert load_model("qwen2.5-7b").qkv_bias and not load_model("qwen2.5-7b").out_bias
+    neox = from_hf_config(
+        {"model_type": "gpt_neox", "hidden_size": 512, "num_hidden_layers": 6, "num_attention_heads": 8,
+         "intermediate_size": 2048, "vocab_size": 50304, "max_position_embeddings": 2048,
+         "use_parallel_residual": False}
+    )
+    assert not neox.parallel_block and neox.mlp_bias and neox.qkv_bias
+
+
+def test_moe_dense_layers_mapping():
+    base = {
+        "model_type": "qwen3_moe", "hidden_size": 256, "num_hidden_layers": 8, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "head_dim": 64, "intermediate_size": 1024, "moe_intermediate_size": 128,
+        "num_experts": 8, "num_experts_per_tok": 2, "vocab_size": 1000, "max_position_embeddings": 512,
+    }
+    assert from_hf_config(base).moe.dense_layers == ()
+    m = from_hf_config({**base, "decoder_sparse_step": 2, "mlp_only_layers": [3]})
+    assert m.moe.dense_layers == (0, 2, 3, 4, 6)
+    assert m.num_moe_layers == 3
+    m = from_hf_config({**base, "first_k_dense_replace": 2})
+    assert m.moe.dense_layers == (0, 1)
+
+
+# ---- KV cache ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("llama-2-7b", 2 * 32 * 4096 * 2),  # MHA: 524288 B
+        ("llama-2-70b", 2 * 80 * 8 * 128 * 2),  # GQA, 8 KV heads: 327680 B
+        ("mistral-7b", 2 * 32 * 8 * 128 * 2),  # GQA, 8 KV heads of 128: 131072 B
+        ("falcon-40b", 2 * 60 * 8 * 64 * 2),  # 8 KV groups of 64: 122880 B
+    ],
+)
+def test_kv_bytes_per_token_fp16(name, expected):
+    assert load_model(name).kv_bytes_per_token(2.0) == expected
+
+
+# ---- name and file resolution --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("llama-2-7b", "llama-2-7b"),
+        ("LLaMA-2-7B", "llama-2-7b"),
+        ("meta-llama/Llama-2-7b-hf", "llama-2-7b"),
+        ("META-LLAMA/LLAMA-2-7B-HF", "llama-2-7b"),
+        ("Llama-2-7b-hf", "llama-2-7b"),
+        ("meta-llama/Meta-Llama-3.1-8B", "llama-3.1-8b"),
+        ("meta-llama/Llama-3.1-405B", "llama-3.1-405b"),
+        ("Meta-Llama-3-8B", "llama-3-8b"),
+        ("mistralai/Mixtral-8x7B-v0.1", "mixtral-8x7b"),
+        ("tiiuae/falcon-180B", "falcon-180b"),
+        ("codellama/CodeLlama-34b-hf", "codellama-34b"),
+        (" gpt-3-175b ", "gpt-3-175b"),
+    ],
+)
+def test_name_resolution(query, name):
+    assert load_model(query).name == name
+
+
+def test_load_model_passes_spec_through():
+    m = load_model("opt-13b")
+    assert load_model(m) is m
+
+
+def test_unknown_name_suggests_close_match():
+    with pytest.raises(UnknownNameError) as exc:
+        load_model("llama-2-7")
+    msg = str(exc.value)
+    assert "llama-2-7b" in msg and msg.startswith("model:") and "\n" not in msg
+    assert isinstance(exc.value, TapeoutError)
+
+
+def test_unsupported_model_type_error():
+    with pytest.raises(TapeoutError) as exc:
+        from_hf_config({"model_type": "bert", "hidden_size": 768})
+    msg = str(exc.value)
+    assert "unsupported model_type 'bert'" in msg and "llama" in msg and "falcon" in msg and "\n" not in msg
+
+
+def test_missing_key_error():
+    cfg = {"model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64,
+           "vocab_size": 100, "max_position_embeddings": 128}
+    with pytest.raises(TapeoutError) as exc:
+        from_hf_config(cfg)
+    msg = str(exc.value)
+    assert "'hidden_size'" in msg and "supported architectures" in msg and "qwen2" in msg and "\n" not in msg
+    with pytest.raises(TapeoutError, match="'model_type'"):
+        from_hf_config({"hidden_size": 1})
+
+
+def test_bad_values_raise_tapeout_error():
+    with pytest.raises(TapeoutError, match="'hidden_size' must be a positive integer"):
+        from_hf_config({"model_type": "llama", "num_hidden_layers": 2, "hidden_size": "big"})
+    with pytest.raises(TapeoutError, match="activation"):
+        from_hf_config({"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4,
+                        "intermediate_size": 64, "vocab_size": 100, "max_position_embeddings": 128,
+                        "hidden_act": "mish"})
+    with pytest.raises(TapeoutError, match="num_kv_heads"):  # 5 heads do not split into 2 KV groups
+        from_hf_config({"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 320, "num_attention_heads": 5,
+                        "num_key_value_heads": 2, "intermediate_size": 64, "vocab_size": 100,
+                        "max_position_embeddings": 128})
+
+
+def test_config_json_in_tmp_path_loads(tmp_path):
+    cfg = {
+        "_name_or_path": "acme/tiny-llama", "model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 1000,
+        "max_position_embeddings": 256, "tie_word_embeddings": True,
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    for spec in (load_model(str(path)), load_model(path), load_hf_config(path), load_model(str(tmp_path))):
+        assert (spec.name, spec.hf_id, spec.num_kv_heads, spec.head_dim, spec.tie_embeddings) == (
+            "tiny-llama", "acme/tiny-llama", 2, 16, True
+        )
+    with pytest.raises(TapeoutError, match="no such file"):
+        load_model(str(tmp_path / "missing.json"))
+
+
+def test_modelspec_toml_file_loads(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text((CATALOG_DIR / "mistral-7b.toml").read_text().replace('name = "mistral-7b"', 'name = "mine"'))
+    m = load_model(str(path))
+    assert m.name == "mine" and _arch(m) == _arch(load_model("mistral-7b"))
+
+
+# ---- properties ----------------------------------------------------------------------------
+@st.composite
+def llama_specs(draw):
+    heads = draw(st.integers(1, 64))
+    kv = draw(st.sampled_from([d for d in range(1, heads + 1) if heads % d == 0]))
+    return ModelSpec(
+        name="prop",
+        family="llama",
+        num_layers=draw(st.integers(1, 128)),
+        hidden_size=draw(st.integers(1, 16384)),
+        num_heads=heads,
+        num_kv_heads=kv,
+        head_dim=draw(st.sampled_from([32, 64, 96, 128, 256])),
+        intermediate_size=draw(st.integers(1, 65536)),
+        gated_mlp=True,
+        activation="silu",
+        norm="rmsnorm",
+        position="rope",
+        vocab_size=draw(st.integers(1, 256000)),
+        max_position_embeddings=4096,
+        tie_embeddings=draw(st.booleans()),
+    )
+
+
+def _with(spec: ModelSpec, **update) -> ModelSpec:
+    return ModelSpec.model_validate({**spec.model_dump(), **update})
+
+
+@settings(max_examples=200, deadline=None)
+@given(spec=llama_specs(), delta=st.integers(1, 4096))
+def test_total_params_monotone(spec, delta):
+    p = spec.total_params()
+    assert _with(spec, hidden_size=spec.hidden_size + delta).total_params() > p
+    assert _with(spec, num_layers=spec.num_layers + delta).total_params() > p
+    assert _with(spec, intermediate_size=spec.intermediate_size + delta).total_params() > p
+
+
+@settings(max_examples=200, deadline=None)
+@given(spec=llama_specs())
+def test_gqa_never_exceeds_mha(spec):
+    mha = _with(spec, num_kv_heads=spec.num_heads)
+    assert spec.total_params() <= mha.total_params()
+    assert spec.kv_bytes_per_token() <= mha.kv_bytes_per_token()

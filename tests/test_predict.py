@@ -1,0 +1,156 @@
+"""End-to-end composition: invariants and published facts."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tapeout
+from tapeout import load_hardware, load_model
+from tapeout.errors import TapeoutError
+from tapeout.system import compose as compose_mod
+from tapeout.system.compose import compose
+from tapeout.workload.scenario import Scenario
+
+M7 = "llama-2-7b"
+A100 = "a100-sxm-80gb"
+
+
+def test_prediction_keys_and_consistency():
+    p = tapeout.predict(M7, A100, batch=4, input_len=512, output_len=64)
+    d = p.to_dict()
+    for k in ("ttft_s", "tpot_s", "e2e_latency_s", "throughput_tok_s", "memory", "inputs", "ops"):
+        assert k in d
+    for k in ("weights_bytes", "kv_cache_bytes", "activation_bytes", "total_bytes", "capacity_bytes", "fits"):
+        assert k in d["memory"]
+    assert d["e2e_latency_s"] == pytest.approx(d["ttft_s"] + 63 * d["tpot_s"])
+    assert d["throughput_tok_s"] == pytest.approx(4 * 64 / d["e2e_latency_s"])
+    assert d["ttft_s"] == pytest.approx(sum(r["total_s"] for r in d["ops"] if r["phase"] == "prefill"))
+    assert {r["bound"] for r in d["ops"]} <= {"compute", "memory", "network", "overhead"}
+
+
+def test_fp16_weights_bytes_are_two_per_param():
+    p = tapeout.predict(M7, A100, batch=1, input_len=128, output_len=8)
+    assert p.memory.weights_bytes == pytest.approx(2 * load_model(M7).total_params(), rel=1e-9)
+
+
+def test_int4_weights_are_a_quarter_of_linear_bytes():
+    m = load_model(M7)
+    p16 = tapeout.predict(m, A100, input_len=128, output_len=8)
+    p4 = tapeout.predict(m, A100, input_len=128, output_len=8, weights="int4")
+    emb = 2 * (m.embedding_params() + m.lm_head_params())
+    assert (p4.memory.weights_bytes - emb) == pytest.approx((p16.memory.weights_bytes - emb) / 4, rel=0.01)
+    # decode at batch 1 is weight-streaming bound: int4 weights must make it faster
+    assert p4.tpot_s < p16.tpot_s
+
+
+def test_kv_cache_bytes_published_values():
+    # Llama-2-7B (MHA, 32 layers x 4096): 0.5 MiB/token in fp16; Llama-2-70B (GQA 8x128, 80 layers): 320 KiB
+    assert tapeout.predict("llama-2-7b", A100, input_len=100, output_len=2).memory.kv_cache_bytes_per_token == 524288
+    p = tapeout.predict("llama-2-70b", "h100-sxm", tp=4, input_len=100, output_len=2)
+    assert p.memory.kv_cache_bytes_per_token == 327680 / 4
+
+
+def test_tpot_sampling_error_is_bounded():
+    m, hw = load_model(M7), load_hardware(A100)
+    sc = Scenario(batch=16, input_len=1000, output_len=3000)
+    approx = compose(m, hw, sc).tpot_s
+    steps = [compose_mod.price(compose_mod.build_graph(m, sc, "decode", c), hw, "roofline").time_s
+             for c in range(sc.input_len + 1, sc.input_len + sc.output_len)]
+    assert approx == pytest.approx(float(np.mean(steps)), rel=1e-3)
+
+
+def test_tensor_parallel_reduces_memory_and_latency_for_70b():
+    p1 = tapeout.predict("llama-2-70b", "h100-sxm", tp=2, batch=1, input_len=2048, output_len=32)
+    p4 = tapeout.predict("llama-2-70b", "h100-sxm", tp=4, batch=1, input_len=2048, output_len=32)
+    assert p4.memory.weights_bytes < p1.memory.weights_bytes / 1.9
+    assert p4.tpot_s < p1.tpot_s
+    assert p4.ttft_s < p1.ttft_s
+
+
+def test_fits_and_max_batch():
+    p = tapeout.predict("llama-2-70b", A100, tp=1, input_len=2048, output_len=128)
+    assert not p.memory.fits and p.memory.max_batch == 0  # 138 GB of weights on 80 GB
+    p = tapeout.predict("llama-2-70b", "h100-sxm", tp=4, input_len=2048, output_len=128)
+    assert p.memory.fits and p.memory.max_batch > 1
+    at_max = tapeout.predict("llama-2-70b", "h100-sxm", tp=4, batch=p.memory.max_batch, input_len=2048, output_len=128)
+    over = tapeout.predict("llama-2-70b", "h100-sxm", tp=4, batch=p.memory.max_batch + 1, input_len=2048, output_len=128)
+    assert at_max.memory.fits and not over.memory.fits
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"batch": 0}, "batch"),
+        ({"input_len": -5}, "input_len"),
+        ({"weights": "fp7"}, "weights"),
+        ({"tp": 3}, "tp"),
+        ({"tier": "magic"}, "tier"),
+        ({"attention": "sparse"}, "attention"),
+    ],
+)
+def test_bad_inputs_name_the_field(kwargs, field):
+    with pytest.raises(TapeoutError) as e:
+        tapeout.predict(M7, A100, **kwargs)
+    assert field in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unknown_names_suggest_close_matches():
+    with pytest.raises(TapeoutError, match="llama-2-7b"):
+        tapeout.predict("llama-2-7", A100)
+    with pytest.raises(TapeoutError, match="h100-sxm"):
+        tapeout.predict(M7, "h100-sxn")
+
+
+# ---- invariants (hypothesis) -------------------------------------------------------------
+
+scen = st.builds(
+    Scenario,
+    batch=st.integers(1, 64),
+    input_len=st.integers(1, 4096),
+    output_len=st.integers(1, 64),
+    tp=st.sampled_from([1, 2, 4, 8]),
+    weights=st.sampled_from(["fp16", "int8", "int4", "fp8"]),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(sc=scen, factor=st.floats(1.01, 4.0))
+def test_more_bandwidth_or_peak_never_slower(sc, factor):
+    m, hw = load_model(M7), load_hardware(A100)
+    base = compose(m, hw, sc)
+    faster_mem = hw.model_copy(update={"memory": hw.memory.model_copy(
+        update={"bandwidth_gbps": hw.memory.bandwidth_gbps * factor})})
+    faster_peak = hw.model_copy(update={"peak_tflops": {k: v * factor for k, v in hw.peak_tflops.items()}})
+    for fast in (faster_mem, faster_peak):
+        r = compose(m, fast, sc)
+        assert r.ttft_s <= base.ttft_s * (1 + 1e-12)
+        assert r.tpot_s <= base.tpot_s * (1 + 1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(b=st.integers(1, 16), s=st.integers(1, 8000), ds=st.integers(1, 4000))
+def test_prefill_time_grows_with_prompt_length(b, s, ds):
+    m, hw = load_model(M7), load_hardware("h100-sxm")
+    t1 = compose(m, hw, Scenario(batch=b, input_len=s, output_len=1)).ttft_s
+    t2 = compose(m, hw, Scenario(batch=b, input_len=s + ds, output_len=1)).ttft_s
+    assert t2 > t1
+
+
+@settings(max_examples=20, deadline=None)
+@given(b=st.integers(1, 16), k=st.integers(2, 4))
+def test_decode_step_sublinear_in_batch_when_memory_bound(b, k):
+    m, hw = load_model(M7), load_hardware(A100)
+    t1 = compose(m, hw, Scenario(batch=b, input_len=512, output_len=2)).tpot_s
+    tk = compose(m, hw, Scenario(batch=b * k, input_len=512, output_len=2)).tpot_s
+    assert t1 <= tk < k * t1
+
+
+@settings(max_examples=25, deadline=None)
+@given(b=st.integers(1, 32), ctx=st.integers(16, 8000), k=st.integers(2, 5))
+def test_kv_memory_linear_in_batch_times_context(b, ctx, k):
+    m = load_model("llama-3-8b")
+    p = tapeout.predict(m, A100, batch=b, input_len=ctx, output_len=1)
+    q = tapeout.predict(m, A100, batch=b * k, input_len=ctx, output_len=1)
+    assert q.memory.kv_cache_bytes == pytest.approx(k * p.memory.kv_cache_bytes)
+    assert p.memory.kv_cache_bytes == b * ctx * p.memory.kv_cache_bytes_per_token

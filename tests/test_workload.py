@@ -1,0 +1,109 @@
+"""Operator graphs: facts about FLOPs and bytes, not restatements of our formulas."""
+
+import math
+
+import pytest
+
+from tapeout import load_model
+from tapeout.workload.build import build_graph, expected_active_experts
+from tapeout.workload.ops import OpKind
+from tapeout.workload.scenario import Scenario
+
+
+def _op(graph, name):
+    (op,) = [o for o in graph.ops if o.name == name]
+    return op
+
+
+@pytest.mark.parametrize("name", ["llama-2-7b", "llama-2-70b", "opt-13b", "gpt-j-6b", "falcon-40b", "qwen2.5-7b"])
+def test_decode_flops_per_token_is_two_times_params_plus_attention(name):
+    """Kaplan et al. 2020: forward FLOPs/token ~ 2 N + 2 n_layer n_ctx d_attn (N without embeddings)."""
+    m = load_model(name)
+    ctx = 1024
+    g = build_graph(m, Scenario(batch=1, input_len=ctx - 1, output_len=2), "decode", ctx)
+    matmul = sum(o.flops * o.count for o in g.ops if o.kind in (OpKind.GEMM, OpKind.ATTENTION, OpKind.BMM))
+    # N without embeddings; the lm_head is a matmul per token whether or not it is tied
+    n_no_embed = m.total_params() - m.embedding_params() - m.lm_head_params() + m.vocab_size * m.hidden_size
+    expected = 2 * n_no_embed + 2 * m.num_layers * ctx * m.q_size * 2  # QK^T and AV
+    assert matmul == pytest.approx(expected, rel=0.01)
+
+
+def test_prefill_gemm_flops_scale_with_tokens_but_lm_head_only_last_token():
+    m = load_model("llama-2-7b")
+    g = build_graph(m, Scenario(batch=2, input_len=512, output_len=1), "prefill")
+    assert _op(g, "qkv_proj").dims()["m"] == 1024
+    assert _op(g, "lm_head").dims()["m"] == 2
+    assert _op(g, "qkv_proj").count == 32
+
+
+def test_causal_prefill_attention_is_half_the_square():
+    m = load_model("llama-2-7b")
+    S = 4096
+    g = build_graph(m, Scenario(batch=1, input_len=S, output_len=1), "prefill")
+    full = 4 * m.num_heads * m.head_dim * S * S  # QK^T + AV without a mask
+    assert _op(g, "attention").flops / full == pytest.approx(0.5, rel=1e-3)
+
+
+def test_gqa_decode_reads_kv_only_for_kv_heads():
+    """Llama-2-70B: 8 KV heads of 128 -> 2*8*128*2 B = 4 KiB per token per layer in fp16."""
+    m = load_model("llama-2-70b")
+    B, ctx = 4, 3000
+    g = build_graph(m, Scenario(batch=B, input_len=ctx - 1, output_len=2), "decode", ctx)
+    att = _op(g, "attention")
+    kv = B * ctx * 4096
+    assert kv <= att.bytes_read <= kv * 1.01
+
+
+def test_kv_cache_format_sets_attention_bytes():
+    m = load_model("llama-2-7b")
+    g16 = build_graph(m, Scenario(input_len=4000, output_len=2), "decode", 4001)
+    g8 = build_graph(m, Scenario(input_len=4000, output_len=2, kv_cache="int8"), "decode", 4001)
+    assert _op(g8, "attention").bytes_read == pytest.approx(_op(g16, "attention").bytes_read / 2, rel=0.01)
+
+
+def test_tensor_parallel_shards_heads_and_adds_two_allreduces_per_layer():
+    m = load_model("llama-2-70b")
+    g1 = build_graph(m, Scenario(tp=1), "prefill")
+    g4 = build_graph(m, Scenario(tp=4), "prefill")
+    assert _op(g4, "qkv_proj").flops == pytest.approx(_op(g1, "qkv_proj").flops / 4)
+    assert _op(g4, "tp_allreduce").count == 2 * m.num_layers
+    assert not [o for o in g1.ops if o.kind is OpKind.ALLREDUCE]
+
+
+def test_parallel_block_has_one_allreduce_per_layer():
+    m = load_model("gpt-j-6b")
+    g = build_graph(m, Scenario(tp=2), "decode", 100)
+    assert _op(g, "tp_allreduce").count == m.num_layers
+
+
+def test_moe_decode_batch_one_reads_top_k_experts_only():
+    m = load_model("mixtral-8x7b")
+    g = build_graph(m, Scenario(batch=1, input_len=10, output_len=2), "decode", 11)
+    up = _op(g, "moe_gate_up")
+    one_expert = 2 * m.hidden_size * m.moe.expert_intermediate_size * 2  # gate+up, fp16
+    assert up.weight_bytes == pytest.approx(2 * one_expert, rel=1e-6)
+    big = build_graph(m, Scenario(batch=256, input_len=10, output_len=2), "decode", 11)
+    assert _op(big, "moe_gate_up").weight_bytes == pytest.approx(8 * one_expert, rel=1e-3)
+
+
+def test_expected_active_experts_limits():
+    assert expected_active_experts(8, 2, 1) == pytest.approx(2)
+    assert expected_active_experts(8, 2, 10_000) == pytest.approx(8)
+    assert expected_active_experts(64, 4, 2) == pytest.approx(64 * (1 - (60 / 64) ** 2))
+
+
+def test_naive_attention_materializes_scores():
+    m = load_model("llama-2-7b")
+    S = 2048
+    g = build_graph(m, Scenario(input_len=S, output_len=1, attention="naive"), "prefill")
+    scores = _op(g, "attn_scores")
+    assert scores.bytes_written == m.num_heads * S * S * 2
+    assert _op(g, "attn_softmax").kind is OpKind.SOFTMAX
+
+
+def test_identical_layers_are_one_op_times_layers():
+    m = load_model("llama-3.1-405b")
+    g = build_graph(m, Scenario(tp=8), "prefill")
+    assert len(g.ops) < 30
+    assert max(o.count for o in g.ops) >= m.num_layers
+    assert math.isfinite(g.flops)
