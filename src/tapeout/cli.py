@@ -117,6 +117,32 @@ def show(
     rc.show(spec, format.value)
 
 
+@app.command()
+def validate(
+    data: Annotated[Optional[Path], typer.Option(
+        "--data", help="reference-data directory (default: shared/reference-data beside the repository)")] = None,
+    tier: Annotated[str, typer.Option(help="performance tier")] = "roofline",
+    format: Annotated[ListFormat, typer.Option("--format", "-f", help="table | json")] = ListFormat.table,
+    efficiency: Annotated[str, typer.Option(
+        help="catalog (devices as loaded) | calibrated (hardware/calibration.toml) | default (spec defaults)")
+    ] = "catalog",
+) -> None:
+    """Compare predictions with measured data: error per dataset, op class and device."""
+    from tapeout.validate import evaluate
+    from tapeout.validate.render import groups_json, print_table
+
+    if efficiency not in ("catalog", "calibrated", "default"):
+        _fail(f"efficiency: unknown choice {efficiency!r}; allowed: catalog, calibrated, default")
+    try:
+        ev = evaluate(data, tier, efficiency=efficiency)
+    except TapeoutError as exc:
+        _fail(str(exc))
+    if format is ListFormat.json:
+        typer.echo(groups_json(ev))
+    else:
+        print_table(ev, title=f"tapeout validate: tier {tier}, efficiency {efficiency}")
+
+
 def main() -> None:
     try:
         app()

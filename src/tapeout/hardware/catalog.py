@@ -17,12 +17,37 @@ from tapeout.errors import TapeoutError, UnknownNameError
 from tapeout.hardware.spec import HardwareSpec
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
+#: fitted efficiency data (written by ``python -m tapeout.validate.calibrate``)
+CALIBRATION_FILE = Path(__file__).with_name("calibration.toml")
 _FILE_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
 
 
 def normalize_name(name: str) -> str:
     """Canonical spelling of a device name: lower case, ``_``/whitespace runs become ``-``."""
     return re.sub(r"[\s_]+", "-", name.strip().lower())
+
+
+@functools.cache
+def calibration_tables() -> dict[str, dict]:
+    """``{"default": {...}, "<device>": {...}}`` from calibration.toml (empty when absent)."""
+    if not CALIBRATION_FILE.is_file():
+        return {}
+    data = tomllib.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
+    return {k: v for k, v in data.items() if isinstance(v, dict)}
+
+
+def calibrated_efficiency(device: str) -> dict:
+    """The fitted efficiency table of ``device``, else the cross-device ``[default]`` (a dict)."""
+    tables = calibration_tables()
+    return dict(tables.get(device) or tables.get("default") or {})
+
+
+def _with_efficiency(data: dict, device: str) -> dict:
+    """Spec data whose efficiency is: its own [efficiency] fields over the calibrated table."""
+    own = data.get("efficiency")
+    if own is not None and not isinstance(own, dict):
+        return data  # let validation report the bad type
+    return {**data, "efficiency": {**calibrated_efficiency(device), **(own or {})}}
 
 
 @functools.cache
@@ -34,6 +59,7 @@ def _catalog() -> dict[str, HardwareSpec]:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:  # a packaging bug, not a user error
             raise RuntimeError(f"broken built-in hardware file {path.name}: {exc}") from None
+        data = _with_efficiency(data, path.stem)
         spec = specio.build(HardwareSpec, data, origin=f"built-in hardware file {path.name}")
         if spec.name != path.stem:
             raise RuntimeError(f"built-in hardware file {path.name} declares name {spec.name!r}")
@@ -76,7 +102,7 @@ def _looks_like_file(text: str) -> bool:
 
 
 def _load_file(path: Path) -> HardwareSpec:
-    data = specio.read_mapping(path)
+    data = _with_efficiency(specio.read_mapping(path), "default")
     return specio.build(HardwareSpec, data, origin=f"hardware file {path.name}")
 
 

@@ -62,12 +62,19 @@ class EfficiencySpec(_Frozen):
     attention_eta: float = Field(0.55, gt=0, le=1, description="fraction of matrix peak fused attention reaches")
     memory_eta: float = Field(0.80, gt=0, le=1, description="fraction of DRAM bandwidth streaming kernels reach")
     vector_eta: float = Field(0.50, gt=0, le=1, description="fraction of vector peak elementwise math reaches")
+    vector_memory_eta: float | None = Field(
+        None, gt=0, le=1,
+        description="fraction of DRAM bandwidth non-matrix kernels (norms, activations, RoPE, softmax, adds, "
+        "gathers) reach; None: use memory_eta (then memory_eta covers every op)",
+    )
     launch_overhead_us: float = Field(4.0, ge=0, description="GPU-side gap per kernel")
     host_overhead_us: float = Field(0.0, ge=0, description="framework/host time per op, when not hidden")
     collective_latency_us: float = Field(8.0, ge=0, description="latency term per collective step (alpha)")
     interconnect_eta: float = Field(0.75, gt=0, le=1, description="fraction of link bandwidth collectives reach")
-    runtime_reserve_fraction: float = Field(
-        0.10, ge=0, lt=1, description="memory kept back by the runtime (vLLM gpu_memory_utilization=0.9)"
+    runtime_reserve_gb: float = Field(
+        1.0, ge=0,
+        description="memory the runtime keeps for itself (CUDA context, library workspaces, communication "
+        "buffers); an assumption (a CUDA context alone takes a few hundred MB), not a fitted value",
     )
     source: str = Field("tapeout defaults", description="where these numbers come from")
 

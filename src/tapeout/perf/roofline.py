@@ -74,13 +74,16 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
         if op.kind in MATRIX_KINDS:
             key, peak = matrix_peak(hw, op.compute_dtype)
             eta_c = eff.attention_eta if op.kind is OpKind.ATTENTION else eff.matmul_eta
+            eta_m = eff.memory_eta
             terms.update(peak=key, peak_tflops=peak / 1e12, eta_compute=eta_c)
         else:
             peak, eta_c = hw.vector_flops, eff.vector_eta
+            # non-matrix kernels (norms, activations, ...) stream at their own fraction when one is given
+            eta_m = eff.vector_memory_eta if eff.vector_memory_eta is not None else eff.memory_eta
             terms.update(peak="vector_fp32", peak_tflops=peak / 1e12, eta_compute=eta_c)
         compute = op.flops / (peak * eta_c)
-        memory = op.bytes_total / (hw.memory_bandwidth * eff.memory_eta)
-        terms.update(bandwidth_gbps=hw.memory.bandwidth_gbps, eta_memory=eff.memory_eta)
+        memory = op.bytes_total / (hw.memory_bandwidth * eta_m)
+        terms.update(bandwidth_gbps=hw.memory.bandwidth_gbps, eta_memory=eta_m)
     terms["overhead_us"] = overhead * 1e6
     body = max(compute, memory, network)
     if overhead > body:

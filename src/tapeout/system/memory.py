@@ -76,7 +76,7 @@ def plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, graphs: list[OpGraph]
     act = residual + max(o.activation_bytes for g in graphs for o in g.ops)
     wts = weight_bytes(model, sc)
     cap = hw.memory_capacity
-    reserve = hw.efficiency.runtime_reserve_fraction * cap
+    reserve = hw.efficiency.runtime_reserve_gb * 1e9
     total = wts + kv + act + reserve
     per_seq = (kv + act) / sc.batch  # both grow linearly with batch
     free = cap - reserve - wts

@@ -7,7 +7,8 @@ Conventions (documented in docs/architecture.md):
   over the vocabulary. KV heads are split when tp divides them, replicated when they divide tp.
 - Quantized *weight* formats apply to the transformer's linear layers; embedding and lm_head
   stay in 16-bit (as GPTQ/AWQ/FP6-LLM deployments do) unless weights are fp32.
-- Causal prefill attention attends S(S+1)/2 query-key pairs per head (half the square).
+- Causal prefill attention attends S(S+1)/2 query-key pairs per head (half the square) in the
+  fused kernel; naive attention computes and stores the full square, then masks it.
 """
 
 from __future__ import annotations
@@ -186,10 +187,12 @@ class _Builder:
                     activation_bytes=2 * q_bytes + kv_bytes,
                 ))
                 return
-            scores = B * H * S * S * a.bytes  # the full square is materialized, half is masked
+            # the full square is computed and materialized, then masked: the executed work is not halved
+            scores = B * H * S * S * a.bytes
+            square = B * S * S
             k_rep = B * H * S * hd * a.bytes  # naive GQA repeats K/V per query head
             self.ops.append(Op(
-                name="attn_scores", kind=OpKind.BMM, flops=2.0 * H * hd * pairs,
+                name="attn_scores", kind=OpKind.BMM, flops=2.0 * H * hd * square,
                 bytes_read=q_bytes + k_rep, bytes_written=scores, count=L,
                 shape=(("b", B * H), ("m", S), ("n", S), ("k", hd)), compute_dtype=attn_dtype,
                 formats=(("act", a.name),), tags=("causal",), activation_bytes=q_bytes + k_rep + scores,
@@ -200,7 +203,7 @@ class _Builder:
                 compute_dtype="fp32", formats=(("act", a.name),), activation_bytes=2 * scores,
             ))
             self.ops.append(Op(
-                name="attn_context", kind=OpKind.BMM, flops=2.0 * H * hd * pairs,
+                name="attn_context", kind=OpKind.BMM, flops=2.0 * H * hd * square,
                 bytes_read=scores + k_rep, bytes_written=q_bytes, count=L,
                 shape=(("b", B * H), ("m", S), ("n", hd), ("k", S)), compute_dtype=attn_dtype,
                 formats=(("act", a.name),), tags=("causal",), activation_bytes=scores + k_rep + q_bytes,

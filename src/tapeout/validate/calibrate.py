@@ -1,0 +1,506 @@
+"""Fit the roofline tier's efficiency data to the measured sets.
+
+``python -m tapeout.validate.calibrate [--data DIR] [--dry-run] [--report]``
+
+Method (docs/calibration.md has the numbers):
+
+1. Every case is split into the roofline's raw terms with the real estimator at unit efficiency
+   (compute and memory time at eta = 1, network time at eta = 1, collective steps), so the fit and
+   ``perf.roofline`` share one formula: per op ``count * (max(C/eta_c, M/eta_m) + N/eta_i + launch +
+   host + steps * alpha)``.
+2. Per device, one set of numbers is fitted on all its rows jointly by minimising the weighted mean
+   of |ln(predicted / measured)|; each (dataset, op class) group weighs the same, whatever its size.
+   The optimiser is a bounded Nelder-Mead in numpy (no scipy needed).
+3. Devices and data:
+   - compute (matmul_eta, memory_eta, vector_memory_eta, launch_overhead_us): one joint fit per device
+     over vidur-gemm + vidur-elementwise (CUDA-event timers: no host term) and the LLMCompass
+     micro-benchmarks (matmul, softmax, layernorm, gelu: host wall clock), whose per-op host overhead
+     per op family is an extra unknown of the same fit. a100-sxm-80gb, h100-sxm, a40 have vidur rows;
+     mi210 has only LLMCompass rows, so its launch overhead (confounded with the host term) is held at
+     the default (median of the vidur devices). Host overheads belong to the LLMCompass harness, not
+     to the device: they go to ``validate/harness.toml``.
+   - collective_latency_us, interconnect_eta: per device with all-reduce data (vidur-allreduce,
+     llmcompass-allreduce for a100-sxm-80gb), with the device's launch overhead held.
+   - ``[default]``: median of the fitted devices, field by field. attention_eta and vector_eta are not
+     identifiable from these sets (no attention rows; every non-matrix op is memory-bound) and keep
+     the spec defaults.
+4. The fitted values are checked by re-running the real harness (``runner.evaluate``) with them.
+
+The llmcompass-gpt3-layer and mamf sets are never fitted on: they are held-out checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tapeout.hardware.spec import EfficiencySpec
+from tapeout.perf import estimate
+from tapeout.validate.datasets import DEVICE_CAVEATS, LLMCOMPASS, Case, load_cases, resolve_data_dir
+from tapeout.validate.runner import CALIBRATION_FILE, HARNESS_FILE
+from tapeout.workload.ops import COLLECTIVE_KINDS, OpKind
+
+FAMILIES = ("matmul", "softmax", "layernorm", "gelu")
+
+#: fitted parameter -> (lower, upper) bound
+BOUNDS: dict[str, tuple[float, float]] = {
+    "matmul_eta": (0.05, 1.0),
+    "memory_eta": (0.05, 1.0),
+    "vector_memory_eta": (0.05, 1.0),
+    "launch_overhead_us": (0.0, 50.0),
+    "collective_latency_us": (0.0, 100.0),
+    "interconnect_eta": (0.05, 1.0),
+    **{f"host_{f}_us": (0.0, 200.0) for f in FAMILIES},
+}
+
+COMPUTE_SETS = ("vidur-gemm", "vidur-elementwise")
+LLMCOMPASS_MICRO = ("llmcompass-matmul", "llmcompass-softmax", "llmcompass-layernorm", "llmcompass-gelu")
+COLLECTIVE_SETS = ("vidur-allreduce", "llmcompass-allreduce")
+#: the EfficiencySpec fields written per device (runtime_reserve_gb is not a timing fit)
+WRITTEN_FIELDS = ("matmul_eta", "attention_eta", "memory_eta", "vector_memory_eta", "vector_eta",
+                  "launch_overhead_us", "host_overhead_us", "collective_latency_us", "interconnect_eta")
+
+
+# ---- the vectorised roofline --------------------------------------------------------------------
+
+_CAT_MATRIX, _CAT_ATTENTION, _CAT_VECTOR, _CAT_COLLECTIVE = 0, 1, 2, 3
+
+
+@dataclass
+class Design:
+    """Raw roofline terms of a set of cases (one row per op)."""
+
+    cases: list[Case]
+    case_idx: np.ndarray
+    count: np.ndarray
+    cat: np.ndarray
+    compute1: np.ndarray  # compute seconds at eta = 1
+    memory1: np.ndarray  # memory seconds at eta = 1
+    network1: np.ndarray  # network seconds at interconnect_eta = 1
+    steps: np.ndarray  # collective steps (alpha multiplier)
+    family: np.ndarray  # host-overhead family index, -1 for none
+    measured: np.ndarray  # per case
+    weight: np.ndarray  # per case, sums to 1
+
+    @classmethod
+    def build(cls, cases: list[Case]) -> "Design":
+        from tapeout.hardware.catalog import load_hardware
+        from tapeout.validate.runner import harness_family
+
+        unit = dict(matmul_eta=1.0, attention_eta=1.0, memory_eta=1.0, vector_memory_eta=1.0, vector_eta=1.0,
+                    launch_overhead_us=0.0, host_overhead_us=0.0, collective_latency_us=1.0, interconnect_eta=1.0)
+        hws: dict[str, Any] = {}
+        cols: dict[str, list[float]] = {k: [] for k in ("idx", "count", "cat", "c", "m", "n", "steps", "fam")}
+        for i, case in enumerate(cases):
+            hw = hws.get(case.device)
+            if hw is None:
+                hw = hws[case.device] = load_hardware(case.device).with_efficiency(**unit)
+            for op in case.ops:
+                cost = estimate(op, hw, "roofline")
+                if op.kind in COLLECTIVE_KINDS:
+                    cat, steps = _CAT_COLLECTIVE, float(cost.terms.get("steps", 0))
+                else:
+                    cat = (_CAT_ATTENTION if op.kind is OpKind.ATTENTION else
+                           _CAT_MATRIX if op.kind in (OpKind.GEMM, OpKind.BMM) else _CAT_VECTOR)
+                    steps = 0.0
+                fam = harness_family(op) if case.harness == LLMCOMPASS else None
+                for k, v in (("idx", i), ("count", op.count), ("cat", cat), ("c", cost.compute_s),
+                             ("m", cost.memory_s), ("n", cost.network_s), ("steps", steps),
+                             ("fam", FAMILIES.index(fam) if fam else -1)):
+                    cols[k].append(v)
+        groups: dict[tuple[str, str], int] = {}
+        for c in cases:
+            groups[(c.dataset, c.op_class)] = groups.get((c.dataset, c.op_class), 0) + 1
+        w = np.array([1.0 / groups[(c.dataset, c.op_class)] for c in cases])
+        return cls(
+            cases=cases, case_idx=np.array(cols["idx"], dtype=int), count=np.array(cols["count"], float),
+            cat=np.array(cols["cat"], dtype=int), compute1=np.array(cols["c"]), memory1=np.array(cols["m"]),
+            network1=np.array(cols["n"]), steps=np.array(cols["steps"]), family=np.array(cols["fam"], dtype=int),
+            measured=np.array([c.measured_s for c in cases]), weight=w / w.sum(),
+        )
+
+    def predict(self, p: dict[str, float]) -> np.ndarray:
+        """Per-case predicted seconds for efficiency values ``p`` (EfficiencySpec names + host_<family>_us)."""
+        eta_c = np.where(self.cat == _CAT_MATRIX, p["matmul_eta"],
+                         np.where(self.cat == _CAT_ATTENTION, p["attention_eta"], p["vector_eta"]))
+        vm = p.get("vector_memory_eta") or p["memory_eta"]
+        eta_m = np.where(self.cat == _CAT_VECTOR, vm, p["memory_eta"])
+        body = np.maximum(self.compute1 / eta_c, self.memory1 / eta_m) + self.network1 / p["interconnect_eta"]
+        host = np.array([p.get(f"host_{f}_us", 0.0) for f in FAMILIES] + [0.0])[self.family]
+        over = (p["launch_overhead_us"] + host + self.steps * p["collective_latency_us"]) * 1e-6
+        per_op = self.count * (body + over)
+        return np.bincount(self.case_idx, weights=per_op, minlength=len(self.cases))
+
+    def loss(self, p: dict[str, float]) -> float:
+        return float(np.sum(self.weight * np.abs(np.log(self.predict(p) / self.measured))))
+
+
+# ---- a bounded Nelder-Mead ---------------------------------------------------------------------
+
+def _nelder_mead(f: Callable[[np.ndarray], float], x0: np.ndarray, step: float = 0.5, iters: int = 400,
+                 tol: float = 1e-9) -> tuple[np.ndarray, float]:
+    n = len(x0)
+    simplex = [x0] + [x0 + step * np.eye(n)[i] for i in range(n)]
+    fs = [f(x) for x in simplex]
+    for _ in range(iters * n):
+        order = np.argsort(fs)
+        simplex, fs = [simplex[i] for i in order], [fs[i] for i in order]
+        if abs(fs[-1] - fs[0]) < tol:
+            break
+        centroid = np.mean(simplex[:-1], axis=0)
+        xr = centroid + (centroid - simplex[-1])
+        fr = f(xr)
+        if fr < fs[0]:
+            xe = centroid + 2.0 * (centroid - simplex[-1])
+            fe = f(xe)
+            simplex[-1], fs[-1] = (xe, fe) if fe < fr else (xr, fr)
+        elif fr < fs[-2]:
+            simplex[-1], fs[-1] = xr, fr
+        else:
+            xc = centroid + 0.5 * (simplex[-1] - centroid)
+            fc = f(xc)
+            if fc < fs[-1]:
+                simplex[-1], fs[-1] = xc, fc
+            else:
+                simplex = [simplex[0]] + [simplex[0] + 0.5 * (x - simplex[0]) for x in simplex[1:]]
+                fs = [fs[0]] + [f(x) for x in simplex[1:]]
+    i = int(np.argmin(fs))
+    return simplex[i], fs[i]
+
+
+def _to_value(name: str, z: float) -> float:
+    lo, hi = BOUNDS[name]
+    return lo + (hi - lo) / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+
+def _to_z(name: str, v: float) -> float:
+    lo, hi = BOUNDS[name]
+    t = min(max((v - lo) / (hi - lo), 1e-6), 1 - 1e-6)
+    return math.log(t / (1 - t))
+
+
+def fit(design: Design, free: Sequence[str], fixed: dict[str, float], *, sweeps: int = 4,
+        grid: int = 41) -> tuple[dict[str, float], float]:
+    """Minimise ``design.loss`` over the ``free`` parameters (bounded), others from ``fixed``.
+
+    Coordinate descent on a grid across each parameter's bounds (robust to the flat regions of an
+    L1 loss and to local minima), then a Nelder-Mead polish in a logistic transform of the bounds.
+    """
+    base = {**EfficiencySpec().model_dump(), **fixed}
+    cur = {k: base.get(k) if base.get(k) is not None else 0.5 * sum(BOUNDS[k]) for k in free}
+    cur = {k: min(max(v, BOUNDS[k][0]), BOUNDS[k][1]) for k, v in cur.items()}
+
+    def loss_of(vals: dict[str, float]) -> float:
+        return design.loss({**base, **vals})
+
+    best = loss_of(cur)
+    for sweep in range(sweeps):
+        improved = False
+        for k in free:
+            lo, hi = BOUNDS[k]
+            if sweep:  # later sweeps zoom in around the current value
+                span = (hi - lo) / (4.0 ** sweep)
+                lo, hi = max(lo, cur[k] - span), min(hi, cur[k] + span)
+            for v in np.linspace(lo, hi, grid):
+                trial = {**cur, k: float(v)}
+                f = loss_of(trial)
+                if f < best - 1e-12:
+                    best, cur, improved = f, trial, True
+        if not improved and sweep:
+            break
+
+    def params(z: np.ndarray) -> dict[str, float]:
+        return {k: _to_value(k, zi) for k, zi in zip(free, z)}
+
+    z, fv = _nelder_mead(lambda z: loss_of(params(z)), np.array([_to_z(k, cur[k]) for k in free]), step=0.2)
+    if fv < best:
+        best, cur = fv, params(z)
+    return dict(cur), best
+
+
+# ---- the calibration ---------------------------------------------------------------------------
+
+@dataclass
+class Calibration:
+    devices: dict[str, dict[str, Any]]  # device -> EfficiencySpec fields + source
+    default: dict[str, Any]
+    harness: dict[str, dict[str, dict[str, float]]]  # harness -> device -> family -> µs
+    losses: dict[str, float]
+    #: devices whose compute numbers (matmul_eta, ...) were fitted (the others take [default]'s)
+    compute_fitted: tuple[str, ...] = ()
+
+    def efficiency(self) -> dict[str, EfficiencySpec]:
+        """device -> EfficiencySpec (key "*" = default), for ``runner.evaluate(efficiency=...)``."""
+        fields = set(EfficiencySpec.model_fields)
+        out = {d: EfficiencySpec(**{k: v for k, v in t.items() if k in fields}) for d, t in self.devices.items()}
+        out["*"] = EfficiencySpec(**{k: v for k, v in self.default.items() if k in fields})
+        return out
+
+
+def _r(x: float, nd: int = 3) -> float:
+    return float(f"{x:.{nd}g}") if x < 1 else round(x, 2)
+
+
+def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = None) -> Calibration:
+    """Fit every device that has measurements; see the module docstring."""
+    d = resolve_data_dir(data_dir)
+    if cases is None:
+        cases = load_cases(d)
+    today = _dt.date.today().isoformat()
+    spec_default = EfficiencySpec().model_dump()
+    fitted: dict[str, dict[str, float]] = {}
+    notes: dict[str, list[str]] = {}
+    losses: dict[str, float] = {}
+
+    def rows(device: str, sets: Sequence[str]) -> list[Case]:
+        return [c for c in cases if c.device == device and c.dataset in sets]
+
+    # 1. compute numbers, one joint fit per device over all its kernel rows (vidur, CUDA events) and
+    #    LLMCompass micro-benchmark rows (with that harness's per-op host overhead as extra unknowns).
+    #    Devices with kernel-timed rows go first: their launch overheads give the default one.
+    harness: dict[str, dict[str, dict[str, float]]] = {LLMCOMPASS: {}}
+    host_free = tuple(f"host_{f}_us" for f in FAMILIES)
+    etas = ("matmul_eta", "memory_eta", "vector_memory_eta")
+    compute_devices = sorted({c.device for c in cases if c.dataset in COMPUTE_SETS + LLMCOMPASS_MICRO},
+                             key=lambda d: (not rows(d, COMPUTE_SETS), d))
+    launch_default = spec_default["launch_overhead_us"]
+    for dev in compute_devices:
+        kernel_rows = rows(dev, COMPUTE_SETS)
+        lc_rows = rows(dev, LLMCOMPASS_MICRO)
+        if kernel_rows:
+            free = etas + ("launch_overhead_us",) + (host_free if lc_rows else ())
+            fixed: dict[str, float] = {}
+        else:  # launch and host time are confounded without kernel timers: launch = default
+            free = etas + host_free
+            fixed = {"launch_overhead_us": launch_default}
+        vals, loss = fit(Design.build(kernel_rows + lc_rows), free, fixed)
+        fitted[dev] = {k: vals[k] for k in free if not k.startswith("host_")} | fixed
+        losses[f"{dev}/compute"] = loss
+        if lc_rows:
+            harness[LLMCOMPASS][dev] = {f: round(vals[f"host_{f}_us"], 1) for f in FAMILIES}
+        used = sorted({c.dataset for c in kernel_rows + lc_rows}, key=lambda x: (x.startswith("llm"), x))
+        notes.setdefault(dev, []).append(
+            f"{', '.join(k for k in free if not k.startswith('host_'))} from {' + '.join(used)} "
+            f"({len(kernel_rows) + len(lc_rows)} rows, jointly"
+            + (", with LLMCompass's per-op host overhead as extra unknowns" if lc_rows else "") + ")"
+            + ("" if kernel_rows else "; launch_overhead_us = [default]"))
+        if kernel_rows:
+            launch_default = _median([v["launch_overhead_us"] for d, v in fitted.items() if rows(d, COMPUTE_SETS)],
+                                     spec_default["launch_overhead_us"])
+
+    # 2. collectives, with the device's launch overhead held
+    coll_free = ("collective_latency_us", "interconnect_eta")
+    coll: dict[str, dict[str, float]] = {}
+    for dev in sorted({c.device for c in cases if c.dataset in COLLECTIVE_SETS}):
+        sel = rows(dev, COLLECTIVE_SETS)
+        launch = fitted.get(dev, {}).get("launch_overhead_us", launch_default)
+        vals, loss = fit(Design.build(sel), coll_free, {"launch_overhead_us": launch})
+        coll[dev] = vals
+        losses[f"{dev}/collective"] = loss
+        sets = sorted({c.dataset for c in sel})
+        notes.setdefault(dev, []).append(f"{', '.join(coll_free)} from {' + '.join(sets)} ({len(sel)} rows)")
+
+    # 3. the cross-device default: median per field over the fitted devices
+    default: dict[str, Any] = {k: spec_default[k] for k in WRITTEN_FIELDS}
+    default["vector_memory_eta"] = None
+    for k in ("matmul_eta", "memory_eta", "vector_memory_eta"):
+        default[k] = _median([v[k] for v in fitted.values()], spec_default[k] or spec_default["memory_eta"])
+    default["launch_overhead_us"] = launch_default
+    for k in coll_free:
+        default[k] = _median([v[k] for v in coll.values()], spec_default[k])
+    default = {k: _r(v) if isinstance(v, float) else v for k, v in default.items()}
+    default["host_overhead_us"] = 0.0
+    default["source"] = (f"tapeout calibrate {today}: median of the fitted devices "
+                         f"({', '.join(sorted(fitted))}; collectives: {', '.join(sorted(coll))}); "
+                         f"attention_eta, vector_eta: spec defaults (not identifiable from the shared sets)")
+
+    devices: dict[str, dict[str, Any]] = {}
+    for dev in sorted(set(fitted) | set(coll)):
+        t = {k: default[k] for k in WRITTEN_FIELDS}
+        t.update({k: _r(v) for k, v in fitted.get(dev, {}).items()})
+        t.update({k: _r(v) for k, v in coll.get(dev, {}).items()})
+        t["host_overhead_us"] = 0.0
+        rest = [k for k in WRITTEN_FIELDS if k not in fitted.get(dev, {}) and k not in coll.get(dev, {})
+                and k != "host_overhead_us"]
+        t["source"] = (f"tapeout calibrate {today}: " + "; ".join(notes.get(dev, []))
+                       + (f"; {', '.join(rest)} = [default]" if rest else "")
+                       + (f"; note: {DEVICE_CAVEATS[dev]}" if dev in DEVICE_CAVEATS else ""))
+        devices[dev] = t
+    return Calibration(devices=devices, default=default, harness=harness, losses=losses,
+                       compute_fitted=tuple(sorted(fitted)))
+
+
+def _median(values: list[float], fallback: float) -> float:
+    vals = [v for v in values if v is not None]
+    return float(np.median(vals)) if vals else fallback
+
+
+# ---- writing -----------------------------------------------------------------------------------
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(float(v))
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def calibration_toml(cal: Calibration) -> str:
+    lines = [
+        "# Fitted roofline efficiency data: written by `python -m tapeout.validate.calibrate`.",
+        "# [default] applies to devices without measurements; one table per measured device.",
+        "# Method and accuracy: docs/calibration.md. Do not hand-edit; re-run the calibration.",
+        "",
+    ]
+    for name, table in [("default", cal.default), *sorted(cal.devices.items())]:
+        lines.append(f'[{name}]' if name.replace("-", "").isalnum() else f'["{name}"]')
+        for k in (*WRITTEN_FIELDS, "source"):
+            v = table.get(k)
+            if v is None:
+                continue
+            lines.append(f"{k} = {_toml_value(v)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def harness_toml(cal: Calibration) -> str:
+    lines = [
+        "# Host/framework time per op of measurement harnesses, microseconds (not device properties).",
+        "# llmcompass: host wall clock around one PyTorch op + synchronize (torch.matmul eager;",
+        "# softmax eager; layernorm and gelu through torch.compile). Written by tapeout.validate.calibrate.",
+        "",
+    ]
+    for harness, per_dev in cal.harness.items():
+        for dev, fams in sorted(per_dev.items()):
+            lines.append(f"[{harness}.{dev}]")
+            lines += [f"{f} = {float(v)!r}" for f, v in fams.items()]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def before_after(data_dir: str | Path | None, cal: Calibration, cases: list[Case] | None = None
+                 ) -> list[dict[str, Any]]:
+    """Per (dataset, device): n and MAPE with spec defaults (before) and with ``cal`` (after)."""
+    from tapeout.validate.runner import _Devices, predict_case
+    from tapeout.validate import metrics
+
+    if cases is None:
+        cases = load_cases(data_dir)
+    before_dev = _Devices("default")
+    after_dev = _Devices(cal.efficiency())
+    after_dev.harness = {**after_dev.harness, **{h: {**after_dev.harness.get(h, {}), **v}
+                                                 for h, v in cal.harness.items()}}
+    out: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for c in cases:
+        if c.op_class.endswith("/total"):
+            key = (c.dataset + " (totals)", c.device)
+        else:
+            key = (c.dataset, c.device)
+        b = predict_case(c, before_dev).predicted_s
+        a = predict_case(c, after_dev).predicted_s
+        slot = out.setdefault(key, {"b": [], "a": [], "m": []})
+        slot["b"].append(b)
+        slot["a"].append(a)
+        slot["m"].append(c.measured_s)
+    rows = []
+    for (ds, dev), v in out.items():
+        rows.append({"dataset": ds, "device": dev, "n": len(v["m"]),
+                     "mape_before": metrics.mape_pct(v["b"], v["m"]), "mape_after": metrics.mape_pct(v["a"], v["m"]),
+                     "mdape_before": metrics.mdape_pct(v["b"], v["m"]), "mdape_after": metrics.mdape_pct(v["a"], v["m"]),
+                     "bias_after": metrics.log_bias(v["a"], v["m"])})
+    return rows
+
+
+def mamf_table(cal: Calibration, cases: list[Case]) -> list[dict[str, Any]]:
+    """The mamf check: best measured matmul TFLOP/s / catalog dense peak (implied eta) vs the fitted eta."""
+    from tapeout.hardware.catalog import load_hardware
+    from tapeout.perf.roofline import matrix_peak
+
+    effs = cal.efficiency()
+    out = []
+    for c in cases:
+        if c.dataset != "mamf":
+            continue
+        hw = load_hardware(c.device)
+        key, peak = matrix_peak(hw, c.op.compute_dtype)
+        eff = effs.get(c.device) or effs["*"]
+        achieved = float(c.get("tflops"))
+        out.append({"device": c.device, "dtype": c.op.compute_dtype, "peak_key": key, "peak_tflops": peak / 1e12,
+                    "achieved_tflops": achieved, "implied_eta": achieved * 1e12 / peak,
+                    "matmul_eta": eff.matmul_eta, "fitted": c.device in cal.compute_fitted})
+    return out
+
+
+def _check(cal: Calibration, cases: list[Case]) -> float:
+    """Largest relative difference between the vectorised model and the real harness (should be ~0)."""
+    from tapeout.validate.runner import _Devices, predict_case
+
+    dev = _Devices(cal.efficiency())
+    dev.harness = {**dev.harness, **cal.harness}
+    by_device: dict[str, list[Case]] = {}
+    for c in cases:
+        by_device.setdefault(c.device, []).append(c)
+    worst = 0.0
+    effs = cal.efficiency()
+    for device, cs in by_device.items():
+        e = (effs.get(device) or effs["*"]).model_dump()
+        p = {**e, **{f"host_{f}_us": cal.harness.get(LLMCOMPASS, {}).get(device, {}).get(f, 0.0) for f in FAMILIES}}
+        vec = Design.build(cs).predict(p)
+        real = np.array([predict_case(c, dev).predicted_s for c in cs])
+        worst = max(worst, float(np.max(np.abs(vec / real - 1))))
+    return worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tapeout.validate.calibrate", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=None, help="reference-data directory (default: ../shared/reference-data)")
+    ap.add_argument("--dry-run", action="store_true", help="print the tables, write nothing")
+    ap.add_argument("--report", action="store_true", help="print before/after MAPE per dataset and device")
+    args = ap.parse_args(argv)
+    from tapeout.errors import TapeoutError
+
+    try:
+        cases = load_cases(args.data)
+    except TapeoutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    cal = calibrate(args.data, cases=cases)
+    worst = _check(cal, cases)
+    if worst > 1e-6:
+        print(f"warning: vectorised fit and roofline.estimate differ by up to {worst:.2e}", file=sys.stderr)
+    text, htext = calibration_toml(cal), harness_toml(cal)
+    if args.dry_run:
+        print(text)
+        print(htext)
+    else:
+        CALIBRATION_FILE.write_text(text, encoding="utf-8")
+        HARNESS_FILE.write_text(htext, encoding="utf-8")
+        print(f"wrote {CALIBRATION_FILE} and {HARNESS_FILE}")
+    for k, v in cal.losses.items():
+        print(f"fit {k}: mean |ln(pred/meas)| = {v:.3f}")
+    if args.report:
+        print("| dataset | device | n | MAPE before % | MAPE after % | MdAPE before % | MdAPE after % | bias after |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        for r in before_after(args.data, cal, cases):
+            print(f"| {r['dataset']} | {r['device']} | {r['n']} | {r['mape_before']:.1f} | {r['mape_after']:.1f} | "
+                  f"{r['mdape_before']:.1f} | {r['mdape_after']:.1f} | {r['bias_after']:+.2f} |")
+        print()
+        print("| device | dtype | dense peak TFLOP/s | mamf best TFLOP/s | implied eta | matmul_eta used |")
+        print("|---|---|---:|---:|---:|---:|")
+        for r in mamf_table(cal, cases):
+            used = f"{r['matmul_eta']:.3f}" + ("" if r["fitted"] else " (default)")
+            print(f"| {r['device']} | {r['dtype']} | {r['peak_tflops']:.0f} | {r['achieved_tflops']:.1f} | "
+                  f"{r['implied_eta']:.3f} | {used} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Price every measured case with a performance tier and summarise the errors per group.
+
+A group is (dataset, op_class, device). Extra subset groups (all-reduce messages >= 1 MiB) are
+added after the plain groups; per-dataset overall lines count each case once and leave out the
+stated-total rows of the GPT-3 layer (their parts are already counted).
+
+Efficiency data (``efficiency=``):
+
+- ``"catalog"``: the device as :func:`tapeout.hardware.catalog.load_hardware` returns it.
+- ``"default"``: the plain :class:`~tapeout.hardware.spec.EfficiencySpec` defaults ("before").
+- ``"calibrated"``: the tables of ``hardware/calibration.toml`` (device table, else ``[default]``).
+- a mapping ``device name -> EfficiencySpec`` (key ``"*"`` for the rest), used by calibration.
+
+Host overhead of the measurement harness: device-timed sets (CUDA events, NCCL) get
+``host_overhead_us = 0``; LLMCompass sets (host wall clock around one PyTorch op) get a per-op
+host term by op family (matmul, softmax, layernorm, gelu) read from ``validate/harness.toml``
+(fitted by :mod:`tapeout.validate.calibrate`), or LLMCompass's own simulator values before that.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tapeout.hardware.spec import EfficiencySpec, HardwareSpec
+from tapeout.hardware.catalog import CALIBRATION_FILE, calibration_tables  # noqa: F401 (re-export)
+from tapeout.perf import estimate
+from tapeout.validate import metrics
+from tapeout.validate.datasets import KERNEL, LLMCOMPASS, Case, load_cases
+from tapeout.workload.ops import Op, OpKind
+
+GROUP_KEYS = ("dataset", "op_class", "device", "n", "mape_pct", "mdape_pct", "bias")
+
+HARNESS_FILE = Path(__file__).with_name("harness.toml")
+
+#: LLMCompass's own fixed per-op overheads (its README / simulator), microseconds; the prior
+#: used for the "default" (uncalibrated) run and when harness.toml is absent
+LLMCOMPASS_PRIOR_US: dict[str, dict[str, float]] = {
+    "a100-sxm-80gb": {"matmul": 21.0, "softmax": 12.0, "layernorm": 45.0, "gelu": 45.0},
+    "mi210": {"matmul": 34.0, "softmax": 22.0, "layernorm": 28.0, "gelu": 21.0},
+}
+
+#: subset groups reported in addition: (dataset prefix, op_class, new op_class, predicate)
+SUBSETS: tuple[tuple[str, str, str, Callable[[Case], bool]], ...] = (
+    ("vidur-allreduce", "allreduce", "allreduce>=1MiB", lambda c: c.get("bytes", 0) >= 1024**2),
+    ("llmcompass-allreduce", "allreduce", "allreduce>=1MiB", lambda c: c.get("bytes", 0) >= 1024**2),
+)
+
+
+def harness_family(op: Op) -> str | None:
+    """Which per-op host-overhead entry of a PyTorch-timed harness an op takes (None: no host term)."""
+    if op.kind in (OpKind.GEMM, OpKind.BMM, OpKind.ATTENTION):
+        return "matmul"
+    if op.kind is OpKind.SOFTMAX:
+        return "softmax"
+    if op.kind is OpKind.NORM:
+        return "layernorm"
+    if op.kind in (OpKind.ELEMENTWISE,):
+        return "gelu"
+    return None  # collectives: LLMCompass's all-reduce numbers are NCCL curves, not torch-timed
+
+
+@functools.cache
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def calibrated_efficiency(device: str) -> EfficiencySpec | None:
+    table = calibration_tables().get(device) or calibration_tables().get("default")
+    if table is None:
+        return None
+    fields = set(EfficiencySpec.model_fields)
+    return EfficiencySpec(**{k: v for k, v in table.items() if k in fields})
+
+
+def harness_overheads(calibrated: bool = True, path: Path = HARNESS_FILE) -> dict[str, dict[str, dict[str, float]]]:
+    """harness -> device -> op family -> host overhead, µs."""
+    prior = {LLMCOMPASS: {d: dict(v) for d, v in LLMCOMPASS_PRIOR_US.items()}}
+    if not calibrated:
+        return prior
+    data = _read_toml(path)
+    for harness, per_device in data.items():
+        if not isinstance(per_device, dict):
+            continue
+        for device, fams in per_device.items():
+            if isinstance(fams, dict):
+                prior.setdefault(harness, {}).setdefault(device, {}).update(
+                    {k: float(v) for k, v in fams.items() if isinstance(v, (int, float))})
+    return prior
+
+
+EfficiencyChoice = str | Mapping[str, EfficiencySpec]
+
+
+class _Devices:
+    """Devices with the efficiency data and host term a case needs (cached)."""
+
+    def __init__(self, efficiency: EfficiencyChoice) -> None:
+        from tapeout.hardware.catalog import load_hardware
+
+        self._load = load_hardware
+        self.efficiency = efficiency
+        self.harness = harness_overheads(calibrated=efficiency != "default")
+        self._base: dict[str, HardwareSpec] = {}
+        self._variants: dict[tuple[str, float], HardwareSpec] = {}
+
+    def base(self, device: str) -> HardwareSpec:
+        hw = self._base.get(device)
+        if hw is None:
+            hw = self._load(device)
+            eff = self._efficiency_for(device)
+            if eff is not None:
+                hw = hw.model_copy(update={"efficiency": eff})
+            self._base[device] = hw
+        return hw
+
+    def _efficiency_for(self, device: str) -> EfficiencySpec | None:
+        e = self.efficiency
+        if e == "catalog":
+            return None
+        if e == "default":
+            return EfficiencySpec()
+        if e == "calibrated":
+            return calibrated_efficiency(device)
+        if isinstance(e, Mapping):
+            return e.get(device) or e.get("*")
+        raise ValueError(f"unknown efficiency choice {e!r}; allowed: catalog, default, calibrated, or a mapping")
+
+    def host_us(self, case: Case, op: Op) -> float:
+        if case.harness == KERNEL:
+            return 0.0
+        fam = harness_family(op)
+        if fam is None:
+            return 0.0
+        return float(self.harness.get(case.harness, {}).get(case.device, {}).get(fam, 0.0))
+
+    def for_op(self, case: Case, op: Op) -> HardwareSpec:
+        host = self.host_us(case, op)
+        key = (case.device, host)
+        hw = self._variants.get(key)
+        if hw is None:
+            hw = self.base(case.device)
+            if hw.efficiency.host_overhead_us != host:
+                hw = hw.with_efficiency(host_overhead_us=host)
+            self._variants[key] = hw
+        return hw
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    case: Case
+    predicted_s: float
+    bound: str  # bound of the (first) op
+
+    def row(self) -> dict[str, Any]:
+        c = self.case
+        return {
+            "dataset": c.dataset, "op_class": c.op_class, "device": c.device,
+            "measured_s": c.measured_s, "predicted_s": self.predicted_s,
+            "ratio": self.predicted_s / c.measured_s, "bound": self.bound, **dict(c.info),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    groups: list[dict[str, Any]]
+    overall: list[dict[str, Any]]
+    results: list[CaseResult]
+
+    def case_rows(self) -> list[dict[str, Any]]:
+        return [r.row() for r in self.results]
+
+
+def predict_case(case: Case, devices: _Devices, tier: str = "roofline") -> CaseResult:
+    total = 0.0
+    bound = ""
+    for op in case.ops:
+        cost = estimate(op, devices.for_op(case, op), tier)
+        total += cost.total_s
+        bound = bound or cost.bound
+    return CaseResult(case, total, bound)
+
+
+def _group_row(dataset: str, op_class: str, device: str, rs: list[CaseResult]) -> dict[str, Any]:
+    s = metrics.summarize([r.predicted_s for r in rs], [r.case.measured_s for r in rs])
+    return {"dataset": dataset, "op_class": op_class, "device": device, **s}
+
+
+def summarize_results(results: list[CaseResult]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(groups, per-dataset overall lines)."""
+    by_group: dict[tuple[str, str, str], list[CaseResult]] = {}
+    for r in results:
+        c = r.case
+        by_group.setdefault((c.dataset, c.op_class, c.device), []).append(r)
+    groups = [_group_row(*key, rs) for key, rs in by_group.items()]
+    for ds, op_class, new_class, pred in SUBSETS:
+        for (d, oc, dev), rs in by_group.items():
+            if d == ds and oc == op_class:
+                sub = [r for r in rs if pred(r.case)]
+                if sub:
+                    groups.append(_group_row(d, new_class, dev, sub))
+    by_ds: dict[str, list[CaseResult]] = {}
+    for r in results:
+        if not r.case.op_class.endswith("/total"):
+            by_ds.setdefault(r.case.dataset, []).append(r)
+    overall = [_group_row(ds, "*", "*", rs) for ds, rs in by_ds.items()]
+    return groups, overall
+
+
+def evaluate(data_dir: str | Path | None = None, tier: str = "roofline", *,
+             efficiency: EfficiencyChoice = "catalog", datasets: list[str] | None = None,
+             cases: list[Case] | None = None) -> Evaluation:
+    """Price all cases and summarise; ``cases`` skips loading (reuse across runs)."""
+    if cases is None:
+        cases = load_cases(data_dir, datasets)
+    devices = _Devices(efficiency)
+    results = [predict_case(c, devices, tier) for c in cases]
+    groups, overall = summarize_results(results)
+    return Evaluation(groups, overall, results)
+
+
+def run_validation(data_dir: str | Path | None = None, tier: str = "roofline", *,
+                   efficiency: EfficiencyChoice = "catalog", datasets: list[str] | None = None) -> list[dict]:
+    """One dict per (dataset, op_class, device) group with keys exactly :data:`GROUP_KEYS`.
+
+    Per-case rows (for plots) come from :func:`evaluate` (``Evaluation.case_rows()``).
+    """
+    return evaluate(data_dir, tier, efficiency=efficiency, datasets=datasets).groups
+
+
+__all__ = ["CaseResult", "Evaluation", "GROUP_KEYS", "evaluate", "run_validation", "summarize_results"]
