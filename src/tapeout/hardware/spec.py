@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tapeout import units
+from tapeout.hardware.microarch import MicroArch
 
 PEAK_KEYS = ("fp32", "fp32_matrix", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
 
@@ -98,6 +99,7 @@ class HardwareSpec(_Frozen):
     interconnect: InterconnectSpec | None = None
     pcie_gbps_per_direction: float | None = Field(None, gt=0)
     efficiency: EfficiencySpec = EfficiencySpec()
+    microarch: MicroArch | None = Field(None, description="optional micro-architecture (tiled tier, area model)")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> document it came from")
     notes: str = ""
 
