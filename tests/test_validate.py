@@ -187,6 +187,177 @@ def test_cli_validate_bad_data_dir_exits_2(tmp_path):
     assert "error:" in res.output and len(res.output.strip().splitlines()) == 1
 
 
+# ---- end-to-end sets ----------------------------------------------------------------------------------
+
+_COLUMNS = _HEADER.strip().split(",")
+
+
+def _csv(rows):
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=_COLUMNS)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k, "") for k in _COLUMNS})
+    return buf.getvalue()
+
+
+def _fp6(batch, fmt, value, confidence="exact", metric="tokens_per_gpu_second", model="OPT-30B", gpus=1):
+    return dict(hardware_class="A100-80GB-SXM", num_gpus=gpus, model=model, op_or_stage="e2e generation throughput",
+                batch=batch, input_len=512, output_len=1536, weight_precision=fmt, act_precision="fp16",
+                kv_precision="fp16", sparsity=0, tp=gpus, metric=metric, value=value, confidence=confidence,
+                software="DeepSpeed")
+
+
+def _flash(software, sparsity, value, confidence="approx_read_from_figure (+-5%)"):
+    return dict(hardware_class="A100 (variant unstated)", num_gpus=2, software=software, model="OPT-66B",
+                op_or_stage="e2e generation throughput", batch=8, input_len="64 (inferred)",
+                output_len="512 (inferred)", weight_precision="fp16", act_precision="fp16", kv_precision="fp16",
+                sparsity=sparsity, tp=2, metric="tokens_per_gpu_second", value=value, confidence=confidence)
+
+
+def _llama(cls, stage, n, fmt, value, gpus=1, model="Meta-Llama-3-8B", confidence="exact"):
+    pp = stage == "pp"
+    return dict(hardware=cls, hardware_class=cls, num_gpus=gpus, model=model,
+                op_or_stage="prefill (prompt processing)" if pp else "decode (text generation)", batch=1,
+                input_len=n if pp else 0, output_len=0 if pp else n,
+                weight_precision="GGUF Q4_K_M (~4.8 bits/weight)" if fmt == "q4" else "fp16 (GGUF F16)",
+                kv_precision="fp16", tp=1, metric="prefill_tokens_per_s" if pp else "decode_tokens_per_s",
+                value=value, confidence=confidence)
+
+
+@pytest.fixture()
+def tiny_e2e(tmp_path):
+    m = tmp_path / "measured"
+    m.mkdir()
+    (m / "fp6_llm.csv").write_text(_csv([
+        _fp6(16, "fp6 e3m2", 319.1), _fp6(4, "fp16", 78.8),
+        _fp6(8, "fp16", 999, confidence="suspicious"), _fp6(2, "fp16", "", confidence="missing"),
+        _fp6(1, "fp6 e3m2", 0.05, metric="kernel_latency_ms"),  # not an end-to-end row
+        _fp6(8, "fp16", 55.3, model="LLaMA-70B", gpus=2),
+    ]))
+    (m / "flash_llm.csv").write_text(_csv([
+        _flash("FasterTransformer dense FP16", 0, 80), _flash("DeepSpeed-Inference dense FP16", 0, 74),
+        _flash("Flash-LLM (in FasterTransformer), 80% sparse", 0.8, 111),  # sparse: skipped for now
+        _flash("DeepSpeed-Inference dense FP16", 0, 70, confidence="suspicious"),
+    ]))
+    (m / "llamacpp_gpu_benchmarks.csv").write_text(_csv([
+        _llama("RTX-4090", "tg", 512, "q4", 130.6), _llama("RTX-4090", "pp", 512, "f16", 9382.0),
+        _llama("A100-80GB-SXM", "pp", 512, "f16", 603.8, confidence="suspicious"),
+        _llama("RTX-4080", "tg", 8192, "q4", "OOM"),
+        _llama("RTX-4090", "tg", 512, "q4", 150.0, gpus=4),
+        _llama("Apple-M2-Ultra", "tg", 512, "q4", 76.3),
+        _llama("RTX-4000-Ada", "tg", 512, "q4", 58.6),
+        _llama("RTX-4090", "tg", 512, "f16", 1.0, model="Meta-Llama-3-70B"),  # 141 GB on 24 GB
+    ]))
+    return tmp_path
+
+
+def test_e2e_loaders_on_hand_made_rows(tiny_e2e):
+    from tapeout.validate.datasets import load_e2e_flashllm, load_e2e_fp6llm, llamacpp_selection
+
+    fp6 = load_e2e_fp6llm(tiny_e2e)
+    assert [(c.op_class, c.get("batch"), c.get("tp")) for c in fp6] == [("fp6", 16, 1), ("fp16", 4, 1), ("fp16", 8, 2)]
+    c = fp6[0]
+    assert c.is_e2e and not c.ops and c.quantity == "gpu_s_per_token" and c.device == "a100-sxm-80gb"
+    assert dict(c.scenario) == dict(model="opt-30b", batch=16, input_len=512, output_len=1536, tp=1,
+                                    weights="fp6_e3m2", activations="fp16", kv_cache="fp16")
+    assert c.measured_s == pytest.approx(1 / 319.1) and c.get("published") == 319.1
+    assert dict(fp6[2].scenario)["model"] == "llama-2-70b" and fp6[2].get("num_gpus") == 2
+
+    flash = load_e2e_flashllm(tiny_e2e)
+    assert [c.op_class for c in flash] == ["fastertransformer", "deepspeed"]
+    assert dict(flash[0].scenario)["input_len"] == 64 and dict(flash[0].scenario)["output_len"] == 512
+
+    cases, skipped = llamacpp_selection(tiny_e2e)
+    assert [(c.op_class, c.device, c.quantity) for c in cases] == [
+        ("tg/q4_k_m", "rtx-4090", "decode_step_s"), ("pp/f16", "rtx-4090", "prefill_s_per_token")]
+    assert skipped == {"graded": 1, "no_value": 1, "multi_gpu": 1, "no_catalog_device": 2, "unknown_format": 0,
+                       "does_not_fit": 1}
+    tg, pp = (dict(c.scenario) for c in cases)
+    assert (tg["input_len"], tg["output_len"], tg["weights"]) == (1, 512, "int4_g40z")
+    assert (pp["input_len"], pp["output_len"], pp["weights"]) == (512, 1, "fp16")
+
+
+def test_q4_k_m_maps_to_the_int4_format_of_the_same_bytes():
+    from tapeout import dtypes
+    from tapeout.validate.datasets import q4_k_m_format
+
+    assert q4_k_m_format(4.8) == "int4_g40z"
+    assert dtypes.parse(q4_k_m_format(4.8)).bytes * 8 == pytest.approx(4.8)
+    assert q4_k_m_format(5.0) == "int4_g32z"
+
+
+def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
+    from tapeout import load_hardware, predict
+    from tapeout.validate import evaluate
+    from tapeout.validate.runner import calibrated_efficiency
+
+    def calibrated(device):
+        return load_hardware(device).model_copy(update={"efficiency": calibrated_efficiency(device)})
+
+    ev = evaluate(tiny_e2e, efficiency="calibrated")
+    assert all(tuple(g) == GROUP_KEYS for g in ev.groups)
+    keys = {(g["dataset"], g["op_class"]) for g in ev.groups}
+    assert keys == {("e2e-fp6llm", "fp6"), ("e2e-fp6llm", "fp16"), ("e2e-flashllm", "fastertransformer"),
+                    ("e2e-flashllm", "deepspeed"), ("e2e-llamacpp", "tg/q4_k_m"), ("e2e-llamacpp", "pp/f16")}
+    rows = ev.case_rows()
+    # pp: prompt tokens / TTFT; MAPE on the rate, bias = ln(measured rate / predicted rate) (> 0: too slow)
+    pp = next(r for r in rows if r["op_class"] == "pp/f16")
+    expected = 512 / predict("llama-3-8b", calibrated("rtx-4090"), input_len=512, output_len=1).ttft_s
+    assert pp["predicted_rate"] == pytest.approx(expected)
+    g = next(g for g in ev.groups if g["op_class"] == "pp/f16")
+    assert g["mape_pct"] == pytest.approx(100 * abs(expected - 9382.0) / 9382.0)
+    assert g["bias"] == pytest.approx(math.log(9382.0 / expected))
+    # tg: 1 / TPOT
+    tg = next(r for r in rows if r["op_class"] == "tg/q4_k_m")
+    p = predict("llama-3-8b", calibrated("rtx-4090"), input_len=1, output_len=512, weights="int4_g40z")
+    assert tg["predicted_rate"] == pytest.approx(1 / p.tpot_s)
+    # tokens per GPU-second: throughput / number of GPUs
+    tp2 = next(r for r in rows if r["dataset"] == "e2e-fp6llm" and r["tp"] == 2)
+    p = predict("llama-2-70b", calibrated("a100-sxm-80gb"), batch=8, input_len=512, output_len=1536, tp=2)
+    assert tp2["predicted_rate"] == pytest.approx(p.throughput_tok_s / 2)
+
+
+def test_calibration_never_loads_the_e2e_sets():
+    from tapeout.validate.datasets import E2E_DATASETS, LOADERS, OP_DATASETS
+
+    assert set(E2E_DATASETS) <= set(LOADERS) and not set(E2E_DATASETS) & set(OP_DATASETS)
+
+
+EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 16, "e2e-llamacpp": 161}
+
+
+def test_shared_e2e_row_counts(shared_data):
+    from tapeout.validate.datasets import llamacpp_selection
+
+    cases = load_cases(shared_data, list(EXPECTED_E2E))
+    counts = {}
+    for c in cases:
+        counts[c.dataset] = counts.get(c.dataset, 0) + 1
+    assert counts == EXPECTED_E2E
+    classes = {(c.dataset, c.op_class) for c in cases}
+    assert {("e2e-fp6llm", "fp6"), ("e2e-fp6llm", "fp16"), ("e2e-flashllm", "fastertransformer"),
+            ("e2e-flashllm", "deepspeed")} <= classes
+    assert {oc for ds, oc in classes if ds == "e2e-llamacpp"} == {"pp/f16", "pp/q4_k_m", "tg/f16", "tg/q4_k_m"}
+    _, skipped = llamacpp_selection(shared_data)
+    # 800 rows = 161 used + 16 suspicious + 4 "OOM" + 422 multi-GPU + 188 non-catalog + 9 too big for us
+    assert skipped == {"graded": 16, "no_value": 4, "multi_gpu": 422, "no_catalog_device": 188,
+                       "unknown_format": 0, "does_not_fit": 9}
+    assert {c.device for c in cases if c.dataset == "e2e-llamacpp"} == {
+        "rtx-3090", "rtx-4090", "a6000", "a40", "l40s", "a100-pcie-80gb", "a100-sxm-80gb", "h100-pcie"}
+
+
+def test_shared_e2e_groups_exist_with_finite_errors(shared_groups):
+    e2e = [g for g in shared_groups if g["dataset"].startswith("e2e-")]
+    assert {g["dataset"] for g in e2e} == set(EXPECTED_E2E)
+    assert sum(g["n"] for g in e2e) == sum(EXPECTED_E2E.values())
+    for g in e2e:
+        assert math.isfinite(g["mape_pct"]) and math.isfinite(g["bias"]) and g["n"] >= 1
+
+
 # ---- calibration ------------------------------------------------------------------------------------
 
 

@@ -26,7 +26,9 @@ Method (docs/calibration.md has the numbers):
      the spec defaults.
 4. The fitted values are checked by re-running the real harness (``runner.evaluate``) with them.
 
-The llmcompass-gpt3-layer and mamf sets are never fitted on: they are held-out checks.
+The llmcompass-gpt3-layer and mamf sets are never fitted on: they are held-out checks. The end-to-end
+sets (``e2e-*``: FP6-LLM, Flash-LLM, llama.cpp throughput) are not even loaded here: they check the
+calibrated per-op model end to end (``tapeout validate``) and must not be fitted on.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import numpy as np
 
 from tapeout.hardware.spec import EfficiencySpec
 from tapeout.perf import estimate
-from tapeout.validate.datasets import DEVICE_CAVEATS, LLMCOMPASS, Case, load_cases, resolve_data_dir
+from tapeout.validate.datasets import DEVICE_CAVEATS, LLMCOMPASS, OP_DATASETS, Case, load_cases, resolve_data_dir
 from tapeout.validate.runner import CALIBRATION_FILE, HARNESS_FILE
 from tapeout.workload.ops import COLLECTIVE_KINDS, OpKind
 
@@ -253,7 +255,8 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
     """Fit every device that has measurements; see the module docstring."""
     d = resolve_data_dir(data_dir)
     if cases is None:
-        cases = load_cases(d)
+        cases = load_cases(d, OP_DATASETS)
+    cases = [c for c in cases if not c.is_e2e]  # end-to-end sets are a check, never a fit target
     today = _dt.date.today().isoformat()
     spec_default = EfficiencySpec().model_dump()
     fitted: dict[str, dict[str, float]] = {}
@@ -393,7 +396,7 @@ def before_after(data_dir: str | Path | None, cal: Calibration, cases: list[Case
     from tapeout.validate import metrics
 
     if cases is None:
-        cases = load_cases(data_dir)
+        cases = load_cases(data_dir, OP_DATASETS)
     before_dev = _Devices("default")
     after_dev = _Devices(cal.efficiency())
     after_dev.harness = {**after_dev.harness, **{h: {**after_dev.harness.get(h, {}), **v}
@@ -468,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     from tapeout.errors import TapeoutError
 
     try:
-        cases = load_cases(args.data)
+        cases = load_cases(args.data, OP_DATASETS)
     except TapeoutError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

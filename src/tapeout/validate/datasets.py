@@ -15,6 +15,12 @@ Device mapping (the data do not always name the exact SKU):
   ``h100_pairwise_nvlink`` (4x H100 NVL) -> ``h100-pcie`` (the catalog has no NVL entry; both have a
   pairwise NVLink bridge of 300 GB/s per direction; NVL's HBM differs but no compute runs here).
 - LLMCompass ``A100`` -> ``a100-sxm-80gb`` (its README: 80 GB SXM), ``MI210`` -> ``mi210``.
+
+End-to-end sets (``e2e-*``) are scenarios, not ops: a :class:`Case` with ``scenario`` (the keyword
+arguments of :func:`tapeout.predict`) and ``quantity`` (which prediction it is compared with). Their
+``measured_s`` is the reciprocal of the published rate, so it is a time like every other case
+(seconds per generated token and GPU, per decode step, per prompt token); the published rate is kept
+in ``info`` and the runner reports MAPE on the rate itself.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import csv
 import functools
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,10 +74,20 @@ class Case:
     harness: str = KERNEL
     #: extra facts for reports and plots (M/N/K, tp, bytes, model, source row, ...)
     info: tuple[tuple[str, Any], ...] = field(default=())
+    #: end-to-end cases only (``ops`` is empty): keyword arguments of :func:`tapeout.predict`
+    #: (model, batch, input_len, output_len, tp, weights, ...), as sorted (key, value) pairs
+    scenario: tuple[tuple[str, Any], ...] = field(default=())
+    #: end-to-end cases only: which prediction ``measured_s`` is compared with (:data:`E2E_QUANTITIES`)
+    quantity: str = ""
 
     @property
     def op(self) -> Op:
         return self.ops[0]
+
+    @property
+    def is_e2e(self) -> bool:
+        """A scenario priced through :func:`tapeout.predict` rather than a list of ops."""
+        return bool(self.scenario)
 
     def get(self, key: str, default: Any = None) -> Any:
         return dict(self.info).get(key, default)
@@ -467,6 +484,289 @@ def load_mamf(data_dir: Path) -> list[Case]:
     return cases
 
 
+# ---- end-to-end sets: scenarios priced through tapeout.predict ---------------------------------
+
+#: what an end-to-end case's ``measured_s`` is (and which prediction it is compared with); each is the
+#: reciprocal of a published rate
+E2E_QUANTITIES = {
+    # tokens per GPU-second of a whole generation (prefill + decode): num_gpus / throughput_tok_s
+    "gpu_s_per_token": "tokens/GPU/s",
+    # batch-1 text generation rate: one decode step, tpot_s
+    "decode_step_s": "tokens/s",
+    # prompt processing rate: ttft_s / input_len
+    "prefill_s_per_token": "tokens/s",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class E2EPoint:
+    """What the validation needs from one :func:`tapeout.predict` call."""
+
+    ttft_s: float
+    tpot_s: float
+    throughput_tok_s: float
+    fits: bool
+    memory_total_gb: float
+    memory_capacity_gb: float
+    prefill_bound: str  # bound of the prefill's most expensive op
+    decode_bound: str  # bound of the middle decode step's most expensive op
+
+    def seconds(self, quantity: str, scenario: dict[str, Any], num_gpus: int) -> float:
+        if quantity == "gpu_s_per_token":
+            return num_gpus / self.throughput_tok_s
+        if quantity == "decode_step_s":
+            return self.tpot_s
+        if quantity == "prefill_s_per_token":
+            return self.ttft_s / int(scenario["input_len"])
+        raise ValueError(f"unknown end-to-end quantity {quantity!r}; allowed: {', '.join(E2E_QUANTITIES)}")
+
+    def bound(self, quantity: str) -> str:
+        return self.prefill_bound if quantity == "prefill_s_per_token" else self.decode_bound
+
+
+_E2E_CACHE: dict[tuple[str, str, tuple[tuple[str, Any], ...]], E2EPoint] = {}
+_E2E_CACHE_MAX = 8192
+
+
+def _dominant_bound(phase: Any) -> str:
+    costs = phase.costs
+    return max(costs, key=lambda c: c.total_s).bound if costs else ""
+
+
+def e2e_predict(hw: Any, scenario: tuple[tuple[str, Any], ...], tier: str = "roofline") -> E2EPoint:
+    """``tapeout.predict(**scenario)`` on device spec ``hw``, memoised on the spec's content.
+
+    One prediction is 5-15 ms; the loaders (memory check) and every ``evaluate`` run with the same
+    efficiency data share the results.
+    """
+    from tapeout.api import predict
+
+    key = (hw.model_dump_json(), tier, scenario)
+    point = _E2E_CACHE.get(key)
+    if point is None:
+        kw = dict(scenario)
+        pr = predict(kw.pop("model"), hw, tier=tier, **kw)
+        mem = pr.memory
+        point = E2EPoint(
+            ttft_s=pr.ttft_s, tpot_s=pr.tpot_s, throughput_tok_s=pr.throughput_tok_s, fits=bool(mem.fits),
+            memory_total_gb=mem.total_bytes / 1e9, memory_capacity_gb=mem.capacity_bytes / 1e9,
+            prefill_bound=_dominant_bound(pr.result.prefill),
+            decode_bound=_dominant_bound(pr.result.decode_representative),
+        )
+        if len(_E2E_CACHE) >= _E2E_CACHE_MAX:
+            _E2E_CACHE.clear()
+        _E2E_CACHE[key] = point
+    return point
+
+
+def _scenario(**kw: Any) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(kw.items()))
+
+
+def _leading_int(text: str) -> int:
+    """'64 (inferred)' -> 64, '512' -> 512."""
+    m = re.match(r"\s*(\d+)", text or "")
+    if m is None:
+        raise ValueError(f"no number in {text!r}")
+    return int(m.group(1))
+
+
+def _e2e_case(dataset: str, op_class: str, device: str, scenario: tuple[tuple[str, Any], ...], quantity: str,
+              rate: float, num_gpus: int, row: dict[str, str], **info: Any) -> Case:
+    facts = {**dict(scenario), "num_gpus": num_gpus, "published": rate, "unit": E2E_QUANTITIES[quantity],
+             "confidence": row.get("confidence", ""), **info}
+    return Case(dataset=dataset, op_class=op_class, device=device, ops=(), measured_s=1.0 / rate,
+                info=tuple(facts.items()), scenario=scenario, quantity=quantity)
+
+
+#: model names of the end-to-end sets -> catalog names
+E2E_MODELS = {
+    "opt-30b": "opt-30b", "opt-66b": "opt-66b", "opt-175b": "opt-175b",
+    # FP6-LLM's "LLaMA-70B": taken as Llama-2-70B (the 70B LLaMA of its time, Jan 2024)
+    "llama-70b": "llama-2-70b",
+    "meta-llama-3-8b": "llama-3-8b", "meta-llama-3-70b": "llama-3-70b",
+}
+
+
+def _e2e_model(name: str) -> str:
+    key = name.strip().lower()
+    if key not in E2E_MODELS:
+        raise TapeoutError(f"cannot map model {name!r} to a catalog model", field="model")
+    return E2E_MODELS[key]
+
+
+def _weight_format(text: str) -> str:
+    """'fp6 e3m2' -> 'fp6_e3m2', 'fp16' -> 'fp16'."""
+    return re.sub(r"\s+", "_", text.strip().lower())
+
+
+def load_e2e_fp6llm(data_dir: Path) -> list[Case]:
+    """measured/fp6_llm.csv, metric tokens_per_gpu_second: DeepSpeed generation, prompt 512, 1536 new tokens.
+
+    OPT-30B on one A100 80GB (fp16 and FP6-LLM's fp6_e3m2), LLaMA-70B (= llama-2-70b) on one A100 in
+    fp6 or on two (TP2) in fp16; batch 1..32. The README says "80GB A100"; SXM assumed (as the data do).
+    Compared quantity: ``num_gpus / throughput_tok_s``. op class = weight format. FP6-LLM's on-the-fly
+    dequantization is not modelled yet (weight-only formats run fp16 matrix math on 6-bit bytes): the fp6
+    rows show that gap as their own group.
+    """
+    cases = []
+    for row in _read_dicts(data_dir / "measured" / "fp6_llm.csv"):
+        if row["metric"] != "tokens_per_gpu_second" or not _kept(row):
+            continue
+        if row["hardware_class"].strip() != "A100-80GB-SXM":
+            raise TapeoutError(f"fp6_llm.csv: unexpected device {row['hardware_class']!r}", field="hardware")
+        fmt = _weight_format(row["weight_precision"])
+        gpus = int(row["num_gpus"] or 1)
+        sc = _scenario(model=_e2e_model(row["model"]), batch=int(row["batch"]), input_len=int(row["input_len"]),
+                       output_len=int(row["output_len"]), tp=int(row["tp"] or 1), weights=fmt,
+                       activations=row["act_precision"].strip() or "fp16",
+                       kv_cache=row["kv_precision"].strip() or "fp16")
+        cases.append(_e2e_case("e2e-fp6llm", "fp6" if fmt.startswith("fp6") else fmt, "a100-sxm-80gb", sc,
+                               "gpu_s_per_token", float(row["value"]), gpus, row, software=row["software"]))
+    return cases
+
+
+#: Flash-LLM's software column -> op class
+FLASHLLM_SOFTWARE = {"fastertransformer": "fastertransformer", "deepspeed": "deepspeed"}
+
+
+def load_e2e_flashllm(data_dir: Path) -> list[Case]:
+    """measured/flash_llm.csv, metric tokens_per_gpu_second: dense FP16 OPT-66B (TP2, TP4), OPT-175B (TP8).
+
+    Software: FasterTransformer and DeepSpeed-Inference (op class). Sequence lengths are stated as
+    "64 (inferred)" / "512 (inferred)" (from the repo's DeepSpeed example): the numbers are used.
+    Device: "A100 (variant unstated)", 80 GB assumed by the data; mapped to a100-sxm-80gb (TP8 on
+    one node needs the NVSwitch box). Compared quantity: ``num_gpus / throughput_tok_s``.
+
+    The 80%-sparse Flash-LLM rows (sparsity > 0) are skipped for now: tapeout has no unstructured-
+    sparsity model yet; a later sparsity model will add them as their own op class.
+    """
+    cases = []
+    for row in _read_dicts(data_dir / "measured" / "flash_llm.csv"):
+        if row["metric"] != "tokens_per_gpu_second" or not _kept(row):
+            continue
+        if float(row["sparsity"] or 0) > 0:  # sparse Flash-LLM rows: no sparsity model yet (see docstring)
+            continue
+        sw = row["software"].lower()
+        op_class = next((v for k, v in FLASHLLM_SOFTWARE.items() if k in sw), None)
+        if op_class is None:
+            raise TapeoutError(f"flash_llm.csv: unknown dense software {row['software']!r}", field="software")
+        gpus = int(row["num_gpus"] or 1)
+        sc = _scenario(model=_e2e_model(row["model"]), batch=int(row["batch"]),
+                       input_len=_leading_int(row["input_len"]), output_len=_leading_int(row["output_len"]),
+                       tp=int(row["tp"] or gpus), weights=_weight_format(row["weight_precision"]),
+                       activations=row["act_precision"].strip() or "fp16",
+                       kv_cache=row["kv_precision"].strip() or "fp16")
+        cases.append(_e2e_case("e2e-flashllm", op_class, "a100-sxm-80gb", sc, "gpu_s_per_token",
+                               float(row["value"]), gpus, row, software=row["software"]))
+    return cases
+
+
+#: llama.cpp benchmark hardware_class -> catalog device (the others: no catalog entry, skipped)
+LLAMACPP_DEVICES = {
+    "RTX-3090": "rtx-3090",
+    "RTX-4090": "rtx-4090",
+    "RTX-A6000": "a6000",
+    "A40": "a40",
+    "L40S": "l40s",
+    "L4": "l4",
+    "A100-80GB-PCIe": "a100-pcie-80gb",
+    "A100-80GB-SXM": "a100-sxm-80gb",
+    "H100-PCIe": "h100-pcie",
+}
+
+
+def q4_k_m_format(bits_per_weight: float = 4.8) -> str:
+    """The int4 format whose storage bytes per weight are closest to GGUF Q4_K_M's average.
+
+    Q4_K stores 4-bit weights in super-blocks of 256 with a 6-bit scale and a 6-bit min per 32-weight
+    sub-block (4.5 bits/weight); the "_M" mix keeps half of attn_v / ffn_down and the output matrix in
+    Q6_K (6.56 bits/weight), ~4.8-4.9 bits/weight on average (the data: "~4.8"). tapeout's group formats
+    store 4 bits + a 16-bit scale (+ a 16-bit zero point with "z") per group: int4_g128 4.125, int4_g64z 4.5,
+    int4_g32z 5.0 bits/weight. The zero-point form (Q4_K has a min per sub-block, i.e. is asymmetric) whose
+    group size gives the stated average is 4 + 32/g = 4.8 -> int4_g40z; int4_g32z would add 4 % of bytes.
+    Only the bytes matter to the prediction: weight-only formats run fp16 matrix math
+    (:func:`tapeout.dtypes.matmul_compute_dtype`).
+    """
+    from tapeout import dtypes
+
+    best = min(range(8, 257), key=lambda g: (abs(dtypes.parse(f"int4_g{g}z").bytes * 8 - bits_per_weight), -g))
+    return f"int4_g{best}z"
+
+
+def _gguf_format(text: str) -> tuple[str, str] | None:
+    """(op-class format label, tapeout weight format) of a llama.cpp weight_precision; None if unknown."""
+    t = text.lower()
+    if "q4_k_m" in t:
+        m = re.search(r"([\d.]+)\s*bits/weight", t)  # no file sizes in the data: use the stated average
+        return "q4_k_m", q4_k_m_format(float(m.group(1)) if m else 4.85)
+    if "f16" in t or t.strip().startswith("fp16"):
+        return "f16", "fp16"
+    return None
+
+
+def llamacpp_selection(data_dir: Path) -> tuple[list[Case], dict[str, int]]:
+    """The usable single-GPU rows of measured/llamacpp_gpu_benchmarks.csv and why the others were left out.
+
+    llama-bench at batch 1: ``pp N`` = tokens/s processing an N-token prompt (prediction: N / ttft_s with
+    input_len N), ``tg N`` = tokens/s generating N tokens from an empty context (prediction: 1 / tpot_s with
+    input_len 1, output_len N). Multi-GPU rows are llama.cpp's layer split (sequential, not TP): left out.
+    Skip reasons, first match counts: ``graded`` (suspicious/missing), ``no_value`` (e.g. "OOM" printed
+    instead of a rate), ``multi_gpu``, ``no_catalog_device``
+    (Apple, RTX 30x0/40x0 below the 3090/4090, RTX Ada workstation cards), ``unknown_format``,
+    ``does_not_fit`` (``predict(...).memory.fits`` is false on the catalog device).
+    """
+    from tapeout.hardware.catalog import load_hardware
+
+    cases: list[Case] = []
+    skipped = dict.fromkeys(("graded", "no_value", "multi_gpu", "no_catalog_device", "unknown_format",
+                             "does_not_fit"), 0)
+    for row in _read_dicts(data_dir / "measured" / "llamacpp_gpu_benchmarks.csv"):
+        if row["metric"] not in ("prefill_tokens_per_s", "decode_tokens_per_s"):
+            continue
+        if not _kept(row):
+            conf = (row.get("confidence") or "").strip().lower()
+            skipped["graded" if any(conf.startswith(c) for c in SKIP_CONFIDENCE) else "no_value"] += 1
+            continue
+        if int(row["num_gpus"] or 1) != 1:
+            skipped["multi_gpu"] += 1
+            continue
+        device = LLAMACPP_DEVICES.get(row["hardware_class"].strip())
+        if device is None:
+            skipped["no_catalog_device"] += 1
+            continue
+        fmt = _gguf_format(row["weight_precision"])
+        if fmt is None:
+            skipped["unknown_format"] += 1
+            continue
+        label, weights = fmt
+        if row["metric"] == "prefill_tokens_per_s":
+            stage, quantity = "pp", "prefill_s_per_token"
+            n = int(row["input_len"])
+            sc = _scenario(model=_e2e_model(row["model"]), batch=int(row["batch"] or 1), input_len=n, output_len=1,
+                           tp=1, weights=weights, activations="fp16", kv_cache=row["kv_precision"].strip() or "fp16")
+        else:
+            stage, quantity = "tg", "decode_step_s"
+            n = int(row["output_len"])
+            sc = _scenario(model=_e2e_model(row["model"]), batch=int(row["batch"] or 1), input_len=1, output_len=n,
+                           tp=1, weights=weights, activations="fp16", kv_cache=row["kv_precision"].strip() or "fp16")
+        point = e2e_predict(load_hardware(device), sc)
+        if not point.fits:
+            skipped["does_not_fit"] += 1
+            continue
+        cases.append(_e2e_case("e2e-llamacpp", f"{stage}/{label}", device, sc, quantity, float(row["value"]), 1, row,
+                               bench=f"{stage}{n}", hardware=row["hardware"]))
+    return cases, skipped
+
+
+def load_e2e_llamacpp(data_dir: Path) -> list[Case]:
+    """measured/llamacpp_gpu_benchmarks.csv: single-GPU llama-bench rows (see :func:`llamacpp_selection`)."""
+    return llamacpp_selection(data_dir)[0]
+
+
+#: the end-to-end datasets (never fitted on: a check of the calibrated per-op model)
+E2E_DATASETS = ("e2e-fp6llm", "e2e-flashllm", "e2e-llamacpp")
+
 #: dataset name -> loader, in report order
 LOADERS: dict[str, Callable[[Path], list[Case]]] = {
     "vidur-gemm": load_vidur_gemm,
@@ -479,7 +779,12 @@ LOADERS: dict[str, Callable[[Path], list[Case]]] = {
     "llmcompass-gpt3-layer": load_llmcompass_gpt3_layer,
     "llmcompass-allreduce": load_llmcompass_allreduce,
     "mamf": load_mamf,
+    "e2e-fp6llm": load_e2e_fp6llm,
+    "e2e-flashllm": load_e2e_flashllm,
+    "e2e-llamacpp": load_e2e_llamacpp,
 }
+#: the per-op datasets (what calibration may fit on)
+OP_DATASETS = tuple(n for n in LOADERS if n not in E2E_DATASETS)
 
 
 def load_cases(data_dir: str | Path | None = None, datasets: list[str] | tuple[str, ...] | None = None) -> list[Case]:

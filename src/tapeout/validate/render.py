@@ -47,4 +47,5 @@ def print_table(ev: Evaluation, console: Any = None, *, title: str = "") -> None
                       f"[bold]{o['mdape_pct']:.1f}[/]", f"[bold]{o['bias']:+.2f}[/]")
     con.print(t)
     con.print("bias = mean ln(predicted/measured): > 0 predicts too slow. Groups 'allreduce>=1MiB' are subsets; "
-              "'overall' counts each case once and leaves out the GPT-3 layer's stated totals.")
+              "'overall' counts each case once and leaves out the GPT-3 layer's stated totals. e2e-* sets: "
+              "MAPE/MdAPE on the published tokens/s; bias > 0 = predicted throughput too low.")

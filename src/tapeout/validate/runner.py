@@ -11,6 +11,13 @@ Efficiency data (``efficiency=``):
 - ``"calibrated"``: the tables of ``hardware/calibration.toml`` (device table, else ``[default]``).
 - a mapping ``device name -> EfficiencySpec`` (key ``"*"`` for the rest), used by calibration.
 
+End-to-end cases (datasets ``e2e-*``, :attr:`Case.is_e2e`) are scenarios priced through
+:func:`tapeout.predict` on the same device spec (efficiency data as above, no harness host term), and
+compared on the quantity the case names (``Case.quantity``). Their MAPE and MdAPE are computed on the
+published rate (tokens/s, tokens/GPU/s), the number the source printed; their bias stays
+mean ln(predicted time / measured time) = mean ln(measured rate / predicted rate), so > 0 still means
+"predicted too slow" (throughput too low) as for every other group.
+
 Host overhead of the measurement harness: device-timed sets (CUDA events, NCCL) get
 ``host_overhead_us = 0``; LLMCompass sets (host wall clock around one PyTorch op) get a per-op
 host term by op family (matmul, softmax, layernorm, gelu) read from ``validate/harness.toml``
@@ -30,7 +37,7 @@ from tapeout.hardware.spec import EfficiencySpec, HardwareSpec
 from tapeout.hardware.catalog import CALIBRATION_FILE, calibration_tables  # noqa: F401 (re-export)
 from tapeout.perf import estimate
 from tapeout.validate import metrics
-from tapeout.validate.datasets import KERNEL, LLMCOMPASS, Case, load_cases
+from tapeout.validate.datasets import KERNEL, LLMCOMPASS, Case, e2e_predict, load_cases
 from tapeout.workload.ops import Op, OpKind
 
 GROUP_KEYS = ("dataset", "op_class", "device", "n", "mape_pct", "mdape_pct", "bias")
@@ -160,11 +167,14 @@ class CaseResult:
 
     def row(self) -> dict[str, Any]:
         c = self.case
-        return {
+        out = {
             "dataset": c.dataset, "op_class": c.op_class, "device": c.device,
             "measured_s": c.measured_s, "predicted_s": self.predicted_s,
             "ratio": self.predicted_s / c.measured_s, "bound": self.bound, **dict(c.info),
         }
+        if c.is_e2e:  # the published rate and its prediction
+            out.update(quantity=c.quantity, measured_rate=1.0 / c.measured_s, predicted_rate=1.0 / self.predicted_s)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +188,10 @@ class Evaluation:
 
 
 def predict_case(case: Case, devices: _Devices, tier: str = "roofline") -> CaseResult:
+    if case.is_e2e:
+        point = e2e_predict(devices.base(case.device), case.scenario, tier)
+        secs = point.seconds(case.quantity, dict(case.scenario), int(case.get("num_gpus", 1)))
+        return CaseResult(case, secs, point.bound(case.quantity))
     total = 0.0
     bound = ""
     for op in case.ops:
@@ -188,7 +202,12 @@ def predict_case(case: Case, devices: _Devices, tier: str = "roofline") -> CaseR
 
 
 def _group_row(dataset: str, op_class: str, device: str, rs: list[CaseResult]) -> dict[str, Any]:
-    s = metrics.summarize([r.predicted_s for r in rs], [r.case.measured_s for r in rs])
+    p = [r.predicted_s for r in rs]
+    m = [r.case.measured_s for r in rs]
+    s = metrics.summarize(p, m)
+    if all(r.case.is_e2e for r in rs):  # percentage errors on the published rate; bias in time (see above)
+        s["mape_pct"] = metrics.mape_pct([1.0 / x for x in p], [1.0 / x for x in m])
+        s["mdape_pct"] = metrics.mdape_pct([1.0 / x for x in p], [1.0 / x for x in m])
     return {"dataset": dataset, "op_class": op_class, "device": device, **s}
 
 
