@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -60,3 +61,25 @@ def build(model: type[M], data: dict[str, Any], *, origin: str) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise TapeoutError(f"invalid {origin}: {validation_message(exc)}") from None
+
+
+def load_catalog(directory: Path, model: type[M], kind: str,
+                 prepare: Callable[[dict[str, Any], str], dict[str, Any]] | None = None) -> dict[str, M]:
+    """Validate every ``*.toml`` of a built-in catalog folder; the file stem must equal ``name``.
+
+    ``prepare(data, stem)`` may complete the raw data first (e.g. merge calibration tables).
+    A broken built-in file is a packaging bug, so it raises RuntimeError rather than a user error.
+    """
+    specs: dict[str, M] = {}
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise RuntimeError(f"broken built-in {kind} file {path.name}: {exc}") from None
+        if prepare is not None:
+            data = prepare(data, path.stem)
+        spec = build(model, data, origin=f"built-in {kind} file {path.name}")
+        if getattr(spec, "name", None) != path.stem:
+            raise RuntimeError(f"built-in {kind} file {path.name} declares name {getattr(spec, 'name', None)!r}")
+        specs[path.stem] = spec
+    return specs

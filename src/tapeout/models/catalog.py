@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tapeout.errors import TapeoutError, UnknownNameError
 from tapeout.models.spec import ModelSpec
-from tapeout.specio import build, read_mapping
+from tapeout.specio import build, load_catalog, read_mapping
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
 
@@ -26,13 +26,7 @@ _SPEC_FILE_SUFFIXES = (".toml", ".yaml", ".yml")
 
 @functools.cache
 def _catalog() -> dict[str, ModelSpec]:
-    models: dict[str, ModelSpec] = {}
-    for path in sorted(CATALOG_DIR.glob("*.toml")):
-        spec = build(ModelSpec, read_mapping(path), origin=f"catalog model {path.name}")
-        if spec.name != path.stem:
-            raise TapeoutError(f"catalog file {path.name} holds model {spec.name!r}; names must match")
-        models[spec.name] = spec
-    return models
+    return load_catalog(CATALOG_DIR, ModelSpec, "model")
 
 
 @functools.cache
