@@ -25,6 +25,7 @@ def _num(x: float) -> float | None:
 
 
 def _op_row(phase: str, op: Op, cost: OpCost, phase_time: float) -> dict[str, Any]:
+    t = cost.terms
     return {
         "phase": phase,
         "name": op.name,
@@ -45,6 +46,11 @@ def _op_row(phase: str, op: Op, cost: OpCost, phase_time: float) -> dict[str, An
         "memory_s": cost.memory_s,
         "network_s": cost.network_s,
         "overhead_s": cost.overhead_s,
+        "kernel": str(t.get("kernel", "dense")),
+        "weight_bytes": op.weight_bytes,
+        "matrix_s": float(t.get("matrix_s", cost.compute_s if op.kind.value in ("gemm", "bmm", "attention") else 0.0)),
+        "dequant_s": float(t.get("dequant_s", 0.0)),
+        "extract_s": float(t.get("extract_s", 0.0)),
         "terms": cost.terms,
     }
 
@@ -53,15 +59,68 @@ def _phase_rows(p: PhaseCost, label: str) -> list[dict[str, Any]]:
     return [_op_row(label, o, c, p.time_s) for o, c in zip(p.ops, p.costs)]
 
 
+def _rule_dict(r: Any) -> dict[str, Any]:
+    d: dict[str, Any] = {"match": r.match, "layers": list(r.layers) if r.layers is not None else None}
+    for k in ("weights", "activations"):
+        v = getattr(r, k)
+        if v is not None:
+            d[k] = v.name
+    if r.sparsity is not None or r.dense:
+        d["sparsity"] = r.sparsity.name if r.sparsity is not None else None
+    if r.keep is not None:
+        d["keep"] = r.keep
+    return d
+
+
+def _ratio(base: float, tech: float, *, higher_is_better: bool = False) -> dict[str, float]:
+    speedup = (tech / base if higher_is_better else base / tech) if base and tech else 0.0
+    return {"baseline": base, "technique": tech, "speedup": speedup}
+
+
+def _size(base: float, tech: float) -> dict[str, float]:
+    return {"baseline": base, "technique": tech, "ratio": tech / base if base else 0.0}
+
+
 @dataclass(frozen=True)
 class Prediction:
-    """A prediction and everything needed to explain it."""
+    """A prediction and everything needed to explain it.
+
+    ``baseline`` is the same scenario in a plain format (``compare_to``) when one was asked for;
+    ``to_dict()`` then carries a ``comparison`` with the speedup per phase.
+    """
 
     model: ModelSpec
     hardware: HardwareSpec
     scenario: Scenario
     tier: str
     result: Composition
+    baseline: Prediction | None = None
+
+    def comparison(self) -> dict[str, Any] | None:
+        """Technique vs baseline: TTFT (prefill), TPOT (decode), e2e, throughput, memory."""
+        b = self.baseline
+        if b is None:
+            return None
+        r, s = b.result, self.result
+        bs = b.scenario
+        return {
+            "baseline": {"weights": bs.weights.name, "activations": bs.activations.name,
+                         "kv_cache": bs.kv_cache.name, "sparsity": None},
+            "phases": {
+                "prefill": _ratio(r.ttft_s, s.ttft_s),
+                "decode": _ratio(r.tpot_s, s.tpot_s),
+            },
+            "ttft_s": _ratio(r.ttft_s, s.ttft_s),
+            "tpot_s": _ratio(r.tpot_s, s.tpot_s),
+            "e2e_latency_s": _ratio(r.e2e_latency_s, s.e2e_latency_s),
+            "throughput_tok_s": _ratio(r.throughput_tok_s, s.throughput_tok_s, higher_is_better=True),
+            "memory": {
+                "weights_bytes": _size(r.memory.weights_bytes, s.memory.weights_bytes),
+                "total_bytes": _size(r.memory.total_bytes, s.memory.total_bytes),
+                "max_batch": {"baseline": r.memory.max_batch, "technique": s.memory.max_batch},
+                "fits": {"baseline": r.memory.fits, "technique": s.memory.fits},
+            },
+        }
 
     @property
     def ttft_s(self) -> float:
@@ -104,6 +163,9 @@ class Prediction:
                 "activations": sc.activations.name,
                 "kv_cache": sc.kv_cache.name,
                 "attention": sc.attention,
+                "sparsity": sc.sparsity.name if sc.sparsity is not None else None,
+                "sparse_kernel": sc.sparse_kernel,
+                "layers": [_rule_dict(r) for r in sc.layers],
                 "tier": self.tier,
             },
             "ttft_s": r.ttft_s,
@@ -142,7 +204,7 @@ class Prediction:
                 "efficiency": self.hardware.efficiency.model_dump(),
             },
             "ops": self.ops(),
-        }
+        } | ({"comparison": self.comparison()} if self.baseline is not None else {})
 
 
 def predict(
@@ -153,18 +215,31 @@ def predict(
     input_len: int = 2048,
     output_len: int = 128,
     tp: int = 1,
-    weights: str = "fp16",
-    activations: str = "fp16",
+    weights: str | None = None,
+    activations: str | None = None,
     kv_cache: str | None = None,
     attention: str = "flash",
+    sparsity: float | str | None = None,
+    sparse_kernel: str | None = None,
+    scenario: str | Path | dict[str, Any] | None = None,
+    compare_to: str | None = None,
     tier: str = "roofline",
     efficiency: dict[str, float] | None = None,
 ) -> Prediction:
     """Predict latency, throughput and memory of ``model`` on ``tp`` x ``hardware``.
 
-    ``kv_cache`` defaults to the activation format. ``efficiency`` overrides fields of the
-    device's :class:`~tapeout.hardware.spec.EfficiencySpec` (e.g. ``{"matmul_eta": 0.8}``).
+    Techniques: ``weights`` / ``activations`` / ``kv_cache`` formats (see :mod:`tapeout.dtypes`; the KV
+    cache defaults to the activation format), ``sparsity`` of the linear layers (``0.8``, ``"2:4"``,
+    ``"1x4:0.5"``) and the ``sparse_kernel`` (auto, tensor, cuda, dense). ``scenario`` is a scenario
+    file (TOML/YAML/JSON) or mapping with the same keys plus per-layer rules (``layers``: mixed
+    precision, sparsity and channel pruning per layer class and index); arguments given here override
+    its global keys. ``compare_to`` (e.g. ``"fp16"``) also predicts that plain baseline and adds the
+    speedup per phase (``Prediction.comparison()``, ``to_dict()["comparison"]``). ``efficiency``
+    overrides fields of the device's :class:`~tapeout.hardware.spec.EfficiencySpec` (e.g.
+    ``{"matmul_eta": 0.8}``).
     """
+    from tapeout.techniques.spec import read_scenario_file, scenario_mapping
+
     m = load_model(model)
     hw = load_hardware(hardware)
     if efficiency:
@@ -177,14 +252,30 @@ def predict(
         hw = hw.model_copy(update={"efficiency": eff})
     if tier not in TIERS:
         raise TapeoutError(f"unknown tier {tier!r}; allowed: {', '.join(sorted(TIERS))}", field="tier")
-    sc = specio.build(
-        Scenario,
-        {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "weights": weights,
-         "activations": activations, "kv_cache": kv_cache if kv_cache is not None else activations,
-         "attention": attention},
-        origin="scenario",
-    )
-    return Prediction(model=m, hardware=hw, scenario=sc, tier=tier, result=compose(m, hw, sc, tier))
+    if scenario is None:
+        tech: dict[str, Any] = {}
+    elif isinstance(scenario, dict):
+        tech = scenario_mapping(scenario, origin="scenario")
+    else:
+        tech = read_scenario_file(scenario)
+    given = {"weights": weights, "activations": activations, "kv_cache": kv_cache, "sparsity": sparsity,
+             "sparse_kernel": sparse_kernel}
+    tech.update({k: v for k, v in given.items() if v is not None})
+    tech.setdefault("weights", "fp16")
+    tech.setdefault("activations", "fp16")
+    if tech.get("kv_cache") is None:
+        tech["kv_cache"] = tech["activations"]
+    common = {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "attention": attention}
+    sc = specio.build(Scenario, {**common, **tech}, origin="scenario")
+    base = None
+    if compare_to is not None:
+        from tapeout import dtypes
+
+        fmt = dtypes.parse(compare_to, field="compare_to").name
+        bsc = specio.build(Scenario, {**common, "weights": fmt, "activations": fmt, "kv_cache": fmt},
+                           origin="compare_to")
+        base = Prediction(model=m, hardware=hw, scenario=bsc, tier=tier, result=compose(m, hw, bsc, tier))
+    return Prediction(model=m, hardware=hw, scenario=sc, tier=tier, result=compose(m, hw, sc, tier), baseline=base)
 
 
 __all__ = ["Prediction", "predict", "load_model", "load_hardware"]

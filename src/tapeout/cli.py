@@ -47,9 +47,19 @@ def predict(
     input_len: Annotated[int, typer.Option(help="prompt tokens per sequence")] = 2048,
     output_len: Annotated[int, typer.Option(help="generated tokens per sequence")] = 128,
     tp: Annotated[int, typer.Option(help="tensor-parallel degree")] = 1,
-    weights: Annotated[str, typer.Option(help="weight format: fp32 bf16 fp16 fp8 int8 int4")] = "fp16",
-    activations: Annotated[str, typer.Option(help="activation format")] = "fp16",
+    weights: Annotated[Optional[str], typer.Option(
+        help="weight format of the linear layers: fp16 bf16 fp8 fp6 fp5 fp4 int8 int4 int4_g128 nf4 ... "
+        "(default fp16)")] = None,
+    activations: Annotated[Optional[str], typer.Option(help="activation format (default fp16)")] = None,
     kv_cache: Annotated[Optional[str], typer.Option(help="KV-cache format (default: activations)")] = None,
+    sparsity: Annotated[Optional[str], typer.Option(
+        help="weight sparsity: 0.8 (unstructured), 2:4, 1x4:0.5 (1xN blocks)")] = None,
+    sparse_kernel: Annotated[Optional[str], typer.Option(
+        help="auto | tensor (Flash-LLM) | cuda (Sputnik-like) | dense")] = None,
+    scenario: Annotated[Optional[Path], typer.Option(
+        help="scenario file (TOML/YAML/JSON): global formats, sparsity and per-layer rules (docs/techniques.md)")] = None,
+    compare_to: Annotated[Optional[str], typer.Option(
+        help="also predict this plain format (e.g. fp16) and print the speedup per phase")] = None,
     attention: Annotated[str, typer.Option(help="flash | naive")] = "flash",
     tier: Annotated[str, typer.Option(help="performance tier")] = "roofline",
     format: Annotated[Format, typer.Option("--format", "-f", help="table | json | csv")] = Format.table,
@@ -61,6 +71,7 @@ def predict(
     try:
         p = api_predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len, tp=tp,
                         weights=weights, activations=activations, kv_cache=kv_cache, attention=attention,
+                        sparsity=sparsity, sparse_kernel=sparse_kernel, scenario=scenario, compare_to=compare_to,
                         tier=tier)
     except TapeoutError as exc:
         _fail(str(exc))
@@ -115,6 +126,29 @@ def show(
     if spec is None:
         _fail(str(UnknownNameError("model or hardware", name, model_names() + hardware_names())))
     rc.show(spec, format.value)
+
+
+@app.command("quantize-error")
+def quantize_error(
+    file: Annotated[Path, typer.Argument(help="a .safetensors file")],
+    weights: Annotated[str, typer.Option(help="target format, e.g. fp6_e3m2, int4_g128, nf4, fp8")],
+    all_tensors: Annotated[bool, typer.Option("--all", help="include 1-D tensors (norms, biases)")] = False,
+    match: Annotated[Optional[str], typer.Option(help="regular expression selecting tensor names")] = None,
+    format: Annotated[ListFormat, typer.Option("--format", "-f", help="table | json")] = ListFormat.table,
+) -> None:
+    """Quantize every weight tensor of a safetensors file and print its error (MSE, SQNR, max, cosine) and size."""
+    from tapeout.report import quant as rq
+    from tapeout.techniques.qerror import quantize_file
+
+    try:
+        res = quantize_file(file, weights, all_tensors=all_tensors, match=match)
+    except TapeoutError as exc:
+        _fail(str(exc))
+    d = res.to_dict()
+    if format is ListFormat.json:
+        typer.echo(rq.to_json(d))
+    else:
+        rq.print_table(d)
 
 
 @app.command()

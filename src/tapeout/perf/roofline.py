@@ -1,5 +1,10 @@
 """Tier "roofline": time = max(FLOPs / (peak * eta_c), bytes / (BW * eta_m)) + overhead.
 
+Compression techniques (ops whose ``kernel`` is not "dense") replace the compute term by the
+on-core time of :func:`tapeout.perf.quant.core_time` (matrix work at the activation or
+low-precision peak, dequantization / sparse extraction on the vector units and shared memory,
+combined per the kernel's overlap rule); ops with ``alternatives`` get the fastest candidate.
+
 Matrix ops use the dense matrix peak of their compute format (falling back to a wider format
 the device supports, e.g. fp8 on A100 runs at the fp16 rate); other ops use the vector FP32
 peak. Collectives use an alpha-beta model of a ring over the scale-up link. Every term and the
@@ -8,9 +13,12 @@ efficiency factors used are returned in ``OpCost.terms``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tapeout import dtypes
 from tapeout.errors import TapeoutError
 from tapeout.hardware.spec import HardwareSpec
+from tapeout.perf import quant
 from tapeout.perf.cost import OpCost
 from tapeout.workload.ops import COLLECTIVE_KINDS, MATRIX_KINDS, Op, OpKind
 
@@ -62,7 +70,35 @@ def collective_time(hw: HardwareSpec, kind: OpKind, message_bytes: float, group:
     return beta, alpha, terms
 
 
+def sparse_matrix_peak(hw: HardwareSpec, compute_dtype: str) -> tuple[str, float] | None:
+    """(key, FLOP/s) of the 2:4-sparse matrix path for ``compute_dtype``; None without sparse tensor cores.
+
+    Sparse peaks count dense-equivalent FLOPs (2x the dense rate for the same format).
+    """
+    key = dtypes.parse(compute_dtype).peak_key
+    for k in (key, *dtypes.FALLBACK.get(key, ())):
+        v = hw.sparse_peak_tflops.get(k)
+        if v is not None:
+            return k, v * 1e12
+    return None
+
+
 def estimate(op: Op, hw: HardwareSpec) -> OpCost:
+    """Price ``op``; with alternative kernels (sparse, large-M dequantization), the fastest one."""
+    if not op.alternatives:
+        return _estimate(op, hw)
+    costs = [_estimate(o, hw) for o in (op, *op.alternatives)]
+    best = min(costs, key=lambda c: c.time_s)
+    terms = dict(best.terms)
+    terms["candidates"] = "; ".join(f"{c.terms.get('kernel', 'dense')} {c.time_s * 1e6:.1f} us" for c in costs)
+    return replace(best, terms=terms)
+
+
+def _technique(op: Op) -> bool:
+    return op.kernel != "dense"
+
+
+def _estimate(op: Op, hw: HardwareSpec) -> OpCost:
     eff = hw.efficiency
     overhead = (eff.launch_overhead_us + eff.host_overhead_us) * 1e-6
     terms: dict[str, float | str] = {}
@@ -73,9 +109,24 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
     else:
         if op.kind in MATRIX_KINDS:
             key, peak = matrix_peak(hw, op.compute_dtype)
+            fallback = key != dtypes.parse(op.compute_dtype).peak_key
+            if op.sparse_peak:
+                sp = sparse_matrix_peak(hw, op.compute_dtype)
+                if sp is not None:
+                    key, peak = f"{sp[0]} (2:4 sparse)", sp[1]
+                    fallback = False
+                else:
+                    fallback = True  # no sparse tensor cores: expand the values, dense MMA
             eta_c = eff.attention_eta if op.kind is OpKind.ATTENTION else eff.matmul_eta
             eta_m = eff.memory_eta
             terms.update(peak=key, peak_tflops=peak / 1e12, eta_compute=eta_c)
+            if _technique(op):
+                compute, extra = quant.core_time(op, hw, peak, eta_c, fallback=fallback)
+                eta_m = eta_m * op.dram_efficiency
+                memory = op.bytes_total / (hw.memory_bandwidth * eta_m)
+                terms.update(extra)
+                terms.update(bandwidth_gbps=hw.memory.bandwidth_gbps, eta_memory=eta_m)
+                return _finish(op, hw, compute, memory, 0.0, overhead, terms)
         else:
             peak, eta_c = hw.vector_flops, eff.vector_eta
             # non-matrix kernels (norms, activations, ...) stream at their own fraction when one is given
@@ -84,6 +135,11 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
         compute = op.flops / (peak * eta_c)
         memory = op.bytes_total / (hw.memory_bandwidth * eta_m)
         terms.update(bandwidth_gbps=hw.memory.bandwidth_gbps, eta_memory=eta_m)
+    return _finish(op, hw, compute, memory, network, overhead, terms)
+
+
+def _finish(op: Op, hw: HardwareSpec, compute: float, memory: float, network: float, overhead: float,
+            terms: dict) -> OpCost:
     terms["overhead_us"] = overhead * 1e6
     body = max(compute, memory, network)
     if overhead > body:

@@ -12,7 +12,7 @@ from tapeout.report import fmt
 CSV_COLUMNS = (
     "phase", "name", "kind", "count", "shape", "formats", "compute_dtype", "flops", "bytes_read",
     "bytes_written", "intensity", "bound", "time_s", "total_s", "share", "compute_s", "memory_s",
-    "network_s", "overhead_s",
+    "network_s", "overhead_s", "kernel", "weight_bytes", "matrix_s", "dequant_s", "extract_s",
 )
 
 
@@ -69,17 +69,71 @@ def print_table(d: dict[str, Any], console: Any = None) -> None:
     )
     s.add_row("Largest batch that fits", str(mem["max_batch"]))
     con.print(s)
+    from rich.markup import escape
+
+    techniques = _techniques_line(i)
+    if techniques:
+        con.print(escape(techniques))
+    if "comparison" in d:
+        _print_comparison(con, d["comparison"])
     for phase, title in (("prefill", "Prefill"), ("decode", f"Decode step at context {dec['ops_shown_at_context']}")):
         t = Table(title=title, title_justify="left")
-        for col, just in (("op", "left"), ("×", "right"), ("shape", "left"), ("format", "left"),
-                          ("bound", "left"), ("per run", "right"), ("total", "right"), ("share", "right"),
-                          ("FLOP/B", "right")):
+        for col, just in (("op", "left"), ("×", "right"), ("shape", "left"), ("format w/a", "left"),
+                          ("kernel", "left"), ("bytes", "right"), ("bound", "left"), ("per run", "right"),
+                          ("dequant/extract", "right"), ("total", "right"), ("share", "right"), ("FLOP/B", "right")):
             t.add_column(col, justify=just)  # type: ignore[arg-type]
         for r in (r for r in d["ops"] if r["phase"] == phase):
             inten = r["intensity"]
+            extra = r.get("dequant_s", 0.0) or r.get("extract_s", 0.0)
             t.add_row(
-                r["name"], str(r["count"]), fmt.shape(r["shape"]), r["compute_dtype"], r["bound"],
-                fmt.seconds(r["time_s"]), fmt.seconds(r["total_s"]), f"{100 * r['share']:.1f}%",
+                escape(r["name"]), str(r["count"]), fmt.shape(r["shape"]), _format(r), r.get("kernel", "dense"),
+                fmt.nbytes(r["bytes_read"] + r["bytes_written"]), r["bound"], fmt.seconds(r["time_s"]),
+                fmt.seconds(extra) if extra else "-", fmt.seconds(r["total_s"]), f"{100 * r['share']:.1f}%",
                 "-" if inten is None else f"{inten:.1f}",
             )
         con.print(t)
+
+
+def _format(r: dict[str, Any]) -> str:
+    """Weights/activations (compute) of a GEMM, the activation or KV format of other ops."""
+    f = r.get("formats") or {}
+    if "weights" in f:
+        s = f"{f['weights']}/{f.get('act', '')}"
+        if "sparsity" in f:
+            s += f" sp {f['sparsity']}"
+        return s
+    if "kv" in f and f["kv"] != f.get("act"):
+        return f"kv {f['kv']}"
+    return r["compute_dtype"]
+
+
+def _techniques_line(i: dict[str, Any]) -> str:
+    parts = []
+    if i.get("sparsity"):
+        parts.append(f"sparsity {i['sparsity']} (kernel {i.get('sparse_kernel', 'auto')})")
+    for rule in i.get("layers") or []:
+        sel = "all layers" if rule.get("layers") is None else f"layers {rule['layers']}"
+        what = ", ".join(f"{k} {v}" for k, v in rule.items() if k not in ("match", "layers"))
+        parts.append(f"[{rule['match']} @ {sel}: {what}]")
+    return ("Techniques: " + "; ".join(parts)) if parts else ""
+
+
+def _print_comparison(con: Any, c: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    b = c["baseline"]
+    t = Table(title=f"Compared with weights {b['weights']}, activations {b['activations']}, KV {b['kv_cache']}",
+              title_justify="left")
+    for col in ("", "baseline", "technique", "speedup"):
+        t.add_column(col, justify="left" if not col else "right")
+    for key, label in (("ttft_s", "prefill (TTFT)"), ("tpot_s", "decode step (TPOT)"),
+                       ("e2e_latency_s", "end to end")):
+        v = c[key]
+        t.add_row(label, fmt.seconds(v["baseline"]), fmt.seconds(v["technique"]), f"{v['speedup']:.2f}x")
+    v = c["throughput_tok_s"]
+    t.add_row("throughput", f"{v['baseline']:.1f} tok/s", f"{v['technique']:.1f} tok/s", f"{v['speedup']:.2f}x")
+    w = c["memory"]["weights_bytes"]
+    t.add_row("weights per device", fmt.nbytes(w["baseline"]), fmt.nbytes(w["technique"]), f"x{w['ratio']:.2f}")
+    mb = c["memory"]["max_batch"]
+    t.add_row("largest batch", str(mb["baseline"]), str(mb["technique"]), "")
+    con.print(t)

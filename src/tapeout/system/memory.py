@@ -31,42 +31,34 @@ class MemoryPlan:
 def weight_bytes(model: ModelSpec, sc: Scenario) -> float:
     """Bytes of weights one device holds under tensor parallelism ``sc.tp``.
 
-    Linear layers are stored in ``sc.weights``; embeddings, lm_head, norms and the MoE router
-    in 16-bit (fp32 when weights are fp32).
+    Linear layers are stored in their per-layer formats and sparse layouts, pruned layers with
+    their smaller dimensions (:func:`tapeout.techniques.layers.linear_weight_bytes`); embeddings,
+    norms and the MoE router in 16-bit (fp32 when weights are fp32); lm_head in its own format
+    (16-bit unless a scenario rule sets it).
     """
+    from tapeout.techniques.layers import linear_weight_bytes, lm_head_bytes
+
     t = sc.tp
-    h, hd = model.hidden_size, model.head_dim
-    heads = model.num_heads // t
-    kv = max(1, model.num_kv_heads // t)
-    w = sc.weights.bytes
+    h = model.hidden_size
     hp = (sc.weights if sc.weights.bits >= 16 else dtypes.parse("fp16")).bytes
-    attn = h * (heads + 2 * kv) * hd + heads * hd * h
-    if model.qkv_bias:
-        attn += (heads + 2 * kv) * hd
-    if model.out_bias:
-        attn += h
-    linear = model.num_dense_layers * (attn + model.mlp_params() / t)
     high = model.num_layers * model.norms_per_layer * model.norm_params() + model.norm_params()
     if model.moe is not None:
-        m = model.moe
-        experts = m.num_experts * model.mlp_params(m.expert_intermediate_size)
-        experts += m.num_shared_experts * model.mlp_params(m.shared_intermediate_size)
-        linear += model.num_moe_layers * (attn + experts / t)
-        high += model.num_moe_layers * model.hidden_size * m.num_experts
+        high += model.num_moe_layers * model.hidden_size * model.moe.num_experts
     emb = model.embedding_params()
     if model.position == "learned":  # the position table is replicated, the vocabulary split
         pos = (model.max_position_embeddings + model.position_offset) * h
         emb = (emb - pos) / t + pos
     else:
         emb = emb / t
-    high += emb + model.lm_head_params() / t
-    return linear * w + high * hp
+    high += emb
+    return linear_weight_bytes(model, sc) + high * hp + lm_head_bytes(model, sc)
 
 
 def kv_bytes_per_token(model: ModelSpec, sc: Scenario) -> float:
-    """KV-cache bytes per token on one device (all layers)."""
-    kv = max(1, model.num_kv_heads // sc.tp)
-    return 2 * model.num_layers * kv * model.head_dim * sc.kv_cache.bytes
+    """KV-cache bytes per token on one device (all layers; pruned heads per layer group)."""
+    from tapeout.techniques.layers import kv_bytes_per_token as per_token
+
+    return per_token(model, sc)
 
 
 def plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, graphs: list[OpGraph]) -> MemoryPlan:

@@ -9,6 +9,10 @@ Conventions (documented in docs/architecture.md):
   stay in 16-bit (as GPTQ/AWQ/FP6-LLM deployments do) unless weights are fp32.
 - Causal prefill attention attends S(S+1)/2 query-key pairs per head (half the square) in the
   fused kernel; naive attention computes and stores the full square, then masks it.
+- Compression techniques: each linear op is built by :func:`tapeout.techniques.kernels.linear` from
+  its layer's resolved formats and sparsity (:mod:`tapeout.techniques.layers`); layers with equal
+  techniques and pruned sizes form one group (op names get the group's layers, ``qkv_proj[0-3]``,
+  when there is more than one group). A quantized KV cache is dequantized inside decode attention.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from tapeout import dtypes
 from tapeout.dtypes import DType
 from tapeout.errors import TapeoutError
 from tapeout.models.spec import ModelSpec
+from tapeout.techniques import kernels
+from tapeout.techniques.layers import LayerPlan, LinearTech, kept_heads, layer_groups, lm_head_tech, range_label
 from tapeout.workload.ops import Op, OpGraph, OpKind
 from tapeout.workload.scenario import Scenario
 
@@ -62,55 +68,68 @@ class _Builder:
         self.sc = sc
         t = sc.tp
         self.t = t
-        self.heads = model.num_heads // t
-        self.kv_heads = max(1, model.num_kv_heads // t)
         self.hd = model.head_dim
         self.h = model.hidden_size
-        self.inter = math.ceil(model.intermediate_size / t)
         self.vocab = math.ceil(model.vocab_size / t)
         self.w: DType = sc.weights
         self.a: DType = sc.activations
         self.kv: DType = sc.kv_cache
         self.hp: DType = sc.weights if sc.weights.bits >= 16 else dtypes.parse("fp16")
-        self.mm = dtypes.matmul_compute_dtype(sc.weights, sc.activations)
+        self.groups = layer_groups(model.num_layers, sc)
+        self.lm_tech = lm_head_tech(sc)
+        self._set_plan(self.groups[0][0])
+        self.suffix = ""
         self.ops: list[Op] = []
 
+    def _set_plan(self, plan: LayerPlan) -> None:
+        """Per-group dimensions: heads and MLP channels after pruning, per device."""
+        m, t = self.m, self.t
+        self.plan = plan
+        H, KV = kept_heads(m, plan.keep_heads, t)
+        self.heads = H // t
+        self.kv_heads = max(1, KV // t)
+        self.inter = math.ceil(m.intermediate_size * plan.keep_mlp / t)
+        self.expert_inter = (math.ceil(m.moe.expert_intermediate_size * plan.keep_mlp / t)
+                             if m.moe is not None else 0)
+
     # ---- op constructors -----------------------------------------------------------------
-    def gemm(self, name: str, m: float, n: int, k: int, count: int, *, w: DType | None = None,
-             bias: bool = False, experts: float = 1.0, tokens_routed: float | None = None) -> None:
-        """A GEMM with a weight matrix (k x n) per expert; ``m`` tokens per expert."""
-        w = w or self.w
-        a = self.a
-        compute = self.mm if w is self.w else dtypes.matmul_compute_dtype(w, a)
-        rows = m * experts if tokens_routed is None else tokens_routed
-        wbytes = experts * n * k * w.bytes + (experts * n * a.bytes if bias else 0.0)
-        act_in = rows * k * a.bytes
-        act_out = rows * n * a.bytes
-        self.ops.append(Op(
-            name=name, kind=OpKind.GEMM, flops=2.0 * rows * n * k,
-            bytes_read=wbytes + act_in, bytes_written=act_out, count=count,
-            shape=(("m", round(m)), ("n", n), ("k", k)) + ((("experts", round(experts)),) if experts != 1 else ()),
-            compute_dtype=compute.name, formats=(("weights", w.name), ("act", a.name)),
-            weight_bytes=wbytes, activation_bytes=act_in + act_out,
+    def gemm(self, name: str, m: float, n: int, k: int, count: int, *, slot: str | None = None,
+             tech: LinearTech | None = None, bias: bool = False, experts: float = 1.0,
+             tokens_routed: float | None = None) -> None:
+        """A GEMM with a weight matrix (k x n) per expert; ``m`` tokens per expert.
+
+        ``slot`` names the layer's linear slot whose techniques apply (qkv_proj, out_proj, up, down,
+        expert_up, expert_down); ``tech`` gives them directly (lm_head, router).
+        """
+        if count <= 0:
+            return
+        if tech is None:
+            tech = self.plan[slot] if slot is not None else LinearTech(self.hp, self.a, None)
+        self.ops.append(kernels.linear(
+            name + self.suffix, m=m, n=n, k=k, count=count, w=tech.weights,
+            a=tech.activations, sparsity=tech.sparsity, sparse_kernel=self.sc.sparse_kernel, experts=experts,
+            tokens_routed=tokens_routed, bias=bias,
         ))
 
     def elementwise(self, name: str, kind: OpKind, elems_in: float, elems_out: float, flops_per: float,
                     count: int, *, out_dtype: DType | None = None) -> None:
+        if count <= 0:
+            return
         a = self.a
         out = out_dtype or a
         rd, wr = elems_in * a.bytes, elems_out * out.bytes
         self.ops.append(Op(
-            name=name, kind=kind, flops=flops_per * max(elems_in, elems_out), bytes_read=rd, bytes_written=wr,
-            count=count, shape=(("elements", round(elems_out)),), compute_dtype="fp32",
+            name=name + self.suffix, kind=kind, flops=flops_per * max(elems_in, elems_out), bytes_read=rd,
+            bytes_written=wr, count=count, shape=(("elements", round(elems_out)),), compute_dtype="fp32",
             formats=(("act", a.name),) + ((("out", out.name),) if out is not a else ()),
             activation_bytes=rd + wr,
         ))
 
     def collective(self, name: str, kind: OpKind, message_bytes: float, count: int) -> None:
-        if self.t == 1:
+        if self.t == 1 or count <= 0:
             return
         self.ops.append(Op(
-            name=name, kind=kind, flops=0.0, bytes_read=message_bytes, bytes_written=message_bytes,
+            name=name + self.suffix, kind=kind, flops=0.0, bytes_read=message_bytes, bytes_written=message_bytes,
             count=count, shape=(("bytes", round(message_bytes)),), compute_dtype="fp32",
             formats=(("act", self.a.name),), group=self.t, message_bytes=message_bytes,
             activation_bytes=2 * message_bytes,
@@ -122,9 +141,7 @@ class _Builder:
         B = sc.batch
         S = sc.input_len if phase == "prefill" else 1
         T = B * S
-        L = m.num_layers
-        h, hd = self.h, self.hd
-        q, kvs = self.heads * hd, self.kv_heads * hd
+        h = self.h
 
         # embedding (vocab-parallel gather; learned positions add a second gather)
         gathers = 2 if m.position == "learned" else 1
@@ -137,30 +154,17 @@ class _Builder:
         self.collective("embedding_allreduce", OpKind.ALLREDUCE, T * h * a.bytes, 1)
 
         norm_f = NORM_FLOPS[m.norm]
-        self.elementwise("attn_norm", OpKind.NORM, T * h, T * h, norm_f, L)
-        self.gemm("qkv_proj", T, q + 2 * kvs, h, L, bias=m.qkv_bias)
-        if m.position == "rope":
-            self.elementwise("rope", OpKind.ELEMENTWISE, T * (q + kvs), T * (q + kvs), ROPE_FLOPS, L)
-        self.elementwise("kv_cache_write", OpKind.ELEMENTWISE, T * 2 * kvs, T * 2 * kvs, 1, L, out_dtype=self.kv)
-        self._attention(phase, B, S, context, L)
-        self.gemm("out_proj", T, h, q, L, bias=m.out_bias)
-        allreduces = 1 if m.parallel_block else 2
-        self.collective("tp_allreduce", OpKind.ALLREDUCE, T * h * a.bytes, allreduces * L)
-        if m.parallel_block:
-            if m.norms_per_layer == 2:
-                self.elementwise("mlp_norm", OpKind.NORM, T * h, T * h, norm_f, L)
-        else:
-            self.elementwise("attn_residual_add", OpKind.ELEMENTWISE, 2 * T * h, T * h, 1, L)
-            self.elementwise("mlp_norm", OpKind.NORM, T * h, T * h, norm_f, L)
-        self._mlp(T, L)
-        if m.parallel_block:
-            self.elementwise("residual_add", OpKind.ELEMENTWISE, 3 * T * h, T * h, 2, L)
-        else:
-            self.elementwise("mlp_residual_add", OpKind.ELEMENTWISE, 2 * T * h, T * h, 1, L)
+        dense_set = set(m.moe.dense_layers) if m.moe is not None else set(range(m.num_layers))
+        for plan, ix in self.groups:
+            self._set_plan(plan)
+            self.suffix = f"[{range_label(ix)}]" if len(self.groups) > 1 else ""
+            n_dense = sum(1 for i in ix if i in dense_set)
+            self._layer(phase, B, S, T, context, len(ix), n_dense, len(ix) - n_dense, norm_f)
+        self.suffix = ""
 
         self.elementwise("final_norm", OpKind.NORM, T * h, T * h, norm_f, 1)
         # lm_head on the last token of each sequence only
-        self.gemm("lm_head", B, self.vocab, h, 1, w=self.hp, bias=m.lm_head_bias)
+        self.gemm("lm_head", B, self.vocab, h, 1, tech=self.lm_tech, bias=m.lm_head_bias)
         self.collective("logits_allgather", OpKind.ALLGATHER, B * self.vocab * a.bytes, 1)
         self.ops.append(Op(
             name="sampling", kind=OpKind.SAMPLING, flops=SAMPLING_FLOPS * B * m.vocab_size,
@@ -169,6 +173,33 @@ class _Builder:
             activation_bytes=B * m.vocab_size * 4.0,
         ))
         return OpGraph(phase=phase, ops=tuple(self.ops), tokens=T, context=context)
+
+    def _layer(self, phase: str, B: int, S: int, T: int, context: int, L: int, dense_L: int, moe_L: int,
+               norm_f: int) -> None:
+        """The ops of ``L`` identical layers (``dense_L`` with a dense MLP, ``moe_L`` with experts)."""
+        m = self.m
+        h, hd = self.h, self.hd
+        q, kvs = self.heads * hd, self.kv_heads * hd
+        self.elementwise("attn_norm", OpKind.NORM, T * h, T * h, norm_f, L)
+        self.gemm("qkv_proj", T, q + 2 * kvs, h, L, slot="qkv_proj", bias=m.qkv_bias)
+        if m.position == "rope":
+            self.elementwise("rope", OpKind.ELEMENTWISE, T * (q + kvs), T * (q + kvs), ROPE_FLOPS, L)
+        self.elementwise("kv_cache_write", OpKind.ELEMENTWISE, T * 2 * kvs, T * 2 * kvs, 1, L, out_dtype=self.kv)
+        self._attention(phase, B, S, context, L)
+        self.gemm("out_proj", T, h, q, L, slot="out_proj", bias=m.out_bias)
+        allreduces = 1 if m.parallel_block else 2
+        self.collective("tp_allreduce", OpKind.ALLREDUCE, T * h * self.a.bytes, allreduces * L)
+        if m.parallel_block:
+            if m.norms_per_layer == 2:
+                self.elementwise("mlp_norm", OpKind.NORM, T * h, T * h, norm_f, L)
+        else:
+            self.elementwise("attn_residual_add", OpKind.ELEMENTWISE, 2 * T * h, T * h, 1, L)
+            self.elementwise("mlp_norm", OpKind.NORM, T * h, T * h, norm_f, L)
+        self._mlp(T, dense_L, moe_L)
+        if m.parallel_block:
+            self.elementwise("residual_add", OpKind.ELEMENTWISE, 3 * T * h, T * h, 2, L)
+        else:
+            self.elementwise("mlp_residual_add", OpKind.ELEMENTWISE, 2 * T * h, T * h, 1, L)
 
     def _attention(self, phase: str, B: int, S: int, context: int, L: int) -> None:
         a, hd = self.a, self.hd
@@ -180,7 +211,7 @@ class _Builder:
             kv_bytes = 2 * B * S * KV * hd * a.bytes
             if self.sc.attention == "flash":
                 self.ops.append(Op(
-                    name="attention", kind=OpKind.ATTENTION, flops=4.0 * H * hd * pairs,
+                    name="attention" + self.suffix, kind=OpKind.ATTENTION, flops=4.0 * H * hd * pairs,
                     bytes_read=q_bytes + kv_bytes, bytes_written=q_bytes, count=L,
                     shape=(("b", B), ("heads", H), ("kv_heads", KV), ("sq", S), ("skv", context), ("d", hd)),
                     compute_dtype=attn_dtype, formats=(("act", a.name),), tags=("causal", "flash"),
@@ -192,66 +223,70 @@ class _Builder:
             square = B * S * S
             k_rep = B * H * S * hd * a.bytes  # naive GQA repeats K/V per query head
             self.ops.append(Op(
-                name="attn_scores", kind=OpKind.BMM, flops=2.0 * H * hd * square,
+                name="attn_scores" + self.suffix, kind=OpKind.BMM, flops=2.0 * H * hd * square,
                 bytes_read=q_bytes + k_rep, bytes_written=scores, count=L,
                 shape=(("b", B * H), ("m", S), ("n", S), ("k", hd)), compute_dtype=attn_dtype,
                 formats=(("act", a.name),), tags=("causal",), activation_bytes=q_bytes + k_rep + scores,
             ))
             self.ops.append(Op(
-                name="attn_softmax", kind=OpKind.SOFTMAX, flops=SOFTMAX_FLOPS * B * H * S * S,
+                name="attn_softmax" + self.suffix, kind=OpKind.SOFTMAX, flops=SOFTMAX_FLOPS * B * H * S * S,
                 bytes_read=scores, bytes_written=scores, count=L, shape=(("rows", B * H * S), ("cols", S)),
                 compute_dtype="fp32", formats=(("act", a.name),), activation_bytes=2 * scores,
             ))
             self.ops.append(Op(
-                name="attn_context", kind=OpKind.BMM, flops=2.0 * H * hd * square,
+                name="attn_context" + self.suffix, kind=OpKind.BMM, flops=2.0 * H * hd * square,
                 bytes_read=scores + k_rep, bytes_written=q_bytes, count=L,
                 shape=(("b", B * H), ("m", S), ("n", hd), ("k", S)), compute_dtype=attn_dtype,
                 formats=(("act", a.name),), tags=("causal",), activation_bytes=scores + k_rep + q_bytes,
             ))
             return
-        # decode: one query per sequence against the whole KV cache
-        kv_read = 2 * B * context * KV * hd * self.kv.bytes
+        # decode: one query per sequence against the whole KV cache (dequantized on the fly when quantized)
+        kv_elems = 2 * B * context * KV * hd
+        kv_read = kv_elems * self.kv.bytes
         q_bytes = B * H * hd * a.bytes
+        dq = kernels.kv_attention_work(kv_elems, self.kv, a)
         self.ops.append(Op(
-            name="attention", kind=OpKind.ATTENTION, flops=4.0 * B * H * hd * context,
+            name="attention" + self.suffix, kind=OpKind.ATTENTION, flops=4.0 * B * H * hd * context,
             bytes_read=kv_read + q_bytes, bytes_written=q_bytes, count=L,
             shape=(("b", B), ("heads", H), ("kv_heads", KV), ("sq", 1), ("skv", context), ("d", hd)),
             compute_dtype=attn_dtype, formats=(("act", a.name), ("kv", self.kv.name)), tags=("decode",),
             activation_bytes=2 * q_bytes,
+            **({"kernel": "kv_dequant", "vector_ops": dq, "overlap": "serial"} if dq else {}),
         ))
 
-    def _mlp(self, T: int, L: int) -> None:
+    def _mlp(self, T: int, dense_L: int, moe_L: int) -> None:
         m = self.m
         h = self.h
         act_f = ACT_FLOPS[m.activation]
         mats = 2 if m.gated_mlp else 1
-        dense_L = m.num_dense_layers
         if dense_L:
             self._ffn("mlp", T, self.inter, dense_L, act_f, mats)
-        if m.moe is None:
+        if m.moe is None or not moe_L:
             return
         moe = m.moe
-        ML = m.num_moe_layers
         E, k = moe.num_experts, moe.top_k
-        self.gemm("moe_router", T, E, h, ML, w=self.hp, bias=moe.router_bias)
-        self.elementwise("moe_topk", OpKind.SOFTMAX, T * E, T * k, SOFTMAX_FLOPS, ML, out_dtype=dtypes.parse("fp32"))
+        router = LinearTech(self.hp, self.a, None)
+        self.gemm("moe_router", T, E, h, moe_L, tech=router, bias=moe.router_bias)
+        self.elementwise("moe_topk", OpKind.SOFTMAX, T * E, T * k, SOFTMAX_FLOPS, moe_L,
+                         out_dtype=dtypes.parse("fp32"))
         active = expected_active_experts(E, k, T)
         routed = T * k  # token-expert pairs
-        ie = math.ceil(moe.expert_intermediate_size / self.t)
-        self.gemm("moe_gate_up" if m.gated_mlp else "moe_up", routed / E, mats * ie, h, ML,
+        ie = self.expert_inter
+        self.gemm("moe_gate_up" if m.gated_mlp else "moe_up", routed / E, mats * ie, h, moe_L, slot="expert_up",
                   experts=active, tokens_routed=routed)
-        self.elementwise("moe_act", OpKind.ELEMENTWISE, routed * mats * ie, routed * ie, act_f, ML)
-        self.gemm("moe_down", routed / E, h, ie, ML, experts=active, tokens_routed=routed)
-        self.elementwise("moe_combine", OpKind.ELEMENTWISE, routed * h, T * h, 2, ML)
+        self.elementwise("moe_act", OpKind.ELEMENTWISE, routed * mats * ie, routed * ie, act_f, moe_L)
+        self.gemm("moe_down", routed / E, h, ie, moe_L, slot="expert_down", experts=active, tokens_routed=routed)
+        self.elementwise("moe_combine", OpKind.ELEMENTWISE, routed * h, T * h, 2, moe_L)
         if moe.num_shared_experts:
-            si = math.ceil(moe.num_shared_experts * moe.shared_intermediate_size / self.t)
-            self._ffn("shared_expert", T, si, ML, act_f, mats)
+            si = math.ceil(moe.num_shared_experts * moe.shared_intermediate_size * self.plan.keep_mlp / self.t)
+            self._ffn("shared_expert", T, si, moe_L, act_f, mats)
 
     def _ffn(self, prefix: str, T: int, inter: int, L: int, act_f: int, mats: int) -> None:
         bias = self.m.mlp_bias
-        self.gemm(f"{prefix}_gate_up" if mats == 2 else f"{prefix}_up", T, mats * inter, self.h, L, bias=bias)
+        self.gemm(f"{prefix}_gate_up" if mats == 2 else f"{prefix}_up", T, mats * inter, self.h, L, slot="up",
+                  bias=bias)
         self.elementwise(f"{prefix}_act", OpKind.ELEMENTWISE, T * mats * inter, T * inter, act_f, L)
-        self.gemm(f"{prefix}_down", T, self.h, inter, L, bias=bias)
+        self.gemm(f"{prefix}_down", T, self.h, inter, L, slot="down", bias=bias)
 
 
 @lru_cache(maxsize=4096)

@@ -54,6 +54,39 @@ class Op:
     #: attention: the KV length it attends over (for reports)
     tags: tuple[str, ...] = field(default=())
 
+    # ---- compression techniques (docs/techniques.md); the defaults describe a plain dense kernel ----
+    #: kernel family: "dense" | "weight_only" (low-bit weights dequantized on the vector units, MMA at
+    #: activation precision) | "dequant_dense" (dequantize to 16-bit, then a dense GEMM) | "lowp"
+    #: (W8A8/FP8 at the low-precision peak) | "sparse_tc" (Flash-LLM: load as sparse, compute as dense)
+    #: | "sparse_cuda" (Sputnik-like CSR SpMM on CUDA cores) | "sparse_24" (2:4 sparse tensor cores)
+    #: | "block_1xn" (1xN block sparsity) | "kv_dequant" (decode attention over a quantized KV cache)
+    kernel: str = "dense"
+    #: matrix-unit FLOPs the kernel executes when they differ from ``flops`` (compute-as-dense over
+    #: zeros, MMA waste of 1xN blocks, 0 for CUDA-core SpMM); None: ``flops``
+    matrix_flops: float | None = None
+    #: activation rows one weight tile meets (skinny kernels map them onto the MMA's n extent, which a
+    #: tier pads to the instruction granule); 0: no padding
+    skinny_rows: float = 0.0
+    #: vector-unit (CUDA-core ALU) lane-instructions: dequantization, sparse extraction, scale application
+    vector_ops: float = 0.0
+    #: vector-unit work added only when the device lacks the native matrix path and falls back
+    #: (fp8 on A100: convert operands to fp16; 2:4 without sparse tensor cores: expand the values)
+    fallback_vector_ops: float = 0.0
+    #: shared-memory traffic of on-chip staging (sparse-to-dense tiles, zero fill, gathers), bytes
+    onchip_bytes: float = 0.0
+    #: FLOPs done on the vector units instead of the matrix units (CUDA-core SpMM)
+    cuda_core_flops: float = 0.0
+    #: True: the matrix work runs on the 2:4 sparse tensor-core path (``sparse_peak_tflops``)
+    sparse_peak: bool = False
+    #: fraction of the device's streaming efficiency (``memory_eta``) this kernel's DRAM loads reach
+    #: (Flash-LLM's Tiled-CSL register loads sustain less than a dense GEMM's cp.async pipeline)
+    dram_efficiency: float = 1.0
+    #: how the on-core terms combine: "max" (overlapped) or "serial" (vector work, then the MMA
+    #: that consumes it, in the same warps); either way they overlap with the DRAM stream
+    overlap: str = "max"
+    #: other kernels that compute the same result; a tier prices each and keeps the fastest
+    alternatives: tuple["Op", ...] = ()
+
     @property
     def bytes_total(self) -> float:
         return self.bytes_read + self.bytes_written

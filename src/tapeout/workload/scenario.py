@@ -1,13 +1,14 @@
-"""What is being run: batch, lengths, number formats and parallelism."""
+"""What is being run: batch, lengths, number formats, compression techniques and parallelism."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tapeout import dtypes
 from tapeout.dtypes import DType
+from tapeout.techniques.spec import LayerRule, Sparsity, scenario_mapping
 
 
 class Scenario(BaseModel):
@@ -17,18 +18,43 @@ class Scenario(BaseModel):
     input_len: int = Field(2048, gt=0, description="prompt tokens per sequence")
     output_len: int = Field(128, gt=0, description="generated tokens per sequence (the first comes from prefill)")
     tp: int = Field(1, gt=0, description="tensor-parallel degree")
-    weights: DType = Field(dtypes.parse("fp16"), description="weight format")
+    weights: DType = Field(dtypes.parse("fp16"), description="weight format of the transformer's linear layers")
     activations: DType = Field(dtypes.parse("fp16"), description="activation format")
     kv_cache: DType = Field(dtypes.parse("fp16"), description="KV-cache format")
     attention: Literal["flash", "naive"] = Field(
         "flash", description="flash: fused FlashAttention-style kernel; naive: materialized scores"
     )
+    sparsity: Sparsity | None = Field(
+        None, description="weight sparsity of the linear layers: 0.8 (unstructured), 2:4, 1x4:0.5 (1xN blocks)")
+    sparse_kernel: Literal["auto", "tensor", "cuda", "dense"] = Field(
+        "auto", description="unstructured sparse GEMM kernel: tensor (Flash-LLM: load as sparse, compute as "
+        "dense), cuda (Sputnik-like CSR on CUDA cores), dense (zeros stored), auto (the fastest per op)")
+    layers: tuple[LayerRule, ...] = Field(
+        (), description="per-layer rules (mixed precision, sparsity, channel pruning); later rules win")
 
     @field_validator("weights", "activations", "kv_cache", mode="before")
     @classmethod
     def _dtype(cls, v: object, info) -> DType:  # type: ignore[no-untyped-def]
         return dtypes.parse(v, field=info.field_name)  # type: ignore[arg-type]
 
+    @field_validator("sparsity", mode="before")
+    @classmethod
+    def _sparsity(cls, v: object) -> Sparsity | None:
+        return Sparsity.parse(v, field=None)  # pydantic prefixes the field name
+
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _layers(cls, v: Any) -> tuple[LayerRule, ...]:
+        if v is None:
+            return ()
+        return scenario_mapping({"layers": v}, origin="layers")["layers"]
+
     @property
     def final_context(self) -> int:
         return self.input_len + self.output_len - 1
+
+    @property
+    def has_techniques(self) -> bool:
+        """True when anything beyond plain 16-bit dense weights and activations is in use."""
+        return bool(self.layers) or self.sparsity is not None or self.weights.bits < 16 \
+            or self.activations.bits < 16 or self.kv_cache.bits < 16

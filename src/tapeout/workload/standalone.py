@@ -19,21 +19,21 @@ from tapeout.workload.ops import COLLECTIVE_KINDS, Op, OpKind
 
 
 def gemm_op(m: int, n: int, k: int, *, dtype: str | DType = "fp16", weights: str | DType | None = None,
-            name: str = "gemm", count: int = 1, bias: bool = False) -> Op:
-    """A GEMM of ``m`` activation rows with a (k x n) weight matrix (as ``_Builder.gemm``)."""
+            name: str = "gemm", count: int = 1, bias: bool = False, sparsity: object = None,
+            sparse_kernel: str = "auto") -> Op:
+    """A GEMM of ``m`` activation rows with a (k x n) weight matrix (as ``_Builder.gemm``).
+
+    ``weights`` narrower than ``dtype`` is weight-only quantization (dequantized on the vector units);
+    ``sparsity`` (0.8, "2:4", "1x4:0.5") picks the sparse kernels (``sparse_kernel``: auto, tensor,
+    cuda, dense), as :func:`tapeout.techniques.kernels.linear` describes.
+    """
+    from tapeout.techniques.kernels import linear
+    from tapeout.techniques.spec import Sparsity
+
     a = dtypes.parse(dtype)
     w = dtypes.parse(weights) if weights is not None else a
-    compute = dtypes.matmul_compute_dtype(w, a)
-    wbytes = n * k * w.bytes + (n * a.bytes if bias else 0.0)
-    act_in = m * k * a.bytes
-    act_out = m * n * a.bytes
-    return Op(
-        name=name, kind=OpKind.GEMM, flops=2.0 * m * n * k,
-        bytes_read=wbytes + act_in, bytes_written=act_out, count=count,
-        shape=(("m", int(m)), ("n", int(n)), ("k", int(k))),
-        compute_dtype=compute.name, formats=(("weights", w.name), ("act", a.name)),
-        weight_bytes=wbytes, activation_bytes=act_in + act_out,
-    )
+    return linear(name, m=m, n=n, k=k, count=count, w=w, a=a, sparsity=Sparsity.parse(sparsity),
+                  sparse_kernel=sparse_kernel, bias=bias)
 
 
 def bmm_op(b: int, m: int, n: int, k: int, *, dtype: str | DType = "fp16", name: str = "bmm",

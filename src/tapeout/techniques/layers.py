@@ -1,0 +1,199 @@
+"""Resolve a scenario's techniques per layer: global settings, then the scenario file's rules in order.
+
+A :class:`LayerPlan` is what one transformer layer runs with: per linear slot (qkv_proj, out_proj,
+up, down, expert_up, expert_down) the weight and activation formats and the sparsity, and the
+channel-pruning fractions. Layers with equal plans form one group (one op x count in the graph).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tapeout import dtypes
+from tapeout.dtypes import DType
+from tapeout.techniques.kernels import sparse_weight_bytes, storage_layout
+from tapeout.techniques.spec import LINEAR_SLOTS, LayerRule, Sparsity
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tapeout.models.spec import ModelSpec
+    from tapeout.workload.scenario import Scenario
+
+
+@dataclass(frozen=True, slots=True)
+class LinearTech:
+    weights: DType
+    activations: DType
+    sparsity: Sparsity | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LayerPlan:
+    slots: tuple[tuple[str, LinearTech], ...]
+    keep_mlp: float = 1.0
+    keep_heads: float = 1.0
+
+    def __getitem__(self, slot: str) -> LinearTech:
+        for s, t in self.slots:
+            if s == slot:
+                return t
+        raise KeyError(slot)
+
+
+def _apply(t: LinearTech, r: LayerRule) -> LinearTech:
+    sp = None if r.dense else (r.sparsity if r.sparsity is not None else t.sparsity)
+    return LinearTech(r.weights or t.weights, r.activations or t.activations, sp)
+
+
+def resolve(sc: Scenario, layer: int | None = None) -> LayerPlan:
+    """The plan of layer ``layer`` (None: rules with a layer selection are ignored)."""
+    base = LinearTech(sc.weights, sc.activations, sc.sparsity)
+    techs = dict.fromkeys(LINEAR_SLOTS, base)
+    keep_mlp = keep_heads = 1.0
+    for r in sc.layers:
+        if r.layers is not None and (layer is None or layer not in r.layers):
+            continue
+        for slot in LINEAR_SLOTS:
+            if r.applies(slot, layer):
+                techs[slot] = _apply(techs[slot], r)
+        if r.keep is not None:
+            if r.match in ("mlp", "*"):
+                keep_mlp = r.keep
+            if r.match in ("attention", "*"):
+                keep_heads = r.keep
+    return LayerPlan(tuple(techs.items()), keep_mlp, keep_heads)
+
+
+def lm_head_tech(sc: Scenario) -> LinearTech:
+    """lm_head: 16-bit (fp32 when weights are fp32) unless a rule matches ``lm_head``."""
+    hp = sc.weights if sc.weights.bits >= 16 else dtypes.parse("fp16")
+    t = LinearTech(hp, sc.activations, None)
+    for r in sc.layers:
+        if r.match == "lm_head":
+            t = _apply(t, r)
+    return t
+
+
+def layer_groups(num_layers: int, sc: Scenario) -> list[tuple[LayerPlan, tuple[int, ...]]]:
+    """Layers grouped by plan, in order of first appearance."""
+    if not any(r.layers is not None for r in sc.layers):
+        return [(resolve(sc, None), tuple(range(num_layers)))]
+    groups: dict[LayerPlan, list[int]] = {}
+    for i in range(num_layers):
+        groups.setdefault(resolve(sc, i), []).append(i)
+    return [(p, tuple(ix)) for p, ix in groups.items()]
+
+
+def range_label(ix: tuple[int, ...]) -> str:
+    """(0, 1, 2, 3, 10) -> "0-3,10"."""
+    parts, start, prev = [], ix[0], ix[0]
+    for i in ix[1:] + (None,):  # type: ignore[operator]
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        parts.append(f"{start}-{prev}" if prev > start else f"{start}")
+        if i is not None:
+            start = prev = i
+    return ",".join(parts)
+
+
+def kept_heads(model: ModelSpec, keep: float, tp: int) -> tuple[int, int]:
+    """(query heads, KV heads) of the whole model after pruning heads to ``keep`` (before sharding).
+
+    MHA prunes query and KV heads together; GQA/MQA keep the KV heads and prune whole query groups
+    evenly. The result stays divisible by ``tp``.
+    """
+    from tapeout.errors import TapeoutError
+
+    H, KV = model.num_heads, model.num_kv_heads
+    if keep >= 1.0:
+        return H, KV
+    if KV == H:
+        unit = tp
+        h = max(unit, round(H * keep / unit) * unit)
+        return h, h
+    unit = KV * tp // _gcd(KV, tp)
+    h = max(unit, round(H * keep / unit) * unit)
+    if h > H:
+        raise TapeoutError(f"cannot prune {model.name}'s heads to {keep:g} under tp={tp}", field="keep")
+    return h, KV
+
+
+def _gcd(a: int, b: int) -> int:
+    import math
+
+    return math.gcd(a, b)
+
+
+def linear_weight_bytes(model: ModelSpec, sc: Scenario) -> float:
+    """Per-device bytes of the transformer's linear layers (with their biases) under the scenario's
+    per-layer formats, sparsity layouts and pruning. Embeddings, norms, router and lm_head are not
+    included (see :func:`lm_head_bytes`)."""
+    t = sc.tp
+    h = model.hidden_size
+    hd = model.head_dim
+    hp = dtypes.parse("fp16") if sc.weights.bits < 16 else sc.weights
+    ups = 2 if model.gated_mlp else 1  # gate + up are one fused GEMM
+    dense_set = set(model.moe.dense_layers) if model.moe is not None else set(range(model.num_layers))
+    total = 0.0
+    for plan, ix in layer_groups(model.num_layers, sc):
+        H, KV = kept_heads(model, plan.keep_heads, t)
+        heads = H // t
+        kv = max(1, KV // t)
+
+        def mat(slot: str, n: float, k: float) -> float:
+            tech = plan[slot]
+            return sparse_weight_bytes(tech.weights, n, k, tech.sparsity,
+                                       storage_layout(tech.sparsity, sc.sparse_kernel))
+
+        attn = mat("qkv_proj", (heads + 2 * kv) * hd, h) + mat("out_proj", h, heads * hd)
+        bias = ((heads + 2 * kv) * hd if model.qkv_bias else 0) + (h if model.out_bias else 0)
+        attn += bias * hp.bytes
+        n_dense = sum(1 for i in ix if i in dense_set)
+        n_moe = len(ix) - n_dense
+
+        def ffn(up: str, down: str, inter: float) -> float:
+            b = mat(up, ups * inter, h) + mat(down, h, inter)
+            if model.mlp_bias:
+                b += (ups * inter + h / t) * hp.bytes
+            return b
+
+        inter = model.intermediate_size * plan.keep_mlp / t
+        total += n_dense * (attn + ffn("up", "down", inter))
+        if n_moe and model.moe is not None:
+            m = model.moe
+            ei = m.expert_intermediate_size * plan.keep_mlp / t
+            experts = m.num_experts * ffn("expert_up", "expert_down", ei)
+            if m.num_shared_experts:
+                experts += ffn("up", "down", m.num_shared_experts * m.shared_intermediate_size * plan.keep_mlp / t)
+            total += n_moe * (attn + experts)
+    return total
+
+
+def kv_bytes_per_token(model: ModelSpec, sc: Scenario) -> float:
+    """KV-cache bytes per token on one device, all layers, in the scenario's KV format.
+
+    Scales of a quantized KV cache: per-tensor and per-channel scales are static per layer
+    (negligible, not counted); group scales (``int4_g64``: one per 64 channels of a token's head)
+    are amortized in the per-element bytes.
+    """
+    total = 0.0
+    for plan, ix in layer_groups(model.num_layers, sc):
+        _, KV = kept_heads(model, plan.keep_heads, sc.tp)
+        kv = max(1, KV // sc.tp)
+        total += len(ix) * 2 * kv * model.head_dim * sc.kv_cache.bytes
+    return total
+
+
+def lm_head_bytes(model: ModelSpec, sc: Scenario) -> float:
+    """Per-device bytes of the (vocabulary-parallel) lm_head in its format."""
+    tech = lm_head_tech(sc)
+    n = model.lm_head_params() / model.hidden_size / sc.tp
+    if not model.lm_head_params():
+        return 0.0
+    return sparse_weight_bytes(tech.weights, n, model.hidden_size, tech.sparsity,
+                               storage_layout(tech.sparsity, sc.sparse_kernel))
+
+
+__all__ = ["LayerPlan", "LinearTech", "kept_heads", "layer_groups", "linear_weight_bytes", "lm_head_bytes",
+           "lm_head_tech", "kv_bytes_per_token", "range_label", "resolve"]
