@@ -2,6 +2,19 @@
 and the area model read. Datasheet peaks derive from it (cores x MACs/clock x 2 x clock).
 
 Units follow the vendors: KB (1024 B, as whitepapers use for on-chip SRAM), MB for L2, MHz, GB/s.
+
+Three kinds of numbers live here:
+
+- **datasheet/whitepaper facts** (cores, clocks, MACs per clock, register file, shared memory,
+  L2): each with an entry in ``sources`` naming the document (keys of
+  ``shared/reference-data/hardware/datasheets.csv``);
+- **documented architectural constants** with defaults that hold for the vendors' current
+  parts (shared-memory bytes per clock, special-function throughput, the largest accumulator
+  tile one warp or warpgroup feeds); a device file overrides them where they differ;
+- **fitted kernel efficiencies** (``matrix_eta``, ``dram_eta``, ``stream_eta``): what fraction
+  of a peak real kernels sustain on this device. They are fitted per device across whole
+  measured sets (never to one row) by ``benchmarks/fit_tiled.py``; devices without
+  measurements keep the cross-device defaults below. See docs/tiled.md.
 """
 
 from __future__ import annotations
@@ -21,6 +34,13 @@ class MatrixUnitSpec(_Frozen):
     macs_per_clock: dict[str, float] = Field(description="format -> dense MAC/clock per core")
     #: m, n, k granularity of one matrix instruction (tiles pad to multiples of it)
     instruction_shape: tuple[int, int, int] = (16, 8, 16)
+    #: largest accumulator tile (rows, cols) one warp / warpgroup / wavefront owns; operands for it
+    #: are read once from shared memory per k-step (PTX mma.sync: CUTLASS warp tiles up to 64x64;
+    #: Hopper wgmma: 64 x N with N <= 256)
+    warp_tile: tuple[int, int] = (64, 64)
+    #: fraction of the peak reached through the previous generation's instruction path (Hopper:
+    #: mma.sync instead of wgmma, as FlashAttention-2 uses); 1.0 where there is one path
+    legacy_path_fraction: float = Field(1.0, gt=0, le=1)
 
     @field_validator("macs_per_clock")
     @classmethod
@@ -33,6 +53,10 @@ class MatrixUnitSpec(_Frozen):
 class VectorUnitSpec(_Frozen):
     fp32_lanes_per_core: int = Field(gt=0, description="FP32 lanes (CUDA cores / stream processors) per core")
     flops_per_lane_per_clock: float = Field(2.0, gt=0, description="2 for one FMA per clock")
+    #: special-function (exp, rsqrt) results per clock per core: 16 on NVIDIA sm_80/sm_86/sm_89/sm_90
+    #: (CUDA C++ Programming Guide, arithmetic-instruction throughput table); AMD CDNA: 16 (quarter
+    #: rate of the 64-lane SIMD set)
+    sfu_ops_per_clock: float = Field(16.0, gt=0)
 
 
 class MicroArch(_Frozen):
@@ -47,8 +71,49 @@ class MicroArch(_Frozen):
     l2_mb: float = Field(gt=0)
     l2_bandwidth_gbps: float | None = Field(None, gt=0, description="aggregate L2 read bandwidth")
     memory_latency_ns: float | None = Field(None, gt=0)
+
+    # ---- documented architectural constants (defaults hold for current NVIDIA and AMD parts) ----
+    smem_bytes_per_clock: float = Field(
+        128.0, gt=0,
+        description="shared-memory (LDS) bytes per clock per core: 32 banks x 4 B on NVIDIA; 128 B/clk LDS on CDNA")
+    l2_bytes_per_clock_per_core: float = Field(
+        64.0, gt=0,
+        description="bytes per clock one core can pull from L2 (its share of the crossbar); bounds "
+        "kernels that occupy few cores")
+
+    # ---- fitted kernel efficiencies (per device; defaults = medians over the five fitted devices
+    # a100-sxm-80gb, a100-pcie-80gb, h100-sxm, a40, mi210; docs/tiled.md) ----
+    matrix_eta: float = Field(
+        0.80, gt=0, le=1,
+        description="fraction of the matrix MAC rate a GEMM main loop sustains (sustained clock under "
+        "load, issue gaps, barriers)")
+    dram_eta: float = Field(
+        0.81, gt=0, le=1, description="fraction of DRAM bandwidth a GEMM's streamed operand reads reach")
+    stream_eta: float = Field(
+        0.80, gt=0, le=1,
+        description="fraction of DRAM bandwidth elementwise / reduction kernels reach on large tensors")
+    overlap_p: float = Field(
+        2.0, ge=1,
+        description="exponent of the p-norm that combines a main loop's compute and memory time: "
+        "(c^p + m^p)^(1/p); infinity would be perfect overlap (max), 1 none (sum). Near the ridge "
+        "point both the memory system and the matrix units queue, so overlap is imperfect")
+    # ---- collectives (the communication library on this device's scale-up link) ----
+    collective_base_us: float = Field(
+        0.0, ge=0,
+        description="fixed time of one collective call beyond the kernel launch (library setup, "
+        "proxy handshake, protocol pipeline fill), microseconds; fitted per device")
+    collective_step_us: float | None = Field(
+        None, ge=0, description="latency per algorithm step, us; None: EfficiencySpec.collective_latency_us")
+    collective_eta: float | None = Field(
+        None, gt=0, le=1, description="fraction of link bandwidth collectives reach; None: EfficiencySpec.interconnect_eta")
+    collective_ll_step_us: float | None = Field(
+        None, ge=0, description="low-latency protocol (NCCL LL): latency per step, us; None: no such protocol")
+    collective_ll_eta: float | None = Field(
+        None, gt=0, le=1, description="low-latency protocol: fraction of link bandwidth (flag-carrying lines, "
+        "few channels)")
     sources: dict[str, str] = Field(default_factory=dict)
 
+    # ---- derived -------------------------------------------------------------------------------
     def peak_tflops(self, fmt: str) -> float | None:
         """Dense matrix peak derived from the description, TFLOP/s (None: no such format)."""
         macs = self.matrix.macs_per_clock.get(fmt)
@@ -60,3 +125,16 @@ class MicroArch(_Frozen):
         clock = self.vector_clock_mhz or self.clock_mhz
         v = self.vector
         return self.cores * v.fp32_lanes_per_core * v.flops_per_lane_per_clock * clock * 1e6 / 1e12
+
+    @property
+    def l2_bandwidth(self) -> float:
+        """Aggregate L2 bandwidth, bytes/s: the stated figure, else A100's per-SM share of its
+        5120 B/clk (NV-A100-WP), 48 B/clk per core, times cores and clock (an assumption)."""
+        if self.l2_bandwidth_gbps is not None:
+            return self.l2_bandwidth_gbps * 1e9
+        return 48.0 * self.cores * self.clock_mhz * 1e6
+
+    @property
+    def latency_s(self) -> float:
+        """DRAM load latency, seconds (600 ns when the device file gives none)."""
+        return (self.memory_latency_ns or 600.0) * 1e-9

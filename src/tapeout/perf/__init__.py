@@ -12,8 +12,17 @@ from tapeout.workload.ops import Op
 
 Estimator = Callable[[Op, HardwareSpec], OpCost]
 
-#: registry of performance tiers; later tiers (tiled mapper, calibrated tables) register here
-TIERS: dict[str, Estimator] = {roofline.TIER: roofline.estimate}
+
+def _tiled(op: Op, hardware: HardwareSpec) -> OpCost:
+    """Tier "tiled" (tile-level mapper on the micro-architecture), imported on first use (numpy)."""
+    from tapeout.perf.tiled import estimate as tiled_estimate
+
+    TIERS["tiled"] = tiled_estimate
+    return tiled_estimate(op, hardware)
+
+
+#: registry of performance tiers; later tiers (calibrated tables) register here
+TIERS: dict[str, Estimator] = {roofline.TIER: roofline.estimate, "tiled": _tiled}
 
 
 def register_tier(name: str, fn: Estimator) -> None:

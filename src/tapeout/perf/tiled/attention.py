@@ -1,0 +1,172 @@
+"""Fused attention: FlashAttention-style prefill tiling and split-K (flash-decoding) decode.
+
+**Prefill** (FlashAttention-2/3 forward). One tile = one (sequence, head, query block of BQ rows);
+it walks the key/value blocks of BKV rows it attends to (all of them, or, with a causal mask, only
+the blocks up to its diagonal: causal block skipping). Per key block a core spends
+
+- MMA cycles for S = Q K^T and O += P V (2 x BQ x BKV x d MACs at the matrix rate; through the
+  previous-generation path when the op carries the tag ``"fa2"`` on a device that has one),
+- operand-feed cycles (each warp / warpgroup of ``instruction m`` rows reads the K and V block
+  from shared memory),
+- softmax cycles: one exp per score on the special-function units plus ~4 FP32 operations per
+  score and 2 per output element (max, scale, sum, rescale) on the vector lanes,
+
+combined with the device's overlap law (p-norm, ``MicroArch.overlap_p``): FlashAttention-3
+overlaps softmax with the MMAs of another warpgroup, FlashAttention-2 relies on other warps.
+K/V blocks are re-read by every query block (from L2: the query blocks of one head run
+together), Q and O cross DRAM once; GQA/MQA heads share their K/V reads. Tiles are
+wave-quantized over the cores; each wave pays its tiles' Q load / first K/V block (one DRAM
+latency) and O write, which short sequences and causal masks do not amortize. The mapper searches BQ, BKV under the register and
+shared-memory limits.
+
+**Decode** (one query per sequence against the KV cache): reading K and V dominates. A tile is
+one (sequence, KV head) with its query heads (GQA: the group shares one read), optionally split
+over ``s`` chunks of the context (split-K / flash-decoding) when sequences x KV heads are too few
+to fill the cores; splits cost a second (combine) kernel. Time = the larger of DRAM time, the busiest
+core's L2-port time and compute, plus one DRAM latency and the launches.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+
+from tapeout.hardware.spec import HardwareSpec
+from tapeout.perf.cost import OpCost
+from tapeout.perf.tiled.common import fmt_bytes, make_cost
+from tapeout.perf.tiled.device import ACC_REG_FRACTION, Dev, device
+from tapeout.perf.tiled.elementwise import INFLIGHT_BYTES
+from tapeout.workload.ops import Op
+
+Q_BLOCKS = (64, 128, 192, 256)
+KV_BLOCKS = (32, 64, 128, 176, 256)
+DECODE_SPLITS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+class AttnPlan(NamedTuple):
+    time_s: float
+    compute_s: float
+    memory_s: float
+    overhead_s: float
+    mapping: str
+    terms: tuple[tuple[str, float | str], ...]
+
+
+def _pnorm(a: np.ndarray | float, b: np.ndarray | float, p: float) -> np.ndarray | float:
+    return (a ** p + b ** p) ** (1.0 / p)
+
+
+@lru_cache(maxsize=50_000)
+def plan_prefill(dev: Dev, b: int, heads: int, kv_heads: int, sq: int, skv: int, d: int, causal: bool,
+                 compute_dtype: str, e: float, legacy: bool) -> AttnPlan:
+    key, macs = dev.macs_for(compute_dtype)
+    rate = macs * (dev.legacy if legacy else 1.0)
+    rows_per_warp = 16 if legacy else dev.instr[0]
+    best: tuple[float, ...] | None = None
+    for bq in Q_BLOCKS:
+        if bq < dev.instr[0]:
+            continue
+        for bkv in KV_BLOCKS:
+            if bkv < dev.instr[1] or bkv > max(skv, dev.instr[1]) * 2:
+                continue
+            smem = (bq * d + 2 * 2 * bkv * d) * e  # Q tile + double-buffered K and V blocks
+            regs = (bq * d + bq * bkv) * 4.0  # O accumulator + S scores, fp32
+            if smem > dev.smem or regs > ACC_REG_FRACTION * dev.regs * 2:
+                continue
+            nq = math.ceil(sq / bq)
+            i = np.arange(nq, dtype=float)
+            if causal:
+                seen = np.minimum(float(skv), (skv - sq) + (i + 1) * bq)
+            else:
+                seen = np.full(nq, float(skv))
+            nkv = np.ceil(np.maximum(seen, 1.0) / bkv)
+            tiles = b * heads * nq
+            waves = math.ceil(tiles / dev.cores)
+            per_core_iters = max(waves * float(nkv.mean()), float(nkv.max()))
+            mma = 2.0 * bq * bkv * d / rate
+            feed = (bq / rows_per_warp) * 2.0 * bkv * d * e / dev.smem_bpc
+            soft = bq * bkv / dev.sfu + (4.0 * bq * bkv + 2.0 * bq * d) / dev.lanes
+            cyc = _pnorm(max(mma, feed) / dev.matrix_eta, soft, dev.overlap_p)
+            compute = per_core_iters * cyc / dev.clock
+            kv_blk = 2.0 * bkv * d * e
+            core_t = per_core_iters * kv_blk / dev.core_bw
+            l2_t = b * heads * float(nkv.sum()) * kv_blk / dev.l2_bw
+            dram = (2 * b * heads * sq * d + 2 * b * kv_heads * skv * d) * e
+            dram_t = dram / (dev.dram_bw * dev.dram_eta)
+            mem = max(core_t, l2_t, dram_t)
+            main = float(_pnorm(compute, mem, dev.overlap_p))
+            # each tile loads Q and its first K/V block before computing and writes O at the end;
+            # with one tile per core these are exposed once per wave
+            pro = dev.latency + (bq * d * e + kv_blk) / dev.core_bw
+            epi = bq * d * e / dev.core_bw
+            t = main + waves * (pro + epi)
+            if best is None or t < best[0]:
+                best = (t, compute, mem, waves * (pro + epi), bq, bkv, tiles, waves, float(nkv.sum()) * b * heads,
+                        dram, dram_t, l2_t, core_t)
+    if best is None:  # head dim too large for any tile: price one 64 x 32 block anyway
+        return plan_prefill(dev, b, heads, kv_heads, sq, skv, min(d, 128), causal, compute_dtype, e, legacy)
+    t, compute, mem, oh, bq, bkv, tiles, waves, kv_iters, dram, dram_t, l2_t, core_t = best
+    path = "legacy (mma.sync, FA2)" if legacy and dev.legacy < 1 else "native"
+    terms = (("model", "tiled flash-attention prefill"), ("block_q", bq), ("block_kv", bkv), ("tiles", tiles),
+             ("waves", waves), ("kv_block_reads", kv_iters), ("causal_skip", "yes" if causal else "no"),
+             ("peak", key), ("matrix_path", path), ("dram_mb", dram / 1e6), ("dram_us", dram_t * 1e6),
+             ("l2_us", l2_t * 1e6), ("core_l2_us", core_t * 1e6), ("matrix_eta", dev.matrix_eta))
+    mapping = f"BQ{bq} BKV{bkv} {'causal' if causal else 'full'} {tiles} tiles/{waves} waves"
+    return AttnPlan(t, compute, mem, oh, mapping, terms)
+
+
+@lru_cache(maxsize=200_000)
+def plan_decode(dev: Dev, b: int, heads: int, kv_heads: int, skv: int, d: int, compute_dtype: str,
+                e_q: float, e_kv: float) -> AttnPlan:
+    key, macs = dev.macs_for(compute_dtype)
+    g = max(1, heads // max(kv_heads, 1))
+    rows = math.ceil(g / dev.instr[0]) * dev.instr[0]  # the query group pads to the instruction's m
+    kv_total = 2.0 * b * kv_heads * skv * d * e_kv
+    q_total = 2.0 * b * heads * d * e_q
+    core_bw = min(dev.core_bw, INFLIGHT_BYTES / dev.latency)
+    best: tuple | None = None
+    for s in DECODE_SPLITS:
+        chunk = math.ceil(skv / s)
+        if s > 1 and chunk < 64:
+            break
+        tiles = b * kv_heads * s
+        waves = math.ceil(tiles / dev.cores)
+        per_core = waves * 2.0 * chunk * d * e_kv
+        core_t = per_core / core_bw
+        dram_t = (kv_total + q_total) / (dev.dram_bw * dev.dram_eta)
+        compute = waves * 2.0 * rows * chunk * d / (macs * dev.clock * dev.matrix_eta)
+        mem = max(core_t, dram_t)
+        combine = 0.0
+        if s > 1:  # partial outputs + log-sum-exp of every split, combined by a second kernel
+            part = b * heads * s * (d + 2) * 4.0
+            combine = dev.launch + dev.latency + 2 * part / dev.l2_bw
+        t = max(compute, mem) + dev.latency + combine
+        if best is None or t < best[0]:
+            best = (t, compute, mem, dev.latency + combine, s, tiles, waves, dram_t, core_t)
+    t, compute, mem, oh, s, tiles, waves, dram_t, core_t = best  # type: ignore[misc]
+    terms = (("model", "tiled decode attention (split-K / flash-decoding)"), ("split_kv", s), ("tiles", tiles),
+             ("waves", waves), ("query_heads_per_kv_head", g), ("padded_rows", rows), ("peak", key),
+             ("kv_mb", kv_total / 1e6), ("dram_us", dram_t * 1e6), ("core_l2_us", core_t * 1e6),
+             ("dram_eta", dev.dram_eta))
+    return AttnPlan(t, compute, mem, oh, f"split{s} {tiles} tiles/{waves} waves", terms)
+
+
+def estimate(op: Op, hw: HardwareSpec) -> OpCost:
+    dev = device(hw)
+    dm = op.dims()
+    b, h, kv = int(dm.get("b", 1)), int(dm.get("heads", 1)), int(dm.get("kv_heads", dm.get("heads", 1)))
+    sq, skv, d = int(dm.get("sq", 1)), int(dm.get("skv", 1)), int(dm.get("d", 128))
+    e = fmt_bytes(op, "act")
+    if "decode" in op.tags or sq == 1:
+        p = plan_decode(dev, b, h, kv, skv, d, op.compute_dtype, e, fmt_bytes(op, "kv"))
+    else:
+        p = plan_prefill(dev, b, h, kv, sq, skv, d, "causal" in op.tags, op.compute_dtype, e, "fa2" in op.tags)
+    terms: dict[str, float | str] = dict(p.terms)
+    terms.update(mapping=p.mapping, launch_us=dev.launch * 1e6, host_us=dev.host * 1e6,
+                 prologue_epilogue_us=p.overhead_s * 1e6,
+                 overlap_loss_us=(p.time_s - p.overhead_s - max(p.compute_s, p.memory_s)) * 1e6)
+    return make_cost(op, compute=p.compute_s, memory=p.memory_s,
+                     overhead=p.time_s - max(p.compute_s, p.memory_s) + dev.launch + dev.host, terms=terms)

@@ -1,0 +1,117 @@
+"""Collectives with alpha-beta per link and the topology of the scale-up domain.
+
+For ``p`` devices and ``S`` bytes per device (all-gather: each device's shard), each algorithm
+sends ``steps`` messages in sequence (latency alpha each) and puts ``wire`` bytes through each
+device's link (at eta of its bandwidth); a call also pays a fixed base (library setup and
+protocol pipeline fill) and a kernel launch:
+
+    t = launch + base + steps x alpha + wire / (eta x link bandwidth)
+
+Two protocols, as in NCCL, when the device's micro-architecture table has fitted collective
+values: a bandwidth protocol (alpha, eta and base = ``collective_step_us``, ``collective_eta``,
+``collective_base_us``, fitted on messages >= 1 MiB) and a low-latency protocol (no base;
+``collective_ll_step_us``, ``collective_ll_eta``, fitted on messages < 1 MiB); the faster wins. Without fitted values,
+one ring with the EfficiencySpec values (the roofline tier's collective).
+
+| collective     | ring: steps, wire        | tree (double binary, across nodes): steps, wire | direct (switch/mesh): steps, wire |
+|----------------|--------------------------|-------------------------------------------------|-----------------------------------|
+| all-reduce     | 2(p-1), 2(p-1)/p S       | 2 ceil(log2 p), 2 S                             | --                                |
+| all-gather     | p-1, (p-1) S             | --                                | 1, (p-1) S                        |
+| reduce-scatter | p-1, (p-1)/p S           | --                                | 1, (p-1)/p S                      |
+| all-to-all     | --                       | --                                | 1, (p-1)/p S (pairwise exchange)  |
+
+The cheapest algorithm wins (NCCL picks by message size too). Inside one scale-up domain a tree
+degenerates to a chain (NCCL's intra-node trees are chains), so the log-depth tree is only
+offered when the group spans ``nodes`` > 1 domains. Link bandwidth per device follows the
+topology: NVSwitch-like ``switch`` gives every device its full per-direction bandwidth; a ``mesh``
+of direct links (Infinity Fabric) gives a collective over ``p`` devices only the ``p - 1`` links
+to its peers (``links`` in the spec); ``pairwise`` bridges serve two devices and PCIe beyond;
+``pcie`` is the host bus. A kernel launch is paid once per collective.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tapeout.errors import TapeoutError
+from tapeout.hardware.spec import HardwareSpec
+from tapeout.perf.cost import OpCost
+from tapeout.perf.roofline import link_for
+from tapeout.perf.tiled.common import make_cost
+from tapeout.workload.ops import Op, OpKind
+
+COLLECTIVES = ("allreduce", "allgather", "reduce_scatter", "all_to_all")
+
+
+def link_bandwidth(hw: HardwareSpec, group: int) -> tuple[str, float]:
+    """(link, bytes/s per direction per device) a collective over ``group`` devices can use."""
+    link, bw = link_for(hw, group)
+    ic = hw.interconnect
+    if ic is not None and link == ic.kind and ic.topology == "mesh" and ic.links:
+        bw = bw * min(ic.links, max(group - 1, 1)) / ic.links
+    return link, bw
+
+
+def algorithms(kind: str, p: int, size: float, nodes: int = 1) -> list[tuple[str, float, float]]:
+    """(algorithm, steps, wire bytes per device) candidates of one collective."""
+    if p <= 1:
+        return [("local", 0.0, 0.0)]
+    if kind == "allreduce":
+        tree_steps = 2.0 * math.ceil(math.log2(p)) if nodes > 1 else 2.0 * (p - 1)
+        return [("ring", 2.0 * (p - 1), 2.0 * (p - 1) / p * size), ("tree", tree_steps, 2.0 * size)]
+    if kind == "allgather":
+        return [("ring", p - 1.0, (p - 1.0) * size), ("direct", 1.0, (p - 1.0) * size)]
+    if kind == "reduce_scatter":
+        return [("ring", p - 1.0, (p - 1.0) / p * size), ("direct", 1.0, (p - 1.0) / p * size)]
+    if kind == "all_to_all":
+        return [("direct", 1.0, (p - 1.0) / p * size)]
+    raise TapeoutError(f"unknown collective {kind!r}; allowed: {', '.join(COLLECTIVES)}", field="op")
+
+
+def protocols(hw: HardwareSpec) -> list[tuple[str, float, float, float]]:
+    """(protocol, base s, alpha s per step, eta) candidates of collectives on ``hw``.
+
+    With fitted micro-architecture values there are two, as in NCCL: a bandwidth protocol
+    ("simple": base, alpha and eta fitted on messages >= 1 MiB) and a low-latency one ("ll": no
+    base, its own alpha and eta fitted on messages < 1 MiB). Otherwise one ring with the
+    EfficiencySpec values (the roofline tier's collective).
+    """
+    eff, ua = hw.efficiency, hw.microarch
+    if ua is None or ua.collective_eta is None:
+        return [("ring", 0.0, eff.collective_latency_us * 1e-6, eff.interconnect_eta)]
+    step = ua.collective_step_us if ua.collective_step_us is not None else eff.collective_latency_us
+    out = [("simple", ua.collective_base_us * 1e-6, step * 1e-6, ua.collective_eta)]
+    if ua.collective_ll_step_us is not None and ua.collective_ll_eta is not None:
+        out.append(("ll", 0.0, ua.collective_ll_step_us * 1e-6, ua.collective_ll_eta))
+    return out
+
+
+def collective_time(hw: HardwareSpec, kind: str, size: float, group: int, nodes: int = 1) -> tuple[float, float, dict]:
+    """(bandwidth s, latency s incl. the fixed base, terms) of the best algorithm and protocol;
+    ``size`` is bytes per device."""
+    link, bw = link_bandwidth(hw, group)
+    topology = hw.interconnect.topology if hw.interconnect is not None and link == hw.interconnect.kind else "pcie"
+    best = None
+    for proto, base, alpha, eta in protocols(hw):
+        for name, steps, wire in algorithms(kind, group, size, nodes):
+            if name == "direct" and topology not in ("switch", "mesh"):
+                continue
+            beta_t = wire / (bw * eta)
+            lat = steps * alpha + (base if group > 1 else 0.0)
+            if best is None or beta_t + lat < best[0] + best[1]:
+                best = (beta_t, lat, name, steps, wire, proto, base, alpha, eta)
+    beta_t, lat, name, steps, wire, proto, base, alpha, eta = best  # type: ignore[misc]
+    terms = {"model": "tiled alpha-beta collective", "mapping": f"{name} ({proto}) over {topology} x{group}",
+             "algorithm": name, "protocol": proto, "topology": topology,
+             "link": link, "link_gbps_per_direction": bw / 1e9, "eta_interconnect": eta, "base_us": base * 1e6,
+             "alpha_us_per_step": alpha * 1e6, "steps": steps, "wire_bytes": wire}
+    return beta_t, lat, terms
+
+
+def estimate(op: Op, hw: HardwareSpec) -> OpCost:
+    kind = {OpKind.ALLREDUCE: "allreduce", OpKind.ALLGATHER: "allgather"}[op.kind]
+    net, lat, terms = collective_time(hw, kind, op.message_bytes, op.group)
+    eff = hw.efficiency
+    overhead = lat + (eff.launch_overhead_us + eff.host_overhead_us) * 1e-6
+    terms.update(launch_us=eff.launch_overhead_us, host_us=eff.host_overhead_us)
+    return make_cost(op, compute=0.0, memory=0.0, network=net, overhead=overhead, terms=terms)

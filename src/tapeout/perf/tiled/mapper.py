@@ -1,0 +1,247 @@
+"""GEMM mapper: search block tiles, split-K, pipeline depth and raster order; price each candidate.
+
+One GEMM is ``batch`` independent products C[M,N] = A[M,K] @ B[K,N] (``batch`` = experts of an
+MoE layer or heads of a batched matmul). A candidate mapping is a block tile BM x BN x BK, a
+pipeline depth (stages of BK slices in shared memory) and a split of K over ``split`` tiles.
+Each candidate is priced on the device's micro-architecture:
+
+- **legality**: the stages of A and B slices fit in shared memory, the fp32 accumulators of the
+  co-resident tiles fit in half the register file; co-resident tiles per core follow from both;
+- **padding**: a tile computes its full BM x BN x BK (edges are padded), BM and BN are at least
+  the matrix instruction's m and n, BK at least its k;
+- **compute**: per k-step a core spends max(MMA cycles, shared-memory operand cycles) /
+  ``matrix_eta``; operand cycles come from the warp-tile shape (each warp reads its A rows and
+  B columns once per k-step at ``smem_bytes_per_clock``);
+- **wave quantization**: each core runs ceil(tiles / cores) tiles in sequence (the tail wave
+  costs a full tile time);
+- **memory**: DRAM traffic with L2 reuse for the best of three raster orders (row-major, column-
+  major, square swizzle; an operand that fits in the L2 share is read once), the L2->core traffic
+  of every tile, one core's own L2 port, and the latency bound of ``stages - 1`` loads in
+  flight per co-resident tile;
+- **overlap**: loads and MMAs overlap in the main loop, imperfectly near the ridge point: the
+  main loop takes max((compute^p + dram^p)^(1/p), L2, core port, latency) with the device's
+  ``overlap_p``; the prologue (first
+  loads) and epilogue (writing C; split-K partial sums) do not overlap, and every later tile of a
+  core pays its own pipeline fill and C write, divided by the co-resident tiles that hide it.
+
+The cheapest candidate is the mapping. Candidate arrays are built once per (device, formats)
+and every shape is one vectorised numpy pass over them; results are cached.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+
+from tapeout.perf.tiled.device import ACC_REG_FRACTION, L2_FIT_FRACTION, Dev
+
+TILES_M = (16, 32, 64, 128, 256)
+TILES_N = (16, 32, 64, 96, 128, 192, 256)
+#: k-tile in bytes of one operand row: 64 B and 128 B (32 / 64 elements of a 16-bit format)
+K_TILE_BYTES = (64, 128)
+STAGES = (2, 3, 4, 6)
+SPLITS = (1, 2, 3, 4, 6, 8, 12, 16)
+MAX_CTAS_PER_CORE = 8
+RASTERS = ("row", "column", "swizzle")
+
+
+class GemmPlan(NamedTuple):
+    """The chosen mapping and its time terms (seconds); the kernel's launch is not included."""
+
+    time_s: float        # prologue + main loop + epilogue
+    compute_s: float     # MMA / operand-feed time of the main loop
+    memory_s: float      # the largest memory bound of the main loop
+    overhead_s: float    # prologue + epilogue (not overlapped)
+    bound: str           # which main-loop term is largest: compute | dram | l2 | core_l2 | latency
+    tile_m: int
+    tile_n: int
+    tile_k: int
+    stages: int
+    split_k: int
+    raster: str
+    ctas_per_core: int
+    tiles: int
+    waves: int
+    dram_bytes: float
+    l2_bytes: float
+    utilization: float   # tiles / (waves x cores): share of core slots doing work
+    peak_key: str
+    candidates: int
+
+    @property
+    def mapping(self) -> str:
+        return (f"{self.tile_m}x{self.tile_n}x{self.tile_k} s{self.stages} splitk{self.split_k} "
+                f"{self.raster} {self.ctas_per_core}cta/core")
+
+
+class _Cands(NamedTuple):
+    bm: np.ndarray
+    bn: np.ndarray
+    bk: np.ndarray
+    st: np.ndarray
+    split: np.ndarray
+    cta: np.ndarray
+    iter_s: np.ndarray       # seconds per k-step of one tile on one core (compute)
+    stage_bytes: np.ndarray  # A+B bytes of one k-step of one tile
+    pro_s: np.ndarray        # prologue + epilogue seconds (first loads; C tile write)
+    epi_s: np.ndarray        # epilogue seconds (C tile write)
+    n: int
+
+
+def _tile_rows(dev: Dev, a_bytes: float, b_bytes: float, feed_bytes: float,
+               tile: tuple[int, int] | None = None) -> list[tuple]:
+    """Legal (BM, BN, BK, stages, ctas/core, stage bytes); per block tile only the pipeline depths
+    that are not dominated (most loads in flight per core, most co-resident tiles)."""
+    im, in_, ik = dev.instr
+    rows = []
+    for bm in TILES_M if tile is None else (tile[0],):
+        if bm < im:
+            continue
+        for bn in TILES_N if tile is None else (tile[1],):
+            if bn < in_:
+                continue
+            cta_reg = math.floor(ACC_REG_FRACTION * dev.regs / (bm * bn * 4.0))
+            if cta_reg < 1:
+                continue
+            for kb in K_TILE_BYTES:
+                bk = max(ik, int(kb / max(feed_bytes, 0.5)))
+                stage = bk * (bm * a_bytes + bn * b_bytes)
+                opts = []
+                for st in STAGES:
+                    cta = min(cta_reg, math.floor(dev.smem / (st * stage)), MAX_CTAS_PER_CORE)
+                    if cta >= 1:
+                        opts.append((cta * (st - 1), cta, -st, st))
+                if not opts:
+                    continue
+                keep = {max(opts)[3], max(opts, key=lambda o: (o[1], o[0]))[3]}
+                for st in sorted(keep):
+                    cta = min(cta_reg, math.floor(dev.smem / (st * stage)), MAX_CTAS_PER_CORE)
+                    rows.append((bm, bn, bk, st, cta, stage))
+    return rows
+
+
+@lru_cache(maxsize=512)
+def _candidates(dev: Dev, macs: float, a_bytes: float, b_bytes: float, c_bytes: float,
+                feed_bytes: float, legacy: bool, splits: tuple[int, ...],
+                tile: tuple[int, int] | None = None) -> _Cands:
+    rows = _tile_rows(dev, a_bytes, b_bytes, feed_bytes, tile)
+    if not rows:
+        raise ValueError(f"block tile {tile} is not legal on {dev.name}")
+    base = np.array(rows, dtype=float)
+    arr = np.repeat(base, len(splits), axis=0)
+    split = np.tile(np.array(splits, dtype=float), len(rows))
+    bm, bn, bk, st, cta, stage = (arr[:, i].copy() for i in range(6))
+    wm = np.minimum(bm, dev.warp[0])
+    wn = np.minimum(bn, dev.warp[1])
+    rate = macs * (dev.legacy if legacy else 1.0)
+    mma = bm * bn * bk / rate
+    feed = bm * bn * bk * (1.0 / wm + 1.0 / wn) * feed_bytes / dev.smem_bpc
+    iter_s = np.maximum(mma, feed) / (dev.clock * dev.matrix_eta)
+    pro = dev.latency + (st - 1.0) * stage / dev.core_bw
+    epi = bm * bn * c_bytes / dev.core_bw
+    return _Cands(bm, bn, bk, st, split, cta, iter_s, stage, pro + epi, epi, len(split))
+
+
+def _reuse(fits: bool, tiles_other: np.ndarray, along: np.ndarray) -> np.ndarray | float:
+    """How often an operand is read from DRAM: once if it fits in the L2 share, else once per
+    group of ``along`` concurrently running tiles that share its panels."""
+    if fits:
+        return 1.0
+    return tiles_other / along
+
+
+def _clip(x: np.ndarray, lo: float, hi: np.ndarray) -> np.ndarray:
+    return np.minimum(np.maximum(x, lo), hi)
+
+
+@lru_cache(maxsize=200_000)
+def plan_gemm(dev: Dev, m: int, n: int, k: int, batch: int, compute_dtype: str,
+              a_bytes: float, b_bytes: float, c_bytes: float, legacy: bool = False,
+              tile: tuple[int, int] | None = None) -> GemmPlan:
+    """Best mapping of ``batch`` x (m x k) @ (k x n) on ``dev``.
+
+    ``a_bytes``/``b_bytes``/``c_bytes`` are storage bytes per element of A (activations), B
+    (weights or the second activation) and C; the operand feed uses the compute format's width.
+    ``legacy``: price the previous-generation matrix path (``Dev.legacy``). ``tile``: pin the
+    block tile (BM, BN) and search only the rest (k-tile, stages, split-K, raster order).
+    """
+    peak_key, macs = dev.macs_for(compute_dtype)
+    feed = 4.0 if peak_key in ("tf32", "fp32_matrix") else 1.0 if peak_key in ("fp8", "int8") else \
+        0.5 if peak_key in ("int4", "fp4") else 2.0
+    m, n, k, batch = max(m, 1), max(n, 1), max(k, 1), max(batch, 1)
+    cores = float(dev.cores)
+    # split-K is what libraries use to fill the machine when the output grid has fewer tiles than
+    # cores; when even the largest tiles make a full wave, only unsplit candidates are priced
+    small_grid = batch * math.ceil(m / TILES_M[-1]) * math.ceil(n / TILES_N[-1]) < cores
+    c = _candidates(dev, macs, a_bytes, b_bytes, c_bytes, feed, legacy, SPLITS if small_grid else (1,), tile)
+
+    tm = np.ceil(m / c.bm)
+    tn = np.ceil(n / c.bn)
+    kit = np.ceil(np.ceil(k / c.split) / c.bk)
+    grid = batch * tm * tn
+    tiles = grid * c.split
+    waves = np.ceil(tiles / cores)
+    steps = waves * kit
+
+    compute = steps * c.iter_s
+    core_t = steps * c.stage_bytes * (1.0 / dev.core_bw)
+    lat_t = steps * dev.latency / (np.minimum(c.cta, waves) * (c.st - 1.0))
+    l2_bytes = tiles * kit * c.stage_bytes
+    l2_t = l2_bytes * (1.0 / dev.l2_bw)
+
+    # DRAM traffic with L2 reuse; w = tiles of one (batch, k-slice) running at once
+    fit = L2_FIT_FRACTION * dev.l2
+    a_tot, b_tot, c_tot = batch * m * k * a_bytes, batch * n * k * b_bytes, batch * m * n * c_bytes
+    w = np.maximum(np.minimum(tiles, cores * c.cta) / (batch * c.split), 1.0)
+    fit_a, fit_b = m * k * a_bytes <= fit, n * k * b_bytes <= fit
+    wm = _clip(np.sqrt(w), 1.0, tm)
+    rasters = (
+        a_tot + b_tot * _reuse(fit_b, tm, _clip(w / tn, 1.0, tm)),
+        a_tot * _reuse(fit_a, tn, _clip(w / tm, 1.0, tn)) + b_tot,
+        a_tot * _reuse(fit_a, tn, _clip(w / wm, 1.0, tn)) + b_tot * _reuse(fit_b, tm, wm),
+    )
+    dram = np.minimum(np.minimum(rasters[0], rasters[1]), rasters[2]) + c_tot
+    if np.ndim(dram) == 0:  # both operands fit in L2: every raster order reads them once
+        dram = np.full(c.n, float(dram))
+    fixed = c.pro_s
+    if small_grid:
+        # fp32 partial sums of split-K, written and read back (from L2 when they fit)
+        part = (batch * m * n * 4.0) * c.split * (c.split > 1.0)
+        part_fits = part <= fit
+        dram = dram + np.where(part_fits, 0.0, 2.0 * part)
+        fixed = fixed + np.where(part_fits, 2.0 * part / dev.l2_bw, 0.0)
+    dram_t = dram * (1.0 / (dev.dram_bw * dev.dram_eta))
+
+    q = dev.overlap_p
+    # every later tile of a core refills its pipeline and writes its C tile; co-resident tiles
+    # hide that behind each other's main loops
+    fixed = fixed + (waves - 1.0) * c.pro_s / c.cta
+    # MMAs and DRAM streaming interfere near the ridge point (p-norm); the on-chip bounds (L2,
+    # a core's L2 port, load latency) are hard limits
+    main = np.maximum((compute ** q + dram_t ** q) ** (1.0 / q), np.maximum(np.maximum(l2_t, core_t), lat_t))
+    total = main + fixed
+    if small_grid:
+        total = np.where((c.split > 1.0) & (grid >= cores), np.inf, total)
+    i = int(np.argmin(total))
+
+    terms = (float(compute[i]), float(dram_t[i]), float(l2_t[i]), float(core_t[i]), float(lat_t[i]))
+    names = ("compute", "dram", "l2", "core_l2", "latency")
+    j = max(range(5), key=lambda x: terms[x])
+    r = [float(np.asarray(x if np.ndim(x) == 0 else x[i])) for x in rasters]
+    return GemmPlan(
+        time_s=float(total[i]), compute_s=terms[0], memory_s=max(terms[1:]),
+        overhead_s=float(fixed[i] if np.ndim(fixed) else fixed), bound=names[j],
+        tile_m=int(c.bm[i]), tile_n=int(c.bn[i]), tile_k=int(c.bk[i]), stages=int(c.st[i]),
+        split_k=int(c.split[i]), raster=RASTERS[r.index(min(r))], ctas_per_core=int(c.cta[i]),
+        tiles=int(tiles[i]), waves=int(waves[i]), dram_bytes=float(dram[i]), l2_bytes=float(l2_bytes[i]),
+        utilization=float(tiles[i] / (waves[i] * cores)), peak_key=peak_key, candidates=c.n,
+    )
+
+
+def clear_caches() -> None:
+    """Forget every cached plan and candidate table (for cold-cache benchmarks)."""
+    plan_gemm.cache_clear()
+    _candidates.cache_clear()

@@ -1,0 +1,288 @@
+"""Tier "tiled": physical properties that catch real modelling bugs."""
+
+import math
+import random
+
+import pytest
+
+import tapeout
+from tapeout.hardware.catalog import load_hardware
+from tapeout.perf import TIERS, estimate, roofline
+from tapeout.perf import tiled
+from tapeout.perf.tiled import attention, collective, elementwise, mapper
+from tapeout.perf.tiled.device import device, with_dev
+from tapeout.workload.ops import Op, OpKind
+from tapeout.workload.standalone import bmm_op, collective_op, elementwise_op, gemm_op, norm_op, softmax_op
+
+DEVICES = ("a100-sxm-80gb", "h100-sxm", "mi210")
+
+
+def attn_op(b, h, kv, sq, skv, d, *, causal=True, decode=False, tags=()):
+    e = 2.0
+    if decode:
+        flops = 4.0 * b * h * d * skv
+        rd, wr = 2 * b * skv * kv * d * e + b * h * d * e, b * h * d * e
+        t = ("decode",)
+    else:
+        pairs = b * sq * (sq + 1) / 2 if causal else b * sq * skv
+        flops = 4.0 * h * d * pairs
+        q = b * sq * h * d * e
+        rd, wr = q + 2 * b * skv * kv * d * e, q
+        t = ("flash",) + (("causal",) if causal else ())
+    return Op(name="attention", kind=OpKind.ATTENTION, flops=flops, bytes_read=rd, bytes_written=wr,
+              shape=(("b", b), ("heads", h), ("kv_heads", kv), ("sq", sq), ("skv", skv), ("d", d)),
+              compute_dtype="fp16", formats=(("act", "fp16"), ("kv", "fp16")), tags=t + tuple(tags))
+
+
+def with_microarch(hw, **changes):
+    return hw.model_copy(update={"microarch": hw.microarch.model_copy(update=changes)})
+
+
+def with_bandwidth(hw, factor):
+    mem = hw.memory.model_copy(update={"bandwidth_gbps": hw.memory.bandwidth_gbps * factor})
+    return hw.model_copy(update={"memory": mem})
+
+
+def sample_ops(seed=0, n=40):
+    rng = random.Random(seed)
+    ops = []
+    for _ in range(n):
+        m, nn, k = rng.choice([1, 7, 64, 300, 2048, 8192]), rng.randint(64, 20000), rng.randint(64, 20000)
+        ops.append(gemm_op(m, nn, k))
+    ops += [bmm_op(64, 2048, 2048, 128), bmm_op(768, 1, 3072, 128), bmm_op(32, 512, 128, 512)]
+    ops += [attn_op(2, 32, 8, 4096, 4096, 128), attn_op(8, 32, 8, 1, 8192, 128, decode=True),
+            attn_op(1, 64, 8, 1, 2048, 128, decode=True), attn_op(4, 16, 16, 1024, 1024, 64, causal=False)]
+    ops += [norm_op(4096, 8192), softmax_op(4096, 4096), softmax_op(64, 512),
+            elementwise_op("gelu", OpKind.ELEMENTWISE, 1 << 24, 1 << 24, 8)]
+    return ops
+
+
+# ---- registry and fallback ----------------------------------------------------------------------
+
+
+def test_tier_is_registered_and_named():
+    assert "tiled" in TIERS
+    c = estimate(gemm_op(512, 4096, 4096), load_hardware("a100-sxm-80gb"), "tiled")
+    assert c.tier == "tiled" and c.time_s > 0
+    assert c.terms["mapping"] and c.terms["model"] == "tiled GEMM mapper"
+
+
+@pytest.mark.parametrize("name", ["gaudi2", "tpu-v5e", "b200"])
+def test_device_without_microarch_falls_back_to_roofline(name):
+    hw = load_hardware(name)
+    assert hw.microarch is None
+    op = gemm_op(256, 4096, 4096, dtype="bf16")
+    c, r = estimate(op, hw, "tiled"), roofline.estimate(op, hw)
+    assert c.terms["model"] == "roofline fallback" and "micro-architecture" in c.terms["fallback"]
+    assert c.time_s == pytest.approx(r.time_s)
+
+
+def test_every_cost_of_a_model_names_its_mapping():
+    p = tapeout.predict("llama-3-8b", "h100-sxm", tp=2, batch=4, input_len=512, output_len=8, tier="tiled")
+    rows = p.ops()
+    assert rows
+    for r in rows:
+        terms = r["terms"] or {}
+        assert terms.get("mapping"), r["name"]
+
+
+# ---- monotonicity: more hardware is never slower -------------------------------------------------
+
+
+@pytest.mark.parametrize("name", DEVICES)
+def test_more_cores_or_bandwidth_is_never_slower(name):
+    hw = load_hardware(name)
+    more_cores = with_microarch(hw, cores=hw.microarch.cores * 2)
+    more_bw = with_bandwidth(hw, 2.0)
+    for op in sample_ops():
+        base = estimate(op, hw, "tiled").time_s
+        assert estimate(op, more_cores, "tiled").time_s <= base * (1 + 1e-9), op
+        assert estimate(op, more_bw, "tiled").time_s <= base * (1 + 1e-9), op
+
+
+def test_faster_links_never_slow_a_collective():
+    hw = load_hardware("a100-sxm-80gb")
+    ic = hw.interconnect.model_copy(update={"bandwidth_gbps_per_direction": 600})
+    fast = hw.model_copy(update={"interconnect": ic})
+    for size in (2e3, 1e6, 64e6, 1e9):
+        for p in (2, 4, 8):
+            op = collective_op(OpKind.ALLREDUCE, size, p)
+            assert estimate(op, fast, "tiled").time_s <= estimate(op, hw, "tiled").time_s * (1 + 1e-12)
+
+
+# ---- wave quantization, padding ------------------------------------------------------------------
+
+
+def _compute_only(dev):
+    """The device with memory made free, so that only the matrix units matter."""
+    return with_dev(dev, dram_bw=1e18, l2_bw=1e18, core_bw=1e18, latency=1e-15)
+
+
+def test_wave_quantization_step_when_tiles_cross_a_multiple_of_the_cores():
+    dev = _compute_only(device(load_hardware("a100-sxm-80gb")))
+    cores = dev.cores
+    n, k = 128 * cores, 8192  # one row of 128x128 tiles is exactly one wave
+    t = {m: mapper.plan_gemm(dev, m, n, k, 1, "fp16", 2.0, 2.0, 2.0, tile=(128, 128)) for m in (128, 129, 256, 257)}
+    assert t[128].waves == 1 and t[129].waves == 2 and t[256].waves == 2 and t[257].waves == 3
+    assert t[129].time_s > 1.8 * t[128].time_s  # one more row of tiles: a whole extra wave
+    assert t[256].time_s == pytest.approx(t[129].time_s, rel=0.02)  # the tail wave costs a full tile time
+    assert t[257].time_s > 1.4 * t[256].time_s
+
+
+def test_mapper_smooths_quantization_with_other_tiles():
+    """The free search picks tiles that fill the cores better than a pinned tile."""
+    dev = _compute_only(device(load_hardware("a100-sxm-80gb")))
+    n = 128 * dev.cores
+    pinned = mapper.plan_gemm(dev, 129, n, 8192, 1, "fp16", 2.0, 2.0, 2.0, tile=(128, 128))
+    free = mapper.plan_gemm(dev, 129, n, 8192, 1, "fp16", 2.0, 2.0, 2.0)
+    assert free.time_s < 0.8 * pinned.time_s
+
+
+@pytest.mark.parametrize("name", ["a100-sxm-80gb", "h100-sxm"])
+def test_m1_costs_a_full_instruction_tile_of_compute(name):
+    dev = _compute_only(device(load_hardware(name)))
+    im = dev.instr[0]
+    t1 = mapper.plan_gemm(dev, 1, 8192, 8192, 1, "fp16", 2.0, 2.0, 2.0)
+    tm = mapper.plan_gemm(dev, im, 8192, 8192, 1, "fp16", 2.0, 2.0, 2.0)
+    assert t1.compute_s == pytest.approx(tm.compute_s, rel=1e-9)
+    assert t1.tile_m >= im
+    # one row more than an instruction tile needs more compute
+    t2 = mapper.plan_gemm(dev, im + 1, 8192, 8192, 1, "fp16", 2.0, 2.0, 2.0)
+    assert t2.time_s > tm.time_s
+
+
+def test_candidates_respect_register_and_shared_memory_limits():
+    for name in DEVICES:
+        dev = device(load_hardware(name))
+        c = mapper._candidates(dev, 1024.0, 2.0, 2.0, 2.0, 2.0, False, mapper.SPLITS)
+        assert c.n > 50
+        assert (c.st * c.stage_bytes * c.cta <= dev.smem + 1e-9).all()
+        assert (c.bm * c.bn * 4.0 * c.cta <= 0.5 * dev.regs + 1e-9).all()
+        assert (c.bm >= dev.instr[0]).all() and (c.bn >= dev.instr[1]).all()
+
+
+def test_split_k_fills_the_machine_for_skinny_gemms_only():
+    dev = device(load_hardware("a100-sxm-80gb"))
+    skinny = mapper.plan_gemm(dev, 16, 1024, 16384, 1, "fp16", 2.0, 2.0, 2.0)
+    big = mapper.plan_gemm(dev, 8192, 8192, 8192, 1, "fp16", 2.0, 2.0, 2.0)
+    assert skinny.split_k > 1
+    assert big.split_k == 1
+
+
+# ---- bounds ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", DEVICES)
+def test_tiled_never_beats_the_roofline_bound_with_eta_one(name):
+    hw = load_hardware(name)
+    ideal = hw.with_efficiency(matmul_eta=1, attention_eta=1, memory_eta=1, vector_eta=1, vector_memory_eta=1,
+                               launch_overhead_us=0, host_overhead_us=0)
+    for op in sample_ops(seed=3):
+        t = estimate(op, hw, "tiled").time_s
+        bound = roofline.estimate(op, ideal)
+        assert t >= max(bound.compute_s, bound.memory_s) * (1 - 1e-9), op
+
+
+def test_cached_plans_are_reused_and_keyed_by_device():
+    a = device(load_hardware("a100-sxm-80gb"))
+    h = device(load_hardware("h100-sxm"))
+    p1 = mapper.plan_gemm(a, 777, 4096, 4096, 1, "fp16", 2.0, 2.0, 2.0)
+    assert mapper.plan_gemm(a, 777, 4096, 4096, 1, "fp16", 2.0, 2.0, 2.0) is p1
+    assert mapper.plan_gemm(h, 777, 4096, 4096, 1, "fp16", 2.0, 2.0, 2.0).time_s < p1.time_s
+    tiled.clear_caches()
+    assert mapper.plan_gemm(a, 777, 4096, 4096, 1, "fp16", 2.0, 2.0, 2.0) is not p1
+
+
+# ---- attention -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a100-sxm-80gb", "h100-sxm"])
+def test_causal_prefill_is_about_half_the_full_square_at_long_sequence(name):
+    hw = load_hardware(name)
+    full = estimate(attn_op(1, 32, 32, 16384, 16384, 128, causal=False), hw, "tiled").time_s
+    causal = estimate(attn_op(1, 32, 32, 16384, 16384, 128, causal=True), hw, "tiled").time_s
+    assert 0.45 <= causal / full <= 0.6
+
+
+def test_gqa_prefill_reads_less_kv_than_mha():
+    hw = load_hardware("h100-sxm")
+    mha = estimate(attn_op(4, 32, 32, 4096, 4096, 128), hw, "tiled")
+    gqa = estimate(attn_op(4, 32, 8, 4096, 4096, 128), hw, "tiled")
+    assert gqa.terms["dram_mb"] < mha.terms["dram_mb"]
+    assert gqa.time_s <= mha.time_s
+
+
+@pytest.mark.parametrize("name", DEVICES)
+def test_decode_attention_is_bandwidth_bound(name):
+    hw = load_hardware(name)
+    dev = device(hw)
+    op = attn_op(16, 32, 8, 1, 32768, 128, decode=True)
+    c = estimate(op, hw, "tiled")
+    kv = 2 * 16 * 32768 * 8 * 128 * 2.0
+    assert c.bound == "memory"
+    assert c.memory_s == pytest.approx(kv / (dev.dram_bw * dev.dram_eta), rel=0.02)
+    assert c.time_s < 1.15 * kv / (dev.dram_bw * dev.dram_eta) + dev.launch * 3
+
+
+def test_decode_splits_the_context_when_sequences_times_heads_are_few():
+    hw = load_hardware("h100-sxm")
+    few = estimate(attn_op(1, 8, 1, 1, 65536, 128, decode=True), hw, "tiled")
+    many = estimate(attn_op(64, 32, 8, 1, 4096, 128, decode=True), hw, "tiled")
+    assert few.terms["split_kv"] > 1
+    assert many.terms["split_kv"] == 1
+
+
+def test_fa2_path_is_slower_than_native_on_hopper_only():
+    h100, a100 = load_hardware("h100-sxm"), load_hardware("a100-sxm-80gb")
+    for hw, slower in ((h100, True), (a100, False)):
+        fa3 = estimate(attn_op(2, 16, 16, 8192, 8192, 128), hw, "tiled").time_s
+        fa2 = estimate(attn_op(2, 16, 16, 8192, 8192, 128, tags=("fa2",)), hw, "tiled").time_s
+        assert (fa2 > 1.2 * fa3) if slower else (fa2 >= fa3)
+
+
+# ---- elementwise -------------------------------------------------------------------------------
+
+
+def test_small_tensors_do_not_reach_peak_bandwidth():
+    hw = load_hardware("a100-sxm-80gb")
+    rates = []
+    for n in (1 << 12, 1 << 16, 1 << 20, 1 << 24, 1 << 28):
+        c = estimate(elementwise_op("gelu", OpKind.ELEMENTWISE, n, n, 8), hw, "tiled")
+        rates.append(4.0 * n / c.time_s)
+    assert all(b > a for a, b in zip(rates, rates[1:]))
+    dev = device(hw)
+    assert rates[-1] == pytest.approx(dev.dram_bw * dev.stream_eta, rel=0.05)
+    assert rates[0] < 0.02 * rates[-1]
+
+
+def test_long_row_softmax_reads_twice():
+    hw = load_hardware("a100-sxm-80gb")
+    short = estimate(softmax_op(1 << 16, 512), hw, "tiled")
+    long = estimate(softmax_op(1 << 10, 32768), hw, "tiled")
+    assert short.terms["input_passes"] == 1 and long.terms["input_passes"] == 2
+    assert long.memory_s > 1.4 * short.memory_s
+
+
+# ---- collectives -------------------------------------------------------------------------------
+
+
+def test_collective_algorithms_and_topologies():
+    hw = load_hardware("mi300x")  # Infinity Fabric mesh, 7 links
+    _, bw8 = collective.link_bandwidth(hw, 8)
+    _, bw2 = collective.link_bandwidth(hw, 2)
+    assert bw2 == pytest.approx(bw8 / 7)  # two devices share one of the seven links
+    for kind in collective.COLLECTIVES:
+        net, lat, terms = collective.collective_time(hw, kind, 64e6, 8)
+        assert net > 0 and lat >= 0 and terms["algorithm"]
+    ring = dict((a, (s, w)) for a, s, w in collective.algorithms("allreduce", 8, 1.0))
+    assert ring["ring"] == (14.0, pytest.approx(1.75))
+    assert collective.algorithms("allreduce", 8, 1.0, nodes=2)[1][1] == 2 * math.ceil(math.log2(8))
+    pcie = load_hardware("a100-pcie-80gb")  # pairwise NVLink bridges: PCIe beyond two devices
+    assert collective.link_bandwidth(pcie, 2)[0] != collective.link_bandwidth(pcie, 4)[0]
+
+
+def test_large_allreduce_is_bandwidth_bound_small_latency_bound():
+    hw = load_hardware("a100-sxm-80gb")
+    big = estimate(collective_op(OpKind.ALLREDUCE, 1e9, 8), hw, "tiled")
+    small = estimate(collective_op(OpKind.ALLREDUCE, 4096, 8), hw, "tiled")
+    assert big.bound == "network" and small.bound == "overhead"

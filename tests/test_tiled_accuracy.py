@@ -1,0 +1,148 @@
+"""CI accuracy guard for the tiled tier: the error of every measured group stays below its committed
+threshold (thresholds started at what the tier reached, rounded up slightly; they only go down).
+
+The sets are the shared reference data (``shared/reference-data``) as ``tapeout validate`` loads
+them, plus the FlashAttention-2/3 forward rows on H100 (``benchmarks/fit_tiled.py::flash_cases``).
+Groups that are not present (data absent, or a harness mapping that changed device names) are
+skipped; most guarded groups must be present. The issue's targets are checked where the tier
+reaches them today (GPT-3 layer totals within 5 percent, all-reduce >= 1 MiB within 15 percent).
+"""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from tapeout.validate import metrics
+from tapeout.validate.datasets import default_data_dir, load_cases
+from tapeout.validate.runner import evaluate
+
+SETS = ["vidur-gemm", "vidur-elementwise", "vidur-allreduce", "llmcompass-matmul", "llmcompass-softmax",
+        "llmcompass-layernorm", "llmcompass-gelu", "llmcompass-gpt3-layer", "llmcompass-allreduce", "mamf"]
+
+#: (dataset, op class, device) -> max MAPE (percent), tier "tiled"; devices without a
+#: micro-architecture are left out (the roofline fallback prices them)
+THRESHOLDS = {
+    ("vidur-gemm", "qkv", "a100-sxm-80gb"): 19.2,
+    ("vidur-gemm", "out_proj", "a100-sxm-80gb"): 17.5,
+    ("vidur-gemm", "mlp_up_gate", "a100-sxm-80gb"): 16.2,
+    ("vidur-gemm", "mlp_down", "a100-sxm-80gb"): 15.2,
+    ("vidur-gemm", "qkv", "a40"): 6.5,
+    ("vidur-gemm", "out_proj", "a40"): 6.8,
+    ("vidur-gemm", "mlp_up_gate", "a40"): 6.6,
+    ("vidur-gemm", "mlp_down", "a40"): 6.2,
+    ("vidur-gemm", "qkv", "h100-sxm"): 9.2,
+    ("vidur-gemm", "out_proj", "h100-sxm"): 8.4,
+    ("vidur-gemm", "mlp_up_gate", "h100-sxm"): 6.8,
+    ("vidur-gemm", "mlp_down", "h100-sxm"): 10.1,
+    ("vidur-elementwise", "norm", "a100-sxm-80gb"): 45.3,
+    ("vidur-elementwise", "rope", "a100-sxm-80gb"): 32.7,
+    ("vidur-elementwise", "act", "a100-sxm-80gb"): 34.6,
+    ("vidur-elementwise", "add", "a100-sxm-80gb"): 41.4,
+    ("vidur-elementwise", "norm", "a40"): 26.7,
+    ("vidur-elementwise", "rope", "a40"): 20.3,
+    ("vidur-elementwise", "act", "a40"): 10.6,
+    ("vidur-elementwise", "add", "a40"): 23.9,
+    ("vidur-elementwise", "norm", "h100-sxm"): 43.0,
+    ("vidur-elementwise", "rope", "h100-sxm"): 28.1,
+    ("vidur-elementwise", "act", "h100-sxm"): 31.2,
+    ("vidur-elementwise", "add", "h100-sxm"): 53.8,
+    ("vidur-allreduce", "allreduce", "a100-sxm-80gb"): 22.9,
+    ("vidur-allreduce", "allreduce", "h100-sxm"): 15.7,
+    ("vidur-allreduce", "allreduce", "a100-pcie-80gb"): 16.1,
+    ("vidur-allreduce", "allreduce", "h100-pcie"): 10.9,
+    ("llmcompass-matmul", "matmul", "a100-sxm-80gb"): 5.0,
+    ("llmcompass-matmul", "matmul", "mi210"): 6.6,
+    ("llmcompass-softmax", "softmax", "a100-sxm-80gb"): 7.7,
+    ("llmcompass-softmax", "softmax", "mi210"): 11.4,
+    ("llmcompass-layernorm", "layernorm", "a100-sxm-80gb"): 11.9,
+    ("llmcompass-layernorm", "layernorm", "mi210"): 17.7,
+    ("llmcompass-gelu", "gelu", "a100-sxm-80gb"): 5.2,
+    ("llmcompass-gelu", "gelu", "mi210"): 7.2,
+    ("llmcompass-gpt3-layer", "prefill/gemm", "a100-sxm-80gb"): 3.1,
+    ("llmcompass-gpt3-layer", "prefill/attn_bmm", "a100-sxm-80gb"): 16.2,
+    ("llmcompass-gpt3-layer", "prefill/softmax", "a100-sxm-80gb"): 7.1,
+    ("llmcompass-gpt3-layer", "prefill/layernorm", "a100-sxm-80gb"): 21.8,
+    ("llmcompass-gpt3-layer", "prefill/gelu", "a100-sxm-80gb"): 3.9,
+    ("llmcompass-gpt3-layer", "prefill/allreduce", "a100-sxm-80gb"): 4.6,
+    ("llmcompass-gpt3-layer", "decode/gemm", "a100-sxm-80gb"): 2.9,
+    ("llmcompass-gpt3-layer", "decode/attn_bmm", "a100-sxm-80gb"): 15.2,
+    ("llmcompass-gpt3-layer", "decode/softmax", "a100-sxm-80gb"): 2.6,
+    ("llmcompass-gpt3-layer", "decode/layernorm", "a100-sxm-80gb"): 5.2,
+    ("llmcompass-gpt3-layer", "decode/gelu", "a100-sxm-80gb"): 0.9,
+    ("llmcompass-gpt3-layer", "decode/allreduce", "a100-sxm-80gb"): 23.6,
+    ("llmcompass-allreduce", "allreduce", "a100-sxm-80gb"): 9.9,
+    ("mamf", "matmul_bf16", "a100-sxm-80gb"): 3.3,
+    ("mamf", "matmul_bf16", "gh200"): 17.8,
+    ("mamf", "matmul_bf16", "a100-pcie-80gb"): 12.0,
+    ("mamf", "matmul_bf16", "h100-sxm"): 9.9,
+    ("mamf", "matmul_bf16", "mi300x"): 36.4,
+    ("mamf", "matmul_fp8", "gh200"): 6.6,
+    ("mamf", "matmul_fp8", "h200"): 20.5,
+    ("mamf", "matmul_fp8", "h100-sxm"): 3.2,
+    ("flashattention-h100", "fa2", "h100-sxm"): 5.8,
+    ("flashattention-h100", "fa3", "h100-sxm"): 7.1,
+    ("vidur-allreduce", "allreduce>=1MiB", "a100-sxm-80gb"): 13.0,
+    ("vidur-allreduce", "allreduce>=1MiB", "h100-sxm"): 11.3,
+    ("vidur-allreduce", "allreduce>=1MiB", "a100-pcie-80gb"): 8.9,
+    ("vidur-allreduce", "allreduce>=1MiB", "h100-pcie"): 3.6,
+    ("llmcompass-allreduce", "allreduce>=1MiB", "a100-sxm-80gb"): 4.8,
+}
+
+#: pooled vidur GEMMs on A100 + H100 (issue target: <= 10 percent, <= 7 above 0.1 ms; docs/tiled.md
+#: explains why the A100 rows miss it while the harness maps vidur's "a100" to the SXM part)
+POOLED_VIDUR_GEMM = {"all": 13.9, ">0.1ms": 15.7}
+
+
+def _flash_cases():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fit_tiled.py"
+    spec = importlib.util.spec_from_file_location("fit_tiled", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.flash_cases()
+
+
+@pytest.fixture(scope="module")
+def evaluation():
+    if not (default_data_dir() / "measured").is_dir():
+        pytest.skip("shared reference data not present")
+    cases = load_cases(None, SETS) + _flash_cases()
+    return evaluate(None, "tiled", cases=cases)
+
+
+def test_group_errors_stay_below_their_thresholds(evaluation):
+    got = {(g["dataset"], g["op_class"], g["device"]): g["mape_pct"] for g in evaluation.groups}
+    present = [k for k in THRESHOLDS if k in got]
+    assert len(present) >= 0.6 * len(THRESHOLDS), "most guarded groups are missing"
+    worse = {k: (round(got[k], 2), THRESHOLDS[k]) for k in present if not got[k] <= THRESHOLDS[k]}
+    assert not worse, f"MAPE above the committed threshold (got, threshold): {worse}"
+
+
+def test_gpt3_layer_totals_within_5pct(evaluation):
+    totals = [r for r in evaluation.results if r.case.op_class.endswith("/total")]
+    assert len(totals) == 2
+    for r in totals:
+        assert abs(r.predicted_s / r.case.measured_s - 1) <= 0.05, r.case.op_class
+
+
+def test_allreduce_of_1mib_and_more_within_15pct(evaluation):
+    groups = [g for g in evaluation.groups if g["op_class"] == "allreduce>=1MiB"]
+    assert groups
+    for g in groups:
+        assert g["mape_pct"] <= 15.0, g
+
+
+def test_pooled_vidur_gemms(evaluation):
+    rs = [r for r in evaluation.results if r.case.dataset == "vidur-gemm" and r.case.device != "a40"]
+    big = [r for r in rs if r.case.measured_s > 1e-4]
+    mape = metrics.mape_pct([r.predicted_s for r in rs], [r.case.measured_s for r in rs])
+    mape_big = metrics.mape_pct([r.predicted_s for r in big], [r.case.measured_s for r in big])
+    assert mape <= POOLED_VIDUR_GEMM["all"], mape
+    assert mape_big <= POOLED_VIDUR_GEMM[">0.1ms"], mape_big
+
+
+def test_flashattention_h100_within_15pct(evaluation):
+    groups = [g for g in evaluation.groups if g["dataset"] == "flashattention-h100"]
+    assert {g["op_class"] for g in groups} == {"fa2", "fa3"}
+    for g in groups:
+        assert g["mape_pct"] <= 15.0, g
