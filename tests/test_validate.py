@@ -105,7 +105,7 @@ def test_loaders_skip_suspicious_and_missing_rows(tiny_data):
     cases = load_vidur_gemm(tiny_data)
     assert [c.get("M") for c in cases] == [1, 64]
     c = cases[0]
-    assert (c.dataset, c.op_class, c.device) == ("vidur-gemm", "mlp_down", "a100-sxm-80gb")
+    assert (c.dataset, c.op_class, c.device) == ("vidur-gemm", "mlp_down", "a100-pcie-80gb")
     assert c.measured_s == pytest.approx(1e-4)
     assert c.op.flops == 2 * 1 * 4096 * 11008
 
@@ -158,7 +158,7 @@ def test_shared_loaders_row_counts(shared_data):
     gpt3 = {c.op_class: c for c in cases if c.dataset == "llmcompass-gpt3-layer"}
     assert gpt3["prefill/total"].measured_s == pytest.approx(66.747e-3)
     assert gpt3["decode/total"].measured_s == pytest.approx(1.111e-3)
-    assert {c.device for c in cases if c.dataset == "vidur-gemm"} == {"a100-sxm-80gb", "h100-sxm", "a40"}
+    assert {c.device for c in cases if c.dataset == "vidur-gemm"} == {"a100-pcie-80gb", "h100-sxm", "a40"}
 
 
 def test_shared_run_validation_groups(shared_groups):

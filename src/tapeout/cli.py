@@ -177,6 +177,13 @@ def validate(
         print_table(ev, title=f"tapeout validate: tier {tier}, efficiency {efficiency}")
 
 
+from tapeout.cost.cli import cost_command  # noqa: E402 (both import only typer)
+from tapeout.explore.cli import explore_command  # noqa: E402
+
+app.command("cost")(cost_command)
+app.command("explore")(explore_command)
+
+
 def main() -> None:
     try:
         app()

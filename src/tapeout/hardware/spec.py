@@ -25,6 +25,11 @@ class MemorySpec(_Frozen):
     kind: str = Field(description="HBM2e, HBM3, HBM3e, GDDR6, GDDR6X, LPDDR5, ...")
     capacity_gb: float = Field(gt=0, description="decimal GB as the vendor labels it")
     bandwidth_gbps: float = Field(gt=0, description="peak theoretical GB/s")
+    interfaces: int | None = Field(
+        None, gt=0,
+        description="memory interfaces the device drives: HBM stacks, 64-bit DDR/LPDDR channels, 32-bit GDDR "
+        "devices or CXL/PCIe lanes (area and cost model); None: derived from bandwidth and kind",
+    )
 
     @property
     def capacity_bytes(self) -> float:
@@ -46,6 +51,11 @@ class InterconnectSpec(_Frozen):
         "pairwise: bridges between pairs only (then PCIe beyond 2 devices); pcie: host bus"
     )
     max_devices: int = Field(8, gt=0, description="devices one scale-up domain connects")
+    lanes_per_direction: int | None = Field(
+        None, gt=0,
+        description="SerDes lanes per direction of the scale-up link (area model); None: derived from the "
+        "bandwidth and the lane rate of the kind",
+    )
 
     @property
     def bandwidth(self) -> float:

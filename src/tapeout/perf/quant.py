@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.workload.ops import Op
 
-ONCHIP_ETA = 0.38
+ONCHIP_ETA = 0.40
 #: kernels whose vector work is a sparse extraction (reported as extract_s) rather than a dequantization
 EXTRACT_KERNELS = frozenset({"sparse_tc", "sparse_cuda", "block_1xn"})
 

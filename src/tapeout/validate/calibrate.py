@@ -64,6 +64,11 @@ BOUNDS: dict[str, tuple[float, float]] = {
 }
 
 COMPUTE_SETS = ("vidur-gemm", "vidur-elementwise")
+#: a device timed only by a host clock (LLMCompass) takes its DRAM-streaming efficiency and launch gap
+#: from a sibling with the same memory system (same die, HBM2e, memory controllers) that has kernel-timed
+#: rows of decode-shaped GEMMs from a serving stack (vidur); its compute and elementwise efficiencies
+#: are still its own. Host-timed small GEMMs confound DRAM time with tens of µs of host overhead.
+MEMORY_SIBLINGS = {"a100-sxm-80gb": "a100-pcie-80gb"}
 LLMCOMPASS_MICRO = ("llmcompass-matmul", "llmcompass-softmax", "llmcompass-layernorm", "llmcompass-gelu")
 COLLECTIVE_SETS = ("vidur-allreduce", "llmcompass-allreduce")
 #: the EfficiencySpec fields written per device (runtime_reserve_gb is not a timing fit)
@@ -281,6 +286,12 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
         if kernel_rows:
             free = etas + ("launch_overhead_us",) + (host_free if lc_rows else ())
             fixed: dict[str, float] = {}
+        elif MEMORY_SIBLINGS.get(dev) in fitted:
+            # host-timed rows only: GEMM streaming efficiency and launch gap come from the sibling with the
+            # same memory system whose kernel-timed serving-stack rows cover decode-shaped GEMMs
+            sib = fitted[MEMORY_SIBLINGS[dev]]
+            free = ("matmul_eta", "vector_memory_eta") + host_free
+            fixed = {"memory_eta": sib["memory_eta"], "launch_overhead_us": sib["launch_overhead_us"]}
         else:  # launch and host time are confounded without kernel timers: launch = default
             free = etas + host_free
             fixed = {"launch_overhead_us": launch_default}
@@ -294,7 +305,9 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
             f"{', '.join(k for k in free if not k.startswith('host_'))} from {' + '.join(used)} "
             f"({len(kernel_rows) + len(lc_rows)} rows, jointly"
             + (", with LLMCompass's per-op host overhead as extra unknowns" if lc_rows else "") + ")"
-            + ("" if kernel_rows else "; launch_overhead_us = [default]"))
+            + ("" if kernel_rows else
+               f"; memory_eta, launch_overhead_us from {MEMORY_SIBLINGS[dev]} (same memory system)"
+               if "memory_eta" in fixed else "; launch_overhead_us = [default]"))
         if kernel_rows:
             launch_default = _median([v["launch_overhead_us"] for d, v in fitted.items() if rows(d, COMPUTE_SETS)],
                                      spec_default["launch_overhead_us"])

@@ -1,0 +1,185 @@
+"""The cost model's assumptions: data files under ``cost/data/`` with a source for every number.
+
+``Assumptions.load(overrides)`` returns the built-in tables with the user's overrides merged in
+(a mapping or a TOML/YAML/JSON file with the sections ``area``, ``dies``, ``memory``, ``links``,
+``price``). New entries may be added under ``area.nodes``, ``price.nodes``, ``memory`` and
+``dies``; anywhere else an override must name an existing key, so a typo is an error, not a
+silently ignored number.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from tapeout.errors import TapeoutError
+
+DATA_DIR = Path(__file__).with_name("data")
+SECTIONS = ("area", "dies", "memory", "links", "price")
+#: sections (dotted) under which overrides may add new tables
+_OPEN = {("area", "nodes"), ("price", "nodes"), ("memory",), ("dies",), ("price", "power", "node_energy")}
+
+
+@functools.cache
+def _builtin() -> dict[str, Any]:
+    return {s: tomllib.loads((DATA_DIR / f"{s}.toml").read_text(encoding="utf-8")) for s in SECTIONS}
+
+
+def _merge(base: dict, over: dict, path: tuple[str, ...]) -> None:
+    for k, v in over.items():
+        here = (*path, k)
+        if k not in base:
+            if path not in _OPEN:
+                raise TapeoutError(f"unknown assumption {'.'.join(here)!r}", field="assumptions")
+            base[k] = copy.deepcopy(v)
+        elif isinstance(base[k], dict):
+            if not isinstance(v, dict):
+                raise TapeoutError(f"{'.'.join(here)} must be a table", field="assumptions")
+            _merge(base[k], v, here)
+        else:
+            if isinstance(base[k], (int, float)) and not isinstance(base[k], bool):
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise TapeoutError(f"{'.'.join(here)} must be a number, got {v!r}", field="assumptions")
+            base[k] = v
+
+
+def _tokens(text: str) -> list[str]:
+    return [t for t in re.split(r"[^a-z0-9]+", text.lower()) if t]
+
+
+class Assumptions:
+    """All tables of the area and cost model; read-only after construction."""
+
+    def __init__(self, data: dict[str, Any], overridden: tuple[str, ...] = ()) -> None:
+        self.data = data
+        self.overridden = overridden
+        self._memo: dict[tuple[str, str], Any] = {}
+
+    # ---- construction ---------------------------------------------------------------------
+    @classmethod
+    def load(cls, overrides: dict[str, Any] | str | Path | None = None) -> "Assumptions":
+        if overrides is None:
+            return _default()
+        if isinstance(overrides, (str, Path)):
+            from tapeout import specio
+
+            overrides = specio.read_mapping(overrides)
+        if not isinstance(overrides, dict):
+            raise TapeoutError("overrides must be a mapping of sections", field="assumptions")
+        data = copy.deepcopy(_builtin())
+        bad = sorted(set(overrides) - set(SECTIONS))
+        if bad:
+            raise TapeoutError(f"unknown sections {bad}; allowed: {', '.join(SECTIONS)}", field="assumptions")
+        _merge(data, overrides, ())
+        return cls(data, tuple(sorted(_leaves(overrides))))
+
+    # ---- area -------------------------------------------------------------------------------
+    def node_key(self, process_node: str, *, field: str = "process_node") -> str:
+        """The node table key (``N7``, ``N4``...) a process-node string names."""
+        k = ("node", process_node)
+        if k not in self._memo:
+            self._memo[k] = _node_key(self, process_node, field)
+        return self._memo[k]
+
+    def node_area(self, key: str) -> dict[str, Any]:
+        return self.data["area"]["nodes"][key]
+
+    def node_price(self, key: str) -> dict[str, Any]:
+        try:
+            return self.data["price"]["nodes"][key]
+        except KeyError:
+            raise TapeoutError(f"no wafer price for node {key}", field="assumptions.price.nodes") from None
+
+    def coefficient(self, name: str) -> tuple[float, str]:
+        c = self.data["area"]["coefficients"][name]
+        return float(c["value"]), c["scales"]
+
+    def relative_area(self, key: str) -> float | None:
+        v = self.data["area"]["relative_area"].get(key)
+        return None if v is None or isinstance(v, str) else float(v)
+
+    # ---- memory and links -------------------------------------------------------------------
+    def memory_key(self, kind: str) -> str:
+        k = ("memory", kind)
+        if k not in self._memo:
+            self._memo[k] = _memory_key(self, kind)
+        return self._memo[k]
+
+    def memory(self, key: str) -> dict[str, Any]:
+        return self.data["memory"][key]
+
+    def link(self, kind: str) -> dict[str, Any]:
+        k = ("link", kind)
+        if k not in self._memo:
+            self._memo[k] = _link(self, kind)
+        return self._memo[k]
+
+    # ---- dies --------------------------------------------------------------------------------
+    def die_entry(self, device: str) -> tuple[str, dict[str, Any]] | None:
+        for name, entry in self.data["dies"].items():
+            if device in entry.get("devices", ()) or device == name:
+                return name, entry
+        return None
+
+    def price(self, *path: str) -> Any:
+        d: Any = self.data["price"]
+        for p in path:
+            d = d[p]
+        return d
+
+
+def _leaves(d: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else k
+        out.extend(_leaves(v, key) if isinstance(v, dict) else [key])
+    return out
+
+
+@functools.cache
+def _default() -> Assumptions:
+    return Assumptions(copy.deepcopy(_builtin()))
+
+
+def _node_key(a: Assumptions, process_node: str, field: str) -> str:
+    toks = set(_tokens(process_node))
+    found = [k for k, n in a.data["area"]["nodes"].items() if toks & {m.lower() for m in n.get("match", [k])} or k.lower() in toks]
+    if not found:
+        known = ", ".join(a.data["area"]["nodes"])
+        raise TapeoutError(f"process node {process_node!r} is not in the area model (known: {known})", field=field)
+    if len(found) > 1:
+        raise TapeoutError(
+            f"process node {process_node!r} names several nodes ({', '.join(found)}): a chiplet package; "
+            "the area model covers one monolithic die", field=field)
+    return found[0]
+
+
+def _memory_key(a: Assumptions, kind: str) -> str:
+    toks = _tokens(kind)
+    joined = "-".join(toks)
+    best = None
+    for key, m in a.data["memory"].items():
+        for pat in [key.lower(), *(p.lower() for p in m.get("match", []))]:
+            if pat in toks or pat == joined or joined.startswith(pat + "-") or joined == pat:
+                if best is None or len(pat) > best[1]:
+                    best = (key, len(pat))
+    if best is None:
+        raise TapeoutError(f"memory kind {kind!r} is not in the cost model (known: {', '.join(a.data['memory'])})",
+                           field="memory.kind")
+    return best[0]
+
+
+def _link(a: Assumptions, kind: str) -> dict[str, Any]:
+    low = kind.lower()
+    for entry in a.data["links"]["kinds"]:
+        if any(m in low for m in entry["match"]):
+            return entry
+    raise TapeoutError(f"interconnect kind {kind!r} has no lane rate", field="interconnect.kind")  # pragma: no cover
+
+
+__all__ = ["Assumptions", "DATA_DIR", "SECTIONS"]

@@ -1,0 +1,147 @@
+"""``tapeout explore SPACE`` and ``tapeout explore --report RUN``.
+
+Registered in the main CLI as ``app.command("explore")(explore_command)``; runnable alone through
+``app`` below (tests use it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from tapeout.errors import TapeoutError
+
+
+class Executor(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+class Method(str, Enum):
+    auto = "auto"
+    grid = "grid"
+    nsga2 = "nsga2"
+    random = "random"
+
+
+class ReportFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+def _fail(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(2)
+
+
+class RichProgress:
+    """A rich progress bar with points/min and ETA."""
+
+    def __init__(self, label: str) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                          TimeRemainingColumn(), transient=False)
+        self.label = label
+        self.task = None
+        self.n = 0
+        self.t0 = 0.0
+
+    def start(self, total: int, done: int) -> None:
+        import time
+
+        self.t0 = time.perf_counter()
+        self.p.start()
+        self.task = self.p.add_task(self.label, total=total, completed=done, rate="")
+
+    def advance(self, n: int = 1) -> None:
+        import time
+
+        self.n += n
+        dt = time.perf_counter() - self.t0
+        rate = f"{60 * self.n / dt:,.0f} pts/min" if dt > 0 else ""
+        self.p.update(self.task, advance=n, rate=rate)
+
+    def stop(self) -> None:
+        self.p.stop()
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def explore_command(
+    space: Annotated[Optional[Path], typer.Argument(help="design-space file (TOML/YAML/JSON)")] = None,
+    report: Annotated[Optional[Path], typer.Option(
+        "--report", help="print the Pareto front of a run database and write CSV/Parquet/PNG/HTML")] = None,
+    db: Annotated[Optional[Path], typer.Option(
+        help="run database (default: SPACE with suffix .db, or .TIER.db with --tier)")] = None,
+    executor: Annotated[Executor, typer.Option(help="local process pool | ray")] = Executor.local,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="worker processes (default: CPU count)")] = None,
+    method: Annotated[Optional[Method], typer.Option(help="auto | grid | nsga2 | random (default: the space's)")] = None,
+    trials: Annotated[Optional[int], typer.Option(help="points for nsga2 / random")] = None,
+    tier: Annotated[Optional[str], typer.Option(help="performance tier (default: the space's)")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: a local Ray)")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="discard an existing run database")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar with ETA")] = True,
+    out: Annotated[Optional[Path], typer.Option(help="--report: output directory (default: beside the database)")] = None,
+    top: Annotated[int, typer.Option(help="--report: rows of the front to print")] = 20,
+    format: Annotated[ReportFormat, typer.Option("--format", "-f", help="--report: table | json")] = ReportFormat.table,
+) -> None:
+    """Explore a design space (grid / NSGA-II, local or Ray), or report a run's Pareto front."""
+    from tapeout.explore import report as rp
+
+    if (space is None) == (report is None):
+        _fail("give a SPACE file to explore, or --report RUN to report a run (not both)")
+    try:
+        if report is not None:
+            run_data = rp.load_run(report)
+            files = rp.write_outputs(run_data, out)
+            if format is ReportFormat.json:
+                typer.echo(json.dumps(_clean({**rp.summary(run_data, top), "files": files}), indent=2))
+            else:
+                rp.print_front(run_data, top)
+                for k, v in files.items():
+                    typer.echo(f"{k}: {v}")
+            return
+        from tapeout.explore.run import run
+        from tapeout.explore.space import load_space
+
+        assert space is not None
+        sp = load_space(space)
+        if tier is not None:
+            sp = load_space({**json.loads(sp.to_json()), "tier": tier})
+        target = db or space.with_suffix(f".{tier}.db" if tier is not None else ".db")
+        bar = RichProgress(sp.name) if progress else None
+        s = run(sp, target, executor=executor.value, jobs=jobs, method=method.value if method else None,
+                trials=trials, progress=bar, ray_address=ray_address, fresh=fresh)
+    except TapeoutError as exc:
+        _fail(str(exc))
+    typer.echo(f"{s.method} on {s.executor}: {s.evaluated} evaluated, {s.skipped} already in {s.db}, "
+               f"{s.seconds:.1f} s ({s.points_per_minute:,.0f} points/min)")
+    typer.echo(f"report: tapeout explore --report {s.db}")
+
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.command("explore")(explore_command)
+
+
+@app.callback()
+def _root() -> None:  # keeps "explore" a subcommand when this app runs alone
+    """tapeout explore (standalone)."""
+
+
+__all__ = ["app", "explore_command"]
