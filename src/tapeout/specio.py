@@ -49,7 +49,7 @@ def validation_message(exc: ValidationError) -> str:
     parts = []
     for e in errs[:3]:
         loc = ".".join(str(x) for x in e["loc"]) or "<root>"
-        msg = e["msg"].removeprefix("Value error, ")
+        msg = e["msg"].removeprefix("Value error, ").removeprefix(f"{loc}: ")
         parts.append(f"{loc}: {msg}")
     more = f" (+{len(errs) - 3} more)" if len(errs) > 3 else ""
     return "; ".join(parts) + more
