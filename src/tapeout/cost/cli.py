@@ -8,34 +8,16 @@ Registered in the main CLI as ``app.command("cost")(cost_command)``; runnable al
 from __future__ import annotations
 
 import json
-import math
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
+from tapeout.cliutil import TableOrJson, fail, json_safe
 from tapeout.errors import TapeoutError
 
 
-class CostFormat(str, Enum):
-    table = "table"
-    json = "json"
 
-
-def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(2)
-
-
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
 
 
 def cost_report(hardware: str, assumptions: str | Path | dict | None = None, *, model: str | None = None,
@@ -60,7 +42,7 @@ def cost_report(hardware: str, assumptions: str | Path | dict | None = None, *, 
             "tok_s_per_kusd": 1000 * r.perf_per_dollar(per_dev), "tok_per_joule": r.perf_per_watt(per_dev),
             "usd_per_mtok": r.usd_per_mtok(per_dev),
         }
-    return _clean(d)
+    return json_safe(d)
 
 
 def _table(d: dict[str, Any]) -> None:
@@ -98,7 +80,7 @@ def _table(d: dict[str, Any]) -> None:
 
 def cost_command(
     hardware: Annotated[str, typer.Argument(help="catalog device name or a device file (TOML/YAML/JSON)")],
-    format: Annotated[CostFormat, typer.Option("--format", "-f", help="table | json")] = CostFormat.table,
+    format: Annotated[TableOrJson, typer.Option("--format", "-f", help="table | json")] = TableOrJson.table,
     assumptions: Annotated[Optional[Path], typer.Option(
         help="TOML/YAML/JSON file overriding cost assumptions (sections area, dies, memory, links, price)")] = None,
     model: Annotated[Optional[str], typer.Option(help="also price a workload: model name or config.json")] = None,
@@ -113,8 +95,8 @@ def cost_command(
         d = cost_report(hardware, assumptions, model=model, batch=batch, input_len=input_len,
                         output_len=output_len, tp=tp, tier=tier)
     except TapeoutError as exc:
-        _fail(str(exc))
-    if format is CostFormat.json:
+        fail(str(exc))
+    if format is TableOrJson.json:
         typer.echo(json.dumps(d, indent=2, allow_nan=False))
     else:
         _table(d)

@@ -7,13 +7,13 @@ Registered in the main CLI as ``app.command("explore")(explore_command)``; runna
 from __future__ import annotations
 
 import json
-import math
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
+from tapeout.cliutil import TableOrJson, fail, json_safe
 from tapeout.errors import TapeoutError
 
 
@@ -29,14 +29,6 @@ class Method(str, Enum):
     random = "random"
 
 
-class ReportFormat(str, Enum):
-    table = "table"
-    json = "json"
-
-
-def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(2)
 
 
 class RichProgress:
@@ -73,15 +65,6 @@ class RichProgress:
         self.p.stop()
 
 
-def _clean(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
-
 
 def explore_command(
     space: Annotated[Optional[Path], typer.Argument(help="design-space file (TOML/YAML/JSON)")] = None,
@@ -99,19 +82,19 @@ def explore_command(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar with ETA")] = True,
     out: Annotated[Optional[Path], typer.Option(help="--report: output directory (default: beside the database)")] = None,
     top: Annotated[int, typer.Option(help="--report: rows of the front to print")] = 20,
-    format: Annotated[ReportFormat, typer.Option("--format", "-f", help="--report: table | json")] = ReportFormat.table,
+    format: Annotated[TableOrJson, typer.Option("--format", "-f", help="--report: table | json")] = TableOrJson.table,
 ) -> None:
     """Explore a design space (grid / NSGA-II, local or Ray), or report a run's Pareto front."""
     from tapeout.explore import report as rp
 
     if (space is None) == (report is None):
-        _fail("give a SPACE file to explore, or --report RUN to report a run (not both)")
+        fail("give a SPACE file to explore, or --report RUN to report a run (not both)")
     try:
         if report is not None:
             run_data = rp.load_run(report)
             files = rp.write_outputs(run_data, out)
-            if format is ReportFormat.json:
-                typer.echo(json.dumps(_clean({**rp.summary(run_data, top), "files": files}), indent=2))
+            if format is TableOrJson.json:
+                typer.echo(json.dumps(json_safe({**rp.summary(run_data, top), "files": files}), indent=2))
             else:
                 rp.print_front(run_data, top)
                 for k, v in files.items():
@@ -129,7 +112,7 @@ def explore_command(
         s = run(sp, target, executor=executor.value, jobs=jobs, method=method.value if method else None,
                 trials=trials, progress=bar, ray_address=ray_address, fresh=fresh)
     except TapeoutError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(f"{s.method} on {s.executor}: {s.evaluated} evaluated, {s.skipped} already in {s.db}, "
                f"{s.seconds:.1f} s ({s.points_per_minute:,.0f} points/min)")
     typer.echo(f"report: tapeout explore --report {s.db}")

@@ -16,13 +16,13 @@ A killed run loses at most the points still being evaluated; a resumed run skips
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Iterable
 
 from tapeout.errors import TapeoutError
+from tapeout.cliutil import json_safe
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -36,16 +36,7 @@ CREATE TABLE IF NOT EXISTS search (key TEXT PRIMARY KEY, generation INTEGER NOT 
 
 
 def _dumps(x: Any) -> str:
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(u) for k, u in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(u) for u in v]
-        return v
-
-    return json.dumps(clean(x), sort_keys=True, separators=(",", ":"))
+    return json.dumps(json_safe(x), sort_keys=True, separators=(",", ":"))
 
 
 class Store:

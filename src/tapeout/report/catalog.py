@@ -22,7 +22,6 @@ def models(specs: list, format: str) -> None:
     if format == "json":
         print(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     t = Table(title="Models")
@@ -50,7 +49,6 @@ def hardware(specs: list, format: str) -> None:
     if format == "json":
         print(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     t = Table(title="Hardware (dense peaks)")
@@ -74,7 +72,6 @@ def show(spec: Any, format: str) -> None:
     if format == "json":
         print(json.dumps(d, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     sources = d.pop("sources", None)

@@ -41,7 +41,6 @@ def _console() -> Any:
 
 
 def print_table(d: dict[str, Any], console: Any = None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     con = console or _console()
