@@ -53,6 +53,8 @@ class MatrixUnitSpec(_Frozen):
 class VectorUnitSpec(_Frozen):
     fp32_lanes_per_core: int = Field(gt=0, description="FP32 lanes (CUDA cores / stream processors) per core")
     flops_per_lane_per_clock: float = Field(2.0, gt=0, description="2 for one FMA per clock")
+    int32_lanes_per_core: int | None = Field(
+        None, gt=0, description="INT32 lanes per core (bit manipulation, e.g. dequantization); None: the FP32 lanes")
     #: special-function (exp, rsqrt) results per clock per core: 16 on NVIDIA sm_80/sm_86/sm_89/sm_90
     #: (CUDA C++ Programming Guide, arithmetic-instruction throughput table); AMD CDNA: 16 (quarter
     #: rate of the 64-lane SIMD set)

@@ -78,6 +78,11 @@ class EfficiencySpec(_Frozen):
         description="fraction of DRAM bandwidth non-matrix kernels (norms, activations, RoPE, softmax, adds, "
         "gathers) reach; None: use memory_eta (then memory_eta covers every op)",
     )
+    onchip_eta: float | None = Field(
+        None, gt=0, le=1,
+        description="fraction of shared-memory bandwidth sparse-to-dense staging sustains (Flash-LLM); "
+        "None: perf.quant.ONCHIP_ETA, fitted on the whole Flash-LLM A100 SpMM set (docs/techniques.md)",
+    )
     launch_overhead_us: float = Field(4.0, ge=0, description="GPU-side gap per kernel")
     host_overhead_us: float = Field(0.0, ge=0, description="framework/host time per op, when not hidden")
     collective_latency_us: float = Field(8.0, ge=0, description="latency term per collective step (alpha)")

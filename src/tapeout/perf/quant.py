@@ -26,7 +26,7 @@ Combination (per op):
 ``ONCHIP_ETA`` is the one fitted constant: the fraction of shared-memory bandwidth Flash-LLM's
 sparse-to-dense staging sustains (scattered 16-bit stores, barriers), fitted on the whole Flash-LLM
 kernel set (A100, 108 rows of Flash-LLM SpMM timings; docs/techniques.md). A device's efficiency
-data may override it (``EfficiencySpec.onchip_eta`` once that field exists).
+data may override it (``EfficiencySpec.onchip_eta``; None keeps this fit).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def rates(hw: HardwareSpec) -> Rates:
     ua = hw.microarch
     if ua is not None:
         clock = (ua.vector_clock_mhz or ua.clock_mhz) * 1e6
-        lanes = getattr(ua.vector, "int32_lanes_per_core", None) or ua.vector.fp32_lanes_per_core
+        lanes = ua.vector.int32_lanes_per_core or ua.vector.fp32_lanes_per_core
         alu = ua.cores * lanes * clock
         smem = ua.cores * getattr(ua, "smem_bytes_per_clock", 128.0) * ua.clock_mhz * 1e6
         return Rates(alu, smem, hw.vector_flops, int(ua.matrix.instruction_shape[1]), "microarch")
@@ -68,7 +68,7 @@ def rates(hw: HardwareSpec) -> Rates:
 
 
 def onchip_eta(hw: HardwareSpec) -> float:
-    return float(getattr(hw.efficiency, "onchip_eta", None) or ONCHIP_ETA)
+    return hw.efficiency.onchip_eta or ONCHIP_ETA
 
 
 def pad_factor(rows: float, granule: int) -> float:
