@@ -26,19 +26,16 @@ table of the catalog (with a source entry naming this fit); without it the scrip
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import sys
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
 from tapeout.hardware.catalog import CATALOG_DIR, load_hardware
 from tapeout.perf import estimate
-from tapeout.validate.datasets import Case, load_cases, resolve_data_dir
+from tapeout.validate.datasets import Case, load_cases
 from tapeout.validate.runner import _Devices
-from tapeout.workload.ops import Op, OpKind
 
 GEMM_SETS = ("vidur-gemm", "llmcompass-matmul")  # mamf (1-2 rows per device) is held out
 STREAM_SETS = ("vidur-elementwise", "llmcompass-softmax", "llmcompass-layernorm", "llmcompass-gelu")
@@ -75,46 +72,8 @@ def remap(cases: list[Case]) -> list[Case]:
     return [dataclasses.replace(c, device=REMAP[(c.dataset, c.device)]) if (c.dataset, c.device) in REMAP else c
             for c in cases]
 
-FA_SOFTWARE = {"FlashAttention-2": "fa2", "FlashAttention-3": "fa3"}
-
-
-def flash_cases(data_dir: str | Path | None = None) -> list[Case]:
-    """FlashAttention-2/3 forward on H100 SXM (FA3 paper figure), as attention cases.
-
-    Latency is the set's ``attention_latency_derived`` (FLOPs 4 B S^2 H D, halved when causal,
-    over the printed TFLOP/s). FA2 rows carry the op tag ``"fa2"`` (previous-generation MMA path).
-    """
-    d = resolve_data_dir(data_dir)
-    path = d / "measured" / "flashattention_figures.csv"
-    if not path.is_file():
-        return []
-    out = []
-    with path.open(newline="", encoding="utf-8") as fh:
-        for r in csv.DictReader(fh):
-            if r["hardware_class"] != "H100-SXM" or r["metric"] != "attention_latency_derived":
-                continue
-            conf = r["confidence"].lower()
-            if "suspicious" in conf or "missing" in conf:
-                continue
-            kind = next((v for k, v in FA_SOFTWARE.items() if r["software"].startswith(k)), None)
-            if kind is None:
-                continue
-            note = r["notes"]
-            kv = dict(re.findall(r"(\w+)=(\w+)", note))
-            b, s, h, hd = int(kv["batch"]), int(kv["seqlen"]), int(kv["nheads"]), int(kv["headdim"])
-            causal = kv["causal"] == "True"
-            secs = float(r["value"]) * {"ms": 1e-3, "us": 1e-6, "s": 1.0}[r["unit"].strip()]
-            pairs = s * (s + 1) / 2 if causal else s * s
-            q = b * s * h * hd * 2.0
-            op = Op(name="flash_attention", kind=OpKind.ATTENTION, flops=4.0 * b * h * hd * pairs,
-                    bytes_read=3 * q, bytes_written=q,
-                    shape=(("b", b), ("heads", h), ("kv_heads", h), ("sq", s), ("skv", s), ("d", hd)),
-                    compute_dtype="fp16", formats=(("act", "fp16"),),
-                    tags=("flash",) + (("causal",) if causal else ()) + (("fa2",) if kind == "fa2" else ()))
-            out.append(Case(dataset="flashattention-h100", op_class=kind, device="h100-sxm", ops=(op,),
-                            measured_s=secs, info=(("batch", b), ("seq", s), ("heads", h), ("d", hd),
-                                                   ("causal", causal))))
-    return out
+#: the FlashAttention-2/3 forward rows on H100 (validate/datasets.py, dataset "flashattention-h100")
+FLASH_SETS = ("flashattention-h100",)
 
 
 def _variant(hw, **ua):
@@ -252,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overlap-p", type=float, default=2.0)
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args(argv)
-    cases = remap(load_cases(args.data, list(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS)) + flash_cases(args.data))
+    cases = remap(load_cases(args.data, list(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + FLASH_SETS)))
     devices = _Devices("catalog")
     for dev in args.devices.split(","):
         params = fit_device(dev, cases, devices, args.overlap_p)

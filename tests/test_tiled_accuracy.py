@@ -2,14 +2,11 @@
 threshold (thresholds started at what the tier reached, rounded up slightly; they only go down).
 
 The sets are the shared reference data (``shared/reference-data``) as ``tapeout validate`` loads
-them, plus the FlashAttention-2/3 forward rows on H100 (``benchmarks/fit_tiled.py::flash_cases``).
+them, including the FlashAttention-2/3 forward rows on H100 (dataset ``flashattention-h100``).
 Groups that are not present (data absent, or a harness mapping that changed device names) are
 skipped; most guarded groups must be present. The issue's targets are checked where the tier
 reaches them today (GPT-3 layer totals within 5 percent, all-reduce >= 1 MiB within 15 percent).
 """
-
-import importlib.util
-from pathlib import Path
 
 import pytest
 
@@ -18,7 +15,7 @@ from tapeout.validate.datasets import default_data_dir, load_cases
 from tapeout.validate.runner import evaluate
 
 SETS = ["vidur-gemm", "vidur-elementwise", "vidur-allreduce", "llmcompass-matmul", "llmcompass-softmax",
-        "llmcompass-layernorm", "llmcompass-gelu", "llmcompass-gpt3-layer", "llmcompass-allreduce", "mamf"]
+        "llmcompass-layernorm", "llmcompass-gelu", "llmcompass-gpt3-layer", "llmcompass-allreduce", "mamf", "flashattention-h100"]
 
 #: (dataset, op class, device) -> max MAPE (percent), tier "tiled"; devices without a
 #: micro-architecture are left out (the roofline fallback prices them)
@@ -95,19 +92,11 @@ THRESHOLDS = {
 POOLED_VIDUR_GEMM = {"all": 7.2, ">0.1ms": 7.0}
 
 
-def _flash_cases():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fit_tiled.py"
-    spec = importlib.util.spec_from_file_location("fit_tiled", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.flash_cases()
-
-
 @pytest.fixture(scope="module")
 def evaluation():
     if not (default_data_dir() / "measured").is_dir():
         pytest.skip("shared reference data not present")
-    cases = load_cases(None, SETS) + _flash_cases()
+    cases = load_cases(None, SETS)
     return evaluate(None, "tiled", cases=cases)
 
 

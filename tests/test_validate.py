@@ -378,3 +378,87 @@ def test_fit_recovers_known_efficiencies():
     assert loss < 1e-3
     for k, v in truth.items():
         assert vals[k] == pytest.approx(v, rel=0.03), k
+
+
+# ---- FlashAttention set, side-by-side tiers, plots ------------------------------------------------
+
+
+def test_flashattention_set_is_loaded_by_default(shared_data):
+    from tapeout.validate.datasets import LOADERS, OP_DATASETS
+
+    assert "flashattention-h100" in LOADERS and "flashattention-h100" not in OP_DATASETS
+    cases = load_cases(shared_data, ["flashattention-h100"])
+    assert {c.op_class for c in cases} == {"fa2", "fa3"} and {c.device for c in cases} == {"h100-sxm"}
+    assert all(c.op.kind is OpKind.ATTENTION and "flash" in c.op.tags for c in cases)
+    assert all(("fa2" in c.op.tags) == (c.op_class == "fa2") for c in cases)
+    assert "flashattention-h100" in {c.dataset for c in load_cases(shared_data)}
+
+
+def test_cli_table_shows_the_roofline_mape_beside_another_tier(tiny_data):
+    res = CliRunner().invoke(app, ["validate", "--data", str(tiny_data), "--tier", "tiled"])
+    assert res.exit_code == 0, res.output
+    assert "roofline MAPE" in res.output
+    res = CliRunner().invoke(app, ["validate", "--data", str(tiny_data)])
+    assert res.exit_code == 0 and "roofline MAPE" not in res.output
+
+
+def test_cli_json_keys_stay_the_contract_unless_a_compare_tier_is_asked(tiny_data):
+    res = CliRunner().invoke(app, ["validate", "--data", str(tiny_data), "--tier", "tiled", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert all(tuple(g) == GROUP_KEYS for g in json.loads(res.stdout))
+    res = CliRunner().invoke(app, ["validate", "--data", str(tiny_data), "--tier", "tiled", "--format", "json",
+                                   "--compare-tier", "roofline"])
+    assert res.exit_code == 0, res.output
+    groups = json.loads(res.stdout)
+    assert all(tuple(g) == GROUP_KEYS + ("compare_mape_pct",) for g in groups)
+    roof = {(g["dataset"], g["op_class"], g["device"]): g["mape_pct"] for g in run_validation(tiny_data)}
+    for g in groups:
+        assert g["compare_mape_pct"] == pytest.approx(roof[(g["dataset"], g["op_class"], g["device"])], abs=1e-3)
+
+
+def _hide(monkeypatch, *modules):
+    import sys
+
+    for name in list(sys.modules):
+        if any(name == m or name.startswith(m + ".") for m in modules):
+            monkeypatch.delitem(sys.modules, name)
+    for m in modules:
+        monkeypatch.setitem(sys.modules, m, None)  # import raises ImportError
+
+
+def test_plots_one_per_dataset(tiny_data, tmp_path):
+    import importlib.util
+
+    out = tmp_path / "plots"
+    res = CliRunner().invoke(app, ["validate", "--data", str(tiny_data), "--tier", "tiled", "--plots", str(out)])
+    assert res.exit_code == 0, res.output
+    for ds in ("vidur-gemm", "vidur-allreduce", "llmcompass-matmul"):
+        page = out / f"{ds}.html"
+        assert page.is_file() and page.stat().st_size > 0
+        if importlib.util.find_spec("matplotlib") is not None:
+            png = out / f"{ds}.png"
+            assert png.is_file() and png.stat().st_size > 0
+
+
+def test_plots_fall_back_to_an_inline_svg_page(tiny_data, tmp_path, monkeypatch):
+    from tapeout.validate import evaluate
+    from tapeout.validate.plots import write_plots
+
+    _hide(monkeypatch, "matplotlib", "plotly")
+    ev = evaluate(tiny_data, "tiled")
+    cmp = evaluate(tiny_data, "roofline", cases=[r.case for r in ev.results])
+    written = write_plots(ev, tmp_path, tier="tiled", compare=cmp, compare_tier="roofline")
+    assert sorted(p.name for p in written) == ["llmcompass-matmul.html", "vidur-allreduce.html", "vidur-gemm.html"]
+    text = (tmp_path / "vidur-gemm.html").read_text()
+    assert "<svg" in text and "<circle" in text and "y = x" in text and "roofline" in text
+    assert not list(tmp_path.glob("*.png")) and not (tmp_path / "plotly.min.js").exists()
+
+
+def test_core_import_does_not_load_plotting_libraries():
+    import subprocess
+    import sys
+
+    code = ("import sys, tapeout, tapeout.validate, tapeout.cli; "
+            "print(any(m.split('.')[0] in ('matplotlib', 'plotly') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

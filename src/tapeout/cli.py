@@ -160,21 +160,41 @@ def validate(
     efficiency: Annotated[str, typer.Option(
         help="catalog (devices as loaded) | calibrated (hardware/calibration.toml) | default (spec defaults)")
     ] = "catalog",
+    compare_tier: Annotated[Optional[str], typer.Option(
+        "--compare-tier", help="price the same cases with this tier too: a '<tier> MAPE' column (table; "
+        "default roofline when --tier is not) and the key compare_mape_pct (json, only with this option)")
+    ] = None,
+    plots: Annotated[Optional[Path], typer.Option(
+        "--plots", help="write a predicted-vs-measured plot per dataset into this folder (PNG with matplotlib, "
+        "HTML with plotly, else a self-contained SVG page)")] = None,
 ) -> None:
     """Compare predictions with measured data: error per dataset, op class and device."""
-    from tapeout.validate import evaluate
+    from tapeout.validate import evaluate, load_cases
     from tapeout.validate.render import groups_json, print_table
 
     if efficiency not in ("catalog", "calibrated", "default"):
         _fail(f"efficiency: unknown choice {efficiency!r}; allowed: catalog, calibrated, default")
+    cmp_tier = compare_tier
+    if cmp_tier is None and format is not ListFormat.json and tier != "roofline":
+        cmp_tier = "roofline"  # the roofline figures beside the selected tier's
+    if cmp_tier == tier and compare_tier is None:
+        cmp_tier = None
     try:
-        ev = evaluate(data, tier, efficiency=efficiency)
+        cases = load_cases(data)
+        ev = evaluate(data, tier, efficiency=efficiency, cases=cases)
+        cmp = evaluate(data, cmp_tier, efficiency=efficiency, cases=cases) if cmp_tier else None
     except TapeoutError as exc:
         _fail(str(exc))
+    if plots is not None:
+        from tapeout.validate.plots import write_plots
+
+        written = write_plots(ev, plots, tier=tier, compare=cmp, compare_tier=cmp_tier)
+        typer.echo(f"wrote {len(written)} plot file(s) to {plots}", err=True)
     if format is ListFormat.json:
-        typer.echo(groups_json(ev))
+        typer.echo(groups_json(ev, cmp if compare_tier else None))
     else:
-        print_table(ev, title=f"tapeout validate: tier {tier}, efficiency {efficiency}")
+        print_table(ev, title=f"tapeout validate: tier {tier}, efficiency {efficiency}", compare=cmp,
+                    compare_tier=cmp_tier or "roofline")
 
 
 from tapeout.cost.cli import cost_command  # noqa: E402 (both import only typer)
