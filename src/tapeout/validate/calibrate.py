@@ -55,6 +55,7 @@ FAMILIES = ("matmul", "softmax", "layernorm", "gelu")
 #: fitted parameter -> (lower, upper) bound
 BOUNDS: dict[str, tuple[float, float]] = {
     "matmul_eta": (0.05, 1.0),
+    "attention_eta": (0.05, 1.0),
     "memory_eta": (0.05, 1.0),
     "vector_memory_eta": (0.05, 1.0),
     "launch_overhead_us": (0.0, 50.0),
@@ -69,6 +70,10 @@ COMPUTE_SETS = ("vidur-gemm", "vidur-elementwise")
 #: rows of decode-shaped GEMMs from a serving stack (vidur); its compute and elementwise efficiencies
 #: are still its own. Host-timed small GEMMs confound DRAM time with tens of µs of host overhead.
 MEMORY_SIBLINGS = {"a100-sxm-80gb": "a100-pcie-80gb"}
+#: fused-attention efficiency of the roofline tier: FlashAttention-2 forward (the kernel vLLM and
+#: Hugging Face ran on Hopper before FlashAttention-3); FA3 rows stay a check of the tiled tier
+ATTENTION_SETS = ("flashattention-h100",)
+ATTENTION_CLASS = "fa2"
 LLMCOMPASS_MICRO = ("llmcompass-matmul", "llmcompass-softmax", "llmcompass-layernorm", "llmcompass-gelu")
 COLLECTIVE_SETS = ("vidur-allreduce", "llmcompass-allreduce")
 #: the EfficiencySpec fields written per device (runtime_reserve_gb is not a timing fit)
@@ -260,8 +265,10 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
     """Fit every device that has measurements; see the module docstring."""
     d = resolve_data_dir(data_dir)
     if cases is None:
-        cases = load_cases(d, OP_DATASETS)
+        cases = load_cases(d, OP_DATASETS + ATTENTION_SETS)
     cases = [c for c in cases if not c.is_e2e]  # end-to-end sets are a check, never a fit target
+    attention_cases = [c for c in cases if c.dataset in ATTENTION_SETS and c.op_class == ATTENTION_CLASS]
+    cases = [c for c in cases if c.dataset not in ATTENTION_SETS]
     today = _dt.date.today().isoformat()
     spec_default = EfficiencySpec().model_dump()
     fitted: dict[str, dict[str, float]] = {}
@@ -312,6 +319,18 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
             launch_default = _median([v["launch_overhead_us"] for d, v in fitted.items() if rows(d, COMPUTE_SETS)],
                                      spec_default["launch_overhead_us"])
 
+    # 1b. fused attention: attention_eta alone, every other field held at the device's fit
+    for dev in sorted({c.device for c in attention_cases}):
+        sel = [c for c in attention_cases if c.device == dev]
+        held = {k: v for k, v in spec_default.items() if k in WRITTEN_FIELDS and k != "attention_eta"}
+        held.update(fitted.get(dev, {}))
+        held["vector_memory_eta"] = held.get("vector_memory_eta") or held["memory_eta"]
+        vals, loss = fit(Design.build(sel), ("attention_eta",), held)
+        fitted.setdefault(dev, {})["attention_eta"] = vals["attention_eta"]
+        losses[f"{dev}/attention"] = loss
+        notes.setdefault(dev, []).append(
+            f"attention_eta from {' + '.join(ATTENTION_SETS)} {ATTENTION_CLASS} rows ({len(sel)} rows)")
+
     # 2. collectives, with the device's launch overhead held
     coll_free = ("collective_latency_us", "interconnect_eta")
     coll: dict[str, dict[str, float]] = {}
@@ -328,7 +347,9 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
     default: dict[str, Any] = {k: spec_default[k] for k in WRITTEN_FIELDS}
     default["vector_memory_eta"] = None
     for k in ("matmul_eta", "memory_eta", "vector_memory_eta"):
-        default[k] = _median([v[k] for v in fitted.values()], spec_default[k] or spec_default["memory_eta"])
+        default[k] = _median([v.get(k) for v in fitted.values()], spec_default[k] or spec_default["memory_eta"])
+    # attention_eta stays the spec default: the one fit (FA2 on Hopper, which lacks FA2 wgmma support)
+    # does not carry over to other architectures
     default["launch_overhead_us"] = launch_default
     for k in coll_free:
         default[k] = _median([v[k] for v in coll.values()], spec_default[k])
@@ -336,7 +357,8 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
     default["host_overhead_us"] = 0.0
     default["source"] = (f"tapeout calibrate {today}: median of the fitted devices "
                          f"({', '.join(sorted(fitted))}; collectives: {', '.join(sorted(coll))}); "
-                         f"attention_eta, vector_eta: spec defaults (not identifiable from the shared sets)")
+                         f"attention_eta: spec default (only FA2 on H100 is measured); "
+                         f"vector_eta: spec default (every measured non-matrix op is memory-bound)")
 
     devices: dict[str, dict[str, Any]] = {}
     for dev in sorted(set(fitted) | set(coll)):
@@ -409,7 +431,7 @@ def before_after(data_dir: str | Path | None, cal: Calibration, cases: list[Case
     from tapeout.validate import metrics
 
     if cases is None:
-        cases = load_cases(data_dir, OP_DATASETS)
+        cases = load_cases(data_dir, OP_DATASETS + ATTENTION_SETS)
     before_dev = _Devices("default")
     after_dev = _Devices(cal.efficiency())
     after_dev.harness = {**after_dev.harness, **{h: {**after_dev.harness.get(h, {}), **v}
@@ -484,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     from tapeout.errors import TapeoutError
 
     try:
-        cases = load_cases(args.data, OP_DATASETS)
+        cases = load_cases(args.data, OP_DATASETS + ATTENTION_SETS)
     except TapeoutError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

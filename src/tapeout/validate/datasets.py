@@ -835,8 +835,9 @@ LOADERS: dict[str, Callable[[Path], list[Case]]] = {
     "e2e-flashllm": load_e2e_flashllm,
     "e2e-llamacpp": load_e2e_llamacpp,
 }
-#: per-op sets held out of the roofline calibration (a check of the attention model; the tiled tier's
-#: fit, benchmarks/fit_tiled.py, uses the FA2 rows for the legacy MMA path only)
+#: per-op sets kept out of the joint per-device fit: the roofline calibration fits only attention_eta
+#: on their FA2 rows (validate/calibrate.py); FA3 rows remain a check; the tiled tier's fit,
+#: benchmarks/fit_tiled.py, uses the FA2 rows for the legacy MMA path only
 HELD_OUT_DATASETS = ("flashattention-h100",)
 #: the per-op datasets (what calibration may fit on)
 OP_DATASETS = tuple(n for n in LOADERS if n not in E2E_DATASETS and n not in HELD_OUT_DATASETS)
