@@ -390,3 +390,19 @@ def test_gqa_never_exceeds_mha(spec):
     mha = _with(spec, num_kv_heads=spec.num_heads)
     assert spec.total_params() <= mha.total_params()
     assert spec.kv_bytes_per_token() <= mha.kv_bytes_per_token()
+
+
+@pytest.mark.parametrize(
+    "variant, base",
+    [("meta-llama/Llama-2-70b-chat-hf", "llama-2-70b"), ("meta-llama/Meta-Llama-3-8B-Instruct", "llama-3-8b"),
+     ("mistralai/Mistral-7B-Instruct-v0.2", "mistral-7b"), ("Mixtral-8x7B-Instruct-v0.1", "mixtral-8x7b"),
+     ("Qwen/Qwen2.5-72B-Instruct", "qwen2.5-72b"), ("codellama/CodeLlama-34b-Instruct-hf", "codellama-34b"),
+     ("llama2-13b", "llama-2-13b"), ("tiiuae/falcon-40b-instruct", "falcon-40b")],
+)
+def test_fine_tuned_variants_resolve_to_their_base_architecture(variant, base):
+    assert load_model(variant).name == base
+
+
+def test_variant_stripping_does_not_invent_models():
+    with pytest.raises(UnknownNameError):
+        load_model("llama-2-8b-chat")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 from tapeout.errors import TapeoutError, UnknownNameError
@@ -48,6 +49,26 @@ def _index() -> dict[str, str]:
     return index
 
 
+#: suffixes of fine-tuned releases that keep the base model's architecture (same config sizes):
+#: chat/instruct tunes and the HF "-hf" conversion tag
+_TUNE_SUFFIX = re.compile(r"(-(hf|chat|instruct|it|base))+$")
+#: Mistral/Mixtral point releases (v0.1, v0.2): same layer sizes
+_VERSION_SUFFIX = re.compile(r"-v\d+(\.\d+)?$")
+
+
+def base_model_key(name: str) -> str:
+    """Index key of a fine-tuned variant's base model: "meta-llama/Llama-2-70b-chat-hf" -> "llama-2-70b".
+
+    Fine-tunes (chat, instruct, it) share their base model's architecture, so they resolve to it.
+    """
+    key = name.strip().lower().rsplit("/", 1)[-1].replace("_", "-")
+    key = _VERSION_SUFFIX.sub("", key)
+    key = _TUNE_SUFFIX.sub("", key)
+    key = _VERSION_SUFFIX.sub("", key)
+    key = re.sub(r"^meta-(?=llama)", "", key)
+    return re.sub(r"^llama(\d)", r"llama-\1", key)
+
+
 def model_names() -> list[str]:
     """Catalog model names, sorted."""
     return list(_catalog())
@@ -79,7 +100,7 @@ def load_model(spec: str | Path | ModelSpec) -> ModelSpec:
     if not isinstance(spec, str):
         raise TapeoutError(f"expected a model name, path or ModelSpec, got {type(spec).__name__}", field="model")
     key = spec.strip()
-    name = _index().get(key.lower())
+    name = _index().get(key.lower()) or _index().get(base_model_key(key))
     if name is not None:
         return _catalog()[name]
     path = Path(key).expanduser()
