@@ -286,3 +286,15 @@ def test_large_allreduce_is_bandwidth_bound_small_latency_bound():
     big = estimate(collective_op(OpKind.ALLREDUCE, 1e9, 8), hw, "tiled")
     small = estimate(collective_op(OpKind.ALLREDUCE, 4096, 8), hw, "tiled")
     assert big.bound == "network" and small.bound == "overhead"
+
+
+def test_technique_kernels_are_priced_with_their_dequant_terms():
+    """A weight-only or sparse GEMM must not be priced as a dense one by the tiled tier."""
+    import tapeout
+
+    p = tapeout.predict("opt-30b", "a100-sxm-80gb", batch=4, input_len=512, output_len=64, weights="int4",
+                        tier="tiled")
+    up = next(o for o in p.ops() if o["phase"] == "decode" and o["name"] == "mlp_up")
+    assert up["terms"]["kernel"] == "weight_only" and "dequant_s" in up["terms"]
+    dense = tapeout.predict("opt-30b", "a100-sxm-80gb", batch=4, input_len=512, output_len=64, tier="tiled")
+    assert p.tpot_s < dense.tpot_s

@@ -7,8 +7,9 @@
 - NORM, SOFTMAX, ELEMENTWISE, EMBEDDING, SAMPLING -> :mod:`~tapeout.perf.tiled.elementwise`;
 - ALLREDUCE, ALLGATHER -> :mod:`~tapeout.perf.tiled.collective` (ring / tree / direct, topology).
 
-A device without a micro-architecture description is priced by the roofline tier; the cost then
-says so (``terms["model"] == "roofline fallback"``). Every cost names its mapping in ``terms``.
+A device without a micro-architecture description, and a technique kernel (weight-only quantized,
+sparse: ``Op.kernel != "dense"``), are priced by the roofline tier, whose technique terms come from
+:mod:`tapeout.perf.quant`; the cost then says so (``terms["model"] == "roofline fallback"``). Every cost names its mapping in ``terms``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
     """Time of one run of ``op`` on ``hw`` under the tiled tier."""
     if hw.microarch is None:
         return fallback(op, hw, f"{hw.name} has no micro-architecture description")
+    if op.kernel != "dense" or op.alternatives:
+        # quantized / sparse kernels: their dequantization, extraction and CUDA-core terms are
+        # modelled once, in perf.quant (docs/techniques.md), which the roofline tier applies
+        return fallback(op, hw, f"technique kernel {op.kernel!r} is priced by perf.quant")
     fn = _BY_KIND.get(op.kind)
     if fn is None:
         return fallback(op, hw, f"no tiled model for op kind {op.kind.value}")
