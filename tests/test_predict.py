@@ -154,3 +154,17 @@ def test_kv_memory_linear_in_batch_times_context(b, ctx, k):
     q = tapeout.predict(m, A100, batch=b * k, input_len=ctx, output_len=1)
     assert q.memory.kv_cache_bytes == pytest.approx(k * p.memory.kv_cache_bytes)
     assert p.memory.kv_cache_bytes == b * ctx * p.memory.kv_cache_bytes_per_token
+
+
+def test_framework_profile_adds_its_host_overhead_per_op():
+    base = tapeout.predict(M7, A100, batch=1, input_len=128, output_len=16)
+    ds = tapeout.predict(M7, A100, batch=1, input_len=128, output_len=16, framework="deepspeed")
+    assert ds.to_dict()["inputs"]["framework"] == "deepspeed"
+    steps = sum(r["count"] for r in ds.to_dict()["ops"] if r["phase"] == "decode")
+    assert ds.tpot_s - base.tpot_s == pytest.approx(steps * 9.7e-6, rel=0.02)
+    # an explicit efficiency override wins over the profile
+    own = tapeout.predict(M7, A100, batch=1, input_len=128, output_len=16, framework="deepspeed",
+                          efficiency={"host_overhead_us": 0.0})
+    assert own.tpot_s == pytest.approx(base.tpot_s)
+    with pytest.raises(TapeoutError, match="framework"):
+        tapeout.predict(M7, A100, framework="vllm-magic")

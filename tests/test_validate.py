@@ -240,7 +240,7 @@ def tiny_e2e(tmp_path):
     ]))
     (m / "flash_llm.csv").write_text(_csv([
         _flash("FasterTransformer dense FP16", 0, 80), _flash("DeepSpeed-Inference dense FP16", 0, 74),
-        _flash("Flash-LLM (in FasterTransformer), 80% sparse", 0.8, 111),  # sparse: skipped for now
+        _flash("Flash-LLM (in FasterTransformer), 80% sparse", 0.8, 111),  # its own op class, sparsity 0.8
         _flash("DeepSpeed-Inference dense FP16", 0, 70, confidence="suspicious"),
     ]))
     (m / "llamacpp_gpu_benchmarks.csv").write_text(_csv([
@@ -263,13 +263,15 @@ def test_e2e_loaders_on_hand_made_rows(tiny_e2e):
     c = fp6[0]
     assert c.is_e2e and not c.ops and c.quantity == "gpu_s_per_token" and c.device == "a100-sxm-80gb"
     assert dict(c.scenario) == dict(model="opt-30b", batch=16, input_len=512, output_len=1536, tp=1,
-                                    weights="fp6_e3m2", activations="fp16", kv_cache="fp16")
+                                    weights="fp6_e3m2", activations="fp16", kv_cache="fp16", framework="deepspeed")
     assert c.measured_s == pytest.approx(1 / 319.1) and c.get("published") == 319.1
     assert dict(fp6[2].scenario)["model"] == "llama-2-70b" and fp6[2].get("num_gpus") == 2
 
     flash = load_e2e_flashllm(tiny_e2e)
-    assert [c.op_class for c in flash] == ["fastertransformer", "deepspeed"]
+    assert [c.op_class for c in flash] == ["fastertransformer", "deepspeed", "flash-llm sparse 0.8"]
     assert dict(flash[0].scenario)["input_len"] == 64 and dict(flash[0].scenario)["output_len"] == 512
+    assert [dict(c.scenario)["framework"] for c in flash] == ["fastertransformer", "deepspeed", "fastertransformer"]
+    assert dict(flash[2].scenario)["sparsity"] == 0.8 and dict(flash[2].scenario)["weights"] == "fp16"
 
     cases, skipped = llamacpp_selection(tiny_e2e)
     assert [(c.op_class, c.device, c.quantity) for c in cases] == [
@@ -302,7 +304,8 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
     assert all(tuple(g) == GROUP_KEYS for g in ev.groups)
     keys = {(g["dataset"], g["op_class"]) for g in ev.groups}
     assert keys == {("e2e-fp6llm", "fp6"), ("e2e-fp6llm", "fp16"), ("e2e-flashllm", "fastertransformer"),
-                    ("e2e-flashllm", "deepspeed"), ("e2e-llamacpp", "tg/q4_k_m"), ("e2e-llamacpp", "pp/f16")}
+                    ("e2e-flashllm", "deepspeed"), ("e2e-flashllm", "flash-llm sparse 0.8"),
+                    ("e2e-llamacpp", "tg/q4_k_m"), ("e2e-llamacpp", "pp/f16")}
     rows = ev.case_rows()
     # pp: prompt tokens / TTFT; MAPE on the rate, bias = ln(measured rate / predicted rate) (> 0: too slow)
     pp = next(r for r in rows if r["op_class"] == "pp/f16")
@@ -317,7 +320,8 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
     assert tg["predicted_rate"] == pytest.approx(1 / p.tpot_s)
     # tokens per GPU-second: throughput / number of GPUs
     tp2 = next(r for r in rows if r["dataset"] == "e2e-fp6llm" and r["tp"] == 2)
-    p = predict("llama-2-70b", calibrated("a100-sxm-80gb"), batch=8, input_len=512, output_len=1536, tp=2)
+    p = predict("llama-2-70b", calibrated("a100-sxm-80gb"), batch=8, input_len=512, output_len=1536, tp=2,
+                framework="deepspeed")
     assert tp2["predicted_rate"] == pytest.approx(p.throughput_tok_s / 2)
 
 
@@ -327,7 +331,7 @@ def test_calibration_never_loads_the_e2e_sets():
     assert set(E2E_DATASETS) <= set(LOADERS) and not set(E2E_DATASETS) & set(OP_DATASETS)
 
 
-EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 16, "e2e-llamacpp": 161}
+EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 24, "e2e-llamacpp": 161}
 
 
 def test_shared_e2e_row_counts(shared_data):

@@ -95,6 +95,8 @@ class Prediction:
     tier: str
     result: Composition
     baseline: Prediction | None = None
+    #: serving-framework profile whose host overhead is in ``hardware.efficiency.host_overhead_us``
+    framework: str = "kernels"
 
     def comparison(self) -> dict[str, Any] | None:
         """Technique vs baseline: TTFT (prefill), TPOT (decode), e2e, throughput, memory."""
@@ -167,6 +169,7 @@ class Prediction:
                 "sparse_kernel": sc.sparse_kernel,
                 "layers": [_rule_dict(r) for r in sc.layers],
                 "tier": self.tier,
+                "framework": self.framework,
             },
             "ttft_s": r.ttft_s,
             "tpot_s": r.tpot_s,
@@ -225,6 +228,7 @@ def predict(
     compare_to: str | None = None,
     tier: str = "roofline",
     efficiency: dict[str, float] | None = None,
+    framework: str = "kernels",
 ) -> Prediction:
     """Predict latency, throughput and memory of ``model`` on ``tp`` x ``hardware``.
 
@@ -236,12 +240,19 @@ def predict(
     its global keys. ``compare_to`` (e.g. ``"fp16"``) also predicts that plain baseline and adds the
     speedup per phase (``Prediction.comparison()``, ``to_dict()["comparison"]``). ``efficiency``
     overrides fields of the device's :class:`~tapeout.hardware.spec.EfficiencySpec` (e.g.
-    ``{"matmul_eta": 0.8}``).
+    ``{"matmul_eta": 0.8}``). ``framework`` names a serving-framework profile whose per-op host overhead
+    is added to every kernel (``kernels``: device time only; ``fastertransformer``; ``deepspeed``; see
+    ``system/frameworks.toml``); an explicit ``efficiency["host_overhead_us"]`` wins over it.
     """
     from tapeout.techniques.spec import read_scenario_file, scenario_mapping
 
+    from tapeout.system.frameworks import framework as framework_profile
+
     m = load_model(model)
     hw = load_hardware(hardware)
+    fw = framework_profile(framework)
+    if fw.host_overhead_us and "host_overhead_us" not in (efficiency or {}):
+        efficiency = {**(efficiency or {}), "host_overhead_us": fw.host_overhead_us}
     if efficiency:
         unknown = sorted(set(efficiency) - set(EfficiencySpec.model_fields))
         if unknown:
@@ -274,8 +285,10 @@ def predict(
         fmt = dtypes.parse(compare_to, field="compare_to").name
         bsc = specio.build(Scenario, {**common, "weights": fmt, "activations": fmt, "kv_cache": fmt},
                            origin="compare_to")
-        base = Prediction(model=m, hardware=hw, scenario=bsc, tier=tier, result=compose(m, hw, bsc, tier))
-    return Prediction(model=m, hardware=hw, scenario=sc, tier=tier, result=compose(m, hw, sc, tier), baseline=base)
+        base = Prediction(model=m, hardware=hw, scenario=bsc, tier=tier, result=compose(m, hw, bsc, tier),
+                          framework=fw.name)
+    return Prediction(model=m, hardware=hw, scenario=sc, tier=tier, result=compose(m, hw, sc, tier), baseline=base,
+                      framework=fw.name)
 
 
 __all__ = ["Prediction", "predict", "load_model", "load_hardware"]

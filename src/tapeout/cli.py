@@ -61,6 +61,9 @@ def predict(
     compare_to: Annotated[Optional[str], typer.Option(
         help="also predict this plain format (e.g. fp16) and print the speedup per phase")] = None,
     attention: Annotated[str, typer.Option(help="flash | naive")] = "flash",
+    framework: Annotated[str, typer.Option(
+        help="serving framework's per-op host overhead: kernels (device time only) | fastertransformer | deepspeed")
+    ] = "kernels",
     tier: Annotated[str, typer.Option(help="performance tier")] = "roofline",
     format: Annotated[Format, typer.Option("--format", "-f", help="table | json | csv")] = Format.table,
 ) -> None:
@@ -72,7 +75,7 @@ def predict(
         p = api_predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len, tp=tp,
                         weights=weights, activations=activations, kv_cache=kv_cache, attention=attention,
                         sparsity=sparsity, sparse_kernel=sparse_kernel, scenario=scenario, compare_to=compare_to,
-                        tier=tier)
+                        tier=tier, framework=framework)
     except TapeoutError as exc:
         _fail(str(exc))
     d = p.to_dict()

@@ -30,9 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tapeout.system.frameworks import framework as _framework
+
 DEVICE = "a100-sxm-80gb"
-#: DeepSpeed's per-op host gap on A100, µs: fitted by :func:`fit_framework_overhead` (whole set, batch <= 4)
-DEEPSPEED_HOST_OVERHEAD_US = 9.7
+#: DeepSpeed's per-op host gap on A100, µs: fitted by :func:`fit_framework_overhead` (whole set, batch <= 4);
+#: stored once, as the ``deepspeed`` profile of ``system/frameworks.toml``
+DEEPSPEED_HOST_OVERHEAD_US = _framework("deepspeed").host_overhead_us
 FP6_OPT_RATIOS = {1: 1.91, 2: 1.84, 4: 1.72}
 FLASH_AVERAGES = {0.7: 1.4, 0.8: 1.7, 0.9: 2.1}
 

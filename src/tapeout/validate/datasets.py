@@ -647,8 +647,8 @@ def _e2e_model(name: str) -> str:
 
 
 def _weight_format(text: str) -> str:
-    """'fp6 e3m2' -> 'fp6_e3m2', 'fp16' -> 'fp16'."""
-    return re.sub(r"\s+", "_", text.strip().lower())
+    """'fp6 e3m2' -> 'fp6_e3m2', 'fp16' -> 'fp16', 'fp16 + unstructured 80% sparsity (...)' -> 'fp16'."""
+    return re.sub(r"\s+", "_", text.split("+")[0].split("(")[0].strip().lower())
 
 
 def load_e2e_fp6llm(data_dir: Path) -> list[Case]:
@@ -657,8 +657,8 @@ def load_e2e_fp6llm(data_dir: Path) -> list[Case]:
     OPT-30B on one A100 80GB (fp16 and FP6-LLM's fp6_e3m2), LLaMA-70B (= llama-2-70b) on one A100 in
     fp6 or on two (TP2) in fp16; batch 1..32. The README says "80GB A100"; SXM assumed (as the data do).
     Compared quantity: ``num_gpus / throughput_tok_s``. op class = weight format. FP6-LLM's on-the-fly
-    dequantization is not modelled yet (weight-only formats run fp16 matrix math on 6-bit bytes): the fp6
-    rows show that gap as their own group.
+    dequantization is modelled by the weight-only kernel (perf/quant.py); the fp6 rows are their own
+    group. Every row runs with the DeepSpeed host-overhead profile (fitted on this set's batch <= 4 rows).
     """
     cases = []
     for row in _read_dicts(data_dir / "measured" / "fp6_llm.csv"):
@@ -671,7 +671,7 @@ def load_e2e_fp6llm(data_dir: Path) -> list[Case]:
         sc = _scenario(model=_e2e_model(row["model"]), batch=int(row["batch"]), input_len=int(row["input_len"]),
                        output_len=int(row["output_len"]), tp=int(row["tp"] or 1), weights=fmt,
                        activations=row["act_precision"].strip() or "fp16",
-                       kv_cache=row["kv_precision"].strip() or "fp16")
+                       kv_cache=row["kv_precision"].strip() or "fp16", framework="deepspeed")
         cases.append(_e2e_case("e2e-fp6llm", "fp6" if fmt.startswith("fp6") else fmt, "a100-sxm-80gb", sc,
                                "gpu_s_per_token", float(row["value"]), gpus, row, software=row["software"]))
     return cases
@@ -689,25 +689,28 @@ def load_e2e_flashllm(data_dir: Path) -> list[Case]:
     Device: "A100 (variant unstated)", 80 GB assumed by the data; mapped to a100-sxm-80gb (TP8 on
     one node needs the NVSwitch box). Compared quantity: ``num_gpus / throughput_tok_s``.
 
-    The 80%-sparse Flash-LLM rows (sparsity > 0) are skipped for now: tapeout has no unstructured-
-    sparsity model yet; a later sparsity model will add them as their own op class.
+    The 80%-sparse Flash-LLM rows (Flash-LLM inside FasterTransformer) are their own op class and
+    run with ``sparsity`` set. Every row carries its framework's host-overhead profile
+    (``system/frameworks.toml``): the FasterTransformer gap is fitted on this set's dense
+    FasterTransformer rows, the DeepSpeed gap on FP6-LLM's (so the DeepSpeed rows here stay a check).
     """
     cases = []
     for row in _read_dicts(data_dir / "measured" / "flash_llm.csv"):
         if row["metric"] != "tokens_per_gpu_second" or not _kept(row):
             continue
-        if float(row["sparsity"] or 0) > 0:  # sparse Flash-LLM rows: no sparsity model yet (see docstring)
-            continue
+        sparsity = float(row["sparsity"] or 0)
         sw = row["software"].lower()
-        op_class = next((v for k, v in FLASHLLM_SOFTWARE.items() if k in sw), None)
-        if op_class is None:
-            raise TapeoutError(f"flash_llm.csv: unknown dense software {row['software']!r}", field="software")
+        framework = next((v for k, v in FLASHLLM_SOFTWARE.items() if k in sw), None)
+        if framework is None:
+            raise TapeoutError(f"flash_llm.csv: unknown software {row['software']!r}", field="software")
+        op_class = f"flash-llm sparse {sparsity:g}" if sparsity > 0 else framework
         gpus = int(row["num_gpus"] or 1)
         sc = _scenario(model=_e2e_model(row["model"]), batch=int(row["batch"]),
                        input_len=_leading_int(row["input_len"]), output_len=_leading_int(row["output_len"]),
                        tp=int(row["tp"] or gpus), weights=_weight_format(row["weight_precision"]),
                        activations=row["act_precision"].strip() or "fp16",
-                       kv_cache=row["kv_precision"].strip() or "fp16")
+                       kv_cache=row["kv_precision"].strip() or "fp16", framework=framework,
+                       **({"sparsity": sparsity} if sparsity > 0 else {}))
         cases.append(_e2e_case("e2e-flashllm", op_class, "a100-sxm-80gb", sc, "gpu_s_per_token",
                                float(row["value"]), gpus, row, software=row["software"]))
     return cases

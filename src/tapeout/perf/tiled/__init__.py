@@ -8,7 +8,7 @@
 - ALLREDUCE, ALLGATHER -> :mod:`~tapeout.perf.tiled.collective` (ring / tree / direct, topology).
 
 A device without a micro-architecture description, and a technique kernel (weight-only quantized,
-sparse: ``Op.kernel != "dense"``), are priced by the roofline tier, whose technique terms come from
+sparse; see ``_QUANT_KERNELS``), are priced by the roofline tier, whose technique terms come from
 :mod:`tapeout.perf.quant`; the cost then says so (``terms["model"] == "roofline fallback"``). Every cost names its mapping in ``terms``.
 """
 
@@ -23,6 +23,11 @@ from tapeout.perf.tiled import attention, collective, elementwise, gemm
 from tapeout.perf.tiled.common import TIER
 from tapeout.perf.tiled.mapper import clear_caches as _clear_mapper
 from tapeout.workload.ops import Op, OpKind
+
+#: technique kernels whose dequantization / sparse extraction dominates on the cores: priced by the
+#: roofline tier with perf.quant's terms. "lowp" (W8A8/FP8: a scale epilogue) and "kv_dequant" stay
+#: with the tiled models, which price their bytes and matrix rate; their small vector work is not added.
+_QUANT_KERNELS = frozenset({"weight_only", "dequant_dense", "sparse_tc", "sparse_cuda", "sparse_24", "block_1xn"})
 
 _BY_KIND = {
     OpKind.GEMM: gemm.estimate,
@@ -42,7 +47,7 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
     """Time of one run of ``op`` on ``hw`` under the tiled tier."""
     if hw.microarch is None:
         return fallback(op, hw, f"{hw.name} has no micro-architecture description")
-    if op.kernel != "dense" or op.alternatives:
+    if op.kernel in _QUANT_KERNELS or op.alternatives:
         # quantized / sparse kernels: their dequantization, extraction and CUDA-core terms are
         # modelled once, in perf.quant (docs/techniques.md), which the roofline tier applies
         return fallback(op, hw, f"technique kernel {op.kernel!r} is priced by perf.quant")
