@@ -70,8 +70,8 @@ def crossover(hw, shapes, weights: str) -> tuple[int | None, list[tuple[int, flo
 
 def step_crossover(model: str, device, weights: str) -> int | None:  # noqa: ANN001
     for b in (1, 2, 4, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512):
-        p16 = predict(model, device, batch=b, input_len=512, output_len=2)
-        pq = predict(model, device, batch=b, input_len=512, output_len=2, weights=weights)
+        p16 = predict(model, device, batch=b, input_len=512, output_len=2, tier="roofline")
+        pq = predict(model, device, batch=b, input_len=512, output_len=2, weights=weights, tier="roofline")
         if pq.tpot_s >= p16.tpot_s:
             return b
     return None

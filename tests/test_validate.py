@@ -309,19 +309,21 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
     rows = ev.case_rows()
     # pp: prompt tokens / TTFT; MAPE on the rate, bias = ln(measured rate / predicted rate) (> 0: too slow)
     pp = next(r for r in rows if r["op_class"] == "pp/f16")
-    expected = 512 / predict("llama-3-8b", calibrated("rtx-4090"), input_len=512, output_len=1).ttft_s
+    expected = 512 / predict("llama-3-8b", calibrated("rtx-4090"), input_len=512, output_len=1,
+                             tier="roofline").ttft_s
     assert pp["predicted_rate"] == pytest.approx(expected)
     g = next(g for g in ev.groups if g["op_class"] == "pp/f16")
     assert g["mape_pct"] == pytest.approx(100 * abs(expected - 9382.0) / 9382.0)
     assert g["bias"] == pytest.approx(math.log(9382.0 / expected))
     # tg: 1 / TPOT
     tg = next(r for r in rows if r["op_class"] == "tg/q4_k_m")
-    p = predict("llama-3-8b", calibrated("rtx-4090"), input_len=1, output_len=512, weights="int4_g40z")
+    p = predict("llama-3-8b", calibrated("rtx-4090"), input_len=1, output_len=512, weights="int4_g40z",
+                tier="roofline")
     assert tg["predicted_rate"] == pytest.approx(1 / p.tpot_s)
     # tokens per GPU-second: throughput / number of GPUs
     tp2 = next(r for r in rows if r["dataset"] == "e2e-fp6llm" and r["tp"] == 2)
     p = predict("llama-2-70b", calibrated("a100-sxm-80gb"), batch=8, input_len=512, output_len=1536, tp=2,
-                framework="deepspeed")
+                framework="deepspeed", tier="roofline")
     assert tp2["predicted_rate"] == pytest.approx(p.throughput_tok_s / 2)
 
 

@@ -210,6 +210,11 @@ class Prediction:
         } | ({"comparison": self.comparison()} if self.baseline is not None else {})
 
 
+def default_tier(hw: HardwareSpec) -> str:
+    """The tile-level mapper where the device is described down to its cores, else the roofline."""
+    return "tiled" if hw.microarch is not None else "roofline"
+
+
 def predict(
     model: str | Path | ModelSpec,
     hardware: str | Path | HardwareSpec,
@@ -226,7 +231,7 @@ def predict(
     sparse_kernel: str | None = None,
     scenario: str | Path | dict[str, Any] | None = None,
     compare_to: str | None = None,
-    tier: str = "roofline",
+    tier: str | None = None,
     efficiency: dict[str, float] | None = None,
     framework: str = "kernels",
 ) -> Prediction:
@@ -243,6 +248,8 @@ def predict(
     ``{"matmul_eta": 0.8}``). ``framework`` names a serving-framework profile whose per-op host overhead
     is added to every kernel (``kernels``: device time only; ``fastertransformer``; ``deepspeed``; see
     ``system/frameworks.toml``); an explicit ``efficiency["host_overhead_us"]`` wins over it.
+    ``tier`` defaults to ``"tiled"`` for a device with a micro-architecture description and to
+    ``"roofline"`` otherwise; ``to_dict()["inputs"]["tier"]`` says which one ran.
     """
     from tapeout.techniques.spec import read_scenario_file, scenario_mapping
 
@@ -261,6 +268,8 @@ def predict(
             )
         eff = specio.build(EfficiencySpec, {**hw.efficiency.model_dump(), **efficiency}, origin="efficiency")
         hw = hw.model_copy(update={"efficiency": eff})
+    if tier is None:
+        tier = default_tier(hw)
     if tier not in TIERS:
         raise TapeoutError(f"unknown tier {tier!r}; allowed: {', '.join(sorted(TIERS))}", field="tier")
     if scenario is None:

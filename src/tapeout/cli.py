@@ -64,7 +64,9 @@ def predict(
     framework: Annotated[str, typer.Option(
         help="serving framework's per-op host overhead: kernels (device time only) | fastertransformer | deepspeed")
     ] = "kernels",
-    tier: Annotated[str, typer.Option(help="performance tier")] = "roofline",
+    tier: Annotated[Optional[str], typer.Option(
+        help="performance tier: tiled | roofline (default: tiled where the device has a micro-architecture)")
+    ] = None,
     format: Annotated[Format, typer.Option("--format", "-f", help="table | json | csv")] = Format.table,
 ) -> None:
     """Predict TTFT, TPOT, end-to-end latency, throughput and memory, with a per-op breakdown."""

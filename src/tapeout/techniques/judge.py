@@ -88,7 +88,8 @@ def _hw(host_us: float):  # noqa: ANN202
 def tokens_per_gpu_s(model: str, weights: str, tp: int, batch: int, host_us: float) -> float:
     from tapeout import predict
 
-    p = predict(model, _hw(host_us), tp=tp, batch=batch, input_len=512, output_len=1536, weights=weights)
+    p = predict(model, _hw(host_us), tp=tp, batch=batch, input_len=512, output_len=1536, weights=weights,
+                tier="roofline")
     return p.throughput_tok_s / tp
 
 
@@ -173,7 +174,8 @@ def fp6_llm(data: Path, host_us: float = DEEPSPEED_HOST_OVERHEAD_US, tolerance: 
     hw = _hw(host_us)
 
     def run(model: str, weights: str, tp: int, batch: int) -> Any:
-        return predict(model, hw, tp=tp, batch=batch, input_len=512, output_len=1536, weights=weights)
+        return predict(model, hw, tp=tp, batch=batch, input_len=512, output_len=1536, weights=weights,
+                       tier="roofline")
 
     for b, published in FP6_OPT_RATIOS.items():
         p6, p16 = run("opt-30b", "fp6_e3m2", 1, b), run("opt-30b", "fp16", 1, b)
