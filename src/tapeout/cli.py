@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from tapeout.cliutil import TableOrJson, fail
 from tapeout.errors import TapeoutError
 
 app = typer.Typer(
@@ -27,16 +28,6 @@ class Format(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
-
-
-class ListFormat(str, Enum):
-    table = "table"
-    json = "json"
-
-
-def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(2)
 
 
 @app.command()
@@ -79,7 +70,7 @@ def predict(
                         sparsity=sparsity, sparse_kernel=sparse_kernel, scenario=scenario, compare_to=compare_to,
                         tier=tier, framework=framework)
     except TapeoutError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     d = p.to_dict()
     if format is Format.json:
         typer.echo(render.to_json(d))
@@ -90,7 +81,7 @@ def predict(
 
 
 @app.command()
-def models(format: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.table) -> None:
+def models(format: Annotated[TableOrJson, typer.Option("--format", "-f")] = TableOrJson.table) -> None:
     """List the model catalog with key numbers."""
     from tapeout.models.catalog import list_models
     from tapeout.report import catalog as rc
@@ -99,7 +90,7 @@ def models(format: Annotated[ListFormat, typer.Option("--format", "-f")] = ListF
 
 
 @app.command("hardware")
-def hardware_cmd(format: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.table) -> None:
+def hardware_cmd(format: Annotated[TableOrJson, typer.Option("--format", "-f")] = TableOrJson.table) -> None:
     """List the device catalog with key numbers."""
     from tapeout.hardware.catalog import list_hardware
     from tapeout.report import catalog as rc
@@ -110,7 +101,7 @@ def hardware_cmd(format: Annotated[ListFormat, typer.Option("--format", "-f")] =
 @app.command()
 def show(
     name: Annotated[str, typer.Argument(help="a model or device name (or a spec file)")],
-    format: Annotated[ListFormat, typer.Option("--format", "-f")] = ListFormat.table,
+    format: Annotated[TableOrJson, typer.Option("--format", "-f")] = TableOrJson.table,
 ) -> None:
     """Print one model or device spec with the sources of its numbers."""
     from tapeout.errors import UnknownNameError
@@ -127,9 +118,9 @@ def show(
             continue
         except TapeoutError as exc:
             if Path(name).exists():
-                _fail(str(exc))
+                fail(str(exc))
     if spec is None:
-        _fail(str(UnknownNameError("model or hardware", name, model_names() + hardware_names())))
+        fail(str(UnknownNameError("model or hardware", name, model_names() + hardware_names())))
     rc.show(spec, format.value)
 
 
@@ -139,7 +130,7 @@ def quantize_error(
     weights: Annotated[str, typer.Option(help="target format, e.g. fp6_e3m2, int4_g128, nf4, fp8")],
     all_tensors: Annotated[bool, typer.Option("--all", help="include 1-D tensors (norms, biases)")] = False,
     match: Annotated[Optional[str], typer.Option(help="regular expression selecting tensor names")] = None,
-    format: Annotated[ListFormat, typer.Option("--format", "-f", help="table | json")] = ListFormat.table,
+    format: Annotated[TableOrJson, typer.Option("--format", "-f", help="table | json")] = TableOrJson.table,
 ) -> None:
     """Quantize every weight tensor of a safetensors file and print its error (MSE, SQNR, max, cosine) and size."""
     from tapeout.report import quant as rq
@@ -148,9 +139,9 @@ def quantize_error(
     try:
         res = quantize_file(file, weights, all_tensors=all_tensors, match=match)
     except TapeoutError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     d = res.to_dict()
-    if format is ListFormat.json:
+    if format is TableOrJson.json:
         typer.echo(rq.to_json(d))
     else:
         rq.print_table(d)
@@ -161,7 +152,7 @@ def validate(
     data: Annotated[Optional[Path], typer.Option(
         "--data", help="reference-data directory (default: shared/reference-data beside the repository)")] = None,
     tier: Annotated[str, typer.Option(help="performance tier")] = "roofline",
-    format: Annotated[ListFormat, typer.Option("--format", "-f", help="table | json")] = ListFormat.table,
+    format: Annotated[TableOrJson, typer.Option("--format", "-f", help="table | json")] = TableOrJson.table,
     efficiency: Annotated[str, typer.Option(
         help="catalog (devices as loaded) | calibrated (hardware/calibration.toml) | default (spec defaults)")
     ] = "catalog",
@@ -178,9 +169,9 @@ def validate(
     from tapeout.validate.render import groups_json, print_table
 
     if efficiency not in ("catalog", "calibrated", "default"):
-        _fail(f"efficiency: unknown choice {efficiency!r}; allowed: catalog, calibrated, default")
+        fail(f"efficiency: unknown choice {efficiency!r}; allowed: catalog, calibrated, default")
     cmp_tier = compare_tier
-    if cmp_tier is None and format is not ListFormat.json and tier != "roofline":
+    if cmp_tier is None and format is not TableOrJson.json and tier != "roofline":
         cmp_tier = "roofline"  # the roofline figures beside the selected tier's
     if cmp_tier == tier and compare_tier is None:
         cmp_tier = None
@@ -189,13 +180,13 @@ def validate(
         ev = evaluate(data, tier, efficiency=efficiency, cases=cases)
         cmp = evaluate(data, cmp_tier, efficiency=efficiency, cases=cases) if cmp_tier else None
     except TapeoutError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if plots is not None:
         from tapeout.validate.plots import write_plots
 
         written = write_plots(ev, plots, tier=tier, compare=cmp, compare_tier=cmp_tier)
         typer.echo(f"wrote {len(written)} plot file(s) to {plots}", err=True)
-    if format is ListFormat.json:
+    if format is TableOrJson.json:
         typer.echo(groups_json(ev, cmp if compare_tier else None))
     else:
         print_table(ev, title=f"tapeout validate: tier {tier}, efficiency {efficiency}", compare=cmp,
