@@ -107,3 +107,16 @@ def test_identical_layers_are_one_op_times_layers():
     assert len(g.ops) < 30
     assert max(o.count for o in g.ops) >= m.num_layers
     assert math.isfinite(g.flops)
+
+
+@pytest.mark.parametrize("name", ["llama-2-7b", "gpt-j-6b", "falcon-40b"])
+def test_fused_residual_norm_saves_kernels_and_traffic_but_not_work(name):
+    m = load_model(name)
+    plain = build_graph(m, Scenario(batch=4, input_len=512, output_len=2), "decode", 513)
+    fused = build_graph(m, Scenario(batch=4, input_len=512, output_len=2, fuse_residual_norm=True), "decode", 513)
+    launches = sum(o.count for o in plain.ops)
+    assert sum(o.count for o in fused.ops) == launches - (2 if not m.parallel_block else 1) * m.num_layers
+    vec = lambda g: sum(o.bytes_total * o.count for o in g.ops if o.kind in (OpKind.NORM, OpKind.ELEMENTWISE))  # noqa: E731
+    assert vec(fused) < vec(plain)
+    gemm = lambda g: sum(o.flops * o.count for o in g.ops if o.kind is OpKind.GEMM)  # noqa: E731
+    assert gemm(fused) == gemm(plain)

@@ -165,6 +165,7 @@ class Prediction:
                 "activations": sc.activations.name,
                 "kv_cache": sc.kv_cache.name,
                 "attention": sc.attention,
+                "fuse_residual_norm": sc.fuse_residual_norm,
                 "sparsity": sc.sparsity.name if sc.sparsity is not None else None,
                 "sparse_kernel": sc.sparse_kernel,
                 "layers": [_rule_dict(r) for r in sc.layers],
@@ -227,6 +228,7 @@ def predict(
     activations: str | None = None,
     kv_cache: str | None = None,
     attention: str = "flash",
+    fuse_residual_norm: bool = False,
     sparsity: float | str | None = None,
     sparse_kernel: str | None = None,
     scenario: str | Path | dict[str, Any] | None = None,
@@ -285,7 +287,8 @@ def predict(
     tech.setdefault("activations", "fp16")
     if tech.get("kv_cache") is None:
         tech["kv_cache"] = tech["activations"]
-    common = {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "attention": attention}
+    common = {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "attention": attention,
+              "fuse_residual_norm": fuse_residual_norm}
     sc = specio.build(Scenario, {**common, **tech}, origin="scenario")
     base = None
     if compare_to is not None:

@@ -52,6 +52,8 @@ def predict(
     compare_to: Annotated[Optional[str], typer.Option(
         help="also predict this plain format (e.g. fp16) and print the speedup per phase")] = None,
     attention: Annotated[str, typer.Option(help="flash | naive")] = "flash",
+    fuse_residual_norm: Annotated[bool, typer.Option(
+        "--fuse-residual-norm", help="fuse each residual add into the next norm (vLLM, TensorRT-LLM)")] = False,
     framework: Annotated[str, typer.Option(
         help="serving framework's per-op host overhead: kernels (device time only) | fastertransformer | deepspeed")
     ] = "kernels",
@@ -67,6 +69,7 @@ def predict(
     try:
         p = api_predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len, tp=tp,
                         weights=weights, activations=activations, kv_cache=kv_cache, attention=attention,
+                        fuse_residual_norm=fuse_residual_norm,
                         sparsity=sparsity, sparse_kernel=sparse_kernel, scenario=scenario, compare_to=compare_to,
                         tier=tier, framework=framework)
     except TapeoutError as exc:

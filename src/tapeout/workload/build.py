@@ -7,6 +7,9 @@ Conventions (documented in docs/architecture.md):
   over the vocabulary. KV heads are split when tp divides them, replicated when they divide tp.
 - Quantized *weight* formats apply to the transformer's linear layers; embedding and lm_head
   stay in 16-bit (as GPTQ/AWQ/FP6-LLM deployments do) unless weights are fp32.
+- ``fuse_residual_norm``: each residual add runs inside the following norm (vLLM's fused add +
+  RMSNorm, FasterTransformer's add-bias-residual-layernorm), one kernel instead of two; the first
+  layer's norm is counted as fused too (one layer's worth of extra bytes).
 - Causal prefill attention attends S(S+1)/2 query-key pairs per head (half the square) in the
   fused kernel; naive attention computes and stores the full square, then masks it.
 - Compression techniques: each linear op is built by :func:`tapeout.techniques.kernels.linear` from
@@ -162,7 +165,11 @@ class _Builder:
             self._layer(phase, B, S, T, context, len(ix), n_dense, len(ix) - n_dense, norm_f)
         self.suffix = ""
 
-        self.elementwise("final_norm", OpKind.NORM, T * h, T * h, norm_f, 1)
+        if self.sc.fuse_residual_norm:  # the last layer's residual add runs inside the final norm
+            extra = 3 if m.parallel_block else 2
+            self.elementwise("residual_add_final_norm", OpKind.NORM, extra * T * h, T * h, norm_f + extra - 1, 1)
+        else:
+            self.elementwise("final_norm", OpKind.NORM, T * h, T * h, norm_f, 1)
         # lm_head on the last token of each sequence only
         self.gemm("lm_head", B, self.vocab, h, 1, tech=self.lm_tech, bias=m.lm_head_bias)
         self.collective("logits_allgather", OpKind.ALLGATHER, B * self.vocab * a.bytes, 1)
@@ -180,7 +187,13 @@ class _Builder:
         m = self.m
         h, hd = self.h, self.hd
         q, kvs = self.heads * hd, self.kv_heads * hd
-        self.elementwise("attn_norm", OpKind.NORM, T * h, T * h, norm_f, L)
+        fuse = self.sc.fuse_residual_norm
+        if fuse:  # the previous layer's residual add(s) run inside this norm: read x (+ r), write sum and norm
+            extra = 3 if m.parallel_block else 2
+            self.elementwise("residual_add_attn_norm", OpKind.NORM, extra * T * h, 2 * T * h,
+                             norm_f + extra - 1, L)
+        else:
+            self.elementwise("attn_norm", OpKind.NORM, T * h, T * h, norm_f, L)
         self.gemm("qkv_proj", T, q + 2 * kvs, h, L, slot="qkv_proj", bias=m.qkv_bias)
         if m.position == "rope":
             self.elementwise("rope", OpKind.ELEMENTWISE, T * (q + kvs), T * (q + kvs), ROPE_FLOPS, L)
@@ -192,10 +205,14 @@ class _Builder:
         if m.parallel_block:
             if m.norms_per_layer == 2:
                 self.elementwise("mlp_norm", OpKind.NORM, T * h, T * h, norm_f, L)
+        elif fuse:
+            self.elementwise("residual_add_mlp_norm", OpKind.NORM, 2 * T * h, 2 * T * h, norm_f + 1, L)
         else:
             self.elementwise("attn_residual_add", OpKind.ELEMENTWISE, 2 * T * h, T * h, 1, L)
             self.elementwise("mlp_norm", OpKind.NORM, T * h, T * h, norm_f, L)
         self._mlp(T, dense_L, moe_L)
+        if fuse:
+            return  # the block's residual add runs in the next norm (or the final norm)
         if m.parallel_block:
             self.elementwise("residual_add", OpKind.ELEMENTWISE, 3 * T * h, T * h, 2, L)
         else:

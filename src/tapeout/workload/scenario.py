@@ -24,6 +24,9 @@ class Scenario(BaseModel):
     attention: Literal["flash", "naive"] = Field(
         "flash", description="flash: fused FlashAttention-style kernel; naive: materialized scores"
     )
+    fuse_residual_norm: bool = Field(
+        False, description="fuse each residual add into the next norm (one kernel: read x and the residual, "
+        "write both), as vLLM, TensorRT-LLM and FasterTransformer do")
     sparsity: Sparsity | None = Field(
         None, description="weight sparsity of the linear layers: 0.8 (unstructured), 2:4, 1x4:0.5 (1xN blocks)")
     sparse_kernel: Literal["auto", "tensor", "cuda", "dense"] = Field(
