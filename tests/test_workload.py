@@ -120,3 +120,19 @@ def test_fused_residual_norm_saves_kernels_and_traffic_but_not_work(name):
     assert vec(fused) < vec(plain)
     gemm = lambda g: sum(o.flops * o.count for o in g.ops if o.kind is OpKind.GEMM)  # noqa: E731
     assert gemm(fused) == gemm(plain)
+
+
+def test_naive_decode_attention_expands_gqa_kv_like_eager_frameworks():
+    """HF eager attention repeats each KV head for its query group every step (repeat_kv)."""
+    m = load_model("llama-2-70b")  # 64 query heads, 8 KV heads
+    B, ctx = 2, 1000
+    flash = build_graph(m, Scenario(batch=B, input_len=ctx - 1, output_len=2), "decode", ctx)
+    naive = build_graph(m, Scenario(batch=B, input_len=ctx - 1, output_len=2, attention="naive"), "decode", ctx)
+    cache = 2 * B * ctx * 8 * 128 * 2  # K and V bytes of one layer, fp16
+    rep = _op(naive, "repeat_kv")
+    assert rep.bytes_read == cache and rep.bytes_written == 8 * cache
+    attn = sum(o.bytes_total for o in naive.ops if o.name.startswith(("repeat_kv", "attn_")))
+    assert attn > 8 * _op(flash, "attention").bytes_read
+    mha = load_model("llama-2-7b")
+    g = build_graph(mha, Scenario(input_len=99, output_len=2, attention="naive"), "decode", 100)
+    assert not [o for o in g.ops if o.name == "repeat_kv"]

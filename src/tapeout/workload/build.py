@@ -21,6 +21,7 @@ Conventions (documented in docs/architecture.md):
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from functools import lru_cache
 
 from tapeout import dtypes
@@ -257,6 +258,9 @@ class _Builder:
                 formats=(("act", a.name),), tags=("causal",), activation_bytes=scores + k_rep + q_bytes,
             ))
             return
+        if self.sc.attention == "naive":
+            self._naive_decode_attention(B, context, L)
+            return
         # decode: one query per sequence against the whole KV cache (dequantized on the fly when quantized)
         kv_elems = 2 * B * context * KV * hd
         kv_read = kv_elems * self.kv.bytes
@@ -269,6 +273,38 @@ class _Builder:
             compute_dtype=attn_dtype, formats=(("act", a.name), ("kv", self.kv.name)), tags=("decode",),
             activation_bytes=2 * q_bytes,
             **({"kernel": "kv_dequant", "vector_ops": dq, "overlap": "serial"} if dq else {}),
+        ))
+
+    def _naive_decode_attention(self, B: int, context: int, L: int) -> None:
+        """Eager (Hugging Face-style) decode attention: GQA K/V are expanded to every query head each
+        step (``repeat_kv`` materializes them), then QK^T, softmax and AV run as separate kernels."""
+        a, hd = self.a, self.hd
+        H, KV = self.heads, self.kv_heads
+        cache = B * context * KV * hd  # elements of K (and of V) in the cache
+        full = B * context * H * hd  # elements of K (and of V) seen by the query heads
+        q_bytes = B * H * hd * a.bytes
+        k_in = cache * self.kv.bytes
+        if H != KV:  # repeat_kv: read the cache, write the expanded copies of K and V
+            self.elementwise("repeat_kv" + self.suffix, OpKind.ELEMENTWISE, 2 * cache, 2 * full, 0, L)
+            self.ops[-1] = replace(self.ops[-1], bytes_read=2 * k_in)
+            k_in = full * a.bytes
+        scores = B * H * context * a.bytes
+        self.ops.append(Op(
+            name="attn_scores" + self.suffix, kind=OpKind.BMM, flops=2.0 * full,
+            bytes_read=q_bytes + k_in, bytes_written=scores, count=L,
+            shape=(("b", B * H), ("m", 1), ("n", context), ("k", hd)), compute_dtype=a.name,
+            formats=(("act", a.name),), tags=("decode",), activation_bytes=q_bytes + scores,
+        ))
+        self.ops.append(Op(
+            name="attn_softmax" + self.suffix, kind=OpKind.SOFTMAX, flops=SOFTMAX_FLOPS * B * H * context,
+            bytes_read=scores, bytes_written=scores, count=L, shape=(("rows", B * H), ("cols", context)),
+            compute_dtype="fp32", formats=(("act", a.name),), activation_bytes=2 * scores,
+        ))
+        self.ops.append(Op(
+            name="attn_context" + self.suffix, kind=OpKind.BMM, flops=2.0 * full,
+            bytes_read=scores + k_in, bytes_written=q_bytes, count=L,
+            shape=(("b", B * H), ("m", 1), ("n", hd), ("k", context)), compute_dtype=a.name,
+            formats=(("act", a.name),), tags=("decode",), activation_bytes=scores + q_bytes,
         ))
 
     def _mlp(self, T: int, dense_L: int, moe_L: int) -> None:
