@@ -298,3 +298,99 @@ def test_technique_kernels_are_priced_with_their_dequant_terms():
     assert up["terms"]["kernel"] == "weight_only" and "dequant_s" in up["terms"]
     dense = tapeout.predict("opt-30b", "a100-sxm-80gb", batch=4, input_len=512, output_len=64, tier="tiled")
     assert p.tpot_s < dense.tpot_s
+
+
+# ---- technique kernels (weight-only, sparse) priced by the tiled tier --------------------------
+
+from dataclasses import replace as _replace  # noqa: E402
+
+TECHNIQUE_OPS = [
+    dict(weights="int4"), dict(weights="fp6_e3m2"), dict(weights="int4_g128"),
+    dict(sparsity=0.8, sparse_kernel="tensor"), dict(sparsity=0.9, sparse_kernel="cuda"),
+    dict(sparsity="2:4"), dict(sparsity="1x4:0.5"), dict(sparsity=0.7), dict(weights="fp6_e3m2", sparsity=0.8),
+]
+
+
+def _solo(op):
+    return _replace(op, alternatives=())
+
+
+def test_int4_weight_only_crossover_emerges_on_a100():
+    hw = load_hardware("a100-sxm-80gb")
+    n = k = 8192
+    q1, d1 = tiled.estimate(gemm_op(1, n, k, weights="int4"), hw), tiled.estimate(gemm_op(1, n, k), hw)
+    q512, d512 = tiled.estimate(gemm_op(512, n, k, weights="int4"), hw), tiled.estimate(gemm_op(512, n, k), hw)
+    # priced by the mapper + perf.quant, not the roofline fallback
+    assert q1.terms["model"] == "tiled GEMM mapper + perf.quant" and q1.terms["mapping"]
+    assert q1.terms["kernel"] == "weight_only" and q1.terms["dequant_s"] > 0
+    assert q1.time_s < 0.6 * d1.time_s       # decode: 4x fewer weight bytes pay
+    assert q512.time_s > d512.time_s         # large batch: MMA + dequantization exceed the fp16 loads
+    # the dequantization is on the cores: the skinny kernel at batch 512 is compute-bound
+    assert tiled.estimate(_solo(gemm_op(512, n, k, weights="int4")), hw).bound == "compute"
+
+
+def test_flash_llm_sparse_gemm_beats_dense_and_reports_extraction():
+    hw = load_hardware("a100-sxm-80gb")
+    for n, k in ((7168, 7168), (28672, 7168), (9216, 36864)):
+        op = gemm_op(16, n, k, sparsity=0.8, sparse_kernel="tensor")
+        c, d = tiled.estimate(op, hw), tiled.estimate(gemm_op(16, n, k), hw)
+        assert c.terms["kernel"] == "sparse_tc" and c.terms["mapping"]
+        assert c.terms["extract_s"] > 0 and c.terms["onchip_s"] > 0
+        assert c.time_s < d.time_s / 1.2
+        # compute as dense: the matrix part is the dense GEMM's MMA work (same mapper rate)
+        assert c.terms["matrix_rate_factor"] == pytest.approx(1.0)
+    # more sparsity, fewer bytes and less extraction: faster
+    ts = [tiled.estimate(gemm_op(16, 7168, 7168, sparsity=s, sparse_kernel="tensor"), hw).time_s
+          for s in (0.7, 0.8, 0.9)]
+    assert ts[0] > ts[1] > ts[2]
+
+
+@pytest.mark.parametrize("name", DEVICES)
+def test_technique_time_never_below_the_ideal_roofline(name):
+    hw = load_hardware(name)
+    ideal = hw.with_efficiency(matmul_eta=1.0, memory_eta=1.0, launch_overhead_us=0.0, host_overhead_us=0.0)
+    for kw in TECHNIQUE_OPS:
+        for m in (1, 16, 300, 4096):
+            op = gemm_op(m, 5120, 13824, **kw)
+            for o in (op, *(_solo(x) for x in (_solo(op), *op.alternatives))):
+                c, r = tiled.estimate(o, hw), roofline.estimate(o, ideal)
+                assert c.terms["model"] != "roofline fallback", (kw, m, o.kernel)
+                assert c.time_s >= r.time_s * (1 - 1e-9), (name, kw, m, o.kernel, c.time_s, r.time_s)
+
+
+def test_alternatives_keep_the_fastest_kernel():
+    hw = load_hardware("a100-sxm-80gb")
+    seen = set()
+    for kw, m in ((dict(weights="int4"), 2048), (dict(sparsity="1x4:0.5"), 64), (dict(sparsity="2:4"), 4096),
+                  (dict(weights="fp6_e3m2", sparsity=0.8), 1), (dict(sparsity=0.97), 16)):
+        op = gemm_op(m, 8192, 8192, **kw)
+        assert op.alternatives, kw
+        cands = (_solo(op), *(_solo(a) for a in op.alternatives))
+        times = [tiled.estimate(o, hw).time_s for o in cands]
+        best = tiled.estimate(op, hw)
+        i = times.index(min(times))
+        assert best.time_s == min(times)
+        assert best.terms["kernel"] == cands[i].kernel
+        assert best.terms["alternatives"].count(" us") == len(cands)
+        seen.add(cands[i].kernel)
+    assert len(seen) >= 2  # the choice depends on the shape, not on the order of the candidates
+
+
+def test_technique_bytes_and_peaks_reach_the_mapper():
+    hw = load_hardware("a100-sxm-80gb")
+    # dram_efficiency slows the DRAM stream of a memory-bound kernel
+    op = _solo(gemm_op(1, 8192, 8192, weights="int4"))
+    slow = _replace(op, dram_efficiency=0.5)
+    assert tiled.estimate(slow, hw).time_s > 1.3 * tiled.estimate(op, hw).time_s
+    # CUDA-core SpMM: no MMA work
+    c = tiled.estimate(_solo(gemm_op(16, 8192, 8192, sparsity=0.95, sparse_kernel="cuda")), hw)
+    assert c.terms["kernel"] == "sparse_cuda" and c.terms["matrix_s"] == 0.0 and c.terms["extract_s"] > 0
+    # 2:4 on A100's sparse tensor cores: a large GEMM's matrix part at twice the dense rate
+    s = tiled.estimate(_solo(gemm_op(8192, 8192, 8192, sparsity="2:4")), hw)
+    d = tiled.estimate(gemm_op(8192, 8192, 8192), hw)
+    assert "2:4 sparse" in s.terms["peak"] and s.terms["matrix_rate_factor"] == pytest.approx(2.0)
+    assert s.terms["matrix_s"] == pytest.approx(d.compute_s / 2, rel=0.05)
+    # a technique op of a kind without a tiled technique model still falls back, labelled
+    att = _replace(attn_op(1, 32, 32, 1, 2048, 128, decode=True), kernel="weight_only")
+    c = tiled.estimate(att, hw)
+    assert c.terms["model"] == "roofline fallback" and "technique kernel" in c.terms["fallback"]

@@ -7,9 +7,14 @@
 - NORM, SOFTMAX, ELEMENTWISE, EMBEDDING, SAMPLING -> :mod:`~tapeout.perf.tiled.elementwise`;
 - ALLREDUCE, ALLGATHER -> :mod:`~tapeout.perf.tiled.collective` (ring / tree / direct, topology).
 
-A device without a micro-architecture description, and a technique kernel (weight-only quantized,
-sparse; see ``_QUANT_KERNELS``), are priced by the roofline tier, whose technique terms come from
-:mod:`tapeout.perf.quant`; the cost then says so (``terms["model"] == "roofline fallback"``). Every cost names its mapping in ``terms``.
+Technique GEMMs (weight-only quantized, sparse; ``technique.KERNELS``) -> :mod:`~tapeout.perf.tiled.technique`
+(the mapper on the matrix part, :func:`tapeout.perf.quant.core_time` for the vector / on-chip terms);
+an op with ``alternatives`` is priced per candidate kernel and the fastest kept
+(``terms["kernel"]``, ``terms["alternatives"]``).
+
+A device without a micro-architecture description, and a technique kernel on an op kind without a
+tiled technique model, are priced by the roofline tier; the cost then says so
+(``terms["model"] == "roofline fallback"``). Every cost names its mapping in ``terms``.
 """
 
 from __future__ import annotations
@@ -19,15 +24,16 @@ from dataclasses import replace
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.perf import roofline
 from tapeout.perf.cost import OpCost
-from tapeout.perf.tiled import attention, collective, elementwise, gemm
+from tapeout.perf.tiled import attention, collective, elementwise, gemm, technique
 from tapeout.perf.tiled.common import TIER
 from tapeout.perf.tiled.mapper import clear_caches as _clear_mapper
 from tapeout.workload.ops import Op, OpKind
 
-#: technique kernels whose dequantization / sparse extraction dominates on the cores: priced by the
-#: roofline tier with perf.quant's terms. "lowp" (W8A8/FP8: a scale epilogue) and "kv_dequant" stay
-#: with the tiled models, which price their bytes and matrix rate; their small vector work is not added.
-_QUANT_KERNELS = frozenset({"weight_only", "dequant_dense", "sparse_tc", "sparse_cuda", "sparse_24", "block_1xn"})
+#: technique kernels whose dequantization / sparse extraction runs on the cores: GEMMs and BMMs are
+#: priced by tiled.technique, other kinds by the roofline fallback. "lowp" (W8A8/FP8: a scale
+#: epilogue) and "kv_dequant" stay with the dense tiled models, which price their bytes and matrix
+#: rate; their small vector work is not added.
+_QUANT_KERNELS = technique.KERNELS
 
 _BY_KIND = {
     OpKind.GEMM: gemm.estimate,
@@ -47,10 +53,23 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
     """Time of one run of ``op`` on ``hw`` under the tiled tier."""
     if hw.microarch is None:
         return fallback(op, hw, f"{hw.name} has no micro-architecture description")
-    if op.kernel in _QUANT_KERNELS or op.alternatives:
-        # quantized / sparse kernels: their dequantization, extraction and CUDA-core terms are
-        # modelled once, in perf.quant (docs/techniques.md), which the roofline tier applies
-        return fallback(op, hw, f"technique kernel {op.kernel!r} is priced by perf.quant")
+    if op.alternatives:
+        # other kernels computing the same result (docs/techniques.md): price each, keep the fastest
+        ops = (op, *op.alternatives)
+        costs = [_estimate(o, hw) for o in ops]
+        i = min(range(len(costs)), key=lambda j: costs[j].time_s)
+        terms = {**costs[i].terms, "kernel": ops[i].kernel}
+        terms["alternatives"] = "; ".join(f"{o.kernel} {c.time_s * 1e6:.1f} us" for o, c in zip(ops, costs))
+        return replace(costs[i], terms=terms)
+    return _estimate(op, hw)
+
+
+def _estimate(op: Op, hw: HardwareSpec) -> OpCost:
+    if technique.handles(op):
+        return technique.estimate(op, hw)
+    if op.kernel in _QUANT_KERNELS:
+        # quantized / sparse kernels of other op kinds: perf.quant's terms through the roofline tier
+        return fallback(op, hw, f"no tiled model for technique kernel {op.kernel!r} on {op.kind.value}")
     fn = _BY_KIND.get(op.kind)
     if fn is None:
         return fallback(op, hw, f"no tiled model for op kind {op.kind.value}")

@@ -70,6 +70,8 @@ class GemmPlan(NamedTuple):
     utilization: float   # tiles / (waves x cores): share of core slots doing work
     peak_key: str
     candidates: int
+    dram_s: float = 0.0      # the main loop's DRAM time (part of memory_s)
+    chip_s: float = 0.0      # the main loop's largest on-chip bound (L2, a core's L2 port, latency)
 
     @property
     def mapping(self) -> str:
@@ -238,6 +240,7 @@ def plan_gemm(dev: Dev, m: int, n: int, k: int, batch: int, compute_dtype: str,
         split_k=int(c.split[i]), raster=RASTERS[r.index(min(r))], ctas_per_core=int(c.cta[i]),
         tiles=int(tiles[i]), waves=int(waves[i]), dram_bytes=float(dram[i]), l2_bytes=float(l2_bytes[i]),
         utilization=float(tiles[i] / (waves[i] * cores)), peak_key=peak_key, candidates=c.n,
+        dram_s=terms[1], chip_s=max(terms[2:]),
     )
 
 

@@ -1,0 +1,100 @@
+"""Technique GEMMs (weight-only quantized, sparse; docs/techniques.md) priced through the mapper.
+
+The op states its work in device-free fields (:class:`~tapeout.workload.ops.Op`); this module runs
+the tile mapper on the matrix part and adds the on-core vector / shared-memory terms of
+:func:`tapeout.perf.quant.core_time`:
+
+- **matrix part**: the mapper's plan of the (m x k) @ (k x n) product with the device's MAC rate
+  scaled by ``flops / matrix_flops`` (compute-as-dense, 1xN waste) and, for ``sparse_peak`` on a
+  device with ``sparse_peak_tflops``, by sparse / dense peak; ``matrix_flops == 0`` (CUDA-core
+  SpMM) prices no MMA (the plan then only gives the DRAM stream and the mapping);
+- **bytes**: the weight operand carries every byte the op states beyond its activations and
+  output (``bytes_read + bytes_written``: low-bit values and scales, sparse values and indices, a
+  16-bit copy written and read), streamed at ``dram_eta x dram_efficiency``;
+- **on-core**: vector work and staging from ``perf.quant.core_time``, combined with the plan's
+  matrix time per the op's overlap rule ("serial": max(matrix + vector, onchip); "max":
+  max(matrix, vector + onchip)); main loop = max((matrix^p + dram^p)^(1/p), core, on-chip bounds):
+  the mapper's MMA / DRAM interference stays on the matrix part, the vector and staging work is
+  software-pipelined with the loads; plus the plan's prologue/epilogue, launch and host terms.
+  With no vector work this is the dense mapper's main loop.
+"""
+
+from __future__ import annotations
+
+from tapeout import dtypes
+from tapeout.hardware.spec import HardwareSpec
+from tapeout.perf import quant
+from tapeout.perf.cost import OpCost
+from tapeout.perf.roofline import sparse_matrix_peak
+from tapeout.perf.tiled.common import fmt_bytes, make_cost
+from tapeout.perf.tiled.device import Dev, device, with_dev
+from tapeout.perf.tiled.gemm import gemm_dims, plan_terms
+from tapeout.perf.tiled.mapper import plan_gemm
+from tapeout.workload.ops import Op, OpKind
+
+#: technique kernels priced here (GEMM / BMM ops); "lowp" and "kv_dequant" stay with the dense models
+KERNELS = frozenset({"weight_only", "dequant_dense", "sparse_tc", "sparse_cuda", "sparse_24", "block_1xn"})
+
+
+def handles(op: Op) -> bool:
+    return op.kernel in KERNELS and op.kind in (OpKind.GEMM, OpKind.BMM)
+
+
+def _scaled(dev: Dev, key: str, factor: float) -> Dev:
+    if factor == 1.0:
+        return dev
+    return with_dev(dev, macs=tuple((k, v * factor if k == key else v) for k, v in dev.macs))
+
+
+def estimate(op: Op, hw: HardwareSpec) -> OpCost:
+    dev = device(hw)
+    b, m, n, k = gemm_dims(op)
+    a = fmt_bytes(op, "act")
+    key, macs = dev.macs_for(op.compute_dtype)
+    fallback = key != dtypes.parse(op.compute_dtype).peak_key
+    factor, peak_label = 1.0, key
+    if op.sparse_peak:
+        sp = sparse_matrix_peak(hw, op.compute_dtype)
+        dense_peak = hw.peak_flops(sp[0]) if sp is not None else None
+        if sp is not None and dense_peak:
+            factor, peak_label, fallback = sp[1] / dense_peak, f"{sp[0]} (2:4 sparse)", False
+        else:
+            fallback = True  # no sparse tensor cores: expand the values, dense MMA
+    mflops = op.flops if op.matrix_flops is None else op.matrix_flops
+    if mflops > 0 and op.flops > 0:
+        factor *= op.flops / mflops
+    # every byte beyond the activations and the output streams with the weight operand
+    act, out = b * m * k * a, b * m * n * a
+    w = max(op.bytes_total - act - out, 0.0) / max(b * n * k, 1)
+    pdev = _scaled(dev, key, factor)
+    if op.dram_efficiency != 1.0:
+        pdev = with_dev(pdev, dram_eta=dev.dram_eta * op.dram_efficiency)
+    p = plan_gemm(pdev, m, n, k, b, op.compute_dtype, a, w, a, "fa2" in op.tags)
+
+    matrix_s = p.compute_s if mflops > 0 else 0.0
+    _, extra = quant.core_time(op, hw, 1.0, 1.0, fallback=fallback)  # its matrix_s is replaced below
+    onchip_s = float(extra.get("onchip_s", 0.0))
+    label = "extract_s" if op.kernel in quant.EXTRACT_KERNELS else "dequant_s"
+    vector_s = float(extra[label]) - onchip_s
+    if op.overlap == "serial":
+        core = max(matrix_s + vector_s, onchip_s)
+    else:
+        core = max(matrix_s, vector_s + onchip_s)
+    q = dev.overlap_p
+    # the mapper's MMA / DRAM interference (p-norm) stays on the matrix part; the vector and staging
+    # work is software-pipelined with the loads (docs/techniques.md: it overlaps the DRAM stream)
+    main = max((matrix_s ** q + p.dram_s ** q) ** (1.0 / q), core, p.chip_s)
+    total = main + p.overhead_s
+
+    terms = plan_terms(p, pdev)
+    terms.update(extra)
+    terms.update(model="tiled GEMM mapper + perf.quant", peak=peak_label, matrix_s=matrix_s,
+                 core_s=core, weight_bytes_per_element=w, matrix_rate_factor=factor,
+                 dram_eta=pdev.dram_eta, launch_us=dev.launch * 1e6, host_us=dev.host * 1e6,
+                 overlap_loss_us=(main - max(core, p.memory_s)) * 1e6)
+    memory = p.memory_s
+    return make_cost(op, compute=core, memory=memory,
+                     overhead=total - max(core, memory) + dev.launch + dev.host, terms=terms)
+
+
+__all__ = ["KERNELS", "estimate", "handles"]
