@@ -81,3 +81,9 @@ def test_value_grid_facts():
 def test_bad_granularity_is_rejected(bad):
     with pytest.raises(TapeoutError, match="weights"):
         dtypes.parse(bad, field="weights")
+
+
+@pytest.mark.parametrize("name, canonical", [("float8_e4m3fn", "fp8_e4m3"), ("FP8_E4M3FN", "fp8_e4m3"),
+                                             ("float8_e5m2", "fp8_e5m2"), ("awq", "int4_g128z"), ("GPTQ", "int4_g128z")])
+def test_framework_spellings(name, canonical):
+    assert dtypes.parse(name).name == canonical

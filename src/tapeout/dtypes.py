@@ -175,6 +175,15 @@ _ALIASES = {
     "fp6": "fp6_e3m2",
     "fp5": "fp5_e2m2",
     "fp4": "fp4_e2m1",
+    # PyTorch / ONNX spellings of the OCP FP8 formats ("fn": finite, no infinities; same bits)
+    "float8_e4m3fn": "fp8_e4m3",
+    "fp8_e4m3fn": "fp8_e4m3",
+    "e4m3fn": "fp8_e4m3",
+    "float8_e5m2": "fp8_e5m2",
+    # weight-only quantization methods by their usual storage: 4-bit integers, one fp16 scale and one
+    # zero point per group of 128 input channels (AWQ and GPTQ defaults)
+    "awq": "int4_g128z",
+    "gptq": "int4_g128z",
 }
 _FPX = re.compile(r"^fp(\d)_e(\d)m(\d)$")
 _INT = re.compile(r"^int(\d)$")
