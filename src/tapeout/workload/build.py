@@ -30,15 +30,12 @@ from tapeout.errors import TapeoutError
 from tapeout.models.spec import ModelSpec
 from tapeout.techniques import kernels
 from tapeout.techniques.layers import LayerPlan, LinearTech, kept_heads, layer_groups, lm_head_tech, range_label
+from tapeout.workload.standalone import (  # noqa: F401 (constants re-exported)
+    ACT_FLOPS, NORM_FLOPS, ROPE_FLOPS, SAMPLING_FLOPS, SOFTMAX_FLOPS, collective_op, elementwise_op,
+)
 from tapeout.workload.ops import Op, OpGraph, OpKind
 from tapeout.workload.scenario import Scenario
 
-#: elementwise arithmetic per element (order of magnitude; these ops are bandwidth-bound)
-NORM_FLOPS = {"rmsnorm": 4, "layernorm": 7}
-ACT_FLOPS = {"silu": 4, "gelu": 8, "gelu_tanh": 8, "relu": 1, "swiglu_oai": 5}
-SOFTMAX_FLOPS = 5
-ROPE_FLOPS = 3
-SAMPLING_FLOPS = 5
 
 
 def check_parallelism(model: ModelSpec, tp: int) -> None:
@@ -117,27 +114,14 @@ class _Builder:
 
     def elementwise(self, name: str, kind: OpKind, elems_in: float, elems_out: float, flops_per: float,
                     count: int, *, out_dtype: DType | None = None) -> None:
-        if count <= 0:
-            return
-        a = self.a
-        out = out_dtype or a
-        rd, wr = elems_in * a.bytes, elems_out * out.bytes
-        self.ops.append(Op(
-            name=name + self.suffix, kind=kind, flops=flops_per * max(elems_in, elems_out), bytes_read=rd,
-            bytes_written=wr, count=count, shape=(("elements", round(elems_out)),), compute_dtype="fp32",
-            formats=(("act", a.name),) + ((("out", out.name),) if out is not a else ()),
-            activation_bytes=rd + wr,
-        ))
+        if count > 0:
+            self.ops.append(elementwise_op(name + self.suffix, kind, elems_in, elems_out, flops_per,
+                                           dtype=self.a, out_dtype=out_dtype, count=count))
 
     def collective(self, name: str, kind: OpKind, message_bytes: float, count: int) -> None:
-        if self.t == 1 or count <= 0:
-            return
-        self.ops.append(Op(
-            name=name + self.suffix, kind=kind, flops=0.0, bytes_read=message_bytes, bytes_written=message_bytes,
-            count=count, shape=(("bytes", round(message_bytes)),), compute_dtype="fp32",
-            formats=(("act", self.a.name),), group=self.t, message_bytes=message_bytes,
-            activation_bytes=2 * message_bytes,
-        ))
+        if self.t > 1 and count > 0:
+            self.ops.append(collective_op(kind, message_bytes, self.t, dtype=self.a, name=name + self.suffix,
+                                          count=count))
 
     # ---- the model -----------------------------------------------------------------------
     def build(self, phase: str, context: int) -> OpGraph:

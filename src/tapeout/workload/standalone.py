@@ -14,8 +14,15 @@ from __future__ import annotations
 
 from tapeout import dtypes
 from tapeout.dtypes import DType
-from tapeout.workload.build import ACT_FLOPS, NORM_FLOPS, SOFTMAX_FLOPS
 from tapeout.workload.ops import COLLECTIVE_KINDS, Op, OpKind
+
+#: elementwise arithmetic per element (order of magnitude; these ops are bandwidth-bound); shared with
+#: the model builder (workload/build.py), which prices its elementwise ops and collectives through here
+NORM_FLOPS = {"rmsnorm": 4, "layernorm": 7}
+ACT_FLOPS = {"silu": 4, "gelu": 8, "gelu_tanh": 8, "relu": 1, "swiglu_oai": 5}
+SOFTMAX_FLOPS = 5
+ROPE_FLOPS = 3
+SAMPLING_FLOPS = 5
 
 
 def gemm_op(m: int, n: int, k: int, *, dtype: str | DType = "fp16", weights: str | DType | None = None,
@@ -55,7 +62,7 @@ def bmm_op(b: int, m: int, n: int, k: int, *, dtype: str | DType = "fp16", name:
 
 def elementwise_op(name: str, kind: OpKind, elems_in: float, elems_out: float, flops_per: float, *,
                    dtype: str | DType = "fp16", out_dtype: str | DType | None = None, count: int = 1) -> Op:
-    """A bandwidth-bound op over ``elems_in`` input and ``elems_out`` output elements (as ``_Builder.elementwise``)."""
+    """A bandwidth-bound op over ``elems_in`` input and ``elems_out`` output elements."""
     a = dtypes.parse(dtype)
     out = dtypes.parse(out_dtype) if out_dtype is not None else a
     rd, wr = elems_in * a.bytes, elems_out * out.bytes
