@@ -4,8 +4,8 @@
 
 For each device with measurements, and always across *whole* sets (never one row):
 
-- ``matrix_eta`` and ``dram_eta`` on the GEMM sets (vidur-gemm, llmcompass-matmul; mamf is held
-  out as a check): a coarse
+- ``matrix_eta`` and ``dram_eta`` on the GEMM sets (vidur-gemm, llmcompass-matmul, the dense cuBLAS
+  rows of flashllm-kernels; mamf is held out as a check): a coarse
   grid, then a fine grid around the best point;
 - ``stream_eta`` on the elementwise / reduction sets (vidur-elementwise, llmcompass-softmax,
   -layernorm, -gelu); vidur-elementwise is thinned to every 8th row (it has ~60k rows of 5 op classes);
@@ -34,10 +34,13 @@ import numpy as np
 
 from tapeout.hardware.catalog import CATALOG_DIR, load_hardware
 from tapeout.perf import estimate
-from tapeout.validate.datasets import Case, load_cases
+from tapeout.validate.datasets import Case, is_technique_case, load_cases
 from tapeout.validate.runner import _Devices
 
-GEMM_SETS = ("vidur-gemm", "llmcompass-matmul")  # mamf (1-2 rows per device) is held out
+#: mamf (1-2 rows per device) is held out; flashllm-kernels contributes its dense cuBLAS rows only
+#: (kernel-timed skinny GEMMs on A100 SXM; its sparse rows check the technique kernels:
+#: datasets.TECHNIQUE_CLASSES)
+GEMM_SETS = ("vidur-gemm", "llmcompass-matmul", "flashllm-kernels")
 STREAM_SETS = ("vidur-elementwise", "llmcompass-softmax", "llmcompass-layernorm", "llmcompass-gelu")
 COLLECTIVE_SETS = ("vidur-allreduce", "llmcompass-allreduce")
 THIN = 8
@@ -211,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overlap-p", type=float, default=2.0)
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args(argv)
-    cases = remap(load_cases(args.data, list(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + FLASH_SETS)))
+    cases = remap([c for c in load_cases(args.data, list(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + FLASH_SETS))
+                   if not is_technique_case(c)])
     devices = _Devices("catalog")
     for dev in args.devices.split(","):
         params = fit_device(dev, cases, devices, args.overlap_p)

@@ -161,7 +161,9 @@ def test_framework_profile_adds_its_host_overhead_per_op():
     ds = tapeout.predict(M7, A100, batch=1, input_len=128, output_len=16, framework="deepspeed")
     assert ds.to_dict()["inputs"]["framework"] == "deepspeed"
     steps = sum(r["count"] for r in ds.to_dict()["ops"] if r["phase"] == "decode")
-    assert ds.tpot_s - base.tpot_s == pytest.approx(steps * 9.7e-6, rel=0.02)
+    from tapeout.system.frameworks import framework
+
+    assert ds.tpot_s - base.tpot_s == pytest.approx(steps * framework("deepspeed").host_overhead_us * 1e-6, rel=0.02)
     # an explicit efficiency override wins over the profile
     own = tapeout.predict(M7, A100, batch=1, input_len=128, output_len=16, framework="deepspeed",
                           efficiency={"host_overhead_us": 0.0})

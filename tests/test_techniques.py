@@ -110,10 +110,13 @@ def test_weight_only_quantization_stops_paying_at_large_batch():
     n, k = 28672, 8192
     speed = {m: estimate(gemm_op(m, n, k), hw).time_s / estimate(gemm_op(m, n, k, weights="fp6"), hw).time_s
              for m in (1, 16, 64, 256, 1024)}
-    assert speed[1] > 2.3  # memory bound: 16/6 fewer bytes, minus the scales
+    assert speed[1] > 2.3  # near the 16/6 byte ratio: FP6-LLM reports 2.1-2.6x over cuBLAS at batch 1-4
     assert speed[1] > speed[16] >= speed[64] > 1 > speed[256]  # the crossover emerges from MMA + dequant
     c = estimate(gemm_op(1, n, k, weights="fp6"), hw)
-    assert c.terms["kernel"] == "weight_only" and c.terms["dequant_s"] > 0 and c.bound == "memory"
+    # at batch 1 the on-core time is the dequantization, not the MMAs, and it about balances the
+    # 6-bit weight stream on A100 (the kernel sits at its ridge point)
+    assert c.terms["kernel"] == "weight_only" and c.terms["dequant_s"] > 5 * c.terms["matrix_s"]
+    assert 0.75 < c.compute_s / c.memory_s < 1.25
 
 
 def test_w8a8_and_fp8_use_the_low_precision_peak():

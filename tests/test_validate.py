@@ -468,3 +468,25 @@ def test_core_import_does_not_load_plotting_libraries():
             "print(any(m.split('.')[0] in ('matplotlib', 'plotly') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_flashllm_kernel_rows(shared_data):
+    from tapeout.validate.datasets import HELD_OUT_DATASETS, OP_DATASETS, is_technique_case, load_cases
+
+    cases = load_cases(shared_data, ["flashllm-kernels"])
+    by = {}
+    for c in cases:
+        by.setdefault(c.op_class, []).append(c)
+    assert set(by) == {"cublas", "flash-llm", "sputnik"}  # SparTA is not modelled
+    assert all(c.device == "a100-sxm-80gb" and c.harness == "kernel" for c in cases)
+    # Flash-LLM's M (weight rows) is our n, its N (tokens) our m; the sparse rows pick their kernel
+    c = by["flash-llm"][0]
+    assert (c.op.dims()["m"], c.op.dims()["n"]) == (c.get("M"), c.get("N")) and c.op.kernel == "sparse_tc"
+    assert all(x.op.kernel == "sparse_cuda" for x in by["sputnik"])
+    assert all(x.op.kernel == "dense" and x.get("sparsity") == 0 for x in by["cublas"])
+    # only the dense rows may be fitted on (device efficiencies); the sparse rows judge the technique models
+    assert not any(is_technique_case(x) for x in by["cublas"])
+    assert all(is_technique_case(x) for x in by["flash-llm"] + by["sputnik"])
+    assert "flashllm-kernels" in OP_DATASETS and "flashllm-kernels" not in HELD_OUT_DATASETS
+    # measured time = dense-equivalent FLOPs / printed TFLOP/s (spmm_test.cu)
+    assert all(2e-5 < x.measured_s < 5e-3 for x in cases)

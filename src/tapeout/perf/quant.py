@@ -25,7 +25,8 @@ Combination (per op):
 
 ``ONCHIP_ETA`` is the one fitted constant: the fraction of shared-memory bandwidth Flash-LLM's
 sparse-to-dense staging sustains (scattered 16-bit stores, barriers), fitted on the whole Flash-LLM
-kernel set (A100, 108 rows of Flash-LLM SpMM timings; docs/techniques.md). A device's efficiency
+kernel set (A100, 108 rows of Flash-LLM SpMM timings, roofline and tiled tiers together;
+``python -m tapeout.techniques.judge --fit``; docs/techniques.md). A device's efficiency
 data may override it (``EfficiencySpec.onchip_eta``; None keeps this fit).
 """
 
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.workload.ops import Op
 
-ONCHIP_ETA = 0.40
+ONCHIP_ETA = 0.44
 #: kernels whose vector work is a sparse extraction (reported as extract_s) rather than a dequantization
 EXTRACT_KERNELS = frozenset({"sparse_tc", "sparse_cuda", "block_1xn"})
 

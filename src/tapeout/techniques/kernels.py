@@ -68,7 +68,7 @@ ACT_QUANT_OPS = 3.0
 
 #: Flash-LLM's Tiled-CSL loads (16-byte register loads of variable-length tiles) reach this fraction of a
 #: dense GEMM's DRAM streaming efficiency; fitted with ``perf.quant.ONCHIP_ETA`` on the whole Flash-LLM
-#: kernel set (SpMM / cuBLAS speedups, 108 rows, A100; techniques/judge.py)
+#: kernel set (SpMM / cuBLAS speedups, 108 rows, A100, roofline and tiled tiers together; techniques/judge.py)
 TILED_CSL_STREAM_ETA = 0.88
 
 #: Sputnik-like CSR SpMM on CUDA cores: effective lane-instructions per nonzero, per nonzero and

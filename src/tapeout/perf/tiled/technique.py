@@ -7,7 +7,11 @@ the tile mapper on the matrix part and adds the on-core vector / shared-memory t
 - **matrix part**: the mapper's plan of the (m x k) @ (k x n) product with the device's MAC rate
   scaled by ``flops / matrix_flops`` (compute-as-dense, 1xN waste) and, for ``sparse_peak`` on a
   device with ``sparse_peak_tflops``, by sparse / dense peak; ``matrix_flops == 0`` (CUDA-core
-  SpMM) prices no MMA (the plan then only gives the DRAM stream and the mapping);
+  SpMM) prices no MMA (the plan then only gives the DRAM stream and the mapping). A *skinny*
+  kernel (``0 < skinny_rows <= kernels.M_TILE``: weight-only and sparse kernels at decode batch)
+  keeps the weights in the MMA's 16-row operand and the activation rows in its n side: its matrix
+  time is the MMA work with the rows padded to the instruction's n (8 on mma.m16n8k16) at
+  ``matrix_eta``, not a cuBLAS block tile's padding and shared-memory operand feed;
 - **bytes**: the weight operand carries every byte the op states beyond its activations and
   output (``bytes_read + bytes_written``: low-bit values and scales, sparse values and indices, a
   16-bit copy written and read), streamed at ``dram_eta x dram_efficiency``;
@@ -30,6 +34,7 @@ from tapeout.perf.tiled.common import fmt_bytes, make_cost
 from tapeout.perf.tiled.device import Dev, device, with_dev
 from tapeout.perf.tiled.gemm import gemm_dims, plan_terms
 from tapeout.perf.tiled.mapper import plan_gemm
+from tapeout.techniques.kernels import M_TILE
 from tapeout.workload.ops import Op, OpKind
 
 #: technique kernels priced here (GEMM / BMM ops); "lowp" and "kv_dequant" stay with the dense models
@@ -71,7 +76,18 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
         pdev = with_dev(pdev, dram_eta=dev.dram_eta * op.dram_efficiency)
     p = plan_gemm(pdev, m, n, k, b, op.compute_dtype, a, w, a, "fa2" in op.tags)
 
-    matrix_s = p.compute_s if mflops > 0 else 0.0
+    skinny = 0 < op.skinny_rows <= M_TILE
+    if mflops <= 0:
+        matrix_s = 0.0
+    elif skinny:
+        # a skinny kernel (TC-FPx, Marlin-like, Flash-LLM) holds the weights in the MMA's 16-row operand
+        # and the few activation rows in its n side: the MMAs pad the rows to the instruction's n
+        # granule, not to a cuBLAS block tile, and the weight fragments come from registers (after
+        # dequantization / extraction), not through the shared-memory operand feed
+        rate = 2.0 * macs * factor * dev.cores * dev.clock * dev.matrix_eta
+        matrix_s = op.flops * quant.pad_factor(op.skinny_rows, dev.instr[1]) / rate
+    else:
+        matrix_s = p.compute_s
     _, extra = quant.core_time(op, hw, 1.0, 1.0, fallback=fallback)  # its matrix_s is replaced below
     onchip_s = float(extra.get("onchip_s", 0.0))
     label = "extract_s" if op.kernel in quant.EXTRACT_KERNELS else "dequant_s"
@@ -89,6 +105,7 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
     terms = plan_terms(p, pdev)
     terms.update(extra)
     terms.update(model="tiled GEMM mapper + perf.quant", peak=peak_label, matrix_s=matrix_s,
+                 matrix_from="skinny MMA (rows padded to the instruction n)" if skinny else "mapper plan",
                  core_s=core, weight_bytes_per_element=w, matrix_rate_factor=factor,
                  dram_eta=pdev.dram_eta, launch_us=dev.launch * 1e6, host_us=dev.host * 1e6,
                  overlap_loss_us=(main - max(core, p.memory_s)) * 1e6)
