@@ -394,3 +394,13 @@ def test_technique_bytes_and_peaks_reach_the_mapper():
     att = _replace(attn_op(1, 32, 32, 1, 2048, 128, decode=True), kernel="weight_only")
     c = tiled.estimate(att, hw)
     assert c.terms["model"] == "roofline fallback" and "technique kernel" in c.terms["fallback"]
+
+
+def test_prefill_of_a_prompt_shorter_than_every_kv_block():
+    """A 6-token prompt (skv below half the smallest K/V block) still gets a tile: no recursion, a finite time."""
+    import tapeout
+
+    p = tapeout.predict("llama-3-8b", "a100-sxm-80gb", batch=1, input_len=6, output_len=4, tier="tiled")
+    attn = [c for o, c in zip(p.result.prefill.ops, p.result.prefill.costs) if o.kind.value == "attention"]
+    assert attn and all(0 < c.total_s < 1e-3 for c in attn)
+    assert attn[0].terms["block_kv"] == 32

@@ -120,7 +120,8 @@ def test_allreduce_and_llmcompass_loaders(tiny_data):
 
 def test_a_missing_dataset_is_skipped_and_a_bad_directory_is_an_error(tiny_data, tmp_path_factory):
     names = {c.dataset for c in load_cases(tiny_data)}
-    assert names == {"vidur-gemm", "vidur-allreduce", "llmcompass-matmul"}
+    # e2e-torchao ships with tapeout (typed published figures): present whatever the data directory
+    assert names == {"vidur-gemm", "vidur-allreduce", "llmcompass-matmul", "e2e-torchao"}
     with pytest.raises(TapeoutError, match="data"):
         resolve_data_dir(tmp_path_factory.mktemp("empty"))
     with pytest.raises(TapeoutError, match="does not exist"):
@@ -305,7 +306,9 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
     keys = {(g["dataset"], g["op_class"]) for g in ev.groups}
     assert keys == {("e2e-fp6llm", "fp6"), ("e2e-fp6llm", "fp16"), ("e2e-flashllm", "fastertransformer"),
                     ("e2e-flashllm", "deepspeed"), ("e2e-flashllm", "flash-llm sparse 0.8"),
-                    ("e2e-llamacpp", "tg/q4_k_m"), ("e2e-llamacpp", "pp/f16")}
+                    ("e2e-llamacpp", "tg/q4_k_m"), ("e2e-llamacpp", "pp/f16"),
+                    ("e2e-torchao", "bf16"), ("e2e-torchao", "int8_c"), ("e2e-torchao", "int4_g64z"),
+                    ("e2e-torchao", "int4_g128/2:4")}
     rows = ev.case_rows()
     # pp: prompt tokens / TTFT; MAPE on the rate, bias = ln(measured rate / predicted rate) (> 0: too slow)
     pp = next(r for r in rows if r["op_class"] == "pp/f16")
@@ -333,7 +336,7 @@ def test_calibration_never_loads_the_e2e_sets():
     assert set(E2E_DATASETS) <= set(LOADERS) and not set(E2E_DATASETS) & set(OP_DATASETS)
 
 
-EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 24, "e2e-llamacpp": 161}
+EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 24, "e2e-llamacpp": 161, "e2e-torchao": 7}
 
 
 def test_shared_e2e_row_counts(shared_data):
@@ -454,7 +457,8 @@ def test_plots_fall_back_to_an_inline_svg_page(tiny_data, tmp_path, monkeypatch)
     ev = evaluate(tiny_data, "tiled")
     cmp = evaluate(tiny_data, "roofline", cases=[r.case for r in ev.results])
     written = write_plots(ev, tmp_path, tier="tiled", compare=cmp, compare_tier="roofline")
-    assert sorted(p.name for p in written) == ["llmcompass-matmul.html", "vidur-allreduce.html", "vidur-gemm.html"]
+    assert sorted(p.name for p in written) == ["e2e-torchao.html", "llmcompass-matmul.html", "vidur-allreduce.html",
+                                               "vidur-gemm.html"]
     text = (tmp_path / "vidur-gemm.html").read_text()
     assert "<svg" in text and "<circle" in text and "y = x" in text and "roofline" in text
     assert not list(tmp_path.glob("*.png")) and not (tmp_path / "plotly.min.js").exists()
@@ -490,3 +494,25 @@ def test_flashllm_kernel_rows(shared_data):
     assert "flashllm-kernels" in OP_DATASETS and "flashllm-kernels" not in HELD_OUT_DATASETS
     # measured time = dense-equivalent FLOPs / printed TFLOP/s (spmm_test.cu)
     assert all(2e-5 < x.measured_s < 5e-3 for x in cases)
+
+
+def test_torchao_rows_and_their_weight_bytes():
+    """The typed torchao figures load, and tapeout's storage model reproduces their model sizes."""
+    import tapeout
+    from tapeout.models.catalog import load_model
+    from tapeout.validate.datasets import E2E_DATASETS, load_e2e_torchao
+
+    assert "e2e-torchao" in E2E_DATASETS
+    cases = load_e2e_torchao(None)
+    assert sorted({c.op_class for c in cases}) == ["bf16", "int4_g128/2:4", "int4_g64z", "int8_c"]
+    assert len(cases) == 7 and all(c.quantity == "decode_step_s" and not dict(c.scenario).get("framework")
+                                   for c in cases)
+    for c in cases:
+        sc = dict(c.scenario)
+        p = tapeout.predict(sc["model"], c.device, batch=1, input_len=sc["input_len"], output_len=2,
+                            weights=sc["weights"], activations="bf16", sparsity=sc.get("sparsity"),
+                            scenario={"layers": [{"match": "lm_head", "weights": sc["lm_head"]}]}, tier="roofline")
+        m = load_model(sc["model"])
+        embedding = m.vocab_size * m.hidden_size * 2  # gpt-fast's model size leaves the embedding table out
+        ours = (p.memory.weights_bytes - embedding) / 1e9
+        assert ours == pytest.approx(c.get("model_size_gb"), rel=0.02), (c.op_class, sc["model"], ours)

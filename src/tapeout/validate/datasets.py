@@ -646,6 +646,8 @@ def e2e_predict(hw: Any, scenario: tuple[tuple[str, Any], ...], tier: str = "roo
     point = _E2E_CACHE.get(key)
     if point is None:
         kw = dict(scenario)
+        if "lm_head" in kw:  # the lm_head's weight format, as a per-layer rule
+            kw["scenario"] = {"layers": [{"match": "lm_head", "weights": kw.pop("lm_head")}]}
         pr = predict(kw.pop("model"), hw, tier=tier, **kw)
         mem = pr.memory
         point = E2EPoint(
@@ -686,6 +688,7 @@ E2E_MODELS = {
     # FP6-LLM's "LLaMA-70B": taken as Llama-2-70B (the 70B LLaMA of its time, Jan 2024)
     "llama-70b": "llama-2-70b",
     "meta-llama-3-8b": "llama-3-8b", "meta-llama-3-70b": "llama-3-70b",
+    "llama-2-7b": "llama-2-7b", "llama-3-8b": "llama-3-8b",
 }
 
 
@@ -763,6 +766,37 @@ def load_e2e_flashllm(data_dir: Path) -> list[Case]:
                        **({"sparsity": sparsity} if sparsity > 0 else {}))
         cases.append(_e2e_case("e2e-flashllm", op_class, "a100-sxm-80gb", sc, "gpu_s_per_token",
                                float(row["value"]), gpus, row, software=row["software"]))
+    return cases
+
+
+#: typed published figures shipped with tapeout (facts with their source in each row)
+PUBLISHED_DIR = Path(__file__).with_name("published")
+
+
+def load_e2e_torchao(data_dir: Path) -> list[Case]:
+    """validate/published/torchao_a100.csv: torchao's batch-1 decode benchmarks on A100 (typed from its READMEs).
+
+    Llama-2-7B and Llama-3-8B through ``torchao/_models/llama/generate.py`` (torch.compile, CUDA graphs:
+    no framework profile, device time), prompt "Hello, my name is" (6 tokens), 200 new tokens; tokens/s
+    = 1 / decode step. Formats: bf16, int8 weight-only per channel (``int8_c``), int4 weight-only group 64
+    with zero points (``int4_g64z``, tinygemm), and int4 group 128 on a 2:4-sparse weight (Sparse-Marlin,
+    ``int4_g128`` + ``sparsity="2:4"``); the lm_head is quantized as well (the rows' model sizes say so:
+    tapeout's weight bytes without the embedding table equal them within 2%). Rows with ``use = no``
+    are left out, each with its reason (W8A8 dynamic at batch 1: an untuned path 11x slower than bf16;
+    duplicates; per-layer autoquant). Device "A100" / "NVIDIA-A100-80GB": mapped to a100-sxm-80gb.
+    ``data_dir`` is unused: the file ships with tapeout. op class = format (+ ``/2:4``).
+    """
+    cases = []
+    for row in _read_dicts(PUBLISHED_DIR / "torchao_a100.csv"):
+        if row["use"].strip() != "yes":
+            continue
+        w, sp, lm = row["weights"].strip(), row["sparsity"].strip(), row["lm_head"].strip()
+        sc = _scenario(model=_e2e_model(row["model"]), batch=int(row["batch"]), input_len=int(row["input_len"]),
+                       output_len=int(row["output_len"]), tp=1, weights=w, activations="bf16", kv_cache="bf16",
+                       lm_head=lm, **({"sparsity": sp} if sp else {}))
+        cases.append(_e2e_case("e2e-torchao", w + (f"/{sp}" if sp else ""), "a100-sxm-80gb", sc, "decode_step_s",
+                               float(row["tokens_per_s"]), 1, row, technique=row["technique"],
+                               model_size_gb=float(row["model_size_gb"]), source=row["source"]))
     return cases
 
 
@@ -869,7 +903,7 @@ def load_e2e_llamacpp(data_dir: Path) -> list[Case]:
 
 
 #: the end-to-end datasets (never fitted on: a check of the calibrated per-op model)
-E2E_DATASETS = ("e2e-fp6llm", "e2e-flashllm", "e2e-llamacpp")
+E2E_DATASETS = ("e2e-fp6llm", "e2e-flashllm", "e2e-llamacpp", "e2e-torchao")
 
 #: dataset name -> loader, in report order
 LOADERS: dict[str, Callable[[Path], list[Case]]] = {
@@ -888,6 +922,7 @@ LOADERS: dict[str, Callable[[Path], list[Case]]] = {
     "e2e-fp6llm": load_e2e_fp6llm,
     "e2e-flashllm": load_e2e_flashllm,
     "e2e-llamacpp": load_e2e_llamacpp,
+    "e2e-torchao": load_e2e_torchao,
 }
 #: per-op sets kept out of the joint per-device fit: the roofline calibration fits only attention_eta
 #: on flashattention-h100's FA2 rows (validate/calibrate.py); FA3 rows remain a check; the tiled

@@ -70,7 +70,8 @@ def plan_prefill(dev: Dev, b: int, heads: int, kv_heads: int, sq: int, skv: int,
         if bq < dev.instr[0]:
             continue
         for bkv in KV_BLOCKS:
-            if bkv < dev.instr[1] or bkv > max(skv, dev.instr[1]) * 2:
+            # K/V blocks far longer than the context only pad; the smallest block is always a candidate
+            if bkv < dev.instr[1] or (bkv > max(skv, dev.instr[1]) * 2 and bkv != KV_BLOCKS[0]):
                 continue
             smem = (bq * d + 2 * 2 * bkv * d) * e  # Q tile + double-buffered K and V blocks
             regs = (bq * d + bq * bkv) * 4.0  # O accumulator + S scores, fp32
@@ -106,8 +107,10 @@ def plan_prefill(dev: Dev, b: int, heads: int, kv_heads: int, sq: int, skv: int,
             if best is None or t < best[0]:
                 best = (t, compute, mem, waves * (pro + epi), bq, bkv, tiles, waves, float(nkv.sum()) * b * heads,
                         dram, dram_t, l2_t, core_t)
-    if best is None:  # head dim too large for any tile: price one 64 x 32 block anyway
-        return plan_prefill(dev, b, heads, kv_heads, sq, skv, min(d, 128), causal, compute_dtype, e, legacy)
+    if best is None:
+        if d > 128:  # head dim too large for any tile: price the tiles of a 128-wide head
+            return plan_prefill(dev, b, heads, kv_heads, sq, skv, 128, causal, compute_dtype, e, legacy)
+        raise ValueError(f"no legal attention tile on {dev.name} for head dim {d}")
     t, compute, mem, oh, bq, bkv, tiles, waves, kv_iters, dram, dram_t, l2_t, core_t = best
     path = "legacy (mma.sync, FA2)" if legacy and dev.legacy < 1 else "native"
     terms = (("model", "tiled flash-attention prefill"), ("block_q", bq), ("block_kv", bkv), ("tiles", tiles),
