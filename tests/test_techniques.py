@@ -10,6 +10,7 @@ from tapeout import load_hardware, load_model
 from tapeout.cli import app
 from tapeout.errors import TapeoutError
 from tapeout.perf import estimate
+from tapeout.techniques import kernels
 from tapeout.techniques.kernels import dequant_ops
 from tapeout.techniques.spec import Sparsity
 from tapeout.workload.build import build_graph
@@ -101,7 +102,13 @@ def test_channel_pruning_shrinks_dimensions():
 def test_dequant_costs_follow_the_format():
     f16 = tapeout.dtypes.parse("fp16")
     fp6, fp4, int4, nf4 = (dequant_ops(tapeout.dtypes.parse(x), f16) for x in ("fp6", "fp4", "int4", "nf4"))
-    assert fp6 > fp4 > nf4 > int4 > 0  # TC-FPx bit planes cost more than the intN magic-number trick
+    assert fp6 > fp4 > nf4 > 0 and int4 > 0  # TC-FPx: more bit planes, more work
+    # group-wise scales are applied per element, per-channel ones in the epilogue
+    int4_c, int4_g = (dequant_ops(tapeout.dtypes.parse(x), f16) for x in ("int4_c", "int4_g128"))
+    assert int4_g - int4_c == pytest.approx(kernels.INT_GROUP_SCALE_OPS) and int4 == int4_c  # int4: per channel
+    # odd widths gather bit planes like TC-FPx; W4A8 only sign-extends
+    assert dequant_ops(tapeout.dtypes.parse("int3"), f16) > int4 > dequant_ops(tapeout.dtypes.parse("int4"),
+                                                                               tapeout.dtypes.parse("int8"))
     assert dequant_ops(tapeout.dtypes.parse("fp16"), f16) == 0
 
 
