@@ -351,6 +351,35 @@ def flash_median_ok(data: Path, tol: float = 0.15, tier: str = "roofline") -> bo
     return all(st["median_abs_error"] <= tol for st in flash_llm_rows(data, tier=tier).by_sparsity().values())
 
 
+# ---- 2:4 sparsity (typed published figures; one GEMM: a check, never fitted) ----------------------
+
+def sparse24_rows() -> list[dict[str, str]]:
+    from tapeout.validate.datasets import PUBLISHED_DIR
+
+    return _rows(PUBLISHED_DIR / "sparse24_a100.csv")
+
+
+def sparse24(tier: str = "roofline", tolerance: float = 0.15) -> Report:
+    """2:4-sparse GEMM speedups over dense (validate/published/sparse24_a100.csv), A100 SXM 80GB."""
+    from tapeout import load_hardware
+    from tapeout.perf import estimate
+    from tapeout.workload.standalone import gemm_op
+
+    hw = load_hardware(DEVICE)
+    rep = Report(f"2:4 sparse GEMM / dense on {DEVICE}, {tier} tier (published single measurements)")
+    for r in sparse24_rows():
+        m, n, k = int(r["m_tokens"]), int(r["n_out"]), int(r["k_in"])
+        dense = estimate(gemm_op(m, n, k, dtype=r["dtype"]), hw, tier)
+        sp = estimate(gemm_op(m, n, k, dtype=r["dtype"], sparsity="2:4"), hw, tier)
+        rep.figures.append(Figure(f"{m}x{n}x{k} {r['dtype']} ({r['kernel'].split()[0]})",
+                                  float(r["dense_ms"]) / float(r["sparse_ms"]), dense.time_s / sp.time_s, tolerance))
+        rep.notes.append(f"dense {m}x{n}x{k}: measured {float(r['dense_ms']):.3f} ms, predicted "
+                         f"{dense.time_s * 1e3:.3f} ms; 2:4: measured {float(r['sparse_ms']):.3f} ms, predicted "
+                         f"{sp.time_s * 1e3:.3f} ms")
+    rep.notes.append("one published GEMM: the 2:4 model (2x matrix peak, values + 2-bit metadata) is not fitted")
+    return rep
+
+
 # ---- whole-set fits of the kernel constants ----------------------------------------------------
 
 def fit_sputnik(data: Path) -> tuple[float, float, float]:
@@ -417,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
         print("fitted intN kernels (group-scale ops, overhead ops, loss):", fit_int_kernel(data))
     reports = [r for t in tiers for r in (fp6_llm(data, host, tier=t), fp6_vs_w4a16(data, tier=t),
                                           flash_llm(data, tier=t))]
-    for r in reports:
+    checks = [sparse24(tier=t) for t in tiers]
+    for r in reports + checks:
         print(r.render())
         print()
     return 0 if all(r.ok for r in reports) else 1
