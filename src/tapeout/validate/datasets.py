@@ -549,19 +549,22 @@ def is_technique_case(case: Case) -> bool:
 
 
 def load_flashllm_kernels(data_dir: Path) -> list[Case]:
-    """measured/flash_llm.csv, metric kernel_latency_derived: spmm_test.cu's CUDA-event timings on A100.
+    """measured/flash_llm.csv, metric kernel_latency_derived: Flash-LLM's kernel benchmark on A100.
 
+    The latencies are derived from bar heights digitized off Flash-LLM's kernel figure (TFLOP/s of
+    ``spmm_test.cu``, which times the kernels with CUDA events: no host term), as 2 M N K / TFLOP/s.
     Flash-LLM's M x K weight times K x N activations is our (m = N tokens, n = M, k = K). op classes:
     ``cublas`` (dense fp16 cuBLAS with tensor cores, every shape digitized once per sparsity panel),
     ``flash-llm`` (Tiled-CSL SpMM on tensor cores, ``sparse_kernel="tensor"``) and ``sputnik`` (CSR
-    SpMM on CUDA cores, ``sparse_kernel="cuda"``) at 70/80/90 % sparsity. Device "A100 (variant
-    unstated)", 80 GB assumed by the data: the dense streams reach 1.7 TB/s, above the 40 GB card's
-    1.56 TB/s; mapped to a100-sxm-80gb like the set's end-to-end rows (OPT-175B TP8 needs the NVSwitch
-    box). These are the only kernel-timed (CUDA-event) GEMMs of an A100 SXM in the shared data: the
-    dense rows stream weights at 0.77-0.84 of 2,039 GB/s and are fitted on (device efficiencies); the
-    host-timed LLMCompass GPT-3 decode layer implies ~0.92 for the same shapes once its fitted 25 µs
-    harness term is taken off (docs/calibration.md). The sparse classes are technique checks
-    (:data:`TECHNIQUE_CLASSES`), never fitted on by the device fits.
+    SpMM on CUDA cores, ``sparse_kernel="cuda"``) at 70/80/90 % sparsity; SparTA is not modelled.
+    Device "A100 (variant unstated)", 80 GB assumed by the data: the dense streams reach 1.7 TB/s,
+    above the 40 GB card's 1.56 TB/s; mapped to a100-sxm-80gb like the set's end-to-end rows (OPT-175B
+    TP8 needs the NVSwitch box). These are the only kernel-timed GEMMs of an A100 SXM in the shared
+    data: the dense rows stream weights at 0.64-0.84 of 2,039 GB/s (median 0.79; the 7168 x 7168 shapes
+    lowest) and are fitted on (device efficiencies); the host-timed LLMCompass GPT-3 decode layer
+    implies ~0.92 for the same shapes once its fitted 25 µs harness term is taken off
+    (docs/calibration.md). The sparse classes are technique checks (:data:`TECHNIQUE_CLASSES`), never
+    fitted on by the device fits.
     """
     cases = []
     for r in _read_dicts(data_dir / "measured" / "flash_llm.csv"):
