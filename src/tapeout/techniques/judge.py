@@ -29,6 +29,7 @@ import argparse
 import csv
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,19 +256,14 @@ def fit_int_kernel(data: Path, tiers: tuple[str, ...] = ("roofline", "tiled")) -
 
     hw = load_hardware(DEVICE)
     figs = w4a16_figures(data)
-    saved = kernels.INT_GROUP_SCALE_OPS, kernels.INT_KERNEL_OVERHEAD_OPS
-    best = (math.inf, 0.0, 0.0)
-    try:
-        for i in range(9):
-            for j in range(17):
-                kernels.INT_GROUP_SCALE_OPS, kernels.INT_KERNEL_OVERHEAD_OPS = 0.25 * i, 0.25 * j
-                rows = [r for t in tiers for r in w4a16_ratios(figs, t, hw)]
-                loss = sum(abs(math.log(p / m)) for _, _, m, p in rows) / len(rows)
-                if loss < best[0] - 1e-12:
-                    best = (loss, kernels.INT_GROUP_SCALE_OPS, kernels.INT_KERNEL_OVERHEAD_OPS)
-    finally:
-        kernels.INT_GROUP_SCALE_OPS, kernels.INT_KERNEL_OVERHEAD_OPS = saved
-    return best[1], best[2], best[0]
+
+    def loss() -> float:
+        rows = [r for t in tiers for r in w4a16_ratios(figs, t, hw)]
+        return sum(abs(math.log(p / m)) for _, _, m, p in rows) / len(rows)
+
+    (s, e), best = grid_fit([(kernels, "INT_GROUP_SCALE_OPS", [0.25 * i for i in range(9)]),
+                             (kernels, "INT_KERNEL_OVERHEAD_OPS", [0.25 * j for j in range(17)])], loss)
+    return s, e, best
 
 
 # ---- Flash-LLM -------------------------------------------------------------------------------
@@ -382,6 +378,27 @@ def sparse24(tier: str = "roofline", tolerance: float = 0.15) -> Report:
 
 # ---- whole-set fits of the kernel constants ----------------------------------------------------
 
+def grid_fit(params: list[tuple[Any, str, list[float]]], loss: Callable[[], float]) -> tuple[tuple[float, ...], float]:
+    """Exhaustive grid over module constants (module, attribute, values); ``loss()`` prices the set with the
+    constants set. Returns (best values, best loss); the constants are restored afterwards."""
+    import itertools
+
+    saved = [getattr(mod, name) for mod, name, _ in params]
+    best: tuple[float, tuple[float, ...]] = (math.inf, tuple(saved))
+    try:
+        for point in itertools.product(*(values for _, _, values in params)):
+            for (mod, name, _), v in zip(params, point):
+                setattr(mod, name, v)
+            value = loss()
+            if value < best[0] - 1e-12:
+                best = (value, tuple(point))
+    finally:
+        for (mod, name, _), v in zip(params, saved):
+            setattr(mod, name, v)
+    return best[1], best[0]
+
+
+
 def fit_sputnik(data: Path) -> tuple[float, float, float]:
     """Least-squares (relative error) fit of Sputnik's effective lane-instructions per nonzero, per nonzero
     and column, per row, on every Sputnik row of the Flash-LLM kernel set."""
@@ -413,19 +430,14 @@ def fit_flash(data: Path, tiers: tuple[str, ...] = ("roofline", "tiled")) -> tup
     from tapeout.techniques import kernels
 
     hw = load_hardware(DEVICE)
-    saved = quant.ONCHIP_ETA, kernels.TILED_CSL_STREAM_ETA
-    best = (math.inf, 0.0, 0.0)
-    try:
-        for i in range(16):
-            for j in range(11):
-                quant.ONCHIP_ETA, kernels.TILED_CSL_STREAM_ETA = 0.30 + 0.02 * i, 0.76 + 0.02 * j
-                rows = [r for t in tiers for r in flash_llm_rows(data, hw, t).rows]
-                loss = sum(abs(math.log(r["predicted"] / r["measured"])) for r in rows) / len(rows)
-                if loss < best[0]:
-                    best = (loss, quant.ONCHIP_ETA, kernels.TILED_CSL_STREAM_ETA)
-    finally:
-        quant.ONCHIP_ETA, kernels.TILED_CSL_STREAM_ETA = saved
-    return round(best[1], 3), round(best[2], 3), best[0]
+
+    def loss() -> float:
+        rows = [r for t in tiers for r in flash_llm_rows(data, hw, t).rows]
+        return sum(abs(math.log(r["predicted"] / r["measured"])) for r in rows) / len(rows)
+
+    (eta_s, eta_d), best = grid_fit([(quant, "ONCHIP_ETA", [0.30 + 0.02 * i for i in range(16)]),
+                                     (kernels, "TILED_CSL_STREAM_ETA", [0.76 + 0.02 * j for j in range(11)])], loss)
+    return round(eta_s, 3), round(eta_d, 3), best
 
 
 def main(argv: list[str] | None = None) -> int:
