@@ -170,3 +170,23 @@ def test_framework_profile_adds_its_host_overhead_per_op():
     assert own.tpot_s == pytest.approx(base.tpot_s)
     with pytest.raises(TapeoutError, match="framework"):
         tapeout.predict(M7, A100, framework="vllm-magic")
+
+
+def test_llamacpp_profile_caps_streaming_by_cores_and_clock():
+    """llama.cpp's generation streams at most stream_bytes_per_core_clock x cores x clock: on A100 that
+    binds well below HBM bandwidth, on an RTX 4090 (GDDR6X, many fast SMs) it does not."""
+    from tapeout.system.frameworks import framework
+
+    per = framework("llamacpp").stream_bytes_per_core_clock
+    a100 = tapeout.load_hardware(A100)
+    base = tapeout.predict(M7, A100, batch=1, input_len=1, output_len=32)
+    lc = tapeout.predict(M7, A100, batch=1, input_len=1, output_len=32, framework="llamacpp")
+    assert lc.to_dict()["inputs"]["framework"] == "llamacpp" and lc.tpot_s > 1.2 * base.tpot_s
+    ua = a100.microarch
+    gemm = next(c for o, c in zip(lc.result.decode_representative.ops, lc.result.decode_representative.costs)
+                if o.kind.value == "gemm" and o.name == "mlp_down")
+    assert gemm.terms["stream_cap_gbps"] == pytest.approx(ua.cores * ua.clock_mhz * 1e6 * per / 1e9)
+    assert gemm.bound == "memory" and gemm.memory_s == pytest.approx(gemm.terms["stream_cap_s"])
+    g = tapeout.predict(M7, "rtx-4090", batch=1, input_len=1, output_len=32)
+    g_lc = tapeout.predict(M7, "rtx-4090", batch=1, input_len=1, output_len=32, framework="llamacpp")
+    assert g_lc.tpot_s == pytest.approx(g.tpot_s, rel=0.02)

@@ -247,9 +247,10 @@ def predict(
     its global keys. ``compare_to`` (e.g. ``"fp16"``) also predicts that plain baseline and adds the
     speedup per phase (``Prediction.comparison()``, ``to_dict()["comparison"]``). ``efficiency``
     overrides fields of the device's :class:`~tapeout.hardware.spec.EfficiencySpec` (e.g.
-    ``{"matmul_eta": 0.8}``). ``framework`` names a serving-framework profile whose per-op host overhead
-    is added to every kernel (``kernels``: device time only; ``fastertransformer``; ``deepspeed``; see
-    ``system/frameworks.toml``); an explicit ``efficiency["host_overhead_us"]`` wins over it.
+    ``{"matmul_eta": 0.8}``). ``framework`` names a serving-framework profile (``system/frameworks.toml``): a per-op host
+    overhead added to every kernel (``kernels``: device time only; ``fastertransformer``; ``deepspeed``)
+    or a cap on the DRAM bytes per core per clock its kernels move (``llamacpp``); an explicit
+    ``efficiency["host_overhead_us"]`` / ``["stream_bytes_per_core_clock"]`` wins over it.
     ``tier`` defaults to ``"tiled"`` for a device with a micro-architecture description and to
     ``"roofline"`` otherwise; ``to_dict()["inputs"]["tier"]`` says which one ran.
     """
@@ -262,6 +263,8 @@ def predict(
     fw = framework_profile(framework)
     if fw.host_overhead_us and "host_overhead_us" not in (efficiency or {}):
         efficiency = {**(efficiency or {}), "host_overhead_us": fw.host_overhead_us}
+    if fw.stream_bytes_per_core_clock and "stream_bytes_per_core_clock" not in (efficiency or {}):
+        efficiency = {**(efficiency or {}), "stream_bytes_per_core_clock": fw.stream_bytes_per_core_clock}
     if efficiency:
         unknown = sorted(set(efficiency) - set(EfficiencySpec.model_fields))
         if unknown:

@@ -55,7 +55,8 @@ def predict(
     fuse_residual_norm: Annotated[bool, typer.Option(
         "--fuse-residual-norm", help="fuse each residual add into the next norm (vLLM, TensorRT-LLM)")] = False,
     framework: Annotated[str, typer.Option(
-        help="serving framework's per-op host overhead: kernels (device time only) | fastertransformer | deepspeed")
+        help="serving-framework profile (system/frameworks.toml): kernels (device time only) | fastertransformer | "
+             "deepspeed (per-op host overhead) | llamacpp (its kernels' streaming cap)")
     ] = "kernels",
     tier: Annotated[Optional[str], typer.Option(
         help="performance tier: tiled | roofline (default: tiled where the device has a micro-architecture)")

@@ -85,6 +85,12 @@ class EfficiencySpec(_Frozen):
     )
     launch_overhead_us: float = Field(4.0, ge=0, description="GPU-side gap per kernel")
     host_overhead_us: float = Field(0.0, ge=0, description="framework/host time per op, when not hidden")
+    stream_bytes_per_core_clock: float | None = Field(
+        None, gt=0,
+        description="most DRAM bytes per core per clock the framework's kernels move (their memory-level "
+        "parallelism: bytes in flight over the load latency, in clocks); None: no cap (set by a framework "
+        "profile, e.g. llamacpp)",
+    )
     collective_latency_us: float = Field(8.0, ge=0, description="latency term per collective step (alpha)")
     interconnect_eta: float = Field(0.75, gt=0, le=1, description="fraction of link bandwidth collectives reach")
     runtime_reserve_gb: float = Field(

@@ -34,7 +34,41 @@ def estimate(op: Op, hardware: HardwareSpec, tier: str = "roofline") -> OpCost:
         fn = TIERS[tier]
     except KeyError:
         raise TapeoutError(f"unknown tier {tier!r}; allowed: {', '.join(sorted(TIERS))}", field="tier") from None
-    return fn(op, hardware)
+    cost = fn(op, hardware)
+    if hardware.efficiency.stream_bytes_per_core_clock is not None:
+        cost = stream_capped(cost, op, hardware)
+    return cost
 
 
-__all__ = ["OpCost", "TIERS", "estimate", "register_tier"]
+def core_clock(hw: HardwareSpec) -> tuple[int, float] | None:
+    """(cores, clock Hz) from the micro-architecture, else the datasheet; None when neither gives both."""
+    if hw.microarch is not None:
+        return hw.microarch.cores, hw.microarch.clock_mhz * 1e6
+    if hw.sm_count and hw.boost_clock_mhz:
+        return hw.sm_count, hw.boost_clock_mhz * 1e6
+    return None
+
+
+def stream_capped(cost: OpCost, op: Op, hw: HardwareSpec) -> OpCost:
+    """A framework whose kernels keep few loads in flight streams at most ``stream_bytes_per_core_clock``
+    bytes per core per clock (Little's law: bytes in flight / latency), whatever the DRAM bandwidth: the
+    op's DRAM bytes take at least bytes / (cores x clock x that). Collectives are left alone."""
+    from dataclasses import replace
+
+    from tapeout.workload.ops import COLLECTIVE_KINDS
+
+    cc = core_clock(hw)
+    per = hw.efficiency.stream_bytes_per_core_clock
+    if cc is None or per is None or op.kind in COLLECTIVE_KINDS:
+        return cost
+    cap_s = op.bytes_total / (cc[0] * cc[1] * per)
+    main = cost.time_s - cost.overhead_s
+    if cap_s <= main:
+        return cost
+    terms = {**cost.terms, "stream_cap_s": cap_s, "stream_bytes_per_core_clock": per,
+             "stream_cap_gbps": cc[0] * cc[1] * per / 1e9}
+    return replace(cost, time_s=cap_s + cost.overhead_s, memory_s=max(cost.memory_s, cap_s), bound="memory",
+                   terms=terms)
+
+
+__all__ = ["OpCost", "TIERS", "core_clock", "estimate", "register_tier", "stream_capped"]

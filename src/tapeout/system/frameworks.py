@@ -19,12 +19,15 @@ class Framework:
     host_overhead_us: float
     description: str
     source: str
+    #: most DRAM bytes per core per clock the framework's kernels move (None: no cap)
+    stream_bytes_per_core_clock: float | None = None
 
 
 @functools.cache
 def frameworks() -> dict[str, Framework]:
     data = tomllib.loads(FRAMEWORKS_FILE.read_text(encoding="utf-8"))
-    return {name: Framework(name, float(t["host_overhead_us"]), t["description"], t["source"])
+    return {name: Framework(name, float(t["host_overhead_us"]), t["description"], t["source"],
+                            t.get("stream_bytes_per_core_clock"))
             for name, t in data.items()}
 
 

@@ -855,7 +855,8 @@ def llamacpp_selection(data_dir: Path) -> tuple[list[Case], dict[str, int]]:
     Skip reasons, first match counts: ``graded`` (suspicious/missing), ``no_value`` (e.g. "OOM" printed
     instead of a rate), ``multi_gpu``, ``no_catalog_device``
     (Apple, RTX 30x0/40x0 below the 3090/4090, RTX Ada workstation cards), ``unknown_format``,
-    ``does_not_fit`` (``predict(...).memory.fits`` is false on the catalog device).
+    ``does_not_fit`` (``predict(...).memory.fits`` is false on the catalog device). Every row runs with the
+    ``llamacpp`` framework profile (its kernels' streaming cap, fitted on the f16 generation rows).
     """
     from tapeout.hardware.catalog import load_hardware
 
@@ -885,12 +886,14 @@ def llamacpp_selection(data_dir: Path) -> tuple[list[Case], dict[str, int]]:
             stage, quantity = "pp", "prefill_s_per_token"
             n = int(row["input_len"])
             sc = _scenario(model=_e2e_model(row["model"]), batch=int(row["batch"] or 1), input_len=n, output_len=1,
-                           tp=1, weights=weights, activations="fp16", kv_cache=row["kv_precision"].strip() or "fp16")
+                           tp=1, weights=weights, activations="fp16", kv_cache=row["kv_precision"].strip() or "fp16",
+                           framework="llamacpp")
         else:
             stage, quantity = "tg", "decode_step_s"
             n = int(row["output_len"])
             sc = _scenario(model=_e2e_model(row["model"]), batch=int(row["batch"] or 1), input_len=1, output_len=n,
-                           tp=1, weights=weights, activations="fp16", kv_cache=row["kv_precision"].strip() or "fp16")
+                           tp=1, weights=weights, activations="fp16", kv_cache=row["kv_precision"].strip() or "fp16",
+                           framework="llamacpp")
         point = e2e_predict(load_hardware(device), sc)
         if not point.fits:
             skipped["does_not_fit"] += 1
