@@ -48,13 +48,10 @@ THIN = 8
 #: 3084 of 3352 GB/s); dram_eta is not allowed above it
 DRAM_ETA_MAX = 0.92
 
-#: vidur's "a100" compute profile does not say SXM or PCIe; the harness maps it to a100-sxm-80gb.
-#: Its GEMMs top out at 255 TFLOP/s (82% of the dense peak) and its weight streams at 1.67 TB/s,
-#: like stas00's A100 PCIe (253 TFLOP/s, 81%), while A100 SXM measurements reach 271 (stas00) and
-#: 279 TFLOP/s (LLMCompass, 89%). The fit therefore assigns those rows to a100-pcie-80gb, so that
-#: each device's efficiencies come from that device (docs/tiled.md, "Which A100").
-REMAP = {("vidur-gemm", "a100-sxm-80gb"): "a100-pcie-80gb",
-         ("vidur-elementwise", "a100-sxm-80gb"): "a100-pcie-80gb"}
+#: vidur's "a100" compute profile does not say SXM or PCIe: the harness (validate/datasets.py,
+#: VIDUR_COMPUTE_DEVICES) maps it to a100-pcie-80gb. Its GEMMs top out at 255 TFLOP/s (82% of the dense
+#: peak) and its weight streams at 1.67 TB/s, like stas00's A100 PCIe (253 TFLOP/s, 81%), while A100 SXM
+#: measurements reach 271 (stas00) and 279 TFLOP/s (LLMCompass, 89%) (docs/tiled.md, "Which A100").
 
 #: devices with the same die, clocks and power class take the fitted kernel efficiencies of the
 #: measured one (not the collective values: their links differ)
@@ -67,14 +64,6 @@ SIBLINGS = {
 KERNEL_KEYS = ("matrix_eta", "dram_eta", "stream_eta", "legacy_path_fraction")
 #: the mma.sync / wgmma ratio is a property of the SM: every part with the same die takes it
 LEGACY_SIBLINGS = {"h100-sxm": ("h100-pcie",)}
-
-
-def remap(cases: list[Case]) -> list[Case]:
-    import dataclasses
-
-    return [dataclasses.replace(c, device=REMAP[(c.dataset, c.device)]) if (c.dataset, c.device) in REMAP else c
-            for c in cases]
-
 #: the FlashAttention-2/3 forward rows on H100 (validate/datasets.py, dataset "flashattention-h100")
 FLASH_SETS = ("flashattention-h100",)
 
@@ -214,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overlap-p", type=float, default=2.0)
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args(argv)
-    cases = remap([c for c in load_cases(args.data, list(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + FLASH_SETS))
-                   if not is_technique_case(c)])
+    cases = [c for c in load_cases(args.data, list(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + FLASH_SETS))
+             if not is_technique_case(c)]
     devices = _Devices("catalog")
     for dev in args.devices.split(","):
         params = fit_device(dev, cases, devices, args.overlap_p)

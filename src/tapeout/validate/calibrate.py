@@ -22,9 +22,10 @@ Method (docs/calibration.md has the numbers):
      to the device: they go to ``validate/harness.toml``.
    - collective_latency_us, interconnect_eta: per device with all-reduce data (vidur-allreduce,
      llmcompass-allreduce for a100-sxm-80gb), with the device's launch overhead held.
-   - ``[default]``: median of the fitted devices, field by field. attention_eta and vector_eta are not
-     identifiable from these sets (no attention rows; every non-matrix op is memory-bound) and keep
-     the spec defaults.
+   - attention_eta: fitted alone on the FlashAttention-2 forward rows where a device has them (H100
+     SXM), every other field held.
+   - ``[default]``: median of the fitted devices, field by field. attention_eta (measured on one
+     device only) and vector_eta (every measured non-matrix op is memory-bound) keep the spec defaults.
 4. The fitted values are checked by re-running the real harness (``runner.evaluate``) with them.
 
 The llmcompass-gpt3-layer and mamf sets are never fitted on: they are held-out checks. The end-to-end
