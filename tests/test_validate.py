@@ -275,11 +275,15 @@ def test_e2e_loaders_on_hand_made_rows(tiny_e2e):
     assert dict(flash[2].scenario)["sparsity"] == 0.8 and dict(flash[2].scenario)["weights"] == "fp16"
 
     cases, skipped = llamacpp_selection(tiny_e2e)
-    assert [(c.op_class, c.device, c.quantity) for c in cases] == [
-        ("tg/q4_k_m", "rtx-4090", "decode_step_s"), ("pp/f16", "rtx-4090", "prefill_s_per_token")]
-    assert skipped == {"graded": 1, "no_value": 1, "multi_gpu": 1, "no_catalog_device": 2, "unknown_format": 0,
+    got = [(c.op_class, c.device, c.quantity) for c in cases]
+    assert got == [("tg/q4_k_m", "rtx-4090", "decode_step_s"), ("pp/f16", "rtx-4090", "prefill_s_per_token"),
+                   ("tg/q4_k_m/pp4", "rtx-4090", "decode_step_s")]
+    # the 4-GPU generation row is llama.cpp's layer split: 4 pipeline stages, one batch in flight
+    (multi,) = [c for c in cases if c.get("gpus", 1) > 1]
+    assert multi.op_class == "tg/q4_k_m/pp4" and dict(multi.scenario)["pp"] == 4
+    assert skipped == {"graded": 1, "no_value": 1, "multi_gpu_prompt": 0, "no_catalog_device": 2, "unknown_format": 0,
                        "does_not_fit": 1}
-    tg, pp = (dict(c.scenario) for c in cases)
+    tg, pp = (dict(c.scenario) for c in cases[:2])
     assert (tg["input_len"], tg["output_len"], tg["weights"]) == (1, 512, "int4_g40z")
     assert (pp["input_len"], pp["output_len"], pp["weights"]) == (512, 1, "fp16")
 
@@ -306,7 +310,7 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
     keys = {(g["dataset"], g["op_class"]) for g in ev.groups}
     assert keys == {("e2e-fp6llm", "fp6"), ("e2e-fp6llm", "fp16"), ("e2e-flashllm", "fastertransformer"),
                     ("e2e-flashllm", "deepspeed"), ("e2e-flashllm", "flash-llm sparse 0.8"),
-                    ("e2e-llamacpp", "tg/q4_k_m"), ("e2e-llamacpp", "pp/f16"),
+                    ("e2e-llamacpp", "tg/q4_k_m"), ("e2e-llamacpp", "pp/f16"), ("e2e-llamacpp", "tg/q4_k_m/pp4"),
                     ("e2e-torchao", "bf16"), ("e2e-torchao", "int8_c"), ("e2e-torchao", "int4_g64z"),
                     ("e2e-torchao", "int4_g128/2:4")}
     rows = ev.case_rows()
@@ -336,7 +340,7 @@ def test_calibration_never_loads_the_e2e_sets():
     assert set(E2E_DATASETS) <= set(LOADERS) and not set(E2E_DATASETS) & set(OP_DATASETS)
 
 
-EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 24, "e2e-llamacpp": 161, "e2e-torchao": 7}
+EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 24, "e2e-llamacpp": 329, "e2e-torchao": 7}
 
 
 def test_shared_e2e_row_counts(shared_data):
@@ -350,11 +354,16 @@ def test_shared_e2e_row_counts(shared_data):
     classes = {(c.dataset, c.op_class) for c in cases}
     assert {("e2e-fp6llm", "fp6"), ("e2e-fp6llm", "fp16"), ("e2e-flashllm", "fastertransformer"),
             ("e2e-flashllm", "deepspeed")} <= classes
-    assert {oc for ds, oc in classes if ds == "e2e-llamacpp"} == {"pp/f16", "pp/q4_k_m", "tg/f16", "tg/q4_k_m"}
+    assert {oc.split("/pp")[0] for ds, oc in classes if ds == "e2e-llamacpp"} == {
+        "pp/f16", "pp/q4_k_m", "tg/f16", "tg/q4_k_m"}
     _, skipped = llamacpp_selection(shared_data)
-    # 800 rows = 161 used + 16 suspicious + 4 "OOM" + 422 multi-GPU + 188 non-catalog + 9 too big for us
-    assert skipped == {"graded": 16, "no_value": 4, "multi_gpu": 422, "no_catalog_device": 188,
-                       "unknown_format": 0, "does_not_fit": 9}
+    # 800 rows = 329 used (161 single-GPU + 168 multi-GPU generation, as pipeline stages) + 16 suspicious
+    # + 4 "OOM" + 206 multi-GPU prompt rows + 228 non-catalog + 17 too big for us
+    assert skipped == {"graded": 16, "no_value": 4, "multi_gpu_prompt": 206, "no_catalog_device": 228,
+                       "unknown_format": 0, "does_not_fit": 17}
+    multi = [c for c in cases if c.dataset == "e2e-llamacpp" and c.get("gpus", 1) > 1]
+    assert len(multi) == 168 and all(dict(c.scenario)["pp"] == c.get("gpus") and c.op_class.startswith("tg/")
+                                     for c in multi)
     assert {c.device for c in cases if c.dataset == "e2e-llamacpp"} == {
         "rtx-3090", "rtx-4090", "a6000", "a40", "l40s", "a100-pcie-80gb", "a100-sxm-80gb", "h100-pcie"}
 

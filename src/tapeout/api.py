@@ -161,6 +161,8 @@ class Prediction:
                 "input_len": sc.input_len,
                 "output_len": sc.output_len,
                 "tp": sc.tp,
+                "pp": sc.pp,
+                "pp_microbatches": sc.pp_microbatches,
                 "weights": sc.weights.name,
                 "activations": sc.activations.name,
                 "kv_cache": sc.kv_cache.name,
@@ -224,6 +226,8 @@ def predict(
     input_len: int = 2048,
     output_len: int = 128,
     tp: int = 1,
+    pp: int = 1,
+    pp_microbatches: int = 1,
     weights: str | None = None,
     activations: str | None = None,
     kv_cache: str | None = None,
@@ -237,7 +241,12 @@ def predict(
     efficiency: dict[str, float] | None = None,
     framework: str = "kernels",
 ) -> Prediction:
-    """Predict latency, throughput and memory of ``model`` on ``tp`` x ``hardware``.
+    """Predict latency, throughput and memory of ``model`` on ``tp`` x ``pp`` x ``hardware``.
+
+    Parallelism: ``tp``-way tensor parallelism within each of ``pp`` pipeline stages (contiguous layers,
+    hidden states sent point to point between stages); ``pp_microbatches`` batches of ``batch`` sequences
+    in flight through the pipeline (1: one at a time, as llama.cpp's layer split; ``pp``: a full pipeline,
+    as vLLM's virtual engines). Memory is the binding device's (the fullest stage).
 
     Techniques: ``weights`` / ``activations`` / ``kv_cache`` formats (see :mod:`tapeout.dtypes`; the KV
     cache defaults to the activation format), ``sparsity`` of the linear layers (``0.8``, ``"2:4"``,
@@ -290,7 +299,8 @@ def predict(
     tech.setdefault("activations", "fp16")
     if tech.get("kv_cache") is None:
         tech["kv_cache"] = tech["activations"]
-    common = {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "attention": attention,
+    common = {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "pp": pp,
+              "pp_microbatches": pp_microbatches, "attention": attention,
               "fuse_residual_norm": fuse_residual_norm}
     sc = specio.build(Scenario, {**common, **tech}, origin="scenario")
     base = None

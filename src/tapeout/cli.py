@@ -38,6 +38,9 @@ def predict(
     input_len: Annotated[int, typer.Option(help="prompt tokens per sequence")] = 2048,
     output_len: Annotated[int, typer.Option(help="generated tokens per sequence")] = 128,
     tp: Annotated[int, typer.Option(help="tensor-parallel degree")] = 1,
+    pp: Annotated[int, typer.Option(help="pipeline-parallel stages (contiguous layers per tp group)")] = 1,
+    pp_microbatches: Annotated[int, typer.Option(
+        help="batches in flight through the pipeline (1: one at a time; pp: a full pipeline)")] = 1,
     weights: Annotated[Optional[str], typer.Option(
         help="weight format of the linear layers: fp16 bf16 fp8 fp6 fp5 fp4 int8 int4 int4_g128 nf4 ... "
         "(default fp16)")] = None,
@@ -68,7 +71,8 @@ def predict(
     from tapeout.report import render
 
     try:
-        p = api_predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len, tp=tp,
+        p = api_predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len, tp=tp, pp=pp,
+                        pp_microbatches=pp_microbatches,
                         weights=weights, activations=activations, kv_cache=kv_cache, attention=attention,
                         fuse_residual_norm=fuse_residual_norm,
                         sparsity=sparsity, sparse_kernel=sparse_kernel, scenario=scenario, compare_to=compare_to,

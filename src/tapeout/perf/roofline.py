@@ -61,6 +61,9 @@ def collective_time(hw: HardwareSpec, kind: OpKind, message_bytes: float, group:
     elif kind is OpKind.ALLGATHER:  # message_bytes is each device's shard
         steps = p - 1
         wire = (p - 1) * message_bytes
+    elif kind is OpKind.SEND:  # one message to the next pipeline stage
+        steps = 1
+        wire = message_bytes
     else:
         raise TapeoutError(f"unsupported collective {kind}", field="op")
     beta = wire / (bw * eff.interconnect_eta)

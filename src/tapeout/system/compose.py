@@ -10,7 +10,7 @@ op's kink; tests bound the relative error of TPOT below 0.1% against the exact p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -33,6 +33,8 @@ class PhaseCost:
     time_s: float
     graph: OpGraph
     costs: tuple[OpCost, ...]
+    #: time of each pipeline stage (one entry without pipeline parallelism); time_s is their sum
+    stage_times: tuple[float, ...] = ()
 
     @property
     def ops(self) -> tuple[Op, ...]:
@@ -41,7 +43,22 @@ class PhaseCost:
 
 def price(graph: OpGraph, hw: HardwareSpec, tier: str) -> PhaseCost:
     costs = tuple(estimate(op, hw, tier) for op in graph.ops)
-    return PhaseCost(graph.phase, sum(c.total_s for c in costs), graph, costs)
+    t = sum(c.total_s for c in costs)
+    return PhaseCost(graph.phase, t, graph, costs, (t,))
+
+
+def price_stages(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str, phase: str,
+                 context: int | None = None) -> PhaseCost:
+    """One phase over every pipeline stage: the stages run one after the other for a batch (their times
+    add up); op names carry their stage (``s1/qkv_proj``) when there is more than one."""
+    if sc.pp == 1:
+        return price(build_graph(model, sc, phase, context), hw, tier)
+    parts = [price(build_graph(model, sc, phase, context, stage=s), hw, tier) for s in range(sc.pp)]
+    ops = tuple(replace(o, name=f"s{s}/{o.name}") for s, p in enumerate(parts) for o in p.graph.ops)
+    costs = tuple(replace(c, name=f"s{s}/{c.name}") for s, p in enumerate(parts) for c in p.costs)
+    g0 = parts[0].graph
+    graph = OpGraph(phase=g0.phase, ops=ops, tokens=g0.tokens, context=g0.context)
+    return PhaseCost(phase, sum(p.time_s for p in parts), graph, costs, tuple(p.time_s for p in parts))
 
 
 def decode_contexts(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
@@ -76,14 +93,27 @@ class Composition:
 
 
 def compose(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str = "roofline") -> Composition:
-    prefill = price(build_graph(model, sc, "prefill"), hw, tier)
+    """Price prefill and the decode steps and compose them.
+
+    Pipeline parallelism (``sc.pp`` stages, ``sc.pp_microbatches`` = m batches in flight): one batch's
+    prefill or decode step takes the sum of its stages (plus the point-to-point sends); with m batches
+    in flight a decode cycle, in which every batch advances one token, takes max(sum of stages,
+    m x the slowest stage), and that cycle is the TPOT each request sees. Throughput = m x batch x
+    output_len / (pipelined prefill + (output_len - 1) x cycle), the pipelined prefill being the sum of
+    the stages plus (m - 1) x the slowest one. With pp = 1 and m = 1 this is the plain composition.
+    """
+    prefill = price_stages(model, hw, sc, tier, "prefill")
     ctx, weights = decode_contexts(sc)
-    steps = tuple(price(build_graph(model, sc, "decode", int(c)), hw, tier) for c in ctx)
-    tpot = float(np.dot(weights, [s.time_s for s in steps]))
+    steps = tuple(price_stages(model, hw, sc, tier, "decode", int(c)) for c in ctx)
+    mb = sc.pp_microbatches
+    cycles = [max(s.time_s, mb * max(s.stage_times)) for s in steps]
+    tpot = float(np.dot(weights, cycles))
     ttft = prefill.time_s
     e2e = ttft + (sc.output_len - 1) * tpot
+    prefill_pipe = prefill.time_s + (mb - 1) * max(prefill.stage_times)
+    total = prefill_pipe + (sc.output_len - 1) * tpot
     mem = plan(model, hw, sc, [prefill.graph, steps[-1].graph])
     return Composition(
         prefill=prefill, decode_steps=steps, decode_weights=tuple(float(w) for w in weights), memory=mem,
-        ttft_s=ttft, tpot_s=tpot, e2e_latency_s=e2e, throughput_tok_s=sc.batch * sc.output_len / e2e,
+        ttft_s=ttft, tpot_s=tpot, e2e_latency_s=e2e, throughput_tok_s=mb * sc.batch * sc.output_len / total,
     )

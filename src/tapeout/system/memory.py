@@ -28,49 +28,74 @@ class MemoryPlan:
         return asdict(self)
 
 
-def weight_bytes(model: ModelSpec, sc: Scenario) -> float:
-    """Bytes of weights one device holds under tensor parallelism ``sc.tp``.
+def weight_bytes(model: ModelSpec, sc: Scenario, stage: int | None = None) -> float:
+    """Bytes of weights one device holds under tensor parallelism ``sc.tp`` (on pipeline stage ``stage``;
+    None: all layers, as without pipeline parallelism).
 
     Linear layers are stored in their per-layer formats and sparse layouts, pruned layers with
     their smaller dimensions (:func:`tapeout.techniques.layers.linear_weight_bytes`); embeddings,
     norms and the MoE router in 16-bit (fp32 when weights are fp32); lm_head in its own format
-    (16-bit unless a scenario rule sets it).
+    (16-bit unless a scenario rule sets it). The first stage holds the embedding, the last the final
+    norm and the lm_head (tied embeddings: the last stage keeps its own copy, as pipelined runtimes do).
     """
     from tapeout.techniques.layers import linear_weight_bytes, lm_head_bytes
 
     t = sc.tp
     h = model.hidden_size
     hp = (sc.weights if sc.weights.bits >= 16 else dtypes.parse("fp16")).bytes
-    high = model.num_layers * model.norms_per_layer * model.norm_params() + model.norm_params()
+    layers = None if stage is None else sc.stage_layers(model.num_layers)[stage]
+    first = stage is None or stage == 0
+    last = stage is None or stage == sc.pp - 1
+    n_layers = model.num_layers if layers is None else len(layers)
+    high = n_layers * model.norms_per_layer * model.norm_params() + (model.norm_params() if last else 0)
     if model.moe is not None:
-        high += model.num_moe_layers * model.hidden_size * model.moe.num_experts
+        moe_layers = [i for i in (layers or range(model.num_layers)) if i not in set(model.moe.dense_layers)]
+        high += len(moe_layers) * model.hidden_size * model.moe.num_experts
     emb = model.embedding_params()
     if model.position == "learned":  # the position table is replicated, the vocabulary split
         pos = (model.max_position_embeddings + model.position_offset) * h
         emb = (emb - pos) / t + pos
     else:
         emb = emb / t
-    high += emb
-    return linear_weight_bytes(model, sc) + high * hp + lm_head_bytes(model, sc)
+    if first:
+        high += emb
+    lm = lm_head_bytes(model, sc) if last else 0.0
+    if last and not first and not model.lm_head_params():  # tied: the last stage holds a copy of the table
+        lm = model.vocab_size * h / t * hp
+    return linear_weight_bytes(model, sc, layers) + high * hp + lm
 
 
-def kv_bytes_per_token(model: ModelSpec, sc: Scenario) -> float:
-    """KV-cache bytes per token on one device (all layers; pruned heads per layer group)."""
+def kv_bytes_per_token(model: ModelSpec, sc: Scenario, stage: int | None = None) -> float:
+    """KV-cache bytes per token on one device (all layers, or pipeline stage ``stage``'s; pruned heads per
+    layer group)."""
     from tapeout.techniques.layers import kv_bytes_per_token as per_token
 
-    return per_token(model, sc)
+    layers = None if stage is None else sc.stage_layers(model.num_layers)[stage]
+    return per_token(model, sc, layers)
 
 
 def plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, graphs: list[OpGraph]) -> MemoryPlan:
-    per_token = kv_bytes_per_token(model, sc)
-    kv = sc.batch * sc.final_context * per_token
+    """Memory of the binding device: without pipeline parallelism every device holds the same; with it,
+    the stage whose total is largest (its KV cache holds ``pp_microbatches`` batches in flight)."""
+    if sc.pp == 1:
+        return _plan(model, hw, sc, graphs, None)
+    plans = [_plan(model, hw, sc, graphs, s) for s in range(sc.pp)]
+    worst = max(plans, key=lambda p: p.total_bytes)
+    from dataclasses import replace
+
+    return replace(worst, fits=all(p.fits for p in plans), max_batch=min(p.max_batch for p in plans))
+
+
+def _plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, graphs: list[OpGraph], stage: int | None) -> MemoryPlan:
+    per_token = kv_bytes_per_token(model, sc, stage)
+    kv = sc.pp_microbatches * sc.batch * sc.final_context * per_token
     residual = max(g.tokens for g in graphs) * model.hidden_size * sc.activations.bytes
     act = residual + max(o.activation_bytes for g in graphs for o in g.ops)
-    wts = weight_bytes(model, sc)
+    wts = weight_bytes(model, sc, stage)
     cap = hw.memory_capacity
     reserve = hw.efficiency.runtime_reserve_gb * 1e9
     total = wts + kv + act + reserve
-    per_seq = (kv + act) / sc.batch  # both grow linearly with batch
+    per_seq = (kv + act) / sc.batch  # both grow linearly with batch (max_batch: per batch in flight)
     free = cap - reserve - wts
     max_batch = max(0, math.floor(free / per_seq)) if free > 0 else 0
     return MemoryPlan(

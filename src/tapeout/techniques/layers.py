@@ -74,12 +74,13 @@ def lm_head_tech(sc: Scenario) -> LinearTech:
     return t
 
 
-def layer_groups(num_layers: int, sc: Scenario) -> list[tuple[LayerPlan, tuple[int, ...]]]:
-    """Layers grouped by plan, in order of first appearance."""
+def layer_groups(num_layers: int, sc: Scenario, layers: range | None = None) -> list[tuple[LayerPlan, tuple[int, ...]]]:
+    """Layers grouped by plan, in order of first appearance; ``layers``: only those (a pipeline stage)."""
+    ixs = range(num_layers) if layers is None else layers
     if not any(r.layers is not None for r in sc.layers):
-        return [(resolve(sc, None), tuple(range(num_layers)))]
+        return [(resolve(sc, None), tuple(ixs))] if len(ixs) else []
     groups: dict[LayerPlan, list[int]] = {}
-    for i in range(num_layers):
+    for i in ixs:
         groups.setdefault(resolve(sc, i), []).append(i)
     return [(p, tuple(ix)) for p, ix in groups.items()]
 
@@ -125,10 +126,10 @@ def _gcd(a: int, b: int) -> int:
     return math.gcd(a, b)
 
 
-def linear_weight_bytes(model: ModelSpec, sc: Scenario) -> float:
+def linear_weight_bytes(model: ModelSpec, sc: Scenario, layers: range | None = None) -> float:
     """Per-device bytes of the transformer's linear layers (with their biases) under the scenario's
-    per-layer formats, sparsity layouts and pruning. Embeddings, norms, router and lm_head are not
-    included (see :func:`lm_head_bytes`)."""
+    per-layer formats, sparsity layouts and pruning; ``layers``: only those (a pipeline stage).
+    Embeddings, norms, router and lm_head are not included (see :func:`lm_head_bytes`)."""
     t = sc.tp
     h = model.hidden_size
     hd = model.head_dim
@@ -136,7 +137,7 @@ def linear_weight_bytes(model: ModelSpec, sc: Scenario) -> float:
     ups = 2 if model.gated_mlp else 1  # gate + up are one fused GEMM
     dense_set = set(model.moe.dense_layers) if model.moe is not None else set(range(model.num_layers))
     total = 0.0
-    for plan, ix in layer_groups(model.num_layers, sc):
+    for plan, ix in layer_groups(model.num_layers, sc, layers):
         H, KV = kept_heads(model, plan.keep_heads, t)
         heads = H // t
         kv = max(1, KV // t)
@@ -170,15 +171,15 @@ def linear_weight_bytes(model: ModelSpec, sc: Scenario) -> float:
     return total
 
 
-def kv_bytes_per_token(model: ModelSpec, sc: Scenario) -> float:
-    """KV-cache bytes per token on one device, all layers, in the scenario's KV format.
+def kv_bytes_per_token(model: ModelSpec, sc: Scenario, layers: range | None = None) -> float:
+    """KV-cache bytes per token on one device, all layers (or ``layers``), in the scenario's KV format.
 
     Scales of a quantized KV cache: per-tensor and per-channel scales are static per layer
     (negligible, not counted); group scales (``int4_g64``: one per 64 channels of a token's head)
     are amortized in the per-element bytes.
     """
     total = 0.0
-    for plan, ix in layer_groups(model.num_layers, sc):
+    for plan, ix in layer_groups(model.num_layers, sc, layers):
         _, KV = kept_heads(model, plan.keep_heads, sc.tp)
         kv = max(1, KV // sc.tp)
         total += len(ix) * 2 * kv * model.head_dim * sc.kv_cache.bytes

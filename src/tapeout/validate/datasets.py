@@ -851,9 +851,13 @@ def llamacpp_selection(data_dir: Path) -> tuple[list[Case], dict[str, int]]:
 
     llama-bench at batch 1: ``pp N`` = tokens/s processing an N-token prompt (prediction: N / ttft_s with
     input_len N), ``tg N`` = tokens/s generating N tokens from an empty context (prediction: 1 / tpot_s with
-    input_len 1, output_len N). Multi-GPU rows are llama.cpp's layer split (sequential, not TP): left out.
+    input_len 1, output_len N). Multi-GPU rows are llama.cpp's layer split: contiguous layers per GPU run
+    one after the other, which is pipeline parallelism with one batch in flight (``pp`` = GPUs,
+    ``pp_microbatches`` = 1); their generation rows are op classes ``tg/<format>/pp<N>``. Their prompt
+    rows are left out: llama.cpp pipelines a long prompt's 512-token ubatches across the GPUs, which
+    the model does not describe.
     Skip reasons, first match counts: ``graded`` (suspicious/missing), ``no_value`` (e.g. "OOM" printed
-    instead of a rate), ``multi_gpu``, ``no_catalog_device``
+    instead of a rate), ``multi_gpu_prompt``, ``no_catalog_device``
     (Apple, RTX 30x0/40x0 below the 3090/4090, RTX Ada workstation cards), ``unknown_format``,
     ``does_not_fit`` (``predict(...).memory.fits`` is false on the catalog device). Every row runs with the
     ``llamacpp`` framework profile (its kernels' streaming cap, fitted on the f16 generation rows).
@@ -861,7 +865,7 @@ def llamacpp_selection(data_dir: Path) -> tuple[list[Case], dict[str, int]]:
     from tapeout.hardware.catalog import load_hardware
 
     cases: list[Case] = []
-    skipped = dict.fromkeys(("graded", "no_value", "multi_gpu", "no_catalog_device", "unknown_format",
+    skipped = dict.fromkeys(("graded", "no_value", "multi_gpu_prompt", "no_catalog_device", "unknown_format",
                              "does_not_fit"), 0)
     for row in _read_dicts(data_dir / "measured" / "llamacpp_gpu_benchmarks.csv"):
         if row["metric"] not in ("prefill_tokens_per_s", "decode_tokens_per_s"):
@@ -870,8 +874,9 @@ def llamacpp_selection(data_dir: Path) -> tuple[list[Case], dict[str, int]]:
             conf = (row.get("confidence") or "").strip().lower()
             skipped["graded" if any(conf.startswith(c) for c in SKIP_CONFIDENCE) else "no_value"] += 1
             continue
-        if int(row["num_gpus"] or 1) != 1:
-            skipped["multi_gpu"] += 1
+        gpus = int(row["num_gpus"] or 1)
+        if gpus != 1 and row["metric"] == "prefill_tokens_per_s":
+            skipped["multi_gpu_prompt"] += 1
             continue
         device = LLAMACPP_DEVICES.get(row["hardware_class"].strip())
         if device is None:
@@ -893,13 +898,14 @@ def llamacpp_selection(data_dir: Path) -> tuple[list[Case], dict[str, int]]:
             n = int(row["output_len"])
             sc = _scenario(model=_e2e_model(row["model"]), batch=int(row["batch"] or 1), input_len=1, output_len=n,
                            tp=1, weights=weights, activations="fp16", kv_cache=row["kv_precision"].strip() or "fp16",
-                           framework="llamacpp")
+                           framework="llamacpp", **({"pp": gpus} if gpus > 1 else {}))
         point = e2e_predict(load_hardware(device), sc)
         if not point.fits:
             skipped["does_not_fit"] += 1
             continue
-        cases.append(_e2e_case("e2e-llamacpp", f"{stage}/{label}", device, sc, quantity, float(row["value"]), 1, row,
-                               bench=f"{stage}{n}", hardware=row["hardware"]))
+        op_class = f"{stage}/{label}" + (f"/pp{gpus}" if gpus > 1 else "")
+        cases.append(_e2e_case("e2e-llamacpp", op_class, device, sc, quantity, float(row["value"]), 1, row,
+                               bench=f"{stage}{n}", hardware=row["hardware"], gpus=gpus))
     return cases, skipped
 
 

@@ -62,11 +62,24 @@ def expected_active_experts(num_experts: int, top_k: int, tokens: int) -> float:
     return num_experts * (1.0 - (1.0 - top_k / num_experts) ** tokens)
 
 
+def check_pipeline(model: ModelSpec, pp: int) -> None:
+    """Raise a clear error when ``pp`` stages cannot each hold at least one layer."""
+    if pp > model.num_layers:
+        raise TapeoutError(f"pp={pp} exceeds {model.name}'s {model.num_layers} layers; allowed: 1..{model.num_layers}",
+                           field="pp")
+
+
 class _Builder:
-    def __init__(self, model: ModelSpec, sc: Scenario) -> None:
+    def __init__(self, model: ModelSpec, sc: Scenario, stage: int = 0) -> None:
         check_parallelism(model, sc.tp)
+        check_pipeline(model, sc.pp)
+        if not 0 <= stage < sc.pp:
+            raise TapeoutError(f"stage {stage} out of range; allowed: 0..{sc.pp - 1}", field="stage")
         self.m = model
         self.sc = sc
+        self.stage = stage
+        self.first, self.last = stage == 0, stage == sc.pp - 1
+        self.layers = sc.stage_layers(model.num_layers)[stage]
         t = sc.tp
         self.t = t
         self.hd = model.head_dim
@@ -76,7 +89,7 @@ class _Builder:
         self.a: DType = sc.activations
         self.kv: DType = sc.kv_cache
         self.hp: DType = sc.weights if sc.weights.bits >= 16 else dtypes.parse("fp16")
-        self.groups = layer_groups(model.num_layers, sc)
+        self.groups = layer_groups(model.num_layers, sc, self.layers if sc.pp > 1 else None)
         self.lm_tech = lm_head_tech(sc)
         self._set_plan(self.groups[0][0])
         self.suffix = ""
@@ -131,15 +144,15 @@ class _Builder:
         T = B * S
         h = self.h
 
-        # embedding (vocab-parallel gather; learned positions add a second gather)
-        gathers = 2 if m.position == "learned" else 1
-        self.ops.append(Op(
-            name="embedding", kind=OpKind.EMBEDDING, flops=0.0,
-            bytes_read=gathers * T * h * self.hp.bytes / self.t, bytes_written=T * h * a.bytes, count=1,
-            shape=(("tokens", T), ("hidden", h)), compute_dtype="fp32", formats=(("table", self.hp.name),),
-            activation_bytes=T * h * a.bytes,
-        ))
-        self.collective("embedding_allreduce", OpKind.ALLREDUCE, T * h * a.bytes, 1)
+        if self.first:  # embedding (vocab-parallel gather; learned positions add a second gather)
+            gathers = 2 if m.position == "learned" else 1
+            self.ops.append(Op(
+                name="embedding", kind=OpKind.EMBEDDING, flops=0.0,
+                bytes_read=gathers * T * h * self.hp.bytes / self.t, bytes_written=T * h * a.bytes, count=1,
+                shape=(("tokens", T), ("hidden", h)), compute_dtype="fp32", formats=(("table", self.hp.name),),
+                activation_bytes=T * h * a.bytes,
+            ))
+            self.collective("embedding_allreduce", OpKind.ALLREDUCE, T * h * a.bytes, 1)
 
         norm_f = NORM_FLOPS[m.norm]
         dense_set = set(m.moe.dense_layers) if m.moe is not None else set(range(m.num_layers))
@@ -150,6 +163,10 @@ class _Builder:
             self._layer(phase, B, S, T, context, len(ix), n_dense, len(ix) - n_dense, norm_f)
         self.suffix = ""
 
+        if not self.last:  # the hidden states go to the next pipeline stage (each device of this tp group
+            # sends its copy to its peer there: one point-to-point message of the tokens' hidden states)
+            self.ops.append(collective_op(OpKind.SEND, T * h * a.bytes, 2, dtype=a, name="pp_send"))
+            return OpGraph(phase=phase, ops=tuple(self.ops), tokens=T, context=context)
         if self.sc.fuse_residual_norm:  # the last layer's residual add runs inside the final norm
             extra = 3 if m.parallel_block else 2
             self.elementwise("residual_add_final_norm", OpKind.NORM, extra * T * h, T * h, norm_f + extra - 1, 1)
@@ -327,15 +344,19 @@ class _Builder:
 
 
 @lru_cache(maxsize=4096)
-def build_graph(model: ModelSpec, scenario: Scenario, phase: str, context: int | None = None) -> OpGraph:
-    """The per-device op graph of ``phase`` ("prefill" or "decode").
+def build_graph(model: ModelSpec, scenario: Scenario, phase: str, context: int | None = None,
+                stage: int = 0) -> OpGraph:
+    """The per-device op graph of ``phase`` ("prefill" or "decode") on pipeline stage ``stage``.
 
-    For decode, ``context`` is the KV length attended to (including the new token).
+    For decode, ``context`` is the KV length attended to (including the new token). Under pipeline
+    parallelism (``scenario.pp`` > 1) a stage runs its contiguous layers
+    (:meth:`Scenario.stage_layers`); the first stage also the embedding, the last the final norm, lm_head
+    and sampling; every stage but the last ends with a point-to-point send of the hidden states.
     """
     if phase == "prefill":
-        return _Builder(model, scenario).build("prefill", scenario.input_len)
+        return _Builder(model, scenario, stage).build("prefill", scenario.input_len)
     if phase == "decode":
         if context is None or context < 1:
             raise TapeoutError("decode needs a context length >= 1", field="context")
-        return _Builder(model, scenario).build("decode", context)
+        return _Builder(model, scenario, stage).build("decode", context)
     raise TapeoutError(f"unknown phase {phase!r}; allowed: prefill, decode", field="phase")

@@ -17,11 +17,12 @@ class OpKind(StrEnum):
     SAMPLING = "sampling"
     ALLREDUCE = "allreduce"
     ALLGATHER = "allgather"
+    SEND = "send"                # point-to-point transfer to the next pipeline stage
 
 
 #: which hardware unit an op's arithmetic runs on
 MATRIX_KINDS = frozenset({OpKind.GEMM, OpKind.BMM, OpKind.ATTENTION})
-COLLECTIVE_KINDS = frozenset({OpKind.ALLREDUCE, OpKind.ALLGATHER})
+COLLECTIVE_KINDS = frozenset({OpKind.ALLREDUCE, OpKind.ALLGATHER, OpKind.SEND})
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tapeout import dtypes
 from tapeout.dtypes import DType
@@ -18,6 +18,11 @@ class Scenario(BaseModel):
     input_len: int = Field(2048, gt=0, description="prompt tokens per sequence")
     output_len: int = Field(128, gt=0, description="generated tokens per sequence (the first comes from prefill)")
     tp: int = Field(1, gt=0, description="tensor-parallel degree")
+    pp: int = Field(1, gt=0, description="pipeline-parallel stages: the layers split into contiguous stages, "
+                    "one per group of tp devices; activations go to the next stage point to point")
+    pp_microbatches: int = Field(
+        1, gt=0, description="independent batches of `batch` sequences in flight through the pipeline (1: one "
+        "batch at a time, as llama.cpp's layer split runs; pp: a full pipeline, as vLLM's virtual engines)")
     weights: DType = Field(dtypes.parse("fp16"), description="weight format of the transformer's linear layers")
     activations: DType = Field(dtypes.parse("fp16"), description="activation format")
     kv_cache: DType = Field(dtypes.parse("fp16"), description="KV-cache format")
@@ -51,6 +56,22 @@ class Scenario(BaseModel):
         if v is None:
             return ()
         return scenario_mapping({"layers": v}, origin="layers")["layers"]
+
+    @model_validator(mode="after")
+    def _pipeline(self) -> "Scenario":
+        if self.pp_microbatches > 1 and self.pp == 1:
+            raise ValueError("pp_microbatches > 1 needs pipeline stages (pp > 1)")
+        return self
+
+    def stage_layers(self, num_layers: int) -> list[range]:
+        """The contiguous layer range of every pipeline stage (earlier stages take the remainder)."""
+        base, extra = divmod(num_layers, self.pp)
+        out, start = [], 0
+        for s in range(self.pp):
+            n = base + (1 if s < extra else 0)
+            out.append(range(start, start + n))
+            start += n
+        return out
 
     @property
     def final_context(self) -> int:

@@ -98,7 +98,8 @@ def activation_op(elems_in: float, elems_out: float, *, activation: str = "silu"
 
 def collective_op(kind: OpKind | str, message_bytes: float, group: int, *, dtype: str | DType = "fp16",
                   name: str | None = None, count: int = 1) -> Op:
-    """An all-reduce (``message_bytes`` per device) or all-gather (each device's shard) over ``group`` devices."""
+    """An all-reduce (``message_bytes`` per device) or all-gather (each device's shard) over ``group`` devices,
+    or a point-to-point send of ``message_bytes`` (``group`` = 2: this device and the next stage's)."""
     kind = OpKind(kind)
     if kind not in COLLECTIVE_KINDS:
         raise ValueError(f"{kind} is not a collective")

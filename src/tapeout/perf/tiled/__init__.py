@@ -46,6 +46,7 @@ _BY_KIND = {
     OpKind.SAMPLING: elementwise.estimate,
     OpKind.ALLREDUCE: collective.estimate,
     OpKind.ALLGATHER: collective.estimate,
+    OpKind.SEND: collective.estimate,
 }
 
 

@@ -40,7 +40,7 @@ from tapeout.perf.roofline import link_for
 from tapeout.perf.tiled.common import make_cost
 from tapeout.workload.ops import Op, OpKind
 
-COLLECTIVES = ("allreduce", "allgather", "reduce_scatter", "all_to_all")
+COLLECTIVES = ("allreduce", "allgather", "reduce_scatter", "all_to_all", "send")
 
 
 def link_bandwidth(hw: HardwareSpec, group: int) -> tuple[str, float]:
@@ -65,6 +65,8 @@ def algorithms(kind: str, p: int, size: float, nodes: int = 1) -> list[tuple[str
         return [("ring", p - 1.0, (p - 1.0) / p * size), ("direct", 1.0, (p - 1.0) / p * size)]
     if kind == "all_to_all":
         return [("direct", 1.0, (p - 1.0) / p * size)]
+    if kind == "send":  # point to point, one message (pipeline stages)
+        return [("p2p", 1.0, size)]
     raise TapeoutError(f"unknown collective {kind!r}; allowed: {', '.join(COLLECTIVES)}", field="op")
 
 
@@ -109,7 +111,7 @@ def collective_time(hw: HardwareSpec, kind: str, size: float, group: int, nodes:
 
 
 def estimate(op: Op, hw: HardwareSpec) -> OpCost:
-    kind = {OpKind.ALLREDUCE: "allreduce", OpKind.ALLGATHER: "allgather"}[op.kind]
+    kind = {OpKind.ALLREDUCE: "allreduce", OpKind.ALLGATHER: "allgather", OpKind.SEND: "send"}[op.kind]
     net, lat, terms = collective_time(hw, kind, op.message_bytes, op.group)
     eff = hw.efficiency
     overhead = lat + (eff.launch_overhead_us + eff.host_overhead_us) * 1e-6
