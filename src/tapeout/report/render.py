@@ -46,8 +46,10 @@ def print_table(d: dict[str, Any], console: Any = None) -> None:
     con = console or _console()
     i, mem = d["inputs"], d["memory"]
     dec = d["phases"]["decode"]
+    pp, mb = i.get("pp", 1), i.get("pp_microbatches", 1)
+    devices = f"{i['tp'] * pp} x {i['hardware']}" + (f" (tp {i['tp']} x pp {pp}, {mb} in flight)" if pp > 1 else "")
     con.print(
-        f"[bold]{i['model']}[/] on [bold]{i['tp']} x {i['hardware']}[/]  "
+        f"[bold]{i['model']}[/] on [bold]{devices}[/]  "
         f"batch {i['batch']}, {i['input_len']} in / {i['output_len']} out, "
         f"weights {i['weights']}, activations {i['activations']}, KV {i['kv_cache']}, "
         f"attention {i['attention']}, tier {i['tier']}"
@@ -58,7 +60,8 @@ def print_table(d: dict[str, Any], console: Any = None) -> None:
               f"(context {dec['first_context']}: {fmt.seconds(dec['first_step_s'])} → "
               f"{dec['last_context']}: {fmt.seconds(dec['last_step_s'])})")
     s.add_row("End-to-end latency", fmt.seconds(d["e2e_latency_s"]))
-    s.add_row("Throughput", f"{d['throughput_tok_s']:.1f} tokens/s (generated, whole batch)")
+    scope = "whole batch" if mb == 1 else f"{mb} batches in flight"
+    s.add_row("Throughput", f"{d['throughput_tok_s']:.1f} tokens/s (generated, {scope})")
     fits = "[green]fits[/]" if mem["fits"] else "[red]does NOT fit[/]"
     s.add_row(
         "Memory per device",
