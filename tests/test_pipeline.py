@@ -93,3 +93,19 @@ def test_cli_pipeline_options(tmp_path):
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
     assert d["inputs"]["pp"] == 2 and d["inputs"]["pp_microbatches"] == 2
+
+
+def test_stages_are_balanced_by_weights():
+    """Llama-3-70B's embedding table (and lm_head) weigh about 1.2 layers: the first and last of six stages
+    take fewer layers than the middle ones, and no stage holds much more than its share."""
+    from tapeout.workload.build import stage_ranges
+
+    m = load_model("llama-3-70b")
+    sizes = [len(r) for r in stage_ranges(m, Scenario(pp=6))]
+    assert sum(sizes) == 80 and sizes[0] < sizes[2] and sizes[-1] < sizes[2]
+    from tapeout.system.memory import weight_bytes
+
+    w = [weight_bytes(m, Scenario(pp=6), s) for s in range(6)]
+    assert max(w) / min(w) < 1.1
+    p = tapeout.predict(m, "a100-sxm-80gb", pp=6, batch=1, input_len=16, output_len=2)
+    assert p.memory.weights_bytes == pytest.approx(max(w), rel=0.01)

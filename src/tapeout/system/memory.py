@@ -43,7 +43,9 @@ def weight_bytes(model: ModelSpec, sc: Scenario, stage: int | None = None) -> fl
     t = sc.tp
     h = model.hidden_size
     hp = (sc.weights if sc.weights.bits >= 16 else dtypes.parse("fp16")).bytes
-    layers = None if stage is None else sc.stage_layers(model.num_layers)[stage]
+    from tapeout.workload.build import stage_ranges
+
+    layers = None if stage is None else stage_ranges(model, sc)[stage]
     first = stage is None or stage == 0
     last = stage is None or stage == sc.pp - 1
     n_layers = model.num_layers if layers is None else len(layers)
@@ -69,8 +71,9 @@ def kv_bytes_per_token(model: ModelSpec, sc: Scenario, stage: int | None = None)
     """KV-cache bytes per token on one device (all layers, or pipeline stage ``stage``'s; pruned heads per
     layer group)."""
     from tapeout.techniques.layers import kv_bytes_per_token as per_token
+    from tapeout.workload.build import stage_ranges
 
-    layers = None if stage is None else sc.stage_layers(model.num_layers)[stage]
+    layers = None if stage is None else stage_ranges(model, sc)[stage]
     return per_token(model, sc, layers)
 
 

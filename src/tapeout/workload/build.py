@@ -69,6 +69,17 @@ def check_pipeline(model: ModelSpec, pp: int) -> None:
                            field="pp")
 
 
+def stage_ranges(model: ModelSpec, sc: Scenario) -> list[range]:
+    """Each pipeline stage's layers, balanced by weights: the first stage's embedding table and the last
+    stage's lm_head (a copy of the table when tied) count as that many layers' worth of parameters."""
+    if sc.pp == 1:
+        return [range(model.num_layers)]
+    per_layer = max(model.total_params() - model.embedding_params() - model.lm_head_params(), 1) / model.num_layers
+    head = model.embedding_params() / per_layer
+    tail = (model.lm_head_params() or model.vocab_size * model.hidden_size) / per_layer
+    return sc.stage_layers(model.num_layers, head, tail)
+
+
 class _Builder:
     def __init__(self, model: ModelSpec, sc: Scenario, stage: int = 0) -> None:
         check_parallelism(model, sc.tp)
@@ -79,7 +90,7 @@ class _Builder:
         self.sc = sc
         self.stage = stage
         self.first, self.last = stage == 0, stage == sc.pp - 1
-        self.layers = sc.stage_layers(model.num_layers)[stage]
+        self.layers = stage_ranges(model, sc)[stage]
         t = sc.tp
         self.t = t
         self.hd = model.head_dim

@@ -63,14 +63,24 @@ class Scenario(BaseModel):
             raise ValueError("pp_microbatches > 1 needs pipeline stages (pp > 1)")
         return self
 
-    def stage_layers(self, num_layers: int) -> list[range]:
-        """The contiguous layer range of every pipeline stage (earlier stages take the remainder)."""
-        base, extra = divmod(num_layers, self.pp)
+    def stage_layers(self, num_layers: int, first_extra: float = 0.0, last_extra: float = 0.0) -> list[range]:
+        """The contiguous layer range of every pipeline stage, balanced: the first stage also holds
+        ``first_extra`` and the last ``last_extra`` layer-equivalents (embedding, lm_head), and each
+        further layer goes to the stage with the least load (ties: the earlier stage), which minimises
+        the largest stage."""
+        if self.pp > num_layers:
+            raise ValueError(f"pp={self.pp} exceeds the model's {num_layers} layers")
+        extra = [0.0] * self.pp
+        extra[0] += first_extra
+        extra[-1] += last_extra
+        n = [1] * self.pp
+        for _ in range(num_layers - self.pp):
+            i = min(range(self.pp), key=lambda s: (n[s] + extra[s], s))
+            n[i] += 1
         out, start = [], 0
-        for s in range(self.pp):
-            n = base + (1 if s < extra else 0)
-            out.append(range(start, start + n))
-            start += n
+        for k in n:
+            out.append(range(start, start + k))
+            start += k
         return out
 
     @property
