@@ -26,7 +26,6 @@ table of the catalog (with a source entry naming this fit); without it the scrip
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections import defaultdict
 
@@ -34,6 +33,7 @@ import numpy as np
 
 from tapeout.hardware.catalog import CATALOG_DIR, load_hardware
 from tapeout.perf import estimate
+from tapeout.specio import set_toml_key
 from tapeout.validate.datasets import Case, is_technique_case, load_cases
 from tapeout.validate.runner import _Devices
 
@@ -169,30 +169,11 @@ def write(device: str, params: dict[str, float], sets: dict[str, str]) -> None:
     path = CATALOG_DIR / f"{device}.toml"
     text = path.read_text(encoding="utf-8")
     for key, value in params.items():
-        table = "[microarch.matrix]" if key == "legacy_path_fraction" else "[microarch]"
-        start = text.index(table + "\n")
-        end = text.find("\n[", start + len(table))
-        end = len(text) if end < 0 else end
-        block = text[start:end]
-        line = f"{key} = {value}"
-        if re.search(rf"^{key} = .*$", block, flags=re.M):
-            block = re.sub(rf"^{key} = .*$", line, block, flags=re.M)
-        else:
-            block = block.rstrip("\n") + "\n" + line + "\n"
-        text = text[:start] + block + text[end:]
+        text = set_toml_key(text, "microarch.matrix" if key == "legacy_path_fraction" else "microarch", key, str(value))
         src_key = f"matrix.{key}" if key == "legacy_path_fraction" else key
         note = sets.get(key, "-")
         fmt = SIBLING_SOURCE if note.startswith("carried over") else SOURCE
-        src_line = f'"{src_key}" = "{fmt.format(sets=note)}"'
-        s0 = text.index("[microarch.sources]\n")
-        s1 = text.find("\n[", s0 + 5)
-        s1 = len(text) if s1 < 0 else s1
-        sblock = text[s0:s1]
-        if re.search(rf'^"{re.escape(src_key)}" = .*$', sblock, flags=re.M):
-            sblock = re.sub(rf'^"{re.escape(src_key)}" = .*$', src_line, sblock, flags=re.M)
-        else:
-            sblock = sblock.rstrip("\n") + "\n" + src_line + "\n"
-        text = text[:s0] + sblock + text[s1:]
+        text = set_toml_key(text, "microarch.sources", f'"{src_key}"', f'"{fmt.format(sets=note)}"')
     path.write_text(text, encoding="utf-8")
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,21 +166,14 @@ def fit(data_dir: str | Path | None = None, *, tol: float = 0.1, tiers: Sequence
 
 
 def write(fits: dict[str, FrameworkFit], path: Path = FRAMEWORKS_FILE) -> None:
-    """Replace ``host_overhead_us`` and ``source`` of the fitted tables; everything else stays."""
+    """Replace the fitted parameter and ``source`` of the fitted tables; everything else stays."""
+    from tapeout.specio import set_toml_key
+
     text = path.read_text(encoding="utf-8")
     for name, f in fits.items():
-        start = text.index(f"[{name}]\n")
-        end = text.find("\n[", start + 1)
-        end = len(text) if end < 0 else end
-        block = text[start:end]
-        line = f"{f.param} = {f.value}"
-        if re.search(rf"^{f.param} = .*$", block, flags=re.M):
-            block = re.sub(rf"^{f.param} = .*$", line, block, flags=re.M)
-        else:
-            block = block.replace("\ndescription = ", f"\n{line}\ndescription = ", 1)
+        text = set_toml_key(text, name, f.param, repr(f.value))
         src = f.source.replace("\\", "\\\\").replace('"', '\\"')
-        block = re.sub(r"^source = .*$", lambda _m: f'source = "{src}"', block, flags=re.M)
-        text = text[:start] + block + text[end:]
+        text = set_toml_key(text, name, "source", f'"{src}"')
     path.write_text(text, encoding="utf-8")
     frameworks.cache_clear()
 
