@@ -190,3 +190,30 @@ def test_llamacpp_profile_caps_streaming_by_cores_and_clock():
     g = tapeout.predict(M7, "rtx-4090", batch=1, input_len=1, output_len=32)
     g_lc = tapeout.predict(M7, "rtx-4090", batch=1, input_len=1, output_len=32, framework="llamacpp")
     assert g_lc.tpot_s == pytest.approx(g.tpot_s, rel=0.02)
+
+
+def test_gptfast_profile_runs_small_allreduces_one_shot():
+    """PyTorch's intra-node all-reduce reads the peers' buffers in one step: at TP 8 a decode all-reduce
+    costs its fixed latency plus 7 small reads, far less than NCCL's 14 ring steps; large messages keep
+    NCCL's algorithms (above 256 KiB)."""
+    from tapeout.perf import estimate
+    from tapeout.system.frameworks import framework
+    from tapeout.workload.standalone import collective_op
+
+    fw = framework("gptfast")
+    hw = tapeout.load_hardware(A100)
+    hw_fw = hw.with_efficiency(**fw.efficiency())
+    small = collective_op("allreduce", 16384, 8)
+    big = collective_op("allreduce", 8 * 2**20, 8)
+    for tier in ("roofline", "tiled"):
+        nccl, one = estimate(small, hw, tier), estimate(small, hw_fw, tier)
+        assert one.terms["algorithm"] == "one-shot" and one.time_s < 0.6 * nccl.time_s
+        assert one.network_s == pytest.approx(7 * 16384 / (hw.interconnect.bandwidth * one.terms["eta_interconnect"]))
+        assert estimate(big, hw_fw, tier).terms.get("algorithm") != "one-shot"
+    base = tapeout.predict(M7, A100, tp=8, batch=1, input_len=8, output_len=16)
+    gf = tapeout.predict(M7, A100, tp=8, batch=1, input_len=8, output_len=16, framework="gptfast")
+    assert gf.tpot_s < base.tpot_s
+    # a PCIe-only device has no switched NVLink fabric: the profile changes nothing there
+    pc = tapeout.predict(M7, "rtx-4090", tp=2, batch=1, input_len=8, output_len=16)
+    pc_gf = tapeout.predict(M7, "rtx-4090", tp=2, batch=1, input_len=8, output_len=16, framework="gptfast")
+    assert pc_gf.tpot_s == pytest.approx(pc.tpot_s)

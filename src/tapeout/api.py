@@ -258,8 +258,8 @@ def predict(
     overrides fields of the device's :class:`~tapeout.hardware.spec.EfficiencySpec` (e.g.
     ``{"matmul_eta": 0.8}``). ``framework`` names a serving-framework profile (``system/frameworks.toml``): a per-op host
     overhead added to every kernel (``kernels``: device time only; ``fastertransformer``; ``deepspeed``)
-    or a cap on the DRAM bytes per core per clock its kernels move (``llamacpp``); an explicit
-    ``efficiency["host_overhead_us"]`` / ``["stream_bytes_per_core_clock"]`` wins over it.
+    or a cap on the DRAM bytes per core per clock its kernels move (``llamacpp``), or a one-shot
+    all-reduce for small messages (``gptfast``); explicit ``efficiency`` fields win over the profile's.
     ``tier`` defaults to ``"tiled"`` for a device with a micro-architecture description and to
     ``"roofline"`` otherwise; ``to_dict()["inputs"]["tier"]`` says which one ran.
     """
@@ -270,10 +270,9 @@ def predict(
     m = load_model(model)
     hw = load_hardware(hardware)
     fw = framework_profile(framework)
-    if fw.host_overhead_us and "host_overhead_us" not in (efficiency or {}):
-        efficiency = {**(efficiency or {}), "host_overhead_us": fw.host_overhead_us}
-    if fw.stream_bytes_per_core_clock and "stream_bytes_per_core_clock" not in (efficiency or {}):
-        efficiency = {**(efficiency or {}), "stream_bytes_per_core_clock": fw.stream_bytes_per_core_clock}
+    profile = fw.efficiency()
+    if profile:  # explicit efficiency fields win over the profile's
+        efficiency = {**profile, **(efficiency or {})}
     if efficiency:
         unknown = sorted(set(efficiency) - set(EfficiencySpec.model_fields))
         if unknown:

@@ -59,7 +59,7 @@ def predict(
         "--fuse-residual-norm", help="fuse each residual add into the next norm (vLLM, TensorRT-LLM)")] = False,
     framework: Annotated[str, typer.Option(
         help="serving-framework profile (system/frameworks.toml): kernels (device time only) | fastertransformer | "
-             "deepspeed (per-op host overhead) | llamacpp (its kernels' streaming cap)")
+             "deepspeed (per-op host overhead) | llamacpp (its kernels' streaming cap) | gptfast (one-shot all-reduce)")
     ] = "kernels",
     tier: Annotated[Optional[str], typer.Option(
         help="performance tier: tiled | roofline (default: tiled where the device has a micro-architecture)")

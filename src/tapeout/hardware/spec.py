@@ -85,6 +85,14 @@ class EfficiencySpec(_Frozen):
     )
     launch_overhead_us: float = Field(4.0, ge=0, description="GPU-side gap per kernel")
     host_overhead_us: float = Field(0.0, ge=0, description="framework/host time per op, when not hidden")
+    oneshot_allreduce_max_bytes: float | None = Field(
+        None, gt=0,
+        description="all-reduces up to this size run one-shot: each device reads its peers' buffers over the "
+        "switched NVLink fabric and reduces locally, one step (custom all-reduces: PyTorch's intra-node comm, "
+        "vLLM, TensorRT-LLM); None: NCCL's algorithms only (set by a framework profile)",
+    )
+    oneshot_allreduce_latency_us: float = Field(
+        0.0, ge=0, description="fixed cost of one one-shot all-reduce (flag exchange with the peers), us")
     stream_bytes_per_core_clock: float | None = Field(
         None, gt=0,
         description="most DRAM bytes per core per clock the framework's kernels move (their memory-level "

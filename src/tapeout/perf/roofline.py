@@ -50,8 +50,26 @@ def link_for(hw: HardwareSpec, group: int) -> tuple[str, float]:
     raise TapeoutError(f"{hw.name} has no interconnect or PCIe bandwidth; cannot run tp={group}", field="tp")
 
 
+def oneshot_allreduce(hw: HardwareSpec, message_bytes: float, group: int, eta: float) -> tuple[float, float, dict] | None:
+    """(bandwidth s, latency s, terms) of a one-shot all-reduce, when the framework runs one for this message
+    (``EfficiencySpec.oneshot_allreduce_max_bytes``) and the devices share a switched or fully meshed NVLink
+    fabric: every device reads the other ``group - 1`` buffers through its links at ``eta`` and reduces
+    them itself; None otherwise."""
+    eff, ic = hw.efficiency, hw.interconnect
+    limit = eff.oneshot_allreduce_max_bytes
+    if limit is None or message_bytes > limit or group < 2 or ic is None or ic.topology not in ("switch", "mesh") \
+            or group > ic.max_devices:
+        return None
+    wire = (group - 1) * message_bytes
+    terms = {"algorithm": "one-shot", "link": ic.kind, "link_gbps_per_direction": ic.bandwidth / 1e9,
+             "eta_interconnect": eta, "oneshot_latency_us": eff.oneshot_allreduce_latency_us, "wire_bytes": wire,
+             "steps": 1}
+    return wire / (ic.bandwidth * eta), eff.oneshot_allreduce_latency_us * 1e-6, terms
+
+
 def collective_time(hw: HardwareSpec, kind: OpKind, message_bytes: float, group: int) -> tuple[float, float, dict]:
-    """(bandwidth time, latency time, terms) of a ring collective; message_bytes is per device."""
+    """(bandwidth time, latency time, terms) of a ring collective (or a framework's one-shot all-reduce, when
+    faster); message_bytes is per device."""
     eff = hw.efficiency
     link, bw = link_for(hw, group)
     p = group
@@ -70,6 +88,9 @@ def collective_time(hw: HardwareSpec, kind: OpKind, message_bytes: float, group:
     alpha = steps * eff.collective_latency_us * 1e-6
     terms = {"link": link, "link_gbps_per_direction": bw / 1e9, "eta_interconnect": eff.interconnect_eta,
              "alpha_us_per_step": eff.collective_latency_us, "steps": steps, "wire_bytes": wire}
+    one = oneshot_allreduce(hw, message_bytes, group, eff.interconnect_eta) if kind is OpKind.ALLREDUCE else None
+    if one is not None and one[0] + one[1] < beta + alpha:
+        return one
     return beta, alpha, terms
 
 

@@ -691,7 +691,7 @@ E2E_MODELS = {
     # FP6-LLM's "LLaMA-70B": taken as Llama-2-70B (the 70B LLaMA of its time, Jan 2024)
     "llama-70b": "llama-2-70b",
     "meta-llama-3-8b": "llama-3-8b", "meta-llama-3-70b": "llama-3-70b",
-    "llama-2-7b": "llama-2-7b", "llama-3-8b": "llama-3-8b",
+    "llama-2-7b": "llama-2-7b", "llama-2-70b": "llama-2-70b", "llama-3-8b": "llama-3-8b",
 }
 
 
@@ -800,6 +800,30 @@ def load_e2e_torchao(data_dir: Path) -> list[Case]:
         cases.append(_e2e_case("e2e-torchao", w + (f"/{sp}" if sp else ""), "a100-sxm-80gb", sc, "decode_step_s",
                                float(row["tokens_per_s"]), 1, row, technique=row["technique"],
                                model_size_gb=float(row["model_size_gb"]), source=row["source"]))
+    return cases
+
+
+def load_e2e_gptfast(data_dir: Path) -> list[Case]:
+    """validate/published/gptfast.csv: gpt-fast's batch-1 decode rates (typed from its README).
+
+    Llama-2-7B / -70B on A100 80GB (an 8-GPU NVLink box, power-limited to 330 W; mapped to a100-sxm-80gb)
+    and one MI250X GCD; bf16, int8 weight-only (per channel) and int4 group 32 with zeros, every linear
+    layer quantized (lm_head too); tensor parallelism 1-8 (PyTorch's intra-node all-reduce). 5-token
+    prompt, 200 new tokens, torch.compile with CUDA graphs: the ``gptfast`` framework profile (device
+    time, one-shot all-reduces up to 256 KiB, their fixed cost fitted on the TP rows).
+    op class = format + ``/tp<N>``. ``data_dir`` is unused: the file ships with tapeout.
+    """
+    cases = []
+    for row in _read_dicts(PUBLISHED_DIR / "gptfast.csv"):
+        if row["use"].strip() != "yes":
+            continue
+        w, tp = row["weights"].strip(), int(row["tp"])
+        sc = _scenario(model=_e2e_model(row["model"]), batch=int(row["batch"]), input_len=int(row["input_len"]),
+                       output_len=int(row["output_len"]), tp=tp, weights=w, activations="bf16", kv_cache="bf16",
+                       lm_head=row["lm_head"].strip(), framework="gptfast")
+        cases.append(_e2e_case("e2e-gptfast", f"{w}/tp{tp}", row["device"].strip(), sc, "decode_step_s",
+                               float(row["tokens_per_s"]), tp, row, technique=row["technique"],
+                               hardware=row["hardware"], source=row["source"]))
     return cases
 
 
@@ -915,7 +939,7 @@ def load_e2e_llamacpp(data_dir: Path) -> list[Case]:
 
 
 #: the end-to-end datasets (never fitted on: a check of the calibrated per-op model)
-E2E_DATASETS = ("e2e-fp6llm", "e2e-flashllm", "e2e-llamacpp", "e2e-torchao")
+E2E_DATASETS = ("e2e-fp6llm", "e2e-flashllm", "e2e-llamacpp", "e2e-torchao", "e2e-gptfast")
 
 #: dataset name -> loader, in report order
 LOADERS: dict[str, Callable[[Path], list[Case]]] = {
@@ -935,6 +959,7 @@ LOADERS: dict[str, Callable[[Path], list[Case]]] = {
     "e2e-flashllm": load_e2e_flashllm,
     "e2e-llamacpp": load_e2e_llamacpp,
     "e2e-torchao": load_e2e_torchao,
+    "e2e-gptfast": load_e2e_gptfast,
 }
 #: per-op sets kept out of the joint per-device fit: the roofline calibration fits only attention_eta
 #: on flashattention-h100's FA2 rows (validate/calibrate.py); FA3 rows remain a check; the tiled

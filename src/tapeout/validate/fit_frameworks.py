@@ -15,6 +15,9 @@ software, not of a tier, so each profile is fitted once on its designated set, m
   ``measured/flash_llm.csv``.
 - ``fastertransformer``: the dense FasterTransformer rows of ``measured/flash_llm.csv`` (OPT-66B
   TP2/TP4, OPT-175B TP8). The 80%-sparse Flash-LLM-in-FasterTransformer rows stay a check.
+- ``gptfast``: gpt-fast's bf16 tensor-parallel rows (``validate/published/gptfast.csv``): the fixed cost
+  of its one-shot all-reduce (PyTorch's intra-node comm, messages up to 256 KiB). Check: its
+  quantized TP 8 rows.
 - ``llamacpp``: the f16 text-generation rows (``tg``) of ``measured/llamacpp_gpu_benchmarks.csv``
   (every catalog device with rows): llama.cpp's generation reaches the same ~0.87 TB/s on A100 PCIe
   and SXM (1.9 and 2.0 TB/s of HBM) and ~1.1 TB/s on H100 PCIe, while GDDR cards reach 81-87 % of
@@ -62,8 +65,14 @@ FIT_SETS = (
     FitSet("llamacpp", "e2e-llamacpp", lambda c: c.op_class == "tg/f16",
            "measured/llamacpp_gpu_benchmarks.csv f16 text generation (tg) on every catalog device with rows",
            param="stream_bytes_per_core_clock", lo=1.0, hi=32.0),
+    FitSet("gptfast", "e2e-gptfast", lambda c: c.op_class.startswith("bf16/") and not c.op_class.endswith("/tp1"),
+           "gpt-fast's bf16 tensor-parallel decode rates (Llama-2-7B and -70B, TP 2/4/8, A100; "
+           "validate/published/gptfast.csv)", param="oneshot_allreduce_latency_us", lo=0.0, hi=30.0),
 )
 CHECK_SETS = (
+    FitSet("gptfast", "e2e-gptfast", lambda c: not c.op_class.startswith("bf16/") and not c.op_class.endswith("/tp1"),
+           "gpt-fast's int8 / int4 tensor-parallel rows (Llama-2-70B, TP 8)", param="oneshot_allreduce_latency_us",
+           lo=0.0, hi=30.0),
     FitSet("deepspeed", "e2e-flashllm", lambda c: c.op_class == "deepspeed",
            "the dense DeepSpeed rows of measured/flash_llm.csv"),
     FitSet("llamacpp", "e2e-llamacpp", lambda c: c.op_class == "tg/q4_k_m",
@@ -81,11 +90,16 @@ def loss(rows: Sequence[Case], value: float, tiers: Sequence[str] = TIERS, param
     """Mean over ``tiers`` of the rows' mean |ln(predicted / measured)| with ``param`` = ``value``."""
     from tapeout.hardware.catalog import load_hardware
 
+    from tapeout.system.frameworks import framework as profile
+
     total = 0.0
     for tier in tiers:
         for c in rows:
+            fw = dict(c.scenario).get("framework")
             sc = tuple((k, v) for k, v in c.scenario if k != "framework")
-            hw = load_hardware(c.device).with_efficiency(**{param: value})
+            # the row's profile without its framework name (which would override ``param``), then ``param``
+            fields = {**(profile(fw).efficiency() if fw else {}), param: value}
+            hw = load_hardware(c.device).with_efficiency(**fields)
             pt = e2e_predict(hw, sc, tier)
             total += abs(math.log(pt.seconds(c.quantity, dict(sc), int(c.get("num_gpus", 1))) / c.measured_s))
     return total / (len(rows) * len(tiers))
@@ -146,7 +160,7 @@ def fit(data_dir: str | Path | None = None, *, tol: float = 0.1, tiers: Sequence
         # "no term": host 0, or a cap so high it never binds
         lz = loss(rows, 0.0, tiers) if fs.param == "host_overhead_us" else loss(rows, 1e6, tiers, fs.param)
         lh = f(h)
-        unit = "us/op" if fs.param == "host_overhead_us" else "B/core/clock"
+        unit = {"host_overhead_us": "us/op", "stream_bytes_per_core_clock": "B/core/clock"}.get(fs.param, "us")
         src = (f"fitted {today} (python -m tapeout.validate.fit_frameworks): {fs.param} on {fs.describe} "
                f"({len(rows)} rows, whole set, mean of the {' and '.join(tiers)} tiers; mean |ln(pred/meas)| "
                f"{lz:.3f} without the term -> {lh:.3f})")

@@ -36,7 +36,7 @@ import math
 from tapeout.errors import TapeoutError
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.perf.cost import OpCost
-from tapeout.perf.roofline import link_for
+from tapeout.perf.roofline import link_for, oneshot_allreduce
 from tapeout.perf.tiled.common import make_cost
 from tapeout.workload.ops import Op, OpKind
 
@@ -103,6 +103,14 @@ def collective_time(hw: HardwareSpec, kind: str, size: float, group: int, nodes:
             if best is None or beta_t + lat < best[0] + best[1]:
                 best = (beta_t, lat, name, steps, wire, proto, base, alpha, eta)
     beta_t, lat, name, steps, wire, proto, base, alpha, eta = best  # type: ignore[misc]
+    if kind == "allreduce":
+        ua = hw.microarch
+        fabric_eta = ua.collective_eta if ua is not None and ua.collective_eta else hw.efficiency.interconnect_eta
+        one = oneshot_allreduce(hw, size, group, fabric_eta)
+        if one is not None and one[0] + one[1] < beta_t + lat:
+            o_beta, o_lat, o_terms = one
+            return o_beta, o_lat, {"model": "tiled alpha-beta collective",
+                                   "mapping": f"one-shot over {topology} x{group}", "topology": topology, **o_terms}
     terms = {"model": "tiled alpha-beta collective", "mapping": f"{name} ({proto}) over {topology} x{group}",
              "algorithm": name, "protocol": proto, "topology": topology,
              "link": link, "link_gbps_per_direction": bw / 1e9, "eta_interconnect": eta, "base_us": base * 1e6,
