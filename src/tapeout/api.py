@@ -161,6 +161,7 @@ class Prediction:
                 "input_len": sc.input_len,
                 "output_len": sc.output_len,
                 "tp": sc.tp,
+                "ep": sc.ep,
                 "pp": sc.pp,
                 "pp_microbatches": sc.pp_microbatches,
                 "weights": sc.weights.name,
@@ -226,6 +227,7 @@ def predict(
     input_len: int = 2048,
     output_len: int = 128,
     tp: int = 1,
+    ep: int = 1,
     pp: int = 1,
     pp_microbatches: int = 1,
     weights: str | None = None,
@@ -244,7 +246,9 @@ def predict(
     """Predict latency, throughput and memory of ``model`` on ``tp`` x ``pp`` x ``hardware``.
 
     Parallelism: ``tp``-way tensor parallelism within each of ``pp`` pipeline stages (contiguous layers,
-    hidden states sent point to point between stages); ``pp_microbatches`` batches of ``batch`` sequences
+    hidden states sent point to point between stages); ``ep`` = ``tp`` spreads an MoE model's whole
+    experts over the tp devices instead of slicing each one (balanced routing assumed);
+    ``pp_microbatches`` batches of ``batch`` sequences
     in flight through the pipeline (1: one at a time, as llama.cpp's layer split; ``pp``: a full pipeline,
     as vLLM's virtual engines). Memory is the binding device's (the fullest stage).
 
@@ -298,7 +302,7 @@ def predict(
     tech.setdefault("activations", "fp16")
     if tech.get("kv_cache") is None:
         tech["kv_cache"] = tech["activations"]
-    common = {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "pp": pp,
+    common = {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "ep": ep, "pp": pp,
               "pp_microbatches": pp_microbatches, "attention": attention,
               "fuse_residual_norm": fuse_residual_norm}
     sc = specio.build(Scenario, {**common, **tech}, origin="scenario")

@@ -38,6 +38,8 @@ def predict(
     input_len: Annotated[int, typer.Option(help="prompt tokens per sequence")] = 2048,
     output_len: Annotated[int, typer.Option(help="generated tokens per sequence")] = 128,
     tp: Annotated[int, typer.Option(help="tensor-parallel degree")] = 1,
+    ep: Annotated[int, typer.Option(
+        help="expert parallelism of MoE layers: 1 (experts sliced over tp) or tp (whole experts per device)")] = 1,
     pp: Annotated[int, typer.Option(help="pipeline-parallel stages (contiguous layers per tp group)")] = 1,
     pp_microbatches: Annotated[int, typer.Option(
         help="batches in flight through the pipeline (1: one at a time; pp: a full pipeline)")] = 1,
@@ -71,7 +73,7 @@ def predict(
     from tapeout.report import render
 
     try:
-        p = api_predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len, tp=tp, pp=pp,
+        p = api_predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len, tp=tp, ep=ep, pp=pp,
                         pp_microbatches=pp_microbatches,
                         weights=weights, activations=activations, kv_cache=kv_cache, attention=attention,
                         fuse_residual_norm=fuse_residual_norm,

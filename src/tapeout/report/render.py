@@ -46,8 +46,9 @@ def print_table(d: dict[str, Any], console: Any = None) -> None:
     con = console or _console()
     i, mem = d["inputs"], d["memory"]
     dec = d["phases"]["decode"]
-    pp, mb = i.get("pp", 1), i.get("pp_microbatches", 1)
-    devices = f"{i['tp'] * pp} x {i['hardware']}" + (f" (tp {i['tp']} x pp {pp}, {mb} in flight)" if pp > 1 else "")
+    pp, mb, ep = i.get("pp", 1), i.get("pp_microbatches", 1), i.get("ep", 1)
+    layout = ([f"tp {i['tp']} x pp {pp}, {mb} in flight"] if pp > 1 else []) + ([f"experts over {ep}"] if ep > 1 else [])
+    devices = f"{i['tp'] * pp} x {i['hardware']}" + (f" ({'; '.join(layout)})" if layout else "")
     con.print(
         f"[bold]{i['model']}[/] on [bold]{devices}[/]  "
         f"batch {i['batch']}, {i['input_len']} in / {i['output_len']} out, "

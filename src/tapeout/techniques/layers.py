@@ -7,6 +7,8 @@ channel-pruning fractions. Layers with equal plans form one group (one op x coun
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -163,8 +165,11 @@ def linear_weight_bytes(model: ModelSpec, sc: Scenario, layers: range | None = N
         total += n_dense * (attn + ffn("up", "down", inter))
         if n_moe and model.moe is not None:
             m = model.moe
-            ei = m.expert_intermediate_size * plan.keep_mlp / t
-            experts = m.num_experts * ffn("expert_up", "expert_down", ei)
+            if sc.ep == 1:  # every expert sliced over the tp devices
+                experts = m.num_experts * ffn("expert_up", "expert_down", m.expert_intermediate_size * plan.keep_mlp / t)
+            else:  # whole experts, ceil(E / ep) on the fullest device
+                experts = math.ceil(m.num_experts / sc.ep) * ffn("expert_up", "expert_down",
+                                                                 m.expert_intermediate_size * plan.keep_mlp)
             if m.num_shared_experts:
                 experts += ffn("up", "down", m.num_shared_experts * m.shared_intermediate_size * plan.keep_mlp / t)
             total += n_moe * (attn + experts)

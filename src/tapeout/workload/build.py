@@ -62,6 +62,31 @@ def expected_active_experts(num_experts: int, top_k: int, tokens: int) -> float:
     return num_experts * (1.0 - (1.0 - top_k / num_experts) ** tokens)
 
 
+def check_expert_parallel(model: ModelSpec, ep: int) -> None:
+    """Raise a clear error when expert parallelism is asked of a dense model."""
+    if ep > 1 and model.moe is None:
+        raise TapeoutError(f"ep={ep} needs a mixture-of-experts model; {model.name} is dense; allowed: 1", field="ep")
+
+
+def busiest_device_experts(local: int, p_active: float, ep: int) -> float:
+    """Expected active experts on the busiest of ``ep`` devices holding ``local`` experts each, every expert
+    active with probability ``p_active`` (independently): E[max of ep Binomial(local, p)] =
+    sum over j of P(max >= j) = sum_j 1 - F(j - 1)^ep. A step of an expert-parallel layer waits for that
+    device."""
+    p = min(max(p_active, 0.0), 1.0)
+    cdf, total = 0.0, 0.0
+    for j in range(local):
+        cdf += math.comb(local, j) * p ** j * (1 - p) ** (local - j)
+        total += 1.0 - min(cdf, 1.0) ** ep
+    return total
+
+
+def experts_per_device(model: ModelSpec, ep: int) -> int:
+    """Whole experts one device holds under expert parallelism ``ep`` (the last devices may hold one fewer)."""
+    assert model.moe is not None
+    return math.ceil(model.moe.num_experts / ep)
+
+
 def check_pipeline(model: ModelSpec, pp: int) -> None:
     """Raise a clear error when ``pp`` stages cannot each hold at least one layer."""
     if pp > model.num_layers:
@@ -84,6 +109,7 @@ class _Builder:
     def __init__(self, model: ModelSpec, sc: Scenario, stage: int = 0) -> None:
         check_parallelism(model, sc.tp)
         check_pipeline(model, sc.pp)
+        check_expert_parallel(model, sc.ep)
         if not 0 <= stage < sc.pp:
             raise TapeoutError(f"stage {stage} out of range; allowed: 0..{sc.pp - 1}", field="stage")
         self.m = model
@@ -334,13 +360,23 @@ class _Builder:
         self.gemm("moe_router", T, E, h, moe_L, tech=router, bias=moe.router_bias)
         self.elementwise("moe_topk", OpKind.SOFTMAX, T * E, T * k, SOFTMAX_FLOPS, moe_L,
                          out_dtype=dtypes.parse("fp32"))
-        active = expected_active_experts(E, k, T)
-        routed = T * k  # token-expert pairs
-        ie = self.expert_inter
-        self.gemm("moe_gate_up" if m.gated_mlp else "moe_up", routed / E, mats * ie, h, moe_L, slot="expert_up",
-                  experts=active, tokens_routed=routed)
+        ep = self.sc.ep
+        if ep == 1:  # every expert sliced over the tp devices: all token-expert pairs, 1/tp of each expert
+            active = expected_active_experts(E, k, T)
+            routed = T * k  # token-expert pairs
+            ie = self.expert_inter
+            local = E
+        else:  # whole experts, E/ep per device; the step waits for the device with the most active experts
+            local = experts_per_device(m, ep)
+            hit = expected_active_experts(E, k, T)
+            active = busiest_device_experts(local, hit / E, ep)
+            routed = T * k / hit * active  # each active expert serves T k / (active experts) pairs
+            ie = math.ceil(moe.expert_intermediate_size * self.plan.keep_mlp)
+        self.gemm("moe_gate_up" if m.gated_mlp else "moe_up", routed / max(active, 1e-9), mats * ie, h, moe_L,
+                  slot="expert_up", experts=active, tokens_routed=routed)
         self.elementwise("moe_act", OpKind.ELEMENTWISE, routed * mats * ie, routed * ie, act_f, moe_L)
-        self.gemm("moe_down", routed / E, h, ie, moe_L, slot="expert_down", experts=active, tokens_routed=routed)
+        self.gemm("moe_down", routed / max(active, 1e-9), h, ie, moe_L, slot="expert_down", experts=active,
+                  tokens_routed=routed)
         self.elementwise("moe_combine", OpKind.ELEMENTWISE, routed * h, T * h, 2, moe_L)
         if moe.num_shared_experts:
             si = math.ceil(moe.num_shared_experts * moe.shared_intermediate_size * self.plan.keep_mlp / self.t)

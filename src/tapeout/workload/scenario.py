@@ -18,6 +18,9 @@ class Scenario(BaseModel):
     input_len: int = Field(2048, gt=0, description="prompt tokens per sequence")
     output_len: int = Field(128, gt=0, description="generated tokens per sequence (the first comes from prefill)")
     tp: int = Field(1, gt=0, description="tensor-parallel degree")
+    ep: int = Field(1, gt=0, description="expert parallelism of MoE layers: 1 (every expert sliced over the tp "
+                    "devices) or tp (whole experts spread over the tp devices; tokens are replicated after "
+                    "attention, each device runs its own experts, the layer's all-reduce combines them)")
     pp: int = Field(1, gt=0, description="pipeline-parallel stages: the layers split into contiguous stages, "
                     "one per group of tp devices; activations go to the next stage point to point")
     pp_microbatches: int = Field(
@@ -61,6 +64,9 @@ class Scenario(BaseModel):
     def _pipeline(self) -> "Scenario":
         if self.pp_microbatches > 1 and self.pp == 1:
             raise ValueError("pp_microbatches > 1 needs pipeline stages (pp > 1)")
+        if self.ep not in (1, self.tp):
+            raise ValueError(f"ep={self.ep}: allowed 1 or tp ({self.tp}); expert parallelism spreads the experts "
+                             "over the tensor-parallel devices (data-parallel attention is not modelled)")
         return self
 
     def stage_layers(self, num_layers: int, first_extra: float = 0.0, last_extra: float = 0.0) -> list[range]:
