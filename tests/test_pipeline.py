@@ -109,3 +109,11 @@ def test_stages_are_balanced_by_weights():
     assert max(w) / min(w) < 1.1
     p = tapeout.predict(m, "a100-sxm-80gb", pp=6, batch=1, input_len=16, output_len=2)
     assert p.memory.weights_bytes == pytest.approx(max(w), rel=0.01)
+
+
+def test_json_reports_each_stage_time():
+    p = tapeout.predict(M70, A100, batch=2, input_len=64, output_len=4, pp=3)
+    d = p.to_dict()["phases"]
+    assert len(d["prefill"]["stage_times_s"]) == 3
+    assert sum(d["prefill"]["stage_times_s"]) == pytest.approx(d["prefill"]["time_s"])
+    assert len(d["decode"]["stage_times_s"]) == 3

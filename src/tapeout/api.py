@@ -186,6 +186,7 @@ class Prediction:
                     "tokens": r.prefill.graph.tokens,
                     "flops": r.prefill.graph.flops,
                     "bytes": r.prefill.graph.bytes_total,
+                    "stage_times_s": list(r.prefill.stage_times),
                 },
                 "decode": {
                     "mean_step_s": r.tpot_s,
@@ -197,6 +198,7 @@ class Prediction:
                     "ops_shown_at_context": mid.graph.context,
                     "flops_per_step": mid.graph.flops,
                     "bytes_per_step": mid.graph.bytes_total,
+                    "stage_times_s": list(mid.stage_times),
                 },
             },
             "model_info": {
