@@ -120,8 +120,8 @@ def test_allreduce_and_llmcompass_loaders(tiny_data):
 
 def test_a_missing_dataset_is_skipped_and_a_bad_directory_is_an_error(tiny_data, tmp_path_factory):
     names = {c.dataset for c in load_cases(tiny_data)}
-    # e2e-torchao and e2e-gptfast ship with tapeout (typed published figures): present whatever the data directory
-    assert names == {"vidur-gemm", "vidur-allreduce", "llmcompass-matmul", "e2e-torchao", "e2e-gptfast"}
+    # e2e-torchao, e2e-gptfast and e2e-trtllm ship with tapeout (typed published figures): present whatever the data directory
+    assert names == {"vidur-gemm", "vidur-allreduce", "llmcompass-matmul", "e2e-torchao", "e2e-gptfast", "e2e-trtllm"}
     with pytest.raises(TapeoutError, match="data"):
         resolve_data_dir(tmp_path_factory.mktemp("empty"))
     with pytest.raises(TapeoutError, match="does not exist"):
@@ -264,7 +264,8 @@ def test_e2e_loaders_on_hand_made_rows(tiny_e2e):
     c = fp6[0]
     assert c.is_e2e and not c.ops and c.quantity == "gpu_s_per_token" and c.device == "a100-sxm-80gb"
     assert dict(c.scenario) == dict(model="opt-30b", batch=16, input_len=512, output_len=1536, tp=1,
-                                    weights="fp6_e3m2", activations="fp16", kv_cache="fp16", framework="deepspeed")
+                                    weights="fp6_e3m2", activations="fp16", kv_cache="fp16", framework="deepspeed",
+                                    attention="mmha")
     assert c.measured_s == pytest.approx(1 / 319.1) and c.get("published") == 319.1
     assert dict(fp6[2].scenario)["model"] == "llama-2-70b" and fp6[2].get("num_gpus") == 2
 
@@ -314,7 +315,9 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
                     ("e2e-torchao", "bf16"), ("e2e-torchao", "int8_c"), ("e2e-torchao", "int4_g64z"),
                     ("e2e-torchao", "int4_g128/2:4")} | {
                     ("e2e-gptfast", c) for c in ("bf16/tp1", "int8_c/tp1", "int4_g32z/tp1", "bf16/tp2", "bf16/tp4",
-                                                  "bf16/tp8", "int8_c/tp8", "int4_g32z/tp8")}
+                                                  "bf16/tp8", "int8_c/tp8", "int4_g32z/tp8")} | {
+                    ("e2e-trtllm", c) for c in ("fp8/throughput_per_gpu", "fp8/throughput", "fp16/throughput",
+                                                 "fp8/ttft", "fp16/ttft")}
     rows = ev.case_rows()
     # pp: prompt tokens / TTFT; MAPE on the rate, bias = ln(measured rate / predicted rate) (> 0: too slow)
     pp = next(r for r in rows if r["op_class"] == "pp/f16")
@@ -332,7 +335,7 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
     # tokens per GPU-second: throughput / number of GPUs
     tp2 = next(r for r in rows if r["dataset"] == "e2e-fp6llm" and r["tp"] == 2)
     p = predict("llama-2-70b", calibrated("a100-sxm-80gb"), batch=8, input_len=512, output_len=1536, tp=2,
-                framework="deepspeed", tier="roofline")
+                framework="deepspeed", attention="mmha", tier="roofline")
     assert tp2["predicted_rate"] == pytest.approx(p.throughput_tok_s / 2)
 
 
@@ -342,7 +345,8 @@ def test_calibration_never_loads_the_e2e_sets():
     assert set(E2E_DATASETS) <= set(LOADERS) and not set(E2E_DATASETS) & set(OP_DATASETS)
 
 
-EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 24, "e2e-llamacpp": 329, "e2e-torchao": 7, "e2e-gptfast": 15}
+EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 24, "e2e-llamacpp": 329, "e2e-torchao": 7, "e2e-gptfast": 15,
+                "e2e-trtllm": 57}
 
 
 def test_shared_e2e_row_counts(shared_data):
@@ -468,8 +472,8 @@ def test_plots_fall_back_to_an_inline_svg_page(tiny_data, tmp_path, monkeypatch)
     ev = evaluate(tiny_data, "tiled")
     cmp = evaluate(tiny_data, "roofline", cases=[r.case for r in ev.results])
     written = write_plots(ev, tmp_path, tier="tiled", compare=cmp, compare_tier="roofline")
-    assert sorted(p.name for p in written) == ["e2e-gptfast.html", "e2e-torchao.html", "llmcompass-matmul.html",
-                                               "vidur-allreduce.html", "vidur-gemm.html"]
+    assert sorted(p.name for p in written) == ["e2e-gptfast.html", "e2e-torchao.html", "e2e-trtllm.html",
+                                               "llmcompass-matmul.html", "vidur-allreduce.html", "vidur-gemm.html"]
     text = (tmp_path / "vidur-gemm.html").read_text()
     assert "<svg" in text and "<circle" in text and "y = x" in text and "roofline" in text
     assert not list(tmp_path.glob("*.png")) and not (tmp_path / "plotly.min.js").exists()

@@ -136,3 +136,23 @@ def test_naive_decode_attention_expands_gqa_kv_like_eager_frameworks():
     mha = load_model("llama-2-7b")
     g = build_graph(mha, Scenario(input_len=99, output_len=2, attention="naive"), "decode", 100)
     assert not [o for o in g.ops if o.name == "repeat_kv"]
+
+
+def test_mmha_decode_reads_kv_once_per_query_head():
+    """mmha: a fused decode kernel that loads K/V for every query head (no GQA sharing): 8x the KV bytes of
+    Llama-2-70B's flash decode (64 query heads, 8 KV heads); prefill and multi-head models are unchanged."""
+    from tapeout.models.catalog import load_model
+    from tapeout.workload.build import build_graph
+    from tapeout.workload.scenario import Scenario
+
+    m70, m7 = load_model("llama-2-70b"), load_model("llama-2-7b")
+    att = {}
+    for mode in ("flash", "mmha"):
+        sc = Scenario(batch=4, input_len=64, output_len=8, attention=mode)
+        att[mode] = next(o for o in build_graph(m70, sc, "decode", 100).ops if o.name == "attention")
+        pre = next(o for o in build_graph(m70, sc, "prefill").ops if o.name == "attention")
+        att[mode + "_prefill"] = pre.bytes_read
+        att[mode + "_mha"] = next(o for o in build_graph(m7, sc, "decode", 100).ops if o.name == "attention").bytes_read
+    q = 4 * 64 * 128 * 2
+    assert att["mmha"].bytes_read - q == pytest.approx(8 * (att["flash"].bytes_read - q))
+    assert att["mmha_prefill"] == att["flash_prefill"] and att["mmha_mha"] == att["flash_mha"]

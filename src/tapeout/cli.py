@@ -56,7 +56,8 @@ def predict(
         help="scenario file (TOML/YAML/JSON): global formats, sparsity and per-layer rules (docs/techniques.md)")] = None,
     compare_to: Annotated[Optional[str], typer.Option(
         help="also predict this plain format (e.g. fp16) and print the speedup per phase")] = None,
-    attention: Annotated[str, typer.Option(help="flash | naive")] = "flash",
+    attention: Annotated[str, typer.Option(
+        help="flash | naive | mmha (decode reads K/V per query head: no GQA sharing)")] = "flash",
     fuse_residual_norm: Annotated[bool, typer.Option(
         "--fuse-residual-norm", help="fuse each residual add into the next norm (vLLM, TensorRT-LLM)")] = False,
     framework: Annotated[str, typer.Option(

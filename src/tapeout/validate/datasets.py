@@ -599,6 +599,8 @@ E2E_QUANTITIES = {
     "decode_step_s": "tokens/s",
     # prompt processing rate: ttft_s / input_len
     "prefill_s_per_token": "tokens/s",
+    # first-token latency of one request: ttft_s (compared as its reciprocal, like every rate here)
+    "ttft_s": "1/s",
 }
 
 
@@ -622,6 +624,8 @@ class E2EPoint:
             return self.tpot_s
         if quantity == "prefill_s_per_token":
             return self.ttft_s / int(scenario["input_len"])
+        if quantity == "ttft_s":
+            return self.ttft_s
         raise ValueError(f"unknown end-to-end quantity {quantity!r}; allowed: {', '.join(E2E_QUANTITIES)}")
 
     def bound(self, quantity: str) -> str:
@@ -714,7 +718,11 @@ def load_e2e_fp6llm(data_dir: Path) -> list[Case]:
     fp6 or on two (TP2) in fp16; batch 1..32. The README says "80GB A100"; SXM assumed (as the data do).
     Compared quantity: ``num_gpus / throughput_tok_s``. op class = weight format. FP6-LLM's on-the-fly
     dequantization is modelled by the weight-only kernel (perf/quant.py); the fp6 rows are their own
-    group. Every row runs with the DeepSpeed host-overhead profile (fitted on this set's batch <= 4 rows).
+    group. Every row runs with the DeepSpeed host-overhead profile (fitted on this set's batch <= 4 rows)
+    and ``attention="mmha"``: DeepSpeed's decode attention here reads K/V once per query head (GQA
+    sharing unused), like TensorRT-LLM's kernels before XQA (its XQA blog); with GQA-aware attention the
+    LLaMA-70B rows at batch 32 would be predicted 50-80 % too fast, with it within 15 % at every batch.
+    OPT-30B is multi-head: the same either way.
     """
     cases = []
     for row in _read_dicts(data_dir / "measured" / "fp6_llm.csv"):
@@ -727,7 +735,7 @@ def load_e2e_fp6llm(data_dir: Path) -> list[Case]:
         sc = _scenario(model=_e2e_model(row["model"]), batch=int(row["batch"]), input_len=int(row["input_len"]),
                        output_len=int(row["output_len"]), tp=int(row["tp"] or 1), weights=fmt,
                        activations=row["act_precision"].strip() or "fp16",
-                       kv_cache=row["kv_precision"].strip() or "fp16", framework="deepspeed")
+                       kv_cache=row["kv_precision"].strip() or "fp16", framework="deepspeed", attention="mmha")
         cases.append(_e2e_case("e2e-fp6llm", "fp6" if fmt.startswith("fp6") else fmt, "a100-sxm-80gb", sc,
                                "gpu_s_per_token", float(row["value"]), gpus, row, software=row["software"]))
     return cases
@@ -824,6 +832,45 @@ def load_e2e_gptfast(data_dir: Path) -> list[Case]:
         cases.append(_e2e_case("e2e-gptfast", f"{w}/tp{tp}", row["device"].strip(), sc, "decode_step_s",
                                float(row["tokens_per_s"]), tp, row, technique=row["technique"],
                                hardware=row["hardware"], source=row["source"]))
+    return cases
+
+
+#: TensorRT-LLM's performance-table model names -> catalog (its methodology names Llama2-7b / -70b)
+TRTLLM_MODELS = {"GPT-J 6B": "gpt-j-6b", "LLaMA 7B": "llama-2-7b", "LLaMA 70B": "llama-2-70b",
+                 "Falcon 180B": "falcon-180b"}
+
+
+def load_e2e_trtllm(data_dir: Path) -> list[Case]:
+    """validate/published/trtllm_perf.csv: TensorRT-LLM's published performance tables (v0.5 / v0.6.1).
+
+    gptSessionBenchmark, static batching: a fixed batch of prompts of ``input_len`` tokens generating
+    ``output_len`` tokens, which is tapeout's scenario exactly. H100 and L40S run FP8 (``--enable_fp8
+    --fp8_kv_cache``: fp8 weights, activations and KV cache), A100 FP16. Throughput rows are output
+    tokens per second per GPU (the H100 table says so; the A100 table's header omits "/GPU" but its
+    tensor-parallel rows are per GPU too: its LLaMA 70B TP4 row is 4.0x below H100's per-GPU figure,
+    as GPT-J's single-GPU rows are 4.1x, where a total would be 16x); compared quantity
+    ``num_gpus / throughput_tok_s``. Latency rows: first-token latency at batch 1 (``ttft_s``).
+    "A100" is mapped to a100-sxm-80gb, "H100" to h100-sxm (the methodology names H100-HBM3-80GB).
+    Decode attention is ``mmha``: these versions predate TensorRT-LLM's XQA kernel, whose blog
+    (docs/source/blogs/XQA-kernel.md) introduces it because the masked multi-head attention kernel
+    did not share K/V loads across a GQA/MQA group. No framework profile (TensorRT engines; device
+    time). op class = ``<precision>/<metric>``.
+    ``data_dir`` is unused: the file ships with tapeout.
+    """
+    cases = []
+    for row in _read_dicts(PUBLISHED_DIR / "trtllm_perf.csv"):
+        prec, tp = row["precision"].strip(), int(row["tp"])
+        fmt = {"weights": prec, "activations": prec, "kv_cache": prec}
+        sc = _scenario(model=TRTLLM_MODELS[row["model"].strip()], batch=int(row["batch"]),
+                       input_len=int(row["input_len"]), output_len=int(row["output_len"]), tp=tp,
+                       attention="mmha", **fmt)
+        value = float(row["value"])
+        if row["metric"] == "ttft":
+            quantity, rate, gpus = "ttft_s", 1.0 / (value * units.MS), tp
+        else:
+            quantity, rate, gpus = "gpu_s_per_token", value, tp
+        cases.append(_e2e_case("e2e-trtllm", f"{prec}/{row['metric']}", row["device"].strip(), sc, quantity, rate,
+                               gpus, row, table=row["table"], version=row["version"], source=row["source"]))
     return cases
 
 
@@ -939,7 +986,7 @@ def load_e2e_llamacpp(data_dir: Path) -> list[Case]:
 
 
 #: the end-to-end datasets (never fitted on: a check of the calibrated per-op model)
-E2E_DATASETS = ("e2e-fp6llm", "e2e-flashllm", "e2e-llamacpp", "e2e-torchao", "e2e-gptfast")
+E2E_DATASETS = ("e2e-fp6llm", "e2e-flashllm", "e2e-llamacpp", "e2e-torchao", "e2e-gptfast", "e2e-trtllm")
 
 #: dataset name -> loader, in report order
 LOADERS: dict[str, Callable[[Path], list[Case]]] = {
@@ -960,6 +1007,7 @@ LOADERS: dict[str, Callable[[Path], list[Case]]] = {
     "e2e-llamacpp": load_e2e_llamacpp,
     "e2e-torchao": load_e2e_torchao,
     "e2e-gptfast": load_e2e_gptfast,
+    "e2e-trtllm": load_e2e_trtllm,
 }
 #: per-op sets kept out of the joint per-device fit: the roofline calibration fits only attention_eta
 #: on flashattention-h100's FA2 rows (validate/calibrate.py); FA3 rows remain a check; the tiled

@@ -265,7 +265,7 @@ class _Builder:
             pairs = B * S * (S + 1) / 2  # causal query-key pairs per head
             q_bytes = B * S * H * hd * a.bytes
             kv_bytes = 2 * B * S * KV * hd * a.bytes
-            if self.sc.attention == "flash":
+            if self.sc.attention in ("flash", "mmha"):  # fused prefill kernels share K/V across a GQA group
                 self.ops.append(Op(
                     name="attention" + self.suffix, kind=OpKind.ATTENTION, flops=4.0 * H * hd * pairs,
                     bytes_read=q_bytes + kv_bytes, bytes_written=q_bytes, count=L,
@@ -299,7 +299,10 @@ class _Builder:
         if self.sc.attention == "naive":
             self._naive_decode_attention(B, context, L)
             return
-        # decode: one query per sequence against the whole KV cache (dequantized on the fly when quantized)
+        # decode: one query per sequence against the whole KV cache (dequantized on the fly when quantized);
+        # "mmha" kernels load K/V once per query head: GQA/MQA sharing is not used
+        if self.sc.attention == "mmha":
+            KV = H
         kv_elems = 2 * B * context * KV * hd
         kv_read = kv_elems * self.kv.bytes
         q_bytes = B * H * hd * a.bytes

@@ -29,8 +29,10 @@ class Scenario(BaseModel):
     weights: DType = Field(dtypes.parse("fp16"), description="weight format of the transformer's linear layers")
     activations: DType = Field(dtypes.parse("fp16"), description="activation format")
     kv_cache: DType = Field(dtypes.parse("fp16"), description="KV-cache format")
-    attention: Literal["flash", "naive"] = Field(
-        "flash", description="flash: fused FlashAttention-style kernel; naive: materialized scores"
+    attention: Literal["flash", "naive", "mmha"] = Field(
+        "flash", description="flash: fused FlashAttention-style kernels (decode reads each KV head once); naive: "
+        "materialized scores; mmha: fused kernels whose decode step reads K/V once per query head, leaving "
+        "GQA/MQA sharing unused (TensorRT-LLM's masked multi-head attention before its XQA kernel)"
     )
     fuse_residual_norm: bool = Field(
         False, description="fuse each residual add into the next norm (one kernel: read x and the residual, "
