@@ -10,9 +10,10 @@ FP6-LLM (``measured/fp6_llm.csv``), end to end in DeepSpeed, prompt 512, 1536 ge
   batch 1-32 (1.2); the kernel's best speedup over cuBLAS (2.6).
 DeepSpeed runs eagerly, so every kernel carries a host-side gap; the one framework parameter,
 ``host_overhead_us`` per op, is fitted on the whole set's absolute throughputs at batch <= 4 (FP16 and
-FP6 rows of both models together, both tiers; at larger batch DeepSpeed's decode attention, which this
-model does not describe, dominates the absolute error; :mod:`tapeout.validate.fit_frameworks`) and then
-used for every prediction of the set, FP16 and FP6 alike.
+FP6 rows of both models together, both tiers; :mod:`tapeout.validate.fit_frameworks`) and then used for
+every prediction of the set, FP16 and FP6 alike. DeepSpeed's decode attention is priced as ``mmha``
+(:data:`DEEPSPEED_ATTENTION`: K/V read once per query head, GQA sharing unused), which is what makes
+LLaMA-70B's large batches slow.
 
 Flash-LLM (``measured/flash_llm.csv``), kernel benchmark: SpMM / cuBLAS speedup per OPT layer shape at
 70/80/90% sparsity and N = 8/16/32 (published averages 1.4/1.7/2.1): Flash-LLM SpMM (Tiled-CSL on

@@ -721,7 +721,7 @@ def load_e2e_fp6llm(data_dir: Path) -> list[Case]:
     group. Every row runs with the DeepSpeed host-overhead profile (fitted on this set's batch <= 4 rows)
     and ``attention="mmha"``: DeepSpeed's decode attention here reads K/V once per query head (GQA
     sharing unused), like TensorRT-LLM's kernels before XQA (its XQA blog); with GQA-aware attention the
-    LLaMA-70B rows at batch 32 would be predicted 50-80 % too fast, with it within 15 % at every batch.
+    LLaMA-70B rows at batch 32 would be predicted 56-80 % too fast, with it -10 %..+16 % at every batch.
     OPT-30B is multi-head: the same either way.
     """
     cases = []

@@ -10,9 +10,8 @@ software, not of a tier, so each profile is fitted once on its designated set, m
 (golden-section search):
 
 - ``deepspeed``: FP6-LLM's DeepSpeed rows at batch <= 4, FP16 and FP6 together
-  (``measured/fp6_llm.csv``; at larger batch DeepSpeed's decode attention, which no kernel model
-  here describes, dominates the absolute error). Independent check: the dense DeepSpeed rows of
-  ``measured/flash_llm.csv``.
+  (``measured/fp6_llm.csv``, decode attention ``mmha`` as the rows state; at larger batch attention,
+  not the host gap, dominates). Independent check: the dense DeepSpeed rows of ``measured/flash_llm.csv``.
 - ``fastertransformer``: the dense FasterTransformer rows of ``measured/flash_llm.csv`` (OPT-66B
   TP2/TP4, OPT-175B TP8). The 80%-sparse Flash-LLM-in-FasterTransformer rows stay a check.
 - ``gptfast``: gpt-fast's bf16 tensor-parallel rows (``validate/published/gptfast.csv``): the fixed cost
