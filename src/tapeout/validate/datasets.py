@@ -653,6 +653,8 @@ def e2e_predict(hw: Any, scenario: tuple[tuple[str, Any], ...], tier: str = "roo
     point = _E2E_CACHE.get(key)
     if point is None:
         kw = dict(scenario)
+        if "efficiency" in kw:  # (field, value) pairs that win over the framework profile's
+            kw["efficiency"] = dict(kw["efficiency"])
         if "lm_head" in kw:  # the lm_head's weight format, as a per-layer rule
             kw["scenario"] = {"layers": [{"match": "lm_head", "weights": kw.pop("lm_head")}]}
         pr = predict(kw.pop("model"), hw, tier=tier, **kw)

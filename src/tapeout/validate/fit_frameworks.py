@@ -49,6 +49,8 @@ class FitSet:
     param: str = "host_overhead_us"
     lo: float = 0.0
     hi: float = 30.0
+    #: other profiles that carry the same fitted value (written with it)
+    also: tuple[str, ...] = ()
 
 
 def _batch(c: Case) -> int:
@@ -66,7 +68,8 @@ FIT_SETS = (
            param="stream_bytes_per_core_clock", lo=1.0, hi=32.0),
     FitSet("gptfast", "e2e-gptfast", lambda c: c.op_class.startswith("bf16/") and not c.op_class.endswith("/tp1"),
            "gpt-fast's bf16 tensor-parallel decode rates (Llama-2-7B and -70B, TP 2/4/8, A100; "
-           "validate/published/gptfast.csv)", param="oneshot_allreduce_latency_us", lo=0.0, hi=30.0),
+           "validate/published/gptfast.csv)", param="oneshot_allreduce_latency_us", lo=0.0, hi=30.0,
+           also=("kernels",)),
 )
 CHECK_SETS = (
     FitSet("gptfast", "e2e-gptfast", lambda c: not c.op_class.startswith("bf16/") and not c.op_class.endswith("/tp1"),
@@ -89,16 +92,12 @@ def loss(rows: Sequence[Case], value: float, tiers: Sequence[str] = TIERS, param
     """Mean over ``tiers`` of the rows' mean |ln(predicted / measured)| with ``param`` = ``value``."""
     from tapeout.hardware.catalog import load_hardware
 
-    from tapeout.system.frameworks import framework as profile
-
     total = 0.0
     for tier in tiers:
         for c in rows:
-            fw = dict(c.scenario).get("framework")
-            sc = tuple((k, v) for k, v in c.scenario if k != "framework")
-            # the row's profile without its framework name (which would override ``param``), then ``param``
-            fields = {**(profile(fw).efficiency() if fw else {}), param: value}
-            hw = load_hardware(c.device).with_efficiency(**fields)
+            # the row's framework profile applies; ``param`` = ``value`` wins over it
+            sc = tuple(sorted(dict(c.scenario, efficiency=((param, value),)).items()))
+            hw = load_hardware(c.device)
             pt = e2e_predict(hw, sc, tier)
             total += abs(math.log(pt.seconds(c.quantity, dict(sc), int(c.get("num_gpus", 1))) / c.measured_s))
     return total / (len(rows) * len(tiers))
@@ -183,10 +182,13 @@ def write(fits: dict[str, FrameworkFit], path: Path = FRAMEWORKS_FILE) -> None:
     from tapeout.specio import set_toml_key
 
     text = path.read_text(encoding="utf-8")
+    also = {fs.framework: fs.also for fs in FIT_SETS}
     for name, f in fits.items():
         text = set_toml_key(text, name, f.param, repr(f.value))
         src = f.source.replace("\\", "\\\\").replace('"', '\\"')
         text = set_toml_key(text, name, "source", f'"{src}"')
+        for other in also.get(name, ()):  # carries the value; its own source says where it comes from
+            text = set_toml_key(text, other, f.param, repr(f.value))
     path.write_text(text, encoding="utf-8")
     frameworks.cache_clear()
 
