@@ -77,14 +77,16 @@ def test_stored_framework_profiles_are_the_whole_set_fits(shared_data):
     from tapeout.validate import fit_frameworks as ff
     from tapeout.validate.datasets import load_cases
 
-    cases = load_cases(shared_data, ["e2e-fp6llm", "e2e-flashllm", "e2e-llamacpp", "e2e-gptfast"])
-    assert {fs.framework for fs in ff.FIT_SETS} == {"deepspeed", "fastertransformer", "llamacpp", "gptfast"}
+    cases = load_cases(shared_data, ["e2e-fp6llm", "e2e-flashllm", "e2e-llamacpp", "e2e-gptfast", "e2e-trtllm"])
+    assert {fs.framework for fs in ff.FIT_SETS} == {"deepspeed", "fastertransformer", "llamacpp", "gptfast",
+                                                    "kernels"}
     for fs in ff.FIT_SETS:
         rows = ff._rows(cases, fs)
         v = getattr(framework(fs.framework), fs.param)
         at = ff.loss(rows, v, param=fs.param)
         assert at <= ff.loss(rows, 0.9 * v, param=fs.param) and at <= ff.loss(rows, 1.1 * v, param=fs.param), fs
-        none = ff.loss(rows, 0.0) if fs.param == "host_overhead_us" else ff.loss(rows, 1e6, param=fs.param)
+        none = (ff.loss(rows, 0.0, param=fs.param) if fs.param in ("host_overhead_us", "prefill_host_overhead_us")
+                else ff.loss(rows, 1e6, param=fs.param))
         assert rows, fs.framework
         assert at < 0.5 * none, fs.framework
     assert framework("deepspeed").host_overhead_us == judge.DEEPSPEED_HOST_OVERHEAD_US

@@ -169,6 +169,7 @@ class Prediction:
                 "kv_cache": sc.kv_cache.name,
                 "attention": sc.attention,
                 "fuse_residual_norm": sc.fuse_residual_norm,
+                "kv_fraction": sc.kv_fraction,
                 "sparsity": sc.sparsity.name if sc.sparsity is not None else None,
                 "sparse_kernel": sc.sparse_kernel,
                 "layers": [_rule_dict(r) for r in sc.layers],
@@ -179,6 +180,7 @@ class Prediction:
             "tpot_s": r.tpot_s,
             "e2e_latency_s": r.e2e_latency_s,
             "throughput_tok_s": r.throughput_tok_s,
+            "concurrency": r.concurrency,
             "memory": r.memory.to_dict(),
             "phases": {
                 "prefill": {
@@ -237,6 +239,7 @@ def predict(
     kv_cache: str | None = None,
     attention: str = "flash",
     fuse_residual_norm: bool = False,
+    kv_fraction: float = 0.9,
     sparsity: float | str | None = None,
     sparse_kernel: str | None = None,
     scenario: str | Path | dict[str, Any] | None = None,
@@ -306,7 +309,7 @@ def predict(
         tech["kv_cache"] = tech["activations"]
     common = {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "ep": ep, "pp": pp,
               "pp_microbatches": pp_microbatches, "attention": attention,
-              "fuse_residual_norm": fuse_residual_norm}
+              "fuse_residual_norm": fuse_residual_norm, "kv_fraction": kv_fraction}
     sc = specio.build(Scenario, {**common, **tech}, origin="scenario")
     base = None
     if compare_to is not None:

@@ -60,6 +60,9 @@ def predict(
         help="flash | naive | mmha (decode reads K/V per query head: no GQA sharing)")] = "flash",
     fuse_residual_norm: Annotated[bool, typer.Option(
         "--fuse-residual-norm", help="fuse each residual add into the next norm (vLLM, TensorRT-LLM)")] = False,
+    kv_fraction: Annotated[float, typer.Option(
+        "--kv-fraction", help="share of the memory left after weights that the KV pool gets; a batch beyond it "
+        "runs fewer sequences at once, in waves")] = 0.9,
     framework: Annotated[str, typer.Option(
         help="serving-framework profile (system/frameworks.toml): kernels (device time only) | fastertransformer | "
              "deepspeed (per-op host overhead) | llamacpp (its kernels' streaming cap) | gptfast (one-shot all-reduce)")
@@ -77,7 +80,7 @@ def predict(
         p = api_predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len, tp=tp, ep=ep, pp=pp,
                         pp_microbatches=pp_microbatches,
                         weights=weights, activations=activations, kv_cache=kv_cache, attention=attention,
-                        fuse_residual_norm=fuse_residual_norm,
+                        fuse_residual_norm=fuse_residual_norm, kv_fraction=kv_fraction,
                         sparsity=sparsity, sparse_kernel=sparse_kernel, scenario=scenario, compare_to=compare_to,
                         tier=tier, framework=framework)
     except TapeoutError as exc:

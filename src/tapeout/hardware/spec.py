@@ -23,7 +23,10 @@ class _Frozen(BaseModel):
 
 class MemorySpec(_Frozen):
     kind: str = Field(description="HBM2e, HBM3, HBM3e, GDDR6, GDDR6X, LPDDR5, ...")
-    capacity_gb: float = Field(gt=0, description="decimal GB as the vendor labels it")
+    capacity_gb: float = Field(
+        gt=0, description="capacity as the vendor labels it ('80 GB'); DRAM parts come in binary sizes, so the "
+        "label counts GiB (an '80 GB' H100 shows 81,559 MiB usable: shared/reference-data/hardware/README.md, "
+        "pitfall 13)")
     bandwidth_gbps: float = Field(gt=0, description="peak theoretical GB/s")
     interfaces: int | None = Field(
         None, gt=0,
@@ -33,7 +36,8 @@ class MemorySpec(_Frozen):
 
     @property
     def capacity_bytes(self) -> float:
-        return self.capacity_gb * units.GB
+        """Bytes: the label in GiB (memory stacks and chips are built in powers of two)."""
+        return self.capacity_gb * units.GiB
 
     @property
     def bandwidth(self) -> float:
@@ -99,6 +103,11 @@ class EfficiencySpec(_Frozen):
         "parallelism: bytes in flight over the load latency, in clocks); None: no cap (set by a framework "
         "profile, e.g. llamacpp)",
     )
+    prefill_host_overhead_us: float = Field(
+        0.0, ge=0,
+        description="host dispatch time per kernel of the prefill, us: serving engines capture CUDA graphs for "
+        "decode steps only and launch the prefill's kernels one by one from the host (set by a framework "
+        "profile; the default profile's value is fitted)")
     collective_latency_us: float = Field(8.0, ge=0, description="latency term per collective step (alpha)")
     interconnect_eta: float = Field(0.75, gt=0, le=1, description="fraction of link bandwidth collectives reach")
     runtime_reserve_gb: float = Field(

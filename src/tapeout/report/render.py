@@ -71,6 +71,10 @@ def print_table(d: dict[str, Any], console: Any = None) -> None:
         f"activations {fmt.nbytes(mem['activation_bytes'])}, reserve {fmt.nbytes(mem['runtime_reserve_bytes'])}",
     )
     s.add_row("Largest batch that fits", str(mem["max_batch"]))
+    conc = d.get("concurrency", i["batch"])
+    if conc and conc < i["batch"]:
+        s.add_row("KV pool", f"{mem['kv_capacity_tokens']} tokens: {conc} of {i['batch']} sequences run at once, "
+                  f"in waves (TTFT and TPOT are the first wave's; e2e and throughput cover all)")
     con.print(s)
     from rich.markup import escape
 

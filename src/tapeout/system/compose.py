@@ -43,8 +43,20 @@ class PhaseCost:
 
 def price(graph: OpGraph, hw: HardwareSpec, tier: str) -> PhaseCost:
     costs = tuple(estimate(op, hw, tier) for op in graph.ops)
+    host = hw.efficiency.prefill_host_overhead_us
+    if graph.phase == "prefill" and host > 0:
+        costs = tuple(_with_prefill_host(c, host) for c in costs)
     t = sum(c.total_s for c in costs)
     return PhaseCost(graph.phase, t, graph, costs, (t,))
+
+
+def _with_prefill_host(c: OpCost, host_us: float) -> OpCost:
+    """The op's cost with the host's dispatch time of an eager (graph-less) prefill launch added."""
+    extra = host_us * 1e-6
+    over = c.overhead_s + extra
+    bound = "overhead" if over > max(c.compute_s, c.memory_s, c.network_s) else c.bound
+    return replace(c, time_s=c.time_s + extra, overhead_s=over, bound=bound,
+                   terms={**c.terms, "prefill_host_us": host_us})
 
 
 def price_stages(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str, phase: str,
@@ -85,6 +97,9 @@ class Composition:
     tpot_s: float
     e2e_latency_s: float
     throughput_tok_s: float
+    #: sequences that ran at once (the batch, or fewer when the KV pool cannot hold them all: the rest
+    #: ran in later waves of at most this many; TTFT and TPOT are those of the first wave)
+    concurrency: int = 0
 
     @property
     def decode_representative(self) -> PhaseCost:
@@ -93,7 +108,33 @@ class Composition:
 
 
 def compose(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str = "roofline") -> Composition:
-    """Price prefill and the decode steps and compose them.
+    """Price prefill and the decode steps and compose them (:func:`compose_batch`), under the KV pool.
+
+    When the engine's KV pool (:class:`~tapeout.system.memory.MemoryPlan`, ``kv_capacity_tokens``) cannot
+    hold ``batch`` sequences at their final context, ``concurrency`` = c < batch sequences run at once, as
+    an engine that reserves each request's blocks up front (TensorRT-LLM's guaranteed-no-evict policy)
+    admits them: the batch runs in waves of c and a last wave of the remainder. TTFT and TPOT are the
+    first wave's; e2e latency is the time to finish every sequence, and throughput is all generated
+    tokens over it. Memory is reported for the batch as asked (``fits`` false). When not even one
+    sequence fits, the batch is priced as asked.
+    """
+    full = compose_batch(model, hw, sc, tier)
+    c, b = full.memory.concurrency, sc.batch
+    if c >= b or c < 1:
+        return replace(full, concurrency=b)
+    first = compose_batch(model, hw, sc.model_copy(update={"batch": c}), tier)
+    waves, rest = divmod(b, c)
+    last = compose_batch(model, hw, sc.model_copy(update={"batch": rest}), tier) if rest else None
+    e2e = waves * first.e2e_latency_s + (last.e2e_latency_s if last else 0.0)
+    tokens = sc.pp_microbatches * b * sc.output_len
+    per_seq = sc.pp_microbatches * sc.output_len  # generated tokens of one sequence slot
+    # seconds each wave keeps the devices busy: its generated tokens over its throughput
+    span = waves * c * per_seq / first.throughput_tok_s + (rest * per_seq / last.throughput_tok_s if last else 0.0)
+    return replace(first, memory=full.memory, e2e_latency_s=e2e, throughput_tok_s=tokens / span, concurrency=c)
+
+
+def compose_batch(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str = "roofline") -> Composition:
+    """Price prefill and the decode steps of one batch of ``sc.batch`` sequences and compose them.
 
     Pipeline parallelism (``sc.pp`` stages, ``sc.pp_microbatches`` = m batches in flight): one batch's
     prefill or decode step takes the sum of its stages (plus the point-to-point sends); with m batches

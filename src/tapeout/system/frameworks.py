@@ -24,6 +24,8 @@ class Framework:
     #: all-reduces up to this size run one-shot (None: NCCL only), and the fixed cost of one
     oneshot_allreduce_max_bytes: float | None = None
     oneshot_allreduce_latency_us: float = 0.0
+    #: host dispatch time per prefill kernel (prefill runs without CUDA graphs)
+    prefill_host_overhead_us: float = 0.0
 
     def efficiency(self) -> dict[str, float]:
         """The EfficiencySpec fields this profile sets."""
@@ -35,6 +37,8 @@ class Framework:
         if self.oneshot_allreduce_max_bytes:
             out["oneshot_allreduce_max_bytes"] = self.oneshot_allreduce_max_bytes
             out["oneshot_allreduce_latency_us"] = self.oneshot_allreduce_latency_us
+        if self.prefill_host_overhead_us:
+            out["prefill_host_overhead_us"] = self.prefill_host_overhead_us
         return out
 
 
@@ -43,7 +47,8 @@ def frameworks() -> dict[str, Framework]:
     data = tomllib.loads(FRAMEWORKS_FILE.read_text(encoding="utf-8"))
     return {name: Framework(name, float(t["host_overhead_us"]), t["description"], t["source"],
                             t.get("stream_bytes_per_core_clock"), t.get("oneshot_allreduce_max_bytes"),
-                            float(t.get("oneshot_allreduce_latency_us", 0.0)))
+                            float(t.get("oneshot_allreduce_latency_us", 0.0)),
+                            float(t.get("prefill_host_overhead_us", 0.0)))
             for name, t in data.items()}
 
 

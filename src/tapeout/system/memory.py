@@ -23,6 +23,11 @@ class MemoryPlan:
     fits: bool
     max_batch: int
     kv_cache_bytes_per_token: float
+    #: tokens the engine's KV pool holds per batch in flight: kv_fraction x (capacity - reserve - weights -
+    #: one sequence's activations) / KV bytes per token
+    kv_capacity_tokens: int = 0
+    #: sequences that run at once: batch, or fewer when the pool cannot hold batch x final context
+    concurrency: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,7 +91,9 @@ def plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, graphs: list[OpGraph]
     worst = max(plans, key=lambda p: p.total_bytes)
     from dataclasses import replace
 
-    return replace(worst, fits=all(p.fits for p in plans), max_batch=min(p.max_batch for p in plans))
+    return replace(worst, fits=all(p.fits for p in plans), max_batch=min(p.max_batch for p in plans),
+                   kv_capacity_tokens=min(p.kv_capacity_tokens for p in plans),
+                   concurrency=min(p.concurrency for p in plans))
 
 
 def _plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, graphs: list[OpGraph], stage: int | None) -> MemoryPlan:
@@ -101,8 +108,14 @@ def _plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, graphs: list[OpGraph
     per_seq = (kv + act) / sc.batch  # both grow linearly with batch (max_batch: per batch in flight)
     free = cap - reserve - wts
     max_batch = max(0, math.floor(free / per_seq)) if free > 0 else 0
+    # the KV pool: what the engine allocates once weights and the activations of one sequence are placed
+    # (prefill runs in token chunks, so its activations do not grow with the number of sequences)
+    pool = sc.kv_fraction * max(0.0, free - act / sc.batch)
+    pool_tokens = math.floor(pool / (per_token * sc.pp_microbatches)) if per_token > 0 else 2**62
+    concurrency = min(sc.batch, pool_tokens // sc.final_context)
     return MemoryPlan(
         weights_bytes=wts, kv_cache_bytes=kv, activation_bytes=act, runtime_reserve_bytes=reserve,
         total_bytes=total, capacity_bytes=cap, fits=total <= cap, max_batch=max_batch,
-        kv_cache_bytes_per_token=per_token,
+        kv_cache_bytes_per_token=per_token, kv_capacity_tokens=int(min(pool_tokens, 2**62)),
+        concurrency=int(concurrency),
     )

@@ -28,7 +28,11 @@ Method (docs/calibration.md has the numbers):
      device only) and vector_eta (every measured non-matrix op is memory-bound) keep the spec defaults.
 4. The fitted values are checked by re-running the real harness (``runner.evaluate``) with them.
 
-The llmcompass-gpt3-layer and mamf sets are never fitted on: they are held-out checks. The end-to-end
+   - matmul_eta of a device without GEMM sweeps (MI300X, Gaudi 2/3, GH200, B200): alone, on its bf16 row
+     of mamf (stas00's maximum achievable matmul FLOPS: a shape search on the device), every other field
+     [default]. On devices with sweeps the mamf rows stay checks.
+
+The llmcompass-gpt3-layer set is never fitted on: it is a held-out check. The end-to-end
 sets (``e2e-*``: FP6-LLM, Flash-LLM, llama.cpp throughput) are not even loaded here: they check the
 calibrated per-op model end to end (``tapeout validate``) and must not be fitted on.
 """
@@ -79,6 +83,10 @@ LAUNCH_SIBLINGS = {"a100-sxm-80gb": "a100-pcie-80gb"}
 #: Hugging Face ran on Hopper before FlashAttention-3); FA3 rows stay a check of the tiled tier
 ATTENTION_SETS = ("flashattention-h100",)
 ATTENTION_CLASS = "fa2"
+#: the attainable matmul fraction of devices that have no GEMM sweep (stas00's maximum achievable matmul
+#: FLOPS, bf16 rows; fp8 rows run the W8A8 technique kernel and stay checks)
+ATTAINABLE_SETS = ("mamf",)
+ATTAINABLE_CLASS = "matmul_bf16"
 LLMCOMPASS_MICRO = ("llmcompass-matmul", "llmcompass-softmax", "llmcompass-layernorm", "llmcompass-gelu")
 COLLECTIVE_SETS = ("vidur-allreduce", "llmcompass-allreduce")
 #: the EfficiencySpec fields written per device (runtime_reserve_gb is not a timing fit)
@@ -270,7 +278,7 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
     """Fit every device that has measurements; see the module docstring."""
     d = resolve_data_dir(data_dir)
     if cases is None:
-        cases = load_cases(d, OP_DATASETS + ATTENTION_SETS)
+        cases = load_cases(d, tuple(dict.fromkeys(OP_DATASETS + ATTENTION_SETS + ATTAINABLE_SETS)))
     # end-to-end sets and technique-kernel rows are checks, never a fit target of device efficiencies
     cases = [c for c in cases if not c.is_e2e and not is_technique_case(c)]
     attention_cases = [c for c in cases if c.dataset in ATTENTION_SETS and c.op_class == ATTENTION_CLASS]
@@ -364,6 +372,28 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
                          f"({', '.join(sorted(fitted))}; collectives: {', '.join(sorted(coll))}); "
                          f"attention_eta: spec default (only FA2 on H100 is measured); "
                          f"vector_eta: spec default (every measured non-matrix op is memory-bound)")
+
+    # 4. devices without GEMM sweeps whose best achievable matmul is measured (mamf, bf16: a shape search
+    #    on the device, its sustained clock under load included). The roofline has one matmul_eta for every
+    #    shape, so a sweep fit lands below the best shape's fraction: on the devices that have both, the
+    #    ratio (sweep-fitted / best-shape) is measured, and its median carries the best-shape fraction of
+    #    the others to a sweep-equivalent matmul_eta; every other field [default]
+    held_default = {k: v for k, v in default.items() if k in WRITTEN_FIELDS and k != "matmul_eta"}
+    held_default["vector_memory_eta"] = held_default.get("vector_memory_eta") or default["memory_eta"]
+    attainable = [c for c in cases if c.dataset in ATTAINABLE_SETS and c.op_class == ATTAINABLE_CLASS]
+    best: dict[str, float] = {}
+    for dev in sorted({c.device for c in attainable}):
+        sel = [c for c in attainable if c.device == dev]
+        vals, _ = fit(Design.build(sel), ("matmul_eta",), held_default)
+        best[dev] = vals["matmul_eta"]
+    both = sorted(d for d in best if d in fitted and "matmul_eta" in fitted[d])
+    ratio = _median([fitted[d]["matmul_eta"] / best[d] for d in both], 1.0)
+    for dev in sorted(set(best) - set(fitted)):
+        fitted[dev] = {"matmul_eta": min(1.0, ratio * best[dev])}
+        notes.setdefault(dev, []).append(
+            f"matmul_eta = {ratio:.3f} x {best[dev]:.3f}: the best-shape fraction of the dense peak from "
+            f"{' + '.join(ATTAINABLE_SETS)} {ATTAINABLE_CLASS} (a shape search on the device) times the median "
+            f"sweep-fitted / best-shape ratio of {', '.join(both)}")
 
     devices: dict[str, dict[str, Any]] = {}
     for dev in sorted(set(fitted) | set(coll)):
@@ -517,7 +547,8 @@ def main(argv: list[str] | None = None) -> int:
     from tapeout.errors import TapeoutError
 
     try:
-        cases = [c for c in load_cases(args.data, OP_DATASETS + ATTENTION_SETS) if not is_technique_case(c)]
+        cases = [c for c in load_cases(args.data, tuple(dict.fromkeys(OP_DATASETS + ATTENTION_SETS + ATTAINABLE_SETS)))
+                 if not is_technique_case(c)]
     except TapeoutError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

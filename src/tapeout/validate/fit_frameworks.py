@@ -17,6 +17,9 @@ software, not of a tier, so each profile is fitted once on its designated set, m
 - ``gptfast``: gpt-fast's bf16 tensor-parallel rows (``validate/published/gptfast.csv``): the fixed cost
   of its one-shot all-reduce (PyTorch's intra-node comm, messages up to 256 KiB). Check: its
   quantized TP 8 rows.
+- ``kernels`` (the default profile): ``prefill_host_overhead_us``, the host's dispatch time per kernel of
+  the prefill, which engines launch without CUDA graphs (decode steps are captured), on TensorRT-LLM's
+  first-token latencies (``validate/published/trtllm_perf.csv``).
 - ``llamacpp``: the f16 text-generation rows (``tg``) of ``measured/llamacpp_gpu_benchmarks.csv``
   (every catalog device with rows): llama.cpp's generation reaches the same ~0.87 TB/s on A100 PCIe
   and SXM (1.9 and 2.0 TB/s of HBM) and ~1.1 TB/s on H100 PCIe, while GDDR cards reach 81-87 % of
@@ -51,6 +54,8 @@ class FitSet:
     hi: float = 30.0
     #: other profiles that carry the same fitted value (written with it)
     also: tuple[str, ...] = ()
+    #: appended to the written source (what else the profile holds)
+    note: str = ""
 
 
 def _batch(c: Case) -> int:
@@ -66,6 +71,11 @@ FIT_SETS = (
     FitSet("llamacpp", "e2e-llamacpp", lambda c: c.op_class == "tg/f16",
            "measured/llamacpp_gpu_benchmarks.csv f16 text generation (tg) on every catalog device with rows",
            param="stream_bytes_per_core_clock", lo=1.0, hi=32.0),
+    FitSet("kernels", "e2e-trtllm", lambda c: c.quantity == "ttft_s",
+           "TensorRT-LLM's published first-token latencies (v0.5, batch 1, 128 and 2048 tokens; GPT-J 6B, "
+           "Llama 7B/70B, Falcon 180B on H100/L40S FP8 and A100 FP16; validate/published/trtllm_perf.csv)",
+           param="prefill_host_overhead_us", lo=0.0, hi=40.0,
+           note="; the one-shot all-reduce's size limit and latency are the gptfast profile's"),
     FitSet("gptfast", "e2e-gptfast", lambda c: c.op_class.startswith("bf16/") and not c.op_class.endswith("/tp1"),
            "gpt-fast's bf16 tensor-parallel decode rates (Llama-2-7B and -70B, TP 2/4/8, A100; "
            "validate/published/gptfast.csv)", param="oneshot_allreduce_latency_us", lo=0.0, hi=30.0,
@@ -84,8 +94,8 @@ CHECK_SETS = (
 
 
 def _rows(cases: Sequence[Case], fs: FitSet) -> list[Case]:
-    return [c for c in cases if c.dataset == fs.dataset and dict(c.scenario).get("framework") == fs.framework
-            and fs.select(c)]
+    return [c for c in cases if c.dataset == fs.dataset
+            and dict(c.scenario).get("framework", "kernels") == fs.framework and fs.select(c)]
 
 
 def loss(rows: Sequence[Case], value: float, tiers: Sequence[str] = TIERS, param: str = "host_overhead_us") -> float:
@@ -156,9 +166,11 @@ def fit(data_dir: str | Path | None = None, *, tol: float = 0.1, tiers: Sequence
 
         h = golden(f, fs.lo, fs.hi, tol=tol)
         # "no term": host 0, or a cap so high it never binds
-        lz = loss(rows, 0.0, tiers) if fs.param == "host_overhead_us" else loss(rows, 1e6, tiers, fs.param)
+        lz = (loss(rows, 0.0, tiers, fs.param) if fs.param in ("host_overhead_us", "prefill_host_overhead_us")
+              else loss(rows, 1e6, tiers, fs.param))
         lh = f(h)
-        unit = {"host_overhead_us": "us/op", "stream_bytes_per_core_clock": "B/core/clock"}.get(fs.param, "us")
+        unit = {"host_overhead_us": "us/op", "prefill_host_overhead_us": "us/op",
+                "stream_bytes_per_core_clock": "B/core/clock"}.get(fs.param, "us")
         src = (f"fitted {today} (python -m tapeout.validate.fit_frameworks): {fs.param} on {fs.describe} "
                f"({len(rows)} rows, whole set, mean of the {' and '.join(tiers)} tiers; mean |ln(pred/meas)| "
                f"{lz:.3f} without the term -> {lh:.3f})")
@@ -173,7 +185,7 @@ def fit(data_dir: str | Path | None = None, *, tol: float = 0.1, tiers: Sequence
                         else loss(crow, 1e6, tiers, cs.param))
                 src += (f"; independent check: {cs.describe} give mean |ln| {loss(crow, h, tiers, cs.param):.3f} "
                         f"at {h:g} {unit} ({none:.3f} without; their own best fit {best:g})")
-        out[fs.framework] = FrameworkFit(fs.framework, fs.param, h, len(rows), lh, lz, src)
+        out[fs.framework] = FrameworkFit(fs.framework, fs.param, h, len(rows), lh, lz, src + fs.note)
     return out
 
 

@@ -42,6 +42,12 @@ class Scenario(BaseModel):
     sparse_kernel: Literal["auto", "tensor", "cuda", "dense"] = Field(
         "auto", description="unstructured sparse GEMM kernel: tensor (Flash-LLM: load as sparse, compute as "
         "dense), cuda (Sputnik-like CSR on CUDA cores), dense (zeros stored), auto (the fastest per op)")
+    kv_fraction: float = Field(
+        0.9, gt=0, le=1,
+        description="share of the memory left after weights, activations and the runtime reserve that the "
+        "engine gives its KV-cache pool (TensorRT-LLM's kv_cache_free_gpu_mem_fraction and LMDeploy's "
+        "cache_max_entry_count read it this way; 0.9 is TensorRT-LLM's and vLLM's default); when batch x "
+        "context does not fit the pool, fewer sequences run at once")
     layers: tuple[LayerRule, ...] = Field(
         (), description="per-layer rules (mixed precision, sparsity, channel pruning); later rules win")
 
