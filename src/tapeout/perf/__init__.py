@@ -25,6 +25,17 @@ def _tiled(op: Op, hardware: HardwareSpec) -> OpCost:
 TIERS: dict[str, Estimator] = {roofline.TIER: roofline.estimate, "tiled": _tiled}
 
 
+def _tiled_sweep(ops: list[Op], hardware: HardwareSpec):  # noqa: ANN202
+    from tapeout.perf.tiled import sweep as tiled_sweep
+
+    SWEEPS["tiled"] = tiled_sweep
+    return tiled_sweep(ops, hardware)
+
+
+#: vectorised pricing of one op at several decode contexts, per tier (optional; see :func:`sweep`)
+SWEEPS: dict[str, Callable] = {roofline.TIER: roofline.sweep, "tiled": _tiled_sweep}
+
+
 def register_tier(name: str, fn: Estimator) -> None:
     TIERS[name] = fn
 
@@ -38,6 +49,17 @@ def estimate(op: Op, hardware: HardwareSpec, tier: str = "roofline") -> OpCost:
     if hardware.efficiency.stream_bytes_per_core_clock is not None:
         cost = stream_capped(cost, op, hardware)
     return cost
+
+
+def sweep(ops: list[Op], hardware: HardwareSpec, tier: str = "roofline"):  # noqa: ANN201
+    """Seconds per run of ``ops`` -- one op at several decode contexts (same shape but the KV length) --
+    as a numpy array equal to ``[estimate(o, hardware, tier).time_s for o in ops]``, computed in one
+    vectorised pass; None where the tier has no vectorised model for them (callers then use
+    :func:`estimate`). A framework's streaming cap is applied by :func:`estimate` only, so it gets None."""
+    fn = SWEEPS.get(tier)
+    if fn is None or not ops or hardware.efficiency.stream_bytes_per_core_clock is not None:
+        return None
+    return fn(ops, hardware)
 
 
 def core_clock(hw: HardwareSpec) -> tuple[int, float] | None:
@@ -71,4 +93,4 @@ def stream_capped(cost: OpCost, op: Op, hw: HardwareSpec) -> OpCost:
                    terms=terms)
 
 
-__all__ = ["OpCost", "TIERS", "core_clock", "estimate", "register_tier", "stream_capped"]
+__all__ = ["OpCost", "SWEEPS", "TIERS", "core_clock", "estimate", "register_tier", "stream_capped", "sweep"]

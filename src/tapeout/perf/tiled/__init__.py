@@ -77,6 +77,18 @@ def _estimate(op: Op, hw: HardwareSpec) -> OpCost:
     return fn(op, hw)
 
 
+def sweep(ops: list[Op], hw: HardwareSpec):  # noqa: ANN201 - numpy array or None
+    """``estimate(op, hw).time_s`` of each op, one op at several decode contexts, in one pass where a model
+    is vectorised over the context (decode attention; the roofline fallback); None otherwise."""
+    if hw.microarch is None:
+        return roofline.sweep(ops, hw)
+    op = ops[0]
+    if op.kind is not OpKind.ATTENTION or technique.handles(op) or op.kernel in _QUANT_KERNELS \
+            or any(o.alternatives or o.kernel != op.kernel for o in ops):
+        return None
+    return attention.decode_sweep(ops, hw)
+
+
 def fallback(op: Op, hw: HardwareSpec, why: str) -> OpCost:
     """The roofline tier's cost, labelled as the tiled tier's fallback."""
     c = roofline.estimate(op, hw)
@@ -94,4 +106,4 @@ def clear_caches() -> None:
     _device._CACHE.clear()
 
 
-__all__ = ["TIER", "clear_caches", "estimate", "fallback"]
+__all__ = ["TIER", "clear_caches", "estimate", "fallback", "sweep"]
