@@ -205,7 +205,8 @@ def compose(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str = "roofl
     total = prefill_pipe + (sc.output_len - 1) * tpot
     last = int(ctx[-1])
     distinct = pipe.distinct()
-    mem = plan(model, hw, sc, [st.prefill for st in distinct] + [st.decode.graph(last) for st in distinct])
+    mem = plan(model, hw, sc, [st.prefill for st in distinct] + [st.decode.graph(last) for st in distinct],
+               pipe.same_as)
     return Composition(
         prefill=prefill, decode=decode, decode_weights=tuple(float(w) for w in weights), memory=mem,
         ttft_s=ttft, tpot_s=tpot, e2e_latency_s=e2e, throughput_tok_s=mb * sc.batch * sc.output_len / total,

@@ -423,28 +423,33 @@ class StepTemplate:
     (``fixed``) is the same at every context, so a composition prices it once per phase.
     """
 
-    __slots__ = ("_builder", "_slots", "_memo", "ops", "varying", "fixed", "tokens", "context")
+    __slots__ = ("_replay", "_memo", "ops", "varying", "fixed", "tokens", "context")
 
     def __init__(self, builder: _Builder, ops: tuple[Op, ...], context: int, tokens: int) -> None:
-        self._builder = builder
-        self._slots = tuple(builder.slots)
         self.ops = ops
         self.context = context
         self.tokens = tokens
-        self.varying: tuple[int, ...] = tuple(i for a, b, *_ in self._slots for i in range(a, b))
+        self.varying: tuple[int, ...] = tuple(i for a, b, *_ in builder.slots for i in range(a, b))
         vary = set(self.varying)
         self.fixed: tuple[Op, ...] = tuple(o for i, o in enumerate(ops) if i not in vary)
         self._memo: dict[int, tuple[Op, ...]] = {context: tuple(ops[i] for i in self.varying)}
+        # one builder state per attention slot (its layer group's plan and name suffix), copied per replay
+        replay = []
+        for _, _, plan, suffix, layers in builder.slots:
+            b = copy.copy(builder)
+            b._set_plan(plan)
+            b.suffix = suffix
+            replay.append((b.__dict__, layers))
+        self._replay = tuple(replay)
 
     def varying_ops(self, context: int) -> tuple[Op, ...]:
         """The context-dependent ops at ``context``, in graph order."""
         hit = self._memo.get(context)
         if hit is None:
-            b = copy.copy(self._builder)  # the template's own builder keeps its state
             out: list[Op] = []
-            for _, _, plan, suffix, layers in self._slots:
-                b._set_plan(plan)
-                b.suffix = suffix
+            for state, layers in self._replay:
+                b = object.__new__(_Builder)  # a fresh builder in the slot's state (the template stays pure)
+                b.__dict__.update(state)
                 b.ops = []
                 b._attention("decode", b.sc.batch, 1, context, layers)
                 out.extend(b.ops)
@@ -480,6 +485,8 @@ class Pipeline:
 
     ranges: tuple[range, ...]
     stages: tuple[StageGraphs, ...]
+    #: for each stage, the first stage with equal contents (itself when it is the first)
+    same_as: tuple[int, ...]
 
     def distinct(self) -> tuple[StageGraphs, ...]:
         """The stages' distinct graph sets, in first-use order."""
@@ -502,19 +509,20 @@ def pipeline(model: ModelSpec, scenario: Scenario) -> Pipeline:
     ranges = stage_ranges(model, scenario)
     dense = set(model.moe.dense_layers) if model.moe is not None else None
     last = scenario.pp - 1
-    shared: dict[tuple, StageGraphs] = {}
-    stages = []
+    shared: dict[tuple, tuple[int, StageGraphs]] = {}
+    stages, same_as = [], []
     for s in range(scenario.pp):
         groups = _stage_groups(model, scenario, s)
         multi = len(groups) > 1
         key = (s == 0, s == last, tuple(
             (plan, len(ix), len(ix) if dense is None else sum(1 for i in ix if i in dense),
              range_label(ix) if multi else "") for plan, ix in groups))
-        st = shared.get(key)
-        if st is None:
-            st = shared[key] = _stage_graphs(model, scenario, s, groups)
-        stages.append(st)
-    return Pipeline(ranges, tuple(stages))
+        hit = shared.get(key)
+        if hit is None:
+            hit = shared[key] = (s, _stage_graphs(model, scenario, s, groups))
+        same_as.append(hit[0])
+        stages.append(hit[1])
+    return Pipeline(ranges, tuple(stages), tuple(same_as))
 
 
 def clear_caches() -> None:

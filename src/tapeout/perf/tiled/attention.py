@@ -203,23 +203,25 @@ def _decode_args(op: Op) -> tuple | None:
 def decode_sweep(ops: list[Op], hw: HardwareSpec) -> np.ndarray | None:
     """``estimate(op, hw).time_s`` of each op, one decode-attention op at several contexts, in one pass;
     None when the ops are not that (other shapes or formats besides the context)."""
-    args = _decode_args(ops[0])
+    first = ops[0]
+    args = _decode_args(first)
     if args is None:
         return None
-    first = ops[0]
+    shape = first.shape
+    i = next((j for j, (k, _) in enumerate(shape) if k == "skv"), None)
+    if i is None:
+        return None
+    head, tail = shape[:i], shape[i + 1:]
     skv = []
-    for o in ops:
+    for o in ops:  # the same op but for its context
+        sh = o.shape
         if o.kind is not first.kind or o.tags != first.tags or o.formats != first.formats \
-                or o.compute_dtype != first.compute_dtype:
+                or o.compute_dtype != first.compute_dtype or sh[:i] != head or sh[i + 1:] != tail:
             return None
-        dm = o.dims()
-        if (int(dm.get("b", 1)), int(dm.get("heads", 1)), int(dm.get("kv_heads", dm.get("heads", 1))),
-                int(dm.get("d", 128))) != args[:4]:
-            return None
-        skv.append(int(dm.get("skv", 1)))
+        skv.append(sh[i][1])
     dev = device(hw)
     b, h, kv, d, dtype, e, e_kv = args
-    p = decode_grid(dev, b, h, kv, np.array(skv), d, dtype, e, e_kv)
+    p = decode_grid(dev, b, h, kv, np.array(skv, dtype=float), d, dtype, e, e_kv)
     # as estimate: make_cost(compute, memory, overhead = time - max(compute, memory) + launch + host)
     body = np.maximum(p.compute_s, p.memory_s)
     overhead = p.time_s - body + dev.launch + dev.host

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from tapeout import dtypes
 from tapeout.perf.cost import OpCost
 from tapeout.workload.ops import Op
@@ -11,8 +13,13 @@ TIER = "tiled"
 
 def fmt_bytes(op: Op, role: str, default: str | None = None) -> float:
     """Storage bytes per element of the operand ``role`` ("weights", "act", "kv", "out")."""
-    d = dict(op.formats)
-    name = d.get(role) or d.get(default or "act") or op.compute_dtype
+    return _fmt_bytes(op.formats, op.compute_dtype, role, default)
+
+
+@lru_cache(maxsize=4096)
+def _fmt_bytes(formats: tuple[tuple[str, str], ...], compute_dtype: str, role: str, default: str | None) -> float:
+    d = dict(formats)
+    name = d.get(role) or d.get(default or "act") or compute_dtype
     try:
         return dtypes.parse(name).bytes
     except Exception:  # noqa: BLE001 - formats are validated upstream; be lenient in reports
