@@ -18,6 +18,7 @@ built on first use only; a composition equals pricing every op of every step's g
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -93,8 +94,21 @@ def price(graph: OpGraph, hw: HardwareSpec, tier: str) -> PhaseCost:
 
 
 def decode_contexts(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
-    """(contexts, weights) whose weighted sum of step times is the mean decode step time."""
-    first, last = sc.input_len + 1, sc.input_len + max(sc.output_len - 1, 1)
+    """(contexts, weights) whose weighted sum of step times is the mean decode step time (read-only arrays,
+    memoised per (input_len, output_len))."""
+    return _decode_contexts(sc.input_len, sc.output_len)
+
+
+@lru_cache(maxsize=1024)
+def _decode_contexts(input_len: int, output_len: int) -> tuple[np.ndarray, np.ndarray]:
+    ctx, w = _contexts(input_len, output_len)
+    ctx.flags.writeable = False
+    w.flags.writeable = False
+    return ctx, w
+
+
+def _contexts(input_len: int, output_len: int) -> tuple[np.ndarray, np.ndarray]:
+    first, last = input_len + 1, input_len + max(output_len - 1, 1)
     n = last - first + 1
     if n <= EXACT_STEPS:
         ctx = np.arange(first, last + 1)
