@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from tapeout import dtypes
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.models.spec import ModelSpec
 from tapeout.workload.ops import OpGraph
@@ -43,7 +42,7 @@ def weight_bytes(model: ModelSpec, sc: Scenario, stage: int | None = None) -> fl
 
     t = sc.tp
     h = model.hidden_size
-    hp = (sc.weights if sc.weights.bits >= 16 else dtypes.parse("fp16")).bytes
+    hp = sc.high_precision.bytes
     from tapeout.workload.build import stage_ranges
 
     layers = None if stage is None else stage_ranges(model, sc)[stage]

@@ -141,7 +141,7 @@ class _Builder:
         self.w: DType = sc.weights
         self.a: DType = sc.activations
         self.kv: DType = sc.kv_cache
-        self.hp: DType = sc.weights if sc.weights.bits >= 16 else dtypes.parse("fp16")
+        self.hp: DType = sc.high_precision
         self.groups = groups if groups is not None else _stage_groups(model, sc, stage)
         self.lm_tech = lm_head_tech(sc)
         self._set_plan(self.groups[0][0])

@@ -83,6 +83,12 @@ class Scenario(BaseModel):
         return list(balanced_stages(self.pp, num_layers, float(first_extra), float(last_extra)))
 
     @property
+    def high_precision(self) -> DType:
+        """The format of the weights that quantized formats leave alone (embedding, lm_head, norms, router):
+        the weight format when it has 16 bits or more (fp32, bf16, fp16), else fp16. Stated once here."""
+        return self.weights if self.weights.bits >= 16 else dtypes.parse("fp16")
+
+    @property
     def final_context(self) -> int:
         return self.input_len + self.output_len - 1
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tapeout.hardware.spec import HardwareSpec
-from tapeout.perf import roofline
+from tapeout.perf import core, roofline
 from tapeout.perf.cost import OpCost
 from tapeout.perf.tiled import attention, collective, elementwise, gemm, technique
 from tapeout.perf.tiled.common import TIER
@@ -56,12 +56,7 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
         return fallback(op, hw, f"{hw.name} has no micro-architecture description")
     if op.alternatives:
         # other kernels computing the same result (docs/techniques.md): price each, keep the fastest
-        ops = (op, *op.alternatives)
-        costs = [_estimate(o, hw) for o in ops]
-        i = min(range(len(costs)), key=lambda j: costs[j].time_s)
-        terms = {**costs[i].terms, "kernel": ops[i].kernel}
-        terms["alternatives"] = "; ".join(f"{o.kernel} {c.time_s * 1e6:.1f} us" for o, c in zip(ops, costs))
-        return replace(costs[i], terms=terms)
+        return core.fastest(op, lambda o: _estimate(o, hw))
     return _estimate(op, hw)
 
 
