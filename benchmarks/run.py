@@ -172,7 +172,7 @@ def pipeline_ratio(repeat: int) -> None:
                                                   output_len=512, tier="tiled"), repeat, cold=True))
         return wall, min(CPU)
 
-    (one, one_cpu), (many, many_cpu) = best(1), best(32)
+    (one, one_cpu), (many, many_cpu) = best(1), best(32)  # each the best of ``repeat`` cold runs
     _emit("predict_llama31_405b_tp8_pp1_cold", one * 1e3, "ms", cpu=round(one_cpu * 1e3, 4))
     _emit("predict_llama31_405b_tp8_pp32_cold", many * 1e3, "ms", cpu=round(many_cpu * 1e3, 4))
     _emit("predict_pp32_over_pp1_llama31_405b_tp8", many / one, "x", cpu=round(many_cpu / one_cpu, 4),
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     warm = predict_llama7b(n_warm=100 if q else 500, n_cold=10 if q else 40)
     llm_analysis_ratio(warm, n=100 if q else 500)
-    pipeline_ratio(args.repeat)
+    pipeline_ratio(max(args.repeat, 5))
     explore_rate("roofline", points=300 if q else 1500, target=10_000)
     explore_rate("tiled", points=100 if q else 500, target=3_000)
     gpt3_case(args.repeat)

@@ -25,7 +25,8 @@ from tapeout.workload.ops import Op
 #: every field of an op except its name and count: what its cost per run can depend on
 _content = operator.attrgetter(*(f.name for f in fields(Op) if f.name not in ("name", "count")))
 
-MAX_PRICERS = 256
+#: a design-space exploration prices every point on a new device: old pricers are rarely met again
+MAX_PRICERS = 32
 MAX_OPS_PER_PRICER = 100_000
 MAX_SWEEPS_PER_PRICER = 4096
 
@@ -44,7 +45,10 @@ class Pricer:
 
     def _cost(self, op: Op) -> OpCost:
         key = _content(op)
-        c = self._memo.get(key)
+        try:
+            c = self._memo.get(key)
+        except TypeError:  # an op with an unhashable field (not built by workload.build): no memo
+            return estimate(op, self.hw, self.tier)
         if c is None:
             c = estimate(op, self.hw, self.tier)
             if len(self._memo) >= MAX_OPS_PER_PRICER:
