@@ -170,7 +170,7 @@ def test_flash_llm_vs_sputnik_crossover():
     assert t(0.7, "tensor") < dense and t(0.7, "tensor") < t(0.7, "cuda")
     assert t(0.99, "cuda") < t(0.99, "tensor")  # CUDA-core SpMM wins only at extreme sparsity
     auto = estimate(gemm_op(m, n, k, sparsity=0.99), hw)
-    assert auto.terms["kernel"] == "sparse_cuda" and "sparse_tc" in auto.terms["candidates"]
+    assert auto.terms["kernel"] == "sparse_cuda" and "sparse_tc" in auto.terms["alternatives"]
     assert t(0.3, "auto") <= dense  # low sparsity: auto falls back to the dense kernel
     c = estimate(gemm_op(m, n, k, sparsity=0.8, sparse_kernel="tensor"), hw)
     assert c.terms["extract_s"] > 0 and c.terms["onchip_s"] > 0

@@ -218,6 +218,29 @@ class Prediction:
         } | ({"comparison": self.comparison()} if self.baseline is not None else {})
 
 
+_RESOLVED: dict[tuple, tuple[HardwareSpec, HardwareSpec]] = {}
+
+
+def _with_efficiency(hw: HardwareSpec, efficiency: dict[str, Any]) -> HardwareSpec:
+    """``hw`` with some EfficiencySpec fields replaced, memoised per (device identity, fields): repeated
+    predictions share one device value, and with it its priced ops (``system.pricing``)."""
+    try:
+        key: tuple | None = (id(hw), tuple(sorted(efficiency.items())))
+        hash(key)
+    except TypeError:  # unhashable values: validation below names them
+        key = None
+    hit = _RESOLVED.get(key) if key is not None else None
+    if hit is not None and hit[0] is hw:
+        return hit[1]
+    eff = specio.build(EfficiencySpec, {**hw.efficiency.model_dump(), **efficiency}, origin="efficiency")
+    out = hw.model_copy(update={"efficiency": eff})
+    if key is not None:
+        if len(_RESOLVED) >= 256:
+            _RESOLVED.clear()
+        _RESOLVED[key] = (hw, out)
+    return out
+
+
 def default_tier(hw: HardwareSpec) -> str:
     """The tile-level mapper where the device is described down to its cores, else the roofline."""
     return "tiled" if hw.microarch is not None else "roofline"
@@ -288,8 +311,7 @@ def predict(
             raise TapeoutError(
                 f"unknown fields {unknown}; allowed: {', '.join(EfficiencySpec.model_fields)}", field="efficiency"
             )
-        eff = specio.build(EfficiencySpec, {**hw.efficiency.model_dump(), **efficiency}, origin="efficiency")
-        hw = hw.model_copy(update={"efficiency": eff})
+        hw = _with_efficiency(hw, efficiency)
     if tier is None:
         tier = default_tier(hw)
     if tier not in TIERS:

@@ -300,13 +300,22 @@ def _parse(key: str) -> DType | None:
     return _make(base, gran, size, zero, scale)
 
 
+#: names already resolved, exactly as given (the hot path: op formats are canonical names)
+_RESOLVED: dict[str, DType] = {}
+
+
 def parse(value: str | DType, *, field: str = "dtype") -> DType:
     """Resolve a format name (case-insensitive, aliases allowed) or raise a clear error."""
     if isinstance(value, DType):
         return value
+    hit = _RESOLVED.get(value) if isinstance(value, str) else None
+    if hit is not None:
+        return hit
     d = _parse(str(value).strip().lower())
     if d is None:
         raise TapeoutError(f"unknown dtype {value!r}; allowed: {EXAMPLES}", field=field)
+    if isinstance(value, str) and len(_RESOLVED) < 4096:
+        _RESOLVED[value] = d
     return d
 
 

@@ -25,6 +25,17 @@ def _tiled(op: Op, hardware: HardwareSpec) -> OpCost:
 TIERS: dict[str, Estimator] = {roofline.TIER: roofline.estimate, "tiled": _tiled}
 
 
+def _tiled_sweep(ops: list[Op], hardware: HardwareSpec):  # noqa: ANN202
+    from tapeout.perf.tiled import sweep as tiled_sweep
+
+    SWEEPS["tiled"] = tiled_sweep
+    return tiled_sweep(ops, hardware)
+
+
+#: vectorised pricing of one op at several decode contexts, per tier (optional; see :func:`sweep`)
+SWEEPS: dict[str, Callable] = {roofline.TIER: roofline.sweep, "tiled": _tiled_sweep}
+
+
 def register_tier(name: str, fn: Estimator) -> None:
     TIERS[name] = fn
 
@@ -37,7 +48,32 @@ def estimate(op: Op, hardware: HardwareSpec, tier: str = "roofline") -> OpCost:
     cost = fn(op, hardware)
     if hardware.efficiency.stream_bytes_per_core_clock is not None:
         cost = stream_capped(cost, op, hardware)
+    if op.eager and hardware.efficiency.prefill_host_overhead_us > 0:
+        cost = host_launched(cost, hardware.efficiency.prefill_host_overhead_us)
     return cost
+
+
+def host_launched(cost: OpCost, host_us: float) -> OpCost:
+    """The cost of a kernel the host launches itself (no CUDA graph): its dispatch time ``host_us`` is added
+    to the fixed costs (``terms["prefill_host_us"]``)."""
+    from dataclasses import replace
+
+    over = cost.overhead_s + host_us * 1e-6
+    bound = "overhead" if over > max(cost.compute_s, cost.memory_s, cost.network_s) else cost.bound
+    return replace(cost, time_s=cost.time_s + host_us * 1e-6, overhead_s=over, bound=bound,
+                   terms={**cost.terms, "prefill_host_us": host_us})
+
+
+def sweep(ops: list[Op], hardware: HardwareSpec, tier: str = "roofline"):  # noqa: ANN201
+    """Seconds per run of ``ops`` -- one op at several decode contexts (same shape but the KV length) --
+    as a numpy array equal to ``[estimate(o, hardware, tier).time_s for o in ops]``, computed in one
+    vectorised pass; None where the tier has no vectorised model for them (callers then use
+    :func:`estimate`). A framework's streaming cap is applied by :func:`estimate` only, so it gets None."""
+    fn = SWEEPS.get(tier)
+    if fn is None or not ops or hardware.efficiency.stream_bytes_per_core_clock is not None \
+            or any(o.eager for o in ops):
+        return None
+    return fn(ops, hardware)
 
 
 def core_clock(hw: HardwareSpec) -> tuple[int, float] | None:
@@ -71,4 +107,4 @@ def stream_capped(cost: OpCost, op: Op, hw: HardwareSpec) -> OpCost:
                    terms=terms)
 
 
-__all__ = ["OpCost", "TIERS", "core_clock", "estimate", "register_tier", "stream_capped"]
+__all__ = ["OpCost", "SWEEPS", "TIERS", "core_clock", "estimate", "register_tier", "stream_capped", "sweep"]

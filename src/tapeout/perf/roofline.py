@@ -13,12 +13,11 @@ efficiency factors used are returned in ``OpCost.terms``.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from tapeout import dtypes
 from tapeout.errors import TapeoutError
 from tapeout.hardware.spec import HardwareSpec
-from tapeout.perf import quant
+from tapeout.perf import core, quant
+from tapeout.perf.core import oneshot_allreduce
 from tapeout.perf.cost import OpCost
 from tapeout.workload.ops import COLLECTIVE_KINDS, MATRIX_KINDS, Op, OpKind
 
@@ -26,14 +25,9 @@ TIER = "roofline"
 
 
 def matrix_peak(hw: HardwareSpec, compute_dtype: str) -> tuple[str, float]:
-    """(peak key used, FLOP/s) for a matrix kernel computing in ``compute_dtype``."""
-    key = dtypes.parse(compute_dtype).peak_key
-    for k in (key, *dtypes.FALLBACK.get(key, ())):
-        v = hw.peak_flops(k)
-        if v is not None:
-            return k, v
-    # every device has fp16 or bf16 (validated), so this only happens for fp32 on odd devices
-    k = "bf16" if hw.peak_flops("bf16") else "fp16"
+    """(peak key used, FLOP/s) for a matrix kernel computing in ``compute_dtype`` (:func:`core.peak_key`;
+    every device has fp16 or bf16, validated)."""
+    k = core.peak_key(compute_dtype, lambda k: hw.peak_flops(k) is not None) or "fp16"
     return k, hw.peak_flops(k)  # type: ignore[return-value]
 
 
@@ -50,44 +44,19 @@ def link_for(hw: HardwareSpec, group: int) -> tuple[str, float]:
     raise TapeoutError(f"{hw.name} has no interconnect or PCIe bandwidth; cannot run tp={group}", field="tp")
 
 
-def oneshot_allreduce(hw: HardwareSpec, message_bytes: float, group: int, eta: float) -> tuple[float, float, dict] | None:
-    """(bandwidth s, latency s, terms) of a one-shot all-reduce, when the framework runs one for this message
-    (``EfficiencySpec.oneshot_allreduce_max_bytes``) and the devices share a switched or fully meshed NVLink
-    fabric: every device reads the other ``group - 1`` buffers through its links at ``eta`` and reduces
-    them itself; None otherwise."""
-    eff, ic = hw.efficiency, hw.interconnect
-    limit = eff.oneshot_allreduce_max_bytes
-    if limit is None or message_bytes > limit or group < 2 or ic is None or ic.topology not in ("switch", "mesh") \
-            or group > ic.max_devices:
-        return None
-    wire = (group - 1) * message_bytes
-    terms = {"algorithm": "one-shot", "link": ic.kind, "link_gbps_per_direction": ic.bandwidth / 1e9,
-             "eta_interconnect": eta, "oneshot_latency_us": eff.oneshot_allreduce_latency_us, "wire_bytes": wire,
-             "steps": 1}
-    return wire / (ic.bandwidth * eta), eff.oneshot_allreduce_latency_us * 1e-6, terms
-
-
 def collective_time(hw: HardwareSpec, kind: OpKind, message_bytes: float, group: int) -> tuple[float, float, dict]:
-    """(bandwidth time, latency time, terms) of a ring collective (or a framework's one-shot all-reduce, when
-    faster); message_bytes is per device."""
+    """(bandwidth time, latency time, terms) of a ring collective (a point-to-point message for a send; a
+    framework's one-shot all-reduce, when faster); message_bytes is per device."""
     eff = hw.efficiency
     link, bw = link_for(hw, group)
-    p = group
-    if kind is OpKind.ALLREDUCE:
-        steps = 2 * (p - 1)
-        wire = 2 * (p - 1) / p * message_bytes
-    elif kind is OpKind.ALLGATHER:  # message_bytes is each device's shard
-        steps = p - 1
-        wire = (p - 1) * message_bytes
-    elif kind is OpKind.SEND:  # one message to the next pipeline stage
-        steps = 1
-        wire = message_bytes
-    else:
-        raise TapeoutError(f"unsupported collective {kind}", field="op")
+    name = core.collective_name(kind)
+    algorithm, steps, wire = next(a for a in core.algorithms(name, group, message_bytes)
+                                  if a[0] in ("ring", "p2p", "local"))
     beta = wire / (bw * eff.interconnect_eta)
     alpha = steps * eff.collective_latency_us * 1e-6
-    terms = {"link": link, "link_gbps_per_direction": bw / 1e9, "eta_interconnect": eff.interconnect_eta,
-             "alpha_us_per_step": eff.collective_latency_us, "steps": steps, "wire_bytes": wire}
+    terms = {"algorithm": algorithm, "link": link, "link_gbps_per_direction": bw / 1e9,
+             "eta_interconnect": eff.interconnect_eta, "alpha_us_per_step": eff.collective_latency_us,
+             "steps": steps, "wire_bytes": wire}
     one = oneshot_allreduce(hw, message_bytes, group, eff.interconnect_eta) if kind is OpKind.ALLREDUCE else None
     if one is not None and one[0] + one[1] < beta + alpha:
         return one
@@ -99,23 +68,16 @@ def sparse_matrix_peak(hw: HardwareSpec, compute_dtype: str) -> tuple[str, float
 
     Sparse peaks count dense-equivalent FLOPs (2x the dense rate for the same format).
     """
-    key = dtypes.parse(compute_dtype).peak_key
-    for k in (key, *dtypes.FALLBACK.get(key, ())):
-        v = hw.sparse_peak_tflops.get(k)
-        if v is not None:
-            return k, v * 1e12
-    return None
+    k = core.peak_key(compute_dtype, hw.sparse_peak_tflops.__contains__, last_resort=False)
+    return None if k is None else (k, hw.sparse_peak_tflops[k] * 1e12)
 
 
 def estimate(op: Op, hw: HardwareSpec) -> OpCost:
-    """Price ``op``; with alternative kernels (sparse, large-M dequantization), the fastest one."""
+    """Price ``op``; with alternative kernels (sparse, large-M dequantization), the fastest one
+    (:func:`core.fastest`)."""
     if not op.alternatives:
         return _estimate(op, hw)
-    costs = [_estimate(o, hw) for o in (op, *op.alternatives)]
-    best = min(costs, key=lambda c: c.time_s)
-    terms = dict(best.terms)
-    terms["candidates"] = "; ".join(f"{c.terms.get('kernel', 'dense')} {c.time_s * 1e6:.1f} us" for c in costs)
-    return replace(best, terms=terms)
+    return core.fastest(op, lambda o: _estimate(o, hw))
 
 
 def _technique(op: Op) -> bool:
@@ -164,16 +126,33 @@ def _estimate(op: Op, hw: HardwareSpec) -> OpCost:
 
 def _finish(op: Op, hw: HardwareSpec, compute: float, memory: float, network: float, overhead: float,
             terms: dict) -> OpCost:
-    terms["overhead_us"] = overhead * 1e6
-    body = max(compute, memory, network)
-    if overhead > body:
-        bound = "overhead"
-    elif network >= max(compute, memory):
-        bound = "network"
+    return core.make_cost(op, tier=TIER, compute=compute, memory=memory, network=network, overhead=overhead,
+                          terms=terms)
+
+
+def sweep(ops: list[Op], hw: HardwareSpec):  # noqa: ANN201 - numpy array or None
+    """``estimate(op, hw).time_s`` of each op, one op at several decode contexts, in one numpy pass: the
+    terms of :func:`_estimate` for plain (dense, single-kernel) matrix and vector ops; None for other ops
+    (techniques, alternatives, collectives), which are priced one by one."""
+    import numpy as np
+
+    op = ops[0]
+    if op.kind in COLLECTIVE_KINDS:
+        return None
+    eff = hw.efficiency
+    matrix = op.kind in MATRIX_KINDS
+    for o in ops:
+        if o.kind is not op.kind or o.alternatives or (matrix and (_technique(o) or o.sparse_peak
+                                                                   or o.compute_dtype != op.compute_dtype)):
+            return None
+    if matrix:
+        _, peak = matrix_peak(hw, op.compute_dtype)
+        eta_c = eff.attention_eta if op.kind is OpKind.ATTENTION else eff.matmul_eta
+        eta_m = eff.memory_eta
     else:
-        bound = "compute" if compute >= memory else "memory"
-    return OpCost(
-        name=op.name, kind=op.kind.value, count=op.count, time_s=body + overhead,
-        compute_s=compute, memory_s=memory, network_s=network, overhead_s=overhead,
-        bound=bound, intensity=op.intensity, tier=TIER, terms=terms,
-    )
+        peak, eta_c = hw.vector_flops, eff.vector_eta
+        eta_m = eff.vector_memory_eta if eff.vector_memory_eta is not None else eff.memory_eta
+    compute = np.array([o.flops for o in ops]) / (peak * eta_c)
+    memory = np.array([o.bytes_total for o in ops]) / (hw.memory_bandwidth * eta_m)
+    overhead = (eff.launch_overhead_us + eff.host_overhead_us) * 1e-6
+    return np.maximum(np.maximum(compute, memory), 0.0) + overhead

@@ -6,11 +6,19 @@ evaluated; longer generations are integrated with the trapezoid rule on ``SAMPLE
 spaced contexts. Under the roofline tier each op's step time is a maximum of two affine
 functions of the context, so the trapezoid error is confined to the one interval holding each
 op's kink; tests bound the relative error of TPOT below 0.1% against the exact per-step mean.
+
+Pricing is incremental (docs/architecture.md): the graphs of a (model, scenario) come memoised from
+:func:`tapeout.workload.build.pipeline`, stages with equal contents sharing one graph set; ops are priced
+through a :class:`~tapeout.system.pricing.Pricer` memoised per (device, tier) and keyed by op content. A
+decode step's context-independent ops are priced once per stage; only its context-dependent ops (those
+reading the KV cache) are priced per decode context. Per-op rows (``PhaseCost.graph`` / ``costs``) are
+built on first use only; a composition equals pricing every op of every step's graph (tests check it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -19,7 +27,8 @@ from tapeout.models.spec import ModelSpec
 from tapeout.perf import estimate
 from tapeout.perf.cost import OpCost
 from tapeout.system.memory import MemoryPlan, plan
-from tapeout.workload.build import build_graph
+from tapeout.system.pricing import Pricer, pricer
+from tapeout.workload.build import StageGraphs, build_graph, pipeline  # noqa: F401 (build_graph re-exported)
 from tapeout.workload.ops import Op, OpGraph
 from tapeout.workload.scenario import Scenario
 
@@ -27,55 +36,79 @@ EXACT_STEPS = 64
 SAMPLES = 65
 
 
-@dataclass(frozen=True, slots=True)
 class PhaseCost:
-    phase: str
-    time_s: float
-    graph: OpGraph
-    costs: tuple[OpCost, ...]
-    #: time of each pipeline stage (one entry without pipeline parallelism); time_s is their sum
-    stage_times: tuple[float, ...] = ()
+    """One phase (a prefill, or one decode step) over every pipeline stage: ``time_s`` is the sum of
+    ``stage_times``. ``graph`` and ``costs`` (per-op rows; op names carry their stage, ``s1/qkv_proj``,
+    when there is more than one) are built on first use."""
+
+    __slots__ = ("phase", "time_s", "stage_times", "_parts", "_pricer", "_graph", "_costs")
+
+    def __init__(self, phase: str, time_s: float, stage_times: tuple[float, ...], parts: tuple[OpGraph, ...],
+                 pricer: Pricer | None = None, costs: tuple[OpCost, ...] | None = None) -> None:
+        self.phase = phase
+        self.time_s = time_s
+        #: time of each pipeline stage (one entry without pipeline parallelism)
+        self.stage_times = stage_times
+        self._parts = parts
+        self._pricer = pricer
+        self._graph: OpGraph | None = parts[0] if len(parts) == 1 else None
+        self._costs = costs
+
+    @property
+    def graph(self) -> OpGraph:
+        if self._graph is None:
+            g0 = self._parts[0]
+            ops = tuple(_renamed(o, f"s{s}/{o.name}") for s, p in enumerate(self._parts) for o in p.ops)
+            self._graph = OpGraph(phase=g0.phase, ops=ops, tokens=g0.tokens, context=g0.context)
+        return self._graph
+
+    @property
+    def costs(self) -> tuple[OpCost, ...]:
+        if self._costs is None:
+            assert self._pricer is not None
+            self._costs = tuple(self._pricer.cost(o) for o in self.graph.ops)
+        return self._costs
 
     @property
     def ops(self) -> tuple[Op, ...]:
         return self.graph.ops
 
+    def __repr__(self) -> str:
+        return f"PhaseCost(phase={self.phase!r}, time_s={self.time_s!r}, stage_times={self.stage_times!r})"
+
+
+def _renamed(op: Op, name: str) -> Op:
+    """``op`` under another name (a shallow copy; faster than dataclasses.replace, which re-runs __init__)."""
+    new = object.__new__(Op)
+    for f in Op.__slots__:  # type: ignore[attr-defined]
+        object.__setattr__(new, f, getattr(op, f))
+    object.__setattr__(new, "name", name)
+    return new
+
 
 def price(graph: OpGraph, hw: HardwareSpec, tier: str) -> PhaseCost:
+    """Every op of ``graph`` priced directly (no memo): the straightforward definition of a phase's time."""
     costs = tuple(estimate(op, hw, tier) for op in graph.ops)
-    host = hw.efficiency.prefill_host_overhead_us
-    if graph.phase == "prefill" and host > 0:
-        costs = tuple(_with_prefill_host(c, host) for c in costs)
     t = sum(c.total_s for c in costs)
-    return PhaseCost(graph.phase, t, graph, costs, (t,))
-
-
-def _with_prefill_host(c: OpCost, host_us: float) -> OpCost:
-    """The op's cost with the host's dispatch time of an eager (graph-less) prefill launch added."""
-    extra = host_us * 1e-6
-    over = c.overhead_s + extra
-    bound = "overhead" if over > max(c.compute_s, c.memory_s, c.network_s) else c.bound
-    return replace(c, time_s=c.time_s + extra, overhead_s=over, bound=bound,
-                   terms={**c.terms, "prefill_host_us": host_us})
-
-
-def price_stages(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str, phase: str,
-                 context: int | None = None) -> PhaseCost:
-    """One phase over every pipeline stage: the stages run one after the other for a batch (their times
-    add up); op names carry their stage (``s1/qkv_proj``) when there is more than one."""
-    if sc.pp == 1:
-        return price(build_graph(model, sc, phase, context), hw, tier)
-    parts = [price(build_graph(model, sc, phase, context, stage=s), hw, tier) for s in range(sc.pp)]
-    ops = tuple(replace(o, name=f"s{s}/{o.name}") for s, p in enumerate(parts) for o in p.graph.ops)
-    costs = tuple(replace(c, name=f"s{s}/{c.name}") for s, p in enumerate(parts) for c in p.costs)
-    g0 = parts[0].graph
-    graph = OpGraph(phase=g0.phase, ops=ops, tokens=g0.tokens, context=g0.context)
-    return PhaseCost(phase, sum(p.time_s for p in parts), graph, costs, tuple(p.time_s for p in parts))
+    return PhaseCost(graph.phase, t, (t,), (graph,), costs=costs)
 
 
 def decode_contexts(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
-    """(contexts, weights) whose weighted sum of step times is the mean decode step time."""
-    first, last = sc.input_len + 1, sc.input_len + max(sc.output_len - 1, 1)
+    """(contexts, weights) whose weighted sum of step times is the mean decode step time (read-only arrays,
+    memoised per (input_len, output_len))."""
+    return _decode_contexts(sc.input_len, sc.output_len)
+
+
+@lru_cache(maxsize=1024)
+def _decode_contexts(input_len: int, output_len: int) -> tuple[np.ndarray, np.ndarray]:
+    ctx, w = _contexts(input_len, output_len)
+    ctx.flags.writeable = False
+    w.flags.writeable = False
+    return ctx, w
+
+
+def _contexts(input_len: int, output_len: int) -> tuple[np.ndarray, np.ndarray]:
+    first, last = input_len + 1, input_len + max(output_len - 1, 1)
     n = last - first + 1
     if n <= EXACT_STEPS:
         ctx = np.arange(first, last + 1)
@@ -87,10 +120,59 @@ def decode_contexts(sc: Scenario) -> tuple[np.ndarray, np.ndarray]:
     return ctx, w / w.sum()
 
 
+class DecodeSweep:
+    """The decode steps at ``contexts``: ``stage_times[i, s]`` is stage s's time at context i and
+    ``step_times[i]`` their sum. :meth:`step` builds one step's :class:`PhaseCost` (graphs, per-op costs)
+    on first use."""
+
+    __slots__ = ("contexts", "stage_times", "step_times", "_stages", "_pricer", "_steps")
+
+    def __init__(self, contexts: np.ndarray, stage_times: np.ndarray, stages: tuple[StageGraphs, ...],
+                 pricer: Pricer) -> None:
+        self.contexts = contexts
+        self.stage_times = stage_times
+        self.step_times = stage_times.sum(axis=1)
+        self._stages = stages
+        self._pricer = pricer
+        self._steps: dict[int, PhaseCost] = {}
+
+    def __len__(self) -> int:
+        return len(self.contexts)
+
+    def step(self, i: int) -> PhaseCost:
+        i = range(len(self.contexts))[i]
+        p = self._steps.get(i)
+        if p is None:
+            c = int(self.contexts[i])
+            graphs: dict[int, OpGraph] = {}
+            parts = tuple(graphs.setdefault(id(st), st.decode.graph(c)) for st in self._stages)
+            p = self._steps[i] = PhaseCost("decode", float(self.step_times[i]),
+                                           tuple(float(t) for t in self.stage_times[i]), parts, self._pricer)
+        return p
+
+
+def _price_decode(stages: tuple[StageGraphs, ...], pr: Pricer, contexts: np.ndarray) -> np.ndarray:
+    """Stage times (contexts x stages) of the decode steps: each distinct stage's context-independent ops
+    once, each of its context-dependent ops over all contexts in one sweep."""
+    ctx = [int(c) for c in contexts]
+    by_id: dict[int, np.ndarray] = {}
+    for st in stages:
+        if id(st) in by_id:
+            continue
+        t = st.decode
+        acc = np.full(len(ctx), pr.total(t.fixed))
+        per_ctx = [t.varying_ops(c) for c in ctx]
+        for j in range(len(t.varying)):
+            ops = [v[j] for v in per_ctx]
+            acc = acc + pr.sweep(ops) * ops[0].count
+        by_id[id(st)] = acc
+    return np.stack([by_id[id(st)] for st in stages], axis=1)
+
+
 @dataclass(frozen=True, slots=True)
 class Composition:
     prefill: PhaseCost
-    decode_steps: tuple[PhaseCost, ...]
+    decode: DecodeSweep
     decode_weights: tuple[float, ...]
     memory: MemoryPlan
     ttft_s: float
@@ -102,9 +184,14 @@ class Composition:
     concurrency: int = 0
 
     @property
+    def decode_steps(self) -> tuple[PhaseCost, ...]:
+        """Every evaluated decode step (built on first use)."""
+        return tuple(self.decode.step(i) for i in range(len(self.decode)))
+
+    @property
     def decode_representative(self) -> PhaseCost:
         """The decode step at the middle of the generation, for per-op reports."""
-        return self.decode_steps[len(self.decode_steps) // 2]
+        return self.decode.step(len(self.decode) // 2)
 
 
 def compose(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str = "roofline") -> Composition:
@@ -143,18 +230,41 @@ def compose_batch(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str = 
     output_len / (pipelined prefill + (output_len - 1) x cycle), the pipelined prefill being the sum of
     the stages plus (m - 1) x the slowest one. With pp = 1 and m = 1 this is the plain composition.
     """
-    prefill = price_stages(model, hw, sc, tier, "prefill")
+    pipe = pipeline(model, sc)
+    stages = pipe.stages
+    pr = pricer(hw, tier)
+    totals: dict[int, float] = {}
+    pre_times = tuple(totals[id(st)] if id(st) in totals else totals.setdefault(id(st), pr.total(st.prefill.ops))
+                      for st in stages)
+    prefill = PhaseCost("prefill", sum(pre_times), pre_times, tuple(st.prefill for st in stages), pr)
     ctx, weights = decode_contexts(sc)
-    steps = tuple(price_stages(model, hw, sc, tier, "decode", int(c)) for c in ctx)
+    decode = DecodeSweep(ctx, _price_decode(stages, pr, ctx), stages, pr)
     mb = sc.pp_microbatches
-    cycles = [max(s.time_s, mb * max(s.stage_times)) for s in steps]
+    cycles = np.maximum(decode.step_times, mb * decode.stage_times.max(axis=1))
     tpot = float(np.dot(weights, cycles))
     ttft = prefill.time_s
     e2e = ttft + (sc.output_len - 1) * tpot
     prefill_pipe = prefill.time_s + (mb - 1) * max(prefill.stage_times)
     total = prefill_pipe + (sc.output_len - 1) * tpot
-    mem = plan(model, hw, sc, [prefill.graph, steps[-1].graph])
+    last = int(ctx[-1])
+    distinct = pipe.distinct()
+    mem = plan(model, hw, sc, [st.prefill for st in distinct] + [st.decode.graph(last) for st in distinct],
+               pipe.same_as)
     return Composition(
-        prefill=prefill, decode_steps=steps, decode_weights=tuple(float(w) for w in weights), memory=mem,
+        prefill=prefill, decode=decode, decode_weights=tuple(float(w) for w in weights), memory=mem,
         ttft_s=ttft, tpot_s=tpot, e2e_latency_s=e2e, throughput_tok_s=mb * sc.batch * sc.output_len / total,
     )
+
+
+def clear_caches() -> None:
+    """Forget every memoised graph, pricer and tiled-tier plan (a cold start, for benchmarks)."""
+    import sys
+
+    from tapeout.system import pricing
+    from tapeout.workload import build
+
+    build.clear_caches()
+    pricing.clear_caches()
+    tiled = sys.modules.get("tapeout.perf.tiled")
+    if tiled is not None:
+        tiled.clear_caches()

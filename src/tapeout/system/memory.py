@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from tapeout import dtypes
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.models.spec import ModelSpec
 from tapeout.workload.ops import OpGraph
@@ -47,7 +47,7 @@ def weight_bytes(model: ModelSpec, sc: Scenario, stage: int | None = None) -> fl
 
     t = sc.tp
     h = model.hidden_size
-    hp = (sc.weights if sc.weights.bits >= 16 else dtypes.parse("fp16")).bytes
+    hp = sc.high_precision.bytes
     from tapeout.workload.build import stage_ranges
 
     layers = None if stage is None else stage_ranges(model, sc)[stage]
@@ -82,12 +82,22 @@ def kv_bytes_per_token(model: ModelSpec, sc: Scenario, stage: int | None = None)
     return per_token(model, sc, layers)
 
 
-def plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, graphs: list[OpGraph]) -> MemoryPlan:
+def plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, graphs: list[OpGraph],
+         same_as: Sequence[int] | None = None) -> MemoryPlan:
     """Memory of the binding device: without pipeline parallelism every device holds the same; with it,
-    the stage whose total is largest (its KV cache holds ``pp_microbatches`` batches in flight)."""
+    the stage whose total is largest (its KV cache holds ``pp_microbatches`` batches in flight).
+    ``same_as[s]``: a stage whose layers, formats and first/last role equal stage s's (its plan is reused)."""
+    act = max(g.tokens for g in graphs) * model.hidden_size * sc.activations.bytes \
+        + max(o.activation_bytes for g in graphs for o in g.ops)
     if sc.pp == 1:
-        return _plan(model, hw, sc, graphs, None)
-    plans = [_plan(model, hw, sc, graphs, s) for s in range(sc.pp)]
+        return _plan(model, hw, sc, act, None)
+    done: dict[int, MemoryPlan] = {}
+    plans = []
+    for s in range(sc.pp):
+        r = s if same_as is None else same_as[s]
+        if r not in done:
+            done[r] = _plan(model, hw, sc, act, r)
+        plans.append(done[r])
     worst = max(plans, key=lambda p: p.total_bytes)
     from dataclasses import replace
 
@@ -96,11 +106,10 @@ def plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, graphs: list[OpGraph]
                    concurrency=min(p.concurrency for p in plans))
 
 
-def _plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, graphs: list[OpGraph], stage: int | None) -> MemoryPlan:
+def _plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, act: float, stage: int | None) -> MemoryPlan:
+    """``act``: peak activation bytes (the residual stream plus the largest op's live bytes)."""
     per_token = kv_bytes_per_token(model, sc, stage)
     kv = sc.pp_microbatches * sc.batch * sc.final_context * per_token
-    residual = max(g.tokens for g in graphs) * model.hidden_size * sc.activations.bytes
-    act = residual + max(o.activation_bytes for g in graphs for o in g.ops)
     wts = weight_bytes(model, sc, stage)
     cap = hw.memory_capacity
     reserve = hw.efficiency.runtime_reserve_gb * 1e9

@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tapeout import dtypes
 from tapeout.dtypes import DType
 from tapeout.techniques.kernels import sparse_weight_bytes, storage_layout
 from tapeout.techniques.spec import LINEAR_SLOTS, LayerRule, Sparsity
@@ -68,7 +67,7 @@ def resolve(sc: Scenario, layer: int | None = None) -> LayerPlan:
 
 def lm_head_tech(sc: Scenario) -> LinearTech:
     """lm_head: 16-bit (fp32 when weights are fp32) unless a rule matches ``lm_head``."""
-    hp = sc.weights if sc.weights.bits >= 16 else dtypes.parse("fp16")
+    hp = sc.high_precision
     t = LinearTech(hp, sc.activations, None)
     for r in sc.layers:
         if r.match == "lm_head":
@@ -135,7 +134,7 @@ def linear_weight_bytes(model: ModelSpec, sc: Scenario, layers: range | None = N
     t = sc.tp
     h = model.hidden_size
     hd = model.head_dim
-    hp = dtypes.parse("fp16") if sc.weights.bits < 16 else sc.weights
+    hp = sc.high_precision
     ups = 2 if model.gated_mlp else 1  # gate + up are one fused GEMM
     dense_set = set(model.moe.dense_layers) if model.moe is not None else set(range(model.num_layers))
     total = 0.0

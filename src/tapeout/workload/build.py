@@ -20,8 +20,9 @@ Conventions (documented in docs/architecture.md):
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from tapeout import dtypes
@@ -94,29 +95,44 @@ def check_pipeline(model: ModelSpec, pp: int) -> None:
                            field="pp")
 
 
-def stage_ranges(model: ModelSpec, sc: Scenario) -> list[range]:
+@lru_cache(maxsize=512)
+def stage_ranges(model: ModelSpec, sc: Scenario) -> tuple[range, ...]:
     """Each pipeline stage's layers, balanced by weights: the first stage's embedding table and the last
-    stage's lm_head (a copy of the table when tied) count as that many layers' worth of parameters."""
+    stage's lm_head (a copy of the table when tied) count as that many layers' worth of parameters.
+    Computed once per (model, scenario)."""
     if sc.pp == 1:
-        return [range(model.num_layers)]
+        return (range(model.num_layers),)
     per_layer = max(model.total_params() - model.embedding_params() - model.lm_head_params(), 1) / model.num_layers
     head = model.embedding_params() / per_layer
     tail = (model.lm_head_params() or model.vocab_size * model.hidden_size) / per_layer
-    return sc.stage_layers(model.num_layers, head, tail)
+    return tuple(sc.stage_layers(model.num_layers, head, tail))
+
+
+def check_scenario(model: ModelSpec, sc: Scenario) -> None:
+    """Raise a clear error when the scenario's parallelism cannot run this model."""
+    check_parallelism(model, sc.tp)
+    check_pipeline(model, sc.pp)
+    check_expert_parallel(model, sc.ep)
+
+
+def _stage_groups(model: ModelSpec, sc: Scenario, stage: int) -> list[tuple[LayerPlan, tuple[int, ...]]]:
+    return layer_groups(model.num_layers, sc, stage_ranges(model, sc)[stage] if sc.pp > 1 else None)
 
 
 class _Builder:
-    def __init__(self, model: ModelSpec, sc: Scenario, stage: int = 0) -> None:
-        check_parallelism(model, sc.tp)
-        check_pipeline(model, sc.pp)
-        check_expert_parallel(model, sc.ep)
+    """Builds one stage's graph. Only :meth:`_attention` reads the context (the KV length): the decode
+    template (:class:`StepTemplate`) prices every other op once and replays the recorded attention slots
+    per context."""
+
+    def __init__(self, model: ModelSpec, sc: Scenario, stage: int = 0,
+                 groups: list[tuple[LayerPlan, tuple[int, ...]]] | None = None) -> None:
+        check_scenario(model, sc)
         if not 0 <= stage < sc.pp:
             raise TapeoutError(f"stage {stage} out of range; allowed: 0..{sc.pp - 1}", field="stage")
         self.m = model
         self.sc = sc
         self.stage = stage
         self.first, self.last = stage == 0, stage == sc.pp - 1
-        self.layers = stage_ranges(model, sc)[stage]
         t = sc.tp
         self.t = t
         self.hd = model.head_dim
@@ -125,12 +141,14 @@ class _Builder:
         self.w: DType = sc.weights
         self.a: DType = sc.activations
         self.kv: DType = sc.kv_cache
-        self.hp: DType = sc.weights if sc.weights.bits >= 16 else dtypes.parse("fp16")
-        self.groups = layer_groups(model.num_layers, sc, self.layers if sc.pp > 1 else None)
+        self.hp: DType = sc.high_precision
+        self.groups = groups if groups is not None else _stage_groups(model, sc, stage)
         self.lm_tech = lm_head_tech(sc)
         self._set_plan(self.groups[0][0])
         self.suffix = ""
         self.ops: list[Op] = []
+        #: decode attention slots: (first op index, end index, plan, suffix, layers)
+        self.slots: list[tuple[int, int, LayerPlan, str, int]] = []
 
     def _set_plan(self, plan: LayerPlan) -> None:
         """Per-group dimensions: heads and MLP channels after pruning, per device."""
@@ -175,6 +193,13 @@ class _Builder:
 
     # ---- the model -----------------------------------------------------------------------
     def build(self, phase: str, context: int) -> OpGraph:
+        g = self._build(phase, context)
+        if phase != "prefill":
+            return g
+        # serving engines replay CUDA graphs for decode steps only: the prefill's kernels launch from the host
+        return replace(g, ops=tuple(replace(o, eager=True) for o in g.ops))
+
+    def _build(self, phase: str, context: int) -> OpGraph:
         m, sc, a = self.m, self.sc, self.a
         B = sc.batch
         S = sc.input_len if phase == "prefill" else 1
@@ -237,7 +262,10 @@ class _Builder:
         if m.position == "rope":
             self.elementwise("rope", OpKind.ELEMENTWISE, T * (q + kvs), T * (q + kvs), ROPE_FLOPS, L)
         self.elementwise("kv_cache_write", OpKind.ELEMENTWISE, T * 2 * kvs, T * 2 * kvs, 1, L, out_dtype=self.kv)
+        start = len(self.ops)
         self._attention(phase, B, S, context, L)
+        if phase == "decode":
+            self.slots.append((start, len(self.ops), self.plan, self.suffix, L))
         self.gemm("out_proj", T, h, q, L, slot="out_proj", bias=m.out_bias)
         allreduces = 1 if m.parallel_block else 2
         self.collective("tp_allreduce", OpKind.ALLREDUCE, T * h * self.a.bytes, allreduces * L)
@@ -393,7 +421,123 @@ class _Builder:
         self.gemm(f"{prefix}_down", T, self.h, inter, L, slot="down", bias=bias)
 
 
-@lru_cache(maxsize=4096)
+class StepTemplate:
+    """One stage's decode step as a function of the context (the KV length attended to).
+
+    ``ops`` is the step at the reference ``context``. The ops at the ``varying`` positions read the KV
+    cache (decode attention, and eager attention's K/V expansion, scores, softmax and context) and are
+    rebuilt per context by replaying the builder's attention slots (memoised per context); every other op
+    (``fixed``) is the same at every context, so a composition prices it once per phase.
+    """
+
+    __slots__ = ("_replay", "_memo", "ops", "varying", "fixed", "tokens", "context")
+
+    def __init__(self, builder: _Builder, ops: tuple[Op, ...], context: int, tokens: int) -> None:
+        self.ops = ops
+        self.context = context
+        self.tokens = tokens
+        self.varying: tuple[int, ...] = tuple(i for a, b, *_ in builder.slots for i in range(a, b))
+        vary = set(self.varying)
+        self.fixed: tuple[Op, ...] = tuple(o for i, o in enumerate(ops) if i not in vary)
+        self._memo: dict[int, tuple[Op, ...]] = {context: tuple(ops[i] for i in self.varying)}
+        # one builder state per attention slot (its layer group's plan and name suffix), copied per replay
+        replay = []
+        for _, _, plan, suffix, layers in builder.slots:
+            b = copy.copy(builder)
+            b._set_plan(plan)
+            b.suffix = suffix
+            replay.append((b.__dict__, layers))
+        self._replay = tuple(replay)
+
+    def varying_ops(self, context: int) -> tuple[Op, ...]:
+        """The context-dependent ops at ``context``, in graph order."""
+        hit = self._memo.get(context)
+        if hit is None:
+            out: list[Op] = []
+            for state, layers in self._replay:
+                b = object.__new__(_Builder)  # a fresh builder in the slot's state (the template stays pure)
+                b.__dict__.update(state)
+                b.ops = []
+                b._attention("decode", b.sc.batch, 1, context, layers)
+                out.extend(b.ops)
+            if len(out) != len(self.varying):  # the slots' op count cannot depend on the context
+                raise AssertionError(f"decode attention built {len(out)} ops at context {context}, "
+                                     f"{len(self.varying)} at {self.context}")
+            if len(self._memo) > 8192:
+                self._memo = {self.context: self._memo[self.context]}
+            hit = self._memo[context] = tuple(out)
+        return hit
+
+    def graph(self, context: int) -> OpGraph:
+        """The whole step at ``context``."""
+        ops = list(self.ops)
+        for i, o in zip(self.varying, self.varying_ops(context)):
+            ops[i] = o
+        return OpGraph(phase="decode", ops=tuple(ops), tokens=self.tokens, context=context)
+
+
+@dataclass(frozen=True, eq=False)
+class StageGraphs:
+    """One pipeline stage's prefill graph and decode-step template."""
+
+    prefill: OpGraph
+    decode: StepTemplate
+
+
+@dataclass(frozen=True, eq=False)
+class Pipeline:
+    """Every stage's graphs of one (model, scenario). Stages whose contents are equal (first/last, layer
+    groups with their plans, layer and dense-layer counts) share one :class:`StageGraphs`, so building and
+    pricing a pipeline grows with its distinct stages, not with ``pp``."""
+
+    ranges: tuple[range, ...]
+    stages: tuple[StageGraphs, ...]
+    #: for each stage, the first stage with equal contents (itself when it is the first)
+    same_as: tuple[int, ...]
+
+    def distinct(self) -> tuple[StageGraphs, ...]:
+        """The stages' distinct graph sets, in first-use order."""
+        return tuple({id(s): s for s in self.stages}.values())
+
+
+def _stage_graphs(model: ModelSpec, sc: Scenario, stage: int,
+                  groups: list[tuple[LayerPlan, tuple[int, ...]]]) -> StageGraphs:
+    prefill = _Builder(model, sc, stage, groups).build("prefill", sc.input_len)
+    b = _Builder(model, sc, stage, groups)
+    ctx = sc.input_len + 1
+    step = b.build("decode", ctx)
+    return StageGraphs(prefill, StepTemplate(b, step.ops, ctx, step.tokens))
+
+
+@lru_cache(maxsize=256)
+def pipeline(model: ModelSpec, scenario: Scenario) -> Pipeline:
+    """The graphs of every pipeline stage of ``scenario`` (memoised per (model, scenario))."""
+    check_scenario(model, scenario)
+    ranges = stage_ranges(model, scenario)
+    dense = set(model.moe.dense_layers) if model.moe is not None else None
+    last = scenario.pp - 1
+    shared: dict[tuple, tuple[int, StageGraphs]] = {}
+    stages, same_as = [], []
+    for s in range(scenario.pp):
+        groups = _stage_groups(model, scenario, s)
+        multi = len(groups) > 1
+        key = (s == 0, s == last, tuple(
+            (plan, len(ix), len(ix) if dense is None else sum(1 for i in ix if i in dense),
+             range_label(ix) if multi else "") for plan, ix in groups))
+        hit = shared.get(key)
+        if hit is None:
+            hit = shared[key] = (s, _stage_graphs(model, scenario, s, groups))
+        same_as.append(hit[0])
+        stages.append(hit[1])
+    return Pipeline(ranges, tuple(stages), tuple(same_as))
+
+
+def clear_caches() -> None:
+    """Forget the memoised stage ranges and pipelines."""
+    pipeline.cache_clear()
+    stage_ranges.cache_clear()
+
+
 def build_graph(model: ModelSpec, scenario: Scenario, phase: str, context: int | None = None,
                 stage: int = 0) -> OpGraph:
     """The per-device op graph of ``phase`` ("prefill" or "decode") on pipeline stage ``stage``.
@@ -402,11 +546,14 @@ def build_graph(model: ModelSpec, scenario: Scenario, phase: str, context: int |
     parallelism (``scenario.pp`` > 1) a stage runs its contiguous layers
     (:meth:`Scenario.stage_layers`); the first stage also the embedding, the last the final norm, lm_head
     and sampling; every stage but the last ends with a point-to-point send of the hidden states.
+    Graphs come from the memoised :func:`pipeline`.
     """
-    if phase == "prefill":
-        return _Builder(model, scenario, stage).build("prefill", scenario.input_len)
-    if phase == "decode":
-        if context is None or context < 1:
-            raise TapeoutError("decode needs a context length >= 1", field="context")
-        return _Builder(model, scenario, stage).build("decode", context)
-    raise TapeoutError(f"unknown phase {phase!r}; allowed: prefill, decode", field="phase")
+    if phase not in ("prefill", "decode"):
+        raise TapeoutError(f"unknown phase {phase!r}; allowed: prefill, decode", field="phase")
+    if phase == "decode" and (context is None or context < 1):
+        raise TapeoutError("decode needs a context length >= 1", field="context")
+    stages = pipeline(model, scenario).stages
+    if not 0 <= stage < len(stages):
+        raise TapeoutError(f"stage {stage} out of range; allowed: 0..{len(stages) - 1}", field="stage")
+    st = stages[stage]
+    return st.prefill if phase == "prefill" else st.decode.graph(context)  # type: ignore[arg-type]

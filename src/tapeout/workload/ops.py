@@ -54,6 +54,9 @@ class Op:
     message_bytes: float = 0.0
     #: attention: the KV length it attends over (for reports)
     tags: tuple[str, ...] = field(default=())
+    #: launched from the host one kernel at a time, not replayed from a CUDA graph (the prefill of a
+    #: serving engine): the framework's ``prefill_host_overhead_us`` applies (``perf.estimate``)
+    eager: bool = False
 
     # ---- compression techniques (docs/techniques.md); the defaults describe a plain dense kernel ----
     #: kernel family: "dense" | "weight_only" (low-bit weights dequantized on the vector units, MMA at

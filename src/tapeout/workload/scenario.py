@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -81,21 +83,16 @@ class Scenario(BaseModel):
         """The contiguous layer range of every pipeline stage, balanced: the first stage also holds
         ``first_extra`` and the last ``last_extra`` layer-equivalents (embedding, lm_head), and each
         further layer goes to the stage with the least load (ties: the earlier stage), which minimises
-        the largest stage."""
+        the largest stage. O(layers log pp), memoised per (pp, layers, extras)."""
         if self.pp > num_layers:
             raise ValueError(f"pp={self.pp} exceeds the model's {num_layers} layers")
-        extra = [0.0] * self.pp
-        extra[0] += first_extra
-        extra[-1] += last_extra
-        n = [1] * self.pp
-        for _ in range(num_layers - self.pp):
-            i = min(range(self.pp), key=lambda s: (n[s] + extra[s], s))
-            n[i] += 1
-        out, start = [], 0
-        for k in n:
-            out.append(range(start, start + k))
-            start += k
-        return out
+        return list(balanced_stages(self.pp, num_layers, float(first_extra), float(last_extra)))
+
+    @property
+    def high_precision(self) -> DType:
+        """The format of the weights that quantized formats leave alone (embedding, lm_head, norms, router):
+        the weight format when it has 16 bits or more (fp32, bf16, fp16), else fp16. Stated once here."""
+        return self.weights if self.weights.bits >= 16 else dtypes.parse("fp16")
 
     @property
     def final_context(self) -> int:
@@ -106,3 +103,24 @@ class Scenario(BaseModel):
         """True when anything beyond plain 16-bit dense weights and activations is in use."""
         return bool(self.layers) or self.sparsity is not None or self.weights.bits < 16 \
             or self.activations.bits < 16 or self.kv_cache.bits < 16
+
+
+@lru_cache(maxsize=1024)
+def balanced_stages(pp: int, num_layers: int, first_extra: float = 0.0, last_extra: float = 0.0) -> tuple[range, ...]:
+    """:meth:`Scenario.stage_layers` as a pure function: every stage starts with one layer, each further
+    layer goes to the stage of least load (layers + extra; ties: the earlier stage), kept in a heap."""
+    extra = [0.0] * pp
+    extra[0] += first_extra
+    extra[-1] += last_extra
+    n = [1] * pp
+    heap = [(n[s] + extra[s], s) for s in range(pp)]
+    heapq.heapify(heap)
+    for _ in range(num_layers - pp):
+        _, s = heapq.heappop(heap)
+        n[s] += 1
+        heapq.heappush(heap, (n[s] + extra[s], s))
+    out, start = [], 0
+    for k in n:
+        out.append(range(start, start + k))
+        start += k
+    return tuple(out)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from tapeout.hardware.spec import HardwareSpec
-from tapeout.perf import roofline
+from tapeout.perf import core, roofline
 from tapeout.perf.cost import OpCost
 from tapeout.perf.tiled import attention, collective, elementwise, gemm, technique
 from tapeout.perf.tiled.common import TIER
@@ -56,12 +56,7 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
         return fallback(op, hw, f"{hw.name} has no micro-architecture description")
     if op.alternatives:
         # other kernels computing the same result (docs/techniques.md): price each, keep the fastest
-        ops = (op, *op.alternatives)
-        costs = [_estimate(o, hw) for o in ops]
-        i = min(range(len(costs)), key=lambda j: costs[j].time_s)
-        terms = {**costs[i].terms, "kernel": ops[i].kernel}
-        terms["alternatives"] = "; ".join(f"{o.kernel} {c.time_s * 1e6:.1f} us" for o, c in zip(ops, costs))
-        return replace(costs[i], terms=terms)
+        return core.fastest(op, lambda o: _estimate(o, hw))
     return _estimate(op, hw)
 
 
@@ -75,6 +70,18 @@ def _estimate(op: Op, hw: HardwareSpec) -> OpCost:
     if fn is None:
         return fallback(op, hw, f"no tiled model for op kind {op.kind.value}")
     return fn(op, hw)
+
+
+def sweep(ops: list[Op], hw: HardwareSpec):  # noqa: ANN201 - numpy array or None
+    """``estimate(op, hw).time_s`` of each op, one op at several decode contexts, in one pass where a model
+    is vectorised over the context (decode attention; the roofline fallback); None otherwise."""
+    if hw.microarch is None:
+        return roofline.sweep(ops, hw)
+    op = ops[0]
+    if op.kind is not OpKind.ATTENTION or technique.handles(op) or op.kernel in _QUANT_KERNELS \
+            or any(o.alternatives or o.kernel != op.kernel for o in ops):
+        return None
+    return attention.decode_sweep(ops, hw)
 
 
 def fallback(op: Op, hw: HardwareSpec, why: str) -> OpCost:
@@ -94,4 +101,4 @@ def clear_caches() -> None:
     _device._CACHE.clear()
 
 
-__all__ = ["TIER", "clear_caches", "estimate", "fallback"]
+__all__ = ["TIER", "clear_caches", "estimate", "fallback", "sweep"]

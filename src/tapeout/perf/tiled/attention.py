@@ -121,40 +121,111 @@ def plan_prefill(dev: Dev, b: int, heads: int, kv_heads: int, sq: int, skv: int,
     return AttnPlan(t, compute, mem, oh, mapping, terms)
 
 
-@lru_cache(maxsize=200_000)
-def plan_decode(dev: Dev, b: int, heads: int, kv_heads: int, skv: int, d: int, compute_dtype: str,
-                e_q: float, e_kv: float) -> AttnPlan:
+#: the split-K candidates as a column (splits x contexts grids)
+_SPLITS = np.array(DECODE_SPLITS, dtype=float)[:, None]
+
+
+class DecodeGrid(NamedTuple):
+    """Decode-attention plans at several contexts (arrays over the contexts, the best split of each)."""
+
+    time_s: np.ndarray
+    compute_s: np.ndarray
+    memory_s: np.ndarray
+    overhead_s: np.ndarray
+    split: np.ndarray
+    tiles: np.ndarray
+    waves: np.ndarray
+    dram_s: np.ndarray
+    core_s: np.ndarray
+    kv_total: np.ndarray
+    peak_key: str
+    group: int
+    rows: int
+
+
+def decode_grid(dev: Dev, b: int, heads: int, kv_heads: int, skv: np.ndarray, d: int, compute_dtype: str,
+                e_q: float, e_kv: float) -> DecodeGrid:
+    """The decode-attention model over an array of context lengths ``skv``, every split-K candidate at once
+    (splits x contexts); each context keeps its fastest split (ties: the fewer splits)."""
     key, macs = dev.macs_for(compute_dtype)
     g = max(1, heads // max(kv_heads, 1))
     rows = math.ceil(g / dev.instr[0]) * dev.instr[0]  # the query group pads to the instruction's m
+    skv = np.asarray(skv, dtype=float)
     kv_total = 2.0 * b * kv_heads * skv * d * e_kv
     q_total = 2.0 * b * heads * d * e_q
     core_bw = min(dev.core_bw, INFLIGHT_BYTES / dev.latency)
-    best: tuple | None = None
-    for s in DECODE_SPLITS:
-        chunk = math.ceil(skv / s)
-        if s > 1 and chunk < 64:
-            break
-        tiles = b * kv_heads * s
-        waves = math.ceil(tiles / dev.cores)
-        per_core = waves * 2.0 * chunk * d * e_kv
-        core_t = per_core / core_bw
-        dram_t = (kv_total + q_total) / (dev.dram_bw * dev.dram_eta)
-        compute = waves * 2.0 * rows * chunk * d / (macs * dev.clock * dev.matrix_eta)
-        mem = max(core_t, dram_t)
-        combine = 0.0
-        if s > 1:  # partial outputs + log-sum-exp of every split, combined by a second kernel
-            part = b * heads * s * (d + 2) * 4.0
-            combine = dev.launch + dev.latency + 2 * part / dev.l2_bw
-        t = max(compute, mem) + dev.latency + combine
-        if best is None or t < best[0]:
-            best = (t, compute, mem, dev.latency + combine, s, tiles, waves, dram_t, core_t)
-    t, compute, mem, oh, s, tiles, waves, dram_t, core_t = best  # type: ignore[misc]
+    s = _SPLITS
+    chunk = np.ceil(skv / s)
+    valid = (s == 1.0) | (chunk >= 64)  # more splits only while each chunk keeps >= 64 keys
+    tiles = b * kv_heads * s
+    waves = np.ceil(tiles / dev.cores)
+    per_core = waves * 2.0 * chunk * d * e_kv
+    core_t = per_core / core_bw
+    dram_t = (kv_total + q_total) / (dev.dram_bw * dev.dram_eta)
+    compute = waves * 2.0 * rows * chunk * d / (macs * dev.clock * dev.matrix_eta)
+    mem = np.maximum(core_t, dram_t)
+    # splits > 1: partial outputs + log-sum-exp of every split, combined by a second kernel
+    part = b * heads * s * (d + 2) * 4.0
+    combine = np.where(s > 1.0, dev.launch + dev.latency + 2 * part / dev.l2_bw, 0.0)
+    t = np.where(valid, np.maximum(compute, mem) + dev.latency + combine, np.inf)
+    i = np.argmin(t, axis=0)
+    cols = np.arange(skv.shape[0])
+
+    def pick(a: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(a, t.shape)[i, cols]
+
+    return DecodeGrid(pick(t), pick(compute), pick(mem), pick(dev.latency + combine), pick(s), pick(tiles),
+                      pick(waves), pick(np.broadcast_to(dram_t, t.shape)), pick(core_t), kv_total, key, g, rows)
+
+
+@lru_cache(maxsize=200_000)
+def plan_decode(dev: Dev, b: int, heads: int, kv_heads: int, skv: int, d: int, compute_dtype: str,
+                e_q: float, e_kv: float) -> AttnPlan:
+    p = decode_grid(dev, b, heads, kv_heads, np.array([skv]), d, compute_dtype, e_q, e_kv)
+    s, tiles, waves = int(p.split[0]), int(p.tiles[0]), int(p.waves[0])
     terms = (("model", "tiled decode attention (split-K / flash-decoding)"), ("split_kv", s), ("tiles", tiles),
-             ("waves", waves), ("query_heads_per_kv_head", g), ("padded_rows", rows), ("peak", key),
-             ("kv_mb", kv_total / 1e6), ("dram_us", dram_t * 1e6), ("core_l2_us", core_t * 1e6),
-             ("dram_eta", dev.dram_eta))
-    return AttnPlan(t, compute, mem, oh, f"split{s} {tiles} tiles/{waves} waves", terms)
+             ("waves", waves), ("query_heads_per_kv_head", p.group), ("padded_rows", p.rows), ("peak", p.peak_key),
+             ("kv_mb", float(p.kv_total[0]) / 1e6), ("dram_us", float(p.dram_s[0]) * 1e6),
+             ("core_l2_us", float(p.core_s[0]) * 1e6), ("dram_eta", dev.dram_eta))
+    return AttnPlan(float(p.time_s[0]), float(p.compute_s[0]), float(p.memory_s[0]), float(p.overhead_s[0]),
+                    f"split{s} {tiles} tiles/{waves} waves", terms)
+
+
+def _decode_args(op: Op) -> tuple | None:
+    """(b, heads, kv_heads, d, compute_dtype, e_q, e_kv) of a decode-attention op, None for other ops."""
+    dm = op.dims()
+    if not ("decode" in op.tags or int(dm.get("sq", 1)) == 1):
+        return None
+    return (int(dm.get("b", 1)), int(dm.get("heads", 1)), int(dm.get("kv_heads", dm.get("heads", 1))),
+            int(dm.get("d", 128)), op.compute_dtype, fmt_bytes(op, "act"), fmt_bytes(op, "kv"))
+
+
+def decode_sweep(ops: list[Op], hw: HardwareSpec) -> np.ndarray | None:
+    """``estimate(op, hw).time_s`` of each op, one decode-attention op at several contexts, in one pass;
+    None when the ops are not that (other shapes or formats besides the context)."""
+    first = ops[0]
+    args = _decode_args(first)
+    if args is None:
+        return None
+    shape = first.shape
+    i = next((j for j, (k, _) in enumerate(shape) if k == "skv"), None)
+    if i is None:
+        return None
+    head, tail = shape[:i], shape[i + 1:]
+    skv = []
+    for o in ops:  # the same op but for its context
+        sh = o.shape
+        if o.kind is not first.kind or o.tags != first.tags or o.formats != first.formats \
+                or o.compute_dtype != first.compute_dtype or sh[:i] != head or sh[i + 1:] != tail:
+            return None
+        skv.append(sh[i][1])
+    dev = device(hw)
+    b, h, kv, d, dtype, e, e_kv = args
+    p = decode_grid(dev, b, h, kv, np.array(skv, dtype=float), d, dtype, e, e_kv)
+    # as estimate: make_cost(compute, memory, overhead = time - max(compute, memory) + launch + host)
+    body = np.maximum(p.compute_s, p.memory_s)
+    overhead = p.time_s - body + dev.launch + dev.host
+    return np.maximum(body, 0.0) + overhead
 
 
 def estimate(op: Op, hw: HardwareSpec) -> OpCost:

@@ -13,12 +13,8 @@ values: a bandwidth protocol (alpha, eta and base = ``collective_step_us``, ``co
 ``collective_ll_step_us``, ``collective_ll_eta``, fitted on messages < 1 MiB); the faster wins. Without fitted values,
 one ring with the EfficiencySpec values (the roofline tier's collective).
 
-| collective     | ring: steps, wire        | tree (double binary, across nodes): steps, wire | direct (switch/mesh): steps, wire |
-|----------------|--------------------------|-------------------------------------------------|-----------------------------------|
-| all-reduce     | 2(p-1), 2(p-1)/p S       | 2 ceil(log2 p), 2 S                             | --                                |
-| all-gather     | p-1, (p-1) S             | --                                | 1, (p-1) S                        |
-| reduce-scatter | p-1, (p-1)/p S           | --                                | 1, (p-1)/p S                      |
-| all-to-all     | --                       | --                                | 1, (p-1)/p S (pairwise exchange)  |
+The algorithms' steps and wire bytes (ring, tree, direct, point-to-point; the one-shot all-reduce) are
+the cost core's table, :func:`tapeout.perf.core.algorithms`, which the roofline tier prices too.
 
 The cheapest algorithm wins (NCCL picks by message size too). Inside one scale-up domain a tree
 degenerates to a chain (NCCL's intra-node trees are chains), so the log-depth tree is only
@@ -31,16 +27,13 @@ to its peers (``links`` in the spec); ``pairwise`` bridges serve two devices and
 
 from __future__ import annotations
 
-import math
-
-from tapeout.errors import TapeoutError
 from tapeout.hardware.spec import HardwareSpec
+from tapeout.perf.core import COLLECTIVES, algorithms, collective_name, oneshot_allreduce  # noqa: F401 (re-exported)
 from tapeout.perf.cost import OpCost
-from tapeout.perf.roofline import link_for, oneshot_allreduce
+from tapeout.perf.roofline import link_for
 from tapeout.perf.tiled.common import make_cost
-from tapeout.workload.ops import Op, OpKind
+from tapeout.workload.ops import Op
 
-COLLECTIVES = ("allreduce", "allgather", "reduce_scatter", "all_to_all", "send")
 
 
 def link_bandwidth(hw: HardwareSpec, group: int) -> tuple[str, float]:
@@ -50,24 +43,6 @@ def link_bandwidth(hw: HardwareSpec, group: int) -> tuple[str, float]:
     if ic is not None and link == ic.kind and ic.topology == "mesh" and ic.links:
         bw = bw * min(ic.links, max(group - 1, 1)) / ic.links
     return link, bw
-
-
-def algorithms(kind: str, p: int, size: float, nodes: int = 1) -> list[tuple[str, float, float]]:
-    """(algorithm, steps, wire bytes per device) candidates of one collective."""
-    if p <= 1:
-        return [("local", 0.0, 0.0)]
-    if kind == "allreduce":
-        tree_steps = 2.0 * math.ceil(math.log2(p)) if nodes > 1 else 2.0 * (p - 1)
-        return [("ring", 2.0 * (p - 1), 2.0 * (p - 1) / p * size), ("tree", tree_steps, 2.0 * size)]
-    if kind == "allgather":
-        return [("ring", p - 1.0, (p - 1.0) * size), ("direct", 1.0, (p - 1.0) * size)]
-    if kind == "reduce_scatter":
-        return [("ring", p - 1.0, (p - 1.0) / p * size), ("direct", 1.0, (p - 1.0) / p * size)]
-    if kind == "all_to_all":
-        return [("direct", 1.0, (p - 1.0) / p * size)]
-    if kind == "send":  # point to point, one message (pipeline stages)
-        return [("p2p", 1.0, size)]
-    raise TapeoutError(f"unknown collective {kind!r}; allowed: {', '.join(COLLECTIVES)}", field="op")
 
 
 def protocols(hw: HardwareSpec) -> list[tuple[str, float, float, float]]:
@@ -119,7 +94,7 @@ def collective_time(hw: HardwareSpec, kind: str, size: float, group: int, nodes:
 
 
 def estimate(op: Op, hw: HardwareSpec) -> OpCost:
-    kind = {OpKind.ALLREDUCE: "allreduce", OpKind.ALLGATHER: "allgather", OpKind.SEND: "send"}[op.kind]
+    kind = collective_name(op.kind)
     net, lat, terms = collective_time(hw, kind, op.message_bytes, op.group)
     eff = hw.efficiency
     overhead = lat + (eff.launch_overhead_us + eff.host_overhead_us) * 1e-6

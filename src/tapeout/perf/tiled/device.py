@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from tapeout import dtypes
 from tapeout.hardware.spec import HardwareSpec
+from tapeout.perf import core
 
 #: share of the L2 a kernel can count on to keep a reused operand resident (the rest holds the
 #: other operand, the output and other traffic; A100's L2 is also split in two partitions)
@@ -49,14 +49,10 @@ class Dev(NamedTuple):
     def macs_for(self, compute_dtype: str) -> tuple[str, float]:
         """(format key, MAC/clock/core) a matrix kernel computing in ``compute_dtype`` runs at.
 
-        Follows :data:`tapeout.dtypes.FALLBACK` (fp8 on a device without fp8 runs at the fp16 rate).
+        :func:`tapeout.perf.core.peak_key` (fp8 on a device without fp8 runs at the fp16 rate).
         """
         table = dict(self.macs)
-        key = dtypes.parse(compute_dtype).peak_key
-        for k in (key, *dtypes.FALLBACK.get(key, ())):
-            if k in table:
-                return k, table[k]
-        k = "bf16" if "bf16" in table else "fp16" if "fp16" in table else next(iter(table))
+        k = core.peak_key(compute_dtype, table.__contains__) or next(iter(table))
         return k, table[k]
 
 

@@ -93,8 +93,9 @@ class _Cands(NamedTuple):
     n: int
 
 
+@lru_cache(maxsize=512)
 def _tile_rows(dev: Dev, a_bytes: float, b_bytes: float, feed_bytes: float,
-               tile: tuple[int, int] | None = None) -> list[tuple]:
+               tile: tuple[int, int] | None = None) -> tuple[tuple, ...]:
     """Legal (BM, BN, BK, stages, ctas/core, stage bytes); per block tile only the pipeline depths
     that are not dominated (most loads in flight per core, most co-resident tiles)."""
     im, in_, ik = dev.instr
@@ -122,7 +123,7 @@ def _tile_rows(dev: Dev, a_bytes: float, b_bytes: float, feed_bytes: float,
                 for st in sorted(keep):
                     cta = min(cta_reg, math.floor(dev.smem / (st * stage)), MAX_CTAS_PER_CORE)
                     rows.append((bm, bn, bk, st, cta, stage))
-    return rows
+    return tuple(rows)
 
 
 @lru_cache(maxsize=512)
@@ -248,3 +249,4 @@ def clear_caches() -> None:
     """Forget every cached plan and candidate table (for cold-cache benchmarks)."""
     plan_gemm.cache_clear()
     _candidates.cache_clear()
+    _tile_rows.cache_clear()

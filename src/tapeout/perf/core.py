@@ -1,0 +1,132 @@
+"""The one cost core of both tiers: the rules the roofline and tiled tiers share, stated once.
+
+- :func:`make_cost`: how an :class:`~tapeout.perf.cost.OpCost` is assembled from its terms and which term
+  bounds it;
+- :func:`fastest`: which of an op's alternative kernels is kept, and how the choice is reported;
+- :func:`peak_key`: which matrix-peak format a kernel computing in some format runs at on a device;
+- :func:`algorithms` and :func:`oneshot_allreduce`: the collective algorithms (ring, tree, direct,
+  point-to-point, one-shot) as steps and wire bytes, which each tier prices with its own link model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import replace
+
+from tapeout import dtypes
+from tapeout.errors import TapeoutError
+from tapeout.hardware.spec import HardwareSpec
+from tapeout.perf.cost import OpCost
+from tapeout.workload.ops import Op, OpKind
+
+
+def make_cost(op: Op, *, tier: str, compute: float, memory: float, network: float = 0.0, overhead: float,
+              terms: dict[str, float | str]) -> OpCost:
+    """OpCost with ``time = max(compute, memory, network) + overhead``; ``bound`` names the largest term:
+    "overhead" when the fixed costs exceed the body, "network" when a collective's wire time leads, else
+    "compute" or "memory" (ties: compute). ``terms`` gets ``overhead_us``."""
+    body = max(compute, memory, network)
+    if overhead > body:
+        bound = "overhead"
+    elif network > 0 and network >= max(compute, memory):
+        bound = "network"
+    else:
+        bound = "compute" if compute >= memory else "memory"
+    terms["overhead_us"] = overhead * 1e6
+    return OpCost(
+        name=op.name, kind=op.kind.value, count=op.count, time_s=body + overhead,
+        compute_s=compute, memory_s=memory, network_s=network, overhead_s=overhead,
+        bound=bound, intensity=op.intensity, tier=tier, terms=terms,
+    )
+
+
+def fastest(op: Op, price: Callable[[Op], OpCost]) -> OpCost:
+    """``op`` and each of its ``alternatives`` (other kernels computing the same result) priced with
+    ``price``; the fastest is kept (ties: the earlier candidate, the op itself first). Its terms name the
+    kernel (``kernel``) and list every candidate's time (``alternatives``)."""
+    ops = (op, *op.alternatives)
+    costs = [price(o) for o in ops]
+    i = min(range(len(costs)), key=lambda j: costs[j].time_s)
+    terms = {**costs[i].terms, "kernel": ops[i].kernel,
+             "alternatives": "; ".join(f"{o.kernel} {c.time_s * 1e6:.1f} us" for o, c in zip(ops, costs))}
+    return replace(costs[i], terms=terms)
+
+
+def peak_key(compute_dtype: str, has: Callable[[str], bool], last_resort: bool = True) -> str | None:
+    """The peak-table key a matrix kernel computing in ``compute_dtype`` runs at on a device whose table
+    ``has`` some keys: the format's own key, else its wider fallbacks (:data:`tapeout.dtypes.FALLBACK`: fp8
+    on a device without fp8 runs at the fp16 rate), else (``last_resort``) bf16 or fp16; None when none."""
+    key = dtypes.parse(compute_dtype).peak_key
+    for k in (key, *dtypes.FALLBACK.get(key, ())):
+        if has(k):
+            return k
+    if last_resort:
+        for k in ("bf16", "fp16"):
+            if has(k):
+                return k
+    return None
+
+
+#: collective names of the op kinds that move data between devices
+COLLECTIVE_NAMES = {OpKind.ALLREDUCE: "allreduce", OpKind.ALLGATHER: "allgather", OpKind.SEND: "send"}
+COLLECTIVES = ("allreduce", "allgather", "reduce_scatter", "all_to_all", "send")
+
+
+def collective_name(kind: OpKind) -> str:
+    try:
+        return COLLECTIVE_NAMES[kind]
+    except KeyError:
+        raise TapeoutError(f"unsupported collective {kind}", field="op") from None
+
+
+def algorithms(kind: str, p: int, size: float, nodes: int = 1) -> list[tuple[str, float, float]]:
+    """(algorithm, steps, wire bytes per device) candidates of one collective over ``p`` devices, ``size``
+    bytes per device (all-gather: each device's shard).
+
+    | collective     | ring: steps, wire        | tree (across nodes): steps, wire | direct (switch/mesh): steps, wire |
+    |----------------|--------------------------|----------------------------------|-----------------------------------|
+    | all-reduce     | 2(p-1), 2(p-1)/p S       | 2 ceil(log2 p), 2 S              | --                                |
+    | all-gather     | p-1, (p-1) S             | --                               | 1, (p-1) S                        |
+    | reduce-scatter | p-1, (p-1)/p S           | --                               | 1, (p-1)/p S                      |
+    | all-to-all     | --                       | --                               | 1, (p-1)/p S (pairwise exchange)  |
+    | send           | p2p: 1, S                |                                  |                                   |
+
+    Inside one scale-up domain a tree degenerates to a chain (NCCL's intra-node trees are chains), so the
+    log-depth tree only applies when the group spans ``nodes`` > 1 domains. The roofline tier prices the
+    ring (p2p for a send); the tiled tier the cheapest its topology allows.
+    """
+    if p <= 1:
+        return [("local", 0.0, 0.0)]
+    if kind == "allreduce":
+        tree_steps = 2.0 * math.ceil(math.log2(p)) if nodes > 1 else 2.0 * (p - 1)
+        return [("ring", 2.0 * (p - 1), 2.0 * (p - 1) / p * size), ("tree", tree_steps, 2.0 * size)]
+    if kind == "allgather":
+        return [("ring", p - 1.0, (p - 1.0) * size), ("direct", 1.0, (p - 1.0) * size)]
+    if kind == "reduce_scatter":
+        return [("ring", p - 1.0, (p - 1.0) / p * size), ("direct", 1.0, (p - 1.0) / p * size)]
+    if kind == "all_to_all":
+        return [("direct", 1.0, (p - 1.0) / p * size)]
+    if kind == "send":  # point to point, one message (pipeline stages)
+        return [("p2p", 1.0, size)]
+    raise TapeoutError(f"unknown collective {kind!r}; allowed: {', '.join(COLLECTIVES)}", field="op")
+
+
+def oneshot_allreduce(hw: HardwareSpec, message_bytes: float, group: int, eta: float) -> tuple[float, float, dict] | None:
+    """(bandwidth s, latency s, terms) of a one-shot all-reduce, when the framework runs one for this message
+    (``EfficiencySpec.oneshot_allreduce_max_bytes``) and the devices share a switched or fully meshed NVLink
+    fabric: every device reads the other ``group - 1`` buffers through its links at ``eta`` and reduces
+    them itself; None otherwise."""
+    eff, ic = hw.efficiency, hw.interconnect
+    limit = eff.oneshot_allreduce_max_bytes
+    if limit is None or message_bytes > limit or group < 2 or ic is None or ic.topology not in ("switch", "mesh") \
+            or group > ic.max_devices:
+        return None
+    wire = (group - 1) * message_bytes
+    terms = {"algorithm": "one-shot", "link": ic.kind, "link_gbps_per_direction": ic.bandwidth / 1e9,
+             "eta_interconnect": eta, "oneshot_latency_us": eff.oneshot_allreduce_latency_us, "wire_bytes": wire,
+             "steps": 1}
+    return wire / (ic.bandwidth * eta), eff.oneshot_allreduce_latency_us * 1e-6, terms
+
+
+__all__ = ["COLLECTIVES", "algorithms", "collective_name", "fastest", "make_cost", "oneshot_allreduce", "peak_key"]

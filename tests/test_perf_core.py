@@ -1,0 +1,61 @@
+"""The cost core both tiers share (perf/core.py): bound rule, fastest kernel, peak fallback, collectives."""
+
+import pytest
+
+import tapeout
+from tapeout.perf import core, estimate
+from tapeout.perf.roofline import collective_time
+from tapeout.perf.tiled import collective as tiled_collective
+from tapeout.workload.ops import OpKind
+from tapeout.workload.standalone import collective_op, gemm_op
+
+
+def test_bound_names_the_largest_term_in_both_tiers():
+    op = gemm_op(8, 4096, 4096)
+    assert core.make_cost(op, tier="x", compute=2.0, memory=1.0, overhead=0.5, terms={}).bound == "compute"
+    assert core.make_cost(op, tier="x", compute=1.0, memory=2.0, overhead=0.5, terms={}).bound == "memory"
+    assert core.make_cost(op, tier="x", compute=1.0, memory=1.0, overhead=3.0, terms={}).bound == "overhead"
+    net = core.make_cost(op, tier="x", compute=0.0, memory=0.0, network=1.0, overhead=0.5, terms={})
+    assert net.bound == "network" and net.time_s == 1.5 and net.terms["overhead_us"] == 0.5e6
+    # no wire time: an all-zero body is not "network"
+    assert core.make_cost(op, tier="x", compute=0.0, memory=0.0, overhead=0.0, terms={}).bound == "compute"
+
+
+@pytest.mark.parametrize("tier", ["roofline", "tiled"])
+def test_both_tiers_keep_the_fastest_kernel_and_report_it_alike(tier):
+    p = tapeout.predict("opt-13b", "a100-sxm-80gb", batch=2, input_len=64, output_len=2, sparsity=0.8, tier=tier)
+    ops = [o for o in p.result.decode_representative.ops if o.alternatives]
+    assert ops
+    hw = p.hardware
+    for op in ops:
+        c = estimate(op, hw, tier)
+        cands = [estimate(o, hw, tier) for o in (op, *op.alternatives)]
+        best = min(range(len(cands)), key=lambda i: cands[i].time_s)
+        assert c.time_s == cands[best].time_s
+        assert c.terms["kernel"] == (op, *op.alternatives)[best].kernel
+        assert c.terms["alternatives"].count(" us") == len(cands)
+
+
+def test_peak_key_falls_back_to_wider_formats_then_16_bit():
+    table = {"fp16", "bf16", "int8"}
+    assert core.peak_key("fp8", table.__contains__) == "fp16"  # fp8 without fp8 runs at the fp16 rate
+    assert core.peak_key("int8", table.__contains__) == "int8"
+    assert core.peak_key("fp8", {"int8"}.__contains__) is None
+    assert core.peak_key("fp8", {"int8"}.__contains__, last_resort=False) is None
+    assert core.peak_key("fp4", {"bf16"}.__contains__) == "bf16"
+
+
+@pytest.mark.parametrize("kind,name", [(OpKind.ALLREDUCE, "allreduce"), (OpKind.ALLGATHER, "allgather"),
+                                       (OpKind.SEND, "send")])
+def test_roofline_prices_the_tables_ring_and_tiled_chooses_from_the_same_table(kind, name):
+    hw = tapeout.load_hardware("a100-sxm-80gb")
+    size = 64e6  # large: the bandwidth term dominates, no one-shot
+    group = 2 if kind is OpKind.SEND else 8
+    beta, alpha, terms = collective_time(hw, kind, size, group)
+    algo, steps, wire = core.algorithms(name, group, size)[0]
+    assert terms["algorithm"] == algo and terms["steps"] == steps and terms["wire_bytes"] == wire
+    assert beta == pytest.approx(wire / (hw.interconnect.bandwidth * hw.efficiency.interconnect_eta))
+    _, _, tiled_terms = tiled_collective.collective_time(hw, name, size, group)
+    assert tiled_terms["algorithm"] in {a for a, _, _ in core.algorithms(name, group, size)}
+    op = collective_op(kind, size, group, name="x")
+    assert estimate(op, hw, "roofline").bound == "network"
