@@ -88,7 +88,9 @@ def test_stored_framework_profiles_are_the_whole_set_fits(shared_data):
         none = (ff.loss(rows, 0.0, param=fs.param) if fs.param in ("host_overhead_us", "prefill_host_overhead_us")
                 else ff.loss(rows, 1e6, param=fs.param))
         assert rows, fs.framework
-        assert at < 0.5 * none, fs.framework
+        # a host or streaming term explains most of its framework's gap; the prefill host gap explains ~half of
+        # the first-token gap (the rest: prefill GEMM efficiency, which it must not absorb)
+        assert at < (0.6 if fs.param == "prefill_host_overhead_us" else 0.5) * none, fs.framework
     assert framework("deepspeed").host_overhead_us == judge.DEEPSPEED_HOST_OVERHEAD_US
 
 

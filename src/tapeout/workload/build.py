@@ -139,9 +139,12 @@ class _Builder:
         self.h = model.hidden_size
         self.vocab = math.ceil(model.vocab_size / t)
         self.w: DType = sc.weights
-        self.a: DType = sc.activations
         self.kv: DType = sc.kv_cache
         self.hp: DType = sc.high_precision
+        #: the activations between kernels (residual stream, norms, attention, all-reduces): quantized
+        #: activations (W8A8, FP8) are GEMM inputs only; engines keep the stream in 16 bits and the kernel
+        #: that feeds a quantized GEMM writes a quantized copy of its output (``_quantized_copy``)
+        self.a: DType = sc.activations if sc.activations.bits >= 16 else self.hp
         self.groups = groups if groups is not None else _stage_groups(model, sc, stage)
         self.lm_tech = lm_head_tech(sc)
         self._set_plan(self.groups[0][0])
@@ -181,10 +184,31 @@ class _Builder:
         ))
 
     def elementwise(self, name: str, kind: OpKind, elems_in: float, elems_out: float, flops_per: float,
-                    count: int, *, out_dtype: DType | None = None) -> None:
+                    count: int, *, out_dtype: DType | None = None, feeds: tuple[str, float] | None = None) -> None:
+        """``feeds`` = (linear slot, elements): the output also feeds that GEMM, whose input format it
+        writes as a second copy when the slot's activations are quantized."""
         if count > 0:
-            self.ops.append(elementwise_op(name + self.suffix, kind, elems_in, elems_out, flops_per,
-                                           dtype=self.a, out_dtype=out_dtype, count=count))
+            op = elementwise_op(name + self.suffix, kind, elems_in, elems_out, flops_per,
+                                dtype=self.a, out_dtype=out_dtype, count=count)
+            self.ops.append(self._quantized_copy(op, feeds))
+
+    def _up_slot(self) -> str:
+        """The linear slot the MLP norm feeds: the experts' up projection in an MoE model, else the MLP's."""
+        return "expert_up" if self.m.moe is not None else "up"
+
+    def _quantized_copy(self, op: Op, feeds: tuple[str, float] | None) -> Op:
+        """``op`` also writing its ``feeds`` elements in the quantized input format of the GEMM slot they feed
+        (per-token or per-tensor quantization fused into the producer, as TensorRT-LLM's norm and activation
+        plugins and vLLM's fused norm-quant kernels do): extra bytes written, no extra kernel."""
+        if feeds is None:
+            return op
+        slot, elems = feeds
+        q = self.plan[slot].activations
+        if q.bits >= 16:
+            return op
+        extra = elems * q.bytes
+        return replace(op, bytes_written=op.bytes_written + extra, activation_bytes=op.activation_bytes + extra,
+                       formats=op.formats + (("quantized", q.name),))
 
     def collective(self, name: str, kind: OpKind, message_bytes: float, count: int) -> None:
         if self.t > 1 and count > 0:
@@ -255,9 +279,9 @@ class _Builder:
         if fuse:  # the previous layer's residual add(s) run inside this norm: read x (+ r), write sum and norm
             extra = 3 if m.parallel_block else 2
             self.elementwise("residual_add_attn_norm", OpKind.NORM, extra * T * h, 2 * T * h,
-                             norm_f + extra - 1, L)
+                             norm_f + extra - 1, L, feeds=("qkv_proj", T * h))
         else:
-            self.elementwise("attn_norm", OpKind.NORM, T * h, T * h, norm_f, L)
+            self.elementwise("attn_norm", OpKind.NORM, T * h, T * h, norm_f, L, feeds=("qkv_proj", T * h))
         self.gemm("qkv_proj", T, q + 2 * kvs, h, L, slot="qkv_proj", bias=m.qkv_bias)
         if m.position == "rope":
             self.elementwise("rope", OpKind.ELEMENTWISE, T * (q + kvs), T * (q + kvs), ROPE_FLOPS, L)
@@ -271,12 +295,13 @@ class _Builder:
         self.collective("tp_allreduce", OpKind.ALLREDUCE, T * h * self.a.bytes, allreduces * L)
         if m.parallel_block:
             if m.norms_per_layer == 2:
-                self.elementwise("mlp_norm", OpKind.NORM, T * h, T * h, norm_f, L)
+                self.elementwise("mlp_norm", OpKind.NORM, T * h, T * h, norm_f, L, feeds=(self._up_slot(), T * h))
         elif fuse:
-            self.elementwise("residual_add_mlp_norm", OpKind.NORM, 2 * T * h, 2 * T * h, norm_f + 1, L)
+            self.elementwise("residual_add_mlp_norm", OpKind.NORM, 2 * T * h, 2 * T * h, norm_f + 1, L,
+                             feeds=(self._up_slot(), T * h))
         else:
             self.elementwise("attn_residual_add", OpKind.ELEMENTWISE, 2 * T * h, T * h, 1, L)
-            self.elementwise("mlp_norm", OpKind.NORM, T * h, T * h, norm_f, L)
+            self.elementwise("mlp_norm", OpKind.NORM, T * h, T * h, norm_f, L, feeds=(self._up_slot(), T * h))
         self._mlp(T, dense_L, moe_L)
         if fuse:
             return  # the block's residual add runs in the next norm (or the final norm)
@@ -294,13 +319,13 @@ class _Builder:
             q_bytes = B * S * H * hd * a.bytes
             kv_bytes = 2 * B * S * KV * hd * a.bytes
             if self.sc.attention in ("flash", "mmha"):  # fused prefill kernels share K/V across a GQA group
-                self.ops.append(Op(
+                self.ops.append(self._quantized_copy(Op(
                     name="attention" + self.suffix, kind=OpKind.ATTENTION, flops=4.0 * H * hd * pairs,
                     bytes_read=q_bytes + kv_bytes, bytes_written=q_bytes, count=L,
                     shape=(("b", B), ("heads", H), ("kv_heads", KV), ("sq", S), ("skv", context), ("d", hd)),
                     compute_dtype=attn_dtype, formats=(("act", a.name),), tags=("causal", "flash"),
                     activation_bytes=2 * q_bytes + kv_bytes,
-                ))
+                ), ("out_proj", B * S * H * hd)))
                 return
             # the full square is computed and materialized, then masked: the executed work is not halved
             scores = B * H * S * S * a.bytes
@@ -405,7 +430,8 @@ class _Builder:
             ie = math.ceil(moe.expert_intermediate_size * self.plan.keep_mlp)
         self.gemm("moe_gate_up" if m.gated_mlp else "moe_up", routed / max(active, 1e-9), mats * ie, h, moe_L,
                   slot="expert_up", experts=active, tokens_routed=routed)
-        self.elementwise("moe_act", OpKind.ELEMENTWISE, routed * mats * ie, routed * ie, act_f, moe_L)
+        self.elementwise("moe_act", OpKind.ELEMENTWISE, routed * mats * ie, routed * ie, act_f, moe_L,
+                         feeds=("expert_down", routed * ie))
         self.gemm("moe_down", routed / max(active, 1e-9), h, ie, moe_L, slot="expert_down", experts=active,
                   tokens_routed=routed)
         self.elementwise("moe_combine", OpKind.ELEMENTWISE, routed * h, T * h, 2, moe_L)
@@ -417,7 +443,8 @@ class _Builder:
         bias = self.m.mlp_bias
         self.gemm(f"{prefix}_gate_up" if mats == 2 else f"{prefix}_up", T, mats * inter, self.h, L, slot="up",
                   bias=bias)
-        self.elementwise(f"{prefix}_act", OpKind.ELEMENTWISE, T * mats * inter, T * inter, act_f, L)
+        self.elementwise(f"{prefix}_act", OpKind.ELEMENTWISE, T * mats * inter, T * inter, act_f, L,
+                         feeds=("down", T * inter))
         self.gemm(f"{prefix}_down", T, self.h, inter, L, slot="down", bias=bias)
 
 
