@@ -103,3 +103,41 @@ def set_toml_key(text: str, table: str, key: str, literal: str) -> str:
     else:
         block = block.rstrip("\n") + "\n" + line + "\n"
     return text[:start] + block + text[end:]
+
+
+# ---- plausibility and strict numbers (shared by the spec models) ------------------------------------
+def plausible(value: float | None, lo: float, hi: float, unit: str, hint: str = "") -> float | None:
+    """``value`` when ``lo <= value <= hi`` (None passes), else a ValueError naming the unit and the range.
+
+    Used for datasheet fields whose unit is easy to get wrong by a factor of 10^3..10^9 (bytes for GB,
+    B/s for GB/s, Hz for MHz): pydantic prefixes the field name, so the one-line error names the field,
+    the unit and what is allowed."""
+    if value is None:
+        return value
+    if not lo <= value <= hi:
+        raise ValueError(f"{value:g} {unit} is outside the plausible range {lo:g} to {hi:g} {unit}"
+                         + (f" ({hint})" if hint else ""))
+    return value
+
+
+def reject_bools(cls: Any, data: Any, keys: tuple[str, ...] | None = None) -> Any:
+    """Raise when a number field of ``cls`` (or the named ``keys``) is given a bool (pydantic's lax mode
+    reads True as 1): ``batch=True`` is a mistake, not one sequence."""
+    if not isinstance(data, dict):
+        return data
+    for k, v in data.items():
+        if not isinstance(v, bool) or (keys is not None and k not in keys):
+            continue
+        f = cls.model_fields.get(k)
+        if f is not None and "bool" not in str(f.annotation):
+            raise ValueError(f"{k}: expected a number, got {v!r}")
+    return data
+
+
+def strict_int(v: Any) -> int:
+    """An integer given as an integer (Python or numpy), never a bool, a string or a float."""
+    import numbers
+
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise ValueError(f"expected an integer, got {type(v).__name__} {v!r}")
+    return int(v)

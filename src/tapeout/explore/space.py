@@ -82,7 +82,7 @@ DEVICE_METRICS = ("area", "cost", "power")
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Workload(_Frozen):
@@ -387,6 +387,20 @@ def _named(field: str, fn, *args):  # noqa: ANN001, ANN202
         raise TapeoutError(msg, field=field) from None
 
 
+def _check_workload(model: Any, w: Workload) -> None:
+    """Build a workload's operator graphs once, on no device: a mistake every design point would repeat
+    (tp = 7 on 96 heads) is reported before the run instead of as a space of infeasible points."""
+    from tapeout.workload.build import build_graph
+    from tapeout.workload.scenario import Scenario
+
+    sc = specio.build(Scenario, {"batch": 1 if w.batch == "max" else w.batch, "input_len": w.input_len,
+                                 "output_len": w.output_len, "tp": w.tp, "weights": w.weights,
+                                 "activations": w.activations, "kv_cache": w.kv_cache or w.activations},
+                      origin="workload")
+    build_graph(model, sc, "prefill")
+    build_graph(model, sc, "decode", sc.input_len + 1)
+
+
 def check_names(space: Space) -> None:
     """Resolve every name in ``space``; a failure names the space field."""
     from tapeout import dtypes
@@ -406,11 +420,14 @@ def check_names(space: Space) -> None:
         die = a.die_entry(hw.name)
         _named("base", a.node_key, str(die[1]["process_node"]) if die else (hw.process_node or ""))
     for i, w in enumerate(space.workloads):
-        _named(f"workloads.{i}.model", load_model, w.model)
+        m = _named(f"workloads.{i}.model", load_model, w.model)
         for f in ("weights", "activations", "kv_cache"):
             v = getattr(w, f)
             if v is not None:
                 _named(f"workloads.{i}.{f}", dtypes.parse, v)
+        if w.num_layers is not None and w.num_layers != m.num_layers:
+            m = m.model_copy(update={"num_layers": w.num_layers})
+        _named(f"workloads.{i}", _check_workload, m, w)
     for m in space.parameters.get("memory", []):
         _named("parameters.memory.kind", a.memory_key, m["kind"])
     for k in space.parameters.get("memory_kind", []):

@@ -110,6 +110,9 @@ def load_hardware(spec: str | Path | HardwareSpec) -> HardwareSpec:
             f"expected a device name, a device file path or a HardwareSpec, got {type(spec).__name__}",
             field="hardware",
         )
+    if not spec.strip():
+        raise TapeoutError("empty device name; give a catalog name (see tapeout hardware) or the path of a "
+                           "TOML/YAML/JSON device file", field="hardware")
     name = _index().get(normalize_name(spec))
     if name is not None:
         return _catalog()[name]

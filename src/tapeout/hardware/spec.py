@@ -9,16 +9,58 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from tapeout import units
 from tapeout.hardware.microarch import MicroArch
+from tapeout.specio import plausible, reject_bools
 
 PEAK_KEYS = ("fp32", "fp32_matrix", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
 
+#: plausible ranges of datasheet fields whose unit is easy to get wrong by 10^3..10^9:
+#: field -> (lower bound, upper bound, unit, hint), both inclusive (the fields' own ``gt=0`` keeps
+#: zero out where it must be). Generous: wafer-scale parts fit.
+RANGES: dict[str, tuple[float, float, str, str]] = {
+    "capacity_gb": (0, 1e6, "GB", "decimal gigabytes, not bytes"),
+    "bandwidth_gbps": (0, 1e8, "GB/s", "gigabytes per second, not bytes per second"),
+    "bandwidth_gbps_per_direction": (0, 1e6, "GB/s", "gigabytes per second per direction, not bytes per second"),
+    "pcie_gbps_per_direction": (0, 1e5, "GB/s", "gigabytes per second per direction, not bytes per second"),
+    "die_area_mm2": (0, 1e5, "mm2", "square millimetres"),
+    "boost_clock_mhz": (0, 1e5, "MHz", "megahertz, not hertz"),
+    "l2_cache_mb": (0, 1e6, "MB", "megabytes, not bytes"),
+    "tdp_w": (0, 1e6, "W", "watts"),
+    "price_usd": (0, 1e9, "USD", "dollars per device"),
+    "sm_count": (0, 1e7, "cores", "SMs / CUs / engines on the device"),
+    "links": (0, 1e5, "links", "links per device"),
+    "max_devices": (0, 1e6, "devices", "devices in one scale-up domain"),
+    "lanes_per_direction": (0, 1e6, "lanes", "SerDes lanes per direction"),
+    "launch_overhead_us": (0, 1e6, "us", "microseconds per kernel"),
+    "host_overhead_us": (0, 1e6, "us", "microseconds per op"),
+    "collective_latency_us": (0, 1e6, "us", "microseconds per step"),
+    "oneshot_allreduce_latency_us": (0, 1e6, "us", "microseconds per all-reduce"),
+    "runtime_reserve_gb": (0, 1e6, "GB", "decimal gigabytes, not bytes"),
+    "oneshot_allreduce_max_bytes": (0, 1e15, "bytes", "bytes per message"),
+    "stream_bytes_per_core_clock": (0, 1e6, "bytes per core per clock", ""),
+}
+#: dense or 2:4-sparse matrix peaks, TFLOP/s (TOP/s for integers)
+PEAK_RANGE = (0.0, 1e7, "TFLOP/s", "tera-operations per second, not FLOP/s")
+
+
+def _plausible_field(v: Any, info: ValidationInfo) -> Any:
+    lo, hi, unit, hint = RANGES[info.field_name]
+    return plausible(v, lo, hi, unit, hint)
+
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # non-finite numbers (JSON Infinity, TOML inf/nan) are never a datasheet value
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools(cls, data: Any) -> Any:
+        return reject_bools(cls, data)
 
 
 class MemorySpec(_Frozen):
@@ -33,6 +75,8 @@ class MemorySpec(_Frozen):
         description="memory interfaces the device drives: HBM stacks, 64-bit DDR/LPDDR channels, 32-bit GDDR "
         "devices or CXL/PCIe lanes (area and cost model); None: derived from bandwidth and kind",
     )
+
+    _ranges = field_validator("capacity_gb", "bandwidth_gbps")(_plausible_field)
 
     @property
     def capacity_bytes(self) -> float:
@@ -60,6 +104,9 @@ class InterconnectSpec(_Frozen):
         description="SerDes lanes per direction of the scale-up link (area model); None: derived from the "
         "bandwidth and the lane rate of the kind",
     )
+
+    _ranges = field_validator("bandwidth_gbps_per_direction", "links", "max_devices",
+                              "lanes_per_direction")(_plausible_field)
 
     @property
     def bandwidth(self) -> float:
@@ -117,11 +164,15 @@ class EfficiencySpec(_Frozen):
     )
     source: str = Field("tapeout defaults", description="where these numbers come from")
 
+    _ranges = field_validator("launch_overhead_us", "host_overhead_us", "collective_latency_us",
+                              "oneshot_allreduce_latency_us", "runtime_reserve_gb", "oneshot_allreduce_max_bytes",
+                              "stream_bytes_per_core_clock")(_plausible_field)
+
 
 class HardwareSpec(_Frozen):
     name: str
     display_name: str = ""
-    vendor: str
+    vendor: str = ""
     aliases: tuple[str, ...] = ()
     form_factor: str = ""
     process_node: str | None = None
@@ -150,7 +201,16 @@ class HardwareSpec(_Frozen):
         neg = [k for k, x in v.items() if not x > 0]
         if neg:
             raise ValueError(f"peaks must be > 0 (omit unsupported formats): {neg}")
+        lo, hi, unit, hint = PEAK_RANGE
+        for k, x in v.items():
+            try:
+                plausible(x, lo, hi, unit, hint)
+            except ValueError as exc:
+                raise ValueError(f"{k}: {exc}") from None
         return v
+
+    _ranges = field_validator("die_area_mm2", "sm_count", "boost_clock_mhz", "l2_cache_mb", "tdp_w", "price_usd",
+                              "pcie_gbps_per_direction")(_plausible_field)
 
     @field_validator("peak_tflops")
     @classmethod

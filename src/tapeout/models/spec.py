@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tapeout.specio import reject_bools
 
 Activation = Literal["silu", "gelu", "gelu_tanh", "relu", "swiglu_oai"]
 
@@ -12,7 +14,12 @@ Activation = Literal["silu", "gelu", "gelu_tanh", "relu", "swiglu_oai"]
 class MoESpec(BaseModel):
     """Mixture-of-experts MLP. Expert FFNs are gated (SwiGLU) unless ``gated`` is false."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools(cls, data: Any) -> Any:
+        return reject_bools(cls, data)
 
     num_experts: int = Field(gt=0, description="routed experts per MoE layer")
     top_k: int = Field(gt=0, description="experts each token is routed to")
@@ -37,7 +44,12 @@ class MoESpec(BaseModel):
 class ModelSpec(BaseModel):
     """A decoder-only transformer. Sizes are per model (unsharded)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools(cls, data: Any) -> Any:
+        return reject_bools(cls, data)
 
     name: str
     hf_id: str | None = None

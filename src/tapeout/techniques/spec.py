@@ -43,6 +43,8 @@ LAYER_CLASSES: dict[str, tuple[str, ...]] = {
     "down": ("down", "expert_down"),
     "lm_head": ("lm_head",),
 }
+#: layer indices a selector may name (a model's own layer count is checked when the scenario meets it)
+MAX_LAYERS = 100_000
 #: the linear-op slots a layer has (lm_head is resolved once, outside the layers)
 LINEAR_SLOTS = ("qkv_proj", "out_proj", "up", "down", "expert_up", "expert_down")
 
@@ -50,7 +52,7 @@ LINEAR_SLOTS = ("qkv_proj", "out_proj", "up", "down", "expert_up", "expert_down"
 class Sparsity(BaseModel):
     """A weight sparsity pattern. ``density`` is the fraction of weights kept (stored)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     pattern: Literal["unstructured", "2:4", "1xn"]
     density: float = Field(gt=0, le=1)
@@ -140,6 +142,9 @@ def parse_layers(value: Any, *, field: str = "layers") -> tuple[int, ...] | None
             raise TapeoutError(f"cannot read layer selector {it!r}; write '0-3,10' or [0, 1, 2]", field=field)
         if lo < 0 or hi < lo:
             raise TapeoutError(f"bad layer range {it!r}", field=field)
+        if hi >= MAX_LAYERS:
+            raise TapeoutError(f"layer index {hi} in {it!r} is beyond any model (indices 0 to {MAX_LAYERS - 1})",
+                               field=field)
         out.update(range(lo, hi + 1))
     if not out:
         raise TapeoutError("empty layer selection", field=field)
@@ -149,7 +154,7 @@ def parse_layers(value: Any, *, field: str = "layers") -> tuple[int, ...] | None
 class LayerRule(BaseModel):
     """One rule of a scenario file: which layers, and the techniques they get."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
 
     match: str = Field("*", description=f"layer class: {', '.join(LAYER_CLASSES)}")
     layers: tuple[int, ...] | None = Field(None, description="layer indices (None: all)")

@@ -10,11 +10,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tapeout import dtypes
 from tapeout.dtypes import DType
+from tapeout.specio import strict_int
 from tapeout.techniques.spec import LayerRule, Sparsity, scenario_mapping
 
 
+#: upper bounds of the counts (beyond them a prediction is meaningless: TTFT of 1e19 s), with their unit
+LIMITS: dict[str, tuple[int, str]] = {
+    "batch": (1_000_000, "sequences"),
+    "input_len": (10_000_000, "tokens"),
+    "output_len": (10_000_000, "tokens"),
+    "tp": (4096, "devices"),
+    "ep": (4096, "devices"),
+    "pp": (4096, "stages"),
+    "pp_microbatches": (4096, "batches"),
+}
+
+
 class Scenario(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
 
     batch: int = Field(1, gt=0, description="concurrent sequences")
     input_len: int = Field(2048, gt=0, description="prompt tokens per sequence")
@@ -37,7 +50,7 @@ class Scenario(BaseModel):
         "GQA/MQA sharing unused (TensorRT-LLM's masked multi-head attention before its XQA kernel)"
     )
     fuse_residual_norm: bool = Field(
-        False, description="fuse each residual add into the next norm (one kernel: read x and the residual, "
+        False, strict=True, description="fuse each residual add into the next norm (one kernel: read x and the residual, "
         "write both), as vLLM, TensorRT-LLM and FasterTransformer do")
     sparsity: Sparsity | None = Field(
         None, description="weight sparsity of the linear layers: 0.8 (unstructured), 2:4, 1x4:0.5 (1xN blocks)")
@@ -52,6 +65,15 @@ class Scenario(BaseModel):
         "context does not fit the pool, fewer sequences run at once")
     layers: tuple[LayerRule, ...] = Field(
         (), description="per-layer rules (mixed precision, sparsity, channel pruning); later rules win")
+
+    @field_validator(*LIMITS, mode="before")
+    @classmethod
+    def _count(cls, v: object, info) -> int:  # type: ignore[no-untyped-def]
+        n = strict_int(v)  # batch="4" or True is a mistake, not 4 or 1 sequences
+        hi, unit = LIMITS[info.field_name]
+        if n > hi:
+            raise ValueError(f"{n} {unit} is above the limit of {hi:,} {unit}")
+        return n
 
     @field_validator("weights", "activations", "kv_cache", mode="before")
     @classmethod
