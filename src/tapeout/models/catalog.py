@@ -100,6 +100,9 @@ def load_model(spec: str | Path | ModelSpec) -> ModelSpec:
     if not isinstance(spec, str):
         raise TapeoutError(f"expected a model name, path or ModelSpec, got {type(spec).__name__}", field="model")
     key = spec.strip()
+    if not key:
+        raise TapeoutError("empty model name; give a catalog name (see tapeout models), a Hugging Face repo id or "
+                           "the path of a config.json or model file", field="model")
     name = _index().get(key.lower()) or _index().get(base_model_key(key))
     if name is not None:
         return _catalog()[name]

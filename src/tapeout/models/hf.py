@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tapeout.errors import TapeoutError
-from tapeout.models.spec import ModelSpec, MoESpec
+from tapeout.models.spec import ModelSpec
 from tapeout.specio import build, read_mapping
 
 #: HF activation names -> ModelSpec.activation
@@ -170,11 +170,22 @@ def _dense_layers(c: _Cfg, layers: int) -> tuple[int, ...]:
     return tuple(sorted(dense))
 
 
+def _top_k(c: _Cfg, experts_key: str, experts: int) -> int:
+    """``num_experts_per_tok``, checked against the expert count under the config's own key names."""
+    k = c.int("num_experts_per_tok")
+    if k > experts:
+        raise TapeoutError(f"{c.origin}: 'num_experts_per_tok' ({k}) must be <= {experts_key!r} ({experts}): "
+                           "a token cannot be routed to more experts than the layer has")
+    return k
+
+
 def _mixtral(c: _Cfg) -> dict[str, Any]:
     d = _llama_like(c, "mixtral")
-    d["moe"] = MoESpec(
-        num_experts=c.int("num_local_experts"),
-        top_k=c.int("num_experts_per_tok"),
+    experts = c.int("num_local_experts")
+    # a mapping, not a MoESpec: ModelSpec validation turns any remaining mistake into a one-line error
+    d["moe"] = dict(
+        num_experts=experts,
+        top_k=_top_k(c, "num_local_experts", experts),
         expert_intermediate_size=d["intermediate_size"],
         dense_layers=_dense_layers(c, d["num_layers"]),
     )
@@ -184,9 +195,9 @@ def _mixtral(c: _Cfg) -> dict[str, Any]:
 def _qwen_moe(c: _Cfg, d: dict[str, Any], *, shared: bool) -> dict[str, Any]:
     experts = c.int("num_experts")
     shared_size = c.int("shared_expert_intermediate_size") if shared else 0
-    d["moe"] = MoESpec(
+    d["moe"] = dict(
         num_experts=experts,
-        top_k=c.int("num_experts_per_tok"),
+        top_k=_top_k(c, "num_experts", experts),
         expert_intermediate_size=c.int("moe_intermediate_size"),
         num_shared_experts=1 if shared_size else 0,
         shared_intermediate_size=shared_size,
