@@ -30,12 +30,63 @@ def _builtin() -> dict[str, Any]:
     return {s: tomllib.loads((DATA_DIR / f"{s}.toml").read_text(encoding="utf-8")) for s in SECTIONS}
 
 
+#: ranges of the numeric assumptions a user may override, by key name: (low, high, low inclusive, unit).
+#: Keys not named here must be finite and >= 0 (prices, areas, energies, counts are never negative).
+RANGES: dict[str, tuple[float, float, bool, str]] = {
+    "diameter_mm": (0, 1000, False, "mm"),
+    "edge_exclusion_mm": (0, 100, True, "mm"),
+    "scribe_mm": (0, 10, True, "mm"),
+    "wafer_usd": (0, 1e7, True, "USD per wafer"),
+    "d0_per_cm2": (0, 100, True, "defects per cm2"),
+    "negative_binomial_alpha": (0, 1e6, False, ""),
+    "package_yield": (0, 1, False, "fraction"),
+    "vendor_gross_margin": (0, 0.99, True, "fraction"),
+    "utilization": (0, 1, False, "fraction"),
+    "power_fraction": (0, 1, True, "fraction"),
+    "lifetime_years": (0, 100, False, "years"),
+    "pue": (1, 10, True, "power usage effectiveness"),
+    "energy_usd_per_kwh": (0, 100, True, "USD per kWh"),
+    "usable_fraction": (0, 1, False, "fraction"),
+    "logic_gain": (0, 1e3, False, "x N7 density"),
+    "logic_gain_products": (0, 1e3, False, "x N7 density"),
+    "sram_gain": (0, 1e3, False, "x N7 density"),
+    "analog_gain": (0, 1e3, False, "x N7 density"),
+    "interface_gbps": (0, 1e7, False, "GB/s per interface"),
+    "interface_gb": (0, 1e7, False, "GB per interface"),
+    "lane_gbps": (0, 1e6, False, "Gbit/s per lane"),
+}
+
+
+def _check_number(key: str, v: Any, here: tuple[str, ...]) -> None:
+    """A one-line error unless ``v`` is a finite number in the range the key allows."""
+    name = ".".join(here)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TapeoutError(f"{name} must be a number, got {v!r}", field="assumptions")
+    if not math.isfinite(v):
+        raise TapeoutError(f"{name} must be a finite number, got {v!r}", field="assumptions")
+    lo, hi, lo_incl, unit = RANGES.get(key, (0, math.inf, True, ""))
+    if not ((v >= lo if lo_incl else v > lo) and v <= hi):
+        allowed = f"{lo:g} {'<=' if lo_incl else '<'} x" + (f" <= {hi:g}" if math.isfinite(hi) else "")
+        raise TapeoutError(f"{name} = {v!r} is outside the allowed range {allowed}" + (f" {unit}" if unit else ""),
+                           field="assumptions")
+
+
+def _check_new(v: Any, here: tuple[str, ...]) -> None:
+    """Check every number of a table an override adds (a new node, memory kind or die)."""
+    if isinstance(v, dict):
+        for k, x in v.items():
+            _check_new(x, (*here, k))
+    elif isinstance(v, (int, float)) and not isinstance(v, str):
+        _check_number(here[-1], v, here)
+
+
 def _merge(base: dict, over: dict, path: tuple[str, ...]) -> None:
     for k, v in over.items():
         here = (*path, k)
         if k not in base:
             if path not in _OPEN:
                 raise TapeoutError(f"unknown assumption {'.'.join(here)!r}", field="assumptions")
+            _check_new(v, here)
             base[k] = copy.deepcopy(v)
         elif isinstance(base[k], dict):
             if not isinstance(v, dict):
@@ -43,8 +94,9 @@ def _merge(base: dict, over: dict, path: tuple[str, ...]) -> None:
             _merge(base[k], v, here)
         else:
             if isinstance(base[k], (int, float)) and not isinstance(base[k], bool):
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                    raise TapeoutError(f"{'.'.join(here)} must be a number, got {v!r}", field="assumptions")
+                _check_number(k, v, here)
+            elif isinstance(base[k], str) and not isinstance(v, str):
+                raise TapeoutError(f"{'.'.join(here)} must be text, got {v!r}", field="assumptions")
             base[k] = v
 
 

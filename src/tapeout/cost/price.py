@@ -31,6 +31,11 @@ def dies_per_wafer(area_mm2: float, a: Assumptions) -> float:
     """Gross dies per wafer: pi (d/2)^2 / A - pi d / sqrt(2 A), d = usable diameter, A incl. scribe."""
     w = a.price("wafer")
     d = float(w["diameter_mm"]) - 2 * float(w["edge_exclusion_mm"])
+    if d <= 0:
+        raise TapeoutError(f"the edge exclusion ({w['edge_exclusion_mm']} mm) leaves no usable area on a "
+                           f"{w['diameter_mm']} mm wafer", field="assumptions.price.wafer")
+    if not area_mm2 > 0:
+        raise TapeoutError(f"die area {area_mm2:g} mm2: the area model gives no positive area", field="area_mm2")
     side = math.sqrt(area_mm2) + float(w["scribe_mm"])
     A = side * side
     return max(0.0, math.pi * (d / 2) ** 2 / A - math.pi * d / math.sqrt(2 * A))
@@ -191,8 +196,11 @@ def estimate(hw: HardwareSpec, assumptions: Assumptions | dict | str | None = No
     dpw = dies_per_wafer(area, a)
     if dpw < 1:
         raise TapeoutError(f"die of {area:.0f} mm2 does not fit a wafer", field="area_mm2")
-    yf = harvested_yield(area, core_mm2, cores, spares, float(np_["d0_per_cm2"]), model,
-                         float(y["negative_binomial_alpha"]))
+    d0 = float(np_["d0_per_cm2"])
+    yf = harvested_yield(area, core_mm2, cores, spares, d0, model, float(y["negative_binomial_alpha"]))
+    if not yf > 1e-12:  # beyond this no die is ever good: the die cost has no meaning
+        raise TapeoutError(f"defect density {d0:g} per cm2 leaves no good {area:.0f} mm2 die (yield {yf:.3g} "
+                           f"under the {model} model); lower d0_per_cm2", field=f"assumptions.price.nodes.{node}")
     die_cost = float(np_["wafer_usd"]) / (dpw * yf)
     mkey = a.memory_key(hw.memory.kind)
     mem = a.memory(mkey)
