@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from tapeout.clicommand import BoolValueCommand, RichProgress
 from tapeout.cliutil import TableOrJson, fail, json_safe
 from tapeout.errors import TapeoutError
 
@@ -31,54 +32,20 @@ class Method(str, Enum):
 
 
 
-class RichProgress:
-    """A rich progress bar with points/min and ETA."""
-
-    def __init__(self, label: str) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
-
-        self.p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                          TimeRemainingColumn(), transient=False)
-        self.label = label
-        self.task = None
-        self.n = 0
-        self.t0 = 0.0
-
-    def start(self, total: int, done: int) -> None:
-        import time
-
-        self.t0 = time.perf_counter()
-        self.p.start()
-        self.task = self.p.add_task(self.label, total=total, completed=done, rate="")
-
-    def advance(self, n: int = 1) -> None:
-        import time
-
-        self.n += n
-        dt = time.perf_counter() - self.t0
-        rate = f"{60 * self.n / dt:,.0f} pts/min" if dt > 0 else ""
-        self.p.update(self.task, advance=n, rate=rate)
-
-    def stop(self) -> None:
-        self.p.stop()
-
-
-
 def explore_command(
     space: Annotated[Optional[Path], typer.Argument(help="design-space file (TOML/YAML/JSON)")] = None,
     report: Annotated[Optional[Path], typer.Option(
         "--report", help="print the Pareto front of a run database and write CSV/Parquet/PNG/HTML")] = None,
     db: Annotated[Optional[Path], typer.Option(
-        help="run database (default: SPACE with suffix .db, or .TIER.db with --tier)")] = None,
+        help="run database (default: SPACE's file name with suffix .db, or .TIER.db with --tier, in the working "
+        "directory)")] = None,
     executor: Annotated[Executor, typer.Option(help="local process pool | ray")] = Executor.local,
     jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", help="worker processes (default: CPU count)")] = None,
     method: Annotated[Optional[Method], typer.Option(help="auto | grid | nsga2 | random (default: the space's)")] = None,
-    trials: Annotated[Optional[int], typer.Option(help="points for nsga2 / random")] = None,
+    trials: Annotated[Optional[int], typer.Option(help="points for nsga2 / random (at least 1)")] = None,
     tier: Annotated[Optional[str], typer.Option(help="performance tier (default: the space's)")] = None,
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: a local Ray)")] = None,
-    fresh: Annotated[bool, typer.Option("--fresh", help="discard an existing run database")] = False,
+    fresh: Annotated[bool, typer.Option("--fresh/--no-fresh", help="discard an existing run database")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar with ETA")] = True,
     out: Annotated[Optional[Path], typer.Option(help="--report: output directory (default: beside the database)")] = None,
     top: Annotated[int, typer.Option(help="--report: rows of the front to print")] = 20,
@@ -107,7 +74,8 @@ def explore_command(
         sp = load_space(space)
         if tier is not None:
             sp = load_space({**json.loads(sp.to_json()), "tier": tier})
-        target = db or space.with_suffix(f".{tier}.db" if tier is not None else ".db")
+        # runs go to the working directory (never beside a space shipped inside the package)
+        target = db or Path(space.with_suffix(f".{tier}.db" if tier is not None else ".db").name)
         bar = RichProgress(sp.name) if progress else None
         s = run(sp, target, executor=executor.value, jobs=jobs, method=method.value if method else None,
                 trials=trials, progress=bar, ray_address=ray_address, fresh=fresh)
@@ -115,11 +83,17 @@ def explore_command(
         fail(str(exc))
     typer.echo(f"{s.method} on {s.executor}: {s.evaluated} evaluated, {s.skipped} already in {s.db}, "
                f"{s.seconds:.1f} s ({s.points_per_minute:,.0f} points/min)")
+    try:
+        line = rp.feasibility_line(rp.load_run(s.db))
+    except TapeoutError:
+        line = None
+    if line:
+        typer.echo(f"warning: {line}", err=True)
     typer.echo(f"report: tapeout explore --report {s.db}")
 
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-app.command("explore")(explore_command)
+app.command("explore", cls=BoolValueCommand)(explore_command)
 
 
 @app.callback()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,9 +84,12 @@ def load_run(db: str | Path) -> RunData:
     db = Path(db)
     if not db.is_file():
         raise TapeoutError(f"no such run database: {db}", field="report")
-    st = Store(db)
     try:
+        st = Store(db)
         sj = st.meta("space")
+    except sqlite3.DatabaseError as exc:
+        raise TapeoutError(f"{db} is not an exploration run database ({exc})", field="report") from None
+    try:
         if sj is None:
             raise TapeoutError(f"{db} is not an exploration run (no space recorded)", field="report")
         space = load_space(json.loads(sj), resolve=False)
@@ -197,12 +202,41 @@ def _axes(run: RunData) -> tuple[str, str]:
     return "device_cost_usd", run.labels[0]
 
 
+def violations(run: RunData, top: int = 5) -> list[tuple[str, int]]:
+    """The most common reasons designs are infeasible, with how many designs each rules out."""
+    counts: Counter[str] = Counter()
+    for r in run.rows:
+        if not r["feasible"]:
+            # the number in "area 912 > 858 mm2" differs per design: count the reason, not the value
+            reasons = {_reason(v) for v in (r.get("violations") or "").split("; ") if v}
+            counts.update(reasons or {"objective value missing"})
+    return counts.most_common(top)
+
+
+def _reason(violation: str) -> str:
+    import re
+
+    return re.sub(r"(?<![A-Za-z_\d])\d[\d.,]*(e[+-]?\d+)?", "N", violation)
+
+
 def summary(run: RunData, top: int = 20) -> dict[str, Any]:
     return {
         "db": str(run.db), "space": run.space.name, "points": len(run.rows),
         "feasible": sum(1 for r in run.rows if r["feasible"]), "objectives": dict(zip(run.labels, run.directions)),
         "pareto_size": len(run.pareto), "pareto": run.pareto[:top] if top else run.pareto,
+        "violations": [{"reason": k, "designs": n} for k, n in violations(run)],
     }
+
+
+def feasibility_line(run: RunData) -> str | None:
+    """One line on the infeasible designs of a run and why (None when every design is feasible)."""
+    feas = sum(1 for r in run.rows if r["feasible"])
+    if not run.rows:
+        return "the run holds no designs yet"
+    if feas == len(run.rows):
+        return None
+    head = "no design is feasible" if feas == 0 else f"{len(run.rows) - feas} of {len(run.rows)} designs are infeasible"
+    return f"{head}; most common reasons (designs): " + "; ".join(f"{k} ({n})" for k, n in violations(run))
 
 
 def print_front(run: RunData, top: int = 20) -> None:
@@ -211,7 +245,8 @@ def print_front(run: RunData, top: int = 20) -> None:
 
     con = Console() if Console().is_terminal else Console(width=180)
     feas = sum(1 for r in run.rows if r["feasible"])
-    t = Table(title=f"{run.space.name}: Pareto front ({len(run.pareto)} of {feas} feasible / {len(run.rows)} designs)")
+    t = Table(title=f"{run.space.name}: Pareto front, {len(run.pareto)} designs ({feas} of {len(run.rows)} "
+                    "evaluated designs are feasible)")
     params = list(run.space.names)
     for c in params + run.labels + ["area_mm2", "device_cost_usd", "power_w"]:
         t.add_column(c, justify="right")
@@ -224,6 +259,11 @@ def print_front(run: RunData, top: int = 20) -> None:
     con.print(t)
     if len(run.pareto) > top:
         con.print(f"... {len(run.pareto) - top} more in the CSV")
+    line = feasibility_line(run)
+    if line:
+        from rich.markup import escape
+
+        con.print(f"[yellow]{escape(line)}[/]", highlight=False)
 
 
 __all__ = ["RunData", "load_run", "pareto_mask", "print_front", "summary", "write_csv", "write_outputs"]

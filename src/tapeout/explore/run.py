@@ -216,6 +216,8 @@ def run(space: Space, db: str | Path, *, executor: str = "local", jobs: int | No
         ray_address: str | None = None, fresh: bool = False) -> Summary:
     """Explore ``space`` into the SQLite file ``db`` (created, or resumed when it exists)."""
     db = Path(db)
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
+        raise TapeoutError(f"expected a positive number of points, got {trials!r}", field="trials")
     if fresh and db.exists():
         for suffix in ("", "-wal", "-shm"):
             Path(str(db) + suffix).unlink(missing_ok=True)
@@ -223,7 +225,7 @@ def run(space: Space, db: str | Path, *, executor: str = "local", jobs: int | No
     store = Store(db)
     store.bind(space.to_json(), space.digest)
     m = resolve_method(space, method)
-    n_trials = trials or space.search.trials
+    n_trials = trials if trials is not None else space.search.trials
     t0 = time.perf_counter()
     ex = make_executor(space, executor, jobs, ray_address)
     try:
