@@ -27,7 +27,12 @@ def test_json_equals_api_to_dict():
 def test_table_and_csv():
     r = runner.invoke(app, ARGS)
     assert r.exit_code == 0, r.output
+    # the summary alone by default; the per-op tables with --ops
+    assert "TTFT" in r.stdout and "qkv_proj" not in r.stdout and "--ops" in r.stdout
+    r = runner.invoke(app, ARGS + ["--ops"])
+    assert r.exit_code == 0, r.output
     assert "TTFT" in r.stdout and "qkv_proj" in r.stdout
+    assert r.stdout.index("TTFT") < r.stdout.index("qkv_proj")
     r = runner.invoke(app, ARGS + ["--format", "csv"])
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert {row["phase"] for row in rows} == {"prefill", "decode"}

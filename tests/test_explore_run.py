@@ -172,12 +172,16 @@ def test_report_command_writes_tables_and_plots(tmp_path):
     assert res.exit_code == 0 and "Pareto front" in res.output
 
 
-def test_explore_command_runs_and_rejects_bad_input(tmp_path):
-    f = tmp_path / "s.json"
+def test_explore_command_runs_and_rejects_bad_input(tmp_path, monkeypatch):
+    f = tmp_path / "spaces" / "s.json"
+    f.parent.mkdir()
     f.write_text(json.dumps(SMALL))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)  # the run database goes to the working directory, not beside the space
     res = CliRunner().invoke(app, ["explore", str(f), "-j", "1", "--no-progress"])
     assert res.exit_code == 0, res.output
-    assert "8 evaluated" in res.output and (tmp_path / "s.db").is_file()
+    assert "8 evaluated" in res.output and (work / "s.db").is_file() and not (f.parent / "s.db").exists()
     res = CliRunner().invoke(app, ["explore", str(f), "-j", "1"])  # with the progress bar; resumes
     assert res.exit_code == 0 and "0 evaluated, 8 already" in res.output
     bad = tmp_path / "bad.json"

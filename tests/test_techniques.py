@@ -214,7 +214,7 @@ def test_cli_json_equals_to_dict_with_comparison(tmp_path):
                           activations="fp8", sparsity="2:4", scenario=f, compare_to="fp16").to_dict()
     assert json.loads(r.stdout) == json.loads(json.dumps(api))
     assert "comparison" in api
-    r = runner.invoke(app, args)
+    r = runner.invoke(app, args + ["--ops"])
     assert r.exit_code == 0 and "Compared with" in r.stdout and "dequant/extract" in r.stdout
     r = runner.invoke(app, args + ["--format", "csv"])
     assert "dequant_s" in r.stdout.splitlines()[0]

@@ -424,8 +424,11 @@ def test_cli_table_shows_the_roofline_mape_beside_another_tier(tiny_data):
     res = CliRunner().invoke(app, ["validate", "--data", str(tiny_data), "--tier", "tiled"])
     assert res.exit_code == 0, res.output
     assert "roofline MAPE" in res.output
-    res = CliRunner().invoke(app, ["validate", "--data", str(tiny_data)])
+    res = CliRunner().invoke(app, ["validate", "--data", str(tiny_data), "--tier", "roofline"])
     assert res.exit_code == 0 and "roofline MAPE" not in res.output
+    # the default tier is predict's (tiled on these devices), with the roofline column beside it
+    res = CliRunner().invoke(app, ["validate", "--data", str(tiny_data)])
+    assert res.exit_code == 0 and "roofline MAPE" in res.output and "tier default" in res.output
 
 
 def test_cli_json_keys_stay_the_contract_unless_a_compare_tier_is_asked(tiny_data):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tapeout import specio
+from tapeout import dtypes, specio
 from tapeout.errors import TapeoutError
 from tapeout.hardware.catalog import load_hardware
 from tapeout.hardware.spec import EfficiencySpec, HardwareSpec
@@ -24,7 +24,25 @@ def _num(x: float) -> float | None:
     return None if (isinstance(x, float) and not math.isfinite(x)) else x
 
 
-def _op_row(phase: str, op: Op, cost: OpCost, phase_time: float) -> dict[str, Any]:
+def computes_in(op: Op, cost: OpCost, hw: HardwareSpec) -> str | None:
+    """The format an op's arithmetic runs in: for matrix ops the peak the kernel used (fp8 on a device
+    without fp8 computes at the fp16 rate), for vector ops (norms, softmax, RoPE, adds) their compute
+    format, None for collectives, sends and the embedding gather (data movement)."""
+    from tapeout.workload.ops import COLLECTIVE_KINDS, MATRIX_KINDS
+
+    if op.kind in COLLECTIVE_KINDS or op.kind.value in ("send", "embedding"):  # data movement (a gather)
+        return None
+    if op.kind in MATRIX_KINDS or op.kind.value == "attention":
+        peak = cost.terms.get("peak")
+        if isinstance(peak, str) and peak:
+            return peak
+        from tapeout.perf.roofline import matrix_peak
+
+        return matrix_peak(hw, op.compute_dtype)[0]
+    return op.compute_dtype
+
+
+def _op_row(phase: str, op: Op, cost: OpCost, phase_time: float, hw: HardwareSpec) -> dict[str, Any]:
     t = cost.terms
     return {
         "phase": phase,
@@ -34,6 +52,7 @@ def _op_row(phase: str, op: Op, cost: OpCost, phase_time: float) -> dict[str, An
         "shape": op.dims(),
         "formats": dict(op.formats),
         "compute_dtype": op.compute_dtype,
+        "computes_in": computes_in(op, cost, hw),
         "flops": op.flops,
         "bytes_read": op.bytes_read,
         "bytes_written": op.bytes_written,
@@ -55,8 +74,8 @@ def _op_row(phase: str, op: Op, cost: OpCost, phase_time: float) -> dict[str, An
     }
 
 
-def _phase_rows(p: PhaseCost, label: str) -> list[dict[str, Any]]:
-    return [_op_row(label, o, c, p.time_s) for o, c in zip(p.ops, p.costs)]
+def _phase_rows(p: PhaseCost, label: str, hw: HardwareSpec) -> list[dict[str, Any]]:
+    return [_op_row(label, o, c, p.time_s, hw) for o, c in zip(p.ops, p.costs)]
 
 
 def _rule_dict(r: Any) -> dict[str, Any]:
@@ -97,6 +116,13 @@ class Prediction:
     baseline: Prediction | None = None
     #: serving-framework profile whose host overhead is in ``hardware.efficiency.host_overhead_us``
     framework: str = "kernels"
+    #: what the caller should know before trusting the numbers (a context beyond the model's trained
+    #: positions, a tier that could not run); ``to_dict()["warnings"]``, printed by the CLI
+    warnings: tuple[str, ...] = ()
+    #: choices tapeout made for the caller (the default 16-bit format, a matrix format the device lacks)
+    notes: tuple[str, ...] = ()
+    #: the format the formats left unset defaulted to (fp16 or bf16, whichever the device runs faster)
+    default_16bit: str = "fp16"
 
     def comparison(self) -> dict[str, Any] | None:
         """Technique vs baseline: TTFT (prefill), TPOT (decode), e2e, throughput, memory."""
@@ -147,7 +173,12 @@ class Prediction:
     def ops(self) -> list[dict[str, Any]]:
         """Per-op rows: the prefill, then the decode step at the middle of the generation."""
         r = self.result
-        return _phase_rows(r.prefill, "prefill") + _phase_rows(r.decode_representative, "decode")
+        return _phase_rows(r.prefill, "prefill", self.hardware) + _phase_rows(r.decode_representative, "decode",
+                                                                              self.hardware)
+
+    def _cycle(self, step: PhaseCost) -> float:
+        mb = self.scenario.pp_microbatches
+        return max(step.time_s, mb * max(step.stage_times)) if step.stage_times else step.time_s
 
     def to_dict(self) -> dict[str, Any]:
         r, sc = self.result, self.scenario
@@ -175,7 +206,10 @@ class Prediction:
                 "layers": [_rule_dict(r) for r in sc.layers],
                 "tier": self.tier,
                 "framework": self.framework,
+                "default_16bit": self.default_16bit,
             },
+            "warnings": list(self.warnings),
+            "notes": list(self.notes),
             "ttft_s": r.ttft_s,
             "tpot_s": r.tpot_s,
             "e2e_latency_s": r.e2e_latency_s,
@@ -194,6 +228,11 @@ class Prediction:
                     "mean_step_s": r.tpot_s,
                     "first_step_s": steps[0].time_s,
                     "last_step_s": steps[-1].time_s,
+                    # with pp_microbatches > 1 a decode cycle (every batch in flight advances one token)
+                    # is max(one batch's pass, microbatches x the slowest stage); TPOT is its mean
+                    "first_cycle_s": self._cycle(steps[0]),
+                    "last_cycle_s": self._cycle(steps[-1]),
+                    "microbatches": sc.pp_microbatches,
                     "first_context": steps[0].graph.context,
                     "last_context": steps[-1].graph.context,
                     "steps_evaluated": len(steps),
@@ -244,6 +283,38 @@ def _with_efficiency(hw: HardwareSpec, efficiency: dict[str, Any]) -> HardwareSp
 def default_tier(hw: HardwareSpec) -> str:
     """The tile-level mapper where the device is described down to its cores, else the roofline."""
     return "tiled" if hw.microarch is not None else "roofline"
+
+
+def default_16bit(hw: HardwareSpec) -> str:
+    """The 16-bit format a device runs fastest, from its datasheet dense peaks: bf16 when its peak
+    exceeds fp16's (or the device has no fp16 peak), else fp16 (equal peaks keep fp16)."""
+    fp16, bf16 = hw.peak_tflops.get("fp16"), hw.peak_tflops.get("bf16")
+    if fp16 is None or (bf16 is not None and bf16 > fp16):
+        return "bf16"
+    return "fp16"
+
+
+def _check_layers(m: ModelSpec, sc: Scenario) -> None:
+    """Every per-layer rule selects layers the model has (no silent clamping of "30-99" on 32 layers)."""
+    for i, rule in enumerate(sc.layers):
+        if rule.layers is not None and max(rule.layers) >= m.num_layers:
+            beyond = [x for x in rule.layers if x >= m.num_layers]
+            raise TapeoutError(
+                f"rule {i} ({rule.match}) selects layer {beyond[0]}"
+                + (f" (and {len(beyond) - 1} more)" if len(beyond) > 1 else "")
+                + f", but {m.name} has {m.num_layers} layers: allowed 0 to {m.num_layers - 1}",
+                field=f"layers[{i}].layers")
+
+
+def _context_warning(m: ModelSpec, sc: Scenario) -> str | None:
+    """A warning when the generation runs past the positions the model was trained for."""
+    limit, last = m.max_position_embeddings, sc.final_context
+    if last <= limit:
+        return None
+    where = "the prompt" if sc.input_len > limit else "the generation"
+    return (f"context reaches {last} tokens ({where} passes position {limit}), beyond {m.name}'s "
+            f"max_position_embeddings ({limit}): the model was not trained for it and a server would refuse or "
+            "truncate it; the prediction prices the cost as if it ran")
 
 
 def predict(
@@ -301,6 +372,8 @@ def predict(
 
     m = load_model(model)
     hw = load_hardware(hardware)
+    if not isinstance(framework, str):
+        raise TapeoutError(f"expected a profile name, got {type(framework).__name__}", field="framework")
     fw = framework_profile(framework)
     profile = fw.efficiency()
     if profile:  # explicit efficiency fields win over the profile's
@@ -312,10 +385,17 @@ def predict(
                 f"unknown fields {unknown}; allowed: {', '.join(EfficiencySpec.model_fields)}", field="efficiency"
             )
         hw = _with_efficiency(hw, efficiency)
+    warnings: list[str] = []
+    notes: list[str] = []
     if tier is None:
         tier = default_tier(hw)
-    if tier not in TIERS:
+    if not isinstance(tier, str) or tier not in TIERS:
         raise TapeoutError(f"unknown tier {tier!r}; allowed: {', '.join(sorted(TIERS))}", field="tier")
+    if tier == "tiled" and hw.microarch is None:
+        # the tiled tier would price every op with its roofline fallback: say so, and report that tier
+        warnings.append(f"tier: tiled needs a micro-architecture description and {hw.name} has none; "
+                        "the roofline tier ran")
+        tier = "roofline"
     if scenario is None:
         tech: dict[str, Any] = {}
     elif isinstance(scenario, dict):
@@ -325,14 +405,29 @@ def predict(
     given = {"weights": weights, "activations": activations, "kv_cache": kv_cache, "sparsity": sparsity,
              "sparse_kernel": sparse_kernel}
     tech.update({k: v for k, v in given.items() if v is not None})
-    tech.setdefault("weights", "fp16")
-    tech.setdefault("activations", "fp16")
+    half = default_16bit(hw)
+    defaulted = [k for k in ("weights", "activations") if tech.get(k) is None]
+    for k in defaulted:
+        tech[k] = half
     if tech.get("kv_cache") is None:
         tech["kv_cache"] = tech["activations"]
+    if defaulted:
+        p16, pb16 = hw.peak_tflops.get("fp16"), hw.peak_tflops.get("bf16")
+        if p16 != pb16:
+            peaks = ", ".join(f"{k} {v:g}" for k, v in (("fp16", p16), ("bf16", pb16)) if v is not None)
+            notes.append(f"{' and '.join(defaulted)} default to {half}, the faster 16-bit format of {hw.name} "
+                         f"(dense TFLOP/s: {peaks}); set --weights/--activations to choose")
     common = {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "ep": ep, "pp": pp,
               "pp_microbatches": pp_microbatches, "attention": attention,
               "fuse_residual_norm": fuse_residual_norm, "kv_fraction": kv_fraction}
     sc = specio.build(Scenario, {**common, **tech}, origin="scenario")
+    _check_layers(m, sc)
+    if tech.get("sparse_kernel") is not None and sc.sparsity is None and not any(r.sparsity for r in sc.layers):
+        raise TapeoutError(f"{tech['sparse_kernel']!r} picks the kernel of sparse layers, but no layer is sparse: "
+                           "give a sparsity (e.g. --sparsity 0.8) or leave sparse_kernel out", field="sparse_kernel")
+    w = _context_warning(m, sc)
+    if w:
+        warnings.append(w)
     base = None
     if compare_to is not None:
         from tapeout import dtypes
@@ -341,9 +436,26 @@ def predict(
         bsc = specio.build(Scenario, {**common, "weights": fmt, "activations": fmt, "kv_cache": fmt},
                            origin="compare_to")
         base = Prediction(model=m, hardware=hw, scenario=bsc, tier=tier, result=compose(m, hw, bsc, tier),
-                          framework=fw.name)
-    return Prediction(model=m, hardware=hw, scenario=sc, tier=tier, result=compose(m, hw, sc, tier), baseline=base,
-                      framework=fw.name)
+                          framework=fw.name, default_16bit=half)
+    pred = Prediction(model=m, hardware=hw, scenario=sc, tier=tier, result=compose(m, hw, sc, tier), baseline=base,
+                      framework=fw.name, warnings=tuple(warnings), default_16bit=half)
+    return replace(pred, notes=tuple(notes + _fallback_notes(pred)))
+
+
+def _fallback_notes(p: Prediction) -> list[str]:
+    """A note per matrix format the device has no peak for (fp8 on an A100 computes at the fp16 rate)."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    r = p.result
+    for phase in (r.prefill, r.decode_representative):
+        for op, cost in zip(phase.ops, phase.costs):
+            ran = computes_in(op, cost, p.hardware)
+            if op.compute_dtype and ran is not None and op.kind.value in ("gemm", "bmm", "attention"):
+                want = dtypes.parse(op.compute_dtype).peak_key
+                if ran != want:
+                    seen.setdefault((want, ran), []).append(op.name)
+    return [f"{p.hardware.name} has no {want} matrix peak: {want} matrix ops compute at the {ran} rate "
+            f"({', '.join(sorted(set(names))[:4])}{', ...' if len(set(names)) > 4 else ''})"
+            for (want, ran), names in seen.items()]
 
 
 __all__ = ["Prediction", "predict", "load_model", "load_hardware"]

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from tapeout.clicommand import BoolValueCommand, run_app
 from tapeout.cliutil import TableOrJson, fail
 from tapeout.errors import TapeoutError
 
@@ -24,16 +25,32 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from tapeout import __version__
+
+        typer.echo(f"tapeout {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+) -> None:
+    """Predict LLM inference latency, throughput and memory on real or imagined hardware."""
+
+
 class Format(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
 
 
-@app.command()
+@app.command(cls=BoolValueCommand)
 def predict(
     model: Annotated[str, typer.Option(help="catalog name, HF repo id, or path to a config.json")],
-    hardware: Annotated[str, typer.Option(help="catalog name or path to a TOML/YAML device file")],
+    hardware: Annotated[str, typer.Option(help="catalog name or path to a TOML/YAML/JSON device file")],
     batch: Annotated[int, typer.Option(help="concurrent sequences")] = 1,
     input_len: Annotated[int, typer.Option(help="prompt tokens per sequence")] = 2048,
     output_len: Annotated[int, typer.Option(help="generated tokens per sequence")] = 128,
@@ -45,8 +62,9 @@ def predict(
         help="batches in flight through the pipeline (1: one at a time; pp: a full pipeline)")] = 1,
     weights: Annotated[Optional[str], typer.Option(
         help="weight format of the linear layers: fp16 bf16 fp8 fp6 fp5 fp4 int8 int4 int4_g128 nf4 ... "
-        "(default fp16)")] = None,
-    activations: Annotated[Optional[str], typer.Option(help="activation format (default fp16)")] = None,
+        "(default: fp16 or bf16, whichever the device's datasheet peak is higher for; fp16 when equal)")] = None,
+    activations: Annotated[Optional[str], typer.Option(
+        help="activation format (default: as --weights' default)")] = None,
     kv_cache: Annotated[Optional[str], typer.Option(help="KV-cache format (default: activations)")] = None,
     sparsity: Annotated[Optional[str], typer.Option(
         help="weight sparsity: 0.8 (unstructured), 2:4, 1x4:0.5 (1xN blocks)")] = None,
@@ -59,7 +77,9 @@ def predict(
     attention: Annotated[str, typer.Option(
         help="flash | naive | mmha (decode reads K/V per query head: no GQA sharing)")] = "flash",
     fuse_residual_norm: Annotated[bool, typer.Option(
-        "--fuse-residual-norm", help="fuse each residual add into the next norm (vLLM, TensorRT-LLM)")] = False,
+        "--fuse-residual-norm/--no-fuse-residual-norm",
+        help="fuse each residual add into the next norm (vLLM, TensorRT-LLM); also --fuse-residual-norm true|false")
+    ] = False,
     kv_fraction: Annotated[float, typer.Option(
         "--kv-fraction", help="share of the memory left after weights that the KV pool gets; a batch beyond it "
         "runs fewer sequences at once, in waves")] = 0.9,
@@ -71,8 +91,11 @@ def predict(
         help="performance tier: tiled | roofline (default: tiled where the device has a micro-architecture)")
     ] = None,
     format: Annotated[Format, typer.Option("--format", "-f", help="table | json | csv")] = Format.table,
+    ops: Annotated[bool, typer.Option(
+        "--ops/--no-ops", help="table: also print the per-op tables of prefill and one decode step (json and csv "
+        "always carry the per-op rows)")] = False,
 ) -> None:
-    """Predict TTFT, TPOT, end-to-end latency, throughput and memory, with a per-op breakdown."""
+    """Predict TTFT, TPOT, end-to-end latency, throughput and memory (per-op tables with --ops)."""
     from tapeout.api import predict as api_predict
     from tapeout.report import render
 
@@ -86,12 +109,15 @@ def predict(
     except TapeoutError as exc:
         fail(str(exc))
     d = p.to_dict()
+    if format is Format.table:
+        render.print_table(d, ops=ops)
+        return
+    for w in d["warnings"]:  # the JSON carries them too; a CSV has no place for them
+        typer.echo(f"warning: {w}", err=True)
     if format is Format.json:
         typer.echo(render.to_json(d))
-    elif format is Format.csv:
-        typer.echo(render.to_csv(d), nl=False)
     else:
-        render.print_table(d)
+        typer.echo(render.to_csv(d, baseline=p.baseline.ops() if p.baseline is not None else None), nl=False)
 
 
 @app.command()
@@ -124,6 +150,16 @@ def show(
     from tapeout.report import catalog as rc
 
     spec = None
+    path = Path(name).expanduser() if name.strip() else None
+    if path is not None and path.exists():
+        # a file: a device file if it has a device's keys, else a model (HF config.json, model TOML/YAML)
+        loaders = (load_hardware, load_model) if _is_device_file(path) else (load_model, load_hardware)
+        try:
+            spec = loaders[0](path)
+        except TapeoutError as exc:
+            fail(str(exc))
+        rc.show(spec, format.value)
+        return
     for loader in (load_model, load_hardware):
         try:
             spec = loader(name)
@@ -131,18 +167,31 @@ def show(
         except UnknownNameError:
             continue
         except TapeoutError as exc:
-            if Path(name).exists():
-                fail(str(exc))
+            fail(str(exc))
     if spec is None:
         fail(str(UnknownNameError("model or hardware", name, model_names() + hardware_names())))
     rc.show(spec, format.value)
 
 
-@app.command("quantize-error")
+def _is_device_file(path: Path) -> bool:
+    """True for a spec file whose top level has a device's keys (peak_tflops, memory)."""
+    from tapeout.specio import read_mapping
+
+    if not path.is_file() or path.suffix.lower() not in (".toml", ".yaml", ".yml", ".json"):
+        return False
+    try:
+        data = read_mapping(path)
+    except TapeoutError:
+        return False
+    return bool({"peak_tflops", "memory"} & set(data))
+
+
+@app.command("quantize-error", cls=BoolValueCommand)
 def quantize_error(
     file: Annotated[Path, typer.Argument(help="a .safetensors file")],
     weights: Annotated[str, typer.Option(help="target format, e.g. fp6_e3m2, int4_g128, nf4, fp8")],
-    all_tensors: Annotated[bool, typer.Option("--all", help="include 1-D tensors (norms, biases)")] = False,
+    all_tensors: Annotated[bool, typer.Option(
+        "--all/--no-all", help="include 1-D tensors (norms, biases); also --all true|false")] = False,
     match: Annotated[Optional[str], typer.Option(help="regular expression selecting tensor names")] = None,
     format: Annotated[TableOrJson, typer.Option("--format", "-f", help="table | json")] = TableOrJson.table,
 ) -> None:
@@ -165,7 +214,9 @@ def quantize_error(
 def validate(
     data: Annotated[Optional[Path], typer.Option(
         "--data", help="reference-data directory (default: shared/reference-data beside the repository)")] = None,
-    tier: Annotated[str, typer.Option(help="performance tier")] = "roofline",
+    tier: Annotated[Optional[str], typer.Option(
+        help="performance tier: tiled | roofline (default: as predict, tiled where the device has a "
+        "micro-architecture, else roofline)")] = None,
     format: Annotated[TableOrJson, typer.Option("--format", "-f", help="table | json")] = TableOrJson.table,
     efficiency: Annotated[str, typer.Option(
         help="catalog (devices as loaded) | calibrated (hardware/calibration.toml) | default (spec defaults)")
@@ -179,47 +230,63 @@ def validate(
         "HTML with plotly, else a self-contained SVG page)")] = None,
 ) -> None:
     """Compare predictions with measured data: error per dataset, op class and device."""
+    from tapeout.clicommand import RichProgress
+    from tapeout.perf import TIERS
     from tapeout.validate import evaluate, load_cases
     from tapeout.validate.render import groups_json, print_table
+    from tapeout.validate.runner import DEFAULT_TIER
 
     if efficiency not in ("catalog", "calibrated", "default"):
         fail(f"efficiency: unknown choice {efficiency!r}; allowed: catalog, calibrated, default")
+    for field, t in (("tier", tier), ("compare-tier", compare_tier)):
+        if t is not None and t not in TIERS:
+            fail(f"{field}: unknown tier {t!r}; allowed: {', '.join(sorted(TIERS))}")
+    if data is not None and data.exists() and not data.is_dir():
+        fail(f"data: {data} is a file; give the reference-data directory (the one holding measured/ and hardware/)")
+    if plots is not None and plots.exists() and not plots.is_dir():
+        fail(f"plots: {plots} is a file; give a folder to write the plots into (created when missing)")
+    run_tier = tier or DEFAULT_TIER
+    label = tier or "default (tiled where a micro-architecture exists, else roofline)"
     cmp_tier = compare_tier
-    if cmp_tier is None and format is not TableOrJson.json and tier != "roofline":
+    if cmp_tier is None and format is not TableOrJson.json and run_tier != "roofline":
         cmp_tier = "roofline"  # the roofline figures beside the selected tier's
-    if cmp_tier == tier and compare_tier is None:
+    if cmp_tier == run_tier and compare_tier is None:
         cmp_tier = None
     try:
+        from tapeout.validate.datasets import resolve_data_dir
+
+        typer.echo(f"validate: loading the measured cases from {resolve_data_dir(data)} ...", err=True)
         cases = load_cases(data)
-        ev = evaluate(data, tier, efficiency=efficiency, cases=cases)
-        cmp = evaluate(data, cmp_tier, efficiency=efficiency, cases=cases) if cmp_tier else None
+        runs = [(run_tier, label)] + ([(cmp_tier, cmp_tier)] if cmp_tier else [])
+        evs = []
+        for t, lab in runs:
+            bar = RichProgress(f"tier {t}", unit="cases")
+            evs.append(evaluate(data, t, efficiency=efficiency, cases=cases, progress=bar))
+        ev, cmp = evs[0], (evs[1] if cmp_tier else None)
     except TapeoutError as exc:
         fail(str(exc))
     if plots is not None:
         from tapeout.validate.plots import write_plots
 
-        written = write_plots(ev, plots, tier=tier, compare=cmp, compare_tier=cmp_tier)
+        written = write_plots(ev, plots, tier=run_tier, compare=cmp, compare_tier=cmp_tier)
         typer.echo(f"wrote {len(written)} plot file(s) to {plots}", err=True)
     if format is TableOrJson.json:
         typer.echo(groups_json(ev, cmp if compare_tier else None))
     else:
-        print_table(ev, title=f"tapeout validate: tier {tier}, efficiency {efficiency}", compare=cmp,
+        print_table(ev, title=f"tapeout validate: tier {label}, efficiency {efficiency}", compare=cmp,
                     compare_tier=cmp_tier or "roofline")
 
 
 from tapeout.cost.cli import cost_command  # noqa: E402 (both import only typer)
 from tapeout.explore.cli import explore_command  # noqa: E402
 
-app.command("cost")(cost_command)
-app.command("explore")(explore_command)
+app.command("cost", cls=BoolValueCommand)(cost_command)
+app.command("explore", cls=BoolValueCommand)(explore_command)
 
 
-def main() -> None:
-    try:
-        app()
-    except TapeoutError as exc:  # safety net: no traceback for user errors
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+def main(argv: list[str] | None = None) -> None:
+    """The ``tapeout`` console script: every error one line on stderr, status 2 for bad input."""
+    sys.exit(run_app(app, argv))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ from enum import Enum
 from typing import Any, NoReturn
 
 
-
 class TableOrJson(str, Enum):
     table = "table"
     json = "json"

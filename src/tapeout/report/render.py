@@ -10,7 +10,7 @@ from typing import Any
 from tapeout.report import fmt
 
 CSV_COLUMNS = (
-    "phase", "name", "kind", "count", "shape", "formats", "compute_dtype", "flops", "bytes_read",
+    "phase", "name", "kind", "count", "shape", "formats", "compute_dtype", "computes_in", "flops", "bytes_read",
     "bytes_written", "intensity", "bound", "time_s", "total_s", "share", "compute_s", "memory_s",
     "network_s", "overhead_s", "kernel", "weight_bytes", "matrix_s", "dequant_s", "extract_s",
 )
@@ -20,15 +20,20 @@ def to_json(d: dict[str, Any]) -> str:
     return json.dumps(d, indent=2, allow_nan=False)
 
 
-def to_csv(d: dict[str, Any]) -> str:
+def to_csv(d: dict[str, Any], baseline: list[dict[str, Any]] | None = None) -> str:
+    """Per-op rows; with ``baseline`` (the ``compare_to`` run's ``ops()``) a first column ``run`` tells the
+    technique's rows from the baseline's."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    cols = ("run", *CSV_COLUMNS) if baseline is not None else CSV_COLUMNS
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
-    for row in d["ops"]:
-        r = dict(row)
-        r["shape"] = fmt.shape(row["shape"])
-        r["formats"] = fmt.shape(row["formats"])
-        w.writerow(r)
+    runs = [("technique", d["ops"]), ("baseline", baseline)] if baseline is not None else [("", d["ops"])]
+    for run, rows in runs:
+        for row in rows:
+            r = dict(row, run=run)
+            r["shape"] = fmt.shape(row["shape"])
+            r["formats"] = fmt.shape(row["formats"])
+            w.writerow(r)
     return buf.getvalue()
 
 
@@ -40,7 +45,9 @@ def _console() -> Any:
     return con if con.is_terminal else Console(width=160)
 
 
-def print_table(d: dict[str, Any], console: Any = None) -> None:
+def print_table(d: dict[str, Any], console: Any = None, *, ops: bool = False) -> None:
+    """The summary (warnings and notes first); with ``ops`` the per-op tables, fitted to the console width."""
+    from rich.markup import escape
     from rich.table import Table
 
     con = console or _console()
@@ -55,11 +62,25 @@ def print_table(d: dict[str, Any], console: Any = None) -> None:
         f"weights {i['weights']}, activations {i['activations']}, KV {i['kv_cache']}, "
         f"attention {i['attention']}, tier {i['tier']}"
     )
+    for w in d.get("warnings", []):
+        con.print(f"[yellow]warning:[/] {escape(w)}")
+    for n in d.get("notes", []):
+        con.print(f"note: {escape(n)}")
     s = Table(show_header=False, box=None, pad_edge=False)
     s.add_row("TTFT (prefill)", fmt.seconds(d["ttft_s"]))
-    s.add_row("TPOT (mean decode step)", f"{fmt.seconds(d['tpot_s'])}  "
-              f"(context {dec['first_context']}: {fmt.seconds(dec['first_step_s'])} → "
-              f"{dec['last_context']}: {fmt.seconds(dec['last_step_s'])})")
+    if mb > 1:
+        # a cycle advances every batch in flight one token: max(one batch's pass, mb x the slowest stage)
+        stages = dec.get("stage_times_s") or []
+        s.add_row("TPOT (mean decode cycle)",
+                  f"{fmt.seconds(d['tpot_s'])}  (cycle at context {dec['first_context']}: "
+                  f"{fmt.seconds(dec['first_cycle_s'])} → {dec['last_context']}: {fmt.seconds(dec['last_cycle_s'])})")
+        s.add_row("", f"each cycle moves all {mb} batches in flight one token: max(one batch's pass through the "
+                      f"{pp} stages, {mb} x the slowest stage); at context {dec['ops_shown_at_context']} one pass is "
+                      f"{fmt.seconds(sum(stages))}, the slowest stage {fmt.seconds(max(stages) if stages else 0.0)}")
+    else:
+        s.add_row("TPOT (mean decode step)", f"{fmt.seconds(d['tpot_s'])}  "
+                  f"(context {dec['first_context']}: {fmt.seconds(dec['first_step_s'])} → "
+                  f"{dec['last_context']}: {fmt.seconds(dec['last_step_s'])})")
     s.add_row("End-to-end latency", fmt.seconds(d["e2e_latency_s"]))
     scope = "whole batch" if mb == 1 else f"{mb} batches in flight"
     s.add_row("Throughput", f"{d['throughput_tok_s']:.1f} tokens/s (generated, {scope})")
@@ -76,42 +97,59 @@ def print_table(d: dict[str, Any], console: Any = None) -> None:
         s.add_row("KV pool", f"{mem['kv_capacity_tokens']} tokens: {conc} of {i['batch']} sequences run at once, "
                   f"in waves (TTFT and TPOT are the first wave's; e2e and throughput cover all)")
     con.print(s)
-    from rich.markup import escape
 
     techniques = _techniques_line(i)
     if techniques:
         con.print(escape(techniques))
     if "comparison" in d:
         _print_comparison(con, d["comparison"])
+    if not ops:
+        con.print("per-op tables: add --ops (or --format csv / json for every op's terms)", style="dim")
+        return
+    # narrow terminals drop the optional columns first; rich wraps what remains instead of cutting names
+    optional = {"kernel", "dequant/extract", "FLOP/B", "shape"} if con.width < 120 else \
+        {"kernel", "dequant/extract", "FLOP/B"} if con.width < 150 else set()
     for phase, title in (("prefill", "Prefill"), ("decode", f"Decode step at context {dec['ops_shown_at_context']}")):
         t = Table(title=title, title_justify="left")
-        for col, just in (("op", "left"), ("×", "right"), ("shape", "left"), ("format w/a", "left"),
-                          ("kernel", "left"), ("bytes", "right"), ("bound", "left"), ("per run", "right"),
-                          ("dequant/extract", "right"), ("total", "right"), ("share", "right"), ("FLOP/B", "right")):
-            t.add_column(col, justify=just)  # type: ignore[arg-type]
-        for r in (r for r in d["ops"] if r["phase"] == phase):
-            inten = r["intensity"]
-            extra = r.get("dequant_s", 0.0) or r.get("extract_s", 0.0)
-            t.add_row(
-                escape(r["name"]), str(r["count"]), fmt.shape(r["shape"]), _format(r), r.get("kernel", "dense"),
-                fmt.nbytes(r["bytes_read"] + r["bytes_written"]), r["bound"], fmt.seconds(r["time_s"]),
-                fmt.seconds(extra) if extra else "-", fmt.seconds(r["total_s"]), f"{100 * r['share']:.1f}%",
-                "-" if inten is None else f"{inten:.1f}",
-            )
+        rows = [r for r in d["ops"] if r["phase"] == phase]
+        cells = {
+            "op": [escape(r["name"]) for r in rows],
+            "×": [str(r["count"]) for r in rows],
+            "shape": [fmt.shape(r["shape"]) for r in rows],
+            "stored → computes": [_format(r) for r in rows],
+            "kernel": [r.get("kernel", "dense") for r in rows],
+            "bytes": [fmt.nbytes(r["bytes_read"] + r["bytes_written"]) for r in rows],
+            "bound": [r["bound"] for r in rows],
+            "per run": [fmt.seconds(r["time_s"]) for r in rows],
+            "dequant/extract": [fmt.seconds(x) if (x := r.get("dequant_s", 0.0) or r.get("extract_s", 0.0)) else "-"
+                                for r in rows],
+            "total": [fmt.seconds(r["total_s"]) for r in rows],
+            "share": [f"{100 * r['share']:.1f}%" for r in rows],
+            "FLOP/B": ["-" if r["intensity"] is None else f"{r['intensity']:.1f}" for r in rows],
+        }
+        # columns that say nothing for this run (every kernel dense, nothing dequantized) are left out
+        empty = {c for c, fill in (("kernel", "dense"), ("dequant/extract", "-")) if all(x == fill for x in cells[c])}
+        cols = [c for c in cells if c not in optional | empty]
+        for c in cols:
+            t.add_column(c, justify="left" if c in ("op", "shape", "stored → computes", "kernel", "bound")
+                         else "right", overflow="fold")
+        for k in range(len(rows)):
+            t.add_row(*(cells[c][k] for c in cols))
         con.print(t)
+    con.print("stored → computes: the formats an op reads and writes (w: weights, a: activations, kv: KV cache, "
+              "table: embedding) → the format its arithmetic runs in (matrix ops: the peak used; '-': data "
+              "movement only)", style="dim")
 
 
 def _format(r: dict[str, Any]) -> str:
-    """Weights/activations (compute) of a GEMM, the activation or KV format of other ops."""
+    """What an op stores (weights, activations, KV cache, table) and the format it computes in."""
     f = r.get("formats") or {}
-    if "weights" in f:
-        s = f"{f['weights']}/{f.get('act', '')}"
-        if "sparsity" in f:
-            s += f" sp {f['sparsity']}"
-        return s
-    if "kv" in f and f["kv"] != f.get("act"):
-        return f"kv {f['kv']}"
-    return r["compute_dtype"]
+    names = {"weights": "w", "act": "a", "kv": "kv", "table": "table"}
+    stored = " ".join(f"{names[k]} {v}" for k, v in f.items() if k in names)
+    if "sparsity" in f:
+        stored += f" sp {f['sparsity']}"
+    ran = r.get("computes_in")
+    return f"{stored or '-'} → {ran or '-'}"
 
 
 def _techniques_line(i: dict[str, Any]) -> str:

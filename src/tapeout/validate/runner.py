@@ -41,6 +41,8 @@ from tapeout.validate.datasets import KERNEL, LLMCOMPASS, Case, e2e_predict, loa
 from tapeout.workload.ops import Op, OpKind
 
 GROUP_KEYS = ("dataset", "op_class", "device", "n", "mape_pct", "mdape_pct", "bias")
+#: tier name meaning "what predict would use": tiled where the device has a micro-architecture, else roofline
+DEFAULT_TIER = "default"
 
 HARNESS_FILE = Path(__file__).with_name("harness.toml")
 
@@ -188,6 +190,10 @@ class Evaluation:
 
 
 def predict_case(case: Case, devices: _Devices, tier: str = "roofline") -> CaseResult:
+    if tier == DEFAULT_TIER:
+        from tapeout.api import default_tier
+
+        tier = default_tier(devices.base(case.device))
     if case.is_e2e:
         point = e2e_predict(devices.base(case.device), case.scenario, tier)
         secs = point.seconds(case.quantity, dict(case.scenario), int(case.get("num_gpus", 1)))
@@ -234,12 +240,25 @@ def summarize_results(results: list[CaseResult]) -> tuple[list[dict[str, Any]], 
 
 def evaluate(data_dir: str | Path | None = None, tier: str = "roofline", *,
              efficiency: EfficiencyChoice = "catalog", datasets: list[str] | None = None,
-             cases: list[Case] | None = None) -> Evaluation:
-    """Price all cases and summarise; ``cases`` skips loading (reuse across runs)."""
+             cases: list[Case] | None = None, progress: Any = None) -> Evaluation:
+    """Price all cases and summarise; ``cases`` skips loading (reuse across runs). ``tier``
+    :data:`DEFAULT_TIER` prices each case with predict's default for its device. ``progress``: an object
+    with ``start(total, done)``, ``advance(n)`` and ``stop()`` (the CLI's progress bar)."""
     if cases is None:
         cases = load_cases(data_dir, datasets)
     devices = _Devices(efficiency)
-    results = [predict_case(c, devices, tier) for c in cases]
+    if progress is None:
+        results = [predict_case(c, devices, tier) for c in cases]
+    else:
+        progress.start(len(cases), 0)
+        results = []
+        try:
+            for i, c in enumerate(cases):
+                results.append(predict_case(c, devices, tier))
+                if i % 50 == 49 or i == len(cases) - 1:
+                    progress.advance(i % 50 + 1)
+        finally:
+            progress.stop()
     groups, overall = summarize_results(results)
     return Evaluation(groups, overall, results)
 
