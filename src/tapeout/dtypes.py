@@ -201,8 +201,12 @@ FALLBACK = {
     "fp32": (),
 }
 
-EXAMPLES = ("fp32, bf16, fp16, fp8 (e4m3), fp8_e5m2, fp6 (e3m2), fp6_e2m3, fp5, fp4, int8, int4, int3, int2, "
-            "nf4, int4_g128, int4_g128z, int8_c, fp8_t, fp4_e2m1_g32_e8m0, int4_sl8")
+#: the whole grammar in one line (the error message for an unknown name): every accepted family is named
+EXAMPLES = ("fp32, tf32, bf16, fp16; floats fpN_eXmY with 3 <= N <= 8 and N = 1 + X + Y (fp8 = fp8_e4m3, fp8_e5m2, "
+            "fp7_e4m2, fp6 = fp6_e3m2, fp6_e2m3, fp5 = fp5_e2m2, fp4 = fp4_e2m1, fp3_e1m1, ...); int2 to int8 "
+            "(int2, int3, int4, int5, int6, int7, int8); nf4; a scale suffix _t, _c, _gN, _slN or _raw, z for a zero "
+            "point, then the scale format _fp16, _bf16, _fp32, _fp8 or _e8m0 (int4_g128, int4_g128z, int8_c, fp8_t, "
+            "fp4_e2m1_g32_e8m0, int4_sl8); aliases awq, gptq, float8_e4m3fn, float8_e5m2")
 
 
 def _element(key: str) -> DType | None:

@@ -35,6 +35,8 @@ def models(specs: list, format: str) -> None:
 
 
 def hardware(specs: list, format: str) -> None:
+    from tapeout.api import default_16bit
+
     rows = [
         {
             "name": h.name, "display_name": h.display_name, "vendor": h.vendor,
@@ -42,7 +44,7 @@ def hardware(specs: list, format: str) -> None:
             "bandwidth_gbps": h.memory.bandwidth_gbps, "memory_kind": h.memory.kind,
             "interconnect": None if h.interconnect is None else h.interconnect.kind,
             "interconnect_gbps_per_direction": None if h.interconnect is None else h.interconnect.bandwidth_gbps_per_direction,
-            "tdp_w": h.tdp_w,
+            "tdp_w": h.tdp_w, "default_16bit": default_16bit(h),
         }
         for h in specs
     ]
@@ -51,8 +53,8 @@ def hardware(specs: list, format: str) -> None:
         return
     from rich.table import Table
 
-    t = Table(title="Hardware (dense peaks)")
-    for c in ("name", "fp16/bf16 TF", "fp8 TF", "int8 TOPS", "memory", "GB/s", "link GB/s/dir", "TDP W"):
+    t = Table(title="Hardware (dense peaks; predict's 16-bit default is the faster of fp16 and bf16)")
+    for c in ("name", "fp16 TF", "bf16 TF", "fp8 TF", "int8 TOPS", "memory", "GB/s", "link GB/s/dir", "TDP W"):
         t.add_column(c)
 
     def g(d: dict, k: str) -> str:
@@ -60,7 +62,7 @@ def hardware(specs: list, format: str) -> None:
 
     for r in rows:
         p = r["peak_tflops"]
-        t.add_row(r["name"], g(p, "fp16") if "fp16" in p else g(p, "bf16"), g(p, "fp8"), g(p, "int8"),
+        t.add_row(r["name"], g(p, "fp16"), g(p, "bf16"), g(p, "fp8"), g(p, "int8"),
                   f"{r['memory_gb']:g} GB {r['memory_kind']}", f"{r['bandwidth_gbps']:g}",
                   "-" if r["interconnect"] is None else f"{r['interconnect']} {r['interconnect_gbps_per_direction']:g}",
                   "-" if r["tdp_w"] is None else f"{r['tdp_w']:g}")

@@ -131,8 +131,10 @@ def print_table(d: dict[str, Any], console: Any = None, *, ops: bool = False) ->
         empty = {c for c, fill in (("kernel", "dense"), ("dequant/extract", "-")) if all(x == fill for x in cells[c])}
         cols = [c for c in cells if c not in optional | empty]
         for c in cols:
+            # op names stay whole (the first thing a reader looks for); the other cells fold
             t.add_column(c, justify="left" if c in ("op", "shape", "stored → computes", "kernel", "bound")
-                         else "right", overflow="fold")
+                         else "right", overflow="fold", no_wrap=c == "op",
+                         min_width=max(map(len, cells["op"]), default=2) if c == "op" else None)
         for k in range(len(rows)):
             t.add_row(*(cells[c][k] for c in cols))
         con.print(t)
@@ -157,7 +159,9 @@ def _techniques_line(i: dict[str, Any]) -> str:
     if i.get("sparsity"):
         parts.append(f"sparsity {i['sparsity']} (kernel {i.get('sparse_kernel', 'auto')})")
     for rule in i.get("layers") or []:
-        sel = "all layers" if rule.get("layers") is None else f"layers {rule['layers']}"
+        from tapeout.techniques.layers import range_label
+
+        sel = "all layers" if rule.get("layers") is None else f"layers {range_label(tuple(rule['layers']))}"
         what = ", ".join(f"{k} {v}" for k, v in rule.items() if k not in ("match", "layers"))
         parts.append(f"[{rule['match']} @ {sel}: {what}]")
     return ("Techniques: " + "; ".join(parts)) if parts else ""

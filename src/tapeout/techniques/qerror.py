@@ -115,6 +115,9 @@ def quantize_file(path: str | Path, weights: str | DType, *, all_tensors: bool =
     ``all_tensors``; ``match``: a regular expression on tensor names)."""
     p = Path(path)
     fmt = dtypes.parse(weights, field="weights")
+    if match is not None and not match.strip():
+        raise TapeoutError("empty regular expression; give a pattern of tensor names (e.g. 'mlp') or leave "
+                           "--match out to take every weight tensor", field="match")
     try:
         rx = re.compile(match) if match else None
     except re.error as exc:
@@ -129,6 +132,17 @@ def quantize_file(path: str | Path, weights: str | DType, *, all_tensors: bool =
             done.append(tensor_error(p, info, fmt))
         except codec.CodecError as exc:
             raise TapeoutError(f"{info.name}: {exc}", field="weights") from None
+    if not done:  # a total over no tensors ("exact, cosine 1") would read as a perfect result
+        names = ", ".join(i.name for i in infos[:5]) + (", ..." if len(infos) > 5 else "")
+        if rx is not None and any(rx.search(i.name) for i in infos):
+            why = f"--match {match!r} selects only 1-D or non-float tensors (--all includes 1-D ones)"
+        elif rx is not None:
+            why = f"--match {match!r} selects none of the {len(infos)} tensors ({names})"
+        elif infos:
+            why = f"none of its {len(infos)} tensors is a float tensor of 2 or more dimensions (--all includes 1-D ones)"
+        else:
+            why = "it holds no tensors"
+        raise TapeoutError(f"nothing to quantize in {p.name}: {why}", field="match" if rx is not None else "file")
     return FileError(str(p), fmt, tuple(done), tuple(skipped))
 
 

@@ -76,9 +76,17 @@ def read_header(path: str | Path) -> tuple[list[TensorInfo], dict[str, str]]:
     out = []
     for name, spec in header.items():
         try:
-            dtype, shape, (b, e) = spec["dtype"], tuple(int(x) for x in spec["shape"]), spec["data_offsets"]
+            dtype, raw_shape, (b, e) = spec["dtype"], spec["shape"], spec["data_offsets"]
+            if not isinstance(raw_shape, list) or not all(type(x) is int for x in raw_shape) \
+                    or not all(type(x) is int for x in (b, e)):
+                raise TypeError
+            shape = tuple(raw_shape)
         except (KeyError, TypeError, ValueError):
-            raise TapeoutError(f"{p.name}: tensor {name!r} has a malformed entry", field="file") from None
+            raise TapeoutError(f"{p.name}: tensor {name!r} has a malformed entry (shape and data_offsets must be "
+                               "lists of integers)", field="file") from None
+        if any(x < 0 for x in shape) or b < 0 or e < 0:
+            raise TapeoutError(f"{p.name}: tensor {name!r} has a negative shape or offset {list(shape)}, "
+                               f"{[b, e]}; allowed: integers >= 0", field="file")
         if dtype not in _RAW:
             raise TapeoutError(f"{p.name}: tensor {name!r} has unsupported dtype {dtype!r}; allowed: "
                                f"{', '.join(_RAW)}", field="file")
