@@ -354,6 +354,9 @@ def test_stored_and_computed_formats_are_told_apart():
     assert "fp8" not in load_hardware("a100-sxm-80gb").peak_tflops
     assert ra["qkv_proj"]["computes_in"] == "fp16" and rh["qkv_proj"]["computes_in"] == "fp8"
     assert any("no fp8 matrix peak" in n for n in a100.notes) and not any("matrix peak" in n for n in h100.notes)
+    sparse = tapeout.predict("llama-2-7b", "h100-sxm", weights="fp8", activations="fp8", sparsity="2:4",
+                             input_len=512, output_len=16)
+    assert not any("matrix peak" in n for n in sparse.notes)  # the 2:4 path of the fp8 peak is fp8
     assert _format(ra["qkv_proj"]).endswith("→ fp16") and "w fp8_e4m3" in _format(ra["qkv_proj"])
     # a norm stores the activation format and computes in fp32; an all-reduce only moves data
     norm = ra["attn_norm"]

@@ -451,6 +451,7 @@ def _fallback_notes(p: Prediction) -> list[str]:
             ran = computes_in(op, cost, p.hardware)
             if op.compute_dtype and ran is not None and op.kind.value in ("gemm", "bmm", "attention"):
                 want = dtypes.parse(op.compute_dtype).peak_key
+                ran = ran.split()[0]  # "fp8 (2:4 sparse)": the sparse path of the fp8 peak
                 if ran != want:
                     seen.setdefault((want, ran), []).append(op.name)
     return [f"{p.hardware.name} has no {want} matrix peak: {want} matrix ops compute at the {ran} rate "

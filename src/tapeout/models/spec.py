@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tapeout.specio import reject_bools
 
 Activation = Literal["silu", "gelu", "gelu_tanh", "relu", "swiglu_oai"]
+#: largest width (hidden, intermediate, head) a spec may give: sizes are bounded so that no count
+#: overflows downstream (a config with 2^70 layers is a typo, not a model)
+MAX_WIDTH = 10_000_000
 
 
 class MoESpec(BaseModel):
@@ -21,11 +24,11 @@ class MoESpec(BaseModel):
     def _no_bools(cls, data: Any) -> Any:
         return reject_bools(cls, data)
 
-    num_experts: int = Field(gt=0, description="routed experts per MoE layer")
-    top_k: int = Field(gt=0, description="experts each token is routed to")
-    expert_intermediate_size: int = Field(gt=0)
-    num_shared_experts: int = Field(0, ge=0, description="always-active experts")
-    shared_intermediate_size: int = Field(0, ge=0, description="intermediate size of one shared expert")
+    num_experts: int = Field(gt=0, le=100_000, description="routed experts per MoE layer")
+    top_k: int = Field(gt=0, le=100_000, description="experts each token is routed to")
+    expert_intermediate_size: int = Field(gt=0, le=MAX_WIDTH)
+    num_shared_experts: int = Field(0, ge=0, le=100_000, description="always-active experts")
+    shared_intermediate_size: int = Field(0, ge=0, le=MAX_WIDTH, description="intermediate size of one shared expert")
     #: layer indices (0-based) that keep a dense MLP instead of experts
     dense_layers: tuple[int, ...] = ()
     router_bias: bool = False
@@ -54,20 +57,20 @@ class ModelSpec(BaseModel):
     name: str
     hf_id: str | None = None
     family: str = Field(description="architecture family, e.g. llama, opt, gptj, falcon, mixtral, qwen2")
-    num_layers: int = Field(gt=0)
-    hidden_size: int = Field(gt=0)
-    num_heads: int = Field(gt=0)
-    num_kv_heads: int = Field(gt=0, description="= num_heads for MHA, 1 for MQA, between for GQA")
-    head_dim: int = Field(gt=0)
-    intermediate_size: int = Field(gt=0, description="dense MLP hidden size")
+    num_layers: int = Field(gt=0, le=100_000)
+    hidden_size: int = Field(gt=0, le=MAX_WIDTH)
+    num_heads: int = Field(gt=0, le=100_000)
+    num_kv_heads: int = Field(gt=0, le=100_000, description="= num_heads for MHA, 1 for MQA, between for GQA")
+    head_dim: int = Field(gt=0, le=MAX_WIDTH)
+    intermediate_size: int = Field(gt=0, le=MAX_WIDTH, description="dense MLP hidden size")
     gated_mlp: bool = Field(description="SwiGLU/GeGLU (gate, up, down) vs plain (up, down)")
     activation: Activation
     norm: Literal["rmsnorm", "layernorm"]
     position: Literal["rope", "learned", "alibi"]
-    vocab_size: int = Field(gt=0)
-    max_position_embeddings: int = Field(gt=0)
+    vocab_size: int = Field(gt=0, le=100_000_000)
+    max_position_embeddings: int = Field(gt=0, le=1_000_000_000)
     #: rows of a learned position table beyond max_position_embeddings (OPT keeps 2)
-    position_offset: int = Field(0, ge=0)
+    position_offset: int = Field(0, ge=0, le=1_000_000)
     tie_embeddings: bool = False
     parallel_block: bool = Field(False, description="attention and MLP read the same input (GPT-J, Falcon)")
     #: norms before the blocks of one layer: 2 for sequential; 1 (GPT-J, Falcon-7B) or 2 (Falcon-40B+) for parallel

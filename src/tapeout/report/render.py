@@ -42,7 +42,7 @@ def _console() -> Any:
 
     con = Console()
     # piped output (files, tests, CI logs) gets a width that keeps the per-op table whole
-    return con if con.is_terminal else Console(width=160)
+    return con if con.is_terminal else Console(width=200)
 
 
 def print_table(d: dict[str, Any], console: Any = None, *, ops: bool = False) -> None:
