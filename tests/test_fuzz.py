@@ -43,6 +43,7 @@ FLAGS = {
     "--tier": st.sampled_from(["roofline", "tiled", "magic"]),
     "--fuse-residual-norm": st.sampled_from(["true", "false", "maybe", "1"]),
     "--compare-to": st.sampled_from(["fp16", "int4", "zz"]),
+    "--kv-fraction": st.sampled_from(["0.9", "0.5", "0.01", "1", "0", "1.5", "nan", "inf", "-1", "abc"]),
 }
 MODELS = st.sampled_from(["llama-2-7b", "mixtral-8x7b", "opt-6.7b", "gpt-j-6b", str(ROOT / "examples" / "config.json")]
                          * 3 + ["", "nope", "../x.json", str(ROOT / "README.md")])

@@ -358,9 +358,10 @@ def test_stored_and_computed_formats_are_told_apart():
                              input_len=512, output_len=16)
     assert not any("matrix peak" in n for n in sparse.notes)  # the 2:4 path of the fp8 peak is fp8
     assert _format(ra["qkv_proj"]).endswith("→ fp16") and "w fp8_e4m3" in _format(ra["qkv_proj"])
-    # a norm stores the activation format and computes in fp32; an all-reduce only moves data
+    # a norm reads and writes the 16-bit residual stream and computes in fp32; an all-reduce only moves data
     norm = ra["attn_norm"]
-    assert norm["formats"]["act"] == "fp8_e4m3" and norm["computes_in"] == "fp32"
+    assert norm["formats"]["act"] == "fp16" and norm["computes_in"] == "fp32"
+    assert _format(norm) == "a fp16 → fp32"
     tp2 = tapeout.predict("llama-2-7b", "a100-sxm-80gb", tp=2, input_len=512, output_len=16)
     ar = next(r for r in tp2.ops() if r["kind"] == "allreduce")
     assert ar["computes_in"] is None and _format(ar) == "a fp16 → -"

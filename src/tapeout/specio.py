@@ -48,9 +48,9 @@ def validation_message(exc: ValidationError) -> str:
     errs = exc.errors()
     parts = []
     for e in errs[:3]:
-        loc = ".".join(str(x) for x in e["loc"]) or "<root>"
+        loc = ".".join(str(x) for x in e["loc"])
         msg = e["msg"].removeprefix("Value error, ").removeprefix(f"{loc}: ")
-        parts.append(f"{loc}: {msg}")
+        parts.append(f"{loc}: {msg}" if loc else msg)  # a model-level check names its fields itself
     more = f" (+{len(errs) - 3} more)" if len(errs) > 3 else ""
     return "; ".join(parts) + more
 

@@ -23,7 +23,7 @@ PEAK_KEYS = ("fp32", "fp32_matrix", "tf32", "bf16", "fp16", "fp8", "int8", "int4
 #: field -> (lower bound, upper bound, unit, hint), both inclusive (the fields' own ``gt=0`` keeps
 #: zero out where it must be). Generous: wafer-scale parts fit.
 RANGES: dict[str, tuple[float, float, str, str]] = {
-    "capacity_gb": (0, 1e6, "GB", "decimal gigabytes, not bytes"),
+    "capacity_gb": (0, 1e6, "GB", "gigabytes as the vendor labels them, not bytes"),
     "bandwidth_gbps": (0, 1e8, "GB/s", "gigabytes per second, not bytes per second"),
     "bandwidth_gbps_per_direction": (0, 1e6, "GB/s", "gigabytes per second per direction, not bytes per second"),
     "pcie_gbps_per_direction": (0, 1e5, "GB/s", "gigabytes per second per direction, not bytes per second"),
@@ -38,9 +38,10 @@ RANGES: dict[str, tuple[float, float, str, str]] = {
     "lanes_per_direction": (0, 1e6, "lanes", "SerDes lanes per direction"),
     "launch_overhead_us": (0, 1e6, "us", "microseconds per kernel"),
     "host_overhead_us": (0, 1e6, "us", "microseconds per op"),
+    "prefill_host_overhead_us": (0, 1e6, "us", "microseconds per prefill kernel"),
     "collective_latency_us": (0, 1e6, "us", "microseconds per step"),
     "oneshot_allreduce_latency_us": (0, 1e6, "us", "microseconds per all-reduce"),
-    "runtime_reserve_gb": (0, 1e6, "GB", "decimal gigabytes, not bytes"),
+    "runtime_reserve_gb": (0, 1e6, "GB", "gigabytes, not bytes"),
     "oneshot_allreduce_max_bytes": (0, 1e15, "bytes", "bytes per message"),
     "stream_bytes_per_core_clock": (0, 1e6, "bytes per core per clock", ""),
 }
@@ -164,7 +165,8 @@ class EfficiencySpec(_Frozen):
     )
     source: str = Field("tapeout defaults", description="where these numbers come from")
 
-    _ranges = field_validator("launch_overhead_us", "host_overhead_us", "collective_latency_us",
+    _ranges = field_validator("launch_overhead_us", "host_overhead_us", "prefill_host_overhead_us",
+                              "collective_latency_us",
                               "oneshot_allreduce_latency_us", "runtime_reserve_gb", "oneshot_allreduce_max_bytes",
                               "stream_bytes_per_core_clock")(_plausible_field)
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tapeout import dtypes
 from tapeout.dtypes import DType
-from tapeout.specio import strict_int
+from tapeout.specio import reject_bools, strict_int
 from tapeout.techniques.spec import LayerRule, Sparsity, scenario_mapping
 
 
@@ -65,6 +65,11 @@ class Scenario(BaseModel):
         "context does not fit the pool, fewer sequences run at once")
     layers: tuple[LayerRule, ...] = Field(
         (), description="per-layer rules (mixed precision, sparsity, channel pruning); later rules win")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools(cls, data: Any) -> Any:
+        return reject_bools(cls, data)  # kv_fraction=True is a mistake, not 1.0
 
     @field_validator(*LIMITS, mode="before")
     @classmethod
