@@ -236,6 +236,15 @@ def test_explore_trials_must_be_positive(tmp_path, capsys, monkeypatch, trials):
     assert not (tmp_path / "s.db").exists()
 
 
+def test_space_numbers_are_not_bools_or_non_finite():
+    from tapeout.explore.space import load_space
+
+    with pytest.raises(TapeoutError, match="tp"):
+        load_space({**SPACE, "workloads": [{**SPACE["workloads"][0], "tp": True}]})
+    with pytest.raises(TapeoutError, match="max_area_mm2"):
+        load_space({**SPACE, "constraints": {"max_area_mm2": math.inf}})
+
+
 def test_a_workload_every_design_would_fail_is_reported_up_front(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     heads = load_model("gpt-3-175b").num_heads

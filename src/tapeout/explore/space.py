@@ -84,6 +84,11 @@ DEVICE_METRICS = ("area", "cost", "power")
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools(cls, data: Any) -> Any:
+        return specio.reject_bools(cls, data)  # tp = true is a typo, not tp 1
+
 
 class Workload(_Frozen):
     name: str = ""
