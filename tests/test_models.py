@@ -51,7 +51,31 @@ CATALOG_SOURCES: dict[str, tuple[str, str]] = {
     "falcon-180b": ("tiiuae/falcon-180B", "tiiuae--falcon-180B.json"),
     # no base config exists in the shared data; the verbatim Instruct sibling has the same architecture
     "codellama-34b": ("codellama/CodeLlama-34b-hf", "variants/codellama--CodeLlama-34b-Instruct-hf.json"),
+    # frontier architectures (index-frontier.json)
+    "deepseek-v2-lite": ("deepseek-ai/DeepSeek-V2-Lite", "deepseek-ai--DeepSeek-V2-Lite.json"),
+    "deepseek-v3": ("deepseek-ai/DeepSeek-V3", "deepseek-ai--DeepSeek-V3.json"),
+    "deepseek-r1": ("deepseek-ai/DeepSeek-R1", "deepseek-ai--DeepSeek-R1.json"),
+    "kimi-k2": ("moonshotai/Kimi-K2-Instruct", "moonshotai--Kimi-K2-Instruct.json"),
+    "llama-4-scout": ("meta-llama/Llama-4-Scout-17B-16E-Instruct", "meta-llama--Llama-4-Scout-17B-16E-Instruct.json"),
+    "llama-4-maverick": ("meta-llama/Llama-4-Maverick-17B-128E-Instruct",
+                         "reconstructed/meta-llama--Llama-4-Maverick-17B-128E-Instruct.json"),
+    "gpt-oss-120b": ("openai/gpt-oss-120b", "openai--gpt-oss-120b.json"),
+    "gpt-oss-20b": ("openai/gpt-oss-20b", "openai--gpt-oss-20b.json"),
+    "gemma-2-9b": ("google/gemma-2-9b", "google--gemma-2-9b.json"),
+    "gemma-2-27b": ("google/gemma-2-27b", "google--gemma-2-27b.json"),
+    "gemma-3-27b": ("google/gemma-3-27b-it", "reconstructed/google--gemma-3-27b-it.json"),
+    "phi-3-mini-4k": ("microsoft/Phi-3-mini-4k-instruct", "microsoft--Phi-3-mini-4k-instruct.json"),
+    "phi-3.5-mini": ("microsoft/Phi-3.5-mini-instruct", "microsoft--Phi-3.5-mini-instruct.json"),
+    "mistral-small-24b": ("mistralai/Mistral-Small-24B-Base-2501",
+                          "reconstructed/mistralai--Mistral-Small-24B-Base-2501.partial.json"),
+    "qwen3-235b-a22b": ("Qwen/Qwen3-235B-A22B", "Qwen--Qwen3-235B-A22B.json"),
+    "qwen3-30b-a3b": ("Qwen/Qwen3-30B-A3B", "Qwen--Qwen3-30B-A3B.json"),
+    "qwen2.5-14b": ("Qwen/Qwen2.5-14B", "Qwen--Qwen2.5-14B.json"),
+    "qwen2.5-32b": ("Qwen/Qwen2.5-32B", "Qwen--Qwen2.5-32B.json"),
 }
+
+MOE_MODELS = {"mixtral-8x7b", "mixtral-8x22b", "deepseek-v2-lite", "deepseek-v3", "deepseek-r1", "kimi-k2",
+              "llama-4-scout", "llama-4-maverick", "gpt-oss-120b", "gpt-oss-20b", "qwen3-235b-a22b", "qwen3-30b-a3b"}
 
 #: Published figures that are size labels ("7B"), not counts. The exact counts are pinned by
 #: test_computed_params_match_index; these only get a loose bound, and must stay > 1% off
@@ -62,9 +86,32 @@ SIZE_LABEL_DEVIATIONS = {
     "opt-13b": "OPT Table 1 says 13B; 12.85B with d_model 5120, 40 layers",
     "mistral-7b": "card says '7 billion'; 7.24B (Mistral's blog: 7.3B)",
     "falcon-40b": "card says 40B; 41.30B with the lm_head tied",
+    "kimi-k2": "README says 1T; the config holds 1.026T",
+    "gemma-2-9b": "report says 9B; 9.24B with the tied 256k-vocabulary embedding (non-embedding count exact)",
+    "mistral-small-24b": "announcement says 24B; the config holds 23.57B",
 }
 
-ARCH_EXCLUDE = {"name", "hf_id", "source", "published_params", "published_params_source"}
+#: Published *active* counts stated to two significant figures that sit more than 1% from both conventions
+#: (with and without the input embedding); they get a loose bound and must stay > 1% off. Which convention
+#: each publisher uses: ACTIVE_CONVENTION.
+ACTIVE_LABEL_DEVIATIONS = {
+    "deepseek-v2-lite": "paper says 2.4B; 2.45B without the input embedding (2.66B with it)",
+    "deepseek-v3": "card says 37B; 36.63B without the input embedding, 37.55B with it (1.01% / 1.49% off)",
+    "deepseek-r1": "as deepseek-v3",
+    "llama-4-scout": "blog says 17B; 17.17B with the input embedding",
+    "llama-4-maverick": "blog says 17B; 17.18B with the input embedding",
+    "qwen3-30b-a3b": "card says 3.3B; 3.35B with the input embedding",
+}
+#: True: the publisher counts the input embedding among the active parameters
+ACTIVE_CONVENTION = {
+    "deepseek-v2-lite": False, "deepseek-v3": False, "deepseek-r1": False, "kimi-k2": False,
+    "gpt-oss-120b": False, "gpt-oss-20b": False,  # the gpt-oss card's 5.13B / 3.61B match exactly
+    "llama-4-scout": True, "llama-4-maverick": True, "qwen3-235b-a22b": True, "qwen3-30b-a3b": True,
+    "mixtral-8x7b": True, "mixtral-8x22b": True,
+}
+
+ARCH_EXCLUDE = {"name", "hf_id", "source", "published_params", "published_params_source", "published_active_params",
+                "published_active_params_source"}
 
 
 def _arch(spec: ModelSpec) -> dict:
@@ -72,16 +119,19 @@ def _arch(spec: ModelSpec) -> dict:
 
 
 def _index() -> list[dict]:
-    p = SHARED / "index.json"
-    return json.loads(p.read_text()) if p.is_file() else []
+    out = []
+    for name in ("index.json", "index-frontier.json"):
+        p = SHARED / name
+        out += json.loads(p.read_text()) if p.is_file() else []
+    return out
 
 
 def _leading_count(text: str) -> float:
-    """'175.0B', '6,053,381,344', '47B total / 13B active' -> a count."""
-    m = re.match(r"\s*([\d.,]+)\s*([BM]?)", text)
+    """'175.0B', '~109B', '1T', '6,053,381,344', '47B total / 13B active' -> a count."""
+    m = re.match(r"\s*~?([\d.,]+)\s*([TBM]?)", text)
     assert m, text
     value = float(m.group(1).replace(",", ""))
-    return value * {"B": 1e9, "M": 1e6, "": 1.0}[m.group(2)]
+    return value * {"T": 1e12, "B": 1e9, "M": 1e6, "": 1.0}[m.group(2)]
 
 
 # ---- catalog contents ----------------------------------------------------------------------
@@ -92,13 +142,13 @@ def test_catalog_has_exactly_the_expected_models():
     for m in list_models():
         assert m.source
         assert (m.hf_id is None) == (m.name in {"gpt-3-175b", "opt-175b"})
-        assert (m.moe is not None) == m.name.startswith("mixtral")
+        assert (m.moe is not None) == (m.name in MOE_MODELS)
 
 
 @pytest.mark.parametrize("name", [m.name for m in list_models() if m.published_params])
 def test_total_params_match_published(name):
-    m = load_model(name)
-    dev = m.total_params() / m.published_params - 1
+    m = load_model(name)  # what the checkpoint holds: text stack + vision tower (Llama 4, Gemma 3), no MTP
+    dev = m.loaded_params() / m.published_params - 1
     if name in SIZE_LABEL_DEVIATIONS:
         assert 0.01 < abs(dev) < 0.05, (name, dev)
     else:
@@ -119,6 +169,35 @@ def test_published_params_agree_with_index():
         m = load_model(name)
         assert m.published_params, name
         assert m.published_params == pytest.approx(_leading_count(entry["published_total_params"]), rel=0.01), name
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVE_CONVENTION))
+def test_active_params_match_published(name):
+    m = load_model(name)
+    if m.published_active_params is None:  # Mixtral's catalog entries predate the field: the announcement
+        m = m.model_copy(update={"published_active_params": {"mixtral-8x7b": 12.9e9, "mixtral-8x22b": 39e9}[name]})
+    assert m.published_active_params_source or name.startswith("mixtral")
+    dev = m.active_params(input_embedding=ACTIVE_CONVENTION[name]) / m.published_active_params - 1
+    if name in ACTIVE_LABEL_DEVIATIONS:
+        assert 0.01 < abs(dev) < 0.03, (name, dev)
+    else:
+        assert abs(dev) <= 0.01, (name, m.active_params(input_embedding=ACTIVE_CONVENTION[name]), dev)
+
+
+def test_frontier_published_breakdowns():
+    # DeepSeek-V3: 685B on HF = 671B + the 14B MTP module (embedding and head copies included)
+    v3 = load_model("deepseek-v3")
+    assert v3.mtp_layers == 1 and v3.mtp_params() == pytest.approx(14e9, rel=0.05)
+    assert v3.total_params() + v3.mtp_params() == pytest.approx(685e9, rel=0.01)
+    assert load_model("kimi-k2").mtp_params() == 0
+    # Gemma 2 report: exact non-embedding counts
+    assert load_model("gemma-2-9b").active_params(input_embedding=False) == 8_324_201_984
+    assert load_model("gemma-2-27b").active_params(input_embedding=False) == 26_047_480_320
+    # Gemma 3 report: 25.6B non-embedding + 1.4B embedding + 417M vision (the projector adds 6.2M)
+    g3 = load_model("gemma-3-27b")
+    assert g3.active_params(input_embedding=False) == pytest.approx(25.6e9, rel=0.002)
+    assert g3.embedding_params() == pytest.approx(1.4e9, rel=0.01)
+    assert g3.vision_params == pytest.approx(417e6, rel=0.02)
 
 
 def test_moe_active_params():
@@ -157,11 +236,15 @@ def test_variant_configs_match_catalog(file, name):
 )
 def test_computed_params_match_index(entry):
     cfg = json.loads((SHARED / entry["file"]).read_text())
-    if cfg["model_type"] == "deepseek_v3":  # MLA attention: not supported, must say so
-        with pytest.raises(TapeoutError, match="unsupported model_type 'deepseek_v3'"):
+    if "Mistral-Large" in entry["model"]:  # partial config: refused, naming the missing field
+        with pytest.raises(TapeoutError, match="missing required key 'max_position_embeddings'"):
             from_hf_config(cfg)
         return
-    assert from_hf_config(cfg).total_params() == entry["computed_total_params"]
+    m = from_hf_config(cfg)
+    assert m.total_params() == entry["computed_total_params"]
+    if "computed_active_params" in entry:
+        assert m.active_params() == entry["computed_active_params"]
+        assert m.active_params(input_embedding=False) == entry["computed_active_params_excl_input_embedding"]
 
 
 @pytest.mark.parametrize(
@@ -256,6 +339,80 @@ def test_moe_dense_layers_mapping():
 )
 def test_kv_bytes_per_token_fp16(name, expected):
     assert load_model(name).kv_bytes_per_token(2.0) == expected
+
+
+#: KV-cache facts of the shared README's table for models outside index-frontier.json
+#: (B/token of the full layers, B/token of the windowed layers, window)
+README_KV = {
+    "mistralai/Mistral-7B-v0.1": (0, 131_072, 4096),  # sliding_window 4096 on all 32 layers
+    "deepseek-ai/DeepSeek-V3": (70_272, 0, None),  # MLA: 61 x (512 + 64) x 2 B
+    "Qwen/Qwen3-30B-A3B": (98_304, 0, None),
+}
+
+
+def _kv_facts() -> list[tuple[str, tuple[int, int, int | None]]]:
+    facts = {e["model"]: (e["kv_cache_bf16"]["full_attention_bytes_per_token"],
+                          e["kv_cache_bf16"]["windowed_layers_bytes_per_token"], e["kv_cache_bf16"]["window_tokens"])
+             for e in _index() if "kv_cache_bf16" in e}
+    facts.update(README_KV)
+    by_id = {mid: name for name, (mid, _) in CATALOG_SOURCES.items()}
+    return [(by_id[mid], f) for mid, f in sorted(facts.items()) if mid in by_id]
+
+
+@needs_shared
+@pytest.mark.parametrize(("name", "facts"), _kv_facts(), ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize("tokens", [1024, 32 * 1024, 128 * 1024])
+def test_kv_cache_bytes_follow_the_layer_types(name, facts, tokens):
+    """bf16 KV bytes of one sequence = full_rate x L + windowed_rate x min(L, W) (the shared index's facts),
+    L capped at max_position_embeddings."""
+    full, windowed, window = facts
+    m = load_model(name)
+    L = min(tokens, m.max_position_embeddings)
+    assert m.kv_cache_bytes(L, 2.0) == full * L + windowed * min(L, window or L)
+
+
+def test_mistral_7b_kv_at_32k_is_capped_by_its_window():
+    m = load_model("mistral-7b")
+    assert m.kv_cache_bytes(32_768) == 32 * 2 * 8 * 128 * 2 * 4096  # 0.54 GB, not 4.3 GB
+    assert m.kv_cache_bytes(4096) == m.kv_cache_bytes(32_768) == m.kv_cache_bytes(4096 * 3)
+    assert m.kv_cache_bytes(100) == 100 * m.kv_bytes_per_token(2.0)
+
+
+def test_layer_attention_spans():
+    g3 = load_model("gemma-3-27b")
+    assert [g3.layer_attention(i).kind for i in (0, 4, 5, 11, 61)] == ["sliding", "sliding", "full", "full", "sliding"]
+    assert [(a.label, n) for a, n in g3.attention_spans()] == [("full", 10), ("sliding1024", 52)]
+    l4 = load_model("llama-4-scout")
+    assert l4.nope_layers == tuple(range(3, 48, 4))
+    assert [(a.label, n) for a, n in l4.attention_spans()] == [("full", 12), ("chunked8192", 36)]
+    assert load_model("llama-4-maverick").num_moe_layers == 24 and load_model("llama-4-scout").num_moe_layers == 48
+    oss = load_model("gpt-oss-120b")
+    assert [(a.label, n) for a, n in oss.attention_spans()] == [("full", 18), ("sliding128", 18)]
+    assert load_model("phi-3.5-mini").local_attention is None  # 262144 > max_position 131072: no cap
+    assert load_model("phi-3-mini-4k").local_attention.window == 2047
+    assert load_model("qwen2.5-14b").local_attention is None  # use_sliding_window false
+    v3 = load_model("deepseek-v3")
+    assert (v3.attention_kind, v3.kv_width, v3.moe.dense_layers) == ("MLA", 576, (0, 1, 2))
+    assert load_model("deepseek-v2-lite").mla.q_lora_rank is None
+
+
+def test_chunked_and_sliding_key_counts():
+    from tapeout.models.spec import LayerAttention
+
+    ch, sl = LayerAttention("chunked", 4), LayerAttention("sliding", 4)
+    assert [ch.keys(c) for c in range(1, 10)] == [1, 2, 3, 4, 1, 2, 3, 4, 1]
+    assert [sl.keys(c) for c in range(1, 10)] == [1, 2, 3, 4, 4, 4, 4, 4, 4]
+    for s in range(1, 20):  # prefill pairs = the sum of the per-position key counts
+        assert ch.causal_pairs(s) == sum(ch.keys(i) for i in range(1, s + 1))
+        assert sl.causal_pairs(s) == sum(sl.keys(i) for i in range(1, s + 1))
+
+
+@needs_shared
+def test_partial_mistral_large_is_refused_naming_the_field():
+    path = SHARED / "reconstructed/mistralai--Mistral-Large-Instruct-2407.partial.json"
+    with pytest.raises(TapeoutError, match="missing required key 'max_position_embeddings'") as e:
+        load_hf_config(path)
+    assert "\n" not in str(e.value)
 
 
 # ---- name and file resolution --------------------------------------------------------------

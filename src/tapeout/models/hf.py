@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tapeout.errors import TapeoutError
-from tapeout.models.spec import ModelSpec
+from tapeout.models.spec import LocalAttention, MLASpec, ModelSpec, MoESpec
 from tapeout.specio import build, read_mapping
 
 #: HF activation names -> ModelSpec.activation
@@ -31,6 +31,9 @@ _ACTIVATIONS = {
     "gelu_tanh": "gelu_tanh",
     "relu": "relu",
 }
+
+#: HF ``layer_types`` entries -> local attention kind (None: full attention)
+_LAYER_TYPES = {"full_attention": None, "sliding_attention": "sliding", "chunked_attention": "chunked"}
 
 _MISSING = object()
 
@@ -66,6 +69,32 @@ class _Cfg:
             return default
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise TapeoutError(f"{self.origin}: {keys[0]!r} must be a positive integer, got {v!r}")
+        return v
+
+    def sub(self, key: str) -> "_Cfg":
+        """A nested config (``text_config``) with the same origin; the config itself when absent."""
+        v = self.cfg.get(key)
+        if v is None:
+            return self
+        if not isinstance(v, Mapping):
+            raise TapeoutError(f"{self.origin}: {key!r} must be a JSON object, got {type(v).__name__}")
+        return _Cfg(v, self.model_type, f"{self.origin} {key}")
+
+    def float(self, key: str, default: float | None = None) -> float | None:
+        v = self.cfg.get(key)
+        if v is None:
+            return default
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise TapeoutError(f"{self.origin}: {key!r} must be a positive number, got {v!r}")
+        return float(v)
+
+    def str_list(self, key: str, n: int, allowed: Mapping[str, Any]) -> list[str] | None:
+        """A list of ``n`` strings from ``allowed`` (HF ``layer_types``), None when absent."""
+        v = self.cfg.get(key)
+        if v is None:
+            return None
+        if not isinstance(v, list) or len(v) != n or any(x not in allowed for x in v):
+            raise TapeoutError(f"{self.origin}: {key!r} must list {n} entries from {', '.join(allowed)}, got {v!r}")
         return v
 
     def bool(self, key: str, default: bool) -> bool:
@@ -129,8 +158,46 @@ def _llama(c: _Cfg) -> dict[str, Any]:
     return d
 
 
-def _mistral(c: _Cfg) -> dict[str, Any]:
-    return _llama_like(c, "mistral")
+def _local(c: _Cfg, d: dict[str, Any], layers: list[int] | None, kind: str = "sliding",
+           key: str = "sliding_window") -> dict[str, Any]:
+    """Local attention of ``kind`` over ``layers`` (None: every layer) with the window in ``key``; none when
+    the key is absent or null, or the window reaches max_position_embeddings (it then never caps anything)."""
+    w = c.int(key, default=None)
+    if w is not None and w < d["max_position_embeddings"] and layers != []:
+        d["local_attention"] = LocalAttention(kind=kind, window=w,
+                                              layers=None if layers is None else tuple(layers))
+    return d
+
+
+def _typed_layers(c: _Cfg, n: int, kind: str) -> list[int] | None:
+    """Layers whose HF ``layer_types`` entry is ``kind`` (None when the config has no layer_types)."""
+    types = c.str_list("layer_types", n, _LAYER_TYPES)
+    return None if types is None else [i for i, t in enumerate(types) if _LAYER_TYPES[t] == kind]
+
+
+def _mistral(c: _Cfg, family: str = "mistral") -> dict[str, Any]:
+    # MistralAttention passes config.sliding_window to every layer (Mistral-7B-v0.1: 4096; later releases null)
+    d = _llama_like(c, family)
+    return _local(c, d, None)
+
+
+def _phi3(c: _Cfg) -> dict[str, Any]:
+    # Phi3Attention: fused qkv_proj / gate_up_proj (same counts as llama), sliding_window on every layer
+    d = _mistral(c, "phi3")
+    bias = c.bool("attention_bias", False)
+    d.update(qkv_bias=bias, out_bias=bias)
+    return d
+
+
+def _qwen_window(c: _Cfg, d: dict[str, Any]) -> dict[str, Any]:
+    """Qwen2/Qwen3: with ``use_sliding_window`` the layers from ``max_window_layers`` on slide (the Qwen2
+    default layer_types); the released configs have it false."""
+    if not c.bool("use_sliding_window", False):
+        return d
+    n = d["num_layers"]
+    start = c.int("max_window_layers", default=n)
+    typed = _typed_layers(c, n, "sliding")
+    return _local(c, d, typed if typed is not None else list(range(start, n)))
 
 
 def _internlm(c: _Cfg) -> dict[str, Any]:
@@ -145,7 +212,7 @@ def _internlm(c: _Cfg) -> dict[str, Any]:
 def _qwen2(c: _Cfg, family: str = "qwen2") -> dict[str, Any]:
     d = _llama_like(c, family)
     d.update(qkv_bias=True, out_bias=False)  # Qwen2: q/k/v carry a bias, o_proj does not
-    return d
+    return _qwen_window(c, d)
 
 
 def _qwen3(c: _Cfg, family: str = "qwen3") -> dict[str, Any]:
@@ -154,7 +221,7 @@ def _qwen3(c: _Cfg, family: str = "qwen3") -> dict[str, Any]:
     d["head_dim"] = c.head_dim(d["hidden_size"], d["num_heads"], default=128)
     bias = c.bool("attention_bias", False)
     d.update(qkv_bias=bias, out_bias=bias, qk_norm=True)
-    return d
+    return _qwen_window(c, d)
 
 
 def _dense_layers(c: _Cfg, layers: int) -> tuple[int, ...]:
@@ -213,6 +280,171 @@ def _qwen2_moe(c: _Cfg) -> dict[str, Any]:
 
 def _qwen3_moe(c: _Cfg) -> dict[str, Any]:
     return _qwen_moe(c, _qwen3(c, "qwen3_moe"), shared=False)
+
+
+def _deepseek(c: _Cfg) -> dict[str, Any]:
+    """DeepSeek-V2/V3 and Kimi-K2 (the V3 architecture): MLA, routed + shared experts, the first
+    ``first_k_dense_replace`` layers dense (and every ``moe_layer_freq``-th after), MTP modules apart."""
+    layers = c.int("num_hidden_layers")
+    hidden = c.int("hidden_size")
+    heads = c.int("num_attention_heads")
+    q_lora = c.get("q_lora_rank")
+    mla = MLASpec(
+        q_lora_rank=None if q_lora is None else c.int("q_lora_rank"),
+        kv_lora_rank=c.int("kv_lora_rank"),
+        qk_nope_head_dim=c.int("qk_nope_head_dim"),
+        qk_rope_head_dim=c.int("qk_rope_head_dim"),
+        v_head_dim=c.int("v_head_dim"),
+    )
+    if c.bool("attention_bias", False):
+        raise TapeoutError(f"{c.origin}: MLA with attention_bias=true is not supported; allowed: false")
+    first_k = c.get("first_k_dense_replace", default=0)
+    if isinstance(first_k, bool) or not isinstance(first_k, int) or first_k < 0:
+        raise TapeoutError(f"{c.origin}: 'first_k_dense_replace' must be a non-negative integer, got {first_k!r}")
+    freq = c.int("moe_layer_freq", default=1)
+    moe_inter = c.int("moe_intermediate_size")
+    shared = c.get("n_shared_experts", default=0)
+    if isinstance(shared, bool) or not isinstance(shared, int) or shared < 0:
+        raise TapeoutError(f"{c.origin}: 'n_shared_experts' must be a non-negative integer, got {shared!r}")
+    mtp = c.get("num_nextn_predict_layers", default=0)
+    if isinstance(mtp, bool) or not isinstance(mtp, int) or mtp < 0:
+        raise TapeoutError(f"{c.origin}: 'num_nextn_predict_layers' must be a non-negative integer, got {mtp!r}")
+    return {
+        "family": c.model_type.lower(),
+        "num_layers": layers,
+        "hidden_size": hidden,
+        "num_heads": heads,
+        "num_kv_heads": heads,  # every head has its own K and V after the up-projection
+        "head_dim": mla.qk_head_dim,
+        "intermediate_size": c.int("intermediate_size"),
+        "gated_mlp": True,
+        "activation": c.activation("hidden_act", default="silu"),
+        "norm": "rmsnorm",
+        "position": "rope",
+        "vocab_size": c.int("vocab_size"),
+        "max_position_embeddings": c.int("max_position_embeddings"),
+        "tie_embeddings": c.bool("tie_word_embeddings", False),
+        "mla": mla,
+        "mtp_layers": mtp,
+        "moe": MoESpec(
+            num_experts=c.int("n_routed_experts"),
+            top_k=c.int("num_experts_per_tok"),
+            expert_intermediate_size=moe_inter,
+            num_shared_experts=shared,
+            shared_intermediate_size=moe_inter if shared else 0,
+            # noaux_tc routing adds a per-expert score-correction bias to the gate
+            router_bias=c.get("topk_method") == "noaux_tc",
+            dense_layers=tuple(i for i in range(layers) if i < first_k or i % freq),
+        ),
+    }
+
+
+def _vision_params(c: _Cfg, text_hidden: int) -> int:
+    """Parameters of the vision encoder and the projector into the text stack (Llama 4's
+    ``llama4_vision_model``; Gemma 3's SigLIP tower and ``mm_input_projection``), as the HF modules define
+    them; 0 without a vision_config."""
+    v = c.cfg.get("vision_config")
+    if v is None:
+        return 0
+    vc = c.sub("vision_config")
+    kind = str(v.get("model_type", ""))
+    h, i, n = vc.int("hidden_size"), vc.int("intermediate_size"), vc.int("num_hidden_layers")
+    ch, patch, image = vc.int("num_channels", default=3), vc.int("patch_size"), vc.int("image_size")
+    layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * 2 * h  # q/k/v/o, fc1/fc2 with biases, 2 LayerNorms
+    if kind == "llama4_vision_model":
+        # unfold-conv patch linear (no bias), class embedding, positions (patches + CLS), pre/post LayerNorm,
+        # pixel-shuffle MLP (fc1: intermediate -> projector_input, fc2: projector_output^2, no biases),
+        # multi_modal_projector (vision_output_dim -> text hidden, no bias)
+        p_in, p_out = vc.int("projector_input_dim"), vc.int("projector_output_dim")
+        tower = ch * patch * patch * h + h + ((image // patch) ** 2 + 1) * h + 2 * 2 * h
+        adapter = i * p_in + p_out * p_out
+        return n * layer + tower + adapter + vc.int("vision_output_dim") * text_hidden
+    if kind == "siglip_vision_model":
+        # patch conv with bias, learned positions, post LayerNorm (no pooling head when vision_use_head is
+        # false); Gemma 3's projector: mm_input_projection_weight (vision -> text hidden) + mm_soft_emb_norm
+        if vc.bool("vision_use_head", True):
+            raise TapeoutError(f"{c.origin}: a SigLIP vision_config with vision_use_head=true is not supported")
+        tower = ch * patch * patch * h + h + (image // patch) ** 2 * h + 2 * h
+        return n * layer + tower + h * text_hidden + h
+    raise TapeoutError(f"{c.origin}: unsupported vision_config model_type {kind!r}; allowed: "
+                       "llama4_vision_model, siglip_vision_model")
+
+
+def _llama4(c: _Cfg) -> dict[str, Any]:
+    """Llama 4: MoE layers every ``interleave_moe_layer_step`` (routed experts plus one shared expert), dense
+    layers of ``intermediate_size_mlp``; chunked attention on the RoPE layers, full attention on the NoPE
+    layers (``no_rope_layers``, default every 4th); the vision tower counted apart."""
+    t = c.sub("text_config")
+    d = _llama_like(t, "llama4")
+    n = d["num_layers"]
+    step = t.int("interleave_moe_layer_step", default=1)
+    moe_layers = set(range(step - 1, n, step))
+    expert = t.int("intermediate_size")
+    d["intermediate_size"] = t.int("intermediate_size_mlp")
+    d["moe"] = MoESpec(num_experts=t.int("num_local_experts"), top_k=t.int("num_experts_per_tok"),
+                       expert_intermediate_size=expert, num_shared_experts=1, shared_intermediate_size=expert,
+                       dense_layers=tuple(i for i in range(n) if i not in moe_layers))
+    rope = t.get("no_rope_layers", default=[])
+    if not isinstance(rope, list) or any(x not in (0, 1) for x in rope) or (rope and len(rope) != n):
+        raise TapeoutError(f"{t.origin}: 'no_rope_layers' must list 0/1 for each of {n} layers, got {rope!r}")
+    if not rope:  # Llama4TextConfig's default: every no_rope_layer_interval-th layer has no RoPE
+        every = t.int("no_rope_layer_interval", default=4)
+        rope = [int((i + 1) % every != 0) for i in range(n)]
+    d["nope_layers"] = tuple(i for i, r in enumerate(rope) if not r)
+    bias = t.bool("attention_bias", False)
+    d.update(qkv_bias=bias, out_bias=bias)
+    d = _local(t, d, [i for i, r in enumerate(rope) if r], kind="chunked", key="attention_chunk_size")
+    d["vision_params"] = _vision_params(c, d["hidden_size"])
+    return d
+
+
+def _gemma(c: _Cfg, family: str) -> dict[str, Any]:
+    """Gemma 2 / Gemma 3 text stacks: head_dim from the config, GeGLU, sandwich norms (4 per layer), tied
+    embeddings by default; sliding-window layers in the family's pattern (or the config's layer_types)."""
+    t = c.sub("text_config")
+    gemma3 = family == "gemma3"
+    # Gemma3TextConfig defaults for keys its minimal hub configs leave out (see the shared hf-configs README)
+    d = _llama_like(_Cfg({"vocab_size": 262_208, "max_position_embeddings": 131_072, **t.cfg}, t.model_type,
+                         t.origin) if gemma3 else t, family)
+    d["activation"] = t.activation("hidden_activation", "hidden_act", default="gelu_pytorch_tanh")
+    d["tie_embeddings"] = t.bool("tie_word_embeddings", True)
+    d["norms_per_layer"] = 4
+    bias = t.bool("attention_bias", False)
+    d.update(qkv_bias=bias, out_bias=bias, qk_norm=gemma3)
+    n = d["num_layers"]
+    sliding = _typed_layers(t, n, "sliding")
+    if sliding is None and gemma3:  # layer i is global iff (i + 1) % sliding_window_pattern == 0
+        every = t.int("sliding_window_pattern", default=6)
+        sliding = [i for i in range(n) if (i + 1) % every]
+    elif sliding is None:  # Gemma 2: even layers slide
+        sliding = [i for i in range(n) if i % 2 == 0]
+    d = _local(t, d, sliding)
+    # Gemma2Config's defaults are 50 and 30; Gemma 3 has none (QK-norm instead)
+    d["attn_logit_softcap"] = t.float("attn_logit_softcapping", None if gemma3 else 50.0)
+    d["final_logit_softcap"] = t.float("final_logit_softcapping", None if gemma3 else 30.0)
+    d["vision_params"] = _vision_params(c, d["hidden_size"])
+    return d
+
+
+def _gemma2(c: _Cfg) -> dict[str, Any]:
+    return _gemma(c, "gemma2")
+
+
+def _gemma3(c: _Cfg) -> dict[str, Any]:
+    return _gemma(c, "gemma3")
+
+
+def _gpt_oss(c: _Cfg) -> dict[str, Any]:
+    """gpt-oss: every layer MoE (top-k of ``num_local_experts``, biases on experts and router), q/k/v/o
+    biases, one sink logit per head, alternating sliding (``layer_types``) and full attention."""
+    d = _llama_like(c, "gpt_oss")
+    n = d["num_layers"]
+    d.update(activation="swiglu_oai", qkv_bias=c.bool("attention_bias", True), out_bias=c.bool("attention_bias", True),
+             mlp_bias=True, attention_sinks=True)
+    d["moe"] = MoESpec(num_experts=c.int("num_local_experts"), top_k=c.int("num_experts_per_tok", "experts_per_token"),
+                       expert_intermediate_size=d["intermediate_size"], router_bias=True)
+    sliding = _typed_layers(c, n, "sliding")
+    return _local(c, d, sliding if sliding is not None else [i for i in range(n) if i % 2 == 0])
 
 
 def _opt(c: _Cfg) -> dict[str, Any]:
@@ -375,7 +607,17 @@ def _falcon(c: _Cfg) -> dict[str, Any]:
 
 
 _MAPPERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
+    "deepseek_v2": _deepseek,
+    "deepseek_v3": _deepseek,
+    "kimi_k2": _deepseek,
     "falcon": _falcon,
+    "gemma2": _gemma2,
+    "gemma3": _gemma3,
+    "gemma3_text": _gemma3,
+    "gpt_oss": _gpt_oss,
+    "llama4": _llama4,
+    "llama4_text": _llama4,
+    "phi3": _phi3,
     "refinedweb": _falcon,
     "refinedwebmodel": _falcon,
     "gpt2": _gpt2,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -12,6 +13,84 @@ Activation = Literal["silu", "gelu", "gelu_tanh", "relu", "swiglu_oai"]
 #: largest width (hidden, intermediate, head) a spec may give: sizes are bounded so that no count
 #: overflows downstream (a config with 2^70 layers is a typo, not a model)
 MAX_WIDTH = 10_000_000
+
+#: how a layer's attention bounds the keys it sees (docs/local-attention.md):
+#: full (every earlier token), sliding (the last ``window`` tokens), chunked (the tokens of the query's own
+#: ``window``-token chunk, Llama 4's ``attention_chunk_size``)
+AttentionSpan = Literal["full", "sliding", "chunked"]
+
+
+class LayerAttention(NamedTuple):
+    """One layer's attention span: ``kind`` and its ``window`` (0 for full attention)."""
+
+    kind: str
+    window: int = 0
+
+    @property
+    def label(self) -> str:
+        """"full", "sliding4096", "chunked8192" (op names of the layer group)."""
+        return self.kind if self.kind == "full" else f"{self.kind}{self.window}"
+
+    def cached(self, tokens: int) -> int:
+        """Tokens of one sequence this layer's cache holds after ``tokens`` tokens: all of them (full), the
+        last ``window`` (sliding), or at most one chunk (chunked: the allocation a chunk needs)."""
+        return tokens if self.kind == "full" else min(tokens, self.window)
+
+    def keys(self, context: int) -> int:
+        """Keys the query at position ``context`` (1-based, itself included) attends to."""
+        if self.kind == "full":
+            return context
+        if self.kind == "sliding":
+            return min(context, self.window)
+        return (context - 1) % self.window + 1
+
+    def causal_pairs(self, s: int) -> float:
+        """Query-key pairs of a causal prefill of ``s`` tokens (from position 1): sum of keys(i), i = 1..s."""
+        w = self.window
+        if self.kind == "full" or s <= w:
+            return s * (s + 1) / 2
+        if self.kind == "sliding":
+            return w * (w + 1) / 2 + (s - w) * w
+        full, rest = divmod(s, w)
+        return full * w * (w + 1) / 2 + rest * (rest + 1) / 2
+
+
+FULL = LayerAttention("full")
+
+
+class LocalAttention(BaseModel):
+    """Layers whose attention sees a bounded span of keys: sliding windows (Mistral, Gemma 2/3, gpt-oss,
+    Phi-3) or chunks (Llama 4). Every other layer attends to the whole context."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["sliding", "chunked"]
+    window: int = Field(gt=0, description="tokens of the window (sliding) or chunk (chunked)")
+    #: layer indices (0-based) with local attention; None: every layer
+    layers: tuple[int, ...] | None = None
+
+
+class MLASpec(BaseModel):
+    """Multi-head latent attention (DeepSeek-V2/V3, Kimi-K2; docs/mla.md). The cache holds, per token and
+    layer, the compressed latent (``kv_lora_rank``) and the decoupled RoPE key (``qk_rope_head_dim``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: rank of the query's low-rank path (q_a_proj, q_a_layernorm, q_b_proj); None: one q_proj (V2-Lite)
+    q_lora_rank: int | None = Field(None, gt=0)
+    kv_lora_rank: int = Field(gt=0)
+    qk_nope_head_dim: int = Field(gt=0)
+    qk_rope_head_dim: int = Field(gt=0)
+    v_head_dim: int = Field(gt=0)
+
+    @property
+    def qk_head_dim(self) -> int:
+        return self.qk_nope_head_dim + self.qk_rope_head_dim
+
+    @property
+    def cache_width(self) -> int:
+        """Values one layer caches per token: the latent plus the shared RoPE key."""
+        return self.kv_lora_rank + self.qk_rope_head_dim
 
 
 class MoESpec(BaseModel):
@@ -73,8 +152,9 @@ class ModelSpec(BaseModel):
     position_offset: int = Field(0, ge=0, le=1_000_000)
     tie_embeddings: bool = False
     parallel_block: bool = Field(False, description="attention and MLP read the same input (GPT-J, Falcon)")
-    #: norms before the blocks of one layer: 2 for sequential; 1 (GPT-J, Falcon-7B) or 2 (Falcon-40B+) for parallel
-    norms_per_layer: int = Field(2, ge=1, le=2)
+    #: norms of one layer: 2 for sequential; 1 (GPT-J, Falcon-7B) or 2 (Falcon-40B+) for parallel; 4 for
+    #: sandwich norms (Gemma 2/3: a norm before and after both attention and MLP)
+    norms_per_layer: int = Field(2, ge=1, le=4)
     qkv_bias: bool = False
     out_bias: bool = False
     mlp_bias: bool = False
@@ -82,9 +162,29 @@ class ModelSpec(BaseModel):
     #: per-head norm on queries and keys (Qwen3): one q_norm and one k_norm of head_dim each per layer
     qk_norm: bool = False
     moe: MoESpec | None = None
+    #: multi-head latent attention (replaces the q/k/v projections and the per-head KV cache)
+    mla: MLASpec | None = None
+    #: sliding-window or chunked attention and the layers that use it
+    local_attention: LocalAttention | None = None
+    #: layers without rotary position embedding (Llama 4's global layers)
+    nope_layers: tuple[int, ...] = ()
+    #: Gemma 2: attention scores pass through cap * tanh(score / cap) (the cost of a tanh per score)
+    attn_logit_softcap: float | None = Field(None, gt=0)
+    #: Gemma 2: the logits pass through cap * tanh(logit / cap)
+    final_logit_softcap: float | None = Field(None, gt=0)
+    #: gpt-oss: one learned sink logit per head and layer joins every softmax (no cache, no keys)
+    attention_sinks: bool = False
+    #: multi-token-prediction modules shipped with the checkpoint (DeepSeek-V3's ``num_nextn_predict_layers``);
+    #: reported apart (:meth:`mtp_params`), neither counted in the main parameters nor run nor loaded
+    mtp_layers: int = Field(0, ge=0)
+    #: parameters outside the text stack that the checkpoint ships and a server loads (vision encoder and
+    #: projector of Llama 4 and Gemma 3), counted from the HF config; not run for text
+    vision_params: int = Field(0, ge=0)
     source: str = Field("", description="where the numbers come from")
     published_params: float | None = Field(None, description="published total parameter count")
     published_params_source: str | None = None
+    published_active_params: float | None = Field(None, description="published parameters active per token")
+    published_active_params_source: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "ModelSpec":
@@ -92,10 +192,18 @@ class ModelSpec(BaseModel):
             raise ValueError(
                 f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})"
             )
-        if self.moe is not None:
-            bad = [i for i in self.moe.dense_layers if not 0 <= i < self.num_layers]
+        for label, ix in (("moe.dense_layers", self.moe.dense_layers if self.moe else ()),
+                          ("local_attention.layers", (self.local_attention.layers or ()) if self.local_attention
+                           else ()), ("nope_layers", self.nope_layers)):
+            bad = [i for i in ix if not 0 <= i < self.num_layers]
             if bad:
-                raise ValueError(f"moe.dense_layers {bad} outside 0..{self.num_layers - 1}")
+                raise ValueError(f"{label} {bad} outside 0..{self.num_layers - 1}")
+        if self.mla is not None:
+            if self.local_attention is not None:
+                raise ValueError("local_attention is not defined for MLA models")
+            if self.head_dim != self.mla.qk_head_dim:
+                raise ValueError(f"head_dim ({self.head_dim}) must be mla.qk_nope_head_dim + mla.qk_rope_head_dim "
+                                 f"({self.mla.qk_head_dim})")
         return self
 
     # ---- derived sizes -------------------------------------------------------------------
@@ -109,6 +217,8 @@ class ModelSpec(BaseModel):
 
     @property
     def attention_kind(self) -> str:
+        if self.mla is not None:
+            return "MLA"
         if self.num_kv_heads == self.num_heads:
             return "MHA"
         return "MQA" if self.num_kv_heads == 1 else "GQA"
@@ -121,9 +231,32 @@ class ModelSpec(BaseModel):
     def num_dense_layers(self) -> int:
         return self.num_layers - self.num_moe_layers
 
+    # ---- attention per layer ---------------------------------------------------------------
+    def layer_attention(self, layer: int) -> LayerAttention:
+        """The attention span of layer ``layer`` (0-based)."""
+        la = self.local_attention
+        if la is None or (la.layers is not None and layer not in la.layers):
+            return FULL
+        return LayerAttention(la.kind, la.window)
+
+    def attention_spans(self, layers: Iterable[int] | None = None) -> list[tuple[LayerAttention, int]]:
+        """(span, number of layers) over ``layers`` (default: all), full attention first."""
+        counts: dict[LayerAttention, int] = {}
+        for i in range(self.num_layers) if layers is None else layers:
+            a = self.layer_attention(i)
+            counts[a] = counts.get(a, 0) + 1
+        return sorted(counts.items(), key=lambda kv: (kv[0].kind != "full", kv[0].kind, kv[0].window))
+
+    @property
+    def kv_width(self) -> int:
+        """Values one layer caches per token: K and V of every KV head, or MLA's latent plus RoPE key."""
+        return self.mla.cache_width if self.mla is not None else 2 * self.kv_size
+
     # ---- parameter counts ----------------------------------------------------------------
     def attention_params(self) -> int:
         h = self.hidden_size
+        if self.mla is not None:
+            return self._mla_params() + (self.num_heads if self.attention_sinks else 0)
         p = h * self.q_size + 2 * h * self.kv_size + self.q_size * h
         if self.qkv_bias:
             p += self.q_size + 2 * self.kv_size
@@ -131,7 +264,21 @@ class ModelSpec(BaseModel):
             p += h
         if self.qk_norm:
             p += 2 * self.head_dim * (2 if self.norm == "layernorm" else 1)
+        if self.attention_sinks:
+            p += self.num_heads
         return p
+
+    def _mla_params(self) -> int:
+        """q (q_a_proj + q_a_layernorm + q_b_proj, or q_proj), kv_a_proj_with_mqa + kv_a_layernorm, kv_b_proj,
+        o_proj; no biases (DeepSeek's ``attention_bias`` is false)."""
+        a, h, n = self.mla, self.hidden_size, self.num_heads
+        assert a is not None
+        if a.q_lora_rank:
+            q = h * a.q_lora_rank + a.q_lora_rank + a.q_lora_rank * n * a.qk_head_dim
+        else:
+            q = h * n * a.qk_head_dim
+        kv = h * a.cache_width + a.kv_lora_rank + a.kv_lora_rank * n * (a.qk_nope_head_dim + a.v_head_dim)
+        return q + kv + n * a.v_head_dim * h
 
     def mlp_params(self, intermediate: int | None = None) -> int:
         i = self.intermediate_size if intermediate is None else intermediate
@@ -156,7 +303,7 @@ class ModelSpec(BaseModel):
     def moe_active_params(self) -> int:
         assert self.moe is not None
         m = self.moe
-        p = self.hidden_size * m.num_experts
+        p = self.hidden_size * m.num_experts + (m.num_experts if m.router_bias else 0)
         p += m.top_k * self.mlp_params(m.expert_intermediate_size)
         p += m.num_shared_experts * self.mlp_params(m.shared_intermediate_size)
         if m.shared_expert_gate:
@@ -188,8 +335,27 @@ class ModelSpec(BaseModel):
             p += self.num_moe_layers * self.layer_params(moe=True)
         return p
 
-    def active_params(self) -> int:
-        """Parameters touched per token (MoE: top-k routed + shared experts)."""
+    def loaded_params(self) -> int:
+        """What the checkpoint's served weights hold: the text stack plus :attr:`vision_params` (the MTP
+        module is left out; :meth:`mtp_params`)."""
+        return self.total_params() + self.vision_params
+
+    def mtp_params(self) -> int:
+        """Parameters of the multi-token-prediction modules (DeepSeek-V3: per module, the enorm and hnorm,
+        eh_proj (2h -> h), one MoE decoder layer, the shared-head norm, and its own copies of the embedding
+        and the lm_head as the checkpoint stores them)."""
+        if not self.mtp_layers:
+            return 0
+        h = self.hidden_size
+        per = 3 * self.norm_params() + 2 * h * h + self.layer_params(moe=self.moe is not None)
+        per += self.vocab_size * h * 2
+        return self.mtp_layers * per
+
+    def active_params(self, *, input_embedding: bool = True) -> int:
+        """Parameters touched per token (MoE: top-k routed + shared experts). ``input_embedding=False`` leaves
+        out the embedding table (one row is read per token), the convention of the gpt-oss model card."""
+        if not input_embedding:
+            return self.active_params() - self.vocab_size * self.hidden_size
         if self.moe is None:
             return self.total_params()
         p = self.embedding_params() + self.lm_head_params() + self.norm_params()
@@ -198,5 +364,11 @@ class ModelSpec(BaseModel):
         return p + self.num_moe_layers * per_moe
 
     def kv_bytes_per_token(self, kv_bytes: float = 2.0) -> float:
-        """KV-cache bytes per token across all layers (K and V, every KV head)."""
-        return 2 * self.num_layers * self.kv_size * kv_bytes
+        """KV-cache bytes per token across all layers (K and V of every KV head, or MLA's latent and RoPE key)
+        while the sequence is shorter than every window."""
+        return self.num_layers * self.kv_width * kv_bytes
+
+    def kv_cache_bytes(self, tokens: int, kv_bytes: float = 2.0) -> float:
+        """KV-cache bytes of one sequence of ``tokens`` tokens: each layer holds what its span keeps
+        (:meth:`LayerAttention.cached`)."""
+        return sum(n * self.kv_width * kv_bytes * a.cached(tokens) for a, n in self.attention_spans())
