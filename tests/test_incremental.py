@@ -66,6 +66,15 @@ CASES = [
     ("opt-13b", "a100-sxm-80gb", dict(tier="tiled", batch=2, framework="fastertransformer", input_len=64,
                                       output_len=65)),
     ("llama-2-70b", "b200", dict(tier="tiled", batch=16, tp=2, pp=2, input_len=512, output_len=128)),
+    # frontier: decode crossing Gemma 2's 4096 window and Llama 4's 8192-token chunk boundary, MLA in both forms,
+    # sliding + full layers under eager attention (soft-capped scores), pipeline stages over mixed spans
+    ("gemma-2-9b", "h100-sxm", dict(tier="tiled", batch=2, input_len=4000, output_len=200)),
+    ("gemma-2-27b", "h100-sxm", dict(tier="roofline", batch=2, attention="naive", input_len=4050, output_len=90)),
+    ("llama-4-scout", "h100-sxm", dict(tier="tiled", batch=2, tp=4, input_len=8150, output_len=100)),
+    ("deepseek-v2-lite", "h100-sxm", dict(tier="tiled", batch=4, input_len=300, output_len=100)),
+    ("deepseek-v2-lite", "a100-sxm-80gb", dict(tier="roofline", batch=3, tp=2, mla_attention="naive", input_len=200,
+                                               output_len=50)),
+    ("gpt-oss-20b", "h100-sxm", dict(tier="tiled", batch=3, pp=3, input_len=100, output_len=70)),
 ]
 
 

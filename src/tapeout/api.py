@@ -170,6 +170,24 @@ class Prediction:
     def memory(self):  # noqa: ANN201 - MemoryPlan
         return self.result.memory
 
+    def model_info(self) -> dict[str, Any]:
+        """Parameter counts and the attention as run: the layer spans (full, sliding W, chunked C) with their
+        layer counts, and for MLA the form each phase ran in."""
+        m, sc = self.model, self.scenario
+        info: dict[str, Any] = {
+            "total_params": m.total_params(),
+            "active_params": m.active_params(),
+            "attention": m.attention_kind,
+            "attention_layers": {a.label: n for a, n in m.attention_spans()},
+        }
+        if m.vision_params:
+            info["vision_params"] = m.vision_params  # loaded with the weights, not run for text
+        if m.mtp_layers:
+            info["mtp_params"] = m.mtp_params()  # reported apart: neither loaded nor run
+        if m.mla is not None:
+            info["mla_forms"] = {"prefill": sc.mla_form("prefill"), "decode": sc.mla_form("decode")}
+        return info
+
     def ops(self) -> list[dict[str, Any]]:
         """Per-op rows: the prefill, then the decode step at the middle of the generation."""
         r = self.result
@@ -199,6 +217,7 @@ class Prediction:
                 "activations": sc.activations.name,
                 "kv_cache": sc.kv_cache.name,
                 "attention": sc.attention,
+                "mla_attention": sc.mla_attention,
                 "fuse_residual_norm": sc.fuse_residual_norm,
                 "kv_fraction": sc.kv_fraction,
                 "sparsity": sc.sparsity.name if sc.sparsity is not None else None,
@@ -242,11 +261,7 @@ class Prediction:
                     "stage_times_s": list(mid.stage_times),
                 },
             },
-            "model_info": {
-                "total_params": self.model.total_params(),
-                "active_params": self.model.active_params(),
-                "attention": self.model.attention_kind,
-            },
+            "model_info": self.model_info(),
             "hardware_info": {
                 "display_name": self.hardware.display_name,
                 "memory_bandwidth_gbps": self.hardware.memory.bandwidth_gbps,
@@ -332,6 +347,7 @@ def predict(
     activations: str | None = None,
     kv_cache: str | None = None,
     attention: str = "flash",
+    mla_attention: str = "auto",
     fuse_residual_norm: bool = False,
     kv_fraction: float = 0.9,
     sparsity: float | str | None = None,
@@ -363,6 +379,9 @@ def predict(
     overhead added to every kernel (``kernels``: device time only; ``fastertransformer``; ``deepspeed``)
     or a cap on the DRAM bytes per core per clock its kernels move (``llamacpp``), or a one-shot
     all-reduce for small messages (``gptfast``); explicit ``efficiency`` fields win over the profile's.
+    ``mla_attention`` picks the form of multi-head latent attention (MLA models): ``auto`` (naive prefill,
+    absorbed decode, as the engines run it), ``naive`` or ``absorbed``; ``to_dict()["model_info"]["mla_forms"]``
+    names the form of each phase.
     ``tier`` defaults to ``"tiled"`` for a device with a micro-architecture description and to
     ``"roofline"`` otherwise; ``to_dict()["inputs"]["tier"]`` says which one ran.
     """
@@ -418,7 +437,7 @@ def predict(
             notes.append(f"{' and '.join(defaulted)} default to {half}, the faster 16-bit format of {hw.name} "
                          f"(dense TFLOP/s: {peaks}); set --weights/--activations to choose")
     common = {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "ep": ep, "pp": pp,
-              "pp_microbatches": pp_microbatches, "attention": attention,
+              "pp_microbatches": pp_microbatches, "attention": attention, "mla_attention": mla_attention,
               "fuse_residual_norm": fuse_residual_norm, "kv_fraction": kv_fraction}
     sc = specio.build(Scenario, {**common, **tech}, origin="scenario")
     _check_layers(m, sc)

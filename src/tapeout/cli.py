@@ -76,6 +76,9 @@ def predict(
         help="also predict this plain format (e.g. fp16) and print the speedup per phase")] = None,
     attention: Annotated[str, typer.Option(
         help="flash | naive | mmha (decode reads K/V per query head: no GQA sharing)")] = "flash",
+    mla_attention: Annotated[str, typer.Option(
+        help="MLA models: auto (naive prefill, absorbed decode) | naive (up-project K/V) | absorbed (latent space)")
+    ] = "auto",
     fuse_residual_norm: Annotated[bool, typer.Option(
         "--fuse-residual-norm/--no-fuse-residual-norm",
         help="fuse each residual add into the next norm (vLLM, TensorRT-LLM); also --fuse-residual-norm true|false")
@@ -103,7 +106,7 @@ def predict(
         p = api_predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len, tp=tp, ep=ep, pp=pp,
                         pp_microbatches=pp_microbatches,
                         weights=weights, activations=activations, kv_cache=kv_cache, attention=attention,
-                        fuse_residual_norm=fuse_residual_norm, kv_fraction=kv_fraction,
+                        mla_attention=mla_attention, fuse_residual_norm=fuse_residual_norm, kv_fraction=kv_fraction,
                         sparsity=sparsity, sparse_kernel=sparse_kernel, scenario=scenario, compare_to=compare_to,
                         tier=tier, framework=framework)
     except TapeoutError as exc:

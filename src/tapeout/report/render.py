@@ -66,6 +66,12 @@ def print_table(d: dict[str, Any], console: Any = None, *, ops: bool = False) ->
         con.print(f"[yellow]warning:[/] {escape(w)}")
     for n in d.get("notes", []):
         con.print(f"note: {escape(n)}")
+    info = d.get("model_info", {})
+    spans = info.get("attention_layers", {})
+    if len(spans) > 1 or any(k != "full" for k in spans) or "mla_forms" in info:
+        forms = info.get("mla_forms")
+        con.print("attention layers: " + ", ".join(f"{n} {k}" for k, n in spans.items())
+                  + (f"; MLA {forms['prefill']} prefill, {forms['decode']} decode" if forms else ""))
     s = Table(show_header=False, box=None, pad_edge=False)
     s.add_row("TTFT (prefill)", fmt.seconds(d["ttft_s"]))
     if mb > 1:

@@ -55,6 +55,12 @@ def weight_bytes(model: ModelSpec, sc: Scenario, stage: int | None = None) -> fl
     last = stage is None or stage == sc.pp - 1
     n_layers = model.num_layers if layers is None else len(layers)
     high = n_layers * model.norms_per_layer * model.norm_params() + (model.norm_params() if last else 0)
+    # per-layer extras (zero for the classic families): QK norms, attention sinks (per head, split over tp),
+    # MLA's latent norms (replicated)
+    extra = (2 * model.head_dim if model.qk_norm else 0) + (model.num_heads / t if model.attention_sinks else 0)
+    if model.mla is not None:
+        extra += (model.mla.q_lora_rank or 0) + model.mla.kv_lora_rank
+    high += n_layers * extra
     if model.moe is not None:
         moe_layers = [i for i in (layers or range(model.num_layers)) if i not in set(model.moe.dense_layers)]
         high += len(moe_layers) * model.hidden_size * model.moe.num_experts
@@ -64,22 +70,27 @@ def weight_bytes(model: ModelSpec, sc: Scenario, stage: int | None = None) -> fl
         emb = (emb - pos) / t + pos
     else:
         emb = emb / t
-    if first:
-        high += emb
+    if first:  # the embedding, and a vision tower the checkpoint ships (loaded with the model, split over tp)
+        high += emb + model.vision_params / t
     lm = lm_head_bytes(model, sc) if last else 0.0
     if last and not first and not model.lm_head_params():  # tied: the last stage holds a copy of the table
         lm = model.vocab_size * h / t * hp
     return linear_weight_bytes(model, sc, layers) + high * hp + lm
 
 
-def kv_bytes_per_token(model: ModelSpec, sc: Scenario, stage: int | None = None) -> float:
+def kv_rates(model: ModelSpec, sc: Scenario, stage: int | None = None):  # noqa: ANN201 - layers.KVRates
     """KV-cache bytes per token on one device (all layers, or pipeline stage ``stage``'s; pruned heads per
-    layer group)."""
-    from tapeout.techniques.layers import kv_bytes_per_token as per_token
+    layer group), split by attention span (:class:`tapeout.techniques.layers.KVRates`)."""
+    from tapeout.techniques.layers import kv_rates as rates
     from tapeout.workload.build import stage_ranges
 
     layers = None if stage is None else stage_ranges(model, sc)[stage]
-    return per_token(model, sc, layers)
+    return rates(model, sc, layers)
+
+
+def kv_bytes_per_token(model: ModelSpec, sc: Scenario, stage: int | None = None) -> float:
+    """KV-cache bytes per token on one device while a sequence is shorter than every window."""
+    return kv_rates(model, sc, stage).all_layers
 
 
 def plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, graphs: list[OpGraph],
@@ -107,8 +118,10 @@ def plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, graphs: list[OpGraph]
 
 
 def _plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, act: float, stage: int | None) -> MemoryPlan:
-    """``act``: peak activation bytes (the residual stream plus the largest op's live bytes)."""
-    per_token = kv_bytes_per_token(model, sc, stage)
+    """``act``: peak activation bytes (the residual stream plus the largest op's live bytes). A sequence's KV
+    cache follows its layers' spans: sliding and chunked layers hold at most their window
+    (``kv_cache_bytes_per_token`` is then the mean per token at the final context)."""
+    per_token = kv_rates(model, sc, stage).per_token(sc.final_context)
     kv = sc.pp_microbatches * sc.batch * sc.final_context * per_token
     wts = weight_bytes(model, sc, stage)
     cap = hw.memory_capacity

@@ -148,9 +148,19 @@ def linear_weight_bytes(model: ModelSpec, sc: Scenario, layers: range | None = N
             return sparse_weight_bytes(tech.weights, n, k, tech.sparsity,
                                        storage_layout(tech.sparsity, sc.sparse_kernel))
 
-        attn = mat("qkv_proj", (heads + 2 * kv) * hd, h) + mat("out_proj", h, heads * hd)
-        bias = ((heads + 2 * kv) * hd if model.qkv_bias else 0) + (h if model.out_bias else 0)
-        attn += bias * hp.bytes
+        if model.mla is not None:  # q_a + kv_a replicated (one fused GEMM), q_b / kv_b / o split by heads
+            a = model.mla
+            if a.q_lora_rank:
+                attn = mat("qkv_proj", a.q_lora_rank + a.cache_width, h) + mat("qkv_proj", heads * a.qk_head_dim,
+                                                                                 a.q_lora_rank)
+            else:
+                attn = mat("qkv_proj", heads * a.qk_head_dim, h) + mat("qkv_proj", a.cache_width, h)
+            attn += mat("qkv_proj", heads * (a.qk_nope_head_dim + a.v_head_dim), a.kv_lora_rank)
+            attn += mat("out_proj", h, heads * a.v_head_dim)
+        else:
+            attn = mat("qkv_proj", (heads + 2 * kv) * hd, h) + mat("out_proj", h, heads * hd)
+            bias = ((heads + 2 * kv) * hd if model.qkv_bias else 0) + (h if model.out_bias else 0)
+            attn += bias * hp.bytes
         n_dense = sum(1 for i in ix if i in dense_set)
         n_moe = len(ix) - n_dense
 
@@ -175,19 +185,58 @@ def linear_weight_bytes(model: ModelSpec, sc: Scenario, layers: range | None = N
     return total
 
 
-def kv_bytes_per_token(model: ModelSpec, sc: Scenario, layers: range | None = None) -> float:
-    """KV-cache bytes per token on one device, all layers (or ``layers``), in the scenario's KV format.
+@dataclass(frozen=True, slots=True)
+class KVRates:
+    """KV-cache bytes per token on one device: ``full`` for the full-attention layers (every token stays), and
+    per window (sliding or chunked layers) the bytes per token of the layers that keep at most that many."""
 
+    full: float
+    windowed: tuple[tuple[float, int], ...] = ()
+
+    def sequence(self, tokens: int) -> float:
+        """Bytes one sequence of ``tokens`` tokens holds."""
+        return self.full * tokens + sum(r * min(tokens, w) for r, w in self.windowed)
+
+    def per_token(self, tokens: int) -> float:
+        """Mean bytes per token of a sequence of ``tokens`` tokens (the full rate without local layers)."""
+        return self.full + sum(r * min(tokens, w) for r, w in self.windowed) / tokens
+
+    @property
+    def all_layers(self) -> float:
+        """Bytes per token while the sequence is shorter than every window."""
+        return self.full + sum(r for r, _ in self.windowed)
+
+
+def kv_rates(model: ModelSpec, sc: Scenario, layers: range | None = None) -> KVRates:
+    """KV-cache bytes per token on one device, all layers (or ``layers``), in the scenario's KV format, split
+    by the layers' attention spans (a sliding or chunked layer holds at most its window of tokens).
+
+    MLA: the latent and RoPE key of every token, replicated on every tp device (they serve all heads).
     Scales of a quantized KV cache: per-tensor and per-channel scales are static per layer
     (negligible, not counted); group scales (``int4_g64``: one per 64 channels of a token's head)
     are amortized in the per-element bytes.
     """
-    total = 0.0
+    full = 0.0
+    windowed: dict[int, float] = {}
     for plan, ix in layer_groups(model.num_layers, sc, layers):
-        _, KV = kept_heads(model, plan.keep_heads, sc.tp)
-        kv = max(1, KV // sc.tp)
-        total += len(ix) * 2 * kv * model.head_dim * sc.kv_cache.bytes
-    return total
+        if model.mla is not None:
+            per_layer = model.mla.cache_width * sc.kv_cache.bytes
+        else:
+            _, KV = kept_heads(model, plan.keep_heads, sc.tp)
+            kv = max(1, KV // sc.tp)
+            per_layer = 2 * kv * model.head_dim * sc.kv_cache.bytes
+        for span, n in model.attention_spans(ix):
+            if span.kind == "full":
+                full += n * per_layer
+            else:
+                windowed[span.window] = windowed.get(span.window, 0.0) + n * per_layer
+    return KVRates(full, tuple(sorted((r, w) for w, r in windowed.items())))
+
+
+def kv_bytes_per_token(model: ModelSpec, sc: Scenario, layers: range | None = None) -> float:
+    """KV-cache bytes per token on one device while a sequence is shorter than every window (all layers, or
+    ``layers``); :func:`kv_rates` splits them by span."""
+    return kv_rates(model, sc, layers).all_layers
 
 
 def lm_head_bytes(model: ModelSpec, sc: Scenario) -> float:
@@ -200,5 +249,5 @@ def lm_head_bytes(model: ModelSpec, sc: Scenario) -> float:
                                storage_layout(tech.sparsity, sc.sparse_kernel))
 
 
-__all__ = ["LayerPlan", "LinearTech", "kept_heads", "layer_groups", "linear_weight_bytes", "lm_head_bytes",
+__all__ = ["KVRates", "LayerPlan", "LinearTech", "kept_heads", "kv_rates", "layer_groups", "linear_weight_bytes", "lm_head_bytes",
            "lm_head_tech", "kv_bytes_per_token", "range_label", "resolve"]

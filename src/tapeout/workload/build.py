@@ -16,6 +16,14 @@ Conventions (documented in docs/architecture.md):
   its layer's resolved formats and sparsity (:mod:`tapeout.techniques.layers`); layers with equal
   techniques and pruned sizes form one group (op names get the group's layers, ``qkv_proj[0-3]``,
   when there is more than one group). A quantized KV cache is dequantized inside decode attention.
+- Attention spans (docs/local-attention.md): a model with local attention gets one attention op per span
+  in each layer group, named after it (``attention:sliding4096``, ``attention:full``); a sliding layer
+  attends to min(context, W) keys, a chunked one to the keys of its chunk; prefill counts the causal
+  pairs inside the span. Layers without RoPE (``nope_layers``) skip the RoPE op.
+- MLA (docs/mla.md): q_a/kv_a projections replicated on every tp device, q_b/kv_b/o split by heads, the
+  latent cache replicated; the naive form up-projects the latent (kv_b_proj) and runs per-head attention,
+  the absorbed form folds W_UK into the query (q_absorb) and W_UV into the output (v_absorb) and attends in
+  the latent space (one shared "KV head" of kv_lora + rope values, read once for all heads).
 """
 
 from __future__ import annotations
@@ -28,11 +36,11 @@ from functools import lru_cache
 from tapeout import dtypes
 from tapeout.dtypes import DType
 from tapeout.errors import TapeoutError
-from tapeout.models.spec import ModelSpec
+from tapeout.models.spec import FULL, LayerAttention, ModelSpec
 from tapeout.techniques import kernels
 from tapeout.techniques.layers import LayerPlan, LinearTech, kept_heads, layer_groups, lm_head_tech, range_label
 from tapeout.workload.standalone import (  # noqa: F401 (constants re-exported)
-    ACT_FLOPS, NORM_FLOPS, ROPE_FLOPS, SAMPLING_FLOPS, SOFTMAX_FLOPS, collective_op, elementwise_op,
+    ACT_FLOPS, NORM_FLOPS, ROPE_FLOPS, SAMPLING_FLOPS, SOFTCAP_FLOPS, SOFTMAX_FLOPS, collective_op, elementwise_op,
 )
 from tapeout.workload.ops import Op, OpGraph, OpKind
 from tapeout.workload.scenario import Scenario
@@ -109,7 +117,11 @@ def stage_ranges(model: ModelSpec, sc: Scenario) -> tuple[range, ...]:
 
 
 def check_scenario(model: ModelSpec, sc: Scenario) -> None:
-    """Raise a clear error when the scenario's parallelism cannot run this model."""
+    """Raise a clear error when the scenario's parallelism (or attention variant) cannot run this model."""
+    if model.mla is not None and sc.attention != "flash":
+        raise TapeoutError(f"attention={sc.attention!r} is not modelled for {model.name}'s multi-head latent "
+                           "attention; allowed: flash (pick the MLA form with mla_attention: auto, naive, absorbed)",
+                           field="attention")
     check_parallelism(model, sc.tp)
     check_pipeline(model, sc.pp)
     check_expert_parallel(model, sc.ep)
@@ -150,8 +162,8 @@ class _Builder:
         self._set_plan(self.groups[0][0])
         self.suffix = ""
         self.ops: list[Op] = []
-        #: decode attention slots: (first op index, end index, plan, suffix, layers)
-        self.slots: list[tuple[int, int, LayerPlan, str, int]] = []
+        #: decode attention slots: (first op index, end index, plan, suffix, layers, attention span)
+        self.slots: list[tuple[int, int, LayerPlan, str, int, LayerAttention]] = []
 
     def _set_plan(self, plan: LayerPlan) -> None:
         """Per-group dimensions: heads and MLP channels after pruning, per device."""
@@ -246,7 +258,7 @@ class _Builder:
             self._set_plan(plan)
             self.suffix = f"[{range_label(ix)}]" if len(self.groups) > 1 else ""
             n_dense = sum(1 for i in ix if i in dense_set)
-            self._layer(phase, B, S, T, context, len(ix), n_dense, len(ix) - n_dense, norm_f)
+            self._layer(phase, B, S, T, context, ix, n_dense, len(ix) - n_dense, norm_f)
         self.suffix = ""
 
         if not self.last:  # the hidden states go to the next pipeline stage (each device of this tp group
@@ -260,6 +272,8 @@ class _Builder:
             self.elementwise("final_norm", OpKind.NORM, T * h, T * h, norm_f, 1)
         # lm_head on the last token of each sequence only
         self.gemm("lm_head", B, self.vocab, h, 1, tech=self.lm_tech, bias=m.lm_head_bias)
+        if m.final_logit_softcap:
+            self.elementwise("logit_softcap", OpKind.ELEMENTWISE, B * self.vocab, B * self.vocab, SOFTCAP_FLOPS, 1)
         self.collective("logits_allgather", OpKind.ALLGATHER, B * self.vocab * a.bytes, 1)
         self.ops.append(Op(
             name="sampling", kind=OpKind.SAMPLING, flops=SAMPLING_FLOPS * B * m.vocab_size,
@@ -269,12 +283,15 @@ class _Builder:
         ))
         return OpGraph(phase=phase, ops=tuple(self.ops), tokens=T, context=context)
 
-    def _layer(self, phase: str, B: int, S: int, T: int, context: int, L: int, dense_L: int, moe_L: int,
-               norm_f: int) -> None:
-        """The ops of ``L`` identical layers (``dense_L`` with a dense MLP, ``moe_L`` with experts)."""
+    def _layer(self, phase: str, B: int, S: int, T: int, context: int, ix: tuple[int, ...], dense_L: int,
+               moe_L: int, norm_f: int) -> None:
+        """The ops of the layers ``ix`` (same plan; ``dense_L`` with a dense MLP, ``moe_L`` with experts)."""
         m = self.m
+        L = len(ix)
         h, hd = self.h, self.hd
         q, kvs = self.heads * hd, self.kv_heads * hd
+        nope = set(m.nope_layers)
+        rope_L = sum(1 for i in ix if i not in nope) if m.position == "rope" else 0
         fuse = self.sc.fuse_residual_norm
         if fuse:  # the previous layer's residual add(s) run inside this norm: read x (+ r), write sum and norm
             extra = 3 if m.parallel_block else 2
@@ -282,17 +299,21 @@ class _Builder:
                              norm_f + extra - 1, L, feeds=("qkv_proj", T * h))
         else:
             self.elementwise("attn_norm", OpKind.NORM, T * h, T * h, norm_f, L, feeds=("qkv_proj", T * h))
-        self.gemm("qkv_proj", T, q + 2 * kvs, h, L, slot="qkv_proj", bias=m.qkv_bias)
-        if m.position == "rope":
-            self.elementwise("rope", OpKind.ELEMENTWISE, T * (q + kvs), T * (q + kvs), ROPE_FLOPS, L)
-        self.elementwise("kv_cache_write", OpKind.ELEMENTWISE, T * 2 * kvs, T * 2 * kvs, 1, L, out_dtype=self.kv)
-        start = len(self.ops)
-        self._attention(phase, B, S, context, L)
-        if phase == "decode":
-            self.slots.append((start, len(self.ops), self.plan, self.suffix, L))
-        self.gemm("out_proj", T, h, q, L, slot="out_proj", bias=m.out_bias)
+        if m.mla is not None:
+            self._mla_block(phase, B, S, T, context, L, norm_f)
+        else:
+            self.gemm("qkv_proj", T, q + 2 * kvs, h, L, slot="qkv_proj", bias=m.qkv_bias)
+            if rope_L:
+                self.elementwise("rope", OpKind.ELEMENTWISE, T * (q + kvs), T * (q + kvs), ROPE_FLOPS, rope_L)
+            self.elementwise("kv_cache_write", OpKind.ELEMENTWISE, T * 2 * kvs, T * 2 * kvs, 1, L,
+                             out_dtype=self.kv)
+            for span, n in m.attention_spans(ix):
+                self._attention_slot(phase, B, S, context, n, span)
+            self.gemm("out_proj", T, h, q, L, slot="out_proj", bias=m.out_bias)
         allreduces = 1 if m.parallel_block else 2
         self.collective("tp_allreduce", OpKind.ALLREDUCE, T * h * self.a.bytes, allreduces * L)
+        if m.norms_per_layer == 4:  # sandwich norms: the attention output is normed before its residual add
+            self.elementwise("attn_post_norm", OpKind.NORM, T * h, T * h, norm_f, L)
         if m.parallel_block:
             if m.norms_per_layer == 2:
                 self.elementwise("mlp_norm", OpKind.NORM, T * h, T * h, norm_f, L, feeds=(self._up_slot(), T * h))
@@ -303,6 +324,8 @@ class _Builder:
             self.elementwise("attn_residual_add", OpKind.ELEMENTWISE, 2 * T * h, T * h, 1, L)
             self.elementwise("mlp_norm", OpKind.NORM, T * h, T * h, norm_f, L, feeds=(self._up_slot(), T * h))
         self._mlp(T, dense_L, moe_L)
+        if m.norms_per_layer == 4:
+            self.elementwise("mlp_post_norm", OpKind.NORM, T * h, T * h, norm_f, L)
         if fuse:
             return  # the block's residual add runs in the next norm (or the final norm)
         if m.parallel_block:
@@ -310,68 +333,168 @@ class _Builder:
         else:
             self.elementwise("mlp_residual_add", OpKind.ELEMENTWISE, 2 * T * h, T * h, 1, L)
 
-    def _attention(self, phase: str, B: int, S: int, context: int, L: int) -> None:
+    def _attention_slot(self, phase: str, B: int, S: int, context: int, L: int, span: LayerAttention) -> None:
+        """The attention ops of ``L`` layers of one span; in decode, recorded as a slot the template replays
+        per context."""
+        start = len(self.ops)
+        self._attention(phase, B, S, context, L, span)
+        if phase == "decode":
+            self.slots.append((start, len(self.ops), self.plan, self.suffix, L, span))
+
+    def _name(self, base: str, span: LayerAttention) -> str:
+        """``base`` tagged with the layer group's span when the model has local attention."""
+        return base + (f":{span.label}" if self.m.local_attention is not None else "") + self.suffix
+
+    def _mla_block(self, phase: str, B: int, S: int, T: int, context: int, L: int, norm_f: int) -> None:
+        """MLA from the attention norm's output to o_proj (docs/mla.md). q_a_proj and kv_a_proj_with_mqa run
+        as one GEMM replicated on every tp device (vLLM's and SGLang's fused_qkv_a_proj), q_b/kv_b/o are split
+        by heads; the latent cache is replicated."""
+        m = self.m
+        a = m.mla
+        assert a is not None
+        h, H = self.h, self.heads
+        form = self.sc.mla_form(phase)
+        lat, rope = a.kv_lora_rank, a.qk_rope_head_dim
+        if a.q_lora_rank:
+            self.gemm("qkv_a_proj", T, a.q_lora_rank + a.cache_width, h, L, slot="qkv_proj")
+            self.elementwise("q_a_norm", OpKind.NORM, T * a.q_lora_rank, T * a.q_lora_rank, norm_f, L,
+                             feeds=("qkv_proj", T * a.q_lora_rank))
+            self.gemm("q_b_proj", T, H * a.qk_head_dim, a.q_lora_rank, L, slot="qkv_proj")
+        else:
+            self.gemm("q_proj", T, H * a.qk_head_dim, h, L, slot="qkv_proj")
+            self.gemm("kv_a_proj", T, a.cache_width, h, L, slot="qkv_proj")
+        self.elementwise("kv_a_norm", OpKind.NORM, T * lat, T * lat, norm_f, L)
+        self.elementwise("rope", OpKind.ELEMENTWISE, T * (H + 1) * rope, T * (H + 1) * rope, ROPE_FLOPS, L)
+        self.elementwise("kv_cache_write", OpKind.ELEMENTWISE, T * a.cache_width, T * a.cache_width, 1, L,
+                         out_dtype=self.kv)
+        if form == "absorbed":  # W_UK folded into the query: each head's q_nope -> the latent space
+            self.gemm("q_absorb", T, lat, a.qk_nope_head_dim, L, slot="qkv_proj", experts=H)
+        self._attention_slot(phase, B, S, context, L, FULL)
+        if form == "absorbed":  # W_UV: each head's latent output -> v_head_dim
+            self.gemm("v_absorb", T, a.v_head_dim, lat, L, slot="qkv_proj", experts=H)
+        self.gemm("out_proj", T, h, H * a.v_head_dim, L, slot="out_proj", bias=m.out_bias)
+
+    def _mla_attention(self, phase: str, B: int, S: int, context: int, L: int) -> None:
+        """MLA attention of one step. Naive: kv_b_proj up-projects the latent of every attended token to
+        per-head K_nope and V (prefill: the new tokens; decode: the whole context, each step), then per-head
+        attention (head dims qk_nope + rope and v). Absorbed: one shared latent "KV head" of kv_lora + rope
+        values serves every head as K and (its first kv_lora values) as V; decode reads only the cache."""
+        a = self.m.mla
+        assert a is not None
+        act, H = self.a, self.heads
+        form = self.sc.mla_form(phase)
+        lat, w = a.kv_lora_rank, a.cache_width
+        prefill = phase == "prefill"
+        keys, sq = (S, S) if prefill else (context, 1)
+        pairs = B * S * (S + 1) / 2 if prefill else B * context
+        tags = ("causal", "flash") if prefill else ("decode",)
+        name = f"attention:mla-{form}"
+        if form == "naive":
+            qk, v = a.qk_head_dim, a.v_head_dim
+            self.gemm(f"kv_b_proj:mla-{form}", B * keys, H * (a.qk_nope_head_dim + v), lat, L, slot="qkv_proj")
+            q_bytes = B * sq * H * qk * act.bytes
+            kv_bytes = B * keys * H * (qk + v) * act.bytes
+            out = B * sq * H * v * act.bytes
+            self.ops.append(self._quantized_copy(Op(
+                name=name + self.suffix, kind=OpKind.ATTENTION, flops=2.0 * H * (qk + v) * pairs,
+                bytes_read=q_bytes + kv_bytes, bytes_written=out, count=L,
+                shape=(("b", B), ("heads", H), ("kv_heads", H), ("sq", sq), ("skv", keys), ("d", qk), ("dv", v)),
+                compute_dtype=act.name, formats=(("act", act.name),), tags=tags,
+                activation_bytes=q_bytes + kv_bytes + out,
+            ), ("out_proj", B * sq * H * v) if prefill else None))
+            return
+        kv = self.kv if not prefill else act  # prefill attends to the new tokens' latents as computed
+        q_bytes = B * sq * H * w * act.bytes
+        kv_elems = B * keys * w
+        out = B * sq * H * lat * act.bytes
+        dq = kernels.kv_attention_work(kv_elems, kv, act) if not prefill else 0.0
+        self.ops.append(Op(
+            name=name + self.suffix, kind=OpKind.ATTENTION, flops=2.0 * H * (w + lat) * pairs,
+            bytes_read=q_bytes + kv_elems * kv.bytes, bytes_written=out, count=L,
+            shape=(("b", B), ("heads", H), ("kv_heads", 1), ("sq", sq), ("skv", keys), ("d", w), ("dv", lat),
+                   ("latent", 1)),
+            compute_dtype=act.name, formats=(("act", act.name), ("kv", kv.name)), tags=tags,
+            activation_bytes=q_bytes + out + (kv_elems * kv.bytes if prefill else 0.0),
+            **({"kernel": "kv_dequant", "vector_ops": dq, "overlap": "serial"} if dq else {}),
+        ))
+
+    def _attention(self, phase: str, B: int, S: int, context: int, L: int, span: LayerAttention = FULL) -> None:
+        """Attention of ``L`` layers of span ``span``: prefill over ``S`` new tokens (causal pairs inside the
+        span), or a decode step at ``context`` (the span's keys: :meth:`LayerAttention.keys`)."""
+        if self.m.mla is not None:
+            self._mla_attention(phase, B, S, context, L)
+            return
         a, hd = self.a, self.hd
         H, KV = self.heads, self.kv_heads
         attn_dtype = a.name
+        softcap = self.m.attn_logit_softcap is not None
+        local = (() if span.kind == "full" else
+                 ((("window", span.window),) if span.kind == "sliding" else (("chunk", span.window),)))
         if phase == "prefill":
-            pairs = B * S * (S + 1) / 2  # causal query-key pairs per head
+            pairs = B * span.causal_pairs(S)  # causal query-key pairs per head, inside the span
             q_bytes = B * S * H * hd * a.bytes
             kv_bytes = 2 * B * S * KV * hd * a.bytes
             if self.sc.attention in ("flash", "mmha"):  # fused prefill kernels share K/V across a GQA group
                 self.ops.append(self._quantized_copy(Op(
-                    name="attention" + self.suffix, kind=OpKind.ATTENTION, flops=4.0 * H * hd * pairs,
+                    name=self._name("attention", span), kind=OpKind.ATTENTION, flops=4.0 * H * hd * pairs,
                     bytes_read=q_bytes + kv_bytes, bytes_written=q_bytes, count=L,
-                    shape=(("b", B), ("heads", H), ("kv_heads", KV), ("sq", S), ("skv", context), ("d", hd)),
-                    compute_dtype=attn_dtype, formats=(("act", a.name),), tags=("causal", "flash"),
+                    shape=(("b", B), ("heads", H), ("kv_heads", KV), ("sq", S), ("skv", context), ("d", hd))
+                    + local, compute_dtype=attn_dtype, formats=(("act", a.name),),
+                    tags=("causal", "flash") + (("softcap",) if softcap else ()),
                     activation_bytes=2 * q_bytes + kv_bytes,
                 ), ("out_proj", B * S * H * hd)))
                 return
-            # the full square is computed and materialized, then masked: the executed work is not halved
+            # the full square is computed and materialized, then masked: the executed work is not halved (nor
+            # cut to a window: eager attention masks the keys outside it)
             scores = B * H * S * S * a.bytes
             square = B * S * S
             k_rep = B * H * S * hd * a.bytes  # naive GQA repeats K/V per query head
             self.ops.append(Op(
-                name="attn_scores" + self.suffix, kind=OpKind.BMM, flops=2.0 * H * hd * square,
+                name=self._name("attn_scores", span), kind=OpKind.BMM, flops=2.0 * H * hd * square,
                 bytes_read=q_bytes + k_rep, bytes_written=scores, count=L,
                 shape=(("b", B * H), ("m", S), ("n", S), ("k", hd)), compute_dtype=attn_dtype,
                 formats=(("act", a.name),), tags=("causal",), activation_bytes=q_bytes + k_rep + scores,
             ))
+            if softcap:
+                self.ops.append(elementwise_op(self._name("attn_softcap", span), OpKind.ELEMENTWISE, B * H * S * S,
+                                               B * H * S * S, SOFTCAP_FLOPS, dtype=self.a, count=L))
             self.ops.append(Op(
-                name="attn_softmax" + self.suffix, kind=OpKind.SOFTMAX, flops=SOFTMAX_FLOPS * B * H * S * S,
+                name=self._name("attn_softmax", span), kind=OpKind.SOFTMAX, flops=SOFTMAX_FLOPS * B * H * S * S,
                 bytes_read=scores, bytes_written=scores, count=L, shape=(("rows", B * H * S), ("cols", S)),
                 compute_dtype="fp32", formats=(("act", a.name),), activation_bytes=2 * scores,
             ))
             self.ops.append(Op(
-                name="attn_context" + self.suffix, kind=OpKind.BMM, flops=2.0 * H * hd * square,
+                name=self._name("attn_context", span), kind=OpKind.BMM, flops=2.0 * H * hd * square,
                 bytes_read=scores + k_rep, bytes_written=q_bytes, count=L,
                 shape=(("b", B * H), ("m", S), ("n", hd), ("k", S)), compute_dtype=attn_dtype,
                 formats=(("act", a.name),), tags=("causal",), activation_bytes=scores + k_rep + q_bytes,
             ))
             return
+        keys = span.keys(context)
         if self.sc.attention == "naive":
-            self._naive_decode_attention(B, context, L)
+            self._naive_decode_attention(B, keys, L, span)
             return
         # decode: one query per sequence against the whole KV cache (dequantized on the fly when quantized);
         # "mmha" kernels load K/V once per query head: GQA/MQA sharing is not used
         if self.sc.attention == "mmha":
             KV = H
-        kv_elems = 2 * B * context * KV * hd
+        kv_elems = 2 * B * keys * KV * hd
         kv_read = kv_elems * self.kv.bytes
         q_bytes = B * H * hd * a.bytes
         dq = kernels.kv_attention_work(kv_elems, self.kv, a)
         self.ops.append(Op(
-            name="attention" + self.suffix, kind=OpKind.ATTENTION, flops=4.0 * B * H * hd * context,
+            name=self._name("attention", span), kind=OpKind.ATTENTION, flops=4.0 * B * H * hd * keys,
             bytes_read=kv_read + q_bytes, bytes_written=q_bytes, count=L,
-            shape=(("b", B), ("heads", H), ("kv_heads", KV), ("sq", 1), ("skv", context), ("d", hd)),
+            shape=(("b", B), ("heads", H), ("kv_heads", KV), ("sq", 1), ("skv", keys), ("d", hd)),
             compute_dtype=attn_dtype, formats=(("act", a.name), ("kv", self.kv.name)), tags=("decode",),
             activation_bytes=2 * q_bytes,
             **({"kernel": "kv_dequant", "vector_ops": dq, "overlap": "serial"} if dq else {}),
         ))
 
-    def _naive_decode_attention(self, B: int, context: int, L: int) -> None:
-        """Eager (Hugging Face-style) decode attention: GQA K/V are expanded to every query head each
-        step (``repeat_kv`` materializes them), then QK^T, softmax and AV run as separate kernels."""
+    def _naive_decode_attention(self, B: int, context: int, L: int, span: LayerAttention = FULL) -> None:
+        """Eager (Hugging Face-style) decode attention over ``context`` keys: GQA K/V are expanded to every
+        query head each step (``repeat_kv`` materializes them), then QK^T, softmax and AV run as separate
+        kernels."""
         a, hd = self.a, self.hd
         H, KV = self.heads, self.kv_heads
         cache = B * context * KV * hd  # elements of K (and of V) in the cache
@@ -379,23 +502,26 @@ class _Builder:
         q_bytes = B * H * hd * a.bytes
         k_in = cache * self.kv.bytes
         if H != KV:  # repeat_kv: read the cache, write the expanded copies of K and V
-            self.elementwise("repeat_kv" + self.suffix, OpKind.ELEMENTWISE, 2 * cache, 2 * full, 0, L)
-            self.ops[-1] = replace(self.ops[-1], bytes_read=2 * k_in)
+            self.ops.append(replace(elementwise_op(self._name("repeat_kv", span), OpKind.ELEMENTWISE, 2 * cache,
+                                                   2 * full, 0, dtype=self.a, count=L), bytes_read=2 * k_in))
             k_in = full * a.bytes
         scores = B * H * context * a.bytes
         self.ops.append(Op(
-            name="attn_scores" + self.suffix, kind=OpKind.BMM, flops=2.0 * full,
+            name=self._name("attn_scores", span), kind=OpKind.BMM, flops=2.0 * full,
             bytes_read=q_bytes + k_in, bytes_written=scores, count=L,
             shape=(("b", B * H), ("m", 1), ("n", context), ("k", hd)), compute_dtype=a.name,
             formats=(("act", a.name),), tags=("decode",), activation_bytes=q_bytes + scores,
         ))
+        if self.m.attn_logit_softcap is not None:
+            self.ops.append(elementwise_op(self._name("attn_softcap", span), OpKind.ELEMENTWISE, B * H * context,
+                                           B * H * context, SOFTCAP_FLOPS, dtype=self.a, count=L))
         self.ops.append(Op(
-            name="attn_softmax" + self.suffix, kind=OpKind.SOFTMAX, flops=SOFTMAX_FLOPS * B * H * context,
+            name=self._name("attn_softmax", span), kind=OpKind.SOFTMAX, flops=SOFTMAX_FLOPS * B * H * context,
             bytes_read=scores, bytes_written=scores, count=L, shape=(("rows", B * H), ("cols", context)),
             compute_dtype="fp32", formats=(("act", a.name),), activation_bytes=2 * scores,
         ))
         self.ops.append(Op(
-            name="attn_context" + self.suffix, kind=OpKind.BMM, flops=2.0 * full,
+            name=self._name("attn_context", span), kind=OpKind.BMM, flops=2.0 * full,
             bytes_read=scores + k_in, bytes_written=q_bytes, count=L,
             shape=(("b", B * H), ("m", 1), ("n", hd), ("k", context)), compute_dtype=a.name,
             formats=(("act", a.name),), tags=("decode",), activation_bytes=scores + q_bytes,
@@ -469,11 +595,11 @@ class StepTemplate:
         self._memo: dict[int, tuple[Op, ...]] = {context: tuple(ops[i] for i in self.varying)}
         # one builder state per attention slot (its layer group's plan and name suffix), copied per replay
         replay = []
-        for _, _, plan, suffix, layers in builder.slots:
+        for _, _, plan, suffix, layers, span in builder.slots:
             b = copy.copy(builder)
             b._set_plan(plan)
             b.suffix = suffix
-            replay.append((b.__dict__, layers))
+            replay.append((b.__dict__, layers, span))
         self._replay = tuple(replay)
 
     def varying_ops(self, context: int) -> tuple[Op, ...]:
@@ -481,11 +607,11 @@ class StepTemplate:
         hit = self._memo.get(context)
         if hit is None:
             out: list[Op] = []
-            for state, layers in self._replay:
+            for state, layers, span in self._replay:
                 b = object.__new__(_Builder)  # a fresh builder in the slot's state (the template stays pure)
                 b.__dict__.update(state)
                 b.ops = []
-                b._attention("decode", b.sc.batch, 1, context, layers)
+                b._attention("decode", b.sc.batch, 1, context, layers, span)
                 out.extend(b.ops)
             if len(out) != len(self.varying):  # the slots' op count cannot depend on the context
                 raise AssertionError(f"decode attention built {len(out)} ops at context {context}, "

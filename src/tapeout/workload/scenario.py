@@ -49,6 +49,11 @@ class Scenario(BaseModel):
         "materialized scores; mmha: fused kernels whose decode step reads K/V once per query head, leaving "
         "GQA/MQA sharing unused (TensorRT-LLM's masked multi-head attention before its XQA kernel)"
     )
+    mla_attention: Literal["auto", "naive", "absorbed"] = Field(
+        "auto", description="form of multi-head latent attention (MLA models; docs/mla.md): naive (up-project the "
+        "latent to per-head K and V, then attention), absorbed (attention in the latent space; decode reads only "
+        "the latent cache), auto (naive for prefill, absorbed for decode, as DeepSeek's, vLLM's and SGLang's "
+        "MLA run)")
     fuse_residual_norm: bool = Field(
         False, strict=True, description="fuse each residual add into the next norm (one kernel: read x and the residual, "
         "write both), as vLLM, TensorRT-LLM and FasterTransformer do")
@@ -120,6 +125,12 @@ class Scenario(BaseModel):
         """The format of the weights that quantized formats leave alone (embedding, lm_head, norms, router):
         the weight format when it has 16 bits or more (fp32, bf16, fp16), else fp16. Stated once here."""
         return self.weights if self.weights.bits >= 16 else dtypes.parse("fp16")
+
+    def mla_form(self, phase: str) -> str:
+        """The MLA form ``phase`` ("prefill" or "decode") runs in."""
+        if self.mla_attention != "auto":
+            return self.mla_attention
+        return "naive" if phase == "prefill" else "absorbed"
 
     @property
     def final_context(self) -> int:

@@ -23,6 +23,8 @@ ACT_FLOPS = {"silu": 4, "gelu": 8, "gelu_tanh": 8, "relu": 1, "swiglu_oai": 5}
 SOFTMAX_FLOPS = 5
 ROPE_FLOPS = 3
 SAMPLING_FLOPS = 5
+#: cap * tanh(x / cap): a multiply, a tanh, a multiply (Gemma 2 logit soft-capping)
+SOFTCAP_FLOPS = 3
 
 
 def gemm_op(m: int, n: int, k: int, *, dtype: str | DType = "fp16", weights: str | DType | None = None,

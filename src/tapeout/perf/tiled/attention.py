@@ -61,10 +61,18 @@ def _pnorm(a: np.ndarray | float, b: np.ndarray | float, p: float) -> np.ndarray
 
 @lru_cache(maxsize=50_000)
 def plan_prefill(dev: Dev, b: int, heads: int, kv_heads: int, sq: int, skv: int, d: int, causal: bool,
-                 compute_dtype: str, e: float, legacy: bool) -> AttnPlan:
+                 compute_dtype: str, e: float, legacy: bool, dv: int = 0, latent: bool = False, window: int = 0,
+                 chunk: int = 0, softcap: bool = False) -> AttnPlan:
+    """``d``: the query-key head dim; ``dv``: the value head dim (0: ``d``); ``latent``: K and V are one
+    tensor (MLA's absorbed form: the value is the first ``dv`` values of the ``d``-wide key); ``window`` /
+    ``chunk``: each query sees only the keys of its sliding window / its chunk (key blocks before them are
+    skipped); ``softcap``: a tanh and two multiplies per score (Gemma 2's logit soft-capping)."""
     key, macs = dev.macs_for(compute_dtype)
     rate = macs * (dev.legacy if legacy else 1.0)
     rows_per_warp = 16 if legacy else dev.instr[0]
+    dv = dv or d
+    kv_w = d if latent else d + dv  # K and V values per key
+    sc = 1.0 if softcap else 0.0
     best: tuple[float, ...] | None = None
     for bq in Q_BLOCKS:
         if bq < dev.instr[0]:
@@ -73,8 +81,8 @@ def plan_prefill(dev: Dev, b: int, heads: int, kv_heads: int, sq: int, skv: int,
             # K/V blocks far longer than the context only pad; the smallest block is always a candidate
             if bkv < dev.instr[1] or (bkv > max(skv, dev.instr[1]) * 2 and bkv != KV_BLOCKS[0]):
                 continue
-            smem = (bq * d + 2 * 2 * bkv * d) * e  # Q tile + double-buffered K and V blocks
-            regs = (bq * d + bq * bkv) * 4.0  # O accumulator + S scores, fp32
+            smem = (bq * d + 2 * bkv * kv_w) * e  # Q tile + double-buffered K and V blocks
+            regs = (bq * dv + bq * bkv) * 4.0  # O accumulator + S scores, fp32
             if smem > dev.smem or regs > ACC_REG_FRACTION * dev.regs * 2:
                 continue
             nq = math.ceil(sq / bq)
@@ -84,32 +92,40 @@ def plan_prefill(dev: Dev, b: int, heads: int, kv_heads: int, sq: int, skv: int,
             else:
                 seen = np.full(nq, float(skv))
             nkv = np.ceil(np.maximum(seen, 1.0) / bkv)
+            if window or chunk:  # the key blocks before the first query row's window or chunk are skipped
+                first = (skv - sq) + i * bq
+                lo = np.maximum(first - window + 1, 0.0) if window else np.floor(first / chunk) * chunk
+                nkv = np.maximum(nkv - np.floor(lo / bkv), 1.0)
             tiles = b * heads * nq
             waves = math.ceil(tiles / dev.cores)
             per_core_iters = max(waves * float(nkv.mean()), float(nkv.max()))
-            mma = 2.0 * bq * bkv * d / rate
-            feed = (bq / rows_per_warp) * 2.0 * bkv * d * e / dev.smem_bpc
-            soft = bq * bkv / dev.sfu + (4.0 * bq * bkv + 2.0 * bq * d) / dev.lanes
+            mma = bq * bkv * (d + dv) / rate
+            feed = (bq / rows_per_warp) * bkv * (d + dv) * e / dev.smem_bpc
+            soft = bq * bkv * (1.0 + sc) / dev.sfu + ((4.0 + 2.0 * sc) * bq * bkv + 2.0 * bq * dv) / dev.lanes
             cyc = _pnorm(max(mma, feed) / dev.matrix_eta, soft, dev.overlap_p)
             compute = per_core_iters * cyc / dev.clock
-            kv_blk = 2.0 * bkv * d * e
+            kv_blk = bkv * kv_w * e
             core_t = per_core_iters * kv_blk / dev.core_bw
             l2_t = b * heads * float(nkv.sum()) * kv_blk / dev.l2_bw
-            dram = (2 * b * heads * sq * d + 2 * b * kv_heads * skv * d) * e
+            dram = (b * heads * sq * (d + dv) + b * kv_heads * skv * kv_w) * e
             dram_t = dram / (dev.dram_bw * dev.dram_eta)
             mem = max(core_t, l2_t, dram_t)
             main = float(_pnorm(compute, mem, dev.overlap_p))
             # each tile loads Q and its first K/V block before computing and writes O at the end;
             # with one tile per core these are exposed once per wave
             pro = dev.latency + (bq * d * e + kv_blk) / dev.core_bw
-            epi = bq * d * e / dev.core_bw
+            epi = bq * dv * e / dev.core_bw
             t = main + waves * (pro + epi)
             if best is None or t < best[0]:
                 best = (t, compute, mem, waves * (pro + epi), bq, bkv, tiles, waves, float(nkv.sum()) * b * heads,
                         dram, dram_t, l2_t, core_t)
     if best is None:
-        if d > 128:  # head dim too large for any tile: price the tiles of a 128-wide head
-            return plan_prefill(dev, b, heads, kv_heads, sq, skv, 128, causal, compute_dtype, e, legacy)
+        if d > 128:  # head dim too large for any tile: price the tiles of a 128-wide head, scaled to the dims
+            p = plan_prefill(dev, b, heads, kv_heads, sq, skv, 128, causal, compute_dtype, e, legacy, 0, False,
+                             window, chunk, softcap)
+            f = (d + dv) / 256.0
+            return p._replace(time_s=p.time_s * f, compute_s=p.compute_s * f, memory_s=p.memory_s * f,
+                              terms=p.terms + (("head_dim_scaled_from", 128),))
         raise ValueError(f"no legal attention tile on {dev.name} for head dim {d}")
     t, compute, mem, oh, bq, bkv, tiles, waves, kv_iters, dram, dram_t, l2_t, core_t = best
     path = "legacy (mma.sync, FA2)" if legacy and dev.legacy < 1 else "native"
@@ -144,28 +160,32 @@ class DecodeGrid(NamedTuple):
 
 
 def decode_grid(dev: Dev, b: int, heads: int, kv_heads: int, skv: np.ndarray, d: int, compute_dtype: str,
-                e_q: float, e_kv: float) -> DecodeGrid:
+                e_q: float, e_kv: float, dv: int = 0, latent: bool = False) -> DecodeGrid:
     """The decode-attention model over an array of context lengths ``skv``, every split-K candidate at once
-    (splits x contexts); each context keeps its fastest split (ties: the fewer splits)."""
+    (splits x contexts); each context keeps its fastest split (ties: the fewer splits). ``dv``: the value
+    head dim (0: ``d``); ``latent``: K and V are one ``d``-wide tensor read once (MLA absorbed: FlashMLA puts
+    all query heads of a sequence on the MMA's m extent against the shared latent)."""
     key, macs = dev.macs_for(compute_dtype)
+    dv = dv or d
+    kv_w = d if latent else d + dv
     g = max(1, heads // max(kv_heads, 1))
     rows = math.ceil(g / dev.instr[0]) * dev.instr[0]  # the query group pads to the instruction's m
     skv = np.asarray(skv, dtype=float)
-    kv_total = 2.0 * b * kv_heads * skv * d * e_kv
-    q_total = 2.0 * b * heads * d * e_q
+    kv_total = b * kv_heads * skv * kv_w * e_kv
+    q_total = b * heads * (d + dv) * e_q
     core_bw = min(dev.core_bw, INFLIGHT_BYTES / dev.latency)
     s = _SPLITS
     chunk = np.ceil(skv / s)
     valid = (s == 1.0) | (chunk >= 64)  # more splits only while each chunk keeps >= 64 keys
     tiles = b * kv_heads * s
     waves = np.ceil(tiles / dev.cores)
-    per_core = waves * 2.0 * chunk * d * e_kv
+    per_core = waves * chunk * kv_w * e_kv
     core_t = per_core / core_bw
     dram_t = (kv_total + q_total) / (dev.dram_bw * dev.dram_eta)
-    compute = waves * 2.0 * rows * chunk * d / (macs * dev.clock * dev.matrix_eta)
+    compute = waves * rows * chunk * (d + dv) / (macs * dev.clock * dev.matrix_eta)
     mem = np.maximum(core_t, dram_t)
     # splits > 1: partial outputs + log-sum-exp of every split, combined by a second kernel
-    part = b * heads * s * (d + 2) * 4.0
+    part = b * heads * s * (dv + 2) * 4.0
     combine = np.where(s > 1.0, dev.launch + dev.latency + 2 * part / dev.l2_bw, 0.0)
     t = np.where(valid, np.maximum(compute, mem) + dev.latency + combine, np.inf)
     i = np.argmin(t, axis=0)
@@ -180,8 +200,8 @@ def decode_grid(dev: Dev, b: int, heads: int, kv_heads: int, skv: np.ndarray, d:
 
 @lru_cache(maxsize=200_000)
 def plan_decode(dev: Dev, b: int, heads: int, kv_heads: int, skv: int, d: int, compute_dtype: str,
-                e_q: float, e_kv: float) -> AttnPlan:
-    p = decode_grid(dev, b, heads, kv_heads, np.array([skv]), d, compute_dtype, e_q, e_kv)
+                e_q: float, e_kv: float, dv: int = 0, latent: bool = False) -> AttnPlan:
+    p = decode_grid(dev, b, heads, kv_heads, np.array([skv]), d, compute_dtype, e_q, e_kv, dv, latent)
     s, tiles, waves = int(p.split[0]), int(p.tiles[0]), int(p.waves[0])
     terms = (("model", "tiled decode attention (split-K / flash-decoding)"), ("split_kv", s), ("tiles", tiles),
              ("waves", waves), ("query_heads_per_kv_head", p.group), ("padded_rows", p.rows), ("peak", p.peak_key),
@@ -192,12 +212,14 @@ def plan_decode(dev: Dev, b: int, heads: int, kv_heads: int, skv: int, d: int, c
 
 
 def _decode_args(op: Op) -> tuple | None:
-    """(b, heads, kv_heads, d, compute_dtype, e_q, e_kv) of a decode-attention op, None for other ops."""
+    """(b, heads, kv_heads, d, compute_dtype, e_q, e_kv, dv, latent) of a decode-attention op, None for other
+    ops."""
     dm = op.dims()
     if not ("decode" in op.tags or int(dm.get("sq", 1)) == 1):
         return None
     return (int(dm.get("b", 1)), int(dm.get("heads", 1)), int(dm.get("kv_heads", dm.get("heads", 1))),
-            int(dm.get("d", 128)), op.compute_dtype, fmt_bytes(op, "act"), fmt_bytes(op, "kv"))
+            int(dm.get("d", 128)), op.compute_dtype, fmt_bytes(op, "act"), fmt_bytes(op, "kv"),
+            int(dm.get("dv", 0)), bool(dm.get("latent", 0)))
 
 
 def decode_sweep(ops: list[Op], hw: HardwareSpec) -> np.ndarray | None:
@@ -220,8 +242,8 @@ def decode_sweep(ops: list[Op], hw: HardwareSpec) -> np.ndarray | None:
             return None
         skv.append(sh[i][1])
     dev = device(hw)
-    b, h, kv, d, dtype, e, e_kv = args
-    p = decode_grid(dev, b, h, kv, np.array(skv, dtype=float), d, dtype, e, e_kv)
+    b, h, kv, d, dtype, e, e_kv, dv, latent = args
+    p = decode_grid(dev, b, h, kv, np.array(skv, dtype=float), d, dtype, e, e_kv, dv, latent)
     # as estimate: make_cost(compute, memory, overhead = time - max(compute, memory) + launch + host)
     body = np.maximum(p.compute_s, p.memory_s)
     overhead = p.time_s - body + dev.launch + dev.host
@@ -233,11 +255,13 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
     dm = op.dims()
     b, h, kv = int(dm.get("b", 1)), int(dm.get("heads", 1)), int(dm.get("kv_heads", dm.get("heads", 1)))
     sq, skv, d = int(dm.get("sq", 1)), int(dm.get("skv", 1)), int(dm.get("d", 128))
+    dv, latent = int(dm.get("dv", 0)), bool(dm.get("latent", 0))
     e = fmt_bytes(op, "act")
     if "decode" in op.tags or sq == 1:
-        p = plan_decode(dev, b, h, kv, skv, d, op.compute_dtype, e, fmt_bytes(op, "kv"))
+        p = plan_decode(dev, b, h, kv, skv, d, op.compute_dtype, e, fmt_bytes(op, "kv"), dv, latent)
     else:
-        p = plan_prefill(dev, b, h, kv, sq, skv, d, "causal" in op.tags, op.compute_dtype, e, "fa2" in op.tags)
+        p = plan_prefill(dev, b, h, kv, sq, skv, d, "causal" in op.tags, op.compute_dtype, e, "fa2" in op.tags,
+                         dv, latent, int(dm.get("window", 0)), int(dm.get("chunk", 0)), "softcap" in op.tags)
     terms: dict[str, float | str] = dict(p.terms)
     terms.update(mapping=p.mapping, launch_us=dev.launch * 1e6, host_us=dev.host * 1e6,
                  prologue_epilogue_us=p.overhead_s * 1e6,
