@@ -151,3 +151,65 @@ def test_vision_tower_is_loaded_not_run():
                                 input_len=128, output_len=2, tier="roofline")
     assert p.memory.weights_bytes - text_only.memory.weights_bytes == pytest.approx(scout.vision_params * 2 / 4)
     assert p.ttft_s == text_only.ttft_s
+
+
+# ---- formats: MXFP4, NVFP4, block-scaled fp8, and checkpoints that ship in them -------------------------
+def test_microscaling_and_block_formats_store_exactly():
+    from tapeout import dtypes
+
+    n, k = 2880, 5760  # one gpt-oss-120b expert's gate_up matrix
+    mx = dtypes.parse("mxfp4")  # OCP MX: 4-bit e2m1 values, one 8-bit e8m0 scale per 32 along K
+    assert (mx.name, mx.bits, mx.scale_format) == ("fp4_e2m1_g32_e8m0", 4, "e8m0")
+    assert mx.matrix_bytes(n, k) == n * k / 2 + n * (k // 32)
+    nv = dtypes.parse("nvfp4")  # e2m1 values, an e4m3 scale per 16, and one fp32 scale per tensor
+    assert nv.matrix_bytes(n, k) == n * k / 2 + n * (k // 16) + 4
+    assert nv.bytes == 4.5 / 8 and dtypes.parse(nv.name) == nv
+    b = dtypes.parse("fp8_b128")  # DeepSeek-V3: e4m3 weights, one fp32 scale per 128 x 128 block
+    assert b.name == "fp8_e4m3_b128"
+    assert b.matrix_bytes(7168, 2112) == 7168 * 2112 + 56 * 17 * 4  # ceil(2112 / 128) = 17 blocks per row
+    with pytest.raises(TapeoutError, match="allowed"):
+        dtypes.parse("fp8_b0")
+
+
+def test_codec_block_and_nvfp4_scales():
+    import numpy as np
+
+    from tapeout import dtypes
+    from tapeout.techniques import codec
+
+    x = np.random.default_rng(1).standard_normal((300, 260)) * np.linspace(0.01, 100.0, 260)
+    q = codec.quantize(x, "fp8_b128")
+    assert q.scales.shape == (3, 3) and q.nbytes == 300 * 260 + 9 * 4
+    assert np.abs(q.dequantize() - x).max() <= np.abs(x).max() * 2.0 ** -4  # e4m3: 3 mantissa bits
+    q = codec.quantize(x, "nvfp4")
+    t = np.abs(x).max() / (6.0 * 448.0)  # the fp32 tensor scale
+    rel = q.scales / np.float32(t)
+    e4m3 = codec.decode(codec.encode(rel, dtypes.element(dtypes.parse("fp8"))), dtypes.element(dtypes.parse("fp8")))
+    assert np.allclose(rel, e4m3, rtol=1e-6)  # every block scale is an e4m3 value times the tensor scale
+    assert q.nbytes == 300 * 260 // 2 + 300 * 17 + 4
+
+
+def test_gpt_oss_120b_fits_one_h100_in_mxfp4_as_shipped_not_in_bf16():
+    p = tapeout.predict("gpt-oss-120b", "h100-sxm", batch=1, input_len=1024, output_len=16, tier="roofline")
+    ck = p.to_dict()["inputs"]["checkpoint_format"]
+    assert ck["weights"] == "mxfp4" and ck["layers"] == "experts"
+    assert p.memory.fits
+    (up,) = [o for o in p.result.prefill.ops if o.name == "moe_gate_up"]
+    assert dict(up.formats)["weights"] == "fp4_e2m1_g32_e8m0"
+    (qkv,) = [o for o in p.result.prefill.ops if o.name.startswith("qkv_proj")]
+    assert dict(qkv.formats)["weights"] == "fp16"  # attention stays 16-bit (modules_to_not_convert)
+    bf16 = tapeout.predict("gpt-oss-120b", "h100-sxm", weights="bf16", batch=1, input_len=1024, output_len=16,
+                           tier="roofline")
+    assert bf16.to_dict()["inputs"]["checkpoint_format"] is None
+    assert not bf16.memory.fits and bf16.memory.weights_bytes > 2 * 116.8e9 * 0.99
+
+
+def test_deepseek_v3_ships_block_fp8():
+    p = tapeout.predict("deepseek-v3", "h200", tp=8, batch=1, input_len=512, output_len=8, tier="roofline")
+    i = p.to_dict()["inputs"]
+    assert (i["weights"], i["activations"], i["kv_cache"]) == ("fp8_e4m3_b128", "fp8_e4m3_g128", "fp16")
+    assert p.memory.weights_bytes == pytest.approx(671e9 / 8, rel=0.03)
+    # a rule that sets weights, or weights given, replaces the shipped format
+    q = tapeout.predict("deepseek-v3", "h200", tp=8, batch=1, input_len=512, output_len=8, tier="roofline",
+                        scenario={"layers": [{"match": "experts", "weights": "int4"}]})
+    assert q.to_dict()["inputs"]["checkpoint_format"] is None

@@ -123,6 +123,8 @@ class Prediction:
     notes: tuple[str, ...] = ()
     #: the format the formats left unset defaulted to (fp16 or bf16, whichever the device runs faster)
     default_16bit: str = "fp16"
+    #: the checkpoint's shipped format when the prediction used it (no weight format was given)
+    checkpoint_format: Any = None
 
     def comparison(self) -> dict[str, Any] | None:
         """Technique vs baseline: TTFT (prefill), TPOT (decode), e2e, throughput, memory."""
@@ -226,6 +228,10 @@ class Prediction:
                 "tier": self.tier,
                 "framework": self.framework,
                 "default_16bit": self.default_16bit,
+                "checkpoint_format": None if self.checkpoint_format is None else {
+                    "weights": self.checkpoint_format.weights, "layers": self.checkpoint_format.match,
+                    "activations": self.checkpoint_format.activations, "source": self.checkpoint_format.source,
+                },
             },
             "warnings": list(self.warnings),
             "notes": list(self.notes),
@@ -424,12 +430,29 @@ def predict(
     given = {"weights": weights, "activations": activations, "kv_cache": kv_cache, "sparsity": sparsity,
              "sparse_kernel": sparse_kernel}
     tech.update({k: v for k, v in given.items() if v is not None})
+    shipped = _shipped(m, tech)
     half = default_16bit(hw)
     defaulted = [k for k in ("weights", "activations") if tech.get(k) is None]
     for k in defaulted:
         tech[k] = half
     if tech.get("kv_cache") is None:
         tech["kv_cache"] = tech["activations"]
+    if shipped is not None:  # the checkpoint's own format, unless weights were given (the KV cache stays 16-bit)
+        if shipped.match == "*":
+            tech["weights"] = shipped.weights
+            defaulted.remove("weights")
+        else:
+            from tapeout.techniques.spec import LayerRule
+
+            tech["layers"] = (LayerRule(match=shipped.match, weights=shipped.weights), *tech.get("layers", ()))
+        if shipped.activations is not None and "activations" in defaulted:
+            tech["activations"] = shipped.activations
+            defaulted.remove("activations")
+        layers = "every linear layer" if shipped.match == "*" else f"the {shipped.match}"
+        notes.append(f"weights of {layers} default to {shipped.weights}, the format {m.name}'s checkpoint ships"
+                     + (f", with activations quantized to {shipped.activations} as its kernels do"
+                        if shipped.activations is not None and tech["activations"] == shipped.activations else "")
+                     + f" ({shipped.source}); set --weights to choose")
     if defaulted:
         p16, pb16 = hw.peak_tflops.get("fp16"), hw.peak_tflops.get("bf16")
         if p16 != pb16:
@@ -457,7 +480,7 @@ def predict(
         base = Prediction(model=m, hardware=hw, scenario=bsc, tier=tier, result=compose(m, hw, bsc, tier),
                           framework=fw.name, default_16bit=half)
     pred = Prediction(model=m, hardware=hw, scenario=sc, tier=tier, result=compose(m, hw, sc, tier), baseline=base,
-                      framework=fw.name, warnings=tuple(warnings), default_16bit=half)
+                      framework=fw.name, warnings=tuple(warnings), default_16bit=half, checkpoint_format=shipped)
     return replace(pred, notes=tuple(notes + _fallback_notes(pred)))
 
 
@@ -476,6 +499,16 @@ def _fallback_notes(p: Prediction) -> list[str]:
     return [f"{p.hardware.name} has no {want} matrix peak: {want} matrix ops compute at the {ran} rate "
             f"({', '.join(sorted(set(names))[:4])}{', ...' if len(set(names)) > 4 else ''})"
             for (want, ran), names in seen.items()]
+
+
+def _shipped(m: ModelSpec, tech: dict[str, Any]):  # noqa: ANN202 - CheckpointFormat | None
+    """The model's shipped checkpoint format when nothing chose the weight format: no ``weights`` and no
+    per-layer rule that sets weights."""
+    if m.checkpoint is None or tech.get("weights") is not None:
+        return None
+    if any(r.weights is not None for r in tech.get("layers", ())):
+        return None
+    return m.checkpoint
 
 
 __all__ = ["Prediction", "predict", "load_model", "load_hardware"]

@@ -15,11 +15,15 @@ Scale granularity (a suffix; the reduction dimension K of a weight matrix is the
 - ``_c``      per channel: one scale per output channel (row of an (out, in) weight matrix);
 - ``_g{N}``   per group: one scale per N consecutive weights of a row (``int4_g128``);
 - ``_sl{C}``  sub-layer (PTQ-SL): one scale shared by a block of C output channels;
+- ``_b{N}``   2-D blocks: one scale per N x N tile of the matrix (DeepSeek-V3's fp8 weights: ``fp8_b128``,
+  one fp32 scale per 128 x 128 block);
 - ``_raw``    no scale (a plain cast, e.g. fp16 -> fp8 with saturation).
 A ``z`` right after the granularity adds a zero point per scale (integers only): ``int4_g128z``.
 An optional last token sets the scale format: ``_fp16`` (default), ``_bf16``, ``_fp32``, ``_fp8``
 (e4m3, as NVFP4's block scales) or ``_e8m0`` (power-of-two shared exponent, as OCP MX):
-``fp4_e2m1_g32_e8m0`` is MXFP4, ``fp4_e2m1_g16_fp8`` NVFP4's block layer.
+``fp4_e2m1_g32_e8m0`` is MXFP4 (alias ``mxfp4``; ``mxfp8`` is ``fp8_e4m3_g32_e8m0``), ``fp4_e2m1_g16_fp8``
+NVFP4's block layer; ``nvfp4`` is the whole NVFP4 format: e2m1 values, an e4m3 scale per 16 and one fp32
+scale per tensor (the block scales are relative to it).
 
 Defaults when no suffix is given: integers and floats below 8 bits get per-channel fp16 scales
 (as weight-only int8/int4 and FP6-LLM's TC-FPx use), fp8 formats one fp32 scale per tensor (as
@@ -47,7 +51,7 @@ from functools import lru_cache
 
 from tapeout.errors import TapeoutError
 
-GRANULARITIES = ("none", "tensor", "channel", "group", "sublayer")
+GRANULARITIES = ("none", "tensor", "channel", "group", "sublayer", "block")
 #: scale formats a quantized format may name, with their storage bits
 SCALE_FORMATS = {"fp16": 16, "bf16": 16, "fp32": 32, "fp8": 8, "e8m0": 8}
 
@@ -66,10 +70,14 @@ class DType:
     #: bits of one scale (0: unscaled)
     scale_bits: int = 0
     zero_point: bool = False
-    #: "none" | "tensor" | "channel" | "group" | "sublayer"
+    #: "none" | "tensor" | "channel" | "group" | "sublayer" | "block"
     granularity: str = "none"
     #: sub-layer granularity: output channels sharing one scale
     block_channels: int = 0
+    #: block granularity: the side of the square tile sharing one scale
+    block_size: int = 0
+    #: bits of a second-level scale per tensor on top of the group scales (NVFP4: one fp32)
+    tensor_scale_bits: int = 0
     #: format of the scales (and zero points): fp16, bf16, fp32, fp8 or e8m0 ("" when unscaled)
     scale_format: str = ""
 
@@ -84,6 +92,8 @@ class DType:
         extra = 0.0
         if self.group_size:
             extra = (self.scale_bits * (2 if self.zero_point else 1)) / self.group_size
+        elif self.block_size:
+            extra = (self.scale_bits * (2 if self.zero_point else 1)) / self.block_size ** 2
         return (self.bits + extra) / 8
 
     def scale_count(self, rows: float, cols: float) -> float:
@@ -97,12 +107,15 @@ class DType:
             return rows * math.ceil(cols / self.group_size)
         if g == "sublayer":
             return float(math.ceil(rows / self.block_channels))
+        if g == "block":
+            return float(math.ceil(rows / self.block_size) * math.ceil(cols / self.block_size))
         return 0.0
 
     def matrix_bytes(self, rows: float, cols: float) -> float:
-        """Exact storage of a (rows x cols) tensor: packed elements plus scales and zero points."""
+        """Exact storage of a (rows x cols) tensor: packed elements plus scales and zero points (and a
+        per-tensor second-level scale)."""
         scales = self.scale_count(rows, cols) * self.scale_bits * (2 if self.zero_point else 1)
-        return (rows * cols * self.bits + scales) / 8
+        return (rows * cols * self.bits + scales + self.tensor_scale_bits) / 8
 
     # ---- value grid -------------------------------------------------------------------
     @property
@@ -184,10 +197,15 @@ _ALIASES = {
     # zero point per group of 128 input channels (AWQ and GPTQ defaults)
     "awq": "int4_g128z",
     "gptq": "int4_g128z",
+    # OCP microscaling formats: a shared power-of-two (e8m0) scale per 32 elements
+    "mxfp4": "fp4_e2m1_g32_e8m0",
+    "mxfp8": "fp8_e4m3_g32_e8m0",
 }
+#: NVFP4: fp4_e2m1 with an e4m3 scale per 16 elements and an fp32 scale per tensor
+NVFP4 = "nvfp4"
 _FPX = re.compile(r"^fp(\d)_e(\d)m(\d)$")
 _INT = re.compile(r"^int(\d)$")
-_GRAN = re.compile(r"^(t|c|raw|g(\d+)|sl(\d+))(z?)$")
+_GRAN = re.compile(r"^(t|c|raw|g(\d+)|sl(\d+)|b(\d+))(z?)$")
 
 #: the order in which a kernel falls back when a device lacks a native path
 FALLBACK = {
@@ -204,9 +222,10 @@ FALLBACK = {
 #: the whole grammar in one line (the error message for an unknown name): every accepted family is named
 EXAMPLES = ("fp32, tf32, bf16, fp16; floats fpN_eXmY with 3 <= N <= 8 and N = 1 + X + Y (fp8 = fp8_e4m3, fp8_e5m2, "
             "fp7_e4m2, fp6 = fp6_e3m2, fp6_e2m3, fp5 = fp5_e2m2, fp4 = fp4_e2m1, fp3_e1m1, ...); int2 to int8 "
-            "(int2, int3, int4, int5, int6, int7, int8); nf4; a scale suffix _t, _c, _gN, _slN or _raw, z for a zero "
+            "(int2, int3, int4, int5, int6, int7, int8); nf4; a scale suffix _t, _c, _gN, _slN, _bN (N x N blocks) or _raw, z for a zero "
             "point, then the scale format _fp16, _bf16, _fp32, _fp8 or _e8m0 (int4_g128, int4_g128z, int8_c, fp8_t, "
-            "fp4_e2m1_g32_e8m0, int4_sl8); aliases awq, gptq, float8_e4m3fn, float8_e5m2")
+            "fp4_e2m1_g32_e8m0, int4_sl8, fp8_b128); aliases awq, gptq, float8_e4m3fn, float8_e5m2, mxfp4, mxfp8, "
+            "nvfp4 (e2m1, e4m3 scale per 16, fp32 per tensor)")
 
 
 def _element(key: str) -> DType | None:
@@ -242,7 +261,8 @@ def _default_scale(base: DType) -> str:
 
 
 def _make(base: DType, gran: str, size: int, zero: bool, scale: str) -> DType:
-    token = {"none": "raw", "tensor": "t", "channel": "c", "group": f"g{size}", "sublayer": f"sl{size}"}[gran]
+    token = {"none": "raw", "tensor": "t", "channel": "c", "group": f"g{size}", "sublayer": f"sl{size}",
+             "block": f"b{size}"}[gran]
     name = base.name
     if (gran, size) != _default_granularity(base)[:2] or zero:
         name += f"_{token}{'z' if zero else ''}"
@@ -253,12 +273,19 @@ def _make(base: DType, gran: str, size: int, zero: bool, scale: str) -> DType:
         group_size=size if gran == "group" else 0,
         scale_bits=SCALE_FORMATS[scale] if gran != "none" else 0,
         zero_point=zero, granularity=gran, block_channels=size if gran == "sublayer" else 0,
+        block_size=size if gran == "block" else 0,
         scale_format=scale if gran != "none" else "",
     )
 
 
 @lru_cache(maxsize=1024)
 def _parse(key: str) -> DType | None:
+    if key == NVFP4:
+        from dataclasses import replace
+
+        block = _parse("fp4_e2m1_g16_fp8")
+        assert block is not None
+        return replace(block, name=NVFP4, tensor_scale_bits=32)
     key = _ALIASES.get(key, key)
     if key in _FIXED:
         return _FIXED[key]
@@ -278,7 +305,7 @@ def _parse(key: str) -> DType | None:
     zero = False
     if rest and (m := _GRAN.match(rest[0])):
         rest = rest[1:]
-        tok, g, sl, z = m.groups()
+        tok, g, sl, b, z = m.groups()
         if tok == "t":
             gran, size = "tensor", 0
         elif tok == "c":
@@ -287,9 +314,11 @@ def _parse(key: str) -> DType | None:
             gran, size = "none", 0
         elif g is not None:
             gran, size = "group", int(g)
+        elif b is not None:
+            gran, size = "block", int(b)
         else:
             gran, size = "sublayer", int(sl)
-        if gran in ("group", "sublayer") and size < 1:
+        if gran in ("group", "sublayer", "block") and size < 1:
             return None
         zero = bool(z)
         if zero and (base.kind != "int" or gran == "none"):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tapeout.errors import TapeoutError
-from tapeout.models.spec import LocalAttention, MLASpec, ModelSpec, MoESpec
+from tapeout.models.spec import CheckpointFormat, LocalAttention, MLASpec, ModelSpec, MoESpec
 from tapeout.specio import build, read_mapping
 
 #: HF activation names -> ModelSpec.activation
@@ -447,6 +447,39 @@ def _gpt_oss(c: _Cfg) -> dict[str, Any]:
     return _local(c, d, sliding if sliding is not None else [i for i in range(n) if i % 2 == 0])
 
 
+def _checkpoint(c: _Cfg) -> CheckpointFormat | None:
+    """The shipped weight format from ``quantization_config``: ``fp8`` (``fmt`` e4m3/e5m2; square
+    ``weight_block_size`` blocks with fp32 scales; dynamic activations quantized per 1 x block group) and
+    ``mxfp4`` (gpt-oss: the experts, everything in ``modules_to_not_convert`` stays 16-bit). Other methods
+    (GPTQ, AWQ, ...) are not read: give their format as ``weights``."""
+    q = c.cfg.get("quantization_config")
+    if not isinstance(q, Mapping):
+        return None
+    method = str(q.get("quant_method", "")).lower()
+    if method == "fp8":
+        fmt = str(q.get("fmt", "e4m3")).lower()
+        if fmt not in ("e4m3", "e5m2"):
+            raise TapeoutError(f"{c.origin}: quantization_config.fmt {fmt!r}; allowed: e4m3, e5m2")
+        block = q.get("weight_block_size")
+        if block is None:
+            weights = acts = f"fp8_{fmt}"
+        else:
+            if (not isinstance(block, list) or len(block) != 2 or block[0] != block[1]
+                    or not isinstance(block[0], int) or block[0] <= 0):
+                raise TapeoutError(f"{c.origin}: quantization_config.weight_block_size must be [N, N], got {block!r}")
+            weights, acts = f"fp8_{fmt}_b{block[0]}", f"fp8_{fmt}_g{block[0]}"
+        dynamic = q.get("activation_scheme", "dynamic") == "dynamic"
+        return CheckpointFormat(weights=weights, activations=acts if dynamic else None,
+                                source="HF config.json quantization_config (quant_method fp8)")
+    if method == "mxfp4":
+        skip = " ".join(str(x) for x in q.get("modules_to_not_convert") or [])
+        match = "experts" if "self_attn" in skip else "*"
+        return CheckpointFormat(weights="mxfp4", match=match,
+                                source="HF config.json quantization_config (quant_method mxfp4; not converted: "
+                                       f"{skip or 'none'})")
+    return None
+
+
 def _opt(c: _Cfg) -> dict[str, Any]:
     hidden = c.int("hidden_size")
     heads = c.int("num_attention_heads")
@@ -669,6 +702,7 @@ def _convert(cfg: Mapping[str, Any], *, name: str | None, source: str, origin: s
             f"{', '.join(SUPPORTED_MODEL_TYPES)}"
         )
     fields = mapper(_Cfg(cfg, str(model_type), origin))
+    fields["checkpoint"] = _checkpoint(_Cfg(cfg, str(model_type), origin))
     hf_id = _hf_id(cfg)
     fields["name"] = name or (hf_id.split("/")[-1] if hf_id else str(model_type))
     fields["hf_id"] = hf_id

@@ -123,6 +123,34 @@ class MoESpec(BaseModel):
         return self
 
 
+class CheckpointFormat(BaseModel):
+    """The number format a released checkpoint stores its linear weights in (HF ``quantization_config``);
+    a prediction uses it unless weights are given (``api.predict``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: the weight format (tapeout.dtypes name): fp8_e4m3_b128 (DeepSeek-V3), mxfp4 (gpt-oss experts)
+    weights: str
+    #: the layer class it covers (techniques/spec.py LAYER_CLASSES): "*" or "experts"
+    match: str = "*"
+    #: the format the shipped kernels quantize the GEMM inputs to at run time (DeepSeek's dynamic fp8 per
+    #: 1 x 128 group); None: 16-bit activations
+    activations: str | None = None
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> "CheckpointFormat":
+        from tapeout import dtypes
+        from tapeout.techniques.spec import LAYER_CLASSES
+
+        dtypes.parse(self.weights, field="checkpoint.weights")
+        if self.activations is not None:
+            dtypes.parse(self.activations, field="checkpoint.activations")
+        if self.match not in LAYER_CLASSES:
+            raise ValueError(f"checkpoint.match {self.match!r}; allowed: {', '.join(LAYER_CLASSES)}")
+        return self
+
+
 class ModelSpec(BaseModel):
     """A decoder-only transformer. Sizes are per model (unsharded)."""
 
@@ -180,6 +208,8 @@ class ModelSpec(BaseModel):
     #: parameters outside the text stack that the checkpoint ships and a server loads (vision encoder and
     #: projector of Llama 4 and Gemma 3), counted from the HF config; not run for text
     vision_params: int = Field(0, ge=0)
+    #: the format the released checkpoint ships its linear weights in (None: 16-bit)
+    checkpoint: CheckpointFormat | None = None
     source: str = Field("", description="where the numbers come from")
     published_params: float | None = Field(None, description="published total parameter count")
     published_params_source: str | None = None

@@ -201,7 +201,7 @@ class Quantized:
         extra = 0
         if self.scales is not None:
             extra = self.scales.size * self.fmt.scale_bits // 8 * (2 if self.zeros is not None else 1)
-        return packed + extra
+        return packed + extra + self.fmt.tensor_scale_bits // 8
 
     def dequantize(self) -> np.ndarray:
         return dequantize(self)
@@ -235,6 +235,11 @@ def _blocks(x2: np.ndarray, d: DType) -> tuple[np.ndarray, tuple[int, ...]]:
         pad = nb * c - rows
         xp = np.pad(x2, ((0, pad), (0, 0))) if pad else x2
         return xp.reshape(nb, c * cols), (nb,)
+    if g == "block":  # N x N tiles, row-major over the tile grid
+        n = d.block_size
+        nr, nc = -(-rows // n), -(-cols // n)
+        xp = np.pad(x2, ((0, nr * n - rows), (0, nc * n - cols)))
+        return xp.reshape(nr, n, nc, n).transpose(0, 2, 1, 3).reshape(nr * nc, n * n), (nr, nc)
     raise AssertionError(g)
 
 
@@ -244,6 +249,10 @@ def _unblock(b: np.ndarray, d: DType, rows: int, cols: int) -> np.ndarray:
         return b.reshape(rows, -1)[:, :cols]
     if g == "sublayer":
         return b.reshape(-1, cols)[:rows]
+    if g == "block":
+        n = d.block_size
+        nr, nc = -(-rows // n), -(-cols // n)
+        return b.reshape(nr, nc, n, n).transpose(0, 2, 1, 3).reshape(nr * n, nc * n)[:rows, :cols]
     return b.reshape(rows, cols)
 
 
@@ -280,6 +289,13 @@ def quantize(x: np.ndarray, fmt: DType | str, *, saturate: bool = True, amax: fl
     amax_b = np.abs(finite).max(axis=1)
     if amax is not None and d.granularity == "tensor":
         amax_b = np.full_like(amax_b, float(amax))
+    if d.tensor_scale_bits:  # NVFP4: block scales in e4m3 relative to one fp32 scale of the whole tensor
+        top = float(amax) if amax is not None else float(amax_b.max(initial=0.0))
+        t = float(np.float32(top / (d.max_value * dtypes.parse("fp8").max_value))) if top > 0 else 1.0
+        s = round_scale(np.where(amax_b > 0, amax_b / d.max_value / t, 1.0), d.scale_format) * t
+        s = np.where(s > 0, s, t)
+        codes = _unblock(encode(blk / s[:, None], dtypes.element(d), saturate=saturate), d, rows, cols)
+        return Quantized(d, xf.shape, codes, s.reshape(sshape), None)
     amax = amax_b  # type: ignore[assignment]
     if d.scale_format == "e8m0":
         with np.errstate(divide="ignore"):

@@ -78,7 +78,7 @@ def stored_bytes(fmt: DType, shape: tuple[int, ...]) -> int:
     if fmt.bits >= 16 or fmt.granularity == "none":
         return packed
     scales = int(round(fmt.scale_count(rows, cols)))
-    return packed + scales * fmt.scale_bits // 8 * (2 if fmt.zero_point else 1)
+    return packed + scales * fmt.scale_bits // 8 * (2 if fmt.zero_point else 1) + fmt.tensor_scale_bits // 8
 
 
 def tensor_error(path: Path, info: tensorfile.TensorInfo, fmt: DType) -> TensorError:
@@ -90,8 +90,11 @@ def tensor_error(path: Path, info: tensorfile.TensorInfo, fmt: DType) -> TensorE
         step = max(fmt.block_channels, step // fmt.block_channels * fmt.block_channels)
     if fmt.granularity == "sublayer" and len(info.shape) != 2:
         step = first  # blocks of rows cross first-axis boundaries: whole tensor
+    if fmt.granularity == "block":  # whole tiles of rows per chunk (2-D tensors), else the whole tensor
+        n = fmt.block_size
+        step = max(n, step // n * n) if len(info.shape) == 2 else first
     amax = None
-    if fmt.bits < 16 and fmt.granularity == "tensor":
+    if fmt.bits < 16 and (fmt.granularity == "tensor" or fmt.tensor_scale_bits):
         amax = 0.0
         for i in range(0, first, step):
             x = tensorfile.load(path, info, slice(i, i + step)) if info.shape else tensorfile.load(path, info)
