@@ -97,6 +97,15 @@ class _Cfg:
             raise TapeoutError(f"{self.origin}: {key!r} must list {n} entries from {', '.join(allowed)}, got {v!r}")
         return v
 
+    def count(self, key: str, default: int = 0) -> int:
+        """A non-negative integer (a number of layers or experts that may be 0)."""
+        v = self.cfg.get(key)
+        if v is None:
+            return default
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise TapeoutError(f"{self.origin}: {key!r} must be a non-negative integer, got {v!r}")
+        return v
+
     def bool(self, key: str, default: bool) -> bool:
         v = self.cfg.get(key)
         if v is None:
@@ -286,7 +295,6 @@ def _deepseek(c: _Cfg) -> dict[str, Any]:
     """DeepSeek-V2/V3 and Kimi-K2 (the V3 architecture): MLA, routed + shared experts, the first
     ``first_k_dense_replace`` layers dense (and every ``moe_layer_freq``-th after), MTP modules apart."""
     layers = c.int("num_hidden_layers")
-    hidden = c.int("hidden_size")
     heads = c.int("num_attention_heads")
     q_lora = c.get("q_lora_rank")
     mla = MLASpec(
@@ -298,32 +306,15 @@ def _deepseek(c: _Cfg) -> dict[str, Any]:
     )
     if c.bool("attention_bias", False):
         raise TapeoutError(f"{c.origin}: MLA with attention_bias=true is not supported; allowed: false")
-    first_k = c.get("first_k_dense_replace", default=0)
-    if isinstance(first_k, bool) or not isinstance(first_k, int) or first_k < 0:
-        raise TapeoutError(f"{c.origin}: 'first_k_dense_replace' must be a non-negative integer, got {first_k!r}")
+    first_k = c.count("first_k_dense_replace")
     freq = c.int("moe_layer_freq", default=1)
     moe_inter = c.int("moe_intermediate_size")
-    shared = c.get("n_shared_experts", default=0)
-    if isinstance(shared, bool) or not isinstance(shared, int) or shared < 0:
-        raise TapeoutError(f"{c.origin}: 'n_shared_experts' must be a non-negative integer, got {shared!r}")
-    mtp = c.get("num_nextn_predict_layers", default=0)
-    if isinstance(mtp, bool) or not isinstance(mtp, int) or mtp < 0:
-        raise TapeoutError(f"{c.origin}: 'num_nextn_predict_layers' must be a non-negative integer, got {mtp!r}")
-    return {
-        "family": c.model_type.lower(),
-        "num_layers": layers,
-        "hidden_size": hidden,
-        "num_heads": heads,
+    shared = c.count("n_shared_experts")
+    mtp = c.count("num_nextn_predict_layers")
+    d = _llama_like(c, c.model_type.lower())
+    d.update({
         "num_kv_heads": heads,  # every head has its own K and V after the up-projection
         "head_dim": mla.qk_head_dim,
-        "intermediate_size": c.int("intermediate_size"),
-        "gated_mlp": True,
-        "activation": c.activation("hidden_act", default="silu"),
-        "norm": "rmsnorm",
-        "position": "rope",
-        "vocab_size": c.int("vocab_size"),
-        "max_position_embeddings": c.int("max_position_embeddings"),
-        "tie_embeddings": c.bool("tie_word_embeddings", False),
         "mla": mla,
         "mtp_layers": mtp,
         "moe": MoESpec(
@@ -336,7 +327,8 @@ def _deepseek(c: _Cfg) -> dict[str, Any]:
             router_bias=c.get("topk_method") == "noaux_tc",
             dense_layers=tuple(i for i in range(layers) if i < first_k or i % freq),
         ),
-    }
+    })
+    return d
 
 
 def _vision_params(c: _Cfg, text_hidden: int) -> int:
