@@ -191,3 +191,33 @@ def test_cost_assumptions_fuzz(tmp_path_factory, capsys, edits):
 def test_incomplete_command_lines_are_one_line_errors(capsys, args):
     rc, _ = _check(capsys, args)
     assert rc == 2
+
+
+SHARED_CONFIGS = ROOT.parent / "shared/reference-data/hf-configs"
+#: frontier configs and the keys their mappers read beyond the llama ones (MLA, windows, chunks, experts)
+FRONTIER = {
+    "deepseek-ai--DeepSeek-V2-Lite.json": ["kv_lora_rank", "q_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim",
+                                           "v_head_dim", "first_k_dense_replace", "n_shared_experts",
+                                           "moe_layer_freq", "n_routed_experts", "num_nextn_predict_layers"],
+    "openai--gpt-oss-20b.json": ["sliding_window", "layer_types", "num_local_experts", "experts_per_token",
+                                 "quantization_config", "head_dim"],
+    "google--gemma-2-9b.json": ["sliding_window", "attn_logit_softcapping", "final_logit_softcapping", "head_dim"],
+    "microsoft--Phi-3-mini-4k-instruct.json": ["sliding_window", "max_position_embeddings"],
+}
+
+
+@pytest.mark.skipif(not SHARED_CONFIGS.is_dir(), reason="shared hf-configs reference data not present")
+@FUZZ
+@given(file=st.sampled_from(sorted(FRONTIER)), data=st.data())
+def test_frontier_config_fuzz(tmp_path_factory, capsys, file, data):
+    cfg = json.loads((SHARED_CONFIGS / file).read_text())
+    keys = FRONTIER[file] + ["num_hidden_layers", "num_attention_heads", "hidden_size"]
+    edits = data.draw(st.lists(st.tuples(st.sampled_from(keys), BAD_VALUES | st.integers(-2, 70)), min_size=1,
+                               max_size=3))
+    cfg.update(dict(edits))
+    f = tmp_path_factory.mktemp("cfg") / "config.json"
+    f.write_text(json.dumps(cfg))
+    rc, out = _check(capsys, ["predict", "--model", str(f), "--hardware", "h100-sxm", "--tier", "roofline",
+                              "--input-len", "64", "--output-len", "4", "--format", "json"])
+    if rc == 0:
+        _finite(_no_nan_json(out))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tapeout.errors import TapeoutError
-from tapeout.models.spec import CheckpointFormat, LocalAttention, MLASpec, ModelSpec, MoESpec
+from tapeout.models.spec import ModelSpec
 from tapeout.specio import build, read_mapping
 
 #: HF activation names -> ModelSpec.activation
@@ -173,8 +173,7 @@ def _local(c: _Cfg, d: dict[str, Any], layers: list[int] | None, kind: str = "sl
     the key is absent or null, or the window reaches max_position_embeddings (it then never caps anything)."""
     w = c.int(key, default=None)
     if w is not None and w < d["max_position_embeddings"] and layers != []:
-        d["local_attention"] = LocalAttention(kind=kind, window=w,
-                                              layers=None if layers is None else tuple(layers))
+        d["local_attention"] = dict(kind=kind, window=w, layers=None if layers is None else tuple(layers))
     return d
 
 
@@ -297,7 +296,8 @@ def _deepseek(c: _Cfg) -> dict[str, Any]:
     layers = c.int("num_hidden_layers")
     heads = c.int("num_attention_heads")
     q_lora = c.get("q_lora_rank")
-    mla = MLASpec(
+    # mappings, not spec objects: ModelSpec validation turns any remaining mistake into a one-line error
+    mla = dict(
         q_lora_rank=None if q_lora is None else c.int("q_lora_rank"),
         kv_lora_rank=c.int("kv_lora_rank"),
         qk_nope_head_dim=c.int("qk_nope_head_dim"),
@@ -314,10 +314,10 @@ def _deepseek(c: _Cfg) -> dict[str, Any]:
     d = _llama_like(c, c.model_type.lower())
     d.update({
         "num_kv_heads": heads,  # every head has its own K and V after the up-projection
-        "head_dim": mla.qk_head_dim,
+        "head_dim": mla["qk_nope_head_dim"] + mla["qk_rope_head_dim"],
         "mla": mla,
         "mtp_layers": mtp,
-        "moe": MoESpec(
+        "moe": dict(
             num_experts=c.int("n_routed_experts"),
             top_k=c.int("num_experts_per_tok"),
             expert_intermediate_size=moe_inter,
@@ -373,9 +373,9 @@ def _llama4(c: _Cfg) -> dict[str, Any]:
     moe_layers = set(range(step - 1, n, step))
     expert = t.int("intermediate_size")
     d["intermediate_size"] = t.int("intermediate_size_mlp")
-    d["moe"] = MoESpec(num_experts=t.int("num_local_experts"), top_k=t.int("num_experts_per_tok"),
-                       expert_intermediate_size=expert, num_shared_experts=1, shared_intermediate_size=expert,
-                       dense_layers=tuple(i for i in range(n) if i not in moe_layers))
+    d["moe"] = dict(num_experts=t.int("num_local_experts"), top_k=t.int("num_experts_per_tok"),
+                    expert_intermediate_size=expert, num_shared_experts=1, shared_intermediate_size=expert,
+                    dense_layers=tuple(i for i in range(n) if i not in moe_layers))
     rope = t.get("no_rope_layers", default=[])
     if not isinstance(rope, list) or any(x not in (0, 1) for x in rope) or (rope and len(rope) != n):
         raise TapeoutError(f"{t.origin}: 'no_rope_layers' must list 0/1 for each of {n} layers, got {rope!r}")
@@ -433,13 +433,13 @@ def _gpt_oss(c: _Cfg) -> dict[str, Any]:
     n = d["num_layers"]
     d.update(activation="swiglu_oai", qkv_bias=c.bool("attention_bias", True), out_bias=c.bool("attention_bias", True),
              mlp_bias=True, attention_sinks=True)
-    d["moe"] = MoESpec(num_experts=c.int("num_local_experts"), top_k=c.int("num_experts_per_tok", "experts_per_token"),
-                       expert_intermediate_size=d["intermediate_size"], router_bias=True)
+    d["moe"] = dict(num_experts=c.int("num_local_experts"), top_k=c.int("num_experts_per_tok", "experts_per_token"),
+                    expert_intermediate_size=d["intermediate_size"], router_bias=True)
     sliding = _typed_layers(c, n, "sliding")
     return _local(c, d, sliding if sliding is not None else [i for i in range(n) if i % 2 == 0])
 
 
-def _checkpoint(c: _Cfg) -> CheckpointFormat | None:
+def _checkpoint(c: _Cfg) -> dict[str, Any] | None:
     """The shipped weight format from ``quantization_config``: ``fp8`` (``fmt`` e4m3/e5m2; square
     ``weight_block_size`` blocks with fp32 scales; dynamic activations quantized per 1 x block group) and
     ``mxfp4`` (gpt-oss: the experts, everything in ``modules_to_not_convert`` stays 16-bit). Other methods
@@ -461,14 +461,13 @@ def _checkpoint(c: _Cfg) -> CheckpointFormat | None:
                 raise TapeoutError(f"{c.origin}: quantization_config.weight_block_size must be [N, N], got {block!r}")
             weights, acts = f"fp8_{fmt}_b{block[0]}", f"fp8_{fmt}_g{block[0]}"
         dynamic = q.get("activation_scheme", "dynamic") == "dynamic"
-        return CheckpointFormat(weights=weights, activations=acts if dynamic else None,
-                                source="HF config.json quantization_config (quant_method fp8)")
+        return dict(weights=weights, activations=acts if dynamic else None,
+                    source="HF config.json quantization_config (quant_method fp8)")
     if method == "mxfp4":
         skip = " ".join(str(x) for x in q.get("modules_to_not_convert") or [])
         match = "experts" if "self_attn" in skip else "*"
-        return CheckpointFormat(weights="mxfp4", match=match,
-                                source="HF config.json quantization_config (quant_method mxfp4; not converted: "
-                                       f"{skip or 'none'})")
+        return dict(weights="mxfp4", match=match,
+                    source=f"HF config.json quantization_config (quant_method mxfp4; not converted: {skip or 'none'})")
     return None
 
 

@@ -62,10 +62,15 @@ class LocalAttention(BaseModel):
     """Layers whose attention sees a bounded span of keys: sliding windows (Mistral, Gemma 2/3, gpt-oss,
     Phi-3) or chunks (Llama 4). Every other layer attends to the whole context."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools(cls, data: Any) -> Any:
+        return reject_bools(cls, data)
 
     kind: Literal["sliding", "chunked"]
-    window: int = Field(gt=0, description="tokens of the window (sliding) or chunk (chunked)")
+    window: int = Field(gt=0, le=1_000_000_000, description="tokens of the window (sliding) or chunk (chunked)")
     #: layer indices (0-based) with local attention; None: every layer
     layers: tuple[int, ...] | None = None
 
@@ -74,14 +79,19 @@ class MLASpec(BaseModel):
     """Multi-head latent attention (DeepSeek-V2/V3, Kimi-K2; docs/mla.md). The cache holds, per token and
     layer, the compressed latent (``kv_lora_rank``) and the decoupled RoPE key (``qk_rope_head_dim``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools(cls, data: Any) -> Any:
+        return reject_bools(cls, data)
 
     #: rank of the query's low-rank path (q_a_proj, q_a_layernorm, q_b_proj); None: one q_proj (V2-Lite)
-    q_lora_rank: int | None = Field(None, gt=0)
-    kv_lora_rank: int = Field(gt=0)
-    qk_nope_head_dim: int = Field(gt=0)
-    qk_rope_head_dim: int = Field(gt=0)
-    v_head_dim: int = Field(gt=0)
+    q_lora_rank: int | None = Field(None, gt=0, le=MAX_WIDTH)
+    kv_lora_rank: int = Field(gt=0, le=MAX_WIDTH)
+    qk_nope_head_dim: int = Field(gt=0, le=MAX_WIDTH)
+    qk_rope_head_dim: int = Field(gt=0, le=MAX_WIDTH)
+    v_head_dim: int = Field(gt=0, le=MAX_WIDTH)
 
     @property
     def qk_head_dim(self) -> int:
@@ -127,7 +137,7 @@ class CheckpointFormat(BaseModel):
     """The number format a released checkpoint stores its linear weights in (HF ``quantization_config``);
     a prediction uses it unless weights are given (``api.predict``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     #: the weight format (tapeout.dtypes name): fp8_e4m3_b128 (DeepSeek-V3), mxfp4 (gpt-oss experts)
     weights: str
@@ -141,11 +151,16 @@ class CheckpointFormat(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> "CheckpointFormat":
         from tapeout import dtypes
+        from tapeout.errors import TapeoutError
         from tapeout.techniques.spec import LAYER_CLASSES
 
-        dtypes.parse(self.weights, field="checkpoint.weights")
-        if self.activations is not None:
-            dtypes.parse(self.activations, field="checkpoint.activations")
+        for k in ("weights", "activations"):
+            v = getattr(self, k)
+            try:
+                if v is not None:
+                    dtypes.parse(v)
+            except TapeoutError:
+                raise ValueError(f"{k}: unknown format {v!r}; allowed: {dtypes.EXAMPLES}") from None
         if self.match not in LAYER_CLASSES:
             raise ValueError(f"checkpoint.match {self.match!r}; allowed: {', '.join(LAYER_CLASSES)}")
         return self
@@ -197,17 +212,17 @@ class ModelSpec(BaseModel):
     #: layers without rotary position embedding (Llama 4's global layers)
     nope_layers: tuple[int, ...] = ()
     #: Gemma 2: attention scores pass through cap * tanh(score / cap) (the cost of a tanh per score)
-    attn_logit_softcap: float | None = Field(None, gt=0)
+    attn_logit_softcap: float | None = Field(None, gt=0, le=1e6)
     #: Gemma 2: the logits pass through cap * tanh(logit / cap)
-    final_logit_softcap: float | None = Field(None, gt=0)
+    final_logit_softcap: float | None = Field(None, gt=0, le=1e6)
     #: gpt-oss: one learned sink logit per head and layer joins every softmax (no cache, no keys)
     attention_sinks: bool = False
     #: multi-token-prediction modules shipped with the checkpoint (DeepSeek-V3's ``num_nextn_predict_layers``);
     #: reported apart (:meth:`mtp_params`), neither counted in the main parameters nor run nor loaded
-    mtp_layers: int = Field(0, ge=0)
+    mtp_layers: int = Field(0, ge=0, le=100)
     #: parameters outside the text stack that the checkpoint ships and a server loads (vision encoder and
     #: projector of Llama 4 and Gemma 3), counted from the HF config; not run for text
-    vision_params: int = Field(0, ge=0)
+    vision_params: int = Field(0, ge=0, le=10**13)
     #: the format the released checkpoint ships its linear weights in (None: 16-bit)
     checkpoint: CheckpointFormat | None = None
     source: str = Field("", description="where the numbers come from")
