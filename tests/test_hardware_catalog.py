@@ -236,6 +236,8 @@ def test_every_filled_field_has_a_source(name):
     need += [f for f in SCALAR_FIELDS if getattr(spec, f) is not None]
     if spec.interconnect is not None:
         need.append("interconnect")
+    if spec.scale_out is not None:
+        need.append("scale_out")
     missing = [k for k in need if not src.get(k, "").strip()]
     assert not missing, f"{name}: no source for {missing}"
     allowed = set(need) | {"form_factor"}

@@ -36,7 +36,7 @@ def _reference(model, hw, sc, tier):  # noqa: ANN001, ANN202
     tpot = sum(wi * max(sum(s), mb * max(s)) for wi, s in zip(w, steps))
     ttft = sum(pre)
     total = ttft + (mb - 1) * max(pre) + (sc.output_len - 1) * tpot
-    return {"ttft": ttft, "tpot": tpot, "throughput": mb * sc.batch * sc.output_len / total, "prefill": pre,
+    return {"ttft": ttft, "tpot": tpot, "throughput": sc.dp * mb * sc.batch * sc.output_len / total, "prefill": pre,
             "steps": steps, "contexts": [int(c) for c in ctx]}
 
 
@@ -75,6 +75,8 @@ CASES = [
     ("deepseek-v2-lite", "a100-sxm-80gb", dict(tier="roofline", batch=3, tp=2, mla_attention="naive", input_len=200,
                                                output_len=50)),
     ("gpt-oss-20b", "h100-sxm", dict(tier="tiled", batch=3, pp=3, input_len=100, output_len=70)),
+    # wide expert parallelism: data-parallel attention over two nodes, all-to-alls over NVLink and the NICs
+    ("deepseek-v2-lite", "h100-sxm", dict(tier="tiled", batch=2, ep=16, input_len=128, output_len=80)),
 ]
 
 

@@ -16,7 +16,7 @@ from tapeout.models.spec import ModelSpec
 from tapeout.perf import TIERS
 from tapeout.perf.cost import OpCost
 from tapeout.system.compose import Composition, PhaseCost, compose
-from tapeout.workload.ops import Op
+from tapeout.workload.ops import Op, OpKind
 from tapeout.workload.scenario import Scenario
 
 
@@ -72,6 +72,11 @@ def _op_row(phase: str, op: Op, cost: OpCost, phase_time: float, hw: HardwareSpe
         "extract_s": float(t.get("extract_s", 0.0)),
         "terms": cost.terms,
     }
+
+
+def _alltoall_s(p: PhaseCost) -> float:
+    """Seconds of a phase's expert-parallel all-to-alls (dispatch and combine; 0 without wide EP)."""
+    return sum(c.total_s for o, c in zip(p.ops, p.costs) if o.kind is OpKind.ALLTOALL)
 
 
 def _phase_rows(p: PhaseCost, label: str, hw: HardwareSpec) -> list[dict[str, Any]]:
@@ -213,6 +218,7 @@ class Prediction:
                 "output_len": sc.output_len,
                 "tp": sc.tp,
                 "ep": sc.ep,
+                "dp_attention": sc.dp,
                 "pp": sc.pp,
                 "pp_microbatches": sc.pp_microbatches,
                 "weights": sc.weights.name,
@@ -248,6 +254,7 @@ class Prediction:
                     "flops": r.prefill.graph.flops,
                     "bytes": r.prefill.graph.bytes_total,
                     "stage_times_s": list(r.prefill.stage_times),
+                    "all_to_all_s": _alltoall_s(r.prefill),
                 },
                 "decode": {
                     "mean_step_s": r.tpot_s,
@@ -265,6 +272,7 @@ class Prediction:
                     "flops_per_step": mid.graph.flops,
                     "bytes_per_step": mid.graph.bytes_total,
                     "stage_times_s": list(mid.stage_times),
+                    "all_to_all_s": _alltoall_s(mid),
                 },
             },
             "model_info": self.model_info(),
@@ -368,7 +376,10 @@ def predict(
 
     Parallelism: ``tp``-way tensor parallelism within each of ``pp`` pipeline stages (contiguous layers,
     hidden states sent point to point between stages); ``ep`` = ``tp`` spreads an MoE model's whole
-    experts over the tp devices instead of slicing each one (balanced routing assumed);
+    experts over the tp devices instead of slicing each one (the busiest device's share of the routing);
+    ``ep`` > ``tp`` = 1 is wide expert parallelism: data-parallel attention, each of the ``ep`` devices running
+    ``batch`` sequences, experts spread over all of them, tokens dispatched and combined by all-to-alls over
+    the scale-up link and, beyond a node, the device's ``scale_out`` link (docs/wide-ep.md);
     ``pp_microbatches`` batches of ``batch`` sequences
     in flight through the pipeline (1: one at a time, as llama.cpp's layer split; ``pp``: a full pipeline,
     as vLLM's virtual engines). Memory is the binding device's (the fullest stage).

@@ -56,7 +56,8 @@ def predict(
     output_len: Annotated[int, typer.Option(help="generated tokens per sequence")] = 128,
     tp: Annotated[int, typer.Option(help="tensor-parallel degree")] = 1,
     ep: Annotated[int, typer.Option(
-        help="expert parallelism of MoE layers: 1 (experts sliced over tp) or tp (whole experts per device)")] = 1,
+        help="expert parallelism of MoE layers: 1 (experts sliced over tp), tp (whole experts per device), or with "
+        "tp 1 any count: data-parallel attention, experts over ep devices, all-to-all dispatch (docs/wide-ep.md)")] = 1,
     pp: Annotated[int, typer.Option(help="pipeline-parallel stages (contiguous layers per tp group)")] = 1,
     pp_microbatches: Annotated[int, typer.Option(
         help="batches in flight through the pipeline (1: one at a time; pp: a full pipeline)")] = 1,

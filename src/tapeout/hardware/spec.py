@@ -171,6 +171,20 @@ class EfficiencySpec(_Frozen):
                               "stream_bytes_per_core_clock")(_plausible_field)
 
 
+class ScaleOutSpec(_Frozen):
+    """The network between scale-up domains (nodes): InfiniBand or RoCE NICs, per device. Expert-parallel
+    all-to-alls that span nodes send their off-node share through it (docs/wide-ep.md)."""
+
+    kind: str
+    bandwidth_gbps_per_direction: float = Field(gt=0, description="per device (its NICs), one direction, GB/s")
+
+    _ranges = field_validator("bandwidth_gbps_per_direction")(_plausible_field)
+
+    @property
+    def bandwidth(self) -> float:
+        return self.bandwidth_gbps_per_direction * units.GB
+
+
 class HardwareSpec(_Frozen):
     name: str
     display_name: str = ""
@@ -188,6 +202,8 @@ class HardwareSpec(_Frozen):
     sparse_peak_tflops: dict[str, float] = Field(default_factory=dict, description="2:4-sparse headline peaks")
     memory: MemorySpec
     interconnect: InterconnectSpec | None = None
+    #: the scale-out link of a node of these devices (None: no multi-node groups)
+    scale_out: ScaleOutSpec | None = None
     pcie_gbps_per_direction: float | None = Field(None, gt=0)
     efficiency: EfficiencySpec = EfficiencySpec()
     microarch: MicroArch | None = Field(None, description="optional micro-architecture (tiled tier, area model)")

@@ -69,7 +69,8 @@ def peak_key(compute_dtype: str, has: Callable[[str], bool], last_resort: bool =
 
 
 #: collective names of the op kinds that move data between devices
-COLLECTIVE_NAMES = {OpKind.ALLREDUCE: "allreduce", OpKind.ALLGATHER: "allgather", OpKind.SEND: "send"}
+COLLECTIVE_NAMES = {OpKind.ALLREDUCE: "allreduce", OpKind.ALLGATHER: "allgather", OpKind.SEND: "send",
+                    OpKind.ALLTOALL: "all_to_all"}
 COLLECTIVES = ("allreduce", "allgather", "reduce_scatter", "all_to_all", "send")
 
 
@@ -112,6 +113,46 @@ def algorithms(kind: str, p: int, size: float, nodes: int = 1) -> list[tuple[str
     raise TapeoutError(f"unknown collective {kind!r}; allowed: {', '.join(COLLECTIVES)}", field="op")
 
 
+def alltoall(hw: HardwareSpec, size: float, group: int, eta: float, alpha: float) -> tuple[float, float, dict]:
+    """(bandwidth s, latency s, terms) of an all-to-all over ``group`` devices, ``size`` bytes per device sent
+    in equal shares to every device (its own share stays). Devices fill scale-up domains of
+    ``interconnect.max_devices`` (a node); the shares to the other devices of the node cross the scale-up
+    link, those to other nodes the device's scale-out NICs, both at once: the slower side sets the time.
+    One message step (latency ``alpha``) per link that carries traffic."""
+    from tapeout.perf.roofline import link_for
+
+    if group <= 1:
+        return 0.0, 0.0, {"algorithm": "local", "wire_bytes": 0.0}
+    ic = hw.interconnect
+    node = ic.max_devices if ic is not None and ic.topology in ("switch", "mesh") else 1
+    local = min(group, node)
+    intra = size * (local - 1) / group
+    inter = size * (group - local) / group
+    terms: dict = {"algorithm": "direct (all-to-all)", "devices_per_node": node, "nodes": math.ceil(group / node),
+                   "eta_interconnect": eta, "wire_bytes": intra + inter}
+    t_intra = t_inter = 0.0
+    steps = 0
+    if intra > 0:
+        link, bw = link_for(hw, local)
+        t_intra = intra / (bw * eta)
+        steps += 1
+        terms.update(link=link, link_gbps_per_direction=bw / 1e9, intra_node_bytes=intra,
+                     intra_node_us=t_intra * 1e6)
+    if inter > 0:
+        so = hw.scale_out
+        if so is None:
+            raise TapeoutError(f"an all-to-all over {group} devices spans {math.ceil(group / node)} nodes of {node} "
+                               f"{hw.name}, which has no scale_out link; allowed: ep <= {node}, or a device file "
+                               "with [scale_out] kind and bandwidth_gbps_per_direction", field="ep")
+        t_inter = inter / (so.bandwidth * eta)
+        steps += 1
+        terms.update(scale_out=so.kind, scale_out_gbps_per_direction=so.bandwidth_gbps_per_direction,
+                     inter_node_bytes=inter, inter_node_us=t_inter * 1e6)
+    terms.update(steps=steps, alpha_us_per_step=alpha * 1e6,
+                 bound_by="scale-out" if t_inter > t_intra else "scale-up")
+    return max(t_intra, t_inter), steps * alpha, terms
+
+
 def oneshot_allreduce(hw: HardwareSpec, message_bytes: float, group: int, eta: float) -> tuple[float, float, dict] | None:
     """(bandwidth s, latency s, terms) of a one-shot all-reduce, when the framework runs one for this message
     (``EfficiencySpec.oneshot_allreduce_max_bytes``) and the devices share a switched or fully meshed NVLink
@@ -129,4 +170,4 @@ def oneshot_allreduce(hw: HardwareSpec, message_bytes: float, group: int, eta: f
     return wire / (ic.bandwidth * eta), eff.oneshot_allreduce_latency_us * 1e-6, terms
 
 
-__all__ = ["COLLECTIVES", "algorithms", "collective_name", "fastest", "make_cost", "oneshot_allreduce", "peak_key"]
+__all__ = ["COLLECTIVES", "algorithms", "alltoall", "collective_name", "fastest", "make_cost", "oneshot_allreduce", "peak_key"]

@@ -48,6 +48,8 @@ def collective_time(hw: HardwareSpec, kind: OpKind, message_bytes: float, group:
     """(bandwidth time, latency time, terms) of a ring collective (a point-to-point message for a send; a
     framework's one-shot all-reduce, when faster); message_bytes is per device."""
     eff = hw.efficiency
+    if kind is OpKind.ALLTOALL:
+        return core.alltoall(hw, message_bytes, group, eff.interconnect_eta, eff.collective_latency_us * 1e-6)
     link, bw = link_for(hw, group)
     name = core.collective_name(kind)
     algorithm, steps, wire = next(a for a in core.algorithms(name, group, message_bytes)

@@ -54,8 +54,11 @@ def print_table(d: dict[str, Any], console: Any = None, *, ops: bool = False) ->
     i, mem = d["inputs"], d["memory"]
     dec = d["phases"]["decode"]
     pp, mb, ep = i.get("pp", 1), i.get("pp_microbatches", 1), i.get("ep", 1)
+    dp = i.get("dp_attention", 1)
     layout = ([f"tp {i['tp']} x pp {pp}, {mb} in flight"] if pp > 1 else []) + ([f"experts over {ep}"] if ep > 1 else [])
-    devices = f"{i['tp'] * pp} x {i['hardware']}" + (f" ({'; '.join(layout)})" if layout else "")
+    if dp > 1:
+        layout.append(f"data-parallel attention: {dp} groups of batch {i['batch']}")
+    devices = f"{max(i['tp'] * pp, dp)} x {i['hardware']}" + (f" ({'; '.join(layout)})" if layout else "")
     con.print(
         f"[bold]{i['model']}[/] on [bold]{devices}[/]  "
         f"batch {i['batch']}, {i['input_len']} in / {i['output_len']} out, "
@@ -87,8 +90,14 @@ def print_table(d: dict[str, Any], console: Any = None, *, ops: bool = False) ->
         s.add_row("TPOT (mean decode step)", f"{fmt.seconds(d['tpot_s'])}  "
                   f"(context {dec['first_context']}: {fmt.seconds(dec['first_step_s'])} → "
                   f"{dec['last_context']}: {fmt.seconds(dec['last_step_s'])})")
+    a2a = (d["phases"]["prefill"].get("all_to_all_s", 0.0), dec.get("all_to_all_s", 0.0))
+    if any(a2a):
+        s.add_row("Expert all-to-all", f"{fmt.seconds(a2a[0])} of the prefill, {fmt.seconds(a2a[1])} of a decode step "
+                  "(dispatch + combine)")
     s.add_row("End-to-end latency", fmt.seconds(d["e2e_latency_s"]))
     scope = "whole batch" if mb == 1 else f"{mb} batches in flight"
+    if dp > 1:
+        scope = f"all {dp} data-parallel groups"
     s.add_row("Throughput", f"{d['throughput_tok_s']:.1f} tokens/s (generated, {scope})")
     fits = "[green]fits[/]" if mem["fits"] else "[red]does NOT fit[/]"
     s.add_row(

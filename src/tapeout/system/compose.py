@@ -213,8 +213,8 @@ def compose(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str = "roofl
     waves, rest = divmod(b, c)
     last = compose_batch(model, hw, sc.model_copy(update={"batch": rest}), tier) if rest else None
     e2e = waves * first.e2e_latency_s + (last.e2e_latency_s if last else 0.0)
-    tokens = sc.pp_microbatches * b * sc.output_len
-    per_seq = sc.pp_microbatches * sc.output_len  # generated tokens of one sequence slot
+    tokens = sc.dp * sc.pp_microbatches * b * sc.output_len
+    per_seq = sc.dp * sc.pp_microbatches * sc.output_len  # generated tokens of one sequence slot (all dp groups)
     # seconds each wave keeps the devices busy: its generated tokens over its throughput
     span = waves * c * per_seq / first.throughput_tok_s + (rest * per_seq / last.throughput_tok_s if last else 0.0)
     return replace(first, memory=full.memory, e2e_latency_s=e2e, throughput_tok_s=tokens / span, concurrency=c)
@@ -229,6 +229,8 @@ def compose_batch(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str = 
     m x the slowest stage), and that cycle is the TPOT each request sees. Throughput = m x batch x
     output_len / (pipelined prefill + (output_len - 1) x cycle), the pipelined prefill being the sum of
     the stages plus (m - 1) x the slowest one. With pp = 1 and m = 1 this is the plain composition.
+    Data-parallel attention (``sc.dp`` > 1, wide expert parallelism): every device runs its own batch in step
+    with the others, so throughput counts dp batches; the graphs are one device's.
     """
     pipe = pipeline(model, sc)
     stages = pipe.stages
@@ -252,7 +254,8 @@ def compose_batch(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str = 
                pipe.same_as)
     return Composition(
         prefill=prefill, decode=decode, decode_weights=tuple(float(w) for w in weights), memory=mem,
-        ttft_s=ttft, tpot_s=tpot, e2e_latency_s=e2e, throughput_tok_s=mb * sc.batch * sc.output_len / total,
+        ttft_s=ttft, tpot_s=tpot, e2e_latency_s=e2e,
+        throughput_tok_s=sc.dp * mb * sc.batch * sc.output_len / total,
     )
 
 

@@ -72,9 +72,12 @@ def expected_active_experts(num_experts: int, top_k: int, tokens: int) -> float:
 
 
 def check_expert_parallel(model: ModelSpec, ep: int) -> None:
-    """Raise a clear error when expert parallelism is asked of a dense model."""
+    """Raise a clear error when expert parallelism is asked of a dense model, or of more devices than experts."""
     if ep > 1 and model.moe is None:
         raise TapeoutError(f"ep={ep} needs a mixture-of-experts model; {model.name} is dense; allowed: 1", field="ep")
+    if model.moe is not None and ep > model.moe.num_experts:
+        raise TapeoutError(f"ep={ep} exceeds {model.name}'s {model.moe.num_experts} experts; "
+                           f"allowed: 1..{model.moe.num_experts}", field="ep")
 
 
 def busiest_device_experts(local: int, p_active: float, ep: int) -> float:
@@ -543,6 +546,7 @@ class _Builder:
         self.elementwise("moe_topk", OpKind.SOFTMAX, T * E, T * k, SOFTMAX_FLOPS, moe_L,
                          out_dtype=dtypes.parse("fp32"))
         ep = self.sc.ep
+        wide = self.sc.dp > 1  # data-parallel attention: every device's own tokens meet the experts of all ep
         if ep == 1:  # every expert sliced over the tp devices: all token-expert pairs, 1/tp of each expert
             active = expected_active_experts(E, k, T)
             routed = T * k  # token-expert pairs
@@ -550,16 +554,25 @@ class _Builder:
             local = E
         else:  # whole experts, E/ep per device; the step waits for the device with the most active experts
             local = experts_per_device(m, ep)
-            hit = expected_active_experts(E, k, T)
+            tokens = T * ep if wide else T  # wide: the ep devices' tokens; else the tp group's (replicated)
+            hit = expected_active_experts(E, k, tokens)
             active = busiest_device_experts(local, hit / E, ep)
-            routed = T * k / hit * active  # each active expert serves T k / (active experts) pairs
+            routed = tokens * k / hit * active  # each active expert serves tokens k / (active experts) pairs
             ie = math.ceil(moe.expert_intermediate_size * self.plan.keep_mlp)
+        if wide:  # dispatch: each token's k copies to their experts' devices, in the experts' input format
+            q = self.plan["expert_up"].activations
+            fmt = q if q.bits < self.a.bits else self.a
+            self.ops.append(collective_op(OpKind.ALLTOALL, T * k * h * fmt.bytes, ep, dtype=fmt,
+                                          name="ep_dispatch" + self.suffix, count=moe_L))
         self.gemm("moe_gate_up" if m.gated_mlp else "moe_up", routed / max(active, 1e-9), mats * ie, h, moe_L,
                   slot="expert_up", experts=active, tokens_routed=routed)
         self.elementwise("moe_act", OpKind.ELEMENTWISE, routed * mats * ie, routed * ie, act_f, moe_L,
                          feeds=("expert_down", routed * ie))
         self.gemm("moe_down", routed / max(active, 1e-9), h, ie, moe_L, slot="expert_down", experts=active,
                   tokens_routed=routed)
+        if wide:  # combine: the expert outputs back to their tokens' devices, 16-bit
+            self.ops.append(collective_op(OpKind.ALLTOALL, T * k * h * self.a.bytes, ep, dtype=self.a,
+                                          name="ep_combine" + self.suffix, count=moe_L))
         self.elementwise("moe_combine", OpKind.ELEMENTWISE, routed * h, T * h, 2, moe_L)
         if moe.num_shared_experts:
             si = math.ceil(moe.num_shared_experts * moe.shared_intermediate_size * self.plan.keep_mlp / self.t)

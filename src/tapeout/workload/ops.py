@@ -18,11 +18,12 @@ class OpKind(StrEnum):
     ALLREDUCE = "allreduce"
     ALLGATHER = "allgather"
     SEND = "send"                # point-to-point transfer to the next pipeline stage
+    ALLTOALL = "alltoall"        # expert-parallel dispatch / combine: each device sends a share to every other
 
 
 #: which hardware unit an op's arithmetic runs on
 MATRIX_KINDS = frozenset({OpKind.GEMM, OpKind.BMM, OpKind.ATTENTION})
-COLLECTIVE_KINDS = frozenset({OpKind.ALLREDUCE, OpKind.ALLGATHER, OpKind.SEND})
+COLLECTIVE_KINDS = frozenset({OpKind.ALLREDUCE, OpKind.ALLGATHER, OpKind.SEND, OpKind.ALLTOALL})
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,8 +34,11 @@ class Scenario(BaseModel):
     output_len: int = Field(128, gt=0, description="generated tokens per sequence (the first comes from prefill)")
     tp: int = Field(1, gt=0, description="tensor-parallel degree")
     ep: int = Field(1, gt=0, description="expert parallelism of MoE layers: 1 (every expert sliced over the tp "
-                    "devices) or tp (whole experts spread over the tp devices; tokens are replicated after "
-                    "attention, each device runs its own experts, the layer's all-reduce combines them)")
+                    "devices), tp (whole experts spread over the tp devices; tokens are replicated after "
+                    "attention, each device runs its own experts, the layer's all-reduce combines them), or, with "
+                    "tp = 1, any number of devices: data-parallel attention (each device runs attention for its "
+                    "own batch) and the experts spread over all ep devices, tokens dispatched to them and "
+                    "combined back by all-to-alls over the scale-up and scale-out links (docs/wide-ep.md)")
     pp: int = Field(1, gt=0, description="pipeline-parallel stages: the layers split into contiguous stages, "
                     "one per group of tp devices; activations go to the next stage point to point")
     pp_microbatches: int = Field(
@@ -107,9 +110,18 @@ class Scenario(BaseModel):
         if self.pp_microbatches > 1 and self.pp == 1:
             raise ValueError("pp_microbatches > 1 needs pipeline stages (pp > 1)")
         if self.ep not in (1, self.tp):
-            raise ValueError(f"ep={self.ep}: allowed 1 or tp ({self.tp}); expert parallelism spreads the experts "
-                             "over the tensor-parallel devices (data-parallel attention is not modelled)")
+            if self.tp != 1:
+                raise ValueError(f"ep={self.ep}: allowed 1 or tp ({self.tp}), or any ep with tp = 1 (data-parallel "
+                                 "attention); attention tensor-parallel inside data-parallel groups is not modelled")
+            if self.pp != 1:
+                raise ValueError(f"ep={self.ep} with data-parallel attention needs pp = 1 (allowed pp: 1)")
         return self
+
+    @property
+    def dp(self) -> int:
+        """Data-parallel attention groups: ``ep`` when the experts spread over more devices than ``tp`` (wide
+        expert parallelism, docs/wide-ep.md), else 1. Each group runs ``batch`` sequences."""
+        return self.ep if self.ep > self.tp else 1
 
     def stage_layers(self, num_layers: int, first_extra: float = 0.0, last_extra: float = 0.0) -> list[range]:
         """The contiguous layer range of every pipeline stage, balanced: the first stage also holds

@@ -47,6 +47,7 @@ _BY_KIND = {
     OpKind.ALLREDUCE: collective.estimate,
     OpKind.ALLGATHER: collective.estimate,
     OpKind.SEND: collective.estimate,
+    OpKind.ALLTOALL: collective.estimate,
 }
 
 

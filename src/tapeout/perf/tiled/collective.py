@@ -28,7 +28,7 @@ to its peers (``links`` in the spec); ``pairwise`` bridges serve two devices and
 from __future__ import annotations
 
 from tapeout.hardware.spec import HardwareSpec
-from tapeout.perf.core import COLLECTIVES, algorithms, collective_name, oneshot_allreduce  # noqa: F401 (re-exported)
+from tapeout.perf.core import COLLECTIVES, algorithms, alltoall, collective_name, oneshot_allreduce  # noqa: F401
 from tapeout.perf.cost import OpCost
 from tapeout.perf.roofline import link_for
 from tapeout.perf.tiled.common import make_cost
@@ -95,7 +95,13 @@ def collective_time(hw: HardwareSpec, kind: str, size: float, group: int, nodes:
 
 def estimate(op: Op, hw: HardwareSpec) -> OpCost:
     kind = collective_name(op.kind)
-    net, lat, terms = collective_time(hw, kind, op.message_bytes, op.group)
+    if kind == "all_to_all":  # the bandwidth protocol's base, step and efficiency (core.alltoall)
+        _, base, alpha, eta = protocols(hw)[0]
+        net, lat, terms = alltoall(hw, op.message_bytes, op.group, eta, alpha)
+        lat += base if op.group > 1 else 0.0
+        terms = {"model": "tiled alpha-beta collective", "base_us": base * 1e6, **terms}
+    else:
+        net, lat, terms = collective_time(hw, kind, op.message_bytes, op.group)
     eff = hw.efficiency
     overhead = lat + (eff.launch_overhead_us + eff.host_overhead_us) * 1e-6
     terms.update(launch_us=eff.launch_overhead_us, host_us=eff.host_overhead_us)
