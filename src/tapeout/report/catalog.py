@@ -14,7 +14,8 @@ def models(specs: list, format: str) -> None:
         {
             "name": m.name, "hf_id": m.hf_id, "params": m.total_params(), "active_params": m.active_params(),
             "layers": m.num_layers, "hidden": m.hidden_size, "heads": m.num_heads, "kv_heads": m.num_kv_heads,
-            "attention": m.attention_kind, "moe": None if m.moe is None else f"{m.moe.num_experts}x top{m.moe.top_k}",
+            "attention": m.attention_kind + "".join(f" {n}x{a.label}" for a, n in m.attention_spans() if a.kind != "full"),
+            "moe": None if m.moe is None else f"{m.moe.num_experts}x top{m.moe.top_k}",
             "kv_bytes_per_token_fp16": m.kv_bytes_per_token(2.0),
         }
         for m in specs
