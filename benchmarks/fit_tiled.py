@@ -34,12 +34,15 @@ import numpy as np
 from tapeout.hardware.catalog import CATALOG_DIR, load_hardware
 from tapeout.perf import estimate
 from tapeout.specio import set_toml_key
-from tapeout.validate.datasets import Case, is_technique_case, load_cases
+from tapeout.validate.cases import Case
+from tapeout.datadir import DATA_HELP
+from tapeout.validate.registry import load_cases
+from tapeout.validate.sources.flashllm import is_technique_case
 from tapeout.validate.runner import _Devices
 
 #: mamf (1-2 rows per device) is held out; flashllm-kernels contributes its dense cuBLAS rows only
 #: (kernel-timed skinny GEMMs on A100 SXM; its sparse rows check the technique kernels:
-#: datasets.TECHNIQUE_CLASSES)
+#: validate/sources/flashllm.py, TECHNIQUE_CLASSES)
 GEMM_SETS = ("vidur-gemm", "llmcompass-matmul", "flashllm-kernels")
 STREAM_SETS = ("vidur-elementwise", "llmcompass-softmax", "llmcompass-layernorm", "llmcompass-gelu")
 COLLECTIVE_SETS = ("vidur-allreduce", "llmcompass-allreduce")
@@ -48,7 +51,7 @@ THIN = 8
 #: 3084 of 3352 GB/s); dram_eta is not allowed above it
 DRAM_ETA_MAX = 0.92
 
-#: vidur's "a100" compute profile does not say SXM or PCIe: the harness (validate/datasets.py,
+#: vidur's "a100" compute profile does not say SXM or PCIe: the harness (validate/sources/vidur.py,
 #: VIDUR_COMPUTE_DEVICES) maps it to a100-pcie-80gb. Its GEMMs top out at 255 TFLOP/s (82% of the dense
 #: peak) and its weight streams at 1.67 TB/s, like stas00's A100 PCIe (253 TFLOP/s, 81%), while A100 SXM
 #: measurements reach 271 (stas00) and 279 TFLOP/s (LLMCompass, 89%) (docs/tiled.md, "Which A100").
@@ -72,7 +75,7 @@ ATTAINABLE_DEVICES = ("mi300x",)
 KERNEL_KEYS = ("matrix_eta", "dram_eta", "stream_eta", "legacy_path_fraction")
 #: the mma.sync / wgmma ratio is a property of the SM: every part with the same die takes it
 LEGACY_SIBLINGS = {"h100-sxm": ("h100-pcie",)}
-#: the FlashAttention-2/3 forward rows on H100 (validate/datasets.py, dataset "flashattention-h100")
+#: the FlashAttention-2/3 forward rows on H100 (validate/sources/flashattention.py, dataset "flashattention-h100")
 FLASH_SETS = ("flashattention-h100",)
 
 
@@ -197,7 +200,7 @@ def write(device: str, params: dict[str, float], sets: dict[str, str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=None)
+    ap.add_argument("--data", default=None, help=DATA_HELP)
     ap.add_argument("--devices", default="a100-sxm-80gb,h100-sxm,a40,mi210,a100-pcie-80gb,h100-pcie")
     ap.add_argument("--overlap-p", type=float, default=2.0)
     ap.add_argument("--write", action="store_true")

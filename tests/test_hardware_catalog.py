@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,6 @@ EXPECTED = {
     "rtx-4090", "mi210", "mi250x", "mi250x-gcd", "mi300x", "gaudi2", "gaudi3", "tpu-v5e",
 }  # fmt: skip
 
-DATASHEETS = Path(__file__).resolve().parents[2] / "shared/reference-data/hardware/datasheets.csv"
 
 
 def raw(name: str) -> dict:
@@ -278,10 +276,8 @@ def test_structure_rules():
 NO_SLOT = {"peak_fp16_fp16acc_tflops", "peak_fp8_fp16acc_tflops", "peak_bf16_vector_tflops"}
 
 
-def _csv_rows() -> list[dict]:
-    if not DATASHEETS.is_file():
-        pytest.skip(f"{DATASHEETS} not present")
-    with DATASHEETS.open(newline="", encoding="utf-8") as fh:
+def _csv_rows(shared_file) -> list[dict]:
+    with shared_file("hardware/datasheets.csv").open(newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
 
 
@@ -319,8 +315,8 @@ def _catalog_value(spec: HardwareSpec, path: str) -> float | None:
     return getattr(spec, path)
 
 
-def test_datasheet_facts():
-    rows = _csv_rows()
+def test_datasheet_facts(shared_file):
+    rows = _csv_rows(shared_file)
     assert {r["device"] for r in rows} == EXPECTED
     checked, problems = 0, []
     values: dict[tuple[str, str], float] = {}
@@ -354,8 +350,8 @@ def test_datasheet_facts():
                 assert d != s and d < s, f"{dev} {path}: dense {d} vs sparse {s}"
 
 
-def test_unsupported_formats_are_omitted():
-    for r in _csv_rows():
+def test_unsupported_formats_are_omitted(shared_file):
+    for r in _csv_rows(shared_file):
         path = _catalog_path(r["field"])
         if path is None or r["value"] not in ("unsupported", "not_published", "not_listed", "n/a"):
             continue

@@ -6,7 +6,6 @@ import pytest
 
 from tapeout.hardware.catalog import list_hardware, load_hardware
 from tapeout.hardware.microarch import MicroArch
-from tapeout.validate.datasets import default_data_dir
 
 #: devices whose whitepapers give the numbers (the issue's list)
 REQUIRED = ("a100-sxm-80gb", "a100-sxm-40gb", "a100-pcie-80gb", "a800-sxm-80gb", "h100-sxm", "h100-pcie",
@@ -24,11 +23,8 @@ DATASHEET = {
 MATRIX_KEYS = ("fp32_matrix", "tf32", "bf16", "fp16", "fp8", "int8", "int4")
 
 
-def _datasheet_csv() -> dict[tuple[str, str], float]:
-    path = default_data_dir() / "hardware" / "datasheets.csv"
+def _datasheet_csv(path) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
-    if not path.is_file():
-        return out
     with path.open(newline="", encoding="utf-8") as fh:
         for r in csv.DictReader(fh):
             try:
@@ -50,10 +46,9 @@ def test_derived_peaks_match_datasheets_within_2pct(device):
         assert ua.peak_tflops(fmt) == pytest.approx(peak, rel=0.02), fmt
 
 
-def test_derived_peaks_match_the_shared_datasheet_file():
-    ds = _datasheet_csv()
-    if not ds:
-        pytest.skip("shared reference data not present")
+def test_derived_peaks_match_the_shared_datasheet_file(shared_file):
+    ds = _datasheet_csv(shared_file("hardware/datasheets.csv"))
+    assert ds
     for device in DATASHEET:
         ua = load_hardware(device).microarch
         for fmt in ("fp16", "bf16", "fp8"):

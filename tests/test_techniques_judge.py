@@ -75,7 +75,7 @@ def test_stored_framework_profiles_are_the_whole_set_fits(shared_data):
     ``python -m tapeout.validate.fit_frameworks``) and explains most of the framework's gap."""
     from tapeout.system.frameworks import framework
     from tapeout.validate import fit_frameworks as ff
-    from tapeout.validate.datasets import load_cases
+    from tapeout.validate.registry import load_cases
 
     cases = load_cases(shared_data, ["e2e-fp6llm", "e2e-flashllm", "e2e-llamacpp", "e2e-gptfast", "e2e-trtllm"])
     assert {fs.framework for fs in ff.FIT_SETS} == {"deepspeed", "fastertransformer", "llamacpp", "gptfast",

@@ -12,7 +12,7 @@ all-reduce >= 1 MiB within 15 percent).
 import pytest
 
 from tapeout.validate import metrics
-from tapeout.validate.datasets import default_data_dir, load_cases
+from tapeout.validate.registry import load_cases
 from tapeout.validate.runner import evaluate
 
 SETS = ["vidur-gemm", "vidur-elementwise", "vidur-allreduce", "llmcompass-matmul", "llmcompass-softmax",
@@ -95,17 +95,15 @@ THRESHOLDS = {
     ("flashllm-kernels", "sputnik", "a100-sxm-80gb"): 8.7,
 }
 
-#: pooled vidur GEMMs on A100 (PCIe, see validate/datasets.py) + H100; issue target: <= 10 percent,
+#: pooled vidur GEMMs on A100 (PCIe, see validate/sources/vidur.py) + H100; issue target: <= 10 percent,
 #: <= 7 above 0.1 ms (reached: 6.8 and 6.9 after the A100 rows were mapped to the PCIe card)
 POOLED_VIDUR_GEMM = {"all": 7.2, ">0.1ms": 7.0}
 
 
 @pytest.fixture(scope="module")
-def evaluation():
-    if not (default_data_dir() / "measured").is_dir():
-        pytest.skip("shared reference data not present")
-    cases = load_cases(None, SETS)
-    return evaluate(None, "tiled", cases=cases)
+def evaluation(shared_data):
+    cases = load_cases(shared_data, SETS)
+    return evaluate(shared_data, "tiled", cases=cases)
 
 
 def test_group_errors_stay_below_their_thresholds(evaluation):

@@ -15,6 +15,7 @@ import typer
 from tapeout.clicommand import BoolValueCommand, run_app
 from tapeout.cliutil import TableOrJson, fail
 from tapeout.errors import TapeoutError
+from tapeout.datadir import DATA_HELP
 
 app = typer.Typer(
     name="tapeout",
@@ -216,8 +217,7 @@ def quantize_error(
 
 @app.command()
 def validate(
-    data: Annotated[Optional[Path], typer.Option(
-        "--data", help="reference-data directory (default: shared/reference-data beside the repository)")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", help=DATA_HELP)] = None,
     tier: Annotated[Optional[str], typer.Option(
         help="performance tier: tiled | roofline (default: as predict, tiled where the device has a "
         "micro-architecture, else roofline)")] = None,
@@ -232,11 +232,16 @@ def validate(
     plots: Annotated[Optional[Path], typer.Option(
         "--plots", help="write a predicted-vs-measured plot per dataset into this folder (PNG with matplotlib, "
         "HTML with plotly, else a self-contained SVG page)")] = None,
+    cv: Annotated[bool, typer.Option(
+        "--cv", help="cross-validate: refit what each end-to-end source constrains without it and report its "
+        "groups held out (json rows gain held_out, in_sample_mape_pct)")] = False,
 ) -> None:
     """Compare predictions with measured data: error per dataset, op class and device."""
     from tapeout.clicommand import RichProgress
+    from tapeout.datadir import resolve_data_dir, strict
     from tapeout.perf import TIERS
-    from tapeout.validate import evaluate, load_cases
+    from tapeout.validate import evaluate
+    from tapeout.validate.registry import load
     from tapeout.validate.render import groups_json, print_table
     from tapeout.validate.runner import DEFAULT_TIER
 
@@ -249,24 +254,35 @@ def validate(
         fail(f"data: {data} is a file; give the reference-data directory (the one holding measured/ and hardware/)")
     if plots is not None and plots.exists() and not plots.is_dir():
         fail(f"plots: {plots} is a file; give a folder to write the plots into (created when missing)")
+    if cv and compare_tier is not None:
+        fail("compare-tier: not with --cv (run the other tier's --cv on its own)")
     run_tier = tier or DEFAULT_TIER
     label = tier or "default (tiled where a micro-architecture exists, else roofline)"
     cmp_tier = compare_tier
-    if cmp_tier is None and format is not TableOrJson.json and run_tier != "roofline":
+    if cmp_tier is None and format is not TableOrJson.json and run_tier != "roofline" and not cv:
         cmp_tier = "roofline"  # the roofline figures beside the selected tier's
     if cmp_tier == run_tier and compare_tier is None:
         cmp_tier = None
+    result = None
     try:
-        from tapeout.validate.datasets import resolve_data_dir
-
         typer.echo(f"validate: loading the measured cases from {resolve_data_dir(data)} ...", err=True)
-        cases = load_cases(data)
-        runs = [(run_tier, label)] + ([(cmp_tier, cmp_tier)] if cmp_tier else [])
-        evs = []
-        for t, lab in runs:
-            bar = RichProgress(f"tier {t}", unit="cases")
-            evs.append(evaluate(data, t, efficiency=efficiency, cases=cases, progress=bar))
-        ev, cmp = evs[0], (evs[1] if cmp_tier else None)
+        loaded = load(data)
+        if loaded.absent and strict():
+            fail(f"data: CI=true and {len(loaded.absent)} dataset(s) absent from {loaded.data_dir}: "
+                 f"{', '.join(loaded.absent)}")
+        bar = RichProgress(f"tier {run_tier}", unit="cases")
+        if cv:
+            from tapeout.validate.cv import cross_validate
+
+            result = cross_validate(loaded.cases, run_tier, efficiency=efficiency, absent=loaded.absent, progress=bar)
+            ev = result.evaluation
+        else:
+            ev = evaluate(data, run_tier, efficiency=efficiency, cases=loaded.cases, absent=loaded.absent,
+                          progress=bar)
+        cmp = None
+        if cmp_tier:
+            cmp = evaluate(data, cmp_tier, efficiency=efficiency, cases=loaded.cases,
+                           progress=RichProgress(f"tier {cmp_tier}", unit="cases"))
     except TapeoutError as exc:
         fail(str(exc))
     if plots is not None:
@@ -275,10 +291,11 @@ def validate(
         written = write_plots(ev, plots, tier=run_tier, compare=cmp, compare_tier=cmp_tier)
         typer.echo(f"wrote {len(written)} plot file(s) to {plots}", err=True)
     if format is TableOrJson.json:
-        typer.echo(groups_json(ev, cmp if compare_tier else None))
+        typer.echo(groups_json(ev, cmp if compare_tier else None, cv=result))
     else:
-        print_table(ev, title=f"tapeout validate: tier {label}, efficiency {efficiency}", compare=cmp,
-                    compare_tier=cmp_tier or "roofline")
+        title = f"tapeout validate: tier {label}, efficiency {efficiency}" + (", end-to-end held out" if cv else "")
+        print_table(ev, title=title, compare=cmp, compare_tier=cmp_tier or "roofline", data_dir=loaded.data_dir,
+                    cv=result)
 
 
 from tapeout.cost.cli import cost_command  # noqa: E402 (both import only typer)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,17 +32,13 @@ DIES = ("GA100", "Aldebaran")  # die_area.csv columns: A100 (GA100), MI210 (Alde
 
 
 def shared_dir(explicit: str | Path | None = None) -> Path:
-    """``shared/reference-data``: the argument, $TAPEOUT_SHARED_DATA, or the first ancestor holding it."""
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get("TAPEOUT_SHARED_DATA")
-    if env:
-        return Path(env)
-    for base in (Path.cwd(), *Path.cwd().parents, *Path(__file__).resolve().parents):
-        cand = base / "shared" / "reference-data"
-        if (cand / "llmcompass").is_dir():
-            return cand
-    raise TapeoutError("shared reference data not found; pass --shared or set TAPEOUT_SHARED_DATA", field="shared")
+    """The reference-data directory: the argument, else the default of :mod:`tapeout.datadir`."""
+    from tapeout.datadir import DATA_ENV, resolve_data_dir
+
+    d = resolve_data_dir(explicit or None)
+    if not (d / "llmcompass").is_dir():
+        raise TapeoutError(f"no llmcompass/ folder under {str(d)!r}; pass --shared or set {DATA_ENV}", field="shared")
+    return d
 
 
 @dataclass(frozen=True)
@@ -162,8 +157,10 @@ def report(a: Assumptions | None = None, specs: dict[str, HardwareSpec] | None =
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
+    from tapeout.datadir import DATA_HELP
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", help="path of shared/reference-data")
+    ap.add_argument("--shared", help=DATA_HELP)
     args = ap.parse_args(argv)
     a = Assumptions.load()
     coef = fit(a, shared=args.shared)

@@ -43,15 +43,16 @@ DEVICE = "a100-sxm-80gb"
 DEEPSPEED_HOST_OVERHEAD_US = _framework("deepspeed").host_overhead_us
 FP6_OPT_RATIOS = {1: 1.91, 2: 1.84, 4: 1.72}
 #: DeepSpeed's decode attention in these measurements reads K/V once per query head (GQA sharing unused),
-#: as TensorRT-LLM's kernels did before XQA (validate/datasets.py, load_e2e_fp6llm); OPT-30B is MHA either way
+#: as TensorRT-LLM's kernels did before XQA (validate/sources/fp6llm.py, load_e2e_fp6llm); OPT-30B is MHA either way
 DEEPSPEED_ATTENTION = "mmha"
 FLASH_AVERAGES = {0.7: 1.4, 0.8: 1.7, 0.9: 2.1}
 
 
 def data_dir(path: str | Path | None = None) -> Path:
-    if path is not None:
-        return Path(path)
-    return Path(__file__).resolve().parents[3].parent / "shared" / "reference-data"
+    """The reference-data directory: ``path``, else the default of :mod:`tapeout.datadir`."""
+    from tapeout.datadir import resolve_data_dir
+
+    return resolve_data_dir(path)
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -354,7 +355,7 @@ def flash_median_ok(data: Path, tol: float = 0.15, tier: str = "roofline") -> bo
 # ---- 2:4 sparsity (typed published figures; one GEMM: a check, never fitted) ----------------------
 
 def sparse24_rows() -> list[dict[str, str]]:
-    from tapeout.validate.datasets import PUBLISHED_DIR
+    from tapeout.validate.cases import PUBLISHED_DIR
 
     return _rows(PUBLISHED_DIR / "sparse24_a100.csv")
 
@@ -445,8 +446,10 @@ def fit_flash(data: Path, tiers: tuple[str, ...] = ("roofline", "tiled")) -> tup
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tapeout.datadir import DATA_HELP
+
     ap = argparse.ArgumentParser(prog="python -m tapeout.techniques.judge", description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=None, help="reference-data directory (default: ../shared/reference-data)")
+    ap.add_argument("--data", default=None, help=DATA_HELP)
     ap.add_argument("--fit", action="store_true", help="re-run the whole-set fits of the kernel constants")
     ap.add_argument("--tier", action="append", choices=("roofline", "tiled"),
                     help="tier(s) to judge (repeatable; default: both)")

@@ -52,8 +52,11 @@ import numpy as np
 
 from tapeout.hardware.spec import EfficiencySpec
 from tapeout.perf import estimate
-from tapeout.validate.datasets import (DEVICE_CAVEATS, LLMCOMPASS, OP_DATASETS, Case, is_technique_case, load_cases,
-                                      resolve_data_dir)
+from tapeout.validate.cases import LLMCOMPASS, Case
+from tapeout.datadir import DATA_HELP, resolve_data_dir
+from tapeout.validate.registry import calibration_names, load_cases
+from tapeout.validate.sources.flashllm import is_technique_case
+from tapeout.validate.sources.vidur import DEVICE_CAVEATS
 from tapeout.validate.runner import CALIBRATION_FILE, HARNESS_FILE
 from tapeout.workload.ops import COLLECTIVE_KINDS, OpKind
 
@@ -72,7 +75,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
 }
 
 #: kernel-timed sets (CUDA events: no host term); flashllm-kernels contributes its dense cuBLAS rows only
-#: (its sparse rows check the technique kernels: datasets.TECHNIQUE_CLASSES)
+#: (its sparse rows check the technique kernels: sources.flashllm.TECHNIQUE_CLASSES)
 COMPUTE_SETS = ("vidur-gemm", "vidur-elementwise", "flashllm-kernels")
 #: a device whose kernel-timed rows are all long GEMMs (Flash-LLM's cuBLAS rows, 70-740 µs) does not
 #: identify a launch gap of a few µs, and its host-timed rows (LLMCompass) confound it with the host
@@ -278,7 +281,7 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
     """Fit every device that has measurements; see the module docstring."""
     d = resolve_data_dir(data_dir)
     if cases is None:
-        cases = load_cases(d, tuple(dict.fromkeys(OP_DATASETS + ATTENTION_SETS + ATTAINABLE_SETS)))
+        cases = load_cases(d, tuple(dict.fromkeys(calibration_names() + ATTENTION_SETS + ATTAINABLE_SETS)))
     # end-to-end sets and technique-kernel rows are checks, never a fit target of device efficiencies
     cases = [c for c in cases if not c.is_e2e and not is_technique_case(c)]
     attention_cases = [c for c in cases if c.dataset in ATTENTION_SETS and c.op_class == ATTENTION_CLASS]
@@ -466,7 +469,7 @@ def before_after(data_dir: str | Path | None, cal: Calibration, cases: list[Case
     from tapeout.validate import metrics
 
     if cases is None:
-        cases = load_cases(data_dir, OP_DATASETS + ATTENTION_SETS)
+        cases = load_cases(data_dir, calibration_names() + ATTENTION_SETS)
     before_dev = _Devices("default")
     after_dev = _Devices(cal.efficiency())
     after_dev.harness = {**after_dev.harness, **{h: {**after_dev.harness.get(h, {}), **v}
@@ -540,14 +543,15 @@ def _check(cal: Calibration, cases: list[Case]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tapeout.validate.calibrate", description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=None, help="reference-data directory (default: ../shared/reference-data)")
+    ap.add_argument("--data", default=None, help=DATA_HELP)
     ap.add_argument("--dry-run", action="store_true", help="print the tables, write nothing")
     ap.add_argument("--report", action="store_true", help="print before/after MAPE per dataset and device")
     args = ap.parse_args(argv)
     from tapeout.errors import TapeoutError
 
     try:
-        cases = [c for c in load_cases(args.data, tuple(dict.fromkeys(OP_DATASETS + ATTENTION_SETS + ATTAINABLE_SETS)))
+        cases = [c for c in load_cases(args.data, tuple(dict.fromkeys(calibration_names() + ATTENTION_SETS
+                                                                      + ATTAINABLE_SETS)))
                  if not is_technique_case(c)]
     except TapeoutError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -37,7 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tapeout.system.frameworks import FRAMEWORKS_FILE, frameworks
-from tapeout.validate.datasets import Case, e2e_predict, load_cases
+from tapeout.validate.cases import Case
+from tapeout.datadir import DATA_HELP
+from tapeout.validate.e2e import e2e_predict
+from tapeout.validate.registry import load_cases
 
 TIERS = ("roofline", "tiled")
 
@@ -151,24 +154,38 @@ class FrameworkFit:
         return self.value if self.param == "host_overhead_us" else 0.0
 
 
-def fit(data_dir: str | Path | None = None, *, tol: float = 0.1, tiers: Sequence[str] = TIERS
-        ) -> dict[str, FrameworkFit]:
-    cases = load_cases(data_dir, sorted({fs.dataset for fs in FIT_SETS + CHECK_SETS}))
+def fit_value(rows: Sequence[Case], fs: FitSet, *, tol: float = 0.1, tiers: Sequence[str] = TIERS) -> float:
+    """The value of ``fs.param`` that minimises :func:`loss` on ``rows`` (golden-section search in [lo, hi])."""
+    return golden(lambda x: loss(rows, x, tiers, fs.param), fs.lo, fs.hi, tol=tol)
+
+
+def loss_without(rows: Sequence[Case], fs: FitSet, tiers: Sequence[str] = TIERS) -> float:
+    """The loss with no term: host 0, or a cap so high it never binds."""
+    if fs.param in ("host_overhead_us", "prefill_host_overhead_us"):
+        return loss(rows, 0.0, tiers, fs.param)
+    return loss(rows, 1e6, tiers, fs.param)
+
+
+def fit_datasets() -> tuple[str, ...]:
+    """The datasets the fits and their checks read."""
+    return tuple(sorted({fs.dataset for fs in FIT_SETS + CHECK_SETS}))
+
+
+def fit(data_dir: str | Path | None = None, *, cases: Sequence[Case] | None = None, tol: float = 0.1,
+        tiers: Sequence[str] = TIERS) -> dict[str, FrameworkFit]:
+    """Fit every profile of :data:`FIT_SETS` on ``cases`` (default: loaded from ``data_dir``); a profile whose
+    fit rows are not among them is left out."""
+    if cases is None:
+        cases = load_cases(data_dir, fit_datasets())
     today = _dt.date.today().isoformat()
     out: dict[str, FrameworkFit] = {}
     for fs in FIT_SETS:
         rows = _rows(cases, fs)
         if not rows:
             continue
-
-        def f(x: float, rows: Sequence[Case] = rows, fs: FitSet = fs) -> float:
-            return loss(rows, x, tiers, fs.param)
-
-        h = golden(f, fs.lo, fs.hi, tol=tol)
-        # "no term": host 0, or a cap so high it never binds
-        lz = (loss(rows, 0.0, tiers, fs.param) if fs.param in ("host_overhead_us", "prefill_host_overhead_us")
-              else loss(rows, 1e6, tiers, fs.param))
-        lh = f(h)
+        h = fit_value(rows, fs, tol=tol, tiers=tiers)
+        lz = loss_without(rows, fs, tiers)
+        lh = loss(rows, h, tiers, fs.param)
         unit = {"host_overhead_us": "us/op", "prefill_host_overhead_us": "us/op",
                 "stream_bytes_per_core_clock": "B/core/clock"}.get(fs.param, "us")
         src = (f"fitted {today} (python -m tapeout.validate.fit_frameworks): {fs.param} on {fs.describe} "
@@ -179,10 +196,8 @@ def fit(data_dir: str | Path | None = None, *, tol: float = 0.1, tiers: Sequence
                 continue
             crow = _rows(cases, cs)
             if crow:
-                best = golden(lambda x, crow=crow, cs=cs: loss(crow, x, tiers, cs.param), cs.lo, cs.hi,
-                              tol=max(tol, 0.5))
-                none = (loss(crow, 0.0, tiers) if cs.param == "host_overhead_us"
-                        else loss(crow, 1e6, tiers, cs.param))
+                best = fit_value(crow, cs, tol=max(tol, 0.5), tiers=tiers)
+                none = loss_without(crow, cs, tiers)
                 src += (f"; independent check: {cs.describe} give mean |ln| {loss(crow, h, tiers, cs.param):.3f} "
                         f"at {h:g} {unit} ({none:.3f} without; their own best fit {best:g})")
         out[fs.framework] = FrameworkFit(fs.framework, fs.param, h, len(rows), lh, lz, src + fs.note)
@@ -207,7 +222,7 @@ def write(fits: dict[str, FrameworkFit], path: Path = FRAMEWORKS_FILE) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tapeout.validate.fit_frameworks", description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=None, help="reference-data directory (default: ../shared/reference-data)")
+    ap.add_argument("--data", default=None, help=DATA_HELP)
     ap.add_argument("--write", action="store_true", help="store the fits in system/frameworks.toml")
     args = ap.parse_args(argv)
     fits = fit(args.data)

@@ -37,7 +37,9 @@ from tapeout.hardware.spec import EfficiencySpec, HardwareSpec
 from tapeout.hardware.catalog import CALIBRATION_FILE, calibration_tables  # noqa: F401 (re-export)
 from tapeout.perf import estimate
 from tapeout.validate import metrics
-from tapeout.validate.datasets import KERNEL, LLMCOMPASS, Case, e2e_predict, load_cases
+from tapeout.validate.cases import KERNEL, LLMCOMPASS, Case
+from tapeout.validate.e2e import e2e_predict
+from tapeout.validate.registry import load
 from tapeout.workload.ops import Op, OpKind
 
 GROUP_KEYS = ("dataset", "op_class", "device", "n", "mape_pct", "mdape_pct", "bias")
@@ -184,6 +186,8 @@ class Evaluation:
     groups: list[dict[str, Any]]
     overall: list[dict[str, Any]]
     results: list[CaseResult]
+    #: datasets asked for whose files are not in the data directory (no cases)
+    absent: tuple[str, ...] = ()
 
     def case_rows(self) -> list[dict[str, Any]]:
         return [r.row() for r in self.results]
@@ -240,27 +244,34 @@ def summarize_results(results: list[CaseResult]) -> tuple[list[dict[str, Any]], 
 
 def evaluate(data_dir: str | Path | None = None, tier: str = "roofline", *,
              efficiency: EfficiencyChoice = "catalog", datasets: list[str] | None = None,
-             cases: list[Case] | None = None, progress: Any = None) -> Evaluation:
-    """Price all cases and summarise; ``cases`` skips loading (reuse across runs). ``tier``
-    :data:`DEFAULT_TIER` prices each case with predict's default for its device. ``progress``: an object
-    with ``start(total, done)``, ``advance(n)`` and ``stop()`` (the CLI's progress bar)."""
+             cases: list[Case] | None = None, absent: tuple[str, ...] = (), progress: Any = None) -> Evaluation:
+    """Price all cases and summarise; ``cases`` skips loading (reuse across runs; ``absent`` then says which
+    datasets were not found). ``tier`` :data:`DEFAULT_TIER` prices each case with predict's default for its
+    device. ``progress``: an object with ``start(total, done)``, ``advance(n)`` and ``stop()`` (the CLI's
+    progress bar)."""
     if cases is None:
-        cases = load_cases(data_dir, datasets)
+        loaded = load(data_dir, datasets)
+        cases, absent = loaded.cases, loaded.absent
     devices = _Devices(efficiency)
-    if progress is None:
-        results = [predict_case(c, devices, tier) for c in cases]
-    else:
-        progress.start(len(cases), 0)
-        results = []
-        try:
-            for i, c in enumerate(cases):
-                results.append(predict_case(c, devices, tier))
-                if i % 50 == 49 or i == len(cases) - 1:
-                    progress.advance(i % 50 + 1)
-        finally:
-            progress.stop()
+    results = price_cases(cases, devices, tier, progress)
     groups, overall = summarize_results(results)
-    return Evaluation(groups, overall, results)
+    return Evaluation(groups, overall, results, tuple(absent))
+
+
+def price_cases(cases: list[Case], devices: _Devices, tier: str, progress: Any = None) -> list[CaseResult]:
+    """:func:`predict_case` of every case, advancing ``progress`` (see :func:`evaluate`) when one is given."""
+    if progress is None:
+        return [predict_case(c, devices, tier) for c in cases]
+    progress.start(len(cases), 0)
+    results = []
+    try:
+        for i, c in enumerate(cases):
+            results.append(predict_case(c, devices, tier))
+            if i % 50 == 49 or i == len(cases) - 1:
+                progress.advance(i % 50 + 1)
+    finally:
+        progress.stop()
+    return results
 
 
 def run_validation(data_dir: str | Path | None = None, tier: str = "roofline", *,

@@ -1,0 +1,270 @@
+"""Leave-one-source-out cross-validation of what is fitted on end-to-end data (``tapeout validate --cv``).
+
+In-sample, every end-to-end source is scored with the stored parameters, some of which were fitted on
+that very source. Here each end-to-end source S (a module of :mod:`tapeout.validate.sources`: all of
+its datasets, per-op and end-to-end, are left out together) is scored with parameters that never saw
+it: every parameter whose stored fit read S's data is refitted on the other sources through the real
+estimator, with the fit functions the stored values came from, and S's end-to-end cases are priced with
+the refitted values, passed per call. Parameters S did not constrain keep their stored values (their fits
+never read S). The per-op datasets (and the per-op device calibration fitted on them) stay in-sample.
+
+The parameters fitted on end-to-end sources' data (:func:`parameters`):
+
+- the framework profiles' fitted fields (``system/frameworks.toml``, :mod:`tapeout.validate.fit_frameworks`):
+  DeepSpeed's and FasterTransformer's host gap per op, llama.cpp's streaming cap, gpt-fast's one-shot
+  all-reduce cost. A refit uses the fit's own rows of the other sources; when S held them all, the
+  fit's check rows of other sources constrain the same field and are fitted instead (DeepSpeed: the
+  DeepSpeed rows of Flash-LLM's end-to-end set); when there are none, the field takes its prior, the
+  :class:`~tapeout.hardware.spec.EfficiencySpec` default (no host gap, no cap, a free one-shot
+  all-reduce), and the output says so.
+- the technique kernel constants fitted by :mod:`tapeout.techniques.judge` on the kernel tables of the
+  same publications: Flash-LLM's kernel benchmark (``ONCHIP_ETA``, ``TILED_CSL_STREAM_ETA``, the Sputnik
+  counts) and FP6-LLM's W4A16 comparisons (the intN kernel counts). No other source constrains them, so
+  without their source they take their derived priors (:data:`KERNEL_CONSTANTS`). ``onchip_eta`` reaches
+  a prediction through ``predict(..., efficiency=...)``; the others are read when the op graph is built
+  and have no per-call field yet, so they are set for the one prediction by
+  :func:`tapeout.validate.e2e.module_constants`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tapeout.validate.cases import Case
+from tapeout.validate.registry import END_TO_END, datasets, source_of, sources
+from tapeout.validate.runner import (CaseResult, EfficiencyChoice, Evaluation, _Devices, predict_case, price_cases,
+                                    summarize_results)
+
+
+def _framework_of(c: Case) -> str:
+    return str(dict(c.scenario).get("framework", "kernels"))
+
+
+def _sparse_extract(c: Case) -> bool:
+    """Unstructured (or 1xN) weight sparsity: Flash-LLM's and Sputnik's kernels are candidates."""
+    sp = dict(c.scenario).get("sparsity")
+    return sp is not None and str(sp) != "2:4"
+
+
+def _int_weights(c: Case) -> bool:
+    from tapeout import dtypes
+
+    sc = dict(c.scenario)
+    fmts = [sc.get("weights"), sc.get("lm_head")]
+    return any(f and dtypes.parse(str(f)).kind == "int" for f in fmts)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter fitted on end-to-end sources' data."""
+
+    name: str
+    stored: float | None
+    prior: float | None
+    #: what the prior means
+    prior_note: str
+    #: the sources whose data the stored value was fitted on
+    sources: frozenset[str]
+    #: whether a case's prediction depends on it
+    applies: Callable[[Case], bool]
+    #: how a value reaches one prediction: ("efficiency", EfficiencySpec field) or ("constant", dotted name)
+    via: tuple[str, str]
+    #: framework fields: the fit's sets (:data:`~tapeout.validate.fit_frameworks.FIT_SETS`) and the sets of
+    #: other data that constrain the same field (its check sets), fitted when the fit's own rows are held out
+    fit_sets: tuple[Any, ...] = ()
+    fallback_sets: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class Refit:
+    param: Param
+    value: float | None
+    #: "refit" (on the other sources' rows), "fallback" (on check rows of other sources) or "prior"
+    how: str
+    note: str
+    rows: int = 0
+
+    def describe(self) -> str:
+        v = "none" if self.value is None else f"{self.value:g}"
+        s = "none" if self.param.stored is None else f"{self.param.stored:g}"
+        return f"{self.param.name}: {s} -> {v} ({self.how}: {self.note})"
+
+
+#: kernel constants fitted by techniques/judge.py: (dotted name, source, prior, prior note, applies, via)
+KERNEL_CONSTANTS: tuple[tuple[str, str, float, str, Callable[[Case], bool], tuple[str, str]], ...] = (
+    ("tapeout.perf.quant.ONCHIP_ETA", "flashllm", 1.0, "the shared memory's full bandwidth", _sparse_extract,
+     ("efficiency", "onchip_eta")),
+    ("tapeout.techniques.kernels.TILED_CSL_STREAM_ETA", "flashllm", 1.0, "Tiled-CSL streams as the dense GEMM does",
+     _sparse_extract, ("constant", "tapeout.techniques.kernels.TILED_CSL_STREAM_ETA")),
+    ("tapeout.techniques.kernels.SPUTNIK_OPS_PER_NNZ", "flashllm", 0.0, "the FMAs alone", _sparse_extract,
+     ("constant", "tapeout.techniques.kernels.SPUTNIK_OPS_PER_NNZ")),
+    ("tapeout.techniques.kernels.SPUTNIK_OPS_PER_NNZ_COL", "flashllm", 0.0, "the FMAs alone", _sparse_extract,
+     ("constant", "tapeout.techniques.kernels.SPUTNIK_OPS_PER_NNZ_COL")),
+    ("tapeout.techniques.kernels.SPUTNIK_OPS_PER_ROW", "flashllm", 0.0, "the FMAs alone", _sparse_extract,
+     ("constant", "tapeout.techniques.kernels.SPUTNIK_OPS_PER_ROW")),
+    ("tapeout.techniques.kernels.INT_GROUP_SCALE_OPS", "fp6llm", 0.5, "derived, Marlin-ideal", _int_weights,
+     ("constant", "tapeout.techniques.kernels.INT_GROUP_SCALE_OPS")),
+    ("tapeout.techniques.kernels.INT_KERNEL_OVERHEAD_OPS", "fp6llm", 0.0, "derived, Marlin-ideal", _int_weights,
+     ("constant", "tapeout.techniques.kernels.INT_KERNEL_OVERHEAD_OPS")),
+)
+
+
+def parameters() -> list[Param]:
+    """Every parameter fitted on the data of an end-to-end source, with its stored value and prior."""
+    import importlib
+
+    from tapeout.hardware.spec import EfficiencySpec
+    from tapeout.system.frameworks import framework
+    from tapeout.validate.fit_frameworks import CHECK_SETS, FIT_SETS
+
+    out = []
+    for fs in FIT_SETS:
+        frameworks = {fs.framework, *fs.also}
+        out.append(Param(
+            name=f"{fs.framework}.{fs.param}", stored=getattr(framework(fs.framework), fs.param),
+            prior=EfficiencySpec.model_fields[fs.param].default,
+            prior_note="the EfficiencySpec default: " + {"host_overhead_us": "no host gap",
+                                                         "stream_bytes_per_core_clock": "no cap"}.get(
+                fs.param, "free"),
+            sources=frozenset({source_of(fs.dataset)}),
+            applies=lambda c, frameworks=frameworks: c.is_e2e and _framework_of(c) in frameworks,
+            via=("efficiency", fs.param), fit_sets=(fs,),
+            fallback_sets=tuple(cs for cs in CHECK_SETS if cs.framework == fs.framework and cs.param == fs.param)))
+    for dotted, source, prior, note, applies, via in KERNEL_CONSTANTS:
+        mod_name, attr = dotted.rsplit(".", 1)
+        stored = float(getattr(importlib.import_module(mod_name), attr))
+        out.append(Param(name=dotted.removeprefix("tapeout."), stored=stored, prior=prior, prior_note=note,
+                         sources=frozenset({source}), applies=applies, via=via))
+    return out
+
+
+def _rows(pool: Sequence[Case], sets: Sequence[Any]) -> tuple[list[Case], Any, str]:
+    """The rows of ``sets`` in ``pool``, the first set that has rows (its field and search range), and what they are."""
+    from tapeout.validate.fit_frameworks import _rows as fit_rows
+
+    rows: list[Case] = []
+    first = None
+    what = []
+    for fs in sets:
+        r = fit_rows(pool, fs)
+        if r:
+            rows += r
+            first = first or fs
+            what.append(fs.describe)
+    return rows, first, "; ".join(what)
+
+
+def refit(param: Param, held_out: str, pool: Sequence[Case], *, tol: float = 0.1,
+          tiers: Sequence[str] | None = None) -> Refit:
+    """``param`` refitted without source ``held_out`` (``pool``: the cases of every other source), with the
+    fit the stored value came from (``tiers``: default the fit's own, both tiers)."""
+    from tapeout.validate.fit_frameworks import TIERS, fit_value
+
+    for how, sets in (("refit", param.fit_sets), ("fallback", param.fallback_sets)):
+        rows, fs, what = _rows(pool, sets)
+        if rows:
+            note = f"fitted on {what}" if how == "refit" else f"its own fit rows held out; fitted on {what}"
+            value = fit_value(rows, fs, tol=tol, tiers=tiers or TIERS)
+            return Refit(param, value, how, f"{note} ({len(rows)} rows)", len(rows))
+    if param.sources - {held_out} and not param.fit_sets:
+        raise NotImplementedError(f"{param.name}: other sources constrain it but no refit is wired")
+    return Refit(param, param.prior, "prior", f"no other source constrains it; prior = {param.prior_note}")
+
+
+def with_values(case: Case, values: Sequence[tuple[Param, float | None]]) -> Case:
+    """``case`` whose prediction uses ``values`` (per call: efficiency fields or one-prediction constants)."""
+    sc = dict(case.scenario)
+    eff = dict(sc.get("efficiency", ()))
+    consts = dict(sc.get("constants", ()))
+    for p, v in values:
+        kind, key = p.via
+        if kind == "efficiency":
+            eff[key] = v
+        else:
+            consts[key] = p.prior if v is None else v
+    if eff:
+        sc["efficiency"] = tuple(sorted(eff.items()))
+    if consts:
+        sc["constants"] = tuple(sorted(consts.items()))
+    return dataclasses.replace(case, scenario=tuple(sorted(sc.items())))
+
+
+@dataclass
+class Fold:
+    """One end-to-end source held out: its refitted parameters and its cases priced with them."""
+
+    source: str
+    datasets: tuple[str, ...]
+    refits: list[Refit]
+    #: refits that at least one of the source's cases depends on
+    used: frozenset[str]
+    held_out: list[CaseResult]
+    in_sample: list[CaseResult]
+
+    def summary(self) -> dict[str, Any]:
+        from tapeout.validate.runner import _group_row
+
+        ins = _group_row(self.source, "*", "*", self.in_sample)
+        out = _group_row(self.source, "*", "*", self.held_out)
+        return {"source": self.source, "datasets": list(self.datasets), "n": out["n"],
+                "in_sample_mape_pct": ins["mape_pct"], "held_out_mape_pct": out["mape_pct"],
+                "in_sample_bias": ins["bias"], "held_out_bias": out["bias"],
+                "refits": [r.describe() + ("" if r.param.name in self.used else "; no held-out case depends on it")
+                           for r in self.refits]}
+
+
+@dataclass
+class CrossValidation:
+    """The in-sample evaluation, one fold per end-to-end source, and the evaluation that reports every
+    end-to-end group held out (per-op groups in-sample)."""
+
+    in_sample: Evaluation
+    evaluation: Evaluation
+    folds: list[Fold]
+
+    @property
+    def held_out_datasets(self) -> frozenset[str]:
+        return frozenset(d for f in self.folds for d in f.datasets if datasets()[d].kind == END_TO_END)
+
+
+def cross_validate(cases: Sequence[Case], tier: str = "roofline", *, efficiency: EfficiencyChoice = "catalog",
+                   absent: tuple[str, ...] = (), tol: float = 0.1, fit_tiers: Sequence[str] | None = None,
+                   progress: Any = None) -> CrossValidation:
+    """Score every case in-sample, then every end-to-end source with parameters refitted without it
+    (``fit_tiers``: the tiers the refits average over; default the stored fits' own, both; ``progress``:
+    as :func:`~tapeout.validate.runner.evaluate`'s, for the in-sample pass)."""
+    devices = _Devices(efficiency)
+    in_results = price_cases(list(cases), devices, tier, progress)
+    params = parameters()
+    folds: list[Fold] = []
+    merged: dict[int, CaseResult] = {}
+    for source, names in sources().items():
+        e2e_idx = [i for i, c in enumerate(cases) if c.dataset in names and c.is_e2e]
+        if not e2e_idx:
+            continue
+        pool = [c for c in cases if c.dataset not in names]
+        refits = [refit(p, source, pool, tol=tol, tiers=fit_tiers) for p in params if source in p.sources]
+        used: set[str] = set()
+        held: list[CaseResult] = []
+        for i in e2e_idx:
+            c = cases[i]
+            values = [(r.param, r.value) for r in refits if r.param.applies(c)]
+            used |= {p.name for p, _ in values}
+            r = predict_case(with_values(c, values), devices, tier)
+            res = CaseResult(c, r.predicted_s, r.bound)
+            held.append(res)
+            merged[i] = res
+        present = tuple(n for n in names if any(c.dataset == n for c in cases))
+        folds.append(Fold(source, present, refits, frozenset(used), held, [in_results[i] for i in e2e_idx]))
+    results = [merged.get(i, r) for i, r in enumerate(in_results)]
+    groups, overall = summarize_results(results)
+    in_groups, in_overall = summarize_results(in_results)
+    return CrossValidation(Evaluation(in_groups, in_overall, in_results, tuple(absent)),
+                           Evaluation(groups, overall, results, tuple(absent)), folds)
+
+
+__all__ = ["KERNEL_CONSTANTS", "CrossValidation", "Fold", "Param", "Refit", "cross_validate", "parameters", "refit",
+           "with_values"]
