@@ -522,12 +522,33 @@ E2E_GUARD = {
     ("e2e-fp6llm", "fp6", "a100-sxm-80gb"): 9.0,
     ("e2e-fp6llm", "fp16", "a100-sxm-80gb"): 7.0,
 }
+#: held-out guard, tiled tier: each end-to-end source's MAPE % with every parameter its data constrained
+#: refitted without it (``tapeout validate --cv``; docs/calibration.md, "Cross-validation"); the same rule.
+#: e2e-llamacpp (45 % held out, 329 rows) is left out for the suite's time: its held-out figure is in the docs
+HELD_OUT_GUARD = {"fp6llm": 8.0, "flashllm": 17.0, "gptfast": 10.0, "torchao": 6.0, "trtllm": 21.0}
 
 
-def test_end_to_end_groups_stay_below_their_thresholds(shared_data):
-    from tapeout.validate.runner import evaluate
+@pytest.fixture(scope="module")
+def e2e_cv(shared_data):
+    from tapeout.validate.cv import cross_validate
+    from tapeout.validate.registry import load, sources
 
-    ev = evaluate(shared_data, "tiled", datasets=sorted({k[0] for k in E2E_GUARD}))
-    got = {(g["dataset"], g["op_class"], g["device"]): g["mape_pct"] for g in ev.groups}
+    loaded = load(shared_data, [d for s in HELD_OUT_GUARD for d in sources()[s] if d.startswith("e2e-")])
+    return cross_validate(loaded.cases, "tiled")
+
+
+def test_end_to_end_groups_stay_below_their_thresholds(e2e_cv):
+    got = {(g["dataset"], g["op_class"], g["device"]): g["mape_pct"] for g in e2e_cv.in_sample.groups}
     worse = {k: (round(got.get(k, float("nan")), 2), t) for k, t in E2E_GUARD.items() if not got.get(k, 1e9) <= t}
     assert not worse, f"MAPE above the committed threshold (got, threshold): {worse}"
+
+
+def test_held_out_end_to_end_sources_stay_below_their_thresholds(e2e_cv):
+    got = {f.source: f.summary() for f in e2e_cv.folds}
+    assert set(got) == set(HELD_OUT_GUARD)
+    worse = {s: (round(got[s]["held_out_mape_pct"], 2), t) for s, t in HELD_OUT_GUARD.items()
+             if not got[s]["held_out_mape_pct"] <= t}
+    assert not worse, f"held-out MAPE above the committed threshold (got, threshold): {worse}"
+    # no fitted parameter read torchao's or TensorRT-LLM's rows: held out is in-sample there
+    for s in ("torchao", "trtllm"):
+        assert got[s]["refits"] == [] and got[s]["held_out_mape_pct"] == got[s]["in_sample_mape_pct"]
