@@ -104,6 +104,11 @@ def kept(row: dict[str, str]) -> bool:
         return False
 
 
+def kept_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a common-schema CSV that count (:func:`kept`)."""
+    return [row for row in read_dicts(path) if kept(row)]
+
+
 def to_seconds(value: float, unit: str) -> float:
     u = unit.strip().lower()
     scale = {"s": 1.0, "ms": units.MS, "us": units.US, "µs": units.US, "ns": 1e-9}.get(u)
@@ -193,5 +198,5 @@ def weight_format(text: str) -> str:
 
 
 __all__ = ["Case", "allreduce_cases", "E2E_MODELS", "E2E_QUANTITIES", "KERNEL", "LLMCOMPASS", "PUBLISHED_DIR", "SKIP_CONFIDENCE",
-           "e2e_case", "e2e_model", "graded_out", "kept", "leading_int", "num", "read_dicts", "read_rows",
+           "e2e_case", "e2e_model", "graded_out", "kept", "kept_rows", "leading_int", "num", "read_dicts", "read_rows",
            "scenario", "to_seconds", "weight_format"]

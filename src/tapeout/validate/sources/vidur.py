@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tapeout import units
 from tapeout.errors import TapeoutError
-from tapeout.validate.cases import Case, allreduce_cases, kept, read_dicts, to_seconds
+from tapeout.validate.cases import Case, allreduce_cases, kept_rows, read_dicts, to_seconds
 from tapeout.validate.registry import PER_OP, register
 from tapeout.workload.build import ROPE_FLOPS
 from tapeout.workload.ops import Op, OpKind
@@ -69,9 +69,7 @@ def _vidur_compute_device(row: dict[str, str]) -> str:
 def load_vidur_gemm(data_dir: Path) -> list[Case]:
     """measured/vidur_gemm_extract.csv: fp16 GEMMs (per-GPU TP shards), CUDA-event timers."""
     cases = []
-    for row in read_dicts(data_dir / "measured" / "vidur_gemm_extract.csv"):
-        if not kept(row):
-            continue
+    for row in kept_rows(data_dir / "measured" / "vidur_gemm_extract.csv"):
         stage = row["op_or_stage"].split(":")[0].strip()
         op_class = VIDUR_GEMM_CLASSES.get(stage)
         if op_class is None:
@@ -158,9 +156,7 @@ def load_vidur_elementwise(data_dir: Path) -> list[Case]:
 def load_vidur_allreduce(data_dir: Path) -> list[Case]:
     """measured/vidur_allreduce_extract.csv: NCCL all-reduce, 2/4/8 GPUs, message bytes per rank."""
     cases = []
-    for row in read_dicts(data_dir / "measured" / "vidur_allreduce_extract.csv"):
-        if not kept(row):
-            continue
+    for row in kept_rows(data_dir / "measured" / "vidur_allreduce_extract.csv"):
         device = VIDUR_NETWORK_DEVICES.get(row["hardware_class"].strip())
         if device is None:
             raise TapeoutError(f"cannot map all-reduce node {row['hardware_class']!r} to a catalog device",
