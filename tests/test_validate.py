@@ -524,8 +524,8 @@ E2E_GUARD = {
 }
 #: held-out guard, tiled tier: each end-to-end source's MAPE % with every parameter its data constrained
 #: refitted without it (``tapeout validate --cv``; docs/calibration.md, "Cross-validation"); the same rule.
-#: e2e-llamacpp (45 % held out, 329 rows) is left out for the suite's time: its held-out figure is in the docs
-HELD_OUT_GUARD = {"fp6llm": 8.0, "flashllm": 17.0, "gptfast": 10.0, "torchao": 6.0, "trtllm": 21.0}
+#: e2e-llamacpp (46 % held out, 346 rows) is left out for the suite's time: its held-out figure is in the docs
+HELD_OUT_GUARD = {"fp6llm": 8.0, "flashllm": 17.0, "gptfast": 10.0, "torchao": 6.0, "trtllm": 16.5}
 
 
 @pytest.fixture(scope="module")
@@ -549,6 +549,5 @@ def test_held_out_end_to_end_sources_stay_below_their_thresholds(e2e_cv):
     worse = {s: (round(got[s]["held_out_mape_pct"], 2), t) for s, t in HELD_OUT_GUARD.items()
              if not got[s]["held_out_mape_pct"] <= t}
     assert not worse, f"held-out MAPE above the committed threshold (got, threshold): {worse}"
-    # no fitted parameter read torchao's or TensorRT-LLM's rows: held out is in-sample there
-    for s in ("torchao", "trtllm"):
-        assert got[s]["refits"] == [] and got[s]["held_out_mape_pct"] == got[s]["in_sample_mape_pct"]
+    # no fitted parameter read torchao's rows: held out is in-sample there
+    assert got["torchao"]["refits"] == [] and got["torchao"]["held_out_mape_pct"] == got["torchao"]["in_sample_mape_pct"]

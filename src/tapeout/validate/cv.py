@@ -12,7 +12,7 @@ The parameters fitted on end-to-end sources' data (:func:`parameters`):
 
 - the framework profiles' fitted fields (``system/frameworks.toml``, :mod:`tapeout.validate.fit_frameworks`):
   DeepSpeed's and FasterTransformer's host gap per op, llama.cpp's streaming cap, gpt-fast's one-shot
-  all-reduce cost. A refit uses the fit's own rows of the other sources; when S held them all, the
+  all-reduce cost, the default profile's prefill host gap (TensorRT-LLM's first-token rows). A refit uses the fit's own rows of the other sources; when S held them all, the
   fit's check rows of other sources constrain the same field and are fitted instead (DeepSpeed: the
   DeepSpeed rows of Flash-LLM's end-to-end set); when there are none, the field takes its prior, the
   :class:`~tapeout.hardware.spec.EfficiencySpec` default (no host gap, no cap, a free one-shot
@@ -126,9 +126,9 @@ def parameters() -> list[Param]:
         out.append(Param(
             name=f"{fs.framework}.{fs.param}", stored=getattr(framework(fs.framework), fs.param),
             prior=EfficiencySpec.model_fields[fs.param].default,
-            prior_note="the EfficiencySpec default: " + {"host_overhead_us": "no host gap",
-                                                         "stream_bytes_per_core_clock": "no cap"}.get(
-                fs.param, "free"),
+            prior_note="the EfficiencySpec default: " + {
+                "host_overhead_us": "no host gap", "prefill_host_overhead_us": "no prefill host gap",
+                "stream_bytes_per_core_clock": "no cap"}.get(fs.param, "free"),
             sources=frozenset({source_of(fs.dataset)}),
             applies=lambda c, frameworks=frameworks: c.is_e2e and _framework_of(c) in frameworks,
             via=("efficiency", fs.param), fit_sets=(fs,),

@@ -53,15 +53,16 @@ def module_constants(pairs: Iterable[tuple[str, float]]) -> Iterator[None]:
     """Set module constants (``"tapeout.techniques.kernels.TILED_CSL_STREAM_ETA"``) for one prediction.
 
     For the fitted kernel constants that no per-call field reaches yet (they are read when the op graph
-    is built). The op-graph cache is cleared on entry and exit, so that no graph built with other
-    values is reused or kept; the old values are restored whatever happens. Validation code only: the
-    runtime never calls it.
+    is built). The op-graph caches (:func:`tapeout.workload.build.clear_caches`) are cleared on entry and
+    exit, so that no graph built with other values is reused or kept (op costs are memoised by the op's
+    content, which holds the values); the old values are restored whatever happens. Validation code
+    only: the runtime never calls it.
     """
     pairs = tuple(pairs)
     if not pairs:
         yield
         return
-    from tapeout.workload.build import build_graph
+    from tapeout.workload.build import clear_caches
 
     saved = []
     for dotted, value in pairs:
@@ -70,7 +71,7 @@ def module_constants(pairs: Iterable[tuple[str, float]]) -> Iterator[None]:
         if not isinstance(getattr(mod, attr, None), (int, float)):
             raise ValueError(f"{dotted} is not a numeric module constant")
         saved.append((mod, attr, getattr(mod, attr)))
-    build_graph.cache_clear()
+    clear_caches()
     try:
         for (mod, attr, _), (_, value) in zip(saved, pairs):
             setattr(mod, attr, value)
@@ -78,7 +79,7 @@ def module_constants(pairs: Iterable[tuple[str, float]]) -> Iterator[None]:
     finally:
         for mod, attr, old in saved:
             setattr(mod, attr, old)
-        build_graph.cache_clear()
+        clear_caches()
 
 
 def e2e_predict(hw: Any, scenario: tuple[tuple[str, Any], ...], tier: str = "roofline") -> E2EPoint:
