@@ -163,7 +163,7 @@ def test_the_summary_says_which_values_are_priors(cv):
 
 def test_cli_cv_json_rows_have_held_out_keys(data, monkeypatch):
     monkeypatch.delenv("CI", raising=False)
-    res = CliRunner().invoke(app, ["validate", "--data", str(data), "--cv", "--format", "json"])
+    res = CliRunner().invoke(app, ["validate", "--data", str(data), "--tier", "roofline", "--cv", "--format", "json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)
     assert rows and all(isinstance(r["held_out"], bool) and "in_sample_mape_pct" in r for r in rows)

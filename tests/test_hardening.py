@@ -395,7 +395,7 @@ def test_pipeline_tpot_is_the_mean_cycle_and_the_table_explains_it():
 
 # ---- 19. validate: predict's tier by default, progress shown -------------------------------------------------------
 def test_validate_default_tier_is_predicts_and_progress_is_reported():
-    from tapeout.validate.datasets import Case
+    from tapeout.validate.cases import Case
     from tapeout.validate.runner import DEFAULT_TIER, evaluate
     from tapeout.workload.standalone import gemm_op
 

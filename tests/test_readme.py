@@ -19,7 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from tapeout.datadir import DATA_ENV, default_data_dir
+
 ROOT = Path(__file__).resolve().parents[1]
+#: the reference data as found from the checkout; the scratch root is elsewhere, so its lines are told
+DATA = default_data_dir()
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 #: commands that set the environment up (or are this test suite) rather than show tapeout
@@ -86,6 +90,8 @@ def scratch_root(tmp_path_factory) -> Path:
 
 def _run(cmd: list[str], cwd: Path, capsys, monkeypatch) -> tuple[int, str]:
     monkeypatch.chdir(cwd)
+    if DATA.is_dir():  # what the nearest shared/reference-data of the checkout is; absent: the lines say so
+        monkeypatch.setenv(DATA_ENV, str(DATA))
     if cmd[0] in ("tapeout", ".venv/bin/tapeout"):
         from tapeout.clicommand import run_app
         from tapeout.cli import app
