@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tapeout.datadir import DATA_ENV, default_data_dir
+from tapeout.datadir import DATA_ENV, MARKERS, default_data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the reference data as found from the checkout; the scratch root is elsewhere, so its lines are told
@@ -90,8 +90,10 @@ def scratch_root(tmp_path_factory) -> Path:
 
 def _run(cmd: list[str], cwd: Path, capsys, monkeypatch) -> tuple[int, str]:
     monkeypatch.chdir(cwd)
-    if DATA.is_dir():  # what the nearest shared/reference-data of the checkout is; absent: the lines say so
+    if any((DATA / m).is_dir() for m in MARKERS):  # the checkout's reference data
         monkeypatch.setenv(DATA_ENV, str(DATA))
+    else:  # none: validate's lines run the shipped sets and report the others absent
+        monkeypatch.delenv(DATA_ENV, raising=False)
     if cmd[0] in ("tapeout", ".venv/bin/tapeout"):
         from tapeout.clicommand import run_app
         from tapeout.cli import app
