@@ -346,62 +346,30 @@ def _context_warning(m: ModelSpec, sc: Scenario) -> str | None:
             "truncate it; the prediction prices the cost as if it ran")
 
 
-def predict(
-    model: str | Path | ModelSpec,
-    hardware: str | Path | HardwareSpec,
-    *,
-    batch: int = 1,
-    input_len: int = 2048,
-    output_len: int = 128,
-    tp: int = 1,
-    ep: int = 1,
-    pp: int = 1,
-    pp_microbatches: int = 1,
-    weights: str | None = None,
-    activations: str | None = None,
-    kv_cache: str | None = None,
-    attention: str = "flash",
-    mla_attention: str = "auto",
-    fuse_residual_norm: bool = False,
-    kv_fraction: float = 0.9,
-    sparsity: float | str | None = None,
-    sparse_kernel: str | None = None,
-    scenario: str | Path | dict[str, Any] | None = None,
-    compare_to: str | None = None,
-    tier: str | None = None,
-    efficiency: dict[str, float] | None = None,
-    framework: str = "kernels",
-) -> Prediction:
-    """Predict latency, throughput and memory of ``model`` on ``tp`` x ``pp`` x ``hardware``.
+@dataclass(frozen=True)
+class Prepared:
+    """What a prediction or a simulation runs on: the model, the device (framework profile and ``efficiency``
+    applied), the tier that runs, the framework profile, the validated scenario, the device's default 16-bit
+    format, the checkpoint's shipped format (or None), and the warnings and notes so far."""
 
-    Parallelism: ``tp``-way tensor parallelism within each of ``pp`` pipeline stages (contiguous layers,
-    hidden states sent point to point between stages); ``ep`` = ``tp`` spreads an MoE model's whole
-    experts over the tp devices instead of slicing each one (the busiest device's share of the routing);
-    ``ep`` > ``tp`` = 1 is wide expert parallelism: data-parallel attention, each of the ``ep`` devices running
-    ``batch`` sequences, experts spread over all of them, tokens dispatched and combined by all-to-alls over
-    the scale-up link and, beyond a node, the device's ``scale_out`` link (docs/wide-ep.md);
-    ``pp_microbatches`` batches of ``batch`` sequences
-    in flight through the pipeline (1: one at a time, as llama.cpp's layer split; ``pp``: a full pipeline,
-    as vLLM's virtual engines). Memory is the binding device's (the fullest stage).
+    model: ModelSpec
+    hardware: HardwareSpec
+    tier: str
+    framework: Any
+    scenario: Scenario
+    default_16bit: str
+    shipped: Any
+    warnings: tuple[str, ...]
+    notes: tuple[str, ...]
 
-    Techniques: ``weights`` / ``activations`` / ``kv_cache`` formats (see :mod:`tapeout.dtypes`; the KV
-    cache defaults to the activation format), ``sparsity`` of the linear layers (``0.8``, ``"2:4"``,
-    ``"1x4:0.5"``) and the ``sparse_kernel`` (auto, tensor, cuda, dense). ``scenario`` is a scenario
-    file (TOML/YAML/JSON) or mapping with the same keys plus per-layer rules (``layers``: mixed
-    precision, sparsity and channel pruning per layer class and index); arguments given here override
-    its global keys. ``compare_to`` (e.g. ``"fp16"``) also predicts that plain baseline and adds the
-    speedup per phase (``Prediction.comparison()``, ``to_dict()["comparison"]``). ``efficiency``
-    overrides fields of the device's :class:`~tapeout.hardware.spec.EfficiencySpec` (e.g.
-    ``{"matmul_eta": 0.8}``). ``framework`` names a serving-framework profile (``system/frameworks.toml``): a per-op host
-    overhead added to every kernel (``kernels``: device time only; ``fastertransformer``; ``deepspeed``)
-    or a cap on the DRAM bytes per core per clock its kernels move (``llamacpp``), or a one-shot
-    all-reduce for small messages (``gptfast``); explicit ``efficiency`` fields win over the profile's.
-    ``mla_attention`` picks the form of multi-head latent attention (MLA models): ``auto`` (naive prefill,
-    absorbed decode, as the engines run it), ``naive`` or ``absorbed``; ``to_dict()["model_info"]["mla_forms"]``
-    names the form of each phase.
-    ``tier`` defaults to ``"tiled"`` for a device with a micro-architecture description and to
-    ``"roofline"`` otherwise; ``to_dict()["inputs"]["tier"]`` says which one ran.
-    """
+
+def prepare(model: str | Path | ModelSpec, hardware: str | Path | HardwareSpec, common: dict[str, Any], *,
+            weights: str | None = None, activations: str | None = None, kv_cache: str | None = None,
+            sparsity: float | str | None = None, sparse_kernel: str | None = None,
+            scenario: str | Path | dict[str, Any] | None = None, tier: str | None = None,
+            efficiency: dict[str, float] | None = None, framework: str = "kernels") -> Prepared:
+    """Load and validate everything :func:`predict` and :func:`tapeout.simulate` share; ``common`` holds the
+    scenario's batch, lengths, parallelism and attention keys (the arguments of :func:`predict`)."""
     from tapeout.techniques.spec import read_scenario_file, scenario_mapping
 
     from tapeout.system.frameworks import framework as framework_profile
@@ -470,9 +438,6 @@ def predict(
             peaks = ", ".join(f"{k} {v:g}" for k, v in (("fp16", p16), ("bf16", pb16)) if v is not None)
             notes.append(f"{' and '.join(defaulted)} default to {half}, the faster 16-bit format of {hw.name} "
                          f"(dense TFLOP/s: {peaks}); set --weights/--activations to choose")
-    common = {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "ep": ep, "pp": pp,
-              "pp_microbatches": pp_microbatches, "attention": attention, "mla_attention": mla_attention,
-              "fuse_residual_norm": fuse_residual_norm, "kv_fraction": kv_fraction}
     sc = specio.build(Scenario, {**common, **tech}, origin="scenario")
     _check_layers(m, sc)
     if tech.get("sparse_kernel") is not None and sc.sparsity is None and not any(r.sparsity for r in sc.layers):
@@ -481,6 +446,73 @@ def predict(
     w = _context_warning(m, sc)
     if w:
         warnings.append(w)
+    return Prepared(m, hw, tier, fw, sc, half, shipped, tuple(warnings), tuple(notes))
+
+
+def predict(
+    model: str | Path | ModelSpec,
+    hardware: str | Path | HardwareSpec,
+    *,
+    batch: int = 1,
+    input_len: int = 2048,
+    output_len: int = 128,
+    tp: int = 1,
+    ep: int = 1,
+    pp: int = 1,
+    pp_microbatches: int = 1,
+    weights: str | None = None,
+    activations: str | None = None,
+    kv_cache: str | None = None,
+    attention: str = "flash",
+    mla_attention: str = "auto",
+    fuse_residual_norm: bool = False,
+    kv_fraction: float = 0.9,
+    sparsity: float | str | None = None,
+    sparse_kernel: str | None = None,
+    scenario: str | Path | dict[str, Any] | None = None,
+    compare_to: str | None = None,
+    tier: str | None = None,
+    efficiency: dict[str, float] | None = None,
+    framework: str = "kernels",
+) -> Prediction:
+    """Predict latency, throughput and memory of ``model`` on ``tp`` x ``pp`` x ``hardware``.
+
+    Parallelism: ``tp``-way tensor parallelism within each of ``pp`` pipeline stages (contiguous layers,
+    hidden states sent point to point between stages); ``ep`` = ``tp`` spreads an MoE model's whole
+    experts over the tp devices instead of slicing each one (the busiest device's share of the routing);
+    ``ep`` > ``tp`` = 1 is wide expert parallelism: data-parallel attention, each of the ``ep`` devices running
+    ``batch`` sequences, experts spread over all of them, tokens dispatched and combined by all-to-alls over
+    the scale-up link and, beyond a node, the device's ``scale_out`` link (docs/wide-ep.md);
+    ``pp_microbatches`` batches of ``batch`` sequences
+    in flight through the pipeline (1: one at a time, as llama.cpp's layer split; ``pp``: a full pipeline,
+    as vLLM's virtual engines). Memory is the binding device's (the fullest stage).
+
+    Techniques: ``weights`` / ``activations`` / ``kv_cache`` formats (see :mod:`tapeout.dtypes`; the KV
+    cache defaults to the activation format), ``sparsity`` of the linear layers (``0.8``, ``"2:4"``,
+    ``"1x4:0.5"``) and the ``sparse_kernel`` (auto, tensor, cuda, dense). ``scenario`` is a scenario
+    file (TOML/YAML/JSON) or mapping with the same keys plus per-layer rules (``layers``: mixed
+    precision, sparsity and channel pruning per layer class and index); arguments given here override
+    its global keys. ``compare_to`` (e.g. ``"fp16"``) also predicts that plain baseline and adds the
+    speedup per phase (``Prediction.comparison()``, ``to_dict()["comparison"]``). ``efficiency``
+    overrides fields of the device's :class:`~tapeout.hardware.spec.EfficiencySpec` (e.g.
+    ``{"matmul_eta": 0.8}``). ``framework`` names a serving-framework profile (``system/frameworks.toml``): a per-op host
+    overhead added to every kernel (``kernels``: device time only; ``fastertransformer``; ``deepspeed``)
+    or a cap on the DRAM bytes per core per clock its kernels move (``llamacpp``), or a one-shot
+    all-reduce for small messages (``gptfast``); explicit ``efficiency`` fields win over the profile's.
+    ``mla_attention`` picks the form of multi-head latent attention (MLA models): ``auto`` (naive prefill,
+    absorbed decode, as the engines run it), ``naive`` or ``absorbed``; ``to_dict()["model_info"]["mla_forms"]``
+    names the form of each phase.
+    ``tier`` defaults to ``"tiled"`` for a device with a micro-architecture description and to
+    ``"roofline"`` otherwise; ``to_dict()["inputs"]["tier"]`` says which one ran.
+    """
+    common = {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "ep": ep, "pp": pp,
+              "pp_microbatches": pp_microbatches, "attention": attention, "mla_attention": mla_attention,
+              "fuse_residual_norm": fuse_residual_norm, "kv_fraction": kv_fraction}
+    pre = prepare(model, hardware, common, weights=weights, activations=activations, kv_cache=kv_cache,
+                  sparsity=sparsity, sparse_kernel=sparse_kernel, scenario=scenario, tier=tier, efficiency=efficiency,
+                  framework=framework)
+    m, hw, tier, fw, sc = pre.model, pre.hardware, pre.tier, pre.framework, pre.scenario
+    half, shipped, warnings, notes = pre.default_16bit, pre.shipped, pre.warnings, list(pre.notes)
     base = None
     if compare_to is not None:
         from tapeout import dtypes
@@ -491,7 +523,7 @@ def predict(
         base = Prediction(model=m, hardware=hw, scenario=bsc, tier=tier, result=compose(m, hw, bsc, tier),
                           framework=fw.name, default_16bit=half)
     pred = Prediction(model=m, hardware=hw, scenario=sc, tier=tier, result=compose(m, hw, sc, tier), baseline=base,
-                      framework=fw.name, warnings=tuple(warnings), default_16bit=half, checkpoint_format=shipped)
+                      framework=fw.name, warnings=warnings, default_16bit=half, checkpoint_format=shipped)
     return replace(pred, notes=tuple(notes + _fallback_notes(pred)))
 
 
@@ -522,4 +554,4 @@ def _shipped(m: ModelSpec, tech: dict[str, Any]):  # noqa: ANN202 - CheckpointFo
     return m.checkpoint
 
 
-__all__ = ["Prediction", "predict", "load_model", "load_hardware"]
+__all__ = ["Prediction", "Prepared", "predict", "prepare", "load_model", "load_hardware"]

@@ -165,8 +165,10 @@ class _Builder:
         self._set_plan(self.groups[0][0])
         self.suffix = ""
         self.ops: list[Op] = []
-        #: decode attention slots: (first op index, end index, plan, suffix, layers, attention span)
+        #: attention slots: (first op index, end index, plan, suffix, layers, attention span)
         self.slots: list[tuple[int, int, LayerPlan, str, int, LayerAttention]] = []
+        #: index of the first op that scales with the sequences (lm_head, logits, sampling) in the last build
+        self.head_start = 0
 
     def _set_plan(self, plan: LayerPlan) -> None:
         """Per-group dimensions: heads and MLP channels after pruning, per device."""
@@ -238,10 +240,10 @@ class _Builder:
         # serving engines replay CUDA graphs for decode steps only: the prefill's kernels launch from the host
         return replace(g, ops=tuple(replace(o, eager=True) for o in g.ops))
 
-    def _build(self, phase: str, context: int) -> OpGraph:
+    def _build(self, phase: str, context: int, batch: int | None = None, seq: int | None = None) -> OpGraph:
         m, sc, a = self.m, self.sc, self.a
-        B = sc.batch
-        S = sc.input_len if phase == "prefill" else 1
+        B = sc.batch if batch is None else batch
+        S = (sc.input_len if phase == "prefill" else 1) if seq is None else seq
         T = B * S
         h = self.h
 
@@ -267,6 +269,7 @@ class _Builder:
         if not self.last:  # the hidden states go to the next pipeline stage (each device of this tp group
             # sends its copy to its peer there: one point-to-point message of the tokens' hidden states)
             self.ops.append(collective_op(OpKind.SEND, T * h * a.bytes, 2, dtype=a, name="pp_send"))
+            self.head_start = len(self.ops)
             return OpGraph(phase=phase, ops=tuple(self.ops), tokens=T, context=context)
         if self.sc.fuse_residual_norm:  # the last layer's residual add runs inside the final norm
             extra = 3 if m.parallel_block else 2
@@ -274,6 +277,7 @@ class _Builder:
         else:
             self.elementwise("final_norm", OpKind.NORM, T * h, T * h, norm_f, 1)
         # lm_head on the last token of each sequence only
+        self.head_start = len(self.ops)  # from here on, the ops scale with the sequences, not the tokens
         self.gemm("lm_head", B, self.vocab, h, 1, tech=self.lm_tech, bias=m.lm_head_bias)
         if m.final_logit_softcap:
             self.elementwise("logit_softcap", OpKind.ELEMENTWISE, B * self.vocab, B * self.vocab, SOFTCAP_FLOPS, 1)
@@ -337,12 +341,11 @@ class _Builder:
             self.elementwise("mlp_residual_add", OpKind.ELEMENTWISE, 2 * T * h, T * h, 1, L)
 
     def _attention_slot(self, phase: str, B: int, S: int, context: int, L: int, span: LayerAttention) -> None:
-        """The attention ops of ``L`` layers of one span; in decode, recorded as a slot the template replays
-        per context."""
+        """The attention ops of ``L`` layers of one span, recorded as a slot (the decode template replays the
+        slots per context, the serving iteration per request group)."""
         start = len(self.ops)
         self._attention(phase, B, S, context, L, span)
-        if phase == "decode":
-            self.slots.append((start, len(self.ops), self.plan, self.suffix, L, span))
+        self.slots.append((start, len(self.ops), self.plan, self.suffix, L, span))
 
     def _name(self, base: str, span: LayerAttention) -> str:
         """``base`` tagged with the layer group's span when the model has local attention."""
@@ -640,6 +643,89 @@ class StepTemplate:
         for i, o in zip(self.varying, self.varying_ops(context)):
             ops[i] = o
         return OpGraph(phase="decode", ops=tuple(ops), tokens=self.tokens, context=context)
+
+
+class IterationTemplate:
+    """One stage's ops of a serving iteration of any composition (``tapeout.serving``): prefill chunks of
+    several requests and decode steps of others run as one forward pass.
+
+    The ops of a forward pass split into three families, each a function of few numbers:
+
+    - :meth:`token_ops` (``tokens``): every op but attention and the sequence head -- embedding, norms,
+      projections, MLP/experts, all-reduces, the pipeline send; the GEMMs see the prefill and decode tokens
+      together (``tokens`` = prefill tokens + decoding sequences);
+    - :meth:`head_ops` (``seqs``): lm_head, the logits all-gather and sampling of the sequences that produce
+      a token;
+    - attention per request group: :meth:`prefill_attention` (``seqs`` chunks of ``chunk`` new tokens after
+      ``prior`` cached ones, causal) and :meth:`decode_attention` (``seqs`` queries over ``context`` keys).
+
+    A prefill of ``batch`` x ``input_len`` is token_ops(batch x input_len) + head_ops(batch) +
+    prefill_attention(batch, input_len, 0), all ``eager``; a decode step at context c is token_ops(batch) +
+    head_ops(batch) + decode_attention(batch, c): the ops of :func:`pipeline`'s graphs, op for op.
+    """
+
+    __slots__ = ("_builder", "_slots")
+
+    def __init__(self, model: ModelSpec, sc: Scenario, stage: int = 0,
+                 groups: list[tuple[LayerPlan, tuple[int, ...]]] | None = None) -> None:
+        self._builder = _Builder(model, sc, stage, groups)
+        probe = self._fresh()
+        probe._build("decode", 2, batch=1, seq=1)
+        self._slots = tuple((plan, suffix, layers, span) for _, _, plan, suffix, layers, span in probe.slots)
+
+    def _fresh(self) -> _Builder:
+        b = copy.copy(self._builder)
+        b.ops, b.slots = [], []
+        return b
+
+    def token_ops(self, tokens: int, eager: bool = False) -> tuple[Op, ...]:
+        """``eager``: the iteration has prefill tokens (launched from the host; MLA runs its prefill form)."""
+        b = self._fresh()
+        b._build("prefill" if eager else "decode", 2, batch=tokens, seq=1)
+        attn = {i for start, end, *_ in b.slots for i in range(start, end)}
+        return _eager(tuple(o for i, o in enumerate(b.ops[:b.head_start]) if i not in attn), eager)
+
+    def head_ops(self, seqs: int, eager: bool = False) -> tuple[Op, ...]:
+        b = self._fresh()
+        b._build("decode", 2, batch=seqs, seq=1)
+        return _eager(tuple(b.ops[b.head_start:]), eager)
+
+    def _attention(self, phase: str, seqs: int, tokens: int, context: int, prior: int = 0) -> tuple[Op, ...]:
+        b = self._fresh()
+        for plan, suffix, layers, span in self._slots:
+            b._set_plan(plan)
+            b.suffix = suffix
+            start = len(b.ops)
+            b._attention(phase, seqs, tokens, context, layers, span)
+            if prior:  # the chunk's queries (positions prior+1 .. prior+tokens) also meet cached keys
+                alone = span.causal_pairs(tokens)
+                ratio = (span.causal_pairs(prior + tokens) - span.causal_pairs(prior)) / alone
+                mla = self._builder.m.mla
+                per_token = (mla.cache_width if mla is not None else 2.0 * b.kv_heads * b.hd) * b.kv.bytes
+                kv_read = seqs * min(prior, span.keys(prior + tokens)) * per_token
+                b.ops[start:] = [replace(o, flops=o.flops * ratio, bytes_read=o.bytes_read + kv_read)
+                                 if o.kind is OpKind.ATTENTION else o for o in b.ops[start:]]
+        return tuple(b.ops)
+
+    def prefill_attention(self, seqs: int, chunk: int, prior: int = 0, eager: bool = True) -> tuple[Op, ...]:
+        """Causal attention of ``seqs`` chunks of ``chunk`` new tokens, each after ``prior`` tokens already in
+        the KV cache (chunked prefill): chunk x prior + chunk (chunk + 1) / 2 query-key pairs per head, and the
+        prior keys and values read from the cache."""
+        if prior and self._builder.sc.attention == "naive":
+            raise TapeoutError("a prefill chunk after cached tokens needs fused attention; allowed: flash, mmha",
+                               field="attention")
+        return _eager(self._attention("prefill", seqs, chunk, prior + chunk, prior), eager)
+
+    def decode_attention(self, seqs: int, context: int, eager: bool = False) -> tuple[Op, ...]:
+        """Attention of ``seqs`` decoding sequences, each over ``context`` keys."""
+        return _eager(self._attention("decode", seqs, 1, context), eager)
+
+
+ops: tuple[Op, ...], eager: bool) -> tuple[Op, ...]:
+
+
+def _eager(ops: tuple[Op, ...], eager: bool) -> tuple[Op, ...]:
+    return tuple(replace(o, eager=True) for o in ops) if eager else ops
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,454 @@
+"""One serving replica: a paged KV-cache block manager and an iteration-level scheduler.
+
+**KV blocks.** The pool holds ``num_blocks`` blocks of ``block_size`` tokens (its capacity comes from
+memory planning, :func:`tapeout.serving.sim.simulate`). Policy ``paged`` (vLLM's): a request is admitted
+when the blocks of the tokens it prefills are free beyond a watermark (1% of the pool, vLLM's default);
+each decode step takes a new block when a sequence's last block is full; when no block is left, the most
+recently admitted running request is preempted by recompute: its blocks are freed, it goes back to the
+front of the queue, and when re-admitted it prefills its prompt and the tokens it had generated (the last
+of them included), then goes on generating. Policy ``reserve`` (TensorRT-LLM's guaranteed-no-evict): a
+request is admitted when the blocks of its whole final context (prompt + output - 1 tokens) are free, and
+is never preempted.
+
+**Schedulers** (``max_batch`` running requests at most; ``max_num_tokens`` tokens per iteration):
+
+- ``static``: whole batches, as :func:`tapeout.predict` assumes. When the replica is idle it takes up to
+  ``max_batch`` queued requests (first come first served, each reserving its final context), prefills
+  them in one iteration, then runs decode steps over the whole batch until its longest output is done
+  (requests that finish earlier stay in the batch as padding; each completes at its own last token).
+- ``continuous``: iteration-level batching (TensorRT-LLM's in-flight batching): every iteration runs one
+  decode step of each running request and, in the same forward pass, the whole prompts of newly admitted
+  requests, first come first served while the iteration's tokens (decodes + prompts) stay within
+  ``max_num_tokens``; a prompt longer than ``max_num_tokens`` runs alone with the decodes.
+- ``chunked``: chunked prefill under a token budget (Sarathi-Serve, vLLM's chunked prefill): decodes
+  first, then prefill chunks of the requests being prefilled and of newly admitted ones fill the rest of
+  ``max_num_tokens``.
+
+**Iterations** are priced by :class:`~tapeout.serving.iteration.IterationPricer`. Runs of pure decode
+steps during which nothing can change (no completion, no admissible arrival, blocks enough) are priced
+and applied in one vectorised pass; their result equals stepping one iteration at a time.
+
+Token timing follows a streaming client: a request's first token leaves at the end of the iteration that
+completes its prefill; each decode step emits one token per running request at its end; the gap between a
+request's consecutive tokens is one inter-token latency (ITL), including stalls behind prefills and
+preemptions.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from tapeout.serving.iteration import IterationPricer
+
+SCHEDULERS = ("static", "continuous", "chunked")
+KV_POLICIES = ("paged", "reserve")
+ROLES = ("both", "prefill", "decode")
+#: most decode steps priced in one vectorised pass (longer runs take several)
+MAX_RUN = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    scheduler: str
+    max_batch: int
+    max_num_tokens: int | None
+    block_size: int
+    num_blocks: int
+    kv_policy: str = "paged"
+    #: fraction of the pool an admission must leave free (paged policy; vLLM's default 0.01)
+    watermark: float = 0.01
+
+    @property
+    def watermark_blocks(self) -> int:
+        return int(self.watermark * self.num_blocks) if self.kv_policy == "paged" else 0
+
+
+class Recorder:
+    """Per-request times and the pooled inter-token gaps of a run (shared by every replica)."""
+
+    def __init__(self, n: int) -> None:
+        self.sent = np.zeros(n)
+        self.first = np.full(n, np.nan)
+        self.finish = np.full(n, np.nan)
+        self.preemptions = np.zeros(n, dtype=np.int64)
+        self.replica = np.full(n, -1, dtype=np.int64)
+        self.gaps: list[np.ndarray] = []
+        self.runs: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def itl(self) -> np.ndarray:
+        """Every inter-token gap of every request (vLLM's pooled ITL list), in no particular order."""
+        parts = list(self.gaps) + [np.repeat(d, w) for d, w in self.runs]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+
+class Req:
+    """A request inside a replica."""
+
+    __slots__ = ("idx", "L_in", "L_out", "g", "target", "done", "blocks", "order", "kv_ready", "last")
+
+    def __init__(self, idx: int, L_in: int, L_out: int) -> None:
+        self.idx = idx
+        self.L_in = L_in
+        self.L_out = L_out
+        self.g = 0  # tokens emitted so far
+        self.target = L_in  # tokens the current prefill covers (prompt + generated on recompute)
+        self.done = 0  # of which prefilled
+        self.blocks = 0
+        self.order = 0
+        self.kv_ready = False  # KV cache already present (a decode replica receiving a prefilled request)
+        self.last = 0.0  # time of its last token
+
+    def outstanding(self) -> int:
+        return (0 if self.kv_ready else self.target - self.done) + self.L_out - self.g
+
+
+def _ceil_div(a: np.ndarray | int, b: int) -> np.ndarray | int:
+    return -(-a // b)
+
+
+class Replica:
+    """One engine instance (a tensor/pipeline-parallel group of devices)."""
+
+    def __init__(self, rid: int, cfg: EngineConfig, price: IterationPricer, rec: Recorder, role: str = "both") -> None:
+        self.rid, self.cfg, self.price, self.rec, self.role = rid, cfg, price, rec, role
+        self.clock = 0.0
+        self.waiting: deque[Req] = deque()
+        self.prefilling: list[Req] = []
+        self.dreq: list[Req] = []
+        self.kv = np.zeros(0, dtype=np.int64)  # tokens in the cache
+        self.rem = np.zeros(0, dtype=np.int64)  # tokens still to emit
+        self.last = np.zeros(0)
+        self.dblk = np.zeros(0, dtype=np.int64)
+        self.order = np.zeros(0, dtype=np.int64)
+        self.used = 0
+        self.next_order = 0
+        self.outstanding = 0
+        self.preemptions = 0
+        self.static_active = False
+        #: (start, end, steps, prefill tokens, decoding sequences, running requests, blocks used at start, at end)
+        self.timeline: list[tuple[float, float, int, int, int, int, int, int]] = []
+
+    # ---- queue ----------------------------------------------------------------------------------------
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.prefilling or self.dreq)
+
+    def submit(self, r: Req, t: float) -> None:
+        if not self.has_work():
+            self.clock = max(self.clock, t)
+        self.waiting.append(r)
+        self.outstanding += r.outstanding()
+        self.rec.replica[r.idx] = self.rid
+
+    def running(self) -> int:
+        return len(self.prefilling) + len(self.dreq)
+
+    # ---- decode arrays ----------------------------------------------------------------------------------
+    def _add_decode(self, r: Req, kv: int, t_last: float) -> None:
+        self.dreq.append(r)
+        self.kv = np.append(self.kv, kv)
+        self.rem = np.append(self.rem, r.L_out - r.g)
+        self.last = np.append(self.last, t_last)
+        self.dblk = np.append(self.dblk, r.blocks)
+        self.order = np.append(self.order, r.order)
+
+    def _keep(self, mask: np.ndarray) -> None:
+        self.dreq = [r for r, k in zip(self.dreq, mask) if k]
+        self.kv, self.rem, self.last = self.kv[mask], self.rem[mask], self.last[mask]
+        self.dblk, self.order = self.dblk[mask], self.order[mask]
+
+    def _finish_decodes(self, t: float) -> list[tuple[int, float]]:
+        """Remove the decoding requests with nothing left to emit (finished at ``t``)."""
+        if not self.dreq or int(self.rem.min()) > 0:
+            return []
+        done = self.rem <= 0
+        out = []
+        for i in np.flatnonzero(done):
+            r = self.dreq[i]
+            self.rec.finish[r.idx] = t
+            out.append((r.idx, t))
+        self.used -= int(self.dblk[done].sum())
+        self._keep(~done)
+        return out
+
+    # ---- admission and preemption -----------------------------------------------------------------------
+    def _admit_blocks(self, r: Req) -> int | None:
+        """Blocks ``r`` takes on admission, or None when they are not free."""
+        cfg = self.cfg
+        bs = cfg.block_size
+        if cfg.kv_policy == "reserve":
+            need = int(_ceil_div(r.L_in + r.L_out - 1, bs))
+        else:
+            need = int(_ceil_div(r.target, bs))
+        if cfg.num_blocks - self.used - need < cfg.watermark_blocks:
+            return None
+        return need
+
+    def _take(self, r: Req, need: int) -> None:
+        r.blocks = need
+        self.used += need
+        r.order = self.next_order
+        self.next_order += 1
+
+    def _preempt_latest(self) -> None:
+        """Preempt (by recompute) the most recently admitted running request."""
+        best_d = int(np.argmax(self.order)) if self.dreq else -1
+        od = int(self.order[best_d]) if best_d >= 0 else -1
+        op = max((r.order for r in self.prefilling), default=-1)
+        if od < 0 and op < 0:
+            raise RuntimeError("KV pool exhausted with nothing to preempt")
+        if op > od:
+            r = next(x for x in self.prefilling if x.order == op)
+            self.prefilling.remove(r)
+            self.used -= r.blocks
+        else:
+            r = self.dreq[best_d]
+            mask = np.ones(len(self.dreq), dtype=bool)
+            mask[best_d] = False
+            self.used -= int(self.dblk[best_d])
+            r.last = float(self.last[best_d])
+            self._keep(mask)
+        before = r.outstanding()
+        r.blocks = 0
+        r.kv_ready = False
+        r.target = r.L_in + r.g
+        r.done = 0
+        self.outstanding += r.outstanding() - before
+        self.waiting.appendleft(r)
+        self.preemptions += 1
+        self.rec.preemptions[r.idx] += 1
+
+    # ---- one step -------------------------------------------------------------------------------------
+    def step(self, limit: float) -> tuple[list[tuple[int, float]], list[tuple[Req, float]]]:
+        """Run the next iteration (or a run of pure decode steps, none starting at or after ``limit``).
+        Returns (completions as (request, time), handoffs to decode replicas as (request, time))."""
+        if self.cfg.scheduler == "static":
+            return self._step_static(limit), []
+        return self._step_dynamic(limit)
+
+    def _record(self, t0: float, t1: float, steps: int, prefill: int, decodes: int, u0: int) -> None:
+        self.timeline.append((t0, t1, steps, prefill, decodes, self.running(), u0, self.used))
+
+    def _step_dynamic(self, limit: float) -> tuple[list[tuple[int, float]], list[tuple[Req, float]]]:
+        cfg, bs = self.cfg, self.cfg.block_size
+        paged = cfg.kv_policy == "paged"
+        now = self.clock
+        # (1) every decoding request needs a slot for this step's token: taken now, preempting when short
+        if paged and self.dreq:
+            while self.dreq:
+                want = np.maximum(_ceil_div(self.kv + 1, bs), self.dblk)
+                extra = int((want - self.dblk).sum())
+                if self.used + extra <= cfg.num_blocks:
+                    self.used += extra
+                    self.dblk = want
+                    break
+                self._preempt_latest()
+        D = len(self.dreq)
+        # (2) prefill chunks and admissions
+        budget = (cfg.max_num_tokens or 1 << 62) - D
+        chunks: list[tuple[int, int, Req]] = []
+        if cfg.scheduler == "chunked":
+            for r in self.prefilling:
+                if budget <= 0:
+                    break
+                n = min(r.target - r.done, budget)
+                chunks.append((n, r.done, r))
+                budget -= n
+        joined: list[Req] = []
+        while self.waiting and self.running() + len(joined) < cfg.max_batch:
+            r = self.waiting[0]
+            if not r.kv_ready:
+                if cfg.scheduler == "chunked":
+                    if budget <= 0:
+                        break
+                elif r.target > budget and (chunks or r.target <= (cfg.max_num_tokens or 0)):
+                    break  # a prompt longer than max_num_tokens runs alone with the decodes
+            need = self._admit_blocks(r)
+            if need is None:
+                break
+            self.waiting.popleft()
+            self._take(r, need)
+            if r.kv_ready:
+                joined.append(r)
+                continue
+            n = min(r.target, budget) if cfg.scheduler == "chunked" else r.target
+            chunks.append((n, 0, r))
+            budget -= n
+            self.prefilling.append(r)
+        if not chunks:
+            if joined:  # received with their KV cache: scheduled again, now with them decoding
+                for r in joined:
+                    self._add_decode(r, r.target, r.last)
+                return [], []
+            if D == 0:
+                raise RuntimeError("a replica with queued work scheduled nothing")
+            return self._decode_run(now, limit), []
+        # a mixed iteration: prefill chunks (+ the decode step of the running requests)
+        u0 = self.used
+        completing = sum(1 for n, p, r in chunks if p + n == r.target)
+        ctx = int(self.kv.sum()) / D + 1.0 if D else 0.0
+        dur = self.price.iteration([(n, p) for n, p, _ in chunks], D, ctx, D + completing)
+        end = now + dur
+        done: list[tuple[int, float]] = []
+        handoffs: list[tuple[Req, float]] = []
+        if D:
+            self.rec.gaps.append(end - self.last)
+            self.kv += 1
+            self.rem -= 1
+            self.last[:] = end
+            self.outstanding -= D
+            done += self._finish_decodes(end)
+        for r in joined:
+            self._add_decode(r, r.target, r.last)
+        prefill_tokens = 0
+        for n, p, r in chunks:
+            r.done += n
+            prefill_tokens += n
+            self.outstanding -= n
+            if r.done < r.target:
+                continue
+            self.prefilling.remove(r)
+            r.g += 1
+            self.outstanding -= 1
+            if r.g == 1:
+                self.rec.first[r.idx] = end
+            else:
+                self.rec.gaps.append(np.array([end - r.last]))
+            r.last = end
+            if r.g >= r.L_out:
+                self.rec.finish[r.idx] = end
+                self.used -= r.blocks
+                done.append((r.idx, end))
+            elif self.role == "prefill":
+                self.used -= r.blocks
+                self.outstanding -= r.L_out - r.g
+                handoffs.append((r, end))
+            else:
+                self._add_decode(r, r.target, end)
+        self._record(now, end, 1, prefill_tokens, D, u0)
+        self.clock = end
+        return done, handoffs
+
+    def _block_limit(self, kmax: int) -> int:
+        """Most decode steps (<= kmax) whose blocks fit in the pool."""
+        bs, free = self.cfg.block_size, self.cfg.num_blocks - self.used
+        kv, dblk = self.kv, self.dblk
+
+        def extra(k: int) -> int:
+            return int((np.maximum(_ceil_div(kv + k, bs), dblk) - dblk).sum())
+
+        if extra(kmax) <= free:
+            return kmax
+        lo, hi = 1, kmax  # extra(lo) fits (checked by the caller), extra(hi) does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if extra(mid) <= free:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def _decode_run(self, now: float, limit: float) -> list[tuple[int, float]]:
+        """k pure decode steps of every decoding request, k up to the first completion, the pool's blocks
+        and the first step starting at or after ``limit``."""
+        D = len(self.dreq)
+        k = min(int(self.rem.min()), MAX_RUN)
+        if self.cfg.kv_policy == "paged" and self.used + D * (k // self.cfg.block_size + 1) > self.cfg.num_blocks:
+            k = self._block_limit(k)
+        durs = self.price.decode_steps(D, int(self.kv.sum()) / D + 1.0, k)
+        ends = now + np.cumsum(durs)
+        if limit < ends[-1] and k > 1:
+            k = 1 + int(np.searchsorted(ends[:k - 1], limit, side="left"))
+            durs, ends = durs[:k], ends[:k]
+        u0 = self.used
+        self.rec.gaps.append(ends[0] - self.last)
+        if k > 1:
+            self.rec.runs.append((durs[1:], np.full(k - 1, D)))
+        self.kv += k
+        self.rem -= k
+        end = float(ends[-1])
+        self.last[:] = end
+        self.outstanding -= D * k
+        if self.cfg.kv_policy == "paged":
+            want = np.maximum(_ceil_div(self.kv, self.cfg.block_size), self.dblk)
+            self.used += int((want - self.dblk).sum())
+            self.dblk = want
+        u_end = self.used
+        done = self._finish_decodes(end)
+        self.timeline.append((now, end, k, 0, D, D, u0, u_end))
+        self.clock = end
+        return done
+
+    # ---- static batches ---------------------------------------------------------------------------------
+    def _step_static(self, limit: float) -> list[tuple[int, float]]:
+        cfg = self.cfg
+        now = self.clock
+        if not self.static_active:
+            batch: list[Req] = []
+            while self.waiting and len(batch) < cfg.max_batch:
+                need = int(_ceil_div(self.waiting[0].L_in + self.waiting[0].L_out - 1, cfg.block_size))
+                if self.used + need > cfg.num_blocks:
+                    break
+                r = self.waiting.popleft()
+                self._take(r, need)
+                batch.append(r)
+            if not batch:
+                raise RuntimeError("a static batch found no request that fits the KV pool")
+            dur = self.price.iteration([(r.L_in, 0) for r in batch], 0, 0.0, len(batch))
+            end = now + dur
+            done = []
+            for r in batch:
+                r.g = 1
+                self.rec.first[r.idx] = end
+                self.outstanding -= r.L_in + 1
+                self._add_decode(r, r.L_in, end)
+                if r.L_out == 1:
+                    self.rec.finish[r.idx] = end
+                    done.append((r.idx, end))
+            self.static_active = True
+            self._record(now, end, 1, sum(r.L_in for r in batch), 0, self.used)
+            self.clock = end
+            if int(self.rem.max()) <= 0:
+                self._end_static()
+            return done
+        D = len(self.dreq)
+        k = min(int(self.rem.max()), MAX_RUN)
+        durs = self.price.decode_steps(D, float(self.kv.mean()) + 1.0, k)
+        ends = now + np.cumsum(durs)
+        if limit < ends[-1] and k > 1:
+            k = 1 + int(np.searchsorted(ends[:k - 1], limit, side="left"))
+            durs, ends = durs[:k], ends[:k]
+        rem = self.rem
+        active = rem > 0
+        self.rec.gaps.append(ends[0] - self.last[active])
+        if k > 1:
+            srt = np.sort(rem[active])
+            w = srt.size - np.searchsorted(srt, np.arange(1, k), side="right")  # requests with rem > j
+            self.rec.runs.append((durs[1:], w))
+        emitted = np.minimum(rem, k) * active
+        done = []
+        fin = active & (rem <= k)
+        for i in np.flatnonzero(fin):
+            t = float(ends[rem[i] - 1])
+            self.rec.finish[self.dreq[i].idx] = t
+            done.append((self.dreq[i].idx, t))
+        self.last = np.where(active, ends[np.maximum(np.minimum(rem, k), 1) - 1], self.last)
+        self.outstanding -= int(emitted.sum())
+        self.kv += k
+        self.rem = rem - k
+        end = float(ends[-1])
+        self.timeline.append((now, end, k, 0, D, D, self.used, self.used))
+        self.clock = end
+        if int(self.rem.max()) <= 0:
+            self._end_static()
+        return done
+
+    def _end_static(self) -> None:
+        self.used -= int(self.dblk.sum())
+        self._keep(np.zeros(len(self.dreq), dtype=bool))
+        self.static_active = False
+
+
+__all__ = ["EngineConfig", "KV_POLICIES", "ROLES", "Recorder", "Replica", "Req", "SCHEDULERS"]

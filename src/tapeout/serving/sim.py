@@ -1,0 +1,441 @@
+"""``tapeout.simulate``: requests through one or many serving replicas, metrics as benchmark clients report.
+
+Metrics follow vLLM's ``benchmarks/benchmark_serving.py`` (the client the TensorRT-LLM online-serving
+table's columns match; LMDeploy's ``profile_throughput.py`` defines the same quantities):
+
+- ``ttft_s``: per request, first token time - send time (queueing and prefill included);
+- ``tpot_s``: per request with more than one output token, (e2e latency - TTFT) / (output tokens - 1);
+- ``itl_s``: every gap between consecutive tokens of a request, pooled over all requests;
+- ``e2e_latency_s``: per request, last token time - send time;
+  each as ``mean``, ``p50``, ``p90``, ``p99`` (``numpy.percentile``, linear, as the client computes them);
+- ``duration_s``: from the first request's send time to the last request's last token;
+- ``request_throughput_rps`` = requests / duration, ``output_throughput_tok_s`` = output tokens /
+  duration, ``total_throughput_tok_s`` = (prompt + output tokens) / duration;
+- ``goodput_rps``: requests meeting every SLO given (TTFT <= ``slo_ttft``, TPOT <= ``slo_tpot``; a one-token
+  request's TPOT counts as 0, as vLLM's ``--goodput``) / duration; without SLOs every request counts;
+- ``kv_utilization``: blocks in use over the pool, time-weighted ``mean`` over the run and ``max``
+  (replicas averaged / maximised); ``preemptions``: requests preempted (counted each time).
+
+Nothing outside the engine is modelled: no HTTP/RPC, tokenization or detokenization time.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tapeout.errors import TapeoutError
+from tapeout.serving.engine import KV_POLICIES, SCHEDULERS, EngineConfig, Recorder, Replica, Req
+from tapeout.serving.iteration import IterationPricer
+from tapeout.serving.workload import Requests, make_requests
+
+ROUTERS = ("round_robin", "least_tokens")
+#: max_num_tokens when not given: TensorRT-LLM's trtllm-build default for in-flight batching (8192) and
+#: vLLM's default token budget with chunked prefill (2048); static batches have no token limit
+DEFAULT_MAX_NUM_TOKENS = {"continuous": 8192, "chunked": 2048, "static": None}
+PERCENTILES = (50, 90, 99)
+
+
+def _stats(x: np.ndarray) -> dict[str, float]:
+    if x.size == 0:
+        return {"mean": 0.0, "p50": 0.0, "p90": 0.0, "p99": 0.0}
+    p = np.percentile(x, PERCENTILES)
+    return {"mean": float(x.mean()), "p50": float(p[0]), "p90": float(p[1]), "p99": float(p[2])}
+
+
+@dataclass
+class SimResult:
+    """A simulated serving run. ``to_dict()`` is exactly ``tapeout simulate --format json``."""
+
+    inputs: dict[str, Any]
+    engine: dict[str, Any]
+    requests: Requests
+    recorder: Recorder
+    replicas: list[Replica]
+    slo_ttft: float | None = None
+    slo_tpot: float | None = None
+    _metrics: dict[str, Any] | None = field(default=None, repr=False)
+
+    # ---- per-request values ---------------------------------------------------------------------------
+    @property
+    def ttft(self) -> np.ndarray:
+        return self.recorder.first - self.recorder.sent
+
+    @property
+    def e2e(self) -> np.ndarray:
+        return self.recorder.finish - self.recorder.sent
+
+    @property
+    def tpot(self) -> np.ndarray:
+        """TPOT of every request with more than one output token."""
+        out = self.requests.output_len
+        many = out > 1
+        return (self.e2e[many] - self.ttft[many]) / (out[many] - 1)
+
+    @property
+    def itl(self) -> np.ndarray:
+        return self.recorder.itl()
+
+    def metrics(self) -> dict[str, Any]:
+        if self._metrics is not None:
+            return self._metrics
+        rec, reqs = self.recorder, self.requests
+        n = len(reqs)
+        duration = float(np.max(rec.finish) - np.min(rec.sent)) if n else 0.0
+        duration = duration if duration > 0 else float("nan")
+        ttft, e2e = self.ttft, self.e2e
+        out = reqs.output_len
+        tpot_all = np.where(out > 1, (e2e - ttft) / np.maximum(out - 1, 1), 0.0)
+        good = np.ones(n, dtype=bool)
+        if self.slo_ttft is not None:
+            good &= ttft <= self.slo_ttft
+        if self.slo_tpot is not None:
+            good &= tpot_all <= self.slo_tpot
+        means, maxes = [], []
+        for r in self.replicas:
+            nb = r.cfg.num_blocks
+            if not r.timeline or nb <= 0:
+                continue
+            tl = np.array([(a, b, u0, u1) for a, b, _, _, _, _, u0, u1 in r.timeline])
+            area = float(np.sum((tl[:, 1] - tl[:, 0]) * (tl[:, 2] + tl[:, 3]) / 2))
+            means.append(area / nb / duration if math.isfinite(duration) else 0.0)
+            maxes.append(float(tl[:, 2:].max()) / nb)
+        iterations = sum(sum(s for _, _, s, *_ in r.timeline) for r in self.replicas)
+        d = duration if math.isfinite(duration) else 0.0
+        rate = (lambda x: float(x / duration)) if math.isfinite(duration) else (lambda x: 0.0)
+        self._metrics = {
+            "completed": int(np.isfinite(rec.finish).sum()),
+            "duration_s": d,
+            "request_throughput_rps": rate(n),
+            "output_throughput_tok_s": rate(float(out.sum())),
+            "total_throughput_tok_s": rate(float(out.sum() + reqs.input_len.sum())),
+            "goodput_rps": rate(float(good.sum())),
+            "ttft_s": _stats(ttft),
+            "tpot_s": _stats(self.tpot),
+            "itl_s": _stats(self.itl),
+            "e2e_latency_s": _stats(e2e),
+            "kv_utilization": {"mean": float(np.mean(means)) if means else 0.0,
+                               "max": float(np.max(maxes)) if maxes else 0.0},
+            "preemptions": int(rec.preemptions.sum()),
+            "iterations": int(iterations),
+            "mean_batch_size": float(self._mean_batch()),
+            "total_input_tokens": int(reqs.input_len.sum()),
+            "total_output_tokens": int(out.sum()),
+        }
+        return self._metrics
+
+    def _mean_batch(self) -> float:
+        """Running requests per iteration, averaged over iterations."""
+        w = sum(s * b for r in self.replicas for _, _, s, _, _, b, _, _ in r.timeline)
+        n = sum(s for r in self.replicas for _, _, s, *_ in r.timeline)
+        return w / n if n else 0.0
+
+    def __getattr__(self, name: str) -> Any:  # result.ttft_s, result.output_throughput_tok_s, ...
+        if name.startswith("_"):
+            raise AttributeError(name)
+        m = self.metrics()
+        if name in m:
+            return m[name]
+        raise AttributeError(f"SimResult has no attribute {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        from tapeout.cliutil import json_safe
+
+        return json_safe({"inputs": dict(self.inputs), "engine": dict(self.engine), **self.metrics()})
+
+    def timeline(self) -> list[dict[str, Any]]:
+        """Per replica and iteration (or run of equal decode steps): times, steps, prefill tokens, decoding
+        and running requests, KV blocks in use at its start and end."""
+        keys = ("start_s", "end_s", "steps", "prefill_tokens", "decodes", "running", "blocks_start", "blocks_end")
+        return [{"replica": r.rid, **dict(zip(keys, row))} for r in self.replicas for row in r.timeline]
+
+    def write_trace(self, path: str | Path) -> Path:
+        from tapeout.serving.export import write_chrome_trace
+
+        return write_chrome_trace(self, path)
+
+    def plot(self, folder: str | Path) -> list[Path]:
+        from tapeout.serving.export import write_plots
+
+        return write_plots(self, folder)
+
+
+class _Source:
+    """The client: scheduled send times, at most ``concurrency`` requests in flight."""
+
+    def __init__(self, reqs: Requests) -> None:
+        self.sched = reqs.arrival_s
+        self.cap = reqs.concurrency
+        self.n = len(reqs)
+        self.i = 0
+        self.inflight = 0
+        self.floor = 0.0
+
+    def next_time(self) -> float:
+        if self.i >= self.n or (self.cap is not None and self.inflight >= self.cap):
+            return math.inf
+        return max(float(self.sched[self.i]), self.floor)
+
+    def issue(self) -> tuple[int, float]:
+        t = self.next_time()
+        self.i += 1
+        self.inflight += 1
+        return self.i - 1, t
+
+    def complete(self, t: float) -> None:
+        if self.cap is not None and self.inflight >= self.cap:
+            self.floor = max(self.floor, t)
+        self.inflight -= 1
+
+
+class _Router:
+    def __init__(self, pool: list[Replica], policy: str) -> None:
+        self.pool, self.policy, self.i = pool, policy, 0
+
+    def pick(self) -> Replica:
+        if self.policy == "round_robin" or len(self.pool) == 1:
+            r = self.pool[self.i % len(self.pool)]
+            self.i += 1
+            return r
+        return min(self.pool, key=lambda r: (r.outstanding, r.rid))
+
+
+def run(reqs: Requests, replicas: list[Replica], router: str, rec: Recorder, *, decode_pool: list[Replica] | None
+        = None, transfer=None, progress=None) -> None:  # noqa: ANN001
+    """Drive the requests through the replicas in time order (arrivals first on ties). With a
+    ``decode_pool`` the replicas are prefill replicas: each prefilled request moves there after
+    ``transfer(tokens)`` seconds."""
+    src = _Source(reqs)
+    front = _Router(replicas, router)
+    back = _Router(decode_pool, router) if decode_pool else None
+    everyone = replicas + (decode_pool or [])
+    moves: list[tuple[float, int, Req]] = []
+    done_count = 0
+    while True:
+        ta = src.next_time()
+        tm = moves[0][0] if moves else math.inf
+        busy = [r for r in everyone if r.has_work()]
+        rmin = min(busy, key=lambda r: r.clock) if busy else None
+        t_next = min(ta, tm)
+        if rmin is None or t_next <= rmin.clock:
+            if t_next == math.inf:
+                if rmin is None:
+                    return
+            elif tm < ta:
+                t, _, r = heapq.heappop(moves)
+                assert back is not None
+                back.pick().submit(r, t)
+                continue
+            else:
+                idx, t = src.issue()
+                rec.sent[idx] = t
+                front.pick().submit(Req(idx, int(reqs.input_len[idx]), int(reqs.output_len[idx])), t)
+                continue
+        assert rmin is not None
+        done, handoffs = rmin.step(t_next)
+        for _, t in done:
+            src.complete(t)
+        if done and progress is not None:
+            done_count += len(done)
+            progress(done_count)
+        for r, t in handoffs:
+            r.kv_ready = True
+            r.blocks = 0
+            r.done = 0
+            heapq.heappush(moves, (t + transfer(r.target), r.idx, r))
+
+
+def _positive_int(name: str, v: Any, allow_none: bool = False) -> None:
+    if v is None and allow_none:
+        return
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+        raise TapeoutError(f"{name}={v!r}: allowed an integer >= 1", field=name)
+
+
+def simulate(
+    model: Any,
+    hardware: Any,
+    *,
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+    weights: str | None = None,
+    activations: str | None = None,
+    kv_cache: str | None = None,
+    attention: str = "flash",
+    fuse_residual_norm: bool = False,
+    scenario: Any = None,
+    framework: str = "kernels",
+    tier: str | None = None,
+    efficiency: dict[str, float] | None = None,
+    scheduler: str = "continuous",
+    max_batch: int = 256,
+    max_num_tokens: int | None = None,
+    kv_fraction: float = 0.9,
+    kv_tokens: int | None = None,
+    block_size: int = 16,
+    kv_policy: str = "paged",
+    replicas: int = 1,
+    router: str = "round_robin",
+    prefill_replicas: int = 0,
+    decode_replicas: int = 0,
+    input_len: Any = 1024,
+    output_len: Any = 128,
+    num_requests: int | None = None,
+    rate: float = math.inf,
+    arrival: str = "poisson",
+    burstiness: float = 1.0,
+    concurrency: int | None = None,
+    trace: str | Path | None = None,
+    workload: str | None = None,
+    seed: int = 0,
+    slo_ttft: float | None = None,
+    slo_tpot: float | None = None,
+    exact: bool = False,
+    progress: bool = False,
+) -> SimResult:
+    """Simulate serving ``num_requests`` requests of ``model`` on replicas of ``tp`` x ``pp`` ``hardware``.
+
+    Engine: ``scheduler`` static | continuous | chunked (:mod:`tapeout.serving.engine`), at most
+    ``max_batch`` running requests and ``max_num_tokens`` tokens per iteration (default 8192 continuous,
+    2048 chunked); a paged KV pool of ``block_size``-token blocks holding ``kv_fraction`` of the memory left
+    after weights, the largest iteration's activations and the runtime reserve (``kv_tokens`` sets the pool
+    in tokens instead, for an engine that states it), ``kv_policy`` paged (preemption by recompute) or
+    reserve. Formats, parallelism, ``framework``, ``tier`` and ``efficiency`` as :func:`tapeout.predict`.
+
+    Traffic (:func:`tapeout.serving.workload.make_requests`): ``input_len`` / ``output_len`` (an int, a
+    distribution mapping or text such as ``"lognormal:mean=250,sigma=1"``), ``workload="sharegpt"``, or a
+    JSONL ``trace``; ``rate`` requests/s (``inf``: all at once) with ``arrival`` poisson | gamma
+    (``burstiness``), ``concurrency`` (requests in flight; closed loop with ``rate=inf``); ``seed``.
+
+    Cluster: ``replicas`` engines behind a ``router`` (round_robin | least_tokens: fewest outstanding
+    prompt + output tokens), or prefill/decode disaggregation with ``prefill_replicas`` and
+    ``decode_replicas`` (each prefilled request's KV cache moves to a decode replica, priced as a
+    point-to-point send; its first token leaves the prefill replica). ``slo_ttft`` / ``slo_tpot`` (seconds)
+    define ``goodput_rps``. ``exact`` prices every iteration without shape buckets (slower).
+    """
+    from tapeout.api import build_scenario, resolve
+    from tapeout.system.memory import plan
+    from tapeout.workload.build import pipeline
+
+    if scheduler not in SCHEDULERS:
+        raise TapeoutError(f"unknown scheduler {scheduler!r}; allowed: {', '.join(SCHEDULERS)}", field="scheduler")
+    if kv_policy not in KV_POLICIES:
+        raise TapeoutError(f"unknown kv_policy {kv_policy!r}; allowed: {', '.join(KV_POLICIES)}", field="kv_policy")
+    if router not in ROUTERS:
+        raise TapeoutError(f"unknown router {router!r}; allowed: {', '.join(ROUTERS)}", field="router")
+    _positive_int("max_batch", max_batch)
+    _positive_int("max_num_tokens", max_num_tokens, allow_none=True)
+    _positive_int("block_size", block_size)
+    _positive_int("replicas", replicas)
+    _positive_int("kv_tokens", kv_tokens, allow_none=True)
+    for name, v in (("prefill_replicas", prefill_replicas), ("decode_replicas", decode_replicas)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise TapeoutError(f"{name}={v!r}: allowed an integer >= 0", field=name)
+    disagg = prefill_replicas > 0 or decode_replicas > 0
+    if disagg and (prefill_replicas < 1 or decode_replicas < 1):
+        raise TapeoutError("disaggregation needs both pools; allowed: prefill_replicas >= 1 and decode_replicas >= 1",
+                           field="prefill_replicas" if prefill_replicas < 1 else "decode_replicas")
+    if disagg and scheduler == "static":
+        raise TapeoutError("static batches cannot be disaggregated; allowed: continuous, chunked", field="scheduler")
+    for name, v in (("slo_ttft", slo_ttft), ("slo_tpot", slo_tpot)):
+        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise TapeoutError(f"{name}={v!r}: allowed a finite number of seconds > 0", field=name)
+    if scheduler == "chunked" and attention == "naive":
+        raise TapeoutError("chunked prefill needs fused attention; allowed: flash, mmha", field="attention")
+
+    reqs = make_requests(input_len=input_len, output_len=output_len, num_requests=num_requests, rate=rate,
+                         arrival=arrival, burstiness=burstiness, concurrency=concurrency, trace=trace,
+                         workload=workload, seed=seed)
+    m, hw, tier, fw = resolve(model, hardware, framework=framework, efficiency=efficiency, tier=tier)
+    mnt = DEFAULT_MAX_NUM_TOKENS[scheduler] if max_num_tokens is None else max_num_tokens
+    longest = int(reqs.input_len.max())
+    # the largest iteration: the token budget, a longer prompt alone, or a whole static batch
+    peak_tokens = max(mnt or 0, longest) if scheduler != "static" else min(max_batch, len(reqs)) * longest
+    common = {"batch": 1, "input_len": peak_tokens, "output_len": 1, "tp": tp, "ep": ep, "pp": pp,
+              "attention": attention, "fuse_residual_norm": fuse_residual_norm, "kv_fraction": kv_fraction}
+    sc = build_scenario(common, scenario=scenario, weights=weights, activations=activations, kv_cache=kv_cache)
+    pipe = pipeline(m, sc)
+    distinct = pipe.distinct()
+    mem = plan(m, hw, sc, [st.prefill for st in distinct], pipe.same_as)
+    pool = mem.kv_capacity_tokens if kv_tokens is None else kv_tokens
+    num_blocks = pool // block_size
+    cfg = EngineConfig(scheduler=scheduler, max_batch=max_batch, max_num_tokens=mnt, block_size=block_size,
+                       num_blocks=num_blocks, kv_policy=kv_policy)
+    need = int(np.max(reqs.input_len + reqs.output_len - 1))
+    if (num_blocks - cfg.watermark_blocks) * block_size < need:
+        what = (f"weights and activations need {mem.weights_bytes / 1e9:.1f} + {mem.activation_bytes / 1e9:.1f} GB "
+                f"of the device's {mem.capacity_bytes / 1e9:.1f} GB") if kv_tokens is None else "kv_tokens"
+        raise TapeoutError(
+            f"the KV pool holds {num_blocks * block_size} tokens ({what}); the longest request needs {need}; "
+            "allowed: a larger kv_fraction or tp, a smaller max_num_tokens, or shorter requests",
+            field="kv_fraction" if kv_tokens is None else "kv_tokens")
+    price = IterationPricer(m, hw, sc, tier, exact=exact)
+    rec = Recorder(len(reqs))
+    if disagg:
+        pre = [Replica(i, cfg, price, rec, role="prefill") for i in range(prefill_replicas)]
+        dec = [Replica(prefill_replicas + i, cfg, price, rec, role="decode") for i in range(decode_replicas)]
+        per_token = mem.kv_cache_bytes_per_token
+        reps, pool_list = pre + dec, (pre, dec)
+    else:
+        reps = [Replica(i, cfg, price, rec) for i in range(replicas)]
+        pool_list = (reps, None)
+    bar = None
+    if progress:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        task = bar.add_task("simulating", total=len(reqs))
+        bar.start()
+
+        def tick(n: int) -> None:
+            if n % 64 == 0 or n == len(reqs):
+                bar.update(task, completed=n)
+    try:
+        run(reqs, pool_list[0], router, rec, decode_pool=pool_list[1],
+            transfer=(lambda tokens: price.kv_transfer(tokens, per_token)) if disagg else None,
+            progress=tick if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.stop()
+    inputs = {
+        "model": m.name, "hardware": hw.name, "tier": tier, "framework": fw.name, "tp": tp, "pp": pp, "ep": ep,
+        "weights": sc.weights.name, "activations": sc.activations.name, "kv_cache": sc.kv_cache.name,
+        "attention": attention, "scheduler": scheduler, "max_batch": max_batch, "max_num_tokens": mnt,
+        "kv_fraction": kv_fraction, "kv_tokens": kv_tokens, "block_size": block_size, "kv_policy": kv_policy,
+        "replicas": len(reps) if not disagg else 0, "router": router, "prefill_replicas": prefill_replicas,
+        "decode_replicas": decode_replicas, "num_requests": len(reqs),
+        "rate": "inf" if math.isinf(float(rate)) else float(rate), "arrival": arrival, "burstiness": burstiness,
+        "concurrency": concurrency, "trace": str(trace) if trace is not None else None, "workload": workload,
+        "input_len": _spec_text(input_len) if trace is None and workload is None else None,
+        "output_len": _spec_text(output_len) if trace is None and workload is None else None,
+        "seed": seed, "slo_ttft_s": slo_ttft, "slo_tpot_s": slo_tpot, "exact": exact,
+    }
+    engine = {
+        "kv_capacity_tokens": int(pool), "num_blocks": int(num_blocks),
+        "kv_cache_bytes_per_token": float(mem.kv_cache_bytes_per_token),
+        "weights_bytes": float(mem.weights_bytes), "activation_bytes": float(mem.activation_bytes),
+        "watermark_blocks": cfg.watermark_blocks, "gpus": (len(reps)) * tp * pp,
+        "mean_input_len": float(reqs.input_len.mean()), "mean_output_len": float(reqs.output_len.mean()),
+    }
+    return SimResult(inputs, engine, reqs, rec, reps, slo_ttft, slo_tpot)
+
+
+def _spec_text(v: Any) -> Any:
+    if isinstance(v, (int, str)) and not isinstance(v, bool):
+        return v
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    from tapeout.serving.workload import LengthDist
+
+    if isinstance(v, LengthDist):
+        return v.model_dump(exclude_none=True)
+    return v
+
+
+__all__ = ["DEFAULT_MAX_NUM_TOKENS", "ROUTERS", "SimResult", "run", "simulate"]
