@@ -300,9 +300,12 @@ def validate(
 
 from tapeout.cost.cli import cost_command  # noqa: E402 (both import only typer)
 from tapeout.explore.cli import explore_command  # noqa: E402
+from tapeout.serving.cli import capacity_command, simulate_command  # noqa: E402
 
 app.command("cost", cls=BoolValueCommand)(cost_command)
 app.command("explore", cls=BoolValueCommand)(explore_command)
+app.command("simulate", cls=BoolValueCommand)(simulate_command)
+app.command("capacity", cls=BoolValueCommand)(capacity_command)
 
 
 def main(argv: list[str] | None = None) -> None:

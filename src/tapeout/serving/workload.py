@@ -254,6 +254,8 @@ def make_requests(*, input_len: Any = 1024, output_len: Any = 128, num_requests:
             raise TapeoutError("a trace gives the lengths; leave workload unset", field="workload")
         if not math.isinf(rate):
             raise TapeoutError("a trace gives the arrival times; leave rate unset", field="rate")
+        if str(trace) == "sample" and not Path(trace).exists():
+            trace = SAMPLE_TRACE
         a, i, o = read_trace(trace, num_requests)
         return Requests(a, i, o, concurrency)
     n = 1000 if num_requests is None else num_requests

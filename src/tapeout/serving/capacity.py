@@ -1,0 +1,165 @@
+"""``tapeout capacity``: what a device serves under latency SLOs, and what a request rate costs.
+
+Configurations are (tp, max_batch) for one scheduler, on one device. For each, the highest request rate
+one replica sustains while the ``percentile``-th TTFT stays within ``slo_ttft`` and the TPOT within
+``slo_tpot`` is found by bisection on the rate (geometric, between 1% of the replica's offline request
+throughput and that throughput), each point a simulation of ``num_requests`` requests with the same seed.
+Then:
+
+- **highest rate** (no ``rate`` given): ``gpus`` devices hold ``gpus // (tp x pp)`` replicas behind a
+  least-outstanding-tokens router; their rate is that many times one replica's, checked by simulating them
+  together (lowered by 5% steps until it meets the SLOs); the best configuration has the highest rate.
+- **cheapest configuration** (``rate`` given): each configuration needs n = ceil(rate / one replica's
+  rate) replicas, checked by simulating n replicas at ``rate`` (n grows until the SLOs hold); its cost is
+  n x tp x pp devices at the cost model's $/hour (:func:`tapeout.cost.estimate`), and $/Mtok divides it
+  by the output tokens served. The best configuration is the cheapest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tapeout.errors import TapeoutError
+
+PERCENTILES = (50, 90, 99)
+
+
+@dataclass(frozen=True)
+class Point:
+    rate: float
+    ok: bool
+    ttft: float
+    tpot: float
+    output_tok_s: float
+
+
+def _check(kw: dict[str, Any], rate: float, slo_ttft: float | None, slo_tpot: float | None, pct: float,
+           replicas: int = 1, num_requests: int = 300) -> Point:
+    from tapeout.serving.sim import simulate
+
+    res = simulate(**kw, rate=rate, replicas=replicas, router="least_tokens", num_requests=num_requests * replicas)
+    ttft = float(np.percentile(res.ttft, pct))
+    tp = res.tpot
+    tpot = float(np.percentile(tp, pct)) if tp.size else 0.0
+    ok = (slo_ttft is None or ttft <= slo_ttft) and (slo_tpot is None or tpot <= slo_tpot)
+    return Point(rate, ok, ttft, tpot, float(res.metrics()["output_throughput_tok_s"]))
+
+
+def max_rate(kw: dict[str, Any], slo_ttft: float | None, slo_tpot: float | None, pct: float,
+             num_requests: int = 300, steps: int = 8) -> tuple[float, Point | None]:
+    """(highest rate meeting the SLOs, its point) for one replica; (0, None) when even a light load fails."""
+    from tapeout.serving.sim import simulate
+
+    offline = simulate(**kw, rate=math.inf, num_requests=num_requests)
+    hi = float(offline.metrics()["request_throughput_rps"])
+    lo = hi / 100
+    p_lo = _check(kw, lo, slo_ttft, slo_tpot, pct, num_requests=num_requests)
+    if not p_lo.ok:
+        return 0.0, None
+    best = p_lo
+    p_hi = _check(kw, hi, slo_ttft, slo_tpot, pct, num_requests=num_requests)
+    if p_hi.ok:
+        return hi, p_hi
+    for _ in range(steps):
+        mid = math.sqrt(lo * hi)
+        p = _check(kw, mid, slo_ttft, slo_tpot, pct, num_requests=num_requests)
+        if p.ok:
+            lo, best = mid, p
+        else:
+            hi = mid
+    return lo, best
+
+
+def capacity(model: str, hardware: str, *, slo_ttft: float | None = None, slo_tpot: float | None = None,
+             percentile: float = 99, rate: float | None = None, gpus: int = 8, tps: tuple[int, ...] | None = None,
+             max_batches: tuple[int, ...] = (64, 128, 256), scheduler: str = "continuous",
+             num_requests: int = 300, seed: int = 0, **sim: Any) -> dict[str, Any]:
+    """The search described in the module docstring; the dict ``tapeout capacity --format json`` prints.
+
+    ``sim`` holds further :func:`tapeout.simulate` arguments (lengths, ``workload``, formats, ``pp``,
+    ``framework``, ``tier``...). ``tps`` defaults to the powers of two up to ``gpus``.
+    """
+    from tapeout.api import load_hardware
+    from tapeout.cost import estimate
+
+    if slo_ttft is None and slo_tpot is None:
+        raise TapeoutError("give at least one SLO; allowed: slo_ttft, slo_tpot (seconds)", field="slo_ttft")
+    if not (isinstance(percentile, (int, float)) and 0 < percentile <= 100):
+        raise TapeoutError(f"percentile={percentile!r}: allowed a number in (0, 100]", field="percentile")
+    if rate is not None and not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
+        raise TapeoutError(f"rate={rate!r}: allowed a finite number of requests/s > 0", field="rate")
+    if not isinstance(gpus, int) or gpus < 1:
+        raise TapeoutError(f"gpus={gpus!r}: allowed an integer >= 1", field="gpus")
+    pp = int(sim.get("pp", 1))
+    if tps is None:
+        tps = tuple(t for t in (1, 2, 4, 8, 16) if t * pp <= max(gpus, 1))
+    hw = load_hardware(hardware)
+    usd_h = estimate(hw).usd_per_hour
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    for tp in tps:
+        for mb in max_batches:
+            kw = {"model": model, "hardware": hw, "tp": tp, "max_batch": mb, "scheduler": scheduler, "seed": seed,
+                  **sim}
+            try:
+                r1, p1 = max_rate(kw, slo_ttft, slo_tpot, percentile, num_requests)
+            except TapeoutError as exc:  # tp does not shard the model, or it does not fit
+                skipped.append({"tp": tp, "max_batch": mb, "reason": str(exc)})
+                continue
+            row: dict[str, Any] = {"tp": tp, "max_batch": mb, "replica_rate_rps": r1}
+            if p1 is None:
+                row.update(meets_slo=False)
+                rows.append(row)
+                continue
+            devices = tp * pp
+            if rate is None:
+                n = gpus // devices
+                if n < 1:
+                    continue
+                total, point = n * r1, None
+                for _ in range(5):
+                    point = _check(kw, total, slo_ttft, slo_tpot, percentile, replicas=n, num_requests=num_requests)
+                    if point.ok:
+                        break
+                    total *= 0.95
+            else:
+                n = max(1, math.ceil(rate / r1))
+                point = None
+                for _ in range(4):
+                    point = _check(kw, rate, slo_ttft, slo_tpot, percentile, replicas=n, num_requests=num_requests)
+                    if point.ok:
+                        break
+                    n += 1
+                total = rate
+            assert point is not None
+            cost_h = n * devices * usd_h
+            row.update(meets_slo=point.ok, replicas=n, gpus=n * devices, rate_rps=total,
+                       rate_per_gpu_rps=total / (n * devices),
+                       ttft_p_s=point.ttft, tpot_p_s=point.tpot, output_throughput_tok_s=point.output_tok_s,
+                       usd_per_hour=cost_h,
+                       usd_per_mtok=cost_h / (point.output_tok_s * 3600) * 1e6 if point.output_tok_s > 0 else None)
+            rows.append(row)
+    ok = [r for r in rows if r.get("meets_slo")]
+    if rate is None:
+        best = max(ok, key=lambda r: (r["rate_rps"], -r["gpus"]), default=None)
+    else:
+        best = min(ok, key=lambda r: (r["usd_per_hour"], -r["rate_per_gpu_rps"]), default=None)
+    return {
+        "inputs": {"model": model, "hardware": hw.name, "slo_ttft_s": slo_ttft, "slo_tpot_s": slo_tpot,
+                   "percentile": percentile, "rate": rate, "gpus": gpus if rate is None else None,
+                   "tps": list(tps), "max_batches": list(max_batches), "scheduler": scheduler,
+                   "num_requests": num_requests, "seed": seed,
+                   **{k: v for k, v in sim.items() if isinstance(v, (int, float, str, type(None)))}},
+        "usd_per_device_hour": usd_h,
+        "mode": "highest_rate" if rate is None else "cheapest",
+        "best": best,
+        "configs": rows,
+        "skipped": skipped,
+    }
+
+
+__all__ = ["capacity", "max_rate"]
