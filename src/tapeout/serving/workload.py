@@ -19,6 +19,7 @@ ShareGPT sample with the Llama-2 tokenizer (tests pin them within 3%).
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -197,10 +198,15 @@ def read_trace(path: str | Path, limit: int | None = None) -> tuple[np.ndarray, 
     return (np.array(arr)[order], np.array(inp, dtype=np.int64)[order], np.array(out, dtype=np.int64)[order])
 
 
-def sharegpt_lengths(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` ShareGPT-like (prompt, completion) pairs: lognormal draws filtered as the clients filter."""
+def sharegpt_lengths(rng: np.random.Generator, n: int, input_mean: float = 247.0,
+                     output_mean: float = 233.0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` ShareGPT-like (prompt, completion) pairs: lognormal draws filtered as the clients filter. Other
+    means than the Llama-2 tokenizer's 247/233 (another tokenizer's counts) get their own medians, solved so
+    the filtered means match (:func:`_medians`)."""
     c = SHAREGPT
     (mi, si), (mo, so) = c["input"], c["output"]
+    if (input_mean, output_mean) != (247.0, 233.0):
+        mi, mo = _medians(float(input_mean), float(output_mean))
     inp: list[np.ndarray] = []
     out: list[np.ndarray] = []
     have = 0
@@ -213,6 +219,45 @@ def sharegpt_lengths(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.n
         out.append(b[keep])
         have += int(keep.sum())
     return np.concatenate(inp)[:n], np.concatenate(out)[:n]
+
+
+@functools.lru_cache(maxsize=16)
+def _medians(input_mean: float, output_mean: float) -> tuple[float, float]:
+    """Lognormal medians whose filtered ShareGPT-like draws have these means (fixed-point iteration on 100,000
+    draws of a fixed seed: deterministic)."""
+    c = SHAREGPT
+    (mi, si), (mo, so) = c["input"], c["output"]
+    mi, mo = mi * input_mean / 247.0, mo * output_mean / 233.0
+    rng = np.random.default_rng(0)
+    za, zb = rng.standard_normal(100_000), rng.standard_normal(100_000)
+    for _ in range(12):
+        a, b = np.rint(mi * np.exp(si * za)), np.rint(mo * np.exp(so * zb))
+        keep = (a >= c["min_input"]) & (a <= c["max_input"]) & (b >= c["min_output"]) & (a + b <= c["max_total"])
+        mi *= input_mean / a[keep].mean()
+        mo *= output_mean / b[keep].mean()
+    return mi, mo
+
+
+def parse_preset(text: str) -> dict[str, float]:
+    """``sharegpt`` or ``sharegpt:input_mean=223,output_mean=200`` -> the keyword arguments of
+    :func:`sharegpt_lengths`."""
+    name, _, rest = str(text).partition(":")
+    if name not in PRESETS:
+        raise TapeoutError(f"unknown workload {text!r}; allowed: {', '.join(PRESETS)} (optionally "
+                           "sharegpt:input_mean=..,output_mean=..)", field="workload")
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        k, eq, v = part.partition("=")
+        k = k.strip()
+        try:
+            x = float(v)
+        except ValueError:
+            x = float("nan")
+        if not eq or k not in ("input_mean", "output_mean") or not (math.isfinite(x) and 4 <= x <= 1024):
+            raise TapeoutError(f"{part!r} in {text!r}; allowed: input_mean=.., output_mean=.. (4 to 1024 tokens)",
+                               field="workload")
+        out[k] = x
+    return out
 
 
 def arrivals(rng: np.random.Generator, n: int, rate: float, arrival: str, burstiness: float) -> np.ndarray:
@@ -260,9 +305,7 @@ def make_requests(*, input_len: Any = 1024, output_len: Any = 128, num_requests:
         return Requests(a, i, o, concurrency)
     n = 1000 if num_requests is None else num_requests
     if workload is not None:
-        if workload not in PRESETS:
-            raise TapeoutError(f"unknown workload {workload!r}; allowed: {', '.join(PRESETS)}", field="workload")
-        i, o = sharegpt_lengths(rng, n)
+        i, o = sharegpt_lengths(rng, n, **parse_preset(workload))
     else:
         i = parse_length(input_len, "input_len").sample(rng, n)
         o = parse_length(output_len, "output_len").sample(rng, n)

@@ -13,7 +13,9 @@ Efficiency data (``efficiency=``):
 
 End-to-end cases (datasets ``e2e-*``, :attr:`Case.is_e2e`) are scenarios priced through
 :func:`tapeout.predict` on the same device spec (efficiency data as above, no harness host term), and
-compared on the quantity the case names (``Case.quantity``). Their MAPE and MdAPE are computed on the
+compared on the quantity the case names (``Case.quantity``). Serving sets (``e2e-serving-*``,
+:mod:`tapeout.validate.serving`) are load points simulated with :func:`tapeout.simulate`; their
+throughputs are scored on the rate, their latencies (TTFT, ITL) on the time. Their MAPE and MdAPE are computed on the
 published rate (tokens/s, tokens/GPU/s), the number the source printed; their bias stays
 mean ln(predicted time / measured time) = mean ln(measured rate / predicted rate), so > 0 still means
 "predicted too slow" (throughput too low) as for every other group.
@@ -36,7 +38,7 @@ from typing import Any
 from tapeout.hardware.spec import EfficiencySpec, HardwareSpec
 from tapeout.hardware.catalog import CALIBRATION_FILE, calibration_tables  # noqa: F401 (re-export)
 from tapeout.perf import estimate
-from tapeout.validate import metrics
+from tapeout.validate import metrics, serving
 from tapeout.validate.cases import KERNEL, LLMCOMPASS, Case
 from tapeout.validate.e2e import e2e_predict
 from tapeout.validate.registry import load
@@ -176,7 +178,10 @@ class CaseResult:
             "measured_s": c.measured_s, "predicted_s": self.predicted_s,
             "ratio": self.predicted_s / c.measured_s, "bound": self.bound, **dict(c.info),
         }
-        if c.is_e2e:  # the published rate and its prediction
+        if serving.is_serving(c):  # the published value (a rate or a latency) and its prediction
+            out.update(quantity=c.quantity, measured_value=serving.scored(c, c.measured_s),
+                       predicted_value=serving.scored(c, self.predicted_s))
+        elif c.is_e2e:  # the published rate and its prediction
             out.update(quantity=c.quantity, measured_rate=1.0 / c.measured_s, predicted_rate=1.0 / self.predicted_s)
         return out
 
@@ -198,6 +203,9 @@ def predict_case(case: Case, devices: _Devices, tier: str = "roofline") -> CaseR
         from tapeout.api import default_tier
 
         tier = default_tier(devices.base(case.device))
+    if serving.is_serving(case):  # a load point simulated with tapeout.simulate
+        return CaseResult(case, serving.simulated(devices.base(case.device), case.scenario, tier)[case.quantity],
+                          "serving")
     if case.is_e2e:
         point = e2e_predict(devices.base(case.device), case.scenario, tier)
         secs = point.seconds(case.quantity, dict(case.scenario), int(case.get("num_gpus", 1)))
@@ -211,13 +219,21 @@ def predict_case(case: Case, devices: _Devices, tier: str = "roofline") -> CaseR
     return CaseResult(case, total, bound)
 
 
+def _published(case: Case, seconds: float) -> float:
+    """What an end-to-end case's percentage error is taken on: the published rate, or the time for a
+    serving latency (TTFT, ITL)."""
+    return serving.scored(case, seconds) if serving.is_serving(case) else 1.0 / seconds
+
+
 def _group_row(dataset: str, op_class: str, device: str, rs: list[CaseResult]) -> dict[str, Any]:
     p = [r.predicted_s for r in rs]
     m = [r.case.measured_s for r in rs]
     s = metrics.summarize(p, m)
-    if all(r.case.is_e2e for r in rs):  # percentage errors on the published rate; bias in time (see above)
-        s["mape_pct"] = metrics.mape_pct([1.0 / x for x in p], [1.0 / x for x in m])
-        s["mdape_pct"] = metrics.mdape_pct([1.0 / x for x in p], [1.0 / x for x in m])
+    if all(r.case.is_e2e for r in rs):  # percentage errors on the published value; bias in time (see above)
+        pv = [_published(r.case, x) for r, x in zip(rs, p)]
+        mv = [_published(r.case, x) for r, x in zip(rs, m)]
+        s["mape_pct"] = metrics.mape_pct(pv, mv)
+        s["mdape_pct"] = metrics.mdape_pct(pv, mv)
     return {"dataset": dataset, "op_class": op_class, "device": device, **s}
 
 
