@@ -146,16 +146,18 @@ class Replica:
         return len(self.prefilling) + len(self.dreq)
 
     # ---- decode arrays ----------------------------------------------------------------------------------
-    def _add_decode(self, r: Req, kv: int, t_last: float) -> None:
-        self.dreq.append(r)
-        self.kv = np.append(self.kv, kv)
-        self.rem = np.append(self.rem, r.L_out - r.g)
-        self.last = np.append(self.last, t_last)
-        self.dblk = np.append(self.dblk, r.blocks)
-        self.order = np.append(self.order, r.order)
+    def _add_decodes(self, rs: list[Req], kvs: list[int], lasts: list[float]) -> None:
+        if not rs:
+            return
+        self.dreq.extend(rs)
+        self.kv = np.concatenate([self.kv, np.array(kvs, dtype=np.int64)])
+        self.rem = np.concatenate([self.rem, np.array([r.L_out - r.g for r in rs], dtype=np.int64)])
+        self.last = np.concatenate([self.last, np.array(lasts, dtype=float)])
+        self.dblk = np.concatenate([self.dblk, np.array([r.blocks for r in rs], dtype=np.int64)])
+        self.order = np.concatenate([self.order, np.array([r.order for r in rs], dtype=np.int64)])
 
     def _keep(self, mask: np.ndarray) -> None:
-        self.dreq = [r for r, k in zip(self.dreq, mask) if k]
+        self.dreq = [self.dreq[i] for i in np.flatnonzero(mask).tolist()]
         self.kv, self.rem, self.last = self.kv[mask], self.rem[mask], self.last[mask]
         self.dblk, self.order = self.dblk[mask], self.order[mask]
 
@@ -279,8 +281,7 @@ class Replica:
             self.prefilling.append(r)
         if not chunks:
             if joined:  # received with their KV cache: scheduled again, now with them decoding
-                for r in joined:
-                    self._add_decode(r, r.target, r.last)
+                self._add_decodes(joined, [r.target for r in joined], [r.last for r in joined])
                 return [], []
             if D == 0:
                 raise RuntimeError("a replica with queued work scheduled nothing")
@@ -300,8 +301,8 @@ class Replica:
             self.last[:] = end
             self.outstanding -= D
             done += self._finish_decodes(end)
-        for r in joined:
-            self._add_decode(r, r.target, r.last)
+        self._add_decodes(joined, [r.target for r in joined], [r.last for r in joined])
+        moved: list[Req] = []
         prefill_tokens = 0
         for n, p, r in chunks:
             r.done += n
@@ -326,7 +327,8 @@ class Replica:
                 self.outstanding -= r.L_out - r.g
                 handoffs.append((r, end))
             else:
-                self._add_decode(r, r.target, end)
+                moved.append(r)
+        self._add_decodes(moved, [r.target for r in moved], [end] * len(moved))
         self._record(now, end, 1, prefill_tokens, D, u0)
         self.clock = end
         return done, handoffs
@@ -397,13 +399,14 @@ class Replica:
             if not batch:
                 raise RuntimeError("a static batch found no request that fits the KV pool")
             dur = self.price.iteration([(r.L_in, 0) for r in batch], 0, 0.0, len(batch))
-            end = now + dur
-            done = []
             for r in batch:
                 r.g = 1
+            end = now + dur
+            done = []
+            self._add_decodes(batch, [r.L_in for r in batch], [end] * len(batch))
+            for r in batch:
                 self.rec.first[r.idx] = end
                 self.outstanding -= r.L_in + 1
-                self._add_decode(r, r.L_in, end)
                 if r.L_out == 1:
                     self.rec.finish[r.idx] = end
                     done.append((r.idx, end))

@@ -70,36 +70,56 @@ def node_below(x: float) -> tuple[int, int]:
     return int(POS[i]), int(POS[i + 1] - POS[i])
 
 
+def bucket(x: float) -> tuple[int, int, float]:
+    """(a, b, w): ``x`` is priced as (1 - w) f(a) + w f(b). On a node, a = b = x; else a is the integer after
+    the node below and b the next node: a tier's tile and wave steps fall on the nodes (powers of two times
+    the spacing), so the step right after a node is kept, not smeared over the bucket."""
+    i = node_index(x)
+    lo = int(POS[i])
+    if x == lo:
+        return lo, lo, 0.0
+    hi = int(POS[i + 1])
+    a = lo + 1
+    return a, hi, (x - a) / (hi - a) if hi > a else 0.0
+
+
+#: every point a table prices: the nodes and the integers after them, and each one's index
+PTS = np.unique(np.concatenate([POS, POS + 1]))
+PTS_INDEX = {int(v): i for i, v in enumerate(PTS)}
+
+
 class _Table:
-    """``f`` on the grid nodes (priced on first use), interpolated linearly between them."""
+    """``f`` at the grid nodes and the integers after them (priced on first use), interpolated between."""
 
-    __slots__ = ("f", "vals")
+    __slots__ = ("f", "fmany", "vals")
 
-    def __init__(self, f) -> None:  # noqa: ANN001 - f(int) -> float
+    def __init__(self, f, fmany=None) -> None:  # noqa: ANN001 - f(int) -> float, fmany(list[int]) -> array
         self.f = f
-        self.vals = np.full(POS.size, np.nan)
+        self.fmany = fmany
+        self.vals = np.full(PTS.size, np.nan)
 
-    def _at(self, i: int) -> float:
-        v = self.vals[i]
+    def at(self, n: int) -> float:
+        j = PTS_INDEX[n]
+        v = self.vals[j]
         if v != v:  # NaN: not priced yet
-            v = self.vals[i] = self.f(int(POS[i]))
+            v = self.vals[j] = self.f(n)
         return float(v)
 
     def __call__(self, x: float) -> float:
-        i = node_index(x)
-        a = self._at(i)
-        x0 = POS[i]
-        if x == x0:
-            return a
-        return a + (x - x0) / (POS[i + 1] - x0) * (self._at(i + 1) - a)
+        a, b, w = bucket(x)
+        fa = self.at(a)
+        return fa if not w else fa + w * (self.at(b) - fa)
 
     def many(self, xs: np.ndarray) -> np.ndarray:
         """At increasing ``xs``."""
-        i0, i1 = node_index(float(xs[0])), node_index(float(xs[-1])) + 1
-        seg = self.vals[i0:i1 + 1]
-        for j in np.flatnonzero(np.isnan(seg)):
-            self._at(i0 + int(j))
-        return np.interp(xs, POS[i0:i1 + 1], self.vals[i0:i1 + 1])
+        j0 = PTS_INDEX[int(POS[node_index(float(xs[0]))])]
+        j1 = PTS_INDEX[int(POS[node_index(float(xs[-1])) + 1])] + 1
+        seg = self.vals[j0:j1]
+        miss = np.flatnonzero(np.isnan(seg))
+        if miss.size:
+            pts = [int(v) for v in PTS[j0 + miss]]
+            seg[miss] = self.fmany(pts) if self.fmany is not None and len(pts) > 1 else [self.f(n) for n in pts]
+        return np.interp(xs, PTS[j0:j1], seg)
 
 
 class IterationPricer:
@@ -162,11 +182,22 @@ class IterationPricer:
         return v
 
     # ---- bucketed prices ------------------------------------------------------------------------------
-    def _table(self, key: tuple, f) -> _Table:  # noqa: ANN001
+    def _table(self, key: tuple, f, fmany=None) -> _Table:  # noqa: ANN001
         t = self._tables.get(key)
         if t is None:
-            t = self._tables[key] = _Table(f)
+            t = self._tables[key] = _Table(f, fmany)
         return t
+
+    def _decode_many(self, seqs: int, contexts: list[int]) -> np.ndarray:
+        """Decode attention of ``seqs`` sequences at each of ``contexts`` (>= 1), every op swept over the
+        contexts in one vectorised pass where the tier has one (:meth:`Pricer.sweep`)."""
+        out = np.zeros(len(contexts))
+        for t, n in self.stages:
+            per = [t.decode_attention(seqs, max(c, 1)) for c in contexts]
+            for j in range(len(per[0])):
+                ops = [p[j] for p in per]
+                out += n * self.pr.sweep(ops) * ops[0].count
+        return out
 
     def tokens(self, tokens: int, eager: bool) -> float:
         key = (tokens, eager)
@@ -195,24 +226,24 @@ class IterationPricer:
     def decode_attention(self, seqs: int, context: float, eager: bool) -> float:
         if self.exact:
             return self._decode_at(seqs, int(round(context)), eager)
+        if not eager:  # the same table as decode_steps
+            return self._table(("dec", seqs, False), lambda c: self._decode_at(seqs, max(c, 1), False),
+                               lambda cs: self._decode_many(seqs, cs))(context)
         return self._table(("dec", seqs, eager), lambda c: self._decode_at(seqs, max(c, 1), eager))(context)
 
     def prefill_attention(self, seqs: int, chunk: int, prior: int, eager: bool = True) -> float:
         if self.exact:
             return self._prefill_at(seqs, chunk, prior, eager)
-        n0, dn = node_below(chunk)
-        n0 = max(n0, 1)
-        p0, dp = node_below(prior)
-        fn = (chunk - n0) / dn
-        fp = (prior - p0) / dp
-        a = self._prefill_at(seqs, n0, p0, eager)
-        b = self._prefill_at(seqs, n0 + dn, p0, eager) if fn else a
-        lo = a + fn * (b - a)
-        if not fp:
+        n0, n1, wn = bucket(chunk)
+        p0, p1, wp = bucket(prior)
+        f = self._prefill_at
+        a = f(seqs, n0, p0, eager)
+        lo = a + wn * (f(seqs, n1, p0, eager) - a) if wn else a
+        if not wp:
             return lo
-        c = self._prefill_at(seqs, n0, p0 + dp, eager)
-        d = self._prefill_at(seqs, n0 + dn, p0 + dp, eager) if fn else c
-        return lo + fp * (c + fn * (d - c) - lo)
+        c = f(seqs, n0, p1, eager)
+        hi = c + wn * (f(seqs, n1, p1, eager) - c) if wn else c
+        return lo + wp * (hi - lo)
 
     # ---- iterations ---------------------------------------------------------------------------------
     def iteration(self, chunks: Sequence[tuple[int, int]], decodes: int, mean_context: float, heads: int) -> float:
@@ -240,7 +271,8 @@ class IterationPricer:
         ctx = first_context + np.arange(steps, dtype=float)
         if self.exact:
             return fixed + np.array([self._decode_at(decodes, int(round(c)), False) for c in ctx])
-        tab = self._table(("dec", decodes, False), lambda c: self._decode_at(decodes, max(c, 1), False))
+        tab = self._table(("dec", decodes, False), lambda c: self._decode_at(decodes, max(c, 1), False),
+                          lambda cs: self._decode_many(decodes, cs))
         return fixed + tab.many(ctx)
 
     def kv_transfer(self, tokens: int, kv_bytes_per_token: float) -> float:
@@ -254,4 +286,22 @@ class IterationPricer:
         return self.pr.time(op)
 
 
-__all__ = ["EXACT", "IterationPricer", "PER_OCTAVE", "POS", "node_below", "node_index"]
+_PRICERS: dict[tuple, IterationPricer] = {}
+
+
+def iteration_pricer(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str, *,
+                     exact: bool = False) -> IterationPricer:
+    """The :class:`IterationPricer` of (model, device identity, the scenario's formats and parallelism, tier),
+    memoised: repeated simulations (load sweeps, capacity searches, validation) share its priced buckets.
+    The scenario's batch and lengths do not enter an iteration's price and are ignored."""
+    sc = sc.model_copy(update={"batch": 1, "input_len": 1, "output_len": 1})
+    key = (model, id(hw), sc, tier, exact)
+    hit = _PRICERS.get(key)
+    if hit is None or hit.hw is not hw:
+        if len(_PRICERS) >= 64:
+            _PRICERS.clear()
+        hit = _PRICERS[key] = IterationPricer(model, hw, sc, tier, exact=exact)
+    return hit
+
+
+__all__ = ["EXACT", "IterationPricer", "iteration_pricer", "PER_OCTAVE", "POS", "bucket", "node_below", "node_index"]

@@ -31,7 +31,7 @@ import numpy as np
 
 from tapeout.errors import TapeoutError
 from tapeout.serving.engine import KV_POLICIES, SCHEDULERS, EngineConfig, Recorder, Replica, Req
-from tapeout.serving.iteration import IterationPricer
+from tapeout.serving.iteration import iteration_pricer
 from tapeout.serving.workload import Requests, make_requests
 
 ROUTERS = ("round_robin", "least_tokens")
@@ -375,7 +375,7 @@ def simulate(
             f"the KV pool holds {num_blocks * block_size} tokens ({what}); the longest request needs {need}; "
             "allowed: a larger kv_fraction or tp, a smaller max_num_tokens, or shorter requests",
             field="kv_fraction" if kv_tokens is None else "kv_tokens")
-    price = IterationPricer(m, hw, sc, tier, exact=exact)
+    price = iteration_pricer(m, hw, sc, tier, exact=exact)
     rec = Recorder(len(reqs))
     if disagg:
         pre = [Replica(i, cfg, price, rec, role="prefill") for i in range(prefill_replicas)]

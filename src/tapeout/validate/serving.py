@@ -54,18 +54,18 @@ QUANTITIES: dict[str, tuple[str, str]] = {
 
 SERVING_FILE = Path("measured") / "serving" / "serving_measurements.csv"
 
-TRT014_METRICS = {"output_token_throughput": ("serving_output_tok_s", "throughput/output"),
-                  "total_token_throughput": ("serving_total_tok_s", "throughput/total"),
-                  "mean_ttft": ("serving_mean_ttft_s", "ttft/mean"),
-                  "mean_itl": ("serving_mean_itl_s", "itl/mean")}
-LMDEPLOY_METRICS = {"request_throughput": ("serving_request_rps", "throughput/request"),
-                    "output_token_throughput": ("serving_output_tok_s", "throughput/output"),
-                    "total_token_throughput": ("serving_total_tok_s", "throughput/total"),
-                    "first_token_latency_avg": ("serving_mean_ttft_s", "ttft/mean"),
-                    "token_latency_p50": ("serving_itl_p50_s", "itl/p50"),
-                    "token_latency_p75": ("serving_itl_p75_s", "itl/p75"),
-                    "token_latency_p95": ("serving_itl_p95_s", "itl/p95"),
-                    "token_latency_p99": ("serving_itl_p99_s", "itl/p99")}
+TRT014_METRICS = {"output_token_throughput": ("serving_output_tok_s", "output_tok_s"),
+                  "total_token_throughput": ("serving_total_tok_s", "total_tok_s"),
+                  "mean_ttft": ("serving_mean_ttft_s", "ttft_mean"),
+                  "mean_itl": ("serving_mean_itl_s", "itl_mean")}
+LMDEPLOY_METRICS = {"request_throughput": ("serving_request_rps", "request_rps"),
+                    "output_token_throughput": ("serving_output_tok_s", "output_tok_s"),
+                    "total_token_throughput": ("serving_total_tok_s", "total_tok_s"),
+                    "first_token_latency_avg": ("serving_mean_ttft_s", "ttft_mean"),
+                    "token_latency_p50": ("serving_itl_p50_s", "itl_p50"),
+                    "token_latency_p75": ("serving_itl_p75_s", "itl_p75"),
+                    "token_latency_p95": ("serving_itl_p95_s", "itl_p95"),
+                    "token_latency_p99": ("serving_itl_p99_s", "itl_p99")}
 #: the ShareGPT sample's mean lengths per tokenizer, as the README derives them (Llama-2: the preset's 247/233)
 LMDEPLOY_WORKLOAD = {"internlm-20b": "sharegpt:input_mean=223,output_mean=200"}
 #: TurboMind's session_len (not stated by the sources; Llama-2's 4096-token context)
