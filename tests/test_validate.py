@@ -328,10 +328,14 @@ def test_shared_e2e_row_counts(shared_data):
         "rtx-3090", "rtx-4090", "a6000", "a40", "l40s", "a100-pcie-80gb", "a100-sxm-80gb", "h100-pcie"}
 
 
+#: the serving load points (tapeout.simulate): 72 x 4 TensorRT-LLM metrics, 13 x 4 + 4 x 4 LMDeploy metrics
+EXPECTED_SERVING = {"e2e-serving-trt014": 288, "e2e-serving-lmdeploy": 68}
+
+
 def test_shared_e2e_groups_exist_with_finite_errors(shared_groups):
     e2e = [g for g in shared_groups if g["dataset"].startswith("e2e-")]
-    assert {g["dataset"] for g in e2e} == set(EXPECTED_E2E)
-    assert sum(g["n"] for g in e2e) == sum(EXPECTED_E2E.values())
+    assert {g["dataset"] for g in e2e} == set(EXPECTED_E2E) | set(EXPECTED_SERVING)
+    assert sum(g["n"] for g in e2e) == sum(EXPECTED_E2E.values()) + sum(EXPECTED_SERVING.values())
     for g in e2e:
         assert math.isfinite(g["mape_pct"]) and math.isfinite(g["bias"]) and g["n"] >= 1
 

@@ -1,0 +1,463 @@
+"""Serving simulation (issue 14): consistency with predict, engine invariants, bucketing error, workloads,
+metrics as the benchmark clients define them, the CLI, capacity, exports."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import tapeout
+from tapeout.cli import app
+from tapeout.errors import TapeoutError
+
+FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def sim(**kw):
+    kw.setdefault("tier", "roofline")
+    return tapeout.simulate(kw.pop("model", "llama-3.1-8b"), kw.pop("hardware", "h100-sxm"), **kw)
+
+
+# ---- consistency with predict ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", [
+    dict(model="llama-3.1-8b", hardware="h100-sxm", batch=8, input_len=512, output_len=128, tp=1),
+    dict(model="llama-3.1-8b", hardware="a100-sxm-80gb", batch=32, input_len=200, output_len=300, tp=1),
+    dict(model="llama-3.1-70b", hardware="h100-sxm", batch=16, input_len=1000, output_len=64, tp=4),
+    dict(model="mixtral-8x7b", hardware="h100-sxm", batch=4, input_len=300, output_len=40, tp=2, ep=2),
+    dict(model="llama-2-13b", hardware="a100-sxm-80gb", batch=6, input_len=128, output_len=16, tp=2, pp=2),
+])
+@pytest.mark.parametrize("tier", ["tiled", "roofline"])
+def test_one_static_batch_equals_predict(case, tier):
+    """scheduler=static with one batch of equal requests is predict's scenario: e2e latency and throughput
+    within 1% (measured: equal to 1e-9 where no bucket is crossed, pipeline and MoE included)."""
+    c = dict(case)
+    b = c.pop("batch")
+    p = tapeout.predict(c["model"], c["hardware"], batch=b, tier=tier, **{k: v for k, v in c.items()
+                                                                         if k not in ("model", "hardware")})
+    r = tapeout.simulate(c.pop("model"), c.pop("hardware"), scheduler="static", num_requests=b, max_batch=b,
+                         rate=math.inf, tier=tier, **c)
+    m = r.metrics()
+    assert m["completed"] == b
+    assert m["e2e_latency_s"]["mean"] == pytest.approx(p.e2e_latency_s, rel=0.01)
+    assert m["e2e_latency_s"]["p99"] == pytest.approx(p.e2e_latency_s, rel=0.01)
+    assert m["output_throughput_tok_s"] == pytest.approx(p.throughput_tok_s, rel=0.01)
+    assert m["ttft_s"]["mean"] == pytest.approx(p.ttft_s, rel=0.01)
+    assert m["tpot_s"]["mean"] == pytest.approx(p.tpot_s, rel=0.01)
+
+
+@pytest.mark.parametrize("scheduler", ["continuous", "chunked"])
+@pytest.mark.parametrize("model,hardware,tp,lens", [
+    ("llama-3.1-8b", "h100-sxm", 1, (512, 64)),
+    ("llama-3.1-70b", "h200", 4, (1500, 32)),
+])
+def test_low_rate_ttft_is_predicts_batch_one_ttft(scheduler, model, hardware, tp, lens):
+    """At 0.2% of the replica's capacity (its offline request throughput) requests hardly meet: mean TTFT within
+    5% of predict's batch-1 TTFT (and TPOT within 5% of its batch-1 TPOT). At 1%, 8B's requests (50 req/s
+    offline, 0.45 s each alone) overlap a fifth of the time and TTFT is 12% above: queueing, not pricing."""
+    S, O = lens
+    offline = tapeout.simulate(model, hardware, tp=tp, input_len=S, output_len=O, num_requests=64, scheduler=scheduler)
+    capacity = offline.metrics()["request_throughput_rps"]
+    r = tapeout.simulate(model, hardware, tp=tp, input_len=S, output_len=O, num_requests=40,
+                         rate=0.002 * capacity, scheduler=scheduler, seed=3)
+    p = tapeout.predict(model, hardware, tp=tp, batch=1, input_len=S, output_len=O)
+    assert r.metrics()["ttft_s"]["mean"] == pytest.approx(p.ttft_s, rel=0.05)
+    assert r.metrics()["tpot_s"]["mean"] == pytest.approx(p.tpot_s, rel=0.05)
+
+
+def test_closed_loop_of_equal_requests_runs_as_static_batches():
+    """C clients sending equal requests whose prompts fit one iteration move in lockstep: the throughput of
+    predict's batch of C (within 0.5%)."""
+    for C, S, O in ((8, 512, 64), (32, 100, 200)):
+        p = tapeout.predict("llama-3.1-8b", "h100-sxm", batch=C, input_len=S, output_len=O, tier="roofline")
+        r = sim(input_len=S, output_len=O, num_requests=3 * C, concurrency=C, max_batch=C)
+        assert r.metrics()["output_throughput_tok_s"] == pytest.approx(p.throughput_tok_s, rel=0.005)
+
+
+# ---- engine invariants (hypothesis) -----------------------------------------------------------------
+
+SCHEDULERS = st.sampled_from(["static", "continuous", "chunked"])
+
+
+@FAST
+@given(scheduler=st.sampled_from(["continuous", "chunked"]), S=st.sampled_from([16, 64, 256, 1024, 3000]),
+       O=st.sampled_from([2, 4, 32, 128]), n=st.integers(20, 50), mb=st.sampled_from([4, 16, 64, 256]),
+       seed=st.integers(0, 1000), r0=st.floats(0.5, 100))
+def test_p99_ttft_does_not_fall_as_the_rate_rises(scheduler, S, O, n, mb, seed, r0):
+    """The same requests (seed) at rates r0, 2 r0, 4 r0: p99 TTFT never falls by more than the alignment of an
+    arrival with the iteration in flight (at most the longest iteration of the lighter run); static batching
+    is left out: a later arrival there may catch an earlier batch."""
+    prev, slack = None, 0.0
+    for rate in (r0, 2 * r0, 4 * r0):
+        r = sim(scheduler=scheduler, input_len=S, output_len=O, num_requests=n, rate=rate, max_batch=mb, seed=seed)
+        p99 = float(np.percentile(r.ttft, 99))
+        if prev is not None:
+            assert p99 >= prev - slack - 1e-12
+        longest = max((b - a) / s for rep in r.replicas for a, b, s, *_ in rep.timeline)
+        prev, slack = p99, longest
+
+
+@FAST
+@given(scheduler=SCHEDULERS, C=st.integers(1, 48), S=st.integers(1, 2500), O=st.integers(1, 200),
+       closed=st.booleans(), mnt=st.sampled_from([None, 512, 4096]), seed=st.integers(0, 100))
+def test_throughput_never_exceeds_the_static_decode_bound(scheduler, C, S, O, closed, mnt, seed):
+    """At most C requests run at once, so an iteration emits at most C tokens and lasts at least a decode step
+    of the requests it emits for: output throughput <= max over k <= C of k / (decode step of k at context
+    S + 1), the rate of a static batch that never prefills (predict's first decode step)."""
+    kw = dict(concurrency=C, max_batch=256) if closed else dict(rate=math.inf, max_batch=C)
+    r = sim(scheduler=scheduler, input_len=S, output_len=O, num_requests=2 * C + 3, max_num_tokens=mnt,
+            seed=seed, **kw)
+    price = r.replicas[0].price
+    bound = max(k / price.decode_steps(k, S + 1, 1)[0] for k in range(1, C + 1))
+    assert r.metrics()["output_throughput_tok_s"] <= bound * (1 + 1e-9)
+    p = tapeout.predict("llama-3.1-8b", "h100-sxm", batch=C, input_len=S, output_len=2, tier="roofline")
+    assert C / p.result.decode.step_times[0] <= bound * (1 + 1e-9)
+
+
+@FAST
+@given(scheduler=SCHEDULERS, policy=st.sampled_from(["paged", "reserve"]), n=st.integers(5, 60),
+       kv_blocks=st.integers(40, 400), bs=st.sampled_from([8, 16, 64]), rate=st.sampled_from([math.inf, 5.0, 50.0]),
+       mb=st.sampled_from([2, 8, 64]), seed=st.integers(0, 1000), replicas=st.integers(1, 3))
+def test_no_request_is_lost_and_blocks_stay_within_the_pool(scheduler, policy, n, kv_blocks, bs, rate, mb, seed,
+                                                             replicas):
+    """A KV pool small enough to preempt: every request completes once, in order sent <= first token <= last
+    token, having streamed exactly its output tokens (the pooled ITL list holds sum(output - 1) gaps); the
+    blocks in use never exceed the pool and all return to it."""
+    r = sim(scheduler=scheduler, kv_policy=policy, kv_tokens=kv_blocks * bs + 600, block_size=bs,
+            input_len="uniform:low=1,high=300", output_len="uniform:low=1,high=300", num_requests=n, rate=rate,
+            max_batch=mb, seed=seed, replicas=replicas, max_num_tokens=512)
+    rec = r.recorder
+    assert np.isfinite(rec.finish).all() and r.metrics()["completed"] == n
+    assert (rec.sent <= rec.first).all() and (rec.first <= rec.finish).all()
+    assert r.itl.size == int((r.requests.output_len - 1).sum())
+    assert (r.itl >= 0).all()
+    for rep in r.replicas:
+        nb = rep.cfg.num_blocks
+        assert all(0 <= u0 <= nb and 0 <= u1 <= nb for *_, u0, u1 in rep.timeline)
+        assert rep.used == 0 and not rep.has_work() and rep.outstanding == 0
+    if policy == "reserve" or scheduler == "static":
+        assert r.metrics()["preemptions"] == 0
+
+
+def test_preemption_happens_and_recomputes():
+    """A pool that holds a few requests' worth of tokens preempts (recompute), and still completes them all; a
+    larger pool is faster."""
+    small = sim(workload="sharegpt", num_requests=120, rate=math.inf, kv_tokens=6000, seed=1)
+    big = sim(workload="sharegpt", num_requests=120, rate=math.inf, seed=1)
+    assert small.metrics()["preemptions"] > 0 and big.metrics()["preemptions"] == 0
+    assert small.metrics()["completed"] == 120
+    assert small.metrics()["kv_utilization"]["max"] <= 1.0
+    assert small.metrics()["duration_s"] > big.metrics()["duration_s"]
+
+
+def test_disaggregation_moves_the_kv_cache_and_pays_for_it():
+    """P/D: first tokens come from the prefill pool, the rest from the decode pool, after a KV transfer priced
+    as a point-to-point send (positive, growing with the prompt)."""
+    r = sim(workload="sharegpt", num_requests=80, rate=20, prefill_replicas=1, decode_replicas=2, seed=2)
+    m = r.metrics()
+    assert m["completed"] == 80
+    roles = {rep.rid: rep.role for rep in r.replicas}
+    assert sorted(roles.values()) == ["decode", "decode", "prefill"]
+    pre = [rep for rep in r.replicas if rep.role == "prefill"][0]
+    dec = [rep for rep in r.replicas if rep.role == "decode"]
+    assert all(d == 0 for *_, d, _, _, _ in pre.timeline)  # prefill replicas never decode
+    assert all(p == 0 for rep in dec for _, _, _, p, *_ in rep.timeline)  # decode replicas never prefill
+    price = pre.price
+    kvb = r.engine["kv_cache_bytes_per_token"]
+    assert 0 < price.kv_transfer(100, kvb) < price.kv_transfer(4000, kvb)
+
+
+def test_routers_spread_requests():
+    rr = sim(workload="sharegpt", num_requests=90, rate=30, replicas=3, seed=4)
+    lot = sim(workload="sharegpt", num_requests=90, rate=30, replicas=3, router="least_tokens", seed=4)
+    assert np.bincount(rr.recorder.replica).tolist() == [30, 30, 30]
+    counts = np.bincount(lot.recorder.replica, minlength=3)
+    assert counts.min() > 0 and counts.sum() == 90
+    one = sim(workload="sharegpt", num_requests=90, rate=30, seed=4)
+    assert rr.metrics()["ttft_s"]["p99"] <= one.metrics()["ttft_s"]["p99"]
+
+
+# ---- bucketing error ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model,hardware,tp,bound", [
+    ("llama-3.1-8b", "h100-sxm", 1, 0.01),
+    ("llama-3.1-70b", "h100-sxm", 4, 0.01),
+    ("mixtral-8x7b", "a100-sxm-80gb", 2, 0.12),
+])
+def test_bucketing_error_is_bounded(model, hardware, tp, bound):
+    """Bucketed vs exact prices of random iterations (tiled tier): within 1% for dense models; MoE models,
+    whose per-expert rows round onto tiles between grid nodes, within 12%, 1% on average."""
+    from tapeout.api import build_scenario, resolve
+    from tapeout.serving.iteration import IterationPricer
+
+    rng = np.random.default_rng(0)
+    m, hw, tier, _ = resolve(model, hardware, tier="tiled")
+    sc = build_scenario({"batch": 1, "input_len": 1, "output_len": 1, "tp": tp})
+    b, e = IterationPricer(m, hw, sc, tier), IterationPricer(m, hw, sc, tier, exact=True)
+    errs = []
+    for _ in range(150):
+        k = int(rng.integers(0, 5))
+        chunks = [(int(rng.integers(1, 3000)), int(rng.choice([0, rng.integers(0, 4000)]))) for _ in range(k)]
+        D = int(rng.integers(0 if k else 1, 300))
+        ctx = float(rng.integers(10, 6000)) if D else 0.0
+        heads = D + int(rng.integers(0, k + 1))
+        errs.append(abs(b.iteration(chunks, D, ctx, heads) / e.iteration(chunks, D, ctx, heads) - 1))
+    assert max(errs) <= bound
+    assert np.mean(errs) <= 0.01
+    runs = [np.max(np.abs(b.decode_steps(D, c, 50) / e.decode_steps(D, c, 50) - 1))
+            for D, c in ((1, 100.5), (37, 2000.0), (256, 700.25))]
+    assert max(runs) <= 0.02
+
+
+def test_bucketed_simulation_matches_exact_pricing():
+    kw = dict(workload="sharegpt", num_requests=120, rate=12, seed=3, tier="tiled")
+    a, b = sim(**kw).metrics(), sim(exact=True, **kw).metrics()
+    for k in ("ttft_s", "tpot_s", "itl_s", "e2e_latency_s"):
+        assert a[k]["mean"] == pytest.approx(b[k]["mean"], rel=0.005)
+    assert a["output_throughput_tok_s"] == pytest.approx(b["output_throughput_tok_s"], rel=0.005)
+
+
+# ---- workloads ---------------------------------------------------------------------------------------------
+
+def test_workloads_are_seeded_and_deterministic():
+    from tapeout.serving.workload import make_requests
+
+    a = make_requests(workload="sharegpt", num_requests=200, rate=5, seed=7)
+    b = make_requests(workload="sharegpt", num_requests=200, rate=5, seed=7)
+    c = make_requests(workload="sharegpt", num_requests=200, rate=5, seed=8)
+    assert np.array_equal(a.arrival_s, b.arrival_s) and np.array_equal(a.input_len, b.input_len)
+    assert not np.array_equal(a.input_len, c.input_len)
+    assert sim(workload="sharegpt", num_requests=50, rate=5, seed=7).to_dict() == \
+        sim(workload="sharegpt", num_requests=50, rate=5, seed=7).to_dict()
+
+
+def test_arrival_processes():
+    from tapeout.serving.workload import make_requests
+
+    p = make_requests(num_requests=20000, rate=4.0, seed=1)
+    gaps = np.diff(p.arrival_s)
+    assert p.arrival_s[0] == 0.0 and gaps.mean() == pytest.approx(0.25, rel=0.03)
+    assert gaps.std() / gaps.mean() == pytest.approx(1.0, rel=0.05)  # Poisson: CV 1
+    g = make_requests(num_requests=20000, rate=4.0, arrival="gamma", burstiness=4.0, seed=1)
+    gg = np.diff(g.arrival_s)
+    assert gg.mean() == pytest.approx(0.25, rel=0.03) and gg.std() / gg.mean() == pytest.approx(0.5, rel=0.05)
+    inf = make_requests(num_requests=10, seed=1)
+    assert (inf.arrival_s == 0).all()
+
+
+def test_length_distributions():
+    from tapeout.serving.workload import parse_length
+
+    rng = np.random.default_rng(0)
+    assert (parse_length(512, "input_len").sample(rng, 5) == 512).all()
+    u = parse_length("uniform:low=10,high=20", "input_len").sample(rng, 5000)
+    assert u.min() == 10 and u.max() == 20
+    ln = parse_length({"dist": "lognormal", "mean": 300, "sigma": 0.8}, "x").sample(rng, 50000)
+    assert ln.mean() == pytest.approx(300, rel=0.03)
+    nm = parse_length("normal:mean=100,std=10,max=110", "x").sample(rng, 20000)
+    assert nm.max() == 110 and nm.mean() == pytest.approx(99.6, abs=1)
+    for bad in ("lognormal:mean=3", "zipf:a=1", "uniform:low=5,high=2", 0, -3, "normal:mean=x,std=1", True):
+        with pytest.raises(TapeoutError):
+            parse_length(bad, "input_len")
+
+
+def test_empirical_lengths_and_traces(tmp_path):
+    from tapeout.serving.workload import SAMPLE_TRACE, make_requests, parse_length, read_trace
+
+    f = tmp_path / "lens.csv"
+    f.write_text("tokens\n5\n7\n9\n")
+    x = parse_length(f"empirical:path={f}", "input_len").sample(np.random.default_rng(0), 1000)
+    assert set(x.tolist()) == {5, 7, 9}
+    a, i, o = read_trace(SAMPLE_TRACE)
+    assert len(a) == 64 and a[0] == 0 and (np.diff(a) >= 0).all() and (i >= 1).all() and (o >= 1).all()
+    r = sim(trace="sample")
+    assert r.metrics()["completed"] == 64 and r.requests.arrival_s.tolist() == a.tolist()
+    assert make_requests(trace=SAMPLE_TRACE, num_requests=10).input_len.size == 10
+    t = tmp_path / "t.jsonl"
+    for text, msg in (('{"arrival_s": 0, "input_len": 3}', "line 1"), ('{"arrival_s": -1, "input_len": 3, '
+                      '"output_len": 2}', "arrival_s"), ("not json", "not JSON"),
+                      ('{"arrival_s": 0, "input_len": 2.5, "output_len": 2}', "input_len")):
+        t.write_text(text + "\n")
+        with pytest.raises(TapeoutError, match=msg):
+            read_trace(t)
+
+
+def test_sharegpt_preset_means():
+    """The preset's filtered means are the LMDeploy README's 247 prompt / 233 completion tokens (within 3%);
+    other means get their own medians; the client's filter holds."""
+    from tapeout.serving.workload import sharegpt_lengths
+
+    a, b = sharegpt_lengths(np.random.default_rng(0), 50000)
+    assert a.mean() == pytest.approx(247, rel=0.03) and b.mean() == pytest.approx(233, rel=0.03)
+    assert a.min() >= 4 and a.max() <= 1024 and b.min() >= 4 and (a + b).max() <= 2048
+    a, b = sharegpt_lengths(np.random.default_rng(0), 50000, 223, 200)
+    assert a.mean() == pytest.approx(223, rel=0.03) and b.mean() == pytest.approx(200, rel=0.03)
+
+
+# ---- metrics as the clients define them ------------------------------------------------------------------
+
+def test_metrics_of_a_lone_request_are_its_iterations():
+    """One request alone: TTFT is its prefill iteration, its ITL gaps are the decode steps, TPOT their mean,
+    e2e their sum; duration from send to last token."""
+    r = sim(input_len=300, output_len=6, num_requests=1)
+    price = r.replicas[0].price
+    pre = price.iteration([(300, 0)], 0, 0.0, 1)
+    steps = price.decode_steps(1, 301, 5)
+    m = r.metrics()
+    assert m["ttft_s"]["mean"] == pytest.approx(pre)
+    assert sorted(r.itl.tolist()) == pytest.approx(sorted(steps.tolist()))
+    assert m["tpot_s"]["mean"] == pytest.approx(steps.mean())
+    assert m["e2e_latency_s"]["mean"] == pytest.approx(pre + steps.sum())
+    assert m["duration_s"] == pytest.approx(pre + steps.sum())
+    assert m["output_throughput_tok_s"] == pytest.approx(6 / m["duration_s"])
+    assert m["total_throughput_tok_s"] == pytest.approx(306 / m["duration_s"])
+
+
+def test_goodput_counts_requests_within_every_slo():
+    r = sim(workload="sharegpt", num_requests=200, rate=60, seed=5)
+    ttft, tpot = r.ttft, r.metrics()["tpot_s"]["p50"]
+    cut = float(np.median(ttft))
+    g = sim(workload="sharegpt", num_requests=200, rate=60, seed=5, slo_ttft=cut, slo_tpot=tpot).metrics()
+    out = r.requests.output_len
+    tp_all = np.where(out > 1, (r.e2e - ttft) / np.maximum(out - 1, 1), 0.0)
+    good = int(((ttft <= cut) & (tp_all <= tpot)).sum())
+    assert g["goodput_rps"] == pytest.approx(good / g["duration_s"])
+    assert r.metrics()["goodput_rps"] == pytest.approx(r.metrics()["request_throughput_rps"])
+
+
+def test_result_keys_are_the_contract():
+    d = sim(num_requests=5, input_len=64, output_len=8).to_dict()
+    for k in ("ttft_s", "tpot_s", "itl_s", "e2e_latency_s"):
+        assert set(d[k]) == {"mean", "p50", "p90", "p99"}
+    for k in ("request_throughput_rps", "output_throughput_tok_s", "total_throughput_tok_s", "goodput_rps",
+              "preemptions", "duration_s"):
+        assert k in d
+    assert set(d["kv_utilization"]) == {"mean", "max"}
+    json.dumps(d, allow_nan=False)
+
+
+# ---- interfaces -----------------------------------------------------------------------------------------------
+
+def test_cli_json_is_to_dict(tmp_path):
+    args = ["--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--tier", "roofline", "--input-len", "200",
+            "--output-len", "lognormal:mean=50,sigma=0.5", "--num-requests", "30", "--rate", "8", "--seed", "2"]
+    out = CliRunner().invoke(app, ["simulate", *args, "-f", "json", "--trace", str(tmp_path / "t.json")])
+    assert out.exit_code == 0, out.output
+    d = json.loads(out.stdout)
+    ref = sim(input_len=200, output_len="lognormal:mean=50,sigma=0.5", num_requests=30, rate=8.0, seed=2).to_dict()
+    assert d == json.loads(json.dumps(ref))
+    trace = json.loads((tmp_path / "t.json").read_text())
+    phases = {e["ph"] for e in trace["traceEvents"]}
+    assert {"X", "C", "b", "e", "n", "M"} <= phases
+    assert sum(e["ph"] == "b" for e in trace["traceEvents"]) == 30
+    table = CliRunner().invoke(app, ["simulate", *args])
+    assert table.exit_code == 0 and "TTFT" in table.stdout
+
+
+@pytest.mark.parametrize("args,field", [
+    (["--scheduler", "fifo"], "scheduler"), (["--rate", "-3"], "rate"), (["--rate", "fast"], "rate"),
+    (["--input-len", "zipf:a=2"], "input_len"), (["--max-batch", "0"], "max_batch"),
+    (["--kv-fraction", "0.0000001"], "kv_fraction"), (["--router", "random"], "router"),
+    (["--prefill-replicas", "1"], "decode_replicas"), (["--requests", "/nonexistent.jsonl"], "trace"),
+    (["--workload", "alpaca"], "workload"), (["--tp", "3"], "tp"), (["--kv-policy", "lru"], "kv_policy"),
+    (["--slo-ttft", "0"], "slo_ttft"), (["--concurrency", "0"], "concurrency"),
+])
+def test_cli_errors_are_one_line_exit_2(args, field):
+    out = CliRunner().invoke(app, ["simulate", "--model", "llama-3.1-8b", "--hardware", "h100-sxm",
+                                   "--num-requests", "5", *args])
+    assert out.exit_code == 2, out.output
+    lines = [ln for ln in out.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1 and field in lines[0] and "Traceback" not in out.output
+
+
+def test_api_rejects_bad_values():
+    for kw, field in ((dict(max_num_tokens=0), "max_num_tokens"), (dict(replicas=True), "replicas"),
+                      (dict(rate=float("nan")), "rate"), (dict(scheduler="static", prefill_replicas=1,
+                                                                 decode_replicas=1), "scheduler"),
+                      (dict(scheduler="chunked", attention="naive"), "attention"),
+                      (dict(trace="sample", rate=3.0), "rate"), (dict(kv_tokens=100), "kv_tokens")):
+        with pytest.raises(TapeoutError, match=field):
+            sim(num_requests=3, **kw)
+
+
+def test_capacity_highest_rate_and_cheapest(tmp_path):
+    """The highest rate meeting the SLOs grows with the devices; the cheapest configuration for a rate meets
+    it, and its $/Mtok comes from the cost model's $/device-hour."""
+    from tapeout.serving.capacity import capacity
+
+    kw = dict(slo_ttft=0.5, slo_tpot=0.05, percentile=90, tps=(1,), max_batches=(64,), input_len=256,
+              output_len=64, num_requests=60, tier="roofline")
+    one = capacity("llama-3.1-8b", "h100-sxm", gpus=1, **kw)
+    two = capacity("llama-3.1-8b", "h100-sxm", gpus=2, **kw)
+    assert one["best"]["meets_slo"] and two["best"]["rate_rps"] > 1.5 * one["best"]["rate_rps"]
+    assert one["best"]["ttft_p_s"] <= 0.5 and one["best"]["tpot_p_s"] <= 0.05
+    cheap = capacity("llama-3.1-8b", "h100-sxm", rate=1.5 * one["best"]["rate_rps"], **kw)
+    b = cheap["best"]
+    assert b["replicas"] >= 2 and b["usd_per_hour"] == pytest.approx(b["gpus"] * cheap["usd_per_device_hour"])
+    assert b["usd_per_mtok"] == pytest.approx(b["usd_per_hour"] / (b["output_throughput_tok_s"] * 3600) * 1e6)
+    out = CliRunner().invoke(app, ["capacity", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--tp", "1",
+                                   "--max-batch", "64", "--input-len", "256", "--output-len", "64",
+                                   "--num-requests", "40", "--slo-ttft", "0.5", "--gpus", "1", "-f", "json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["mode"] == "highest_rate"
+    bad = CliRunner().invoke(app, ["capacity", "--model", "llama-3.1-8b", "--hardware", "h100-sxm"])
+    assert bad.exit_code == 2 and "slo" in bad.output
+
+
+def test_plots_are_written_lazily(tmp_path):
+    import sys
+
+    r = sim(workload="sharegpt", num_requests=40, rate=10)
+    written = r.plot(tmp_path)
+    assert {p.name for p in written} == {"serving.png", "serving.html"}
+    assert all(p.stat().st_size > 1000 for p in written)
+    import subprocess
+
+    code = "import tapeout; r = tapeout.simulate('llama-3.1-8b', 'h100-sxm', num_requests=3, tier='roofline'); " \
+           "r.to_dict(); import sys; print('matplotlib' in sys.modules, 'plotly' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
+
+
+# ---- validation sources -----------------------------------------------------------------------------------
+
+def test_serving_sources_load_and_stay_held_out(shared_data):
+    from tapeout.validate import load_cases
+    from tapeout.validate.datasets import E2E_DATASETS, OP_DATASETS
+
+    assert {"e2e-serving-trt014", "e2e-serving-lmdeploy"} <= set(E2E_DATASETS)
+    assert not {"e2e-serving-trt014", "e2e-serving-lmdeploy"} & set(OP_DATASETS)
+    cases = load_cases(shared_data, ["e2e-serving-trt014", "e2e-serving-lmdeploy"])
+    trt = [c for c in cases if c.dataset == "e2e-serving-trt014"]
+    lmd = [c for c in cases if c.dataset == "e2e-serving-lmdeploy"]
+    assert len(trt) == 72 * 4 and {c.device for c in trt} == {"h100-sxm", "h200"}
+    assert len(lmd) == 13 * 4 + 4 * 4
+    sc = dict(next(c for c in lmd if c.get("row_id") == "lmd010-001").scenario)
+    assert sc["kv_tokens"] == 128000 and sc["block_size"] == 128 and sc["concurrency"] == 64
+    assert sc["max_batch"] == 128
+
+
+def test_serving_validation_mape(shared_data):
+    """The serving sources, held out from every fit (roofline, as tapeout validate's default): throughput
+    within 20% MAPE on both, TensorRT-LLM's mean TTFT and ITL within 25% (the issue's targets)."""
+    from tapeout.validate import evaluate
+
+    ev = evaluate(shared_data, "roofline", datasets=["e2e-serving-trt014", "e2e-serving-lmdeploy"])
+    by = {}
+    for r in ev.results:
+        by.setdefault((r.case.dataset, r.case.op_class.split("_")[0]), []).append(r)
+    from tapeout.validate.serving import scored
+
+    def mape(rs):
+        return 100 * np.mean([abs(scored(r.case, r.predicted_s) / scored(r.case, r.case.measured_s) - 1) for r in rs])
+
+    assert mape(by[("e2e-serving-trt014", "output")]) <= 20
+    assert mape(by[("e2e-serving-lmdeploy", "output")]) <= 20
+    assert mape(by[("e2e-serving-trt014", "ttft")]) <= 25
+    assert mape(by[("e2e-serving-trt014", "itl")]) <= 25
