@@ -32,11 +32,14 @@ def sim(**kw):
     dict(model="llama-3.1-70b", hardware="h100-sxm", batch=16, input_len=1000, output_len=64, tp=4),
     dict(model="mixtral-8x7b", hardware="h100-sxm", batch=4, input_len=300, output_len=40, tp=2, ep=2),
     dict(model="llama-2-13b", hardware="a100-sxm-80gb", batch=6, input_len=128, output_len=16, tp=2, pp=2),
+    dict(model="gemma-2-9b", hardware="h100-sxm", batch=4, input_len=6000, output_len=20, tp=1),
+    dict(model="deepseek-v2-lite", hardware="h100-sxm", batch=8, input_len=700, output_len=30, tp=1),
 ])
 @pytest.mark.parametrize("tier", ["tiled", "roofline"])
 def test_one_static_batch_equals_predict(case, tier):
     """scheduler=static with one batch of equal requests is predict's scenario: e2e latency and throughput
-    within 1% (measured: equal to 1e-9 where no bucket is crossed, pipeline and MoE included)."""
+    within 1% (measured: equal to 1e-9 where no bucket is crossed; pipeline, MoE, sliding windows and MLA
+    included)."""
     c = dict(case)
     b = c.pop("batch")
     p = tapeout.predict(c["model"], c["hardware"], batch=b, tier=tier, **{k: v for k, v in c.items()
@@ -193,12 +196,12 @@ def test_routers_spread_requests():
 def test_bucketing_error_is_bounded(model, hardware, tp, bound):
     """Bucketed vs exact prices of random iterations (tiled tier): within 1% for dense models; MoE models,
     whose per-expert rows round onto tiles between grid nodes, within 12%, 1% on average."""
-    from tapeout.api import build_scenario, resolve
+    from tapeout.api import prepare
     from tapeout.serving.iteration import IterationPricer
 
     rng = np.random.default_rng(0)
-    m, hw, tier, _ = resolve(model, hardware, tier="tiled")
-    sc = build_scenario({"batch": 1, "input_len": 1, "output_len": 1, "tp": tp})
+    pre = prepare(model, hardware, {"batch": 1, "input_len": 1, "output_len": 1, "tp": tp}, tier="tiled")
+    m, hw, tier, sc = pre.model, pre.hardware, pre.tier, pre.scenario
     b, e = IterationPricer(m, hw, sc, tier), IterationPricer(m, hw, sc, tier, exact=True)
     errs = []
     for _ in range(150):

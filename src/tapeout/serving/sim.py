@@ -268,6 +268,7 @@ def simulate(
     activations: str | None = None,
     kv_cache: str | None = None,
     attention: str = "flash",
+    mla_attention: str = "auto",
     fuse_residual_norm: bool = False,
     scenario: Any = None,
     framework: str = "kernels",
@@ -319,7 +320,7 @@ def simulate(
     point-to-point send; its first token leaves the prefill replica). ``slo_ttft`` / ``slo_tpot`` (seconds)
     define ``goodput_rps``. ``exact`` prices every iteration without shape buckets (slower).
     """
-    from tapeout.api import build_scenario, resolve
+    from tapeout.api import prepare
     from tapeout.system.memory import plan
     from tapeout.workload.build import pipeline
 
@@ -352,18 +353,29 @@ def simulate(
     reqs = make_requests(input_len=input_len, output_len=output_len, num_requests=num_requests, rate=rate,
                          arrival=arrival, burstiness=burstiness, concurrency=concurrency, trace=trace,
                          workload=workload, seed=seed)
-    m, hw, tier, fw = resolve(model, hardware, framework=framework, efficiency=efficiency, tier=tier)
     mnt = DEFAULT_MAX_NUM_TOKENS[scheduler] if max_num_tokens is None else max_num_tokens
     longest = int(reqs.input_len.max())
     # the largest iteration: the token budget, a longer prompt alone, or a whole static batch
     peak_tokens = max(mnt or 0, longest) if scheduler != "static" else min(max_batch, len(reqs)) * longest
     common = {"batch": 1, "input_len": peak_tokens, "output_len": 1, "tp": tp, "ep": ep, "pp": pp,
-              "attention": attention, "fuse_residual_norm": fuse_residual_norm, "kv_fraction": kv_fraction}
-    sc = build_scenario(common, scenario=scenario, weights=weights, activations=activations, kv_cache=kv_cache)
+              "attention": attention, "mla_attention": mla_attention, "fuse_residual_norm": fuse_residual_norm,
+              "kv_fraction": kv_fraction}
+    pre = prepare(model, hardware, common, weights=weights, activations=activations, kv_cache=kv_cache,
+                  scenario=scenario, tier=tier, efficiency=efficiency, framework=framework)
+    m, hw, tier, fw, sc = pre.model, pre.hardware, pre.tier, pre.framework, pre.scenario
+    if sc.dp > 1:
+        raise TapeoutError(f"ep={ep} with tp={tp} is data-parallel attention (wide expert parallelism), which the "
+                           "simulator does not model; allowed: ep = 1 or ep = tp", field="ep")
     pipe = pipeline(m, sc)
     distinct = pipe.distinct()
     mem = plan(m, hw, sc, [st.prefill for st in distinct], pipe.same_as)
     pool = mem.kv_capacity_tokens if kv_tokens is None else kv_tokens
+    if kv_tokens is None and m.local_attention is not None:
+        # the plan's rate is the mean per token at its context, windows reclaimed; the block manager counts
+        # every token at the all-layer rate (conservative: sliding windows are not reclaimed)
+        from tapeout.system.memory import kv_bytes_per_token
+
+        pool = int(pool * mem.kv_cache_bytes_per_token / kv_bytes_per_token(m, sc))
     num_blocks = pool // block_size
     cfg = EngineConfig(scheduler=scheduler, max_batch=max_batch, max_num_tokens=mnt, block_size=block_size,
                        num_blocks=num_blocks, kv_policy=kv_policy)

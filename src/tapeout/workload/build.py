@@ -709,8 +709,9 @@ class IterationTemplate:
 
     def prefill_attention(self, seqs: int, chunk: int, prior: int = 0, eager: bool = True) -> tuple[Op, ...]:
         """Causal attention of ``seqs`` chunks of ``chunk`` new tokens, each after ``prior`` tokens already in
-        the KV cache (chunked prefill): chunk x prior + chunk (chunk + 1) / 2 query-key pairs per head, and the
-        prior keys and values read from the cache."""
+        the KV cache (chunked prefill): the causal pairs of positions prior + 1 .. prior + chunk inside each
+        layer's span (chunk x prior + chunk (chunk + 1) / 2 for full attention), and the prior keys and values
+        (MLA: latents) read from the cache."""
         if prior and self._builder.sc.attention == "naive":
             raise TapeoutError("a prefill chunk after cached tokens needs fused attention; allowed: flash, mmha",
                                field="attention")
@@ -719,9 +720,6 @@ class IterationTemplate:
     def decode_attention(self, seqs: int, context: int, eager: bool = False) -> tuple[Op, ...]:
         """Attention of ``seqs`` decoding sequences, each over ``context`` keys."""
         return _eager(self._attention("decode", seqs, 1, context), eager)
-
-
-ops: tuple[Op, ...], eager: bool) -> tuple[Op, ...]:
 
 
 def _eager(ops: tuple[Op, ...], eager: bool) -> tuple[Op, ...]:
