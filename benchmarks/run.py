@@ -16,9 +16,13 @@ Targets (issue 11; benchmarks, not timed tests):
 (c) Pipeline parallelism: cold ``predict`` of Llama-3.1-405B on H100-SXM, TP8, pp32 over pp1 (<= 3).
 (d) GPT-3 175B prefill + decode step op graphs on 4x A100 (LLMCompass's Figure 5 case), cold mapper
     throughput, and a cold 405B TP8 predict.
+(e) Serving (issue 14): ``tapeout.simulate`` of 10,000 ShareGPT-like requests through Llama-3.1-8B on one
+    H100 (tiled, every cache cleared first), all at once and at 20 requests/s (<= 5 s each on one core); and
+    ``tapeout capacity`` answering the issue's question -- Llama-3.1-70B on H100s at 20 requests/s, p99
+    TTFT <= 1 s and TPOT <= 50 ms, the cheapest configuration and its $/Mtok -- (<= 60 s; not with --quick).
 
 numpy's thread pools are pinned to one thread before numpy loads. The machine may be shared: each line
-carries the 1-minute load average. The whole script runs in under 3 minutes (``--quick``: well under one).
+carries the 1-minute load average. The whole script runs in under 4 minutes (``--quick``: about one).
 """
 
 from __future__ import annotations
@@ -255,6 +259,31 @@ def predict_405b(repeat: int) -> None:
     _emit("predict_llama31_405b_tp8_h100_tpot", pred.tpot_s * 1e3, "ms")
 
 
+def serving(quick: bool) -> None:
+    import math
+
+    import tapeout
+    from tapeout.serving.capacity import capacity
+
+    for rate, label in ((math.inf, "all_at_once"), (20.0, "rate20")):
+        _cold()
+        t, c = time.perf_counter(), time.process_time()
+        r = tapeout.simulate("llama-3.1-8b", "h100-sxm", workload="sharegpt", num_requests=10_000, rate=rate, seed=0)
+        m = r.metrics()
+        _emit(f"simulate_10k_sharegpt_llama31_8b_h100_{label}_wall", time.perf_counter() - t, "s", target_max=5.0,
+              cpu=round(time.process_time() - c, 3), iterations=m["iterations"],
+              output_tok_s=round(m["output_throughput_tok_s"], 1), ttft_p99_s=round(m["ttft_s"]["p99"], 4))
+    if quick:
+        return
+    _cold()
+    t, c = time.perf_counter(), time.process_time()
+    d = capacity("llama-3.1-70b", "h100-sxm", rate=20, slo_ttft=1.0, slo_tpot=0.05, percentile=99, workload="sharegpt")
+    b = d["best"] or {}
+    _emit("capacity_llama31_70b_h100_rate20_wall", time.perf_counter() - t, "s", target_max=60.0,
+          cpu=round(time.process_time() - c, 3), configs=len(d["configs"]), best_tp=b.get("tp"),
+          best_gpus=b.get("gpus"), usd_per_mtok=b.get("usd_per_mtok"))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer runs and points (about 30 s)")
@@ -274,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     gpt3_case(args.repeat)
     mapper_throughput(1000 if q else 3000, args.repeat)
     predict_405b(args.repeat)
-    _emit("benchmark_wall", time.perf_counter() - t0, "s", target_max=180)
+    serving(q)
+    _emit("benchmark_wall", time.perf_counter() - t0, "s", target_max=240)
     return 0
 
 

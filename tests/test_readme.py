@@ -42,6 +42,9 @@ CLAIMS = {
     "--pp 4": ("4 batches in flight",),
     "--version": ("tapeout ",),
     "show examples/my-chip.toml": ("my-chip",),
+    "--slo-tpot 0.02": ("goodput", "TTFT (ms)"),
+    "--requests sample": ("64 requests",),
+    "capacity --model": ("best (*): tp2",),
 }
 
 

@@ -12,7 +12,8 @@ Then:
 - **cheapest configuration** (``rate`` given): each configuration needs n = ceil(rate / one replica's
   rate) replicas, checked by simulating n replicas at ``rate`` (n grows until the SLOs hold); its cost is
   n x tp x pp devices at the cost model's $/hour (:func:`tapeout.cost.estimate`), and $/Mtok divides it
-  by the output tokens served. The best configuration is the cheapest.
+  by the output tokens served (the rate times the mean output length). The best configuration is the
+  cheapest.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Point:
     ok: bool
     ttft: float
     tpot: float
+    #: output tokens/s served in steady state: the rate times the mean output length (the run's own
+    #: throughput counts its ramp-up and the tail of its longest requests)
     output_tok_s: float
 
 
@@ -46,7 +49,7 @@ def _check(kw: dict[str, Any], rate: float, slo_ttft: float | None, slo_tpot: fl
     tp = res.tpot
     tpot = float(np.percentile(tp, pct)) if tp.size else 0.0
     ok = (slo_ttft is None or ttft <= slo_ttft) and (slo_tpot is None or tpot <= slo_tpot)
-    return Point(rate, ok, ttft, tpot, float(res.metrics()["output_throughput_tok_s"]))
+    return Point(rate, ok, ttft, tpot, rate * float(res.requests.output_len.mean()))
 
 
 def max_rate(kw: dict[str, Any], slo_ttft: float | None, slo_tpot: float | None, pct: float,

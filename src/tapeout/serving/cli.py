@@ -37,8 +37,10 @@ def _table(d: dict[str, Any]) -> None:
 
     i = d["inputs"]
     con = Console() if Console().is_terminal else Console(width=120)
+    load = (f"from {Path(i['trace']).name}" if i["trace"] else "all at once" if i["rate"] == "inf"
+            else f"at {i['rate']:g} req/s") + (f", at most {i['concurrency']} in flight" if i["concurrency"] else "")
     t = Table(title=f"tapeout simulate: {i['model']} on {i['hardware']} (tp{i['tp']} pp{i['pp']}), {i['scheduler']}, "
-                    f"{i['num_requests']} requests at rate {i['rate']}")
+                    f"{i['num_requests']} requests {load}")
     t.add_column("metric")
     for c in ("mean", "p50", "p90", "p99"):
         t.add_column(c, justify="right")
@@ -212,6 +214,9 @@ def capacity_command(
                   "-" if r.get("tpot_p_s") is None else f"{r['tpot_p_s'] * 1e3:.1f}",
                   f("usd_per_hour", "{:.3f}"), f("usd_per_mtok", "{:.4f}"), "yes" if r.get("meets_slo") else "no")
     con.print(t)
+    for tp in sorted({s["tp"] for s in d["skipped"]}):
+        why = next(s["reason"] for s in d["skipped"] if s["tp"] == tp)
+        con.print(f"skipped tp{tp}: {why.split(';')[0]}")
     b = d["best"]
     con.print("best: none meets the SLOs" if b is None else
               f"best (*): tp{b['tp']}, max batch {b['max_batch']}, {b['replicas']} replica(s) on {b['gpus']} devices, "

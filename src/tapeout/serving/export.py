@@ -55,9 +55,11 @@ def chrome_trace(res: "SimResult") -> dict[str, Any]:
 
 def write_chrome_trace(res: "SimResult", path: str | Path) -> Path:
     p = Path(path)
-    if p.parent and not p.parent.exists():
-        raise TapeoutError(f"folder {str(p.parent)!r} does not exist", field="trace")
-    p.write_text(json.dumps(chrome_trace(res)), encoding="utf-8")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(chrome_trace(res)), encoding="utf-8")
+    except OSError as exc:
+        raise TapeoutError(f"cannot write {str(p)!r}: {exc.strerror}", field="trace") from None
     return p
 
 

@@ -271,3 +271,6 @@ def clear_caches() -> None:
     tiled = sys.modules.get("tapeout.perf.tiled")
     if tiled is not None:
         tiled.clear_caches()
+    serving = sys.modules.get("tapeout.serving.iteration")
+    if serving is not None:  # the serving simulator's iteration pricers
+        serving._PRICERS.clear()
