@@ -150,13 +150,24 @@ def test_no_request_is_lost_and_blocks_stay_within_the_pool(scheduler, policy, n
 
 def test_preemption_happens_and_recomputes():
     """A pool that holds a few requests' worth of tokens preempts (recompute), and still completes them all; a
-    larger pool is faster."""
-    small = sim(workload="sharegpt", num_requests=120, rate=math.inf, kv_tokens=6000, seed=1)
-    big = sim(workload="sharegpt", num_requests=120, rate=math.inf, seed=1)
+    larger pool is faster. The default policy (reserve) never preempts; the paged one recomputes what it
+    preempted, and streams each token once."""
+    small = sim(workload="sharegpt", num_requests=120, rate=math.inf, kv_tokens=6000, seed=1, kv_policy="paged")
+    big = sim(workload="sharegpt", num_requests=120, rate=math.inf, seed=1, kv_policy="paged")
     assert small.metrics()["preemptions"] > 0 and big.metrics()["preemptions"] == 0
     assert small.metrics()["completed"] == 120
     assert small.metrics()["kv_utilization"]["max"] <= 1.0
     assert small.metrics()["duration_s"] > big.metrics()["duration_s"]
+    kw = dict(input_len=128, output_len=2048, num_requests=300, max_batch=4096, kv_tokens=60_000)
+    reserve, paged = sim(**kw), sim(kv_policy="paged", **kw)
+
+    def prefilled(r):
+        return sum(p for rep in r.replicas for _, _, _, p, *_ in rep.timeline)
+
+    # every prompt is prefilled once; a preempted request re-prefills its prompt and the tokens it had
+    assert reserve.metrics()["preemptions"] == 0 and prefilled(reserve) == 300 * 128
+    assert paged.metrics()["preemptions"] > 0 and prefilled(paged) > 300 * 128 + paged.metrics()["preemptions"]
+    assert paged.itl.size == reserve.itl.size == 300 * 2047
 
 
 def test_disaggregation_moves_the_kv_cache_and_pays_for_it():

@@ -88,7 +88,9 @@ def simulate_command(
     kv_fraction: Annotated[float, typer.Option("--kv-fraction", help="share of the free memory the KV pool gets")] = 0.9,
     kv_tokens: Annotated[Optional[int], typer.Option("--kv-tokens", help="KV pool in tokens (instead of kv-fraction)")] = None,
     block_size: Annotated[int, typer.Option("--block-size", help="tokens per KV block")] = 16,
-    kv_policy: Annotated[str, typer.Option("--kv-policy", help="paged (preempt by recompute) | reserve")] = "paged",
+    kv_policy: Annotated[str, typer.Option(
+        "--kv-policy", help="reserve (a request's final context at admission, never preempted) | paged (blocks "
+        "as tokens come, preemption by recompute)")] = "reserve",
     replicas: Annotated[int, typer.Option(help="engine replicas behind the router")] = 1,
     router: Annotated[str, typer.Option(help="round_robin | least_tokens")] = "round_robin",
     prefill_replicas: Annotated[int, typer.Option("--prefill-replicas", help="P/D disaggregation: prefill pool")] = 0,

@@ -211,6 +211,7 @@ class Replica:
             mask[best_d] = False
             self.used -= int(self.dblk[best_d])
             r.last = float(self.last[best_d])
+            r.g = r.L_out - int(self.rem[best_d])  # the arrays count its tokens while it decodes
             self._keep(mask)
         before = r.outstanding()
         r.blocks = 0

@@ -141,8 +141,7 @@ class IterationPricer:
         self._pre: dict[tuple[int, int, int, bool], float] = {}
         self._dec: dict[tuple[int, int, bool], float] = {}
         self._tables: dict[tuple, _Table] = {}
-        self._tok_memo: dict[tuple[int, bool], float] = {}
-        self._head_memo: dict[tuple[int, bool], float] = {}
+        self._memo: dict[str, dict[tuple[int, bool], float]] = {"tok": {}, "head": {}}
         self._attn_kernels = sum(n * sum(o.count for o in t.decode_attention(1, 2)) for t, n in self.stages)
         self._pre_kernels = sum(n * sum(o.count for o in t.prefill_attention(1, 2)) for t, n in self.stages)
 
@@ -199,29 +198,21 @@ class IterationPricer:
                 out += n * self.pr.sweep(ops) * ops[0].count
         return out
 
-    def tokens(self, tokens: int, eager: bool) -> float:
-        key = (tokens, eager)
-        v = self._tok_memo.get(key)
+    def _memoised(self, tag: str, f, n: int, eager: bool) -> float:  # noqa: ANN001 - f(int, bool) -> float
+        """``f`` at the integer ``n``: exact, or interpolated on the ``tag`` table; memoised per (n, eager)."""
+        memo = self._memo[tag]
+        key = (n, eager)
+        v = memo.get(key)
         if v is None:
-            if self.exact:
-                v = self._tokens_at(tokens, eager)
-            else:
-                v = self._table(("tok", eager), lambda n: self._tokens_at(max(n, 1), eager))(tokens)
-            self._tok_memo[key] = v
+            v = memo[key] = f(n, eager) if self.exact else \
+                self._table((tag, eager), lambda x: f(max(x, 1), eager))(n)
         return v
 
+    def tokens(self, tokens: int, eager: bool) -> float:
+        return self._memoised("tok", self._tokens_at, tokens, eager)
+
     def head(self, seqs: int, eager: bool) -> float:
-        if seqs <= 0:
-            return 0.0
-        key = (seqs, eager)
-        v = self._head_memo.get(key)
-        if v is None:
-            if self.exact:
-                v = self._head_at(seqs, eager)
-            else:
-                v = self._table(("head", eager), lambda n: self._head_at(max(n, 1), eager))(seqs)
-            self._head_memo[key] = v
-        return v
+        return self._memoised("head", self._head_at, seqs, eager) if seqs > 0 else 0.0
 
     def decode_attention(self, seqs: int, context: float, eager: bool) -> float:
         if self.exact:

@@ -280,7 +280,7 @@ def simulate(
     kv_fraction: float = 0.9,
     kv_tokens: int | None = None,
     block_size: int = 16,
-    kv_policy: str = "paged",
+    kv_policy: str = "reserve",
     replicas: int = 1,
     router: str = "round_robin",
     prefill_replicas: int = 0,
@@ -307,7 +307,7 @@ def simulate(
     2048 chunked); a paged KV pool of ``block_size``-token blocks holding ``kv_fraction`` of the memory left
     after weights, the largest iteration's activations and the runtime reserve (``kv_tokens`` sets the pool
     in tokens instead, for an engine that states it), ``kv_policy`` paged (preemption by recompute) or
-    reserve. Formats, parallelism, ``framework``, ``tier`` and ``efficiency`` as :func:`tapeout.predict`.
+    reserve (the default: TensorRT-LLM's guaranteed-no-evict). Formats, parallelism, ``framework``, ``tier`` and ``efficiency`` as :func:`tapeout.predict`.
 
     Traffic (:func:`tapeout.serving.workload.make_requests`): ``input_len`` / ``output_len`` (an int, a
     distribution mapping or text such as ``"lognormal:mean=250,sigma=1"``), ``workload="sharegpt"``, or a

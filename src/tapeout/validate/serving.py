@@ -96,27 +96,37 @@ def _rows(data_dir: Path, prefix: str) -> list[dict[str, str]]:
     return [r for r in _read_dicts(data_dir / SERVING_FILE) if r["row_id"].startswith(prefix)]
 
 
-def load_e2e_serving_trt014(data_dir: Path) -> list:
-    """TensorRT-LLM 0.14's online-serving table: 72 load points (Llama-3.1 8B TP1 and 70B TP4 on H100 SXM and
-    H200; three length pairs; QPS 2..32 and inf), scored on output and total token throughput, mean TTFT and
-    mean ITL. Engine assumptions: see the module docstring."""
+def _cases(data_dir: Path, dataset: str, prefix: str, metrics: dict[str, tuple[str, str]],
+           scenario_of) -> list:  # noqa: ANN001 - scenario_of(row) -> (simulate keyword arguments, extra info)
+    """One case per row of ``prefix`` whose metric is in ``metrics``: the row's load point as simulate's
+    keyword arguments (model, tp and formats from the row, the rest from ``scenario_of``)."""
     cases = []
-    for row in _rows(data_dir, "trt014-"):
-        m = TRT014_METRICS.get(row["metric"])
+    for row in _rows(data_dir, prefix):
+        m = metrics.get(row["metric"])
         if m is None:
             continue
         quantity, op_class = m
-        rate = row["request_rate"].strip().lower()
-        fmt = row["kv_cache"].strip() or "bf16"
+        kw, extra = scenario_of(row)
         sc = tuple(sorted({
-            "model": row["model"].strip(), "tp": int(row["tp"]), "weights": row["weights"].strip(),
-            "activations": row["activations"].strip(), "kv_cache": fmt,
-            "input_len": int(row["input_len"]), "output_len": int(row["output_len"]),
-            "num_requests": int(row["num_prompts"]), "rate": math.inf if rate == "inf" else float(rate),
-            "seed": 0, **TRT014_ENGINE}.items()))
-        cases.append(_case("e2e-serving-trt014", op_class, row["device"].strip(), sc, quantity, float(row["value"]),
-                           row["unit"], row))
+            "model": row["model"].strip(), "tp": int(row["tp"]), "weights": row["weights"].strip() or "fp16",
+            "activations": row["activations"].strip() or "fp16", "kv_cache": row["kv_cache"].strip() or "fp16",
+            "num_requests": int(row["num_prompts"]), "seed": 0, **kw}.items()))
+        cases.append(_case(dataset, op_class, row["device"].strip(), sc, quantity, float(row["value"]),
+                           row["unit"], row, **extra))
     return cases
+
+
+def _trt014(row: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    rate = row["request_rate"].strip().lower()
+    return {"input_len": int(row["input_len"]), "output_len": int(row["output_len"]),
+            "rate": math.inf if rate == "inf" else float(rate), **TRT014_ENGINE}, {}
+
+
+def load_e2e_serving_trt014(data_dir: Path) -> list:
+    """TensorRT-LLM 0.14's online-serving table: 72 load points (Llama-3.1 8B TP1 and 70B TP4 on H100 SXM and
+    H200; three length pairs; QPS 2..32 and inf), scored on output and total token throughput, mean TTFT and
+    mean ITL. Engine assumptions: see the module docstring. (The source prints BF16 for every format.)"""
+    return _cases(data_dir, "e2e-serving-trt014", "trt014-", TRT014_METRICS, _trt014)
 
 
 def _lmdeploy_engine(settings: str, max_batch: int) -> dict[str, Any]:
@@ -129,25 +139,17 @@ def _lmdeploy_engine(settings: str, max_batch: int) -> dict[str, Any]:
             "kv_policy": "paged"}
 
 
+def _lmdeploy(row: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    kw = {"workload": LMDEPLOY_WORKLOAD.get(row["model"].strip(), "sharegpt"),
+          "concurrency": int(row["concurrency"]), **_lmdeploy_engine(row["engine_settings"], int(row["max_batch"]))}
+    return kw, {"version": "v0.1" if row["row_id"].startswith("lmd010") else "v0.2"}
+
+
 def load_e2e_serving_lmdeploy(data_dir: Path) -> list:
     """LMDeploy TurboMind's request-throughput runs (v0.1.0a1 and v0.2.0 on A100 80GB; Llama-2 7B/13B/70B,
     InternLM-20B): closed loop at the concurrency, 3000 ShareGPT prompts; scored on request, output and total
     throughput, mean first-token latency and (v0.2.0) the pooled token-latency percentiles."""
-    cases = []
-    for row in _rows(data_dir, "lmd"):
-        m = LMDEPLOY_METRICS.get(row["metric"])
-        if m is None:
-            continue
-        quantity, op_class = m
-        version = "v0.1" if row["row_id"].startswith("lmd010") else "v0.2"
-        sc = tuple(sorted({
-            "model": row["model"].strip(), "tp": int(row["tp"]), "weights": row["weights"].strip() or "fp16",
-            "activations": row["activations"].strip() or "fp16", "kv_cache": row["kv_cache"].strip() or "fp16",
-            "workload": LMDEPLOY_WORKLOAD.get(row["model"].strip(), "sharegpt"), "num_requests": int(row["num_prompts"]), "concurrency": int(row["concurrency"]),
-            "seed": 0, **_lmdeploy_engine(row["engine_settings"], int(row["max_batch"]))}.items()))
-        cases.append(_case("e2e-serving-lmdeploy", f"{op_class}", row["device"].strip(), sc, quantity,
-                           float(row["value"]), row["unit"], row, version=version))
-    return cases
+    return _cases(data_dir, "e2e-serving-lmdeploy", "lmd", LMDEPLOY_METRICS, _lmdeploy)
 
 
 _CACHE: dict[tuple, dict[str, float]] = {}
