@@ -443,10 +443,13 @@ def test_plots_are_written_lazily(tmp_path):
 
 def test_serving_sources_load_and_stay_held_out(shared_data):
     from tapeout.validate import load_cases
-    from tapeout.validate.datasets import E2E_DATASETS, OP_DATASETS
+    from tapeout.validate.registry import calibration_names, e2e_names, source_of
 
-    assert {"e2e-serving-trt014", "e2e-serving-lmdeploy"} <= set(E2E_DATASETS)
-    assert not {"e2e-serving-trt014", "e2e-serving-lmdeploy"} & set(OP_DATASETS)
+    assert {"e2e-serving-trt014", "e2e-serving-lmdeploy"} <= set(e2e_names())
+    assert not {"e2e-serving-trt014", "e2e-serving-lmdeploy"} & set(calibration_names())
+    assert source_of("e2e-serving-trt014") == source_of("e2e-serving-lmdeploy") == "serving"
+    from tapeout.validate.cv import parameters  # no fitted parameter names the serving source
+    assert all("serving" not in p.sources for p in parameters())
     cases = load_cases(shared_data, ["e2e-serving-trt014", "e2e-serving-lmdeploy"])
     trt = [c for c in cases if c.dataset == "e2e-serving-trt014"]
     lmd = [c for c in cases if c.dataset == "e2e-serving-lmdeploy"]

@@ -1,0 +1,140 @@
+"""Serving measurements (``measured/serving/serving_measurements.csv``, its README): TensorRT-LLM 0.14's
+online-serving table and LMDeploy's request-throughput runs, as load points priced by :func:`tapeout.simulate`
+(:mod:`tapeout.validate.serving`). Held out from every fit: nothing in tapeout is tuned on them.
+
+Engine settings the sources do not state are assumptions, written here and in docs/serving.md, never
+tuned values:
+
+- **TensorRT-LLM 0.14 online serving** (``e2e-serving-trt014``): in-flight batching without chunked
+  context (``continuous``; chunked context is off by default in 0.14), trtllm-build's defaults
+  ``max_batch_size`` 2048 and ``max_num_tokens`` 8192, the executor's default KV fraction 0.9 with
+  64-token blocks and the guaranteed-no-evict scheduler (``kv_policy="reserve"``), BF16 weights,
+  activations and KV cache, fused attention sharing K/V over GQA groups (XQA), residual adds fused into
+  the norms. Lengths are taken as fixed (the table prints one pair per row), Poisson arrivals at the QPS,
+  500 requests, seed 0. Request throughput is printed rounded to 1 req/s and is left out; the token
+  throughputs carry the achieved rate.
+- **LMDeploy TurboMind v0.1.0a1 / v0.2.0** (``e2e-serving-lmdeploy``): closed loop at the concurrency,
+  3000 ShareGPT-like requests (``workload="sharegpt"``: the filtered means 247/233 tokens the README
+  derives for the Llama-2 tokenizer, 223/200 for InternLM-20B's), the stated KV
+  pool (``cache_max_entry_count`` blocks of 128 tokens) and ``max_batch_size``; prefill tokens per
+  iteration ``max_context_token_num`` x ``session_len`` with ``session_len`` 4096 (not stated; Llama-2's
+  context) plus the decodes; FP16, paged blocks (TurboMind allocates blocks as sequences grow).
+  ``first_token_latency_min`` / ``_max`` (extremes of 3000 draws of prompts tapeout does not have) are
+  left out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from tapeout import units
+from tapeout.validate.cases import Case, read_dicts
+from tapeout.validate.registry import END_TO_END, register
+from tapeout.validate.serving import QUANTITIES
+
+SERVING_FILE = Path("measured") / "serving" / "serving_measurements.csv"
+
+TRT014_METRICS = {"output_token_throughput": ("serving_output_tok_s", "output_tok_s"),
+                  "total_token_throughput": ("serving_total_tok_s", "total_tok_s"),
+                  "mean_ttft": ("serving_mean_ttft_s", "ttft_mean"),
+                  "mean_itl": ("serving_mean_itl_s", "itl_mean")}
+LMDEPLOY_METRICS = {"request_throughput": ("serving_request_rps", "request_rps"),
+                    "output_token_throughput": ("serving_output_tok_s", "output_tok_s"),
+                    "total_token_throughput": ("serving_total_tok_s", "total_tok_s"),
+                    "first_token_latency_avg": ("serving_mean_ttft_s", "ttft_mean"),
+                    "token_latency_p50": ("serving_itl_p50_s", "itl_p50"),
+                    "token_latency_p75": ("serving_itl_p75_s", "itl_p75"),
+                    "token_latency_p95": ("serving_itl_p95_s", "itl_p95"),
+                    "token_latency_p99": ("serving_itl_p99_s", "itl_p99")}
+#: the ShareGPT sample's mean lengths per tokenizer, as the README derives them (Llama-2: the preset's 247/233)
+LMDEPLOY_WORKLOAD = {"internlm-20b": "sharegpt:input_mean=223,output_mean=200"}
+#: TurboMind's session_len (not stated by the sources; Llama-2's 4096-token context)
+LMDEPLOY_SESSION_LEN = 4096
+TRT014_ENGINE = {"scheduler": "continuous", "max_batch": 2048, "max_num_tokens": 8192, "kv_fraction": 0.9,
+                 "block_size": 64, "kv_policy": "reserve", "fuse_residual_norm": True}
+
+
+def _seconds(value: float, unit: str) -> float:
+    return value * {"ms": units.MS, "s": 1.0}[unit.strip()]
+
+
+def _case(dataset: str, op_class: str, device: str, sc: tuple[tuple[str, Any], ...], quantity: str, value: float,
+          unit: str, row: dict[str, str], **extra: Any) -> Case:
+    kind = QUANTITIES[quantity][0]
+    measured = 1.0 / value if kind == "rate" else _seconds(value, unit)
+    info = {**dict(sc), "num_gpus": int(row.get("num_gpus") or 1), "published": value, "unit": unit,
+            "row_id": row["row_id"], "metric": row["metric"], **extra}
+    return Case(dataset=dataset, op_class=op_class, device=device, ops=(), measured_s=measured,
+                info=tuple(info.items()), scenario=sc, quantity=quantity)
+
+
+def _rows(data_dir: Path, prefix: str) -> list[dict[str, str]]:
+    return [r for r in read_dicts(data_dir / SERVING_FILE) if r["row_id"].startswith(prefix)]
+
+
+def _cases(data_dir: Path, dataset: str, prefix: str, metrics: dict[str, tuple[str, str]],
+           scenario_of) -> list[Case]:  # noqa: ANN001 - scenario_of(row) -> (simulate keyword arguments, extra info)
+    """One case per row of ``prefix`` whose metric is in ``metrics``: the row's load point as simulate's
+    keyword arguments (model, tp and formats from the row, the rest from ``scenario_of``)."""
+    cases = []
+    for row in _rows(data_dir, prefix):
+        m = metrics.get(row["metric"])
+        if m is None:
+            continue
+        quantity, op_class = m
+        kw, extra = scenario_of(row)
+        sc = tuple(sorted({
+            "model": row["model"].strip(), "tp": int(row["tp"]), "weights": row["weights"].strip() or "fp16",
+            "activations": row["activations"].strip() or "fp16", "kv_cache": row["kv_cache"].strip() or "fp16",
+            "num_requests": int(row["num_prompts"]), "seed": 0, **kw}.items()))
+        cases.append(_case(dataset, op_class, row["device"].strip(), sc, quantity, float(row["value"]),
+                           row["unit"], row, **extra))
+    return cases
+
+
+def _trt014(row: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    rate = row["request_rate"].strip().lower()
+    return {"input_len": int(row["input_len"]), "output_len": int(row["output_len"]),
+            "rate": math.inf if rate == "inf" else float(rate), **TRT014_ENGINE}, {}
+
+
+@register("e2e-serving-trt014", kind=END_TO_END, files=(str(SERVING_FILE),),
+          description="TensorRT-LLM 0.14 online serving: TTFT, ITL, throughput vs request rate, Llama-3.1 8B/70B, "
+                      "H100/H200 (simulated)")
+def load_e2e_serving_trt014(data_dir: Path) -> list[Case]:
+    """TensorRT-LLM 0.14's online-serving table: 72 load points (Llama-3.1 8B TP1 and 70B TP4 on H100 SXM and
+    H200; three length pairs; QPS 2..32 and inf), scored on output and total token throughput, mean TTFT and
+    mean ITL. Engine assumptions: see the module docstring. (The source prints BF16 for every format.)"""
+    return _cases(data_dir, "e2e-serving-trt014", "trt014-", TRT014_METRICS, _trt014)
+
+
+def _lmdeploy_engine(settings: str, max_batch: int) -> dict[str, Any]:
+    blocks = re.search(r"cache_max_entry_count=(\d+)", settings)
+    ctx = re.search(r"max_context_token_num=(\d+)", settings)
+    if blocks is None or ctx is None:
+        raise ValueError(f"engine settings without cache_max_entry_count / max_context_token_num: {settings[:80]}")
+    return {"kv_tokens": int(blocks.group(1)) * 128, "block_size": 128, "max_batch": max_batch,
+            "max_num_tokens": int(ctx.group(1)) * LMDEPLOY_SESSION_LEN + max_batch, "scheduler": "continuous",
+            "kv_policy": "paged"}
+
+
+def _lmdeploy(row: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    kw = {"workload": LMDEPLOY_WORKLOAD.get(row["model"].strip(), "sharegpt"),
+          "concurrency": int(row["concurrency"]), **_lmdeploy_engine(row["engine_settings"], int(row["max_batch"]))}
+    return kw, {"version": "v0.1" if row["row_id"].startswith("lmd010") else "v0.2"}
+
+
+@register("e2e-serving-lmdeploy", kind=END_TO_END, files=(str(SERVING_FILE),),
+          description="LMDeploy TurboMind v0.1/v0.2 closed-loop request throughput, first-token and token "
+                      "latencies, A100 (simulated)")
+def load_e2e_serving_lmdeploy(data_dir: Path) -> list[Case]:
+    """LMDeploy TurboMind's request-throughput runs (v0.1.0a1 and v0.2.0 on A100 80GB; Llama-2 7B/13B/70B,
+    InternLM-20B): closed loop at the concurrency, 3000 ShareGPT prompts; scored on request, output and total
+    throughput, mean first-token latency and (v0.2.0) the pooled token-latency percentiles."""
+    return _cases(data_dir, "e2e-serving-lmdeploy", "lmd", LMDEPLOY_METRICS, _lmdeploy)
+
+
+__all__ = ["load_e2e_serving_lmdeploy", "load_e2e_serving_trt014"]
