@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tapeout.cost import area as am
-from tapeout.cost import calibrate
+from tapeout.fit import cost as calibrate
 from tapeout.cost.assumptions import Assumptions
 from tapeout.errors import TapeoutError
 from tapeout.hardware.catalog import load_hardware
@@ -37,7 +37,8 @@ def measured(shared_data):
 
 
 def test_committed_coefficients_are_the_calibration(shared_data, specs):
-    """The coefficients committed in area.toml / memory.toml are what calibrate.fit() produces."""
+    """The coefficients of the store (fitted/cost.toml, merged into area.toml / memory.toml) are what the fit
+    (tapeout.fit.cost.fit) produces."""
     a = Assumptions.load()
     fit = calibrate.fit(a, specs, shared_data)
     for k, v in fit.items():

@@ -16,9 +16,9 @@ from measured_rows import HEADER, csv_text, flash_row, fp6_row, gemm_row
 from tapeout import load_hardware, predict
 from tapeout.cli import app
 from tapeout.system.frameworks import framework
-from tapeout.techniques import kernels
+from tapeout.fitted import kernel_constants
 from tapeout.validate.cv import cross_validate, parameters
-from tapeout.validate.e2e import e2e_predict, module_constants
+from tapeout.validate.e2e import e2e_predict
 from tapeout.validate.registry import load, load_cases
 
 TRUE_DEEPSPEED_US = 6.0
@@ -92,7 +92,7 @@ def test_held_out_fp6llm_is_priced_with_deepspeed_refitted_on_the_other_source(c
         assert held.predicted_s == pytest.approx(1.0 / p.throughput_tok_s, rel=1e-12)
         assert held.predicted_s < ins.predicted_s  # a smaller gap than the stored one: faster
     # the intN kernel counts were fitted on FP6-LLM's kernel figures: prior, and no FP6-LLM row depends on them
-    ints = {r.param.name: r for r in f.refits if "INT_" in r.param.name}
+    ints = {r.param.name: r for r in f.refits if r.param.name.startswith("kernel_constants.int_")}
     assert {r.how for r in ints.values()} == {"prior"} and not set(ints) & f.used
 
 
@@ -117,35 +117,44 @@ def test_held_out_flashllm_uses_the_prior_kernel_constants_per_prediction_and_le
     f = _fold(cv, "flashllm")
     values = {r.param.name: r.value for r in f.refits}
     assert values["fastertransformer.host_overhead_us"] == 0.0
-    assert values["techniques.kernels.TILED_CSL_STREAM_ETA"] == 1.0 and values["perf.quant.ONCHIP_ETA"] == 1.0
+    assert values["kernel_constants.tiled_csl_stream_eta"] == 1.0 and values["kernel_constants.onchip_eta"] == 1.0
     (sparse,) = [r for r in f.held_out if r.case.op_class.startswith("flash-llm sparse")]
     (sparse_in,) = [r for r in f.in_sample if r.case.op_class.startswith("flash-llm sparse")]
-    constants = [(f"tapeout.{n}", v) for n, v in values.items() if n.startswith("techniques.")]
+    constants = {n.removeprefix("kernel_constants."): v for n, v in values.items()
+                 if n.startswith("kernel_constants.") and n != "kernel_constants.onchip_eta"}
     sc = dict(sparse.case.scenario)
-    with module_constants(constants):
-        p = predict(sc["model"], "a100-sxm-80gb", batch=sc["batch"], input_len=sc["input_len"],
-                    output_len=sc["output_len"], tp=sc["tp"], sparsity=sc["sparsity"], framework="fastertransformer",
-                    efficiency={"host_overhead_us": 0.0, "onchip_eta": 1.0}, tier="roofline")
+    p = predict(sc["model"], "a100-sxm-80gb", batch=sc["batch"], input_len=sc["input_len"],
+                output_len=sc["output_len"], tp=sc["tp"], sparsity=sc["sparsity"], framework="fastertransformer",
+                efficiency={"host_overhead_us": 0.0, "onchip_eta": 1.0}, kernel_constants=constants, tier="roofline")
     assert sparse.predicted_s == pytest.approx(2 / p.throughput_tok_s, rel=1e-12)
     assert sparse.predicted_s != pytest.approx(sparse_in.predicted_s, rel=1e-3)
-    # the module constants are back, and no graph built with the priors is reused
-    assert kernels.TILED_CSL_STREAM_ETA == next(p.stored for p in parameters() if p.name.endswith("STREAM_ETA"))
+    # the stored constants are untouched, and a prediction without overrides is the in-sample one
+    assert kernel_constants().tiled_csl_stream_eta == next(p.stored for p in parameters()
+                                                           if p.name == "kernel_constants.tiled_csl_stream_eta")
     again = predict(sc["model"], "a100-sxm-80gb", batch=sc["batch"], input_len=sc["input_len"],
                     output_len=sc["output_len"], tp=sc["tp"], sparsity=sc["sparsity"], framework="fastertransformer",
                     tier="roofline")
     assert 2 / again.throughput_tok_s == pytest.approx(sparse_in.predicted_s, rel=1e-12)
 
 
-def test_module_constants_restores_the_values_and_refuses_unknown_names():
-    before = kernels.SPUTNIK_OPS_PER_ROW
-    with pytest.raises(RuntimeError):
-        with module_constants([("tapeout.techniques.kernels.SPUTNIK_OPS_PER_ROW", 1.0)]):
-            assert kernels.SPUTNIK_OPS_PER_ROW == 1.0
-            raise RuntimeError
-    assert kernels.SPUTNIK_OPS_PER_ROW == before
-    with pytest.raises(ValueError, match="not a numeric module constant"):
-        with module_constants([("tapeout.techniques.kernels.linear", 1.0)]):
-            pass
+def test_kernel_constants_reach_a_prediction_per_call_and_are_validated():
+    from tapeout.errors import TapeoutError
+
+    kw = dict(batch=8, input_len=128, output_len=8, weights="int4_g128", tier="roofline")
+    base = predict("llama-2-7b", "a100-sxm-80gb", **kw)
+    stored = kernel_constants().int_kernel_overhead_ops
+    cheaper = predict("llama-2-7b", "a100-sxm-80gb", kernel_constants={"int_kernel_overhead_ops": 0.0}, **kw)
+    assert stored > 0 and cheaper.tpot_s < base.tpot_s
+    assert cheaper.to_dict()["inputs"]["kernel_constants"]["int_kernel_overhead_ops"] == 0.0
+    assert "kernel_constants" not in base.to_dict()["inputs"]
+    same = predict("llama-2-7b", "a100-sxm-80gb", kernel_constants={"int_kernel_overhead_ops": stored}, **kw)
+    assert same.tpot_s == base.tpot_s and predict("llama-2-7b", "a100-sxm-80gb", **kw).tpot_s == base.tpot_s
+    with pytest.raises(TapeoutError, match="kernel_constants.*unknown fields"):
+        predict("llama-2-7b", "a100-sxm-80gb", kernel_constants={"int_overhead": 1.0}, **kw)
+    with pytest.raises(TapeoutError, match="int_kernel_overhead_ops"):
+        predict("llama-2-7b", "a100-sxm-80gb", kernel_constants={"int_kernel_overhead_ops": -1.0}, **kw)
+    with pytest.raises(TapeoutError, match="efficiency="):
+        predict("llama-2-7b", "a100-sxm-80gb", kernel_constants={"onchip_eta": 0.5}, **kw)
 
 
 def test_the_summary_says_which_values_are_priors(cv):

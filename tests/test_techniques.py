@@ -10,7 +10,7 @@ from tapeout import load_hardware, load_model
 from tapeout.cli import app
 from tapeout.errors import TapeoutError
 from tapeout.perf import estimate
-from tapeout.techniques import kernels
+from tapeout.fitted import kernel_constants
 from tapeout.techniques.kernels import dequant_ops
 from tapeout.techniques.spec import Sparsity
 from tapeout.workload.build import build_graph
@@ -105,7 +105,7 @@ def test_dequant_costs_follow_the_format():
     assert fp6 > fp4 > nf4 > 0 and int4 > 0  # TC-FPx: more bit planes, more work
     # group-wise scales are applied per element, per-channel ones in the epilogue
     int4_c, int4_g = (dequant_ops(tapeout.dtypes.parse(x), f16) for x in ("int4_c", "int4_g128"))
-    assert int4_g - int4_c == pytest.approx(kernels.INT_GROUP_SCALE_OPS) and int4 == int4_c  # int4: per channel
+    assert int4_g - int4_c == pytest.approx(kernel_constants().int_group_scale_ops) and int4 == int4_c  # int4: per channel
     # odd widths gather bit planes like TC-FPx; W4A8 only sign-extends
     assert dequant_ops(tapeout.dtypes.parse("int3"), f16) > int4 > dequant_ops(tapeout.dtypes.parse("int4"),
                                                                                tapeout.dtypes.parse("int8"))

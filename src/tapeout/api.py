@@ -231,6 +231,7 @@ class Prediction:
                 "sparsity": sc.sparsity.name if sc.sparsity is not None else None,
                 "sparse_kernel": sc.sparse_kernel,
                 "layers": [_rule_dict(r) for r in sc.layers],
+                **({"kernel_constants": sc.kernel_constants.model_dump()} if sc.kernel_constants else {}),
                 "tier": self.tier,
                 "framework": self.framework,
                 "default_16bit": self.default_16bit,
@@ -474,6 +475,7 @@ def predict(
     tier: str | None = None,
     efficiency: dict[str, float] | None = None,
     framework: str = "kernels",
+    kernel_constants: dict[str, float] | None = None,
 ) -> Prediction:
     """Predict latency, throughput and memory of ``model`` on ``tp`` x ``pp`` x ``hardware``.
 
@@ -495,7 +497,9 @@ def predict(
     its global keys. ``compare_to`` (e.g. ``"fp16"``) also predicts that plain baseline and adds the
     speedup per phase (``Prediction.comparison()``, ``to_dict()["comparison"]``). ``efficiency``
     overrides fields of the device's :class:`~tapeout.hardware.spec.EfficiencySpec` (e.g.
-    ``{"matmul_eta": 0.8}``). ``framework`` names a serving-framework profile (``system/frameworks.toml``): a per-op host
+    ``{"matmul_eta": 0.8}``). ``kernel_constants`` overrides the technique kernels' fitted constants
+    (:class:`~tapeout.fitted.KernelConstants`, e.g. ``{"int_kernel_overhead_ops": 0.0}``; ``onchip_eta`` is an
+    efficiency field). ``framework`` names a serving-framework profile (``system/frameworks.toml``): a per-op host
     overhead added to every kernel (``kernels``: device time only; ``fastertransformer``; ``deepspeed``)
     or a cap on the DRAM bytes per core per clock its kernels move (``llamacpp``), or a one-shot
     all-reduce for small messages (``gptfast``); explicit ``efficiency`` fields win over the profile's.
@@ -508,6 +512,8 @@ def predict(
     common = {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "ep": ep, "pp": pp,
               "pp_microbatches": pp_microbatches, "attention": attention, "mla_attention": mla_attention,
               "fuse_residual_norm": fuse_residual_norm, "kv_fraction": kv_fraction}
+    if kernel_constants is not None:
+        common["kernel_constants"] = _kernel_constants(kernel_constants)
     pre = prepare(model, hardware, common, weights=weights, activations=activations, kv_cache=kv_cache,
                   sparsity=sparsity, sparse_kernel=sparse_kernel, scenario=scenario, tier=tier, efficiency=efficiency,
                   framework=framework)
@@ -525,6 +531,18 @@ def predict(
     pred = Prediction(model=m, hardware=hw, scenario=sc, tier=tier, result=compose(m, hw, sc, tier), baseline=base,
                       framework=fw.name, warnings=warnings, default_16bit=half, checkpoint_format=shipped)
     return replace(pred, notes=tuple(notes + _fallback_notes(pred)))
+
+
+def _kernel_constants(overrides: Any) -> Any:
+    """The stored technique kernel constants with ``overrides`` (validated; one-line errors)."""
+    from tapeout import fitted
+
+    if not isinstance(overrides, dict):
+        raise TapeoutError(f"expected a mapping of constants, got {type(overrides).__name__}", field="kernel_constants")
+    if "onchip_eta" in overrides:
+        raise TapeoutError("onchip_eta is priced per device: pass it as efficiency={'onchip_eta': ...}",
+                           field="kernel_constants")
+    return fitted.kernel_constants().with_overrides(overrides)
 
 
 def _fallback_notes(p: Prediction) -> list[str]:

@@ -223,7 +223,7 @@ def validate(
         "micro-architecture, else roofline)")] = None,
     format: Annotated[TableOrJson, typer.Option("--format", "-f", help="table | json")] = TableOrJson.table,
     efficiency: Annotated[str, typer.Option(
-        help="catalog (devices as loaded) | calibrated (hardware/calibration.toml) | default (spec defaults)")
+        help="catalog (devices as loaded) | calibrated (fitted/roofline.toml) | default (spec defaults)")
     ] = "catalog",
     compare_tier: Annotated[Optional[str], typer.Option(
         "--compare-tier", help="price the same cases with this tier too: a '<tier> MAPE' column (table; "
@@ -296,6 +296,28 @@ def validate(
         title = f"tapeout validate: tier {label}, efficiency {efficiency}" + (", end-to-end held out" if cv else "")
         print_table(ev, title=title, compare=cmp, compare_tier=cmp_tier or "roofline", data_dir=loaded.data_dir,
                     cv=result)
+
+
+@app.command("fit")
+def fit_command(
+    data: Annotated[Optional[Path], typer.Option("--data", help=DATA_HELP)] = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="re-fit and compare with the stored values (exit 1 when any differs); write nothing")] = False,
+    only: Annotated[Optional[list[str]], typer.Option(
+        "--only", help="run this step (repeatable): roofline | tiled | frameworks | kernels | cost")] = None,
+    store: Annotated[Optional[Path], typer.Option(
+        "--store", help="the store directory to read and write (default: $TAPEOUT_FITTED, else src/tapeout/fitted)")
+    ] = None,
+    tol: Annotated[float, typer.Option(help="relative tolerance of --check")] = 1e-3,
+    report: Annotated[bool, typer.Option("--report", help="print the roofline's before/after tables")] = False,
+) -> None:
+    """Regenerate every fitted number (src/tapeout/fitted/) from the measured data, or --check them."""
+    from tapeout.fit.driver import STEP_NAMES, execute
+
+    bad = sorted(set(only or ()) - set(STEP_NAMES))
+    if bad:
+        fail(f"only: unknown steps {bad}; allowed: {', '.join(STEP_NAMES)}")
+    raise typer.Exit(execute(data=data, check=check, only=only or (), store_dir=store, tol=tol, report=report))
 
 
 from tapeout.cost.cli import cost_command  # noqa: E402 (both import only typer)

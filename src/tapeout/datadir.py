@@ -1,6 +1,6 @@
 """Where the measured reference data are: the one place that resolves the data directory.
 
-Resolution (``tapeout validate --data``, ``python -m tapeout.validate.calibrate --data``, the fits, the
+Resolution (``tapeout validate --data``, ``tapeout fit --data``, the fits, the
 judge and the test suite all use it):
 
 1. an explicit directory (``--data DIR``, or a ``data_dir`` argument);

@@ -85,26 +85,6 @@ def load_catalog(directory: Path, model: type[M], kind: str,
     return specs
 
 
-def set_toml_key(text: str, table: str, key: str, literal: str) -> str:
-    """``text`` (a TOML file) with ``key = literal`` in table ``[table]``: the line replaced when the key is
-    there, else appended to the table. Other lines (comments, layout) stay as they are; used by the fit
-    scripts that store their results in hand-written catalog files."""
-    import re
-
-    header = f"[{table}]\n"
-    start = text.index(header)
-    end = text.find("\n[", start + len(header) - 1)
-    end = len(text) if end < 0 else end
-    block = text[start:end]
-    line = f"{key} = {literal}"
-    pattern = rf"^{re.escape(key)} = .*$"
-    if re.search(pattern, block, flags=re.M):
-        block = re.sub(pattern, lambda _m: line, block, flags=re.M)
-    else:
-        block = block.rstrip("\n") + "\n" + line + "\n"
-    return text[:start] + block + text[end:]
-
-
 # ---- plausibility and strict numbers (shared by the spec models) ------------------------------------
 def plausible(value: float | None, lo: float, hi: float, unit: str, hint: str = "") -> float | None:
     """``value`` when ``lo <= value <= hi`` (None passes), else a ValueError naming the unit and the range.

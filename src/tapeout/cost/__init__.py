@@ -5,7 +5,8 @@
 - :mod:`tapeout.cost.area`: per-component die area at a process node (``breakdown``)
 - :mod:`tapeout.cost.price`: dies per wafer, yield, die/device cost, power, $/token (``estimate``)
 - :mod:`tapeout.cost.assumptions`: the data files and user overrides (``Assumptions.load``)
-- :mod:`tapeout.cost.calibrate`: fitting the area coefficients on GA100 / Aldebaran
+- the calibrated area coefficients come from the store of fitted numbers (``fitted/cost.toml``), fitted on
+  GA100 / Aldebaran by ``tapeout fit`` (:mod:`tapeout.fit.cost`)
 """
 
 from __future__ import annotations

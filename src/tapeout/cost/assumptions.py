@@ -27,7 +27,33 @@ _OPEN = {("area", "nodes"), ("price", "nodes"), ("memory",), ("dies",), ("price"
 
 @functools.cache
 def _builtin() -> dict[str, Any]:
-    return {s: tomllib.loads((DATA_DIR / f"{s}.toml").read_text(encoding="utf-8")) for s in SECTIONS}
+    """The data files with the fitted area coefficients of the store (``fitted/cost.toml``) merged in."""
+    data = {s: tomllib.loads((DATA_DIR / f"{s}.toml").read_text(encoding="utf-8")) for s in SECTIONS}
+    _with_fitted(data)
+    return data
+
+
+#: store coefficients that set a field of every HBM kind in memory.toml instead of an area coefficient
+HBM_FIELDS = {"hbm_phy_mm2": "phy_mm2", "hbm_ctrl_mm2": "ctrl_mm2"}
+
+
+def _with_fitted(data: dict[str, Any]) -> None:
+    """Each calibrated area coefficient's ``value`` and ``source``, and the HBM PHY / controller areas."""
+    from tapeout import fitted
+
+    coefficients = data["area"]["coefficients"]
+    for name, (value, source) in fitted.cost_coefficients().items():
+        if name in HBM_FIELDS:
+            for kind, mem in data["memory"].items():
+                if kind.upper().startswith("HBM"):
+                    mem[HBM_FIELDS[name]] = value
+        elif name in coefficients:
+            coefficients[name] = {"value": value, **coefficients[name], "source": source}
+        else:
+            raise RuntimeError(f"fitted/cost.toml sets {name}, which cost/data/area.toml does not define")
+    unset = sorted(k for k, c in coefficients.items() if "value" not in c)
+    if unset:
+        raise RuntimeError(f"area coefficients without a fitted value: {unset}")
 
 
 #: ranges of the numeric assumptions a user may override, by key name: (low, high, low inclusive, unit).

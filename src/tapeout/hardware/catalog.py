@@ -3,22 +3,25 @@
 ``load_hardware`` accepts a :class:`HardwareSpec` (returned as is), a catalog name or alias
 (case-insensitive; ``_``, spaces and ``-`` are interchangeable), or the path of a TOML/YAML/JSON
 device file. Catalog files are parsed and validated once per process.
+
+Catalog files hold facts only. The fitted numbers come from the store (:mod:`tapeout.fitted`): a
+device's roofline efficiency is ``fitted/roofline.toml``'s table for it (else ``[default]``) under the
+file's own ``[efficiency]`` fields, and its micro-architecture gets its fitted kernel efficiencies and
+collective terms from ``fitted/tiled.toml`` under the file's own values. A user's device file takes the
+``[default]`` efficiency and the tiled defaults (the MicroArch field defaults), under its own values.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import tomllib
 from pathlib import Path
 
-from tapeout import specio
+from tapeout import fitted, specio
 from tapeout.errors import TapeoutError, UnknownNameError
 from tapeout.hardware.spec import HardwareSpec
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
-#: fitted efficiency data (written by ``python -m tapeout.validate.calibrate``)
-CALIBRATION_FILE = Path(__file__).with_name("calibration.toml")
 _FILE_SUFFIXES = (".toml", ".yaml", ".yml", ".json")
 
 
@@ -27,33 +30,44 @@ def normalize_name(name: str) -> str:
     return re.sub(r"[\s_]+", "-", name.strip().lower())
 
 
-@functools.cache
-def calibration_tables() -> dict[str, dict]:
-    """``{"default": {...}, "<device>": {...}}`` from calibration.toml (empty when absent)."""
-    if not CALIBRATION_FILE.is_file():
-        return {}
-    data = tomllib.loads(CALIBRATION_FILE.read_text(encoding="utf-8"))
-    return {k: v for k, v in data.items() if isinstance(v, dict)}
-
-
 def calibrated_efficiency(device: str) -> dict:
-    """The fitted efficiency table of ``device``, else the cross-device ``[default]`` (a dict)."""
-    tables = calibration_tables()
-    return dict(tables.get(device) or tables.get("default") or {})
+    """The fitted roofline efficiency of ``device``: its table in the store over ``[default]`` (a dict)."""
+    return fitted.roofline_efficiency(device)
 
 
 def _with_efficiency(data: dict, device: str) -> dict:
-    """Spec data whose efficiency is: its own [efficiency] fields over the calibrated table."""
+    """Spec data whose efficiency is: its own [efficiency] fields over the fitted table."""
     own = data.get("efficiency")
     if own is not None and not isinstance(own, dict):
         return data  # let validation report the bad type
     return {**data, "efficiency": {**calibrated_efficiency(device), **(own or {})}}
 
 
+def _with_fitted(data: dict, device: str) -> dict:
+    """A catalog device's data with the store's fitted efficiency and micro-architecture fields (the
+    file's own values win)."""
+    data = _with_efficiency(data, device)
+    ua = data.get("microarch")
+    fit = fitted.tiled_microarch(device)
+    if not isinstance(ua, dict) or not fit:
+        return data
+    matrix = ua.get("matrix")
+    merged = {**fit, **ua, "sources": {**fit.get("sources", {}), **(ua.get("sources") or {})}}
+    if isinstance(matrix, dict) and "matrix" in fit:
+        merged["matrix"] = {**fit["matrix"], **matrix}
+    return {**data, "microarch": merged}
+
+
 @functools.cache
 def _catalog() -> dict[str, HardwareSpec]:
-    """name -> spec for every built-in device file, validated (with calibrated efficiency)."""
-    return specio.load_catalog(CATALOG_DIR, HardwareSpec, "hardware", _with_efficiency)
+    """name -> spec for every built-in device file, validated (with the fitted numbers merged in)."""
+    return specio.load_catalog(CATALOG_DIR, HardwareSpec, "hardware", _with_fitted)
+
+
+def clear_caches() -> None:
+    """Forget the validated catalog (after ``tapeout fit`` rewrote the store)."""
+    _catalog.cache_clear()
+    _index.cache_clear()
 
 
 @functools.cache

@@ -11,10 +11,12 @@ Three kinds of numbers live here:
 - **documented architectural constants** with defaults that hold for the vendors' current
   parts (shared-memory bytes per clock, special-function throughput, the largest accumulator
   tile one warp or warpgroup feeds); a device file overrides them where they differ;
-- **fitted kernel efficiencies** (``matrix_eta``, ``dram_eta``, ``stream_eta``): what fraction
-  of a peak real kernels sustain on this device. They are fitted per device across whole
-  measured sets (never to one row) by ``benchmarks/fit_tiled.py``; devices without
-  measurements keep the cross-device defaults below. See docs/tiled.md.
+- **fitted kernel efficiencies** (``matrix_eta``, ``dram_eta``, ``stream_eta``, the collective terms,
+  ``matrix.legacy_path_fraction``): what fraction of a peak real kernels sustain on this device. They
+  are fitted per device across whole measured sets (never to one row) by ``tapeout fit`` and live in
+  the store (``fitted/tiled.toml``), never in a catalog file: the catalog merges a device's fits into
+  its description, and the defaults of the fields below are the store's ``[default]`` (devices without
+  measurements, user device files). A device file may still set any of them. See docs/tiled.md.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tapeout import fitted
 from tapeout.specio import reject_bools
+
+
+def _fitted_default(name: str):  # noqa: ANN202 - a default factory
+    return lambda: fitted.tiled_default(name)
 
 
 class _Frozen(BaseModel):
@@ -92,19 +99,20 @@ class MicroArch(_Frozen):
         description="bytes per clock one core can pull from L2 (its share of the crossbar); bounds "
         "kernels that occupy few cores")
 
-    # ---- fitted kernel efficiencies (per device; defaults = medians over the five fitted devices
-    # a100-sxm-80gb, a100-pcie-80gb, h100-sxm, a40, mi210; docs/tiled.md) ----
+    # ---- fitted kernel efficiencies (per device, from fitted/tiled.toml; defaults: its [default], the
+    # medians over the devices fitted on their own measurements; docs/tiled.md) ----
     matrix_eta: float = Field(
-        0.80, gt=0, le=1,
+        default_factory=_fitted_default("matrix_eta"), gt=0, le=1,
         description="fraction of the matrix MAC rate a GEMM main loop sustains (sustained clock under "
         "load, issue gaps, barriers)")
     dram_eta: float = Field(
-        0.81, gt=0, le=1, description="fraction of DRAM bandwidth a GEMM's streamed operand reads reach")
+        default_factory=_fitted_default("dram_eta"), gt=0, le=1,
+        description="fraction of DRAM bandwidth a GEMM's streamed operand reads reach")
     stream_eta: float = Field(
-        0.80, gt=0, le=1,
+        default_factory=_fitted_default("stream_eta"), gt=0, le=1,
         description="fraction of DRAM bandwidth elementwise / reduction kernels reach on large tensors")
     overlap_p: float = Field(
-        2.0, ge=1,
+        default_factory=_fitted_default("overlap_p"), ge=1,
         description="exponent of the p-norm that combines a main loop's compute and memory time: "
         "(c^p + m^p)^(1/p); infinity would be perfect overlap (max), 1 none (sum). Near the ridge "
         "point both the memory system and the matrix units queue, so overlap is imperfect")

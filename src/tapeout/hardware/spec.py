@@ -133,7 +133,7 @@ class EfficiencySpec(_Frozen):
     onchip_eta: float | None = Field(
         None, gt=0, le=1,
         description="fraction of shared-memory bandwidth sparse-to-dense staging sustains (Flash-LLM); "
-        "None: perf.quant.ONCHIP_ETA, fitted on the whole Flash-LLM A100 SpMM set (docs/techniques.md)",
+        "None: the stored fit (fitted/kernels.toml, on the whole Flash-LLM A100 SpMM set; docs/techniques.md)",
     )
     launch_overhead_us: float = Field(4.0, ge=0, description="GPU-side gap per kernel")
     host_overhead_us: float = Field(0.0, ge=0, description="framework/host time per op, when not hidden")

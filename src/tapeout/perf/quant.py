@@ -18,16 +18,16 @@ Combination (per op):
     matrix_s = matrix FLOPs x (padding of skinny rows) / (peak x eta_compute)   [2:4: the sparse peak]
     vector_s = (vector_ops [+ fallback_vector_ops when the device lacks the native path]) / ALU rate
                + cuda_core_flops / vector FLOP/s
-    onchip_s = onchip_bytes / (shared-memory bandwidth x ONCHIP_ETA)
+    onchip_s = onchip_bytes / (shared-memory bandwidth x onchip_eta)
     "serial": core = max(matrix_s + vector_s, onchip_s)    (dequantize in registers, then MMA)
     "max":    core = max(matrix_s, vector_s + onchip_s)    (staging overlapped with the MMAs)
     time = max(core, DRAM time) + overheads          (roofline.estimate)
 
-``ONCHIP_ETA`` is the one fitted constant: the fraction of shared-memory bandwidth Flash-LLM's
+``onchip_eta`` is the one fitted constant: the fraction of shared-memory bandwidth Flash-LLM's
 sparse-to-dense staging sustains (scattered 16-bit stores, barriers), fitted on the whole Flash-LLM
-kernel set (A100, 108 rows of Flash-LLM SpMM timings, roofline and tiled tiers together;
-``python -m tapeout.techniques.judge --fit``; docs/techniques.md). A device's efficiency
-data may override it (``EfficiencySpec.onchip_eta``; None keeps this fit).
+kernel set (A100, 108 rows of Flash-LLM SpMM timings, roofline and tiled tiers together; ``tapeout
+fit``, stored in ``fitted/kernels.toml``; docs/techniques.md). A device's efficiency data or a call may
+override it (``EfficiencySpec.onchip_eta``; None keeps the stored fit).
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from tapeout import fitted
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.workload.ops import Op
 
-ONCHIP_ETA = 0.44
 #: kernels whose vector work is a sparse extraction (reported as extract_s) rather than a dequantization
 EXTRACT_KERNELS = frozenset({"sparse_tc", "sparse_cuda", "block_1xn"})
 
@@ -69,7 +69,8 @@ def rates(hw: HardwareSpec) -> Rates:
 
 
 def onchip_eta(hw: HardwareSpec) -> float:
-    return hw.efficiency.onchip_eta or ONCHIP_ETA
+    """The device's (or call's) ``onchip_eta``, else the stored fit."""
+    return hw.efficiency.onchip_eta or fitted.kernel_constants().onchip_eta
 
 
 def pad_factor(rows: float, granule: int) -> float:
@@ -108,4 +109,4 @@ def core_time(op: Op, hw: HardwareSpec, peak: float, eta_compute: float, *,
     return core, terms
 
 
-__all__ = ["EXTRACT_KERNELS", "ONCHIP_ETA", "Rates", "core_time", "onchip_eta", "pad_factor", "rates"]
+__all__ = ["EXTRACT_KERNELS", "Rates", "core_time", "onchip_eta", "pad_factor", "rates"]

@@ -1,4 +1,10 @@
-"""Serving-framework profiles: the explicit host/dispatch overhead per op (``frameworks.toml``)."""
+"""Serving-framework profiles: the explicit host/dispatch overhead per op.
+
+``frameworks.toml`` (here) defines the profiles: what each framework is and its fixed facts (e.g. the
+one-shot all-reduce's size limit, from the framework's source). Their fitted fields (a host gap per op,
+a streaming cap, a one-shot all-reduce's cost) come from the store (``fitted/frameworks.toml``,
+:func:`tapeout.fitted.framework_values`), written by ``tapeout fit``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from tapeout import fitted
 from tapeout.errors import TapeoutError
 
 FRAMEWORKS_FILE = Path(__file__).with_name("frameworks.toml")
@@ -18,6 +25,7 @@ class Framework:
     name: str
     host_overhead_us: float
     description: str
+    #: provenance of the fitted fields (empty when the profile has none)
     source: str
     #: most DRAM bytes per core per clock the framework's kernels move (None: no cap)
     stream_bytes_per_core_clock: float | None = None
@@ -42,14 +50,19 @@ class Framework:
         return out
 
 
+def _profile(name: str, t: dict) -> Framework:
+    vals, source = fitted.framework_values(name)
+    t = {**t, **vals}
+    return Framework(name, float(t.get("host_overhead_us", 0.0)), t["description"], source,
+                     t.get("stream_bytes_per_core_clock"), t.get("oneshot_allreduce_max_bytes"),
+                     float(t.get("oneshot_allreduce_latency_us", 0.0)), float(t.get("prefill_host_overhead_us", 0.0)))
+
+
 @functools.cache
 def frameworks() -> dict[str, Framework]:
+    """Every profile: its definition (``frameworks.toml``) with its fitted fields from the store."""
     data = tomllib.loads(FRAMEWORKS_FILE.read_text(encoding="utf-8"))
-    return {name: Framework(name, float(t["host_overhead_us"]), t["description"], t["source"],
-                            t.get("stream_bytes_per_core_clock"), t.get("oneshot_allreduce_max_bytes"),
-                            float(t.get("oneshot_allreduce_latency_us", 0.0)),
-                            float(t.get("prefill_host_overhead_us", 0.0)))
-            for name, t in data.items()}
+    return {name: _profile(name, t) for name, t in data.items()}
 
 
 def framework(name: str) -> Framework:

@@ -1,6 +1,6 @@
 """How the technique models compare with FP6-LLM and Flash-LLM measurements (A100).
 
-Run ``python -m tapeout.techniques.judge [--data DIR] [--fit]``. The figures (docs/techniques.md):
+Run ``python -m tapeout.techniques.judge [--data DIR]``. The figures (docs/techniques.md):
 
 FP6-LLM (``measured/fp6_llm.csv``), end to end in DeepSpeed, prompt 512, 1536 generated tokens:
 - OPT-30B, one A100 80GB: throughput ratio FP6 / FP16 at batch 1, 2, 4 (published 1.91, 1.84, 1.72);
@@ -10,7 +10,7 @@ FP6-LLM (``measured/fp6_llm.csv``), end to end in DeepSpeed, prompt 512, 1536 ge
   batch 1-32 (1.2); the kernel's best speedup over cuBLAS (2.6).
 DeepSpeed runs eagerly, so every kernel carries a host-side gap; the one framework parameter,
 ``host_overhead_us`` per op, is fitted on the whole set's absolute throughputs at batch <= 4 (FP16 and
-FP6 rows of both models together, both tiers; :mod:`tapeout.validate.fit_frameworks`) and then used for
+FP6 rows of both models together, both tiers; :mod:`tapeout.fit.frameworks`) and then used for
 every prediction of the set, FP16 and FP6 alike. DeepSpeed's decode attention is priced as ``mmha``
 (:data:`DEEPSPEED_ATTENTION`: K/V read once per query head, GQA sharing unused), which is what makes
 LLaMA-70B's large batches slow.
@@ -21,26 +21,21 @@ tensor cores) against the dense fp16 GEMM, both predicted by the same tier. Flas
 n (output features), its N our m (tokens).
 
 Every figure is judged for both tiers (``--tier`` picks one); the kernel constants are fitted once,
-on both tiers together (a technique's kernel is a property of the software, not of a tier).
+on both tiers together (a technique's kernel is a property of the software, not of a tier), by
+``tapeout fit`` (:mod:`tapeout.fit.kernels`, which prices these figures with candidate constants passed
+explicitly: ``constants``, a :class:`~tapeout.fitted.KernelConstants`).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import math
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tapeout.system.frameworks import framework as _framework
-
 DEVICE = "a100-sxm-80gb"
-#: DeepSpeed's per-op host gap on A100, µs: fitted by :func:`fit_framework_overhead` (whole set, batch <= 4);
-#: stored once, as the ``deepspeed`` profile of ``system/frameworks.toml``
-DEEPSPEED_HOST_OVERHEAD_US = _framework("deepspeed").host_overhead_us
 FP6_OPT_RATIOS = {1: 1.91, 2: 1.84, 4: 1.72}
 #: DeepSpeed's decode attention in these measurements reads K/V once per query head (GQA sharing unused),
 #: as TensorRT-LLM's kernels did before XQA (validate/sources/fp6llm.py, load_e2e_fp6llm); OPT-30B is MHA either way
@@ -101,11 +96,12 @@ def default_tier() -> str:
     return "tiled" if load_hardware(DEVICE).microarch is not None else "roofline"
 
 
-def fit_framework_overhead(data: Path, *, tol: float = 0.1) -> float:
-    """DeepSpeed's per-op host gap (µs), refitted on the whole set (:mod:`tapeout.validate.fit_frameworks`)."""
-    from tapeout.validate.fit_frameworks import fit
+def deepspeed_host_us() -> float:
+    """DeepSpeed's per-op host gap on A100, µs: the stored ``deepspeed`` profile's (fitted on this set's
+    batch <= 4 rows, :mod:`tapeout.fit.frameworks`)."""
+    from tapeout.system.frameworks import framework
 
-    return fit(data, tol=tol)["deepspeed"].host_overhead_us
+    return framework("deepspeed").host_overhead_us
 
 
 @dataclass
@@ -157,10 +153,10 @@ def _gemm_time(p: Any) -> float:
     return sum(c.total_s for o, c in zip(ph.ops, ph.costs) if o.kind.value == "gemm" and o.name != "lm_head")
 
 
-def fp6_llm(data: Path, host_us: float = DEEPSPEED_HOST_OVERHEAD_US, tolerance: float = 0.15,
-            tier: str = "roofline") -> Report:
+def fp6_llm(data: Path, host_us: float | None = None, tolerance: float = 0.15, tier: str = "roofline") -> Report:
     from tapeout import predict
 
+    host_us = deepspeed_host_us() if host_us is None else host_us
     rep = Report(f"FP6-LLM on {DEVICE}, {tier} tier (DeepSpeed host gap {host_us:g} us/op)")
     cases = fp6_cases(data)
     hw = _hw(host_us)
@@ -216,13 +212,14 @@ def w4a16_figures(data: Path) -> dict[str, dict[int, float]]:
     return out
 
 
-def _layers_time(weights: str, batch: int, tier: str, hw: Any = None) -> float:
+def _layers_time(weights: str, batch: int, tier: str, hw: Any = None, constants: Any = None) -> float:
     from tapeout import load_hardware
     from tapeout.perf import estimate
     from tapeout.workload.standalone import gemm_op
 
     hw = hw or load_hardware(DEVICE)
-    return sum(estimate(gemm_op(batch, n, k, weights=weights), hw, tier).time_s for n, k in LLAMA70B_LAYERS)
+    return sum(estimate(gemm_op(batch, n, k, weights=weights, constants=constants), hw, tier).time_s
+               for n, k in LLAMA70B_LAYERS)
 
 
 #: tapeout's formats for TensorRT-LLM's W4A16 kernels: fine-grained = group 128 with zero points (AWQ /
@@ -230,13 +227,15 @@ def _layers_time(weights: str, batch: int, tier: str, hw: Any = None) -> float:
 W4A16_FORMATS = {"fine": "int4_g128z", "coarse": "int4_c"}
 
 
-def w4a16_ratios(figs: dict[str, dict[int, float]], tier: str, hw: Any = None) -> list[tuple[str, int, float, float]]:
-    """(kind, batch, measured, predicted) for every figure; both as FP6-LLM's time over... see w4a16_figures."""
+def w4a16_ratios(figs: dict[str, dict[int, float]], tier: str, hw: Any = None, constants: Any = None
+                 ) -> list[tuple[str, int, float, float]]:
+    """(kind, batch, measured, predicted) for every figure; both as FP6-LLM's time over... see w4a16_figures
+    (``constants``: the kernel constants, None for the stored ones)."""
     out = []
     for kind, by_batch in figs.items():
         for b, measured in sorted(by_batch.items()):
-            t6 = _layers_time("fp6_e3m2", b, tier, hw)
-            t4 = _layers_time(W4A16_FORMATS[kind], b, tier, hw)
+            t6 = _layers_time("fp6_e3m2", b, tier, hw, constants)
+            t4 = _layers_time(W4A16_FORMATS[kind], b, tier, hw, constants)
             out.append((kind, b, measured, t4 / t6 if kind == "fine" else t6 / t4))
     return out
 
@@ -253,24 +252,6 @@ def fp6_vs_w4a16(data: Path, tier: str = "roofline", tolerance: float = 0.15) ->
     return rep
 
 
-def fit_int_kernel(data: Path, tiers: tuple[str, ...] = ("roofline", "tiled")) -> tuple[float, float, float]:
-    """Grid fit of (INT_GROUP_SCALE_OPS, INT_KERNEL_OVERHEAD_OPS) on the six W4A16 figures of both tiers;
-    returns (group scale ops, overhead ops, mean |log error|)."""
-    from tapeout import load_hardware
-    from tapeout.techniques import kernels
-
-    hw = load_hardware(DEVICE)
-    figs = w4a16_figures(data)
-
-    def loss() -> float:
-        rows = [r for t in tiers for r in w4a16_ratios(figs, t, hw)]
-        return sum(abs(math.log(p / m)) for _, _, m, p in rows) / len(rows)
-
-    (s, e), best = grid_fit([(kernels, "INT_GROUP_SCALE_OPS", [0.25 * i for i in range(9)]),
-                             (kernels, "INT_KERNEL_OVERHEAD_OPS", [0.25 * j for j in range(17)])], loss)
-    return s, e, best
-
-
 # ---- Flash-LLM -------------------------------------------------------------------------------
 
 def flash_table(data: Path) -> dict[tuple[int, int, int], dict[tuple[str, float], float]]:
@@ -285,13 +266,13 @@ def flash_table(data: Path) -> dict[tuple[int, int, int], dict[tuple[str, float]
 
 
 def kernel_time(n: int, k: int, m: int, sparsity: float | None, kernel: str, hw: Any = None,
-                tier: str = "roofline") -> float:
+                tier: str = "roofline", constants: Any = None) -> float:
     from tapeout import load_hardware
     from tapeout.perf import estimate
     from tapeout.workload.standalone import gemm_op
 
     hw = hw or load_hardware(DEVICE)
-    return estimate(gemm_op(m, n, k, sparsity=sparsity, sparse_kernel=kernel), hw, tier).time_s
+    return estimate(gemm_op(m, n, k, sparsity=sparsity, sparse_kernel=kernel, constants=constants), hw, tier).time_s
 
 
 @dataclass
@@ -310,19 +291,22 @@ class FlashResult:
         return out
 
 
-def flash_llm_rows(data: Path, hw: Any = None, tier: str = "roofline") -> FlashResult:
+def flash_llm_rows(data: Path, hw: Any = None, tier: str = "roofline", constants: Any = None,
+                   table: Any = None) -> FlashResult:
+    """Every Flash-LLM shape and sparsity: measured and predicted speedups (``constants``: the kernel
+    constants, None for the stored ones; ``table``: :func:`flash_table`'s, read once by a fit)."""
     rows = []
-    for (N, M, K), v in sorted(flash_table(data).items()):
+    for (N, M, K), v in sorted((table or flash_table(data)).items()):
         dense = v.get(("cublas", 0.0))
         if dense is None:
             continue
-        t_dense = kernel_time(M, K, N, None, "dense", hw, tier)
+        t_dense = kernel_time(M, K, N, None, "dense", hw, tier, constants)
         for s in (0.7, 0.8, 0.9):
             flash = v.get(("flash-llm", s))
             if flash is None:
                 continue
-            t_sp = kernel_time(M, K, N, s, "tensor", hw, tier)
-            t_cuda = kernel_time(M, K, N, s, "cuda", hw, tier)
+            t_sp = kernel_time(M, K, N, s, "tensor", hw, tier, constants)
+            t_cuda = kernel_time(M, K, N, s, "cuda", hw, tier, constants)
             sput = v.get(("sputnik", s))
             rows.append({"n_out": M, "k_in": K, "batch": N, "sparsity": s, "measured": flash / dense,
                          "predicted": t_dense / t_sp, "sputnik_measured": None if sput is None else sput / dense,
@@ -381,88 +365,17 @@ def sparse24(tier: str = "roofline", tolerance: float = 0.15) -> Report:
     return rep
 
 
-# ---- whole-set fits of the kernel constants ----------------------------------------------------
-
-def grid_fit(params: list[tuple[Any, str, list[float]]], loss: Callable[[], float]) -> tuple[tuple[float, ...], float]:
-    """Exhaustive grid over module constants (module, attribute, values); ``loss()`` prices the set with the
-    constants set. Returns (best values, best loss); the constants are restored afterwards."""
-    import itertools
-
-    saved = [getattr(mod, name) for mod, name, _ in params]
-    best: tuple[float, tuple[float, ...]] = (math.inf, tuple(saved))
-    try:
-        for point in itertools.product(*(values for _, _, values in params)):
-            for (mod, name, _), v in zip(params, point):
-                setattr(mod, name, v)
-            value = loss()
-            if value < best[0] - 1e-12:
-                best = (value, tuple(point))
-    finally:
-        for (mod, name, _), v in zip(params, saved):
-            setattr(mod, name, v)
-    return best[1], best[0]
-
-
-
-def fit_sputnik(data: Path) -> tuple[float, float, float]:
-    """Least-squares (relative error) fit of Sputnik's effective lane-instructions per nonzero, per nonzero
-    and column, per row, on every Sputnik row of the Flash-LLM kernel set."""
-    import numpy as np
-
-    from tapeout import load_hardware
-    from tapeout.perf.quant import rates
-
-    r = rates(load_hardware(DEVICE))
-    A, y = [], []
-    for (N, M, K), v in flash_table(data).items():
-        for (sw, s), tflops in v.items():
-            if sw != "sputnik":
-                continue
-            meas = 2 * M * N * K / (tflops * 1e12)
-            nnz = (1 - s) * M * K
-            cuda = 2 * N * nnz / r.vector_flops
-            A.append([nnz / r.alu_ops / meas, nnz * N / r.alu_ops / meas, M / r.alu_ops / meas])
-            y.append(1 - cuda / meas)
-    sol, *_ = np.linalg.lstsq(np.array(A), np.array(y), rcond=None)
-    return tuple(float(x) for x in sol)  # type: ignore[return-value]
-
-
-def fit_flash(data: Path, tiers: tuple[str, ...] = ("roofline", "tiled")) -> tuple[float, float, float]:
-    """Grid fit of (ONCHIP_ETA, TILED_CSL_STREAM_ETA) on the SpMM / cuBLAS speedups of both tiers together;
-    returns (eta_onchip, eta_stream, mean |log error|)."""
-    from tapeout import load_hardware
-    from tapeout.perf import quant
-    from tapeout.techniques import kernels
-
-    hw = load_hardware(DEVICE)
-
-    def loss() -> float:
-        rows = [r for t in tiers for r in flash_llm_rows(data, hw, t).rows]
-        return sum(abs(math.log(r["predicted"] / r["measured"])) for r in rows) / len(rows)
-
-    (eta_s, eta_d), best = grid_fit([(quant, "ONCHIP_ETA", [0.30 + 0.02 * i for i in range(16)]),
-                                     (kernels, "TILED_CSL_STREAM_ETA", [0.76 + 0.02 * j for j in range(11)])], loss)
-    return round(eta_s, 3), round(eta_d, 3), best
-
-
 def main(argv: list[str] | None = None) -> int:
     from tapeout.datadir import DATA_HELP
 
     ap = argparse.ArgumentParser(prog="python -m tapeout.techniques.judge", description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=None, help=DATA_HELP)
-    ap.add_argument("--fit", action="store_true", help="re-run the whole-set fits of the kernel constants")
     ap.add_argument("--tier", action="append", choices=("roofline", "tiled"),
                     help="tier(s) to judge (repeatable; default: both)")
     args = ap.parse_args(argv)
     data = data_dir(args.data)
     tiers = args.tier or ["roofline", "tiled"]
-    host = DEEPSPEED_HOST_OVERHEAD_US
-    if args.fit:
-        host = fit_framework_overhead(data)
-        print(f"fitted DeepSpeed host gap: {host} us/op (stored: {DEEPSPEED_HOST_OVERHEAD_US})")
-        print("fitted Flash-LLM (onchip_eta, tiled-csl stream eta, loss):", fit_flash(data))
-        print("fitted Sputnik (ops/nnz, ops/nnz/col, ops/row):", fit_sputnik(data))
-        print("fitted intN kernels (group-scale ops, overhead ops, loss):", fit_int_kernel(data))
+    host = deepspeed_host_us()
     reports = [r for t in tiers for r in (fp6_llm(data, host, tier=t), fp6_vs_w4a16(data, tier=t),
                                           flash_llm(data, tier=t))]
     checks = [sparse24(tier=t) for t in tiers]

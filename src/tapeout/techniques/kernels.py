@@ -15,9 +15,9 @@ counted from the kernels' inner loops (docs/techniques.md has the derivations):
 - intN -> fp16 (magic-number conversion of FasterTransformer/Marlin): LOP3 + HFMA2 per pair with
   the zero point folded in, 1.125 per weight for nibble/byte-aligned widths; other widths add the
   bit-plane gathering of FPx. Group-wise scales (and zeros) are applied per element in the main
-  loop (:data:`INT_GROUP_SCALE_OPS`); per-channel or per-tensor scales go to the epilogue (free
+  loop (``int_group_scale_ops``); per-channel or per-tensor scales go to the epilogue (free
   here). Deployed intN weight-only kernels (TensorRT-LLM's CUTLASS W4A16, torchao's tinygemm,
-  llama.cpp) add :data:`INT_KERNEL_OVERHEAD_OPS` per weight on top of that instruction count.
+  llama.cpp) add ``int_kernel_overhead_ops`` per weight on top of that instruction count.
 - NF4 (bitsandbytes): nibble extract (~0.6), one warp-shuffle table lookup (1), scale (0.5)... 2.5.
 - 8-bit floats -> fp16 on a device without fp8 conversion: the 4-way cast and scale, 2.75.
 - Flash-LLM extraction (``SpMM_DecompressFromRegisterToShared``): per nonzero a value/index split,
@@ -35,14 +35,26 @@ Kernel parameters (not device data):
 - 1xN: one 16-bit K index per nonzero block and a 4-byte pointer per block row; the MMA's 16-row
   extent is filled by ceil(16/N) blocks that do not share K positions, so a block of N < 16 rows
   wastes 1 - N/16 of each MMA.
+
+Fitted constants (:class:`~tapeout.fitted.KernelConstants`, stored in ``fitted/kernels.toml`` by
+``tapeout fit``; docs/techniques.md): the intN weight-only kernels' ``int_group_scale_ops`` and
+``int_kernel_overhead_ops`` (fitted together, on both tiers, on FP6-LLM's measured kernel comparisons with
+TensorRT-LLM's W4A16 kernels on A100: 6 figures; derived, Marlin-ideal values would be 0.5 and 0);
+Flash-LLM's ``tiled_csl_stream_eta`` (its Tiled-CSL loads reach this fraction of a dense GEMM's DRAM
+streaming efficiency; fitted with ``onchip_eta`` on the whole Flash-LLM kernel set); Sputnik's
+``sputnik_ops_per_nnz``, ``_per_nnz_col`` and ``_per_row`` (effective lane-instructions of the CSR SpMM on
+CUDA cores, bound by the latency of its activation-row gathers; least squares on the Flash-LLM set's
+Sputnik rows). Every function here takes them as ``constants`` (None: the stored ones); a prediction
+passes its scenario's (``predict(..., kernel_constants=...)``).
 """
 
 from __future__ import annotations
 
 import math
 
-from tapeout import dtypes
+from tapeout import dtypes, fitted
 from tapeout.dtypes import DType
+from tapeout.fitted import KernelConstants
 from tapeout.techniques.spec import Sparsity
 from tapeout.workload.ops import Op, OpKind
 
@@ -69,31 +81,10 @@ EPILOGUE_OPS = 2.0
 #: dynamic per-token activation quantization fused into the producer: absmax, scale, convert
 ACT_QUANT_OPS = 3.0
 
-#: intN weight-only kernels: lane-instructions per weight applying group-wise scales and zero points in
-#: the main loop (HFMA2 per pair, scale / zero loads per group), and the per-weight overhead the deployed
-#: kernels carry beyond the conversion count (weight-fragment moves into MMA layout, address and loop
-#: work). Fitted together, on both tiers, on FP6-LLM's measured kernel comparisons with TensorRT-LLM's
-#: W4A16 kernels on A100 (fine-grained group 128 and per-channel, LLaMA-70B layer shapes, batch 8/16/32:
-#: 6 figures; techniques/judge.py ``fit_int_kernel``). Derived values (Marlin-ideal) would be 0.5 and 0;
-#: the fit says deployed kernels spend about as much per 4-bit weight as TC-FPx per 6-bit one.
-#: Independent checks: torchao's int4 (tinygemm) decode on A100 and llama.cpp Q4_K_M on A100
-#: (docs/techniques.md).
-INT_GROUP_SCALE_OPS = 1.0
-INT_KERNEL_OVERHEAD_OPS = 2.25
 
-#: Flash-LLM's Tiled-CSL loads (16-byte register loads of variable-length tiles) reach this fraction of a
-#: dense GEMM's DRAM streaming efficiency; fitted with ``perf.quant.ONCHIP_ETA`` on the whole Flash-LLM
-#: kernel set (SpMM / cuBLAS speedups, 108 rows, A100, roofline and tiled tiers together; techniques/judge.py)
-TILED_CSL_STREAM_ETA = 0.88
 
-#: Sputnik-like CSR SpMM on CUDA cores: effective lane-instructions per nonzero, per nonzero and
-#: activation column, and per weight row (row setup, reduction, store), on top of the FMAs (2 FLOP per
-#: nonzero and column at the vector FP32 rate). Fitted by least squares on the whole Flash-LLM kernel
-#: set's Sputnik rows (108 rows, A100; techniques/judge.py ``fit_sputnik``): the kernel is bound by
-#: the latency of its activation-row gathers, which these effective counts stand for.
-SPUTNIK_OPS_PER_NNZ = 76.0
-SPUTNIK_OPS_PER_NNZ_COL = 0.4
-SPUTNIK_OPS_PER_ROW = 6150.0
+def _constants(constants: KernelConstants | None) -> KernelConstants:
+    return fitted.kernel_constants() if constants is None else constants
 
 
 def _planes_ops(bits: int) -> float:
@@ -108,7 +99,7 @@ def _planes_ops(bits: int) -> float:
     return ops
 
 
-def dequant_ops(fmt: DType, target: DType | None = None) -> float:
+def dequant_ops(fmt: DType, target: DType | None = None, constants: KernelConstants | None = None) -> float:
     """Lane-instructions to turn one stored element of ``fmt`` into the compute format ``target``."""
     if fmt.bits >= 16:
         return 0.0
@@ -120,8 +111,9 @@ def dequant_ops(fmt: DType, target: DType | None = None) -> float:
         planes = 0.0 if aligned else _planes_ops(fmt.bits) / 4
         if to_int:  # int4 -> int8 (W4A8): sign-extending nibble unpack, no scale in the main loop
             return 0.5 + planes
-        scale = INT_GROUP_SCALE_OPS if fmt.granularity == "group" else 0.0
-        return 1.125 + scale + planes + INT_KERNEL_OVERHEAD_OPS
+        k = _constants(constants)
+        scale = k.int_group_scale_ops if fmt.granularity == "group" else 0.0
+        return 1.125 + scale + planes + k.int_kernel_overhead_ops
     # small floats: bit planes, 4-way cast, bias and scale HMUL2; one shared-memory load per plane per 32
     if fmt.bits == 8:
         return (7 + 4) / 4 + 1 / 32
@@ -175,12 +167,13 @@ def storage_layout(sp: Sparsity | None, sparse_kernel: str) -> str:
 
 def linear(name: str, *, m: float, n: int, k: int, count: int, w: DType, a: DType, sparsity: Sparsity | None = None,
            sparse_kernel: str = "auto", experts: float = 1.0, tokens_routed: float | None = None,
-           bias: bool = False) -> Op:
+           bias: bool = False, constants: KernelConstants | None = None) -> Op:
     """A GEMM with a (k x n) weight matrix per expert and ``m`` activation rows per expert.
 
     Without techniques (16-bit weights and activations, no sparsity) the op is exactly the dense
-    GEMM of :mod:`tapeout.workload.build`.
+    GEMM of :mod:`tapeout.workload.build`. ``constants``: the fitted kernel constants (None: the stored).
     """
+    kc = _constants(constants)
     rows = m * experts if tokens_routed is None else tokens_routed
     compute = dtypes.matmul_compute_dtype(w, a)
     bias_b = experts * n * a.bytes if bias else 0.0
@@ -200,10 +193,10 @@ def linear(name: str, *, m: float, n: int, k: int, count: int, w: DType, a: DTyp
             activation_bytes=act_in + act_out, kernel=kernel, **extra,  # type: ignore[arg-type]
         )
 
-    dq = dequant_ops(w, compute) if w.bits < compute.bits or (w.bits < 16 and w.kind != compute.kind) else 0.0
+    dq = dequant_ops(w, compute, kc) if w.bits < compute.bits or (w.bits < 16 and w.kind != compute.kind) else 0.0
     lowp = compute.bits <= 8  # W8A8 / FP8 / W4A4: the MMA itself runs in the low-precision format
     epilogue = (rows * n * EPILOGUE_OPS + rows * k * ACT_QUANT_OPS) if lowp else 0.0
-    fallback = (experts * n * k * dequant_ops(w) + rows * k * dequant_ops(a)) if lowp else 0.0
+    fallback = (experts * n * k * dequant_ops(w, None, kc) + rows * k * dequant_ops(a, None, kc)) if lowp else 0.0
 
     def dense_kernel() -> Op:
         """The weights stored densely (zeros included when sparse)."""
@@ -254,13 +247,13 @@ def linear(name: str, *, m: float, n: int, k: int, count: int, w: DType, a: DTyp
             "sparse_tc", wbytes, matrix_flops=flops, skinny_rows=m,
             vector_ops=(experts * (nnz * EXTRACT_OPS_PER_NNZ + n * k * DENSE_TILE_OPS) * p + dq_nnz),
             onchip_bytes=experts * (n * k * DENSE_TILE_SMEM_BYTES + nnz * SCATTER_SMEM_BYTES) * p,
-            dram_efficiency=TILED_CSL_STREAM_ETA, overlap="max"))
+            dram_efficiency=kc.tiled_csl_stream_eta, overlap="max"))
     if sparsity.pattern in ("unstructured", "1xn") and sparse_kernel in ("auto", "cuda"):
         wbytes = sparse_weight_bytes(w, n, k, sparsity, "csr")
         candidates.append(make(
             "sparse_cuda", wbytes, matrix_flops=0.0, cuda_core_flops=2.0 * rows * nnz,
-            vector_ops=experts * (nnz * (SPUTNIK_OPS_PER_NNZ + SPUTNIK_OPS_PER_NNZ_COL * m) + n * SPUTNIK_OPS_PER_ROW)
-            + dq_nnz, overlap="max"))
+            vector_ops=experts * (nnz * (kc.sputnik_ops_per_nnz + kc.sputnik_ops_per_nnz_col * m)
+                                  + n * kc.sputnik_ops_per_row) + dq_nnz, overlap="max"))
     if sparse_kernel in ("auto", "dense") or not candidates:
         candidates.append(dense_kernel())
         if candidates[-1].kernel == "weight_only" and m > M_TILE:
@@ -277,11 +270,11 @@ def _with_alternatives(op: Op, alts: tuple[Op, ...]) -> Op:
     return replace(op, alternatives=alts) if alts else op
 
 
-def kv_attention_work(elements: float, kv: DType, a: DType) -> float:
+def kv_attention_work(elements: float, kv: DType, a: DType, constants: KernelConstants | None = None) -> float:
     """Lane-instructions to dequantize ``elements`` KV-cache values to the attention's compute format."""
     if kv.bits >= 16 or kv == a:
         return 0.0
-    return elements * dequant_ops(kv, a if a.bits >= 16 else dtypes.parse("fp16"))
+    return elements * dequant_ops(kv, a if a.bits >= 16 else dtypes.parse("fp16"), constants)
 
 
 __all__ = ["CSL_TILE", "M_TILE", "dequant_ops", "kv_attention_work", "linear", "passes", "sparse_weight_bytes",

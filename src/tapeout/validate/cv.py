@@ -10,20 +10,19 @@ never read S). The per-op datasets (and the per-op device calibration fitted on 
 
 The parameters fitted on end-to-end sources' data (:func:`parameters`):
 
-- the framework profiles' fitted fields (``system/frameworks.toml``, :mod:`tapeout.validate.fit_frameworks`):
+- the framework profiles' fitted fields (``fitted/frameworks.toml``, :mod:`tapeout.fit.frameworks`):
   DeepSpeed's and FasterTransformer's host gap per op, llama.cpp's streaming cap, gpt-fast's one-shot
   all-reduce cost, the default profile's prefill host gap (TensorRT-LLM's first-token rows). A refit uses the fit's own rows of the other sources; when S held them all, the
   fit's check rows of other sources constrain the same field and are fitted instead (DeepSpeed: the
   DeepSpeed rows of Flash-LLM's end-to-end set); when there are none, the field takes its prior, the
   :class:`~tapeout.hardware.spec.EfficiencySpec` default (no host gap, no cap, a free one-shot
   all-reduce), and the output says so.
-- the technique kernel constants fitted by :mod:`tapeout.techniques.judge` on the kernel tables of the
-  same publications: Flash-LLM's kernel benchmark (``ONCHIP_ETA``, ``TILED_CSL_STREAM_ETA``, the Sputnik
-  counts) and FP6-LLM's W4A16 comparisons (the intN kernel counts). No other source constrains them, so
-  without their source they take their derived priors (:data:`KERNEL_CONSTANTS`). ``onchip_eta`` reaches
-  a prediction through ``predict(..., efficiency=...)``; the others are read when the op graph is built
-  and have no per-call field yet, so they are set for the one prediction by
-  :func:`tapeout.validate.e2e.module_constants`.
+- the technique kernel constants (``fitted/kernels.toml``, :mod:`tapeout.fit.kernels`) fitted on the kernel
+  tables of the same publications: Flash-LLM's kernel benchmark (``onchip_eta``, ``tiled_csl_stream_eta``,
+  the Sputnik counts) and FP6-LLM's W4A16 comparisons (the intN kernel counts). No other source constrains
+  them, so without their source they take their derived priors (:data:`KERNEL_CONSTANTS`). ``onchip_eta``
+  reaches a prediction through ``predict(..., efficiency=...)``, the others through
+  ``predict(..., kernel_constants=...)``: every value is passed per call, nothing is set on a module.
 """
 
 from __future__ import annotations
@@ -70,9 +69,9 @@ class Param:
     sources: frozenset[str]
     #: whether a case's prediction depends on it
     applies: Callable[[Case], bool]
-    #: how a value reaches one prediction: ("efficiency", EfficiencySpec field) or ("constant", dotted name)
+    #: how a value reaches one prediction: ("efficiency", EfficiencySpec field) or ("kernel", KernelConstants field)
     via: tuple[str, str]
-    #: framework fields: the fit's sets (:data:`~tapeout.validate.fit_frameworks.FIT_SETS`) and the sets of
+    #: framework fields: the fit's sets (:data:`~tapeout.fit.frameworks.FIT_SETS`) and the sets of
     #: other data that constrain the same field (its check sets), fitted when the fit's own rows are held out
     fit_sets: tuple[Any, ...] = ()
     fallback_sets: tuple[Any, ...] = ()
@@ -93,32 +92,25 @@ class Refit:
         return f"{self.param.name}: {s} -> {v} ({self.how}: {self.note})"
 
 
-#: kernel constants fitted by techniques/judge.py: (dotted name, source, prior, prior note, applies, via)
-KERNEL_CONSTANTS: tuple[tuple[str, str, float, str, Callable[[Case], bool], tuple[str, str]], ...] = (
-    ("tapeout.perf.quant.ONCHIP_ETA", "flashllm", 1.0, "the shared memory's full bandwidth", _sparse_extract,
-     ("efficiency", "onchip_eta")),
-    ("tapeout.techniques.kernels.TILED_CSL_STREAM_ETA", "flashllm", 1.0, "Tiled-CSL streams as the dense GEMM does",
-     _sparse_extract, ("constant", "tapeout.techniques.kernels.TILED_CSL_STREAM_ETA")),
-    ("tapeout.techniques.kernels.SPUTNIK_OPS_PER_NNZ", "flashllm", 0.0, "the FMAs alone", _sparse_extract,
-     ("constant", "tapeout.techniques.kernels.SPUTNIK_OPS_PER_NNZ")),
-    ("tapeout.techniques.kernels.SPUTNIK_OPS_PER_NNZ_COL", "flashllm", 0.0, "the FMAs alone", _sparse_extract,
-     ("constant", "tapeout.techniques.kernels.SPUTNIK_OPS_PER_NNZ_COL")),
-    ("tapeout.techniques.kernels.SPUTNIK_OPS_PER_ROW", "flashllm", 0.0, "the FMAs alone", _sparse_extract,
-     ("constant", "tapeout.techniques.kernels.SPUTNIK_OPS_PER_ROW")),
-    ("tapeout.techniques.kernels.INT_GROUP_SCALE_OPS", "fp6llm", 0.5, "derived, Marlin-ideal", _int_weights,
-     ("constant", "tapeout.techniques.kernels.INT_GROUP_SCALE_OPS")),
-    ("tapeout.techniques.kernels.INT_KERNEL_OVERHEAD_OPS", "fp6llm", 0.0, "derived, Marlin-ideal", _int_weights,
-     ("constant", "tapeout.techniques.kernels.INT_KERNEL_OVERHEAD_OPS")),
+#: kernel constants fitted by :mod:`tapeout.fit.kernels` (KernelConstants field, source, prior, prior note, applies);
+#: ``onchip_eta`` reaches a prediction as an efficiency field, the others as kernel constants
+KERNEL_CONSTANTS: tuple[tuple[str, str, float, str, Callable[[Case], bool]], ...] = (
+    ("onchip_eta", "flashllm", 1.0, "the shared memory's full bandwidth", _sparse_extract),
+    ("tiled_csl_stream_eta", "flashllm", 1.0, "Tiled-CSL streams as the dense GEMM does", _sparse_extract),
+    ("sputnik_ops_per_nnz", "flashllm", 0.0, "the FMAs alone", _sparse_extract),
+    ("sputnik_ops_per_nnz_col", "flashllm", 0.0, "the FMAs alone", _sparse_extract),
+    ("sputnik_ops_per_row", "flashllm", 0.0, "the FMAs alone", _sparse_extract),
+    ("int_group_scale_ops", "fp6llm", 0.5, "derived, Marlin-ideal", _int_weights),
+    ("int_kernel_overhead_ops", "fp6llm", 0.0, "derived, Marlin-ideal", _int_weights),
 )
 
 
 def parameters() -> list[Param]:
     """Every parameter fitted on the data of an end-to-end source, with its stored value and prior."""
-    import importlib
-
+    from tapeout.fit.frameworks import CHECK_SETS, FIT_SETS
+    from tapeout.fitted import kernel_constants
     from tapeout.hardware.spec import EfficiencySpec
     from tapeout.system.frameworks import framework
-    from tapeout.validate.fit_frameworks import CHECK_SETS, FIT_SETS
 
     out = []
     for fs in FIT_SETS:
@@ -133,17 +125,17 @@ def parameters() -> list[Param]:
             applies=lambda c, frameworks=frameworks: c.is_e2e and _framework_of(c) in frameworks,
             via=("efficiency", fs.param), fit_sets=(fs,),
             fallback_sets=tuple(cs for cs in CHECK_SETS if cs.framework == fs.framework and cs.param == fs.param)))
-    for dotted, source, prior, note, applies, via in KERNEL_CONSTANTS:
-        mod_name, attr = dotted.rsplit(".", 1)
-        stored = float(getattr(importlib.import_module(mod_name), attr))
-        out.append(Param(name=dotted.removeprefix("tapeout."), stored=stored, prior=prior, prior_note=note,
-                         sources=frozenset({source}), applies=applies, via=via))
+    stored = kernel_constants()
+    for field, source, prior, note, applies in KERNEL_CONSTANTS:
+        out.append(Param(name=f"kernel_constants.{field}", stored=float(getattr(stored, field)), prior=prior,
+                         prior_note=note, sources=frozenset({source}), applies=applies,
+                         via=("efficiency", field) if field == "onchip_eta" else ("kernel", field)))
     return out
 
 
 def _rows(pool: Sequence[Case], sets: Sequence[Any]) -> tuple[list[Case], Any, str]:
     """The rows of ``sets`` in ``pool``, the first set that has rows (its field and search range), and what they are."""
-    from tapeout.validate.fit_frameworks import _rows as fit_rows
+    from tapeout.fit.frameworks import _rows as fit_rows
 
     rows: list[Case] = []
     first = None
@@ -161,7 +153,7 @@ def refit(param: Param, held_out: str, pool: Sequence[Case], *, tol: float = 0.1
           tiers: Sequence[str] | None = None) -> Refit:
     """``param`` refitted without source ``held_out`` (``pool``: the cases of every other source), with the
     fit the stored value came from (``tiers``: default the fit's own, both tiers)."""
-    from tapeout.validate.fit_frameworks import TIERS, fit_value
+    from tapeout.fit.frameworks import TIERS, fit_value
 
     for how, sets in (("refit", param.fit_sets), ("fallback", param.fallback_sets)):
         rows, fs, what = _rows(pool, sets)
@@ -175,10 +167,10 @@ def refit(param: Param, held_out: str, pool: Sequence[Case], *, tol: float = 0.1
 
 
 def with_values(case: Case, values: Sequence[tuple[Param, float | None]]) -> Case:
-    """``case`` whose prediction uses ``values`` (per call: efficiency fields or one-prediction constants)."""
+    """``case`` whose prediction uses ``values`` (per call: efficiency fields or kernel constants)."""
     sc = dict(case.scenario)
     eff = dict(sc.get("efficiency", ()))
-    consts = dict(sc.get("constants", ()))
+    consts = dict(sc.get("kernel_constants", ()))
     for p, v in values:
         kind, key = p.via
         if kind == "efficiency":
@@ -188,7 +180,7 @@ def with_values(case: Case, values: Sequence[tuple[Param, float | None]]) -> Cas
     if eff:
         sc["efficiency"] = tuple(sorted(eff.items()))
     if consts:
-        sc["constants"] = tuple(sorted(consts.items()))
+        sc["kernel_constants"] = tuple(sorted(consts.items()))
     return dataclasses.replace(case, scenario=tuple(sorted(sc.items())))
 
 

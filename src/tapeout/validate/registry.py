@@ -44,7 +44,7 @@ class Dataset:
     files: tuple[str, ...] = ()
     #: read from ``validate/published/`` (typed figures shipped with tapeout): always present
     shipped: bool = False
-    #: the per-op device calibration may fit on it (``validate/calibrate.py``); False: a check only
+    #: the per-op device calibration may fit on it (``fit/roofline.py``); False: a check only
     calibration: bool = True
 
     def present(self, data_dir: Path) -> bool:

@@ -138,5 +138,5 @@ def print_cv(cv: CrossValidation, console: Any = None) -> None:
         for line in lines:
             con.print(f"  {line}", highlight=False, soft_wrap=True)
     con.print("Held out: the source's end-to-end cases priced with every parameter its data constrained refitted "
-              "on the other sources (framework fields through fit_frameworks' fit), or at its prior where no other "
+              "on the other sources (framework fields through fit.frameworks' fit), or at its prior where no other "
               "source constrains it. Per-op groups stay in-sample.", soft_wrap=True)

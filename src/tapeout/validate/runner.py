@@ -8,7 +8,7 @@ Efficiency data (``efficiency=``):
 
 - ``"catalog"``: the device as :func:`tapeout.hardware.catalog.load_hardware` returns it.
 - ``"default"``: the plain :class:`~tapeout.hardware.spec.EfficiencySpec` defaults ("before").
-- ``"calibrated"``: the tables of ``hardware/calibration.toml`` (device table, else ``[default]``).
+- ``"calibrated"``: the fitted roofline tables (``fitted/roofline.toml``: the device's fits over ``[default]``).
 - a mapping ``device name -> EfficiencySpec`` (key ``"*"`` for the rest), used by calibration.
 
 End-to-end cases (datasets ``e2e-*``, :attr:`Case.is_e2e`) are scenarios priced through
@@ -22,21 +22,19 @@ mean ln(predicted time / measured time) = mean ln(measured rate / predicted rate
 
 Host overhead of the measurement harness: device-timed sets (CUDA events, NCCL) get
 ``host_overhead_us = 0``; LLMCompass sets (host wall clock around one PyTorch op) get a per-op
-host term by op family (matmul, softmax, layernorm, gelu) read from ``validate/harness.toml``
-(fitted by :mod:`tapeout.validate.calibrate`), or LLMCompass's own simulator values before that.
+host term by op family (matmul, softmax, layernorm, gelu) read from the store (``fitted/harness.toml``,
+fitted with the roofline calibration by ``tapeout fit``), or LLMCompass's own simulator values before that.
 """
 
 from __future__ import annotations
 
-import functools
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tapeout import fitted
 from tapeout.hardware.spec import EfficiencySpec, HardwareSpec
-from tapeout.hardware.catalog import CALIBRATION_FILE, calibration_tables  # noqa: F401 (re-export)
 from tapeout.perf import estimate
 from tapeout.validate import metrics, serving
 from tapeout.validate.cases import KERNEL, LLMCOMPASS, Case
@@ -48,10 +46,8 @@ GROUP_KEYS = ("dataset", "op_class", "device", "n", "mape_pct", "mdape_pct", "bi
 #: tier name meaning "what predict would use": tiled where the device has a micro-architecture, else roofline
 DEFAULT_TIER = "default"
 
-HARNESS_FILE = Path(__file__).with_name("harness.toml")
-
 #: LLMCompass's own fixed per-op overheads (its README / simulator), microseconds; the prior
-#: used for the "default" (uncalibrated) run and when harness.toml is absent
+#: used for the "default" (uncalibrated) run and for devices the store has no fit of
 LLMCOMPASS_PRIOR_US: dict[str, dict[str, float]] = {
     "a100-sxm-80gb": {"matmul": 21.0, "softmax": 12.0, "layernorm": 45.0, "gelu": 45.0},
     "mi210": {"matmul": 34.0, "softmax": 22.0, "layernorm": 28.0, "gelu": 21.0},
@@ -77,34 +73,20 @@ def harness_family(op: Op) -> str | None:
     return None  # collectives: LLMCompass's all-reduce numbers are NCCL curves, not torch-timed
 
 
-@functools.cache
-def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    return tomllib.loads(path.read_text(encoding="utf-8"))
-
-
 def calibrated_efficiency(device: str) -> EfficiencySpec | None:
-    table = calibration_tables().get(device) or calibration_tables().get("default")
-    if table is None:
-        return None
-    fields = set(EfficiencySpec.model_fields)
-    return EfficiencySpec(**{k: v for k, v in table.items() if k in fields})
+    """The fitted roofline efficiency of ``device`` (its fits over ``[default]``; None: an empty store)."""
+    table = fitted.roofline_efficiency(device)
+    return EfficiencySpec(**table) if table else None
 
 
-def harness_overheads(calibrated: bool = True, path: Path = HARNESS_FILE) -> dict[str, dict[str, dict[str, float]]]:
-    """harness -> device -> op family -> host overhead, µs."""
+def harness_overheads(calibrated: bool = True) -> dict[str, dict[str, dict[str, float]]]:
+    """harness -> device -> op family -> host overhead, µs: the stored fits over LLMCompass's own values."""
     prior = {LLMCOMPASS: {d: dict(v) for d, v in LLMCOMPASS_PRIOR_US.items()}}
     if not calibrated:
         return prior
-    data = _read_toml(path)
-    for harness, per_device in data.items():
-        if not isinstance(per_device, dict):
-            continue
+    for harness, per_device in fitted.harness_overheads().items():
         for device, fams in per_device.items():
-            if isinstance(fams, dict):
-                prior.setdefault(harness, {}).setdefault(device, {}).update(
-                    {k: float(v) for k, v in fams.items() if isinstance(v, (int, float))})
+            prior.setdefault(harness, {}).setdefault(device, {}).update(fams)
     return prior
 
 

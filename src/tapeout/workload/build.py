@@ -197,7 +197,7 @@ class _Builder:
         self.ops.append(kernels.linear(
             name + self.suffix, m=m, n=n, k=k, count=count, w=tech.weights,
             a=tech.activations, sparsity=tech.sparsity, sparse_kernel=self.sc.sparse_kernel, experts=experts,
-            tokens_routed=tokens_routed, bias=bias,
+            tokens_routed=tokens_routed, bias=bias, constants=self.sc.kernel_constants,
         ))
 
     def elementwise(self, name: str, kind: OpKind, elems_in: float, elems_out: float, flops_per: float,
@@ -413,7 +413,7 @@ class _Builder:
         q_bytes = B * sq * H * w * act.bytes
         kv_elems = B * keys * w
         out = B * sq * H * lat * act.bytes
-        dq = kernels.kv_attention_work(kv_elems, kv, act) if not prefill else 0.0
+        dq = kernels.kv_attention_work(kv_elems, kv, act, self.sc.kernel_constants) if not prefill else 0.0
         self.ops.append(Op(
             name=name + self.suffix, kind=OpKind.ATTENTION, flops=2.0 * H * (w + lat) * pairs,
             bytes_read=q_bytes + kv_elems * kv.bytes, bytes_written=out, count=L,
@@ -487,7 +487,7 @@ class _Builder:
         kv_elems = 2 * B * keys * KV * hd
         kv_read = kv_elems * self.kv.bytes
         q_bytes = B * H * hd * a.bytes
-        dq = kernels.kv_attention_work(kv_elems, self.kv, a)
+        dq = kernels.kv_attention_work(kv_elems, self.kv, a, self.sc.kernel_constants)
         self.ops.append(Op(
             name=self._name("attention", span), kind=OpKind.ATTENTION, flops=4.0 * B * H * hd * keys,
             bytes_read=kv_read + q_bytes, bytes_written=q_bytes, count=L,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tapeout import dtypes
 from tapeout.dtypes import DType
+from tapeout.fitted import KernelConstants
 from tapeout.specio import reject_bools, strict_int
 from tapeout.techniques.spec import LayerRule, Sparsity, scenario_mapping
 
@@ -73,6 +74,9 @@ class Scenario(BaseModel):
         "context does not fit the pool, fewer sequences run at once")
     layers: tuple[LayerRule, ...] = Field(
         (), description="per-layer rules (mixed precision, sparsity, channel pruning); later rules win")
+    kernel_constants: KernelConstants | None = Field(
+        None, description="the technique kernels' fitted constants for this scenario (None: the stored ones, "
+        "fitted/kernels.toml)")
 
     @model_validator(mode="before")
     @classmethod

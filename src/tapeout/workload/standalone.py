@@ -12,6 +12,8 @@ same FLOP/byte conventions as :mod:`tapeout.workload.build`:
 
 from __future__ import annotations
 
+from typing import Any
+
 from tapeout import dtypes
 from tapeout.dtypes import DType
 from tapeout.workload.ops import COLLECTIVE_KINDS, Op, OpKind
@@ -29,12 +31,13 @@ SOFTCAP_FLOPS = 3
 
 def gemm_op(m: int, n: int, k: int, *, dtype: str | DType = "fp16", weights: str | DType | None = None,
             name: str = "gemm", count: int = 1, bias: bool = False, sparsity: object = None,
-            sparse_kernel: str = "auto") -> Op:
+            sparse_kernel: str = "auto", constants: Any = None) -> Op:
     """A GEMM of ``m`` activation rows with a (k x n) weight matrix (as ``_Builder.gemm``).
 
     ``weights`` narrower than ``dtype`` is weight-only quantization (dequantized on the vector units);
     ``sparsity`` (0.8, "2:4", "1x4:0.5") picks the sparse kernels (``sparse_kernel``: auto, tensor,
-    cuda, dense), as :func:`tapeout.techniques.kernels.linear` describes.
+    cuda, dense), as :func:`tapeout.techniques.kernels.linear` describes; ``constants``: its
+    :class:`~tapeout.fitted.KernelConstants` (None: the stored ones).
     """
     from tapeout.techniques.kernels import linear
     from tapeout.techniques.spec import Sparsity
@@ -42,7 +45,7 @@ def gemm_op(m: int, n: int, k: int, *, dtype: str | DType = "fp16", weights: str
     a = dtypes.parse(dtype)
     w = dtypes.parse(weights) if weights is not None else a
     return linear(name, m=m, n=n, k=k, count=count, w=w, a=a, sparsity=Sparsity.parse(sparsity),
-                  sparse_kernel=sparse_kernel, bias=bias)
+                  sparse_kernel=sparse_kernel, bias=bias, constants=constants)
 
 
 def bmm_op(b: int, m: int, n: int, k: int, *, dtype: str | DType = "fp16", name: str = "bmm",

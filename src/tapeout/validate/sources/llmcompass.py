@@ -1,7 +1,7 @@
 """LLMCompass's real-hardware measurements (its artifact's figure 5 and extracted all-reduce curve).
 
 PyTorch ops timed with a host wall clock around op + synchronize (harness ``llmcompass``: a host term per
-op family, ``validate/harness.toml``); the all-reduce curve is NCCL's. Device mapping: ``A100`` ->
+op family, ``fitted/harness.toml``); the all-reduce curve is NCCL's. Device mapping: ``A100`` ->
 ``a100-sxm-80gb`` (its README: 80 GB SXM), ``MI210`` -> ``mi210``.
 """
 

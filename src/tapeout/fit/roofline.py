@@ -1,6 +1,7 @@
-"""Fit the roofline tier's efficiency data to the measured sets.
+"""Fit the roofline tier's efficiency data to the measured sets (``tapeout fit``, step ``roofline``).
 
-``python -m tapeout.validate.calibrate [--data DIR] [--dry-run] [--report]``
+Writes ``fitted/roofline.toml`` and ``fitted/harness.toml`` through the driver (:mod:`tapeout.fit.driver`);
+``tapeout fit --only roofline --report`` prints the before/after tables of docs/calibration.md.
 
 Method (docs/calibration.md has the numbers):
 
@@ -19,14 +20,16 @@ Method (docs/calibration.md has the numbers):
      per op family is an extra unknown of the same fit. a100-sxm-80gb, h100-sxm, a40 have vidur rows;
      mi210 has only LLMCompass rows, so its launch overhead (confounded with the host term) is held at
      the default (median of the vidur devices). Host overheads belong to the LLMCompass harness, not
-     to the device: they go to ``validate/harness.toml``.
+     to the device: they go to ``fitted/harness.toml``.
    - collective_latency_us, interconnect_eta: per device with all-reduce data (vidur-allreduce,
      llmcompass-allreduce for a100-sxm-80gb), with the device's launch overhead held.
    - attention_eta: fitted alone on the FlashAttention-2 forward rows where a device has them (H100
      SXM), every other field held.
    - ``[default]``: median of the fitted devices, field by field. attention_eta (measured on one
      device only) and vector_eta (every measured non-matrix op is memory-bound) keep the spec defaults.
-4. The fitted values are checked by re-running the real harness (``runner.evaluate``) with them.
+4. The vectorised copy of the estimator (:class:`Design`) is checked against the real estimator
+   (``runner.predict_case``) at the fitted values on every fitted row (:func:`check_design`; the fit stops
+   when they differ), and ``tests/test_fit.py`` proves the two equal at random values.
 
    - matmul_eta of a device without GEMM sweeps (MI300X, Gaudi 2/3, GH200, B200): alone, on its bf16 row
      of mamf (stas00's maximum achievable matmul FLOPS: a shape search on the device), every other field
@@ -39,10 +42,7 @@ calibrated per-op model end to end (``tapeout validate``) and must not be fitted
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,15 +50,18 @@ from typing import Any
 
 import numpy as np
 
+from tapeout.fit import store
+from tapeout.fitted import DEFAULT, Fit, StoreFile
 from tapeout.hardware.spec import EfficiencySpec
 from tapeout.perf import estimate
 from tapeout.validate.cases import LLMCOMPASS, Case
-from tapeout.datadir import DATA_HELP, resolve_data_dir
 from tapeout.validate.registry import calibration_names, load_cases
 from tapeout.validate.sources.flashllm import is_technique_case
 from tapeout.validate.sources.vidur import DEVICE_CAVEATS
-from tapeout.validate.runner import CALIBRATION_FILE, HARNESS_FILE
 from tapeout.workload.ops import COLLECTIVE_KINDS, OpKind
+
+COMMAND = "tapeout fit --only roofline"
+METRIC = "weighted mean |ln(predicted/measured)|, each (dataset, op class) group weighing the same"
 
 FAMILIES = ("matmul", "softmax", "layernorm", "gelu")
 
@@ -258,12 +261,16 @@ def fit(design: Design, free: Sequence[str], fixed: dict[str, float], *, sweeps:
 
 @dataclass
 class Calibration:
-    devices: dict[str, dict[str, Any]]  # device -> EfficiencySpec fields + source
+    devices: dict[str, dict[str, Any]]  # device -> EfficiencySpec fields (its own fits over [default])
     default: dict[str, Any]
     harness: dict[str, dict[str, dict[str, float]]]  # harness -> device -> family -> µs
     losses: dict[str, float]
     #: devices whose compute numbers (matmul_eta, ...) were fitted (the others take [default]'s)
     compute_fitted: tuple[str, ...] = ()
+    #: the store's entries: subject (device or "default") -> fit name -> Fit
+    fits: dict[str, dict[str, Fit]] | None = None
+    #: harness -> device -> Fit (the host terms, with the compute fit's provenance)
+    harness_fits: dict[str, dict[str, Fit]] | None = None
 
     def efficiency(self) -> dict[str, EfficiencySpec]:
         """device -> EfficiencySpec (key "*" = default), for ``runner.evaluate(efficiency=...)``."""
@@ -272,33 +279,46 @@ class Calibration:
         out["*"] = EfficiencySpec(**{k: v for k, v in self.default.items() if k in fields})
         return out
 
+    def store_files(self) -> tuple[StoreFile, StoreFile]:
+        """``fitted/roofline.toml`` and ``fitted/harness.toml``."""
+        return store.build("roofline", self.fits or {}), store.build("harness", self.harness_fits or {})
+
 
 def _r(x: float, nd: int = 3) -> float:
     return float(f"{x:.{nd}g}") if x < 1 else round(x, 2)
 
 
+def fit_cases(data_dir: str | Path | None = None) -> list[Case]:
+    """The rows the calibration reads (technique-kernel rows left out: they check the technique models)."""
+    names = tuple(dict.fromkeys(calibration_names() + ATTENTION_SETS + ATTAINABLE_SETS))
+    return [c for c in load_cases(data_dir, names) if not is_technique_case(c)]
+
+
 def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = None) -> Calibration:
     """Fit every device that has measurements; see the module docstring."""
-    d = resolve_data_dir(data_dir)
     if cases is None:
-        cases = load_cases(d, tuple(dict.fromkeys(calibration_names() + ATTENTION_SETS + ATTAINABLE_SETS)))
+        cases = fit_cases(data_dir)
     # end-to-end sets and technique-kernel rows are checks, never a fit target of device efficiencies
     cases = [c for c in cases if not c.is_e2e and not is_technique_case(c)]
     attention_cases = [c for c in cases if c.dataset in ATTENTION_SETS and c.op_class == ATTENTION_CLASS]
     cases = [c for c in cases if c.dataset not in ATTENTION_SETS]
-    today = _dt.date.today().isoformat()
     spec_default = EfficiencySpec().model_dump()
     fitted: dict[str, dict[str, float]] = {}
-    notes: dict[str, list[str]] = {}
     losses: dict[str, float] = {}
+    #: device -> fit name -> (values, datasets, rows, loss, method), rounded at the end
+    groups: dict[str, dict[str, tuple[dict[str, float], list[str], int | None, float | None, str]]] = {}
 
     def rows(device: str, sets: Sequence[str]) -> list[Case]:
         return [c for c in cases if c.device == device and c.dataset in sets]
+
+    def sets_of(sel: Sequence[Case]) -> list[str]:
+        return sorted({c.dataset for c in sel}, key=lambda x: (x.startswith("llm"), x))
 
     # 1. compute numbers, one joint fit per device over all its kernel rows (vidur, CUDA events) and
     #    LLMCompass micro-benchmark rows (with that harness's per-op host overhead as extra unknowns).
     #    Devices with kernel-timed rows go first: their launch overheads give the default one.
     harness: dict[str, dict[str, dict[str, float]]] = {LLMCOMPASS: {}}
+    harness_groups: dict[str, tuple[list[str], int, float]] = {}
     host_free = tuple(f"host_{f}_us" for f in FAMILIES)
     etas = ("matmul_eta", "memory_eta", "vector_memory_eta")
     compute_devices = sorted({c.device for c in cases if c.dataset in COMPUTE_SETS + LLMCOMPASS_MICRO},
@@ -317,19 +337,25 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
         else:  # launch and host time are confounded without kernel timers: launch = default
             free = etas + host_free
             fixed = {"launch_overhead_us": launch_default}
-        vals, loss = fit(Design.build(kernel_rows + lc_rows), free, fixed)
+        sel = kernel_rows + lc_rows
+        vals, loss = fit(Design.build(sel), free, fixed)
         fitted[dev] = {k: vals[k] for k in free if not k.startswith("host_")} | fixed
         losses[f"{dev}/compute"] = loss
         if lc_rows:
             harness[LLMCOMPASS][dev] = {f: round(vals[f"host_{f}_us"], 1) for f in FAMILIES}
-        used = sorted({c.dataset for c in kernel_rows + lc_rows}, key=lambda x: (x.startswith("llm"), x))
-        notes.setdefault(dev, []).append(
-            f"{', '.join(k for k in free if not k.startswith('host_'))} from {' + '.join(used)} "
-            f"({len(kernel_rows) + len(lc_rows)} rows, jointly"
-            + (", with LLMCompass's per-op host overhead as extra unknowns" if lc_rows else "") + ")"
-            + ("; launch_overhead_us = [default]" if not kernel_rows else
-               f"; launch_overhead_us from {sib} (same die and memory system, short kernels timed)"
-               if sib in fitted else ""))
+            harness_groups[dev] = (sets_of(sel), len(sel), loss)
+        own = [k for k in free if not k.startswith("host_")]
+        groups.setdefault(dev, {})["compute"] = (
+            {k: vals[k] for k in own}, sets_of(sel), len(sel), loss,
+            "joint bounded fit through the roofline estimator (grid descent, then Nelder-Mead) of every row"
+            + (", with LLMCompass's per-op host overhead as extra unknowns (fitted/harness.toml)" if lc_rows else "")
+            + ("; launch_overhead_us = [default] (no kernel-timed rows: launch and host time are confounded)"
+               if not kernel_rows else ""))
+        if kernel_rows and sib in fitted:
+            groups[dev]["launch"] = (
+                dict(fixed), [], None, None,
+                f"carried over from {sib} (same die and memory system, short kernels timed): long GEMMs do not "
+                "identify a launch gap of a few us")
         if kernel_rows:
             launch_default = _median([v["launch_overhead_us"] for d, v in fitted.items()
                                       if rows(d, COMPUTE_SETS) and d not in LAUNCH_SIBLINGS],
@@ -344,8 +370,10 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
         vals, loss = fit(Design.build(sel), ("attention_eta",), held)
         fitted.setdefault(dev, {})["attention_eta"] = vals["attention_eta"]
         losses[f"{dev}/attention"] = loss
-        notes.setdefault(dev, []).append(
-            f"attention_eta from {' + '.join(ATTENTION_SETS)} {ATTENTION_CLASS} rows ({len(sel)} rows)")
+        groups.setdefault(dev, {})["attention"] = (
+            {"attention_eta": vals["attention_eta"]}, list(ATTENTION_SETS), len(sel), loss,
+            f"attention_eta alone on the {ATTENTION_CLASS} rows (FlashAttention-2 forward), the device's other "
+            "fields held")
 
     # 2. collectives, with the device's launch overhead held
     coll_free = ("collective_latency_us", "interconnect_eta")
@@ -356,8 +384,9 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
         vals, loss = fit(Design.build(sel), coll_free, {"launch_overhead_us": launch})
         coll[dev] = vals
         losses[f"{dev}/collective"] = loss
-        sets = sorted({c.dataset for c in sel})
-        notes.setdefault(dev, []).append(f"{', '.join(coll_free)} from {' + '.join(sets)} ({len(sel)} rows)")
+        groups.setdefault(dev, {})["collective"] = (
+            dict(vals), sorted({c.dataset for c in sel}), len(sel), loss,
+            "joint fit of the all-reduce rows, the device's launch overhead held")
 
     # 3. the cross-device default: median per field over the fitted devices
     default: dict[str, Any] = {k: spec_default[k] for k in WRITTEN_FIELDS}
@@ -371,10 +400,15 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
         default[k] = _median([v[k] for v in coll.values()], spec_default[k])
     default = {k: _r(v) if isinstance(v, float) else v for k, v in default.items()}
     default["host_overhead_us"] = 0.0
-    default["source"] = (f"tapeout calibrate {today}: median of the fitted devices "
-                         f"({', '.join(sorted(fitted))}; collectives: {', '.join(sorted(coll))}); "
-                         f"attention_eta: spec default (only FA2 on H100 is measured); "
-                         f"vector_eta: spec default (every measured non-matrix op is memory-bound)")
+    default_fits = {
+        "compute": ({k: default[k] for k in ("matmul_eta", "memory_eta", "vector_memory_eta", "launch_overhead_us")},
+                    [], None, None,
+                    f"median over the fitted devices ({', '.join(sorted(fitted))}; launch_overhead_us: those with "
+                    "kernel-timed rows, siblings left out); attention_eta and vector_eta keep the EfficiencySpec "
+                    "defaults (only FA2 on H100 is measured; every measured non-matrix op is memory-bound)"),
+        "collective": ({k: default[k] for k in coll_free}, [], None, None,
+                       f"median over the devices with all-reduce rows ({', '.join(sorted(coll))})"),
+    }
 
     # 4. devices without GEMM sweeps whose best achievable matmul is measured (mamf, bf16: a shape search
     #    on the device, its sustained clock under load included). The roofline has one matmul_eta for every
@@ -385,33 +419,46 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
     held_default["vector_memory_eta"] = held_default.get("vector_memory_eta") or default["memory_eta"]
     attainable = [c for c in cases if c.dataset in ATTAINABLE_SETS and c.op_class == ATTAINABLE_CLASS]
     best: dict[str, float] = {}
+    best_loss: dict[str, tuple[int, float]] = {}
     for dev in sorted({c.device for c in attainable}):
         sel = [c for c in attainable if c.device == dev]
-        vals, _ = fit(Design.build(sel), ("matmul_eta",), held_default)
+        vals, loss = fit(Design.build(sel), ("matmul_eta",), held_default)
         best[dev] = vals["matmul_eta"]
+        best_loss[dev] = (len(sel), loss)
     both = sorted(d for d in best if d in fitted and "matmul_eta" in fitted[d])
     ratio = _median([fitted[d]["matmul_eta"] / best[d] for d in both], 1.0)
     for dev in sorted(set(best) - set(fitted)):
         fitted[dev] = {"matmul_eta": min(1.0, ratio * best[dev])}
-        notes.setdefault(dev, []).append(
-            f"matmul_eta = {ratio:.3f} x {best[dev]:.3f}: the best-shape fraction of the dense peak from "
-            f"{' + '.join(ATTAINABLE_SETS)} {ATTAINABLE_CLASS} (a shape search on the device) times the median "
+        groups.setdefault(dev, {})["attainable"] = (
+            dict(fitted[dev]), list(ATTAINABLE_SETS), best_loss[dev][0], best_loss[dev][1],
+            f"matmul_eta = {ratio:.3f} x {best[dev]:.3f}: the best-shape fraction of the dense peak from the "
+            f"{ATTAINABLE_CLASS} row (a shape search on the device; residual: that fraction's fit) times the median "
             f"sweep-fitted / best-shape ratio of {', '.join(both)}")
 
     devices: dict[str, dict[str, Any]] = {}
+    fits: dict[str, dict[str, Fit]] = {DEFAULT: {n: store.fit(v, m, command=COMMAND)
+                                                for n, (v, _, _, _, m) in default_fits.items()}}
     for dev in sorted(set(fitted) | set(coll)):
         t = {k: default[k] for k in WRITTEN_FIELDS}
         t.update({k: _r(v) for k, v in fitted.get(dev, {}).items()})
         t.update({k: _r(v) for k, v in coll.get(dev, {}).items()})
         t["host_overhead_us"] = 0.0
-        rest = [k for k in WRITTEN_FIELDS if k not in fitted.get(dev, {}) and k not in coll.get(dev, {})
-                and k != "host_overhead_us"]
-        t["source"] = (f"tapeout calibrate {today}: " + "; ".join(notes.get(dev, []))
-                       + (f"; {', '.join(rest)} = [default]" if rest else "")
-                       + (f"; note: {DEVICE_CAVEATS[dev]}" if dev in DEVICE_CAVEATS else ""))
         devices[dev] = t
+        entries = {}
+        for i, (name, (vals, sets, n, loss, method)) in enumerate(groups.get(dev, {}).items()):
+            if not i and dev in DEVICE_CAVEATS:
+                method += f"; note: {DEVICE_CAVEATS[dev]}"
+            entries[name] = store.fit({k: _r(v) for k, v in vals.items()}, method, datasets=sets, rows=n,
+                                      residual=loss, metric=METRIC if loss is not None else "", command=COMMAND)
+        fits[dev] = entries
+    harness_fits = {h: {dev: store.fit(fams, "the per-op host overhead of the harness, op family by op family: extra "
+                                       "unknowns of the device's joint compute fit (fitted/roofline.toml)",
+                                       datasets=harness_groups[dev][0], rows=harness_groups[dev][1],
+                                       residual=harness_groups[dev][2], metric=METRIC, command=COMMAND)
+                        for dev, fams in sorted(per.items())}
+                    for h, per in harness.items() if per}
     return Calibration(devices=devices, default=default, harness=harness, losses=losses,
-                       compute_fitted=tuple(sorted(fitted)))
+                       compute_fitted=tuple(sorted(fitted)), fits=fits, harness_fits=harness_fits)
 
 
 def _median(values: list[float], fallback: float) -> float:
@@ -419,48 +466,7 @@ def _median(values: list[float], fallback: float) -> float:
     return float(np.median(vals)) if vals else fallback
 
 
-# ---- writing -----------------------------------------------------------------------------------
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(float(v))
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def calibration_toml(cal: Calibration) -> str:
-    lines = [
-        "# Fitted roofline efficiency data: written by `python -m tapeout.validate.calibrate`.",
-        "# [default] applies to devices without measurements; one table per measured device.",
-        "# Method and accuracy: docs/calibration.md. Do not hand-edit; re-run the calibration.",
-        "",
-    ]
-    for name, table in [("default", cal.default), *sorted(cal.devices.items())]:
-        lines.append(f'[{name}]' if name.replace("-", "").isalnum() else f'["{name}"]')
-        for k in (*WRITTEN_FIELDS, "source"):
-            v = table.get(k)
-            if v is None:
-                continue
-            lines.append(f"{k} = {_toml_value(v)}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def harness_toml(cal: Calibration) -> str:
-    lines = [
-        "# Host/framework time per op of measurement harnesses, microseconds (not device properties).",
-        "# llmcompass: host wall clock around one PyTorch op + synchronize (torch.matmul eager;",
-        "# softmax eager; layernorm and gelu through torch.compile). Written by tapeout.validate.calibrate.",
-        "",
-    ]
-    for harness, per_dev in cal.harness.items():
-        for dev, fams in sorted(per_dev.items()):
-            lines.append(f"[{harness}.{dev}]")
-            lines += [f"{f} = {float(v)!r}" for f, v in fams.items()]
-            lines.append("")
-    return "\n".join(lines)
-
+# ---- reports --------------------------------------------------------------------------------
 
 def before_after(data_dir: str | Path | None, cal: Calibration, cases: list[Case] | None = None
                  ) -> list[dict[str, Any]]:
@@ -515,7 +521,7 @@ def mamf_table(cal: Calibration, cases: list[Case]) -> list[dict[str, Any]]:
     return out
 
 
-def _check(cal: Calibration, cases: list[Case]) -> float:
+def check_design(cal: Calibration, cases: list[Case]) -> float:
     """Largest relative difference between the vectorised model and the real harness (should be ~0).
 
     Cases whose ops run a technique kernel (e.g. mamf's fp8 rows: W8A8 with its scale epilogue) are left
@@ -539,52 +545,3 @@ def _check(cal: Calibration, cases: list[Case]) -> float:
         real = np.array([predict_case(c, dev).predicted_s for c in cs])
         worst = max(worst, float(np.max(np.abs(vec / real - 1))))
     return worst
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tapeout.validate.calibrate", description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default=None, help=DATA_HELP)
-    ap.add_argument("--dry-run", action="store_true", help="print the tables, write nothing")
-    ap.add_argument("--report", action="store_true", help="print before/after MAPE per dataset and device")
-    args = ap.parse_args(argv)
-    from tapeout.errors import TapeoutError
-
-    try:
-        cases = [c for c in load_cases(args.data, tuple(dict.fromkeys(calibration_names() + ATTENTION_SETS
-                                                                      + ATTAINABLE_SETS)))
-                 if not is_technique_case(c)]
-    except TapeoutError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    cal = calibrate(args.data, cases=cases)
-    worst = _check(cal, cases)
-    if worst > 1e-6:
-        print(f"warning: vectorised fit and roofline.estimate differ by up to {worst:.2e}", file=sys.stderr)
-    text, htext = calibration_toml(cal), harness_toml(cal)
-    if args.dry_run:
-        print(text)
-        print(htext)
-    else:
-        CALIBRATION_FILE.write_text(text, encoding="utf-8")
-        HARNESS_FILE.write_text(htext, encoding="utf-8")
-        print(f"wrote {CALIBRATION_FILE} and {HARNESS_FILE}")
-    for k, v in cal.losses.items():
-        print(f"fit {k}: mean |ln(pred/meas)| = {v:.3f}")
-    if args.report:
-        print("| dataset | device | n | MAPE before % | MAPE after % | MdAPE before % | MdAPE after % | bias after |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|")
-        for r in before_after(args.data, cal, cases):
-            print(f"| {r['dataset']} | {r['device']} | {r['n']} | {r['mape_before']:.1f} | {r['mape_after']:.1f} | "
-                  f"{r['mdape_before']:.1f} | {r['mdape_after']:.1f} | {r['bias_after']:+.2f} |")
-        print()
-        print("| device | dtype | dense peak TFLOP/s | mamf best TFLOP/s | implied eta | matmul_eta used |")
-        print("|---|---|---:|---:|---:|---:|")
-        for r in mamf_table(cal, cases):
-            used = f"{r['matmul_eta']:.3f}" + ("" if r["fitted"] else " (default)")
-            print(f"| {r['device']} | {r['dtype']} | {r['peak_tflops']:.0f} | {r['achieved_tflops']:.1f} | "
-                  f"{r['implied_eta']:.3f} | {used} |")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,20 +1,19 @@
-"""Fit the area model's calibrated coefficients on the measured GA100 and Aldebaran areas.
+"""Fit the area model's calibrated coefficients on the measured GA100 and Aldebaran areas (``tapeout fit``,
+step ``cost``; written to ``fitted/cost.toml``).
 
-    python -m tapeout.cost.calibrate [--shared PATH]
-
-reads ``llmcompass/ae/figure6/real_hardware/die_area.csv`` and
-``llmcompass/extracted_from_code/core_area_mm2.csv`` under the shared reference data, solves for
-the coefficients marked *calibrated* in ``cost/data/area.toml`` and ``cost/data/memory.toml``
-(HBM2e PHY / controller) and prints them with the per-component fit. Literature constants (node
-density gains, relative datapath areas) are inputs, never fitted. The committed coefficients are
-the output of this script; tests/test_cost_area.py re-runs it and checks they agree.
+Reads ``llmcompass/ae/figure6/real_hardware/die_area.csv`` and
+``llmcompass/extracted_from_code/core_area_mm2.csv`` under the shared reference data and solves for
+the coefficients the area model calls *calibrated* (``cost/data/area.toml`` holds their units and what
+scales them; the HBM PHY / controller areas apply to every HBM kind of ``cost/data/memory.toml``).
+Literature constants (node density gains, relative datapath areas) are inputs, never fitted.
+``tapeout fit --only cost --report`` prints the per-component fit.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
-import sys
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,8 @@ import numpy as np
 from tapeout.cost import area as am
 from tapeout.cost.assumptions import Assumptions
 from tapeout.errors import TapeoutError
+from tapeout.fit import store
+from tapeout.fitted import StoreFile
 from tapeout.hardware.spec import HardwareSpec
 
 #: row order of die_area.csv (shared/reference-data/llmcompass/README.md)
@@ -154,31 +155,73 @@ def report(a: Assumptions | None = None, specs: dict[str, HardwareSpec] | None =
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse
+COMMAND = "tapeout fit --only cost"
+#: the store's entries: name -> (coefficients, method)
+ENTRIES = {
+    "core": (("matrix_mac", "core_overhead"),
+             "calibrated: the GA100 SM (3.75 mm2) and Aldebaran CU (4.02 mm2) areas of core_area_mm2.csv, solved "
+             "exactly together after subtracting core SRAM (core_sram_per_mib)"),
+    "core_sram": (("core_sram_per_mib",),
+                  "set equal to l2_per_mib (GPU SRAM macros incl. banking, ECC and periphery): assumption; no "
+                  "per-macro measurement is in the shared data"),
+    "l2": (("l2_per_mib", "l2_fixed"),
+           "calibrated: the global-buffer rows of die_area.csv (GA100 48 MiB physical: 119.31 mm2; Aldebaran 8 MiB: "
+           "25.2 mm2), solved exactly"),
+    "noc": (("noc_per_core", "noc_per_l2_mib"),
+            "calibrated: the on-chip-interconnect rows of die_area.csv (GA100 76.44 mm2 for 128 SMs / 48 MiB L2; "
+            "Aldebaran 33.0 mm2 for 112 CUs / 8 MiB), solved exactly"),
+    "memory_phy": (("hbm_phy_mm2", "hbm_ctrl_mm2"),
+                   "calibrated (least squares) on the memory PHY/controller rows of die_area.csv over GA100's 6 and "
+                   "Aldebaran's 8 HBM2e PHY units; every HBM kind takes them"),
+    "link_phy": (("link_lane_phy",),
+                 "calibrated (least squares): off-chip-interconnect PHY rows of die_area.csv, GA100 20.95 mm2 for 64 "
+                 "lanes (12 NVLink3 links x 4 + PCIe4 x16), Aldebaran 45.52 mm2 for 128 lanes (8 Infinity Fabric links "
+                 "x 16)"),
+    "link_ctrl": (("link_lane_ctrl", "uncore_fixed"),
+                  "calibrated: off-chip-interconnect controller + other rows of die_area.csv together (GA100 0 + 40 "
+                  "mm2; Aldebaran 42 + 4 mm2), solved exactly; together because the GA100 annotation books no NVLink "
+                  "controller area of its own (it sits in 'other')"),
+}
 
-    from tapeout.datadir import DATA_HELP
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", help=DATA_HELP)
-    args = ap.parse_args(argv)
-    a = Assumptions.load()
-    coef = fit(a, shared=args.shared)
-    print("calibrated coefficients (area at N7):")
-    for k, v in coef.items():
-        committed = (a.coefficient(k)[0] if not k.startswith("hbm_")
-                     else float(a.memory("HBM2e")["phy_mm2" if k == "hbm_phy_mm2" else "ctrl_mm2"]))
-        print(f"  {k:20s} {v:12.6g}   committed {committed:12.6g}")
-    fitted = with_coefficients(a, coef)
-    for d, r in report(fitted, shared=args.shared).items():
-        t = r["total"]
-        print(f"\n{d}: model {t['model']:.1f} mm2 vs annotated {t['annotated_sum']:.1f} "
-              f"({t['error_vs_annotated']:+.2%}), measured {t['measured']} ({t['error_vs_measured']:+.2%})")
-        print(f"  core: model {r['core']['model']:.3f} vs measured {r['core']['measured']:.3f} mm2")
-        for k, v in r["components"].items():
-            print(f"  {k:18s} model {v['model']:8.2f}  measured {v['measured']:8.2f}")
-    return 0
+def _sig(x: float) -> float:
+    return float(f"{x:.5g}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+#: the measured components each entry reproduces (its residual): entry -> die_area.csv rows ("core": one core)
+COMPONENTS = {"core": ("core",), "l2": ("l2",), "noc": ("on_chip_network",),
+              "memory_phy": ("memory_phy", "memory_controller"), "link_phy": ("link_phy",),
+              "link_ctrl": ("link_controller+other",)}
+METRIC = "mean |ln(model/measured)| of the components it sets, over GA100 and Aldebaran"
+
+
+def residuals(rep: dict[str, dict]) -> dict[str, float]:
+    """Per store entry: :data:`METRIC` from :func:`report`'s per-die rows."""
+    out: dict[str, float] = {}
+    for name, comps in COMPONENTS.items():
+        errs = []
+        for r in rep.values():
+            for c in comps:
+                if c == "core":
+                    model, meas = r["core"]["model"], r["core"]["measured"]
+                elif "+" in c:
+                    model = sum(r["components"][x]["model"] for x in c.split("+"))
+                    meas = sum(r["components"][x]["measured"] for x in c.split("+"))
+                else:
+                    model, meas = r["components"][c]["model"], r["components"][c]["measured"]
+                errs.append(abs(math.log(model / meas)))
+        out[name] = sum(errs) / len(errs)
+    return out
+
+
+def store_file(coef: dict[str, float], resid: dict[str, float] | None = None) -> StoreFile:
+    """``fitted/cost.toml``: the coefficients (5 significant digits), one entry per solve."""
+    missing = set(coef) - {k for keys, _ in ENTRIES.values() for k in keys}
+    if missing:
+        raise ValueError(f"coefficients without a store entry: {sorted(missing)}")
+    sets = ("llmcompass/ae/figure6/real_hardware/die_area.csv", "llmcompass/extracted_from_code/core_area_mm2.csv")
+    resid = resid or {}
+    return store.build("cost", {"area": {
+        name: store.fit({k: _sig(coef[k]) for k in keys}, method, datasets=sets, rows=2, residual=resid.get(name),
+                        metric=METRIC if name in resid else "", command=COMMAND)
+        for name, (keys, method) in ENTRIES.items()}})

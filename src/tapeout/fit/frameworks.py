@@ -1,6 +1,5 @@
-"""Fit the serving frameworks' per-op host overhead (``system/frameworks.toml``) on whole end-to-end sets.
-
-``python -m tapeout.validate.fit_frameworks [--data DIR] [--write]``
+"""Fit the serving frameworks' fitted fields on whole end-to-end sets (``tapeout fit``, step ``frameworks``;
+written to ``fitted/frameworks.toml``; the profiles themselves are ``system/frameworks.toml``).
 
 A framework profile has one fitted number: ``host_overhead_us``, the CPU/dispatch time per kernel
 that an eager stack adds and the GPU waits for, or (llama.cpp) ``stream_bytes_per_core_clock``, the
@@ -29,20 +28,22 @@ software, not of a tier, so each profile is fitted once on its designated set, m
 
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tapeout.system.frameworks import FRAMEWORKS_FILE, frameworks
+from tapeout.fit import store
+from tapeout.fitted import Fit, StoreFile
 from tapeout.validate.cases import Case
-from tapeout.datadir import DATA_HELP
 from tapeout.validate.e2e import e2e_predict
 from tapeout.validate.registry import load_cases
 
 TIERS = ("roofline", "tiled")
+COMMAND = "tapeout fit --only frameworks"
+#: the store's name of each fitted field's entry
+ENTRY = {"host_overhead_us": "host", "prefill_host_overhead_us": "prefill_host",
+         "stream_bytes_per_core_clock": "stream_cap", "oneshot_allreduce_latency_us": "oneshot_allreduce"}
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,6 @@ class FitSet:
     hi: float = 30.0
     #: other profiles that carry the same fitted value (written with it)
     also: tuple[str, ...] = ()
-    #: appended to the written source (what else the profile holds)
-    note: str = ""
 
 
 def _batch(c: Case) -> int:
@@ -77,8 +76,7 @@ FIT_SETS = (
     FitSet("kernels", "e2e-trtllm", lambda c: c.quantity == "ttft_s",
            "TensorRT-LLM's published first-token latencies (v0.5, batch 1, 128 and 2048 tokens; GPT-J 6B, "
            "Llama 7B/70B, Falcon 180B on H100/L40S FP8 and A100 FP16; validate/published/trtllm_perf.csv)",
-           param="prefill_host_overhead_us", lo=0.0, hi=40.0,
-           note="; the one-shot all-reduce's size limit and latency are the gptfast profile's"),
+           param="prefill_host_overhead_us", lo=0.0, hi=40.0),
     FitSet("gptfast", "e2e-gptfast", lambda c: c.op_class.startswith("bf16/") and not c.op_class.endswith("/tp1"),
            "gpt-fast's bf16 tensor-parallel decode rates (Llama-2-7B and -70B, TP 2/4/8, A100; "
            "validate/published/gptfast.csv)", param="oneshot_allreduce_latency_us", lo=0.0, hi=30.0,
@@ -147,7 +145,9 @@ class FrameworkFit:
     loss: float
     #: the loss without the term (host 0 / no cap)
     loss_at_zero: float
-    source: str
+    #: how it was fitted, with its checks
+    method: str
+    dataset: str = ""
 
     @property
     def host_overhead_us(self) -> float:
@@ -177,7 +177,6 @@ def fit(data_dir: str | Path | None = None, *, cases: Sequence[Case] | None = No
     fit rows are not among them is left out."""
     if cases is None:
         cases = load_cases(data_dir, fit_datasets())
-    today = _dt.date.today().isoformat()
     out: dict[str, FrameworkFit] = {}
     for fs in FIT_SETS:
         rows = _rows(cases, fs)
@@ -188,9 +187,8 @@ def fit(data_dir: str | Path | None = None, *, cases: Sequence[Case] | None = No
         lh = loss(rows, h, tiers, fs.param)
         unit = {"host_overhead_us": "us/op", "prefill_host_overhead_us": "us/op",
                 "stream_bytes_per_core_clock": "B/core/clock"}.get(fs.param, "us")
-        src = (f"fitted {today} (python -m tapeout.validate.fit_frameworks): {fs.param} on {fs.describe} "
-               f"({len(rows)} rows, whole set, mean of the {' and '.join(tiers)} tiers; mean |ln(pred/meas)| "
-               f"{lz:.3f} without the term -> {lh:.3f})")
+        src = (f"golden-section search in [{fs.lo:g}, {fs.hi:g}] on {fs.describe} (whole set, mean of the "
+               f"{' and '.join(tiers)} tiers; mean |ln(pred/meas)| {lz:.3f} without the term)")
         for cs in CHECK_SETS:
             if cs.framework != fs.framework:
                 continue
@@ -200,41 +198,23 @@ def fit(data_dir: str | Path | None = None, *, cases: Sequence[Case] | None = No
                 none = loss_without(crow, cs, tiers)
                 src += (f"; independent check: {cs.describe} give mean |ln| {loss(crow, h, tiers, cs.param):.3f} "
                         f"at {h:g} {unit} ({none:.3f} without; their own best fit {best:g})")
-        out[fs.framework] = FrameworkFit(fs.framework, fs.param, h, len(rows), lh, lz, src + fs.note)
+        out[fs.framework] = FrameworkFit(fs.framework, fs.param, h, len(rows), lh, lz, src, fs.dataset)
     return out
 
 
-def write(fits: dict[str, FrameworkFit], path: Path = FRAMEWORKS_FILE) -> None:
-    """Replace the fitted parameter and ``source`` of the fitted tables; everything else stays."""
-    from tapeout.specio import set_toml_key
+METRIC = "mean |ln(predicted/measured)| of the rows, averaged over the roofline and tiled tiers"
 
-    text = path.read_text(encoding="utf-8")
+
+def store_file(fits: dict[str, FrameworkFit]) -> StoreFile:
+    """``fitted/frameworks.toml``: one entry per fitted field; a profile that carries another's value
+    (:attr:`FitSet.also`) gets an entry saying so."""
+    subjects: dict[str, dict[str, Fit]] = {}
     also = {fs.framework: fs.also for fs in FIT_SETS}
     for name, f in fits.items():
-        text = set_toml_key(text, name, f.param, repr(f.value))
-        src = f.source.replace("\\", "\\\\").replace('"', '\\"')
-        text = set_toml_key(text, name, "source", f'"{src}"')
-        for other in also.get(name, ()):  # carries the value; its own source says where it comes from
-            text = set_toml_key(text, other, f.param, repr(f.value))
-    path.write_text(text, encoding="utf-8")
-    frameworks.cache_clear()
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tapeout.validate.fit_frameworks", description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=None, help=DATA_HELP)
-    ap.add_argument("--write", action="store_true", help="store the fits in system/frameworks.toml")
-    args = ap.parse_args(argv)
-    fits = fit(args.data)
-    stored = frameworks()
-    for f in fits.values():
-        old = getattr(stored[f.framework], f.param) if f.framework in stored else None
-        print(f"{f.framework}: {f.param} = {f.value:g} (stored {old}); {f.source}")
-    if args.write:
-        write(fits)
-        print(f"wrote {FRAMEWORKS_FILE}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        entry = store.fit({f.param: f.value}, f.method, datasets=(f.dataset,), rows=f.rows, residual=f.loss,
+                          metric=METRIC, command=COMMAND)
+        subjects.setdefault(name, {})[ENTRY[f.param]] = entry
+        for other in also.get(name, ()):
+            subjects.setdefault(other, {})[ENTRY[f.param]] = entry.model_copy(
+                update={"method": f"the {name} profile's value (the same kernel): {f.method}"})
+    return store.build("frameworks", {k: subjects[k] for k in sorted(subjects)})
