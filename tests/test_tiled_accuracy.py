@@ -34,10 +34,12 @@ THRESHOLDS = {
     ("vidur-gemm", "out_proj", "h100-sxm"): 8.4,
     ("vidur-gemm", "mlp_up_gate", "h100-sxm"): 6.8,
     ("vidur-gemm", "mlp_down", "h100-sxm"): 10.1,
-    ("vidur-elementwise", "norm", "a100-pcie-80gb"): 31.0,
-    ("vidur-elementwise", "rope", "a100-pcie-80gb"): 20.9,
-    ("vidur-elementwise", "act", "a100-pcie-80gb"): 17.5,
-    ("vidur-elementwise", "add", "a100-pcie-80gb"): 83.4,
+    # a100-pcie-80gb's stream_eta re-fit by tapeout fit (0.62, stale, -> 0.66: the four groups' mean MAPE is
+    # lower, 35.34 -> 35.27 %: add 77.2 -> 68.2, the others up): norm, rope and act raised to the re-fit's figures
+    ("vidur-elementwise", "norm", "a100-pcie-80gb"): 32.3,
+    ("vidur-elementwise", "rope", "a100-pcie-80gb"): 22.0,
+    ("vidur-elementwise", "act", "a100-pcie-80gb"): 20.0,
+    ("vidur-elementwise", "add", "a100-pcie-80gb"): 69.0,
     ("vidur-elementwise", "norm", "a40"): 26.7,
     ("vidur-elementwise", "rope", "a40"): 20.3,
     ("vidur-elementwise", "act", "a40"): 10.6,
