@@ -550,7 +550,9 @@ def _fallback_notes(p: Prediction) -> list[str]:
     seen: dict[tuple[str, str], list[str]] = {}
     r = p.result
     for phase in (r.prefill, r.decode_representative):
-        for op, cost in zip(phase.ops, phase.costs):
+        for op, cost in phase.distinct_op_costs():
+            if op.kind.value not in ("gemm", "bmm", "attention"):
+                continue
             ran = computes_in(op, cost, p.hardware)
             if op.compute_dtype and ran is not None and op.kind.value in ("gemm", "bmm", "attention"):
                 want = dtypes.parse(op.compute_dtype).peak_key

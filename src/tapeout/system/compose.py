@@ -73,6 +73,20 @@ class PhaseCost:
     def ops(self) -> tuple[Op, ...]:
         return self.graph.ops
 
+    def distinct_op_costs(self) -> list[tuple[Op, OpCost]]:
+        """(op, cost) of each op of each distinct stage graph, under the op's own name: what a scan over the
+        phase's kinds of work needs, without building the renamed per-stage rows."""
+        if self._pricer is None:
+            return list(zip(self.ops, self.costs))
+        seen: set[int] = set()
+        out: list[tuple[Op, OpCost]] = []
+        for part in self._parts:
+            if id(part) in seen:
+                continue
+            seen.add(id(part))
+            out.extend((o, self._pricer.cost(o)) for o in part.ops)
+        return out
+
     def __repr__(self) -> str:
         return f"PhaseCost(phase={self.phase!r}, time_s={self.time_s!r}, stage_times={self.stage_times!r})"
 
