@@ -102,7 +102,8 @@ def print_table(d: dict[str, Any], console: Any = None, *, ops: bool = False) ->
     fits = "[green]fits[/]" if mem["fits"] else "[red]does NOT fit[/]"
     s.add_row(
         "Memory per device",
-        f"{fmt.nbytes(mem['total_bytes'])} of {fmt.nbytes(mem['capacity_bytes'])} {fits}: "
+        f"{fmt.nbytes(mem['total_bytes'])} of {fmt.nbytes(mem['capacity_bytes'])}"
+        f" ({mem['capacity_bytes'] / 2**30:g} GiB) {fits}: "
         f"weights {fmt.nbytes(mem['weights_bytes'])}, KV {fmt.nbytes(mem['kv_cache_bytes'])}, "
         f"activations {fmt.nbytes(mem['activation_bytes'])}, reserve {fmt.nbytes(mem['runtime_reserve_bytes'])}",
     )
