@@ -303,15 +303,25 @@ def test_empirical_lengths_and_traces(tmp_path):
 
 
 def test_sharegpt_preset_means():
-    """The preset's filtered means are the LMDeploy README's 247 prompt / 233 completion tokens (within 3%);
-    other means get their own medians; the client's filter holds."""
+    """The preset keeps the clients' filter; given means get their own medians and are met (within 3%)."""
     from tapeout.serving.workload import sharegpt_lengths
 
     a, b = sharegpt_lengths(np.random.default_rng(0), 50000)
-    assert a.mean() == pytest.approx(247, rel=0.03) and b.mean() == pytest.approx(233, rel=0.03)
     assert a.min() >= 4 and a.max() <= 1024 and b.min() >= 4 and (a + b).max() <= 2048
-    a, b = sharegpt_lengths(np.random.default_rng(0), 50000, 223, 200)
-    assert a.mean() == pytest.approx(223, rel=0.03) and b.mean() == pytest.approx(200, rel=0.03)
+    for want in ((300, 150), (180, 400)):
+        a, b = sharegpt_lengths(np.random.default_rng(0), 50000, *want)
+        assert a.mean() == pytest.approx(want[0], rel=0.03) and b.mean() == pytest.approx(want[1], rel=0.03)
+        assert a.min() >= 4 and a.max() <= 1024 and b.min() >= 4 and (a + b).max() <= 2048
+
+
+def test_lmdeploy_workload_means_are_read_from_the_runs(shared_data):
+    """The LMDeploy sources' mean lengths come from the runs' own throughputs (never typed in): one family, one
+    tokenizer, the same means for every size."""
+    from tapeout.validate.sources.serving import _lmdeploy_workloads
+
+    w = _lmdeploy_workloads(shared_data)
+    assert w["llama-2-7b"] == w["llama-2-13b"] == w["llama-2-70b"] != w["internlm-20b"]
+    assert all(v.startswith("sharegpt:input_mean=") for v in w.values())
 
 
 # ---- metrics as the clients define them ------------------------------------------------------------------

@@ -11,9 +11,10 @@ client, the first request leaves at t = 0 and request i + 1 leaves one inter-arr
 
 The ``sharegpt`` preset draws ShareGPT-like lengths without the data set: independent lognormal prompt and
 completion lengths (sigma 1.0 each, an assumption) filtered as LMDeploy's and vLLM's clients filter
-ShareGPT (prompt 4..1024 tokens, completion >= 4, prompt + completion <= 2048); the medians are chosen so
-the filtered means are 247 prompt and 233 completion tokens, the means the LMDeploy README derives for its
-ShareGPT sample with the Llama-2 tokenizer (tests pin them within 3%).
+ShareGPT (prompt 4..1024 tokens, completion >= 4, prompt + completion <= 2048); the medians (``SHAREGPT``)
+are assumptions too, chosen so the filtered means come near those of the ShareGPT sample in the shared
+serving measurements (``measured/serving``). ``sharegpt:input_mean=..,output_mean=..`` solves the medians for
+given means (another tokenizer's counts); the validation sources read those means from their own runs.
 """
 
 from __future__ import annotations
@@ -198,14 +199,16 @@ def read_trace(path: str | Path, limit: int | None = None) -> tuple[np.ndarray, 
     return (np.array(arr)[order], np.array(inp, dtype=np.int64)[order], np.array(out, dtype=np.int64)[order])
 
 
-def sharegpt_lengths(rng: np.random.Generator, n: int, input_mean: float = 247.0,
-                     output_mean: float = 233.0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` ShareGPT-like (prompt, completion) pairs: lognormal draws filtered as the clients filter. Other
-    means than the Llama-2 tokenizer's 247/233 (another tokenizer's counts) get their own medians, solved so
-    the filtered means match (:func:`_medians`)."""
+def sharegpt_lengths(rng: np.random.Generator, n: int, input_mean: float | None = None,
+                     output_mean: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` ShareGPT-like (prompt, completion) pairs: lognormal draws filtered as the clients filter. Given
+    means (another tokenizer's counts) get their own medians, solved so the filtered means match
+    (:func:`_medians`); without them the preset's medians apply."""
     c = SHAREGPT
     (mi, si), (mo, so) = c["input"], c["output"]
-    if (input_mean, output_mean) != (247.0, 233.0):
+    if input_mean is not None or output_mean is not None:
+        if input_mean is None or output_mean is None:
+            raise TapeoutError("sharegpt: give both input_mean and output_mean", field="workload")
         mi, mo = _medians(float(input_mean), float(output_mean))
     inp: list[np.ndarray] = []
     out: list[np.ndarray] = []
@@ -227,7 +230,6 @@ def _medians(input_mean: float, output_mean: float) -> tuple[float, float]:
     draws of a fixed seed: deterministic)."""
     c = SHAREGPT
     (mi, si), (mo, so) = c["input"], c["output"]
-    mi, mo = mi * input_mean / 247.0, mo * output_mean / 233.0
     rng = np.random.default_rng(0)
     za, zb = rng.standard_normal(100_000), rng.standard_normal(100_000)
     for _ in range(12):
@@ -239,7 +241,7 @@ def _medians(input_mean: float, output_mean: float) -> tuple[float, float]:
 
 
 def parse_preset(text: str) -> dict[str, float]:
-    """``sharegpt`` or ``sharegpt:input_mean=223,output_mean=200`` -> the keyword arguments of
+    """``sharegpt`` or ``sharegpt:input_mean=300,output_mean=150`` -> the keyword arguments of
     :func:`sharegpt_lengths`."""
     name, _, rest = str(text).partition(":")
     if name not in PRESETS:

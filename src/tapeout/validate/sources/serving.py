@@ -14,8 +14,8 @@ tuned values:
   500 requests, seed 0. Request throughput is printed rounded to 1 req/s and is left out; the token
   throughputs carry the achieved rate.
 - **LMDeploy TurboMind v0.1.0a1 / v0.2.0** (``e2e-serving-lmdeploy``): closed loop at the concurrency,
-  3000 ShareGPT-like requests (``workload="sharegpt"``: the filtered means 247/233 tokens the README
-  derives for the Llama-2 tokenizer, 223/200 for InternLM-20B's), the stated KV
+  3000 ShareGPT-like requests (``workload="sharegpt:input_mean=..,output_mean=.."``, the mean lengths read
+  from the runs' own token and request throughputs per model: ``_lmdeploy_workloads``), the stated KV
   pool (``cache_max_entry_count`` blocks of 128 tokens) and ``max_batch_size``; prefill tokens per
   iteration ``max_context_token_num`` x ``session_len`` with ``session_len`` 4096 (not stated; Llama-2's
   context) plus the decodes; FP16, paged blocks (TurboMind allocates blocks as sequences grow).
@@ -29,6 +29,8 @@ import math
 import re
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from tapeout import units
 from tapeout.validate.cases import Case, read_dicts
@@ -49,8 +51,6 @@ LMDEPLOY_METRICS = {"request_throughput": ("serving_request_rps", "request_rps")
                     "token_latency_p75": ("serving_itl_p75_s", "itl_p75"),
                     "token_latency_p95": ("serving_itl_p95_s", "itl_p95"),
                     "token_latency_p99": ("serving_itl_p99_s", "itl_p99")}
-#: the ShareGPT sample's mean lengths per tokenizer, as the README derives them (Llama-2: the preset's 247/233)
-LMDEPLOY_WORKLOAD = {"internlm-20b": "sharegpt:input_mean=223,output_mean=200"}
 #: TurboMind's session_len (not stated by the sources; Llama-2's 4096-token context)
 LMDEPLOY_SESSION_LEN = 4096
 TRT014_ENGINE = {"scheduler": "continuous", "max_batch": 2048, "max_num_tokens": 8192, "kv_fraction": 0.9,
@@ -121,8 +121,32 @@ def _lmdeploy_engine(settings: str, max_batch: int) -> dict[str, Any]:
             "kv_policy": "paged"}
 
 
-def _lmdeploy(row: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    kw = {"workload": LMDEPLOY_WORKLOAD.get(row["model"].strip(), "sharegpt"),
+def _lmdeploy_workloads(data_dir: Path) -> dict[str, str]:
+    """Per model, the ShareGPT-like preset at the sample's mean lengths, read from the runs themselves: a run's
+    generated tokens per request = output tok/s / request/s, its prompt tokens = (total - output) tok/s /
+    request/s; the median over the runs of the model's family (the sizes of a family share its tokenizer and
+    the client samples the same seeded prompts, so they see the same lengths)."""
+    runs: dict[tuple[str, str, str], dict[str, float]] = {}
+    for row in _rows(data_dir, "lmd"):
+        key = (row["model"].strip(), row["row_id"][:6], row["concurrency"])
+        runs.setdefault(key, {})[row["metric"]] = float(row["value"])
+    per_family: dict[str, list[tuple[float, float]]] = {}
+    for (model, _, _), v in runs.items():
+        rps, out, tot = (v.get(k) for k in ("request_throughput", "output_token_throughput", "total_token_throughput"))
+        if rps and out and tot:
+            per_family.setdefault(_family(model), []).append(((tot - out) / rps, out / rps))
+    means = {f: tuple(float(np.median([x[i] for x in xs])) for i in (0, 1)) for f, xs in per_family.items()}
+    return {m: "sharegpt:input_mean={:.1f},output_mean={:.1f}".format(*means[_family(m)])
+            for (m, _, _) in runs}
+
+
+def _family(model: str) -> str:
+    """llama-2-70b -> llama-2: the sizes of one family (one tokenizer)."""
+    return re.sub(r"-\d+(\.\d+)?b$", "", model)
+
+
+def _lmdeploy(workloads: dict[str, str], row: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    kw = {"workload": workloads[row["model"].strip()],
           "concurrency": int(row["concurrency"]), **_lmdeploy_engine(row["engine_settings"], int(row["max_batch"]))}
     return kw, {"version": "v0.1" if row["row_id"].startswith("lmd010") else "v0.2"}
 
@@ -134,7 +158,9 @@ def load_e2e_serving_lmdeploy(data_dir: Path) -> list[Case]:
     """LMDeploy TurboMind's request-throughput runs (v0.1.0a1 and v0.2.0 on A100 80GB; Llama-2 7B/13B/70B,
     InternLM-20B): closed loop at the concurrency, 3000 ShareGPT prompts; scored on request, output and total
     throughput, mean first-token latency and (v0.2.0) the pooled token-latency percentiles."""
-    return _cases(data_dir, "e2e-serving-lmdeploy", "lmd", LMDEPLOY_METRICS, _lmdeploy)
+    workloads = _lmdeploy_workloads(data_dir)
+    return _cases(data_dir, "e2e-serving-lmdeploy", "lmd", LMDEPLOY_METRICS,
+                  lambda row: _lmdeploy(workloads, row))
 
 
 __all__ = ["load_e2e_serving_lmdeploy", "load_e2e_serving_trt014"]
