@@ -17,7 +17,7 @@ from tapeout.perf import TIERS
 from tapeout.perf.cost import OpCost
 from tapeout.system.compose import Composition, PhaseCost, compose
 from tapeout.workload.ops import Op, OpKind
-from tapeout.workload.scenario import Scenario
+from tapeout.workload.scenario import DEFAULT_PREFILL_TOKENS, Scenario
 
 
 def _num(x: float) -> float | None:
@@ -228,6 +228,7 @@ class Prediction:
                 "mla_attention": sc.mla_attention,
                 "fuse_residual_norm": sc.fuse_residual_norm,
                 "kv_fraction": sc.kv_fraction,
+                "max_prefill_tokens": sc.max_prefill_tokens,
                 "sparsity": sc.sparsity.name if sc.sparsity is not None else None,
                 "sparse_kernel": sc.sparse_kernel,
                 "layers": [_rule_dict(r) for r in sc.layers],
@@ -468,6 +469,7 @@ def predict(
     mla_attention: str = "auto",
     fuse_residual_norm: bool = False,
     kv_fraction: float = 0.9,
+    max_prefill_tokens: int | None = DEFAULT_PREFILL_TOKENS,
     sparsity: float | str | None = None,
     sparse_kernel: str | None = None,
     scenario: str | Path | dict[str, Any] | None = None,
@@ -505,13 +507,16 @@ def predict(
     all-reduce for small messages (``gptfast``); explicit ``efficiency`` fields win over the profile's.
     ``mla_attention`` picks the form of multi-head latent attention (MLA models): ``auto`` (naive prefill,
     absorbed decode, as the engines run it), ``naive`` or ``absorbed``; ``to_dict()["model_info"]["mla_forms"]``
-    names the form of each phase.
+    names the form of each phase. ``max_prefill_tokens`` is the engine's token budget per forward pass (default
+    8192, vLLM's and TensorRT-LLM's): the prompts prefill in chunks of it, which bounds the activation memory
+    (None: the whole batch in one pass, as static engines without chunking run it).
     ``tier`` defaults to ``"tiled"`` for a device with a micro-architecture description and to
     ``"roofline"`` otherwise; ``to_dict()["inputs"]["tier"]`` says which one ran.
     """
     common = {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "ep": ep, "pp": pp,
               "pp_microbatches": pp_microbatches, "attention": attention, "mla_attention": mla_attention,
-              "fuse_residual_norm": fuse_residual_norm, "kv_fraction": kv_fraction}
+              "fuse_residual_norm": fuse_residual_norm, "kv_fraction": kv_fraction,
+              "max_prefill_tokens": max_prefill_tokens}
     if kernel_constants is not None:
         common["kernel_constants"] = _kernel_constants(kernel_constants)
     pre = prepare(model, hardware, common, weights=weights, activations=activations, kv_cache=kv_cache,

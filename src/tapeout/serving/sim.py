@@ -359,7 +359,7 @@ def simulate(
     peak_tokens = max(mnt or 0, longest) if scheduler != "static" else min(max_batch, len(reqs)) * longest
     common = {"batch": 1, "input_len": peak_tokens, "output_len": 1, "tp": tp, "ep": ep, "pp": pp,
               "attention": attention, "mla_attention": mla_attention, "fuse_residual_norm": fuse_residual_norm,
-              "kv_fraction": kv_fraction}
+              "kv_fraction": kv_fraction, "max_prefill_tokens": None}  # peak_tokens is the largest pass already
     pre = prepare(model, hardware, common, weights=weights, activations=activations, kv_cache=kv_cache,
                   scenario=scenario, tier=tier, efficiency=efficiency, framework=framework)
     m, hw, tier, fw, sc = pre.model, pre.hardware, pre.tier, pre.framework, pre.scenario

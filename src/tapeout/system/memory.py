@@ -93,13 +93,49 @@ def kv_bytes_per_token(model: ModelSpec, sc: Scenario, stage: int | None = None)
     return kv_rates(model, sc, stage).all_layers
 
 
+@dataclass(frozen=True, slots=True)
+class Activations:
+    """Live activation bytes of one forward pass as a function of the batch: one sequence's residual stream
+    and largest op (all of them linear in the sequences of a pass: flash attention's Q/K/V/O of the new
+    tokens, naive attention's score rows, the MoE's routed copies, the logits), for the prefill and for a
+    decode step. A prefill runs in chunks of at most ``budget`` tokens (``Scenario.max_prefill_tokens``;
+    None: the whole batch in one pass), so it holds at most ``budget / prompt`` sequences' worth at once."""
+
+    prefill_residual: float
+    prefill_op: float
+    decode_residual: float
+    decode_op: float
+    prompt: int
+    budget: int | None
+
+    def at(self, batch: float) -> float:
+        """Peak bytes with ``batch`` sequences: the largest residual stream plus the largest op's live bytes."""
+        pre = batch if self.budget is None else min(batch, self.budget / self.prompt)
+        return max(self.prefill_residual * pre, self.decode_residual * batch) \
+            + max(self.prefill_op * pre, self.decode_op * batch)
+
+
+def activations(model: ModelSpec, sc: Scenario, graphs: list[OpGraph]) -> Activations:
+    """One sequence's activations per pass kind, from the priced graphs of ``sc.batch`` sequences."""
+    res = model.hidden_size * sc.activations.bytes / sc.batch
+
+    def peak(phase: str) -> tuple[float, float]:
+        gs = [g for g in graphs if g.phase == phase]
+        if not gs:
+            return 0.0, 0.0
+        return (max(g.tokens for g in gs) * res, max(o.activation_bytes for g in gs for o in g.ops) / sc.batch)
+
+    (pr, po), (dr, do) = peak("prefill"), peak("decode")
+    return Activations(pr, po, dr, do, sc.input_len, sc.max_prefill_tokens)
+
+
 def plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, graphs: list[OpGraph],
          same_as: Sequence[int] | None = None) -> MemoryPlan:
     """Memory of the binding device: without pipeline parallelism every device holds the same; with it,
     the stage whose total is largest (its KV cache holds ``pp_microbatches`` batches in flight).
-    ``same_as[s]``: a stage whose layers, formats and first/last role equal stage s's (its plan is reused)."""
-    act = max(g.tokens for g in graphs) * model.hidden_size * sc.activations.bytes \
-        + max(o.activation_bytes for g in graphs for o in g.ops)
+    ``same_as[s]``: a stage whose layers, formats and first/last role equal stage s's (its plan is reused).
+    Activations are those of one forward pass, a prefill chunked to ``sc.max_prefill_tokens`` (:class:`Activations`)."""
+    act = activations(model, sc, graphs)
     if sc.pp == 1:
         return _plan(model, hw, sc, act, None)
     done: dict[int, MemoryPlan] = {}
@@ -117,26 +153,38 @@ def plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, graphs: list[OpGraph]
                    concurrency=min(p.concurrency for p in plans))
 
 
-def _plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, act: float, stage: int | None) -> MemoryPlan:
-    """``act``: peak activation bytes (the residual stream plus the largest op's live bytes). A sequence's KV
-    cache follows its layers' spans: sliding and chunked layers hold at most their window
-    (``kv_cache_bytes_per_token`` is then the mean per token at the final context)."""
+def _largest(fits, hi: int) -> int:  # noqa: ANN001 - int -> bool, monotone (true up to some n)
+    """The largest n in [0, hi] with fits(n) (0 when none), by bisection."""
+    lo = 0
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo
+
+
+def _plan(model: ModelSpec, hw: HardwareSpec, sc: Scenario, act: Activations, stage: int | None) -> MemoryPlan:
+    """``act``: the activations of one pass as a function of the batch. A sequence's KV cache follows its
+    layers' spans: sliding and chunked layers hold at most their window (``kv_cache_bytes_per_token`` is
+    then the mean per token at the final context)."""
     per_token = kv_rates(model, sc, stage).per_token(sc.final_context)
     kv = sc.pp_microbatches * sc.batch * sc.final_context * per_token
     wts = weight_bytes(model, sc, stage)
     cap = hw.memory_capacity
     reserve = hw.efficiency.runtime_reserve_gb * 1e9
-    total = wts + kv + act + reserve
-    per_seq = (kv + act) / sc.batch  # both grow linearly with batch (max_batch: per batch in flight)
+    peak = act.at(sc.batch)
+    total = wts + kv + peak + reserve
     free = cap - reserve - wts
-    max_batch = max(0, math.floor(free / per_seq)) if free > 0 else 0
-    # the KV pool: what the engine allocates once weights and the activations of one sequence are placed
-    # (prefill runs in token chunks, so its activations do not grow with the number of sequences)
-    pool = sc.kv_fraction * max(0.0, free - act / sc.batch)
+    kv_seq = kv / sc.batch
+    # the largest batch: its KV cache and its pass's activations fill what the weights leave
+    hi = int(min(2**31, free / max(kv_seq, 1.0))) + 1 if free > 0 else 0
+    max_batch = _largest(lambda b: b * kv_seq + act.at(b) <= free, hi)
+    # the KV pool: what the engine allocates once weights and the activations of one sequence (one budget at
+    # most) are placed (prefill runs in token chunks, so its activations do not grow with the number of sequences)
+    pool = sc.kv_fraction * max(0.0, free - act.at(1))
     pool_tokens = math.floor(pool / (per_token * sc.pp_microbatches)) if per_token > 0 else 2**62
     concurrency = min(sc.batch, pool_tokens // sc.final_context)
     return MemoryPlan(
-        weights_bytes=wts, kv_cache_bytes=kv, activation_bytes=act, runtime_reserve_bytes=reserve,
+        weights_bytes=wts, kv_cache_bytes=kv, activation_bytes=peak, runtime_reserve_bytes=reserve,
         total_bytes=total, capacity_bytes=cap, fits=total <= cap, max_batch=max_batch,
         kv_cache_bytes_per_token=per_token, kv_capacity_tokens=int(min(pool_tokens, 2**62)),
         concurrency=int(concurrency),

@@ -15,6 +15,14 @@ from tapeout.specio import reject_bools, strict_int
 from tapeout.techniques.spec import LayerRule, Sparsity, scenario_mapping
 
 
+#: tokens one prefill pass runs at most when not given (``Scenario.max_prefill_tokens``): the engines' default
+#: token budget per forward pass on 80 GB-class GPUs. vLLM's OpenAI server: 8192 on GPUs with >= 70 GiB other
+#: than the A100, 2048 below (``EngineArgs.get_batch_defaults``, vllm/engine/arg_utils.py, "default
+#: max_num_batched_tokens"); TensorRT-LLM's ``max_num_tokens``: 8192 (trtllm-build's default, the one
+#: ``serving/sim.py`` uses for in-flight batching). A prompt longer than it, or a batch of prompts, runs in
+#: chunks of this many tokens, so the activations a prefill holds at once are bounded by it.
+DEFAULT_PREFILL_TOKENS = 8192
+
 #: upper bounds of the counts (beyond them a prediction is meaningless: TTFT of 1e19 s), with their unit
 LIMITS: dict[str, tuple[int, str]] = {
     "batch": (1_000_000, "sequences"),
@@ -72,6 +80,12 @@ class Scenario(BaseModel):
         "engine gives its KV-cache pool (TensorRT-LLM's kv_cache_free_gpu_mem_fraction and LMDeploy's "
         "cache_max_entry_count read it this way; 0.9 is TensorRT-LLM's and vLLM's default); when batch x "
         "context does not fit the pool, fewer sequences run at once")
+    max_prefill_tokens: int | None = Field(
+        DEFAULT_PREFILL_TOKENS, gt=0, le=10_000_000,
+        description="tokens one prefill forward pass runs at most (vLLM's max_num_batched_tokens, SGLang's "
+        "chunked_prefill_size, TensorRT-LLM's max_num_tokens): the batch's prompts run in chunks of this many "
+        "tokens, which bounds the activation memory (the prefill time is the whole batch's either way); None: "
+        "the whole batch in one pass, as static engines without chunking (gptSessionBenchmark) run it")
     layers: tuple[LayerRule, ...] = Field(
         (), description="per-layer rules (mixed precision, sparsity, channel pruning); later rules win")
     kernel_constants: KernelConstants | None = Field(
@@ -91,6 +105,11 @@ class Scenario(BaseModel):
         if n > hi:
             raise ValueError(f"{n} {unit} is above the limit of {hi:,} {unit}")
         return n
+
+    @field_validator("max_prefill_tokens", mode="before")
+    @classmethod
+    def _budget(cls, v: object) -> int | None:
+        return None if v is None else strict_int(v)
 
     @field_validator("weights", "activations", "kv_cache", mode="before")
     @classmethod

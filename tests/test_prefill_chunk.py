@@ -1,0 +1,93 @@
+"""A prefill runs in chunks of the engine's token budget (``max_prefill_tokens``): activation memory is one
+chunk's, not the whole batch's prompts at once; the prefill time does not change."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tapeout
+from tapeout.errors import TapeoutError
+from tapeout.workload.scenario import DEFAULT_PREFILL_TOKENS
+
+
+def _p(model: str, hw: str, **kw):
+    kw.setdefault("tier", "roofline")
+    return tapeout.predict(model, hw, **kw)
+
+
+def test_default_budget_is_the_engines_default():
+    # vLLM's OpenAI server on >= 70 GiB GPUs and TensorRT-LLM's max_num_tokens both default to 8192 tokens
+    assert DEFAULT_PREFILL_TOKENS == 8192
+
+
+def test_activations_stop_growing_with_the_batch_once_prompts_exceed_the_budget():
+    kw = dict(input_len=1024, output_len=16)
+    a8, a64, a256 = (_p("llama-2-7b", "a100-sxm-80gb", batch=b, **kw).memory.activation_bytes for b in (8, 64, 256))
+    assert a64 == pytest.approx(a8)  # 8 x 1024 tokens = the budget: same pass from batch 8 on
+    assert a256 == pytest.approx(a8)
+    # below the budget the activations still grow with the tokens of the pass
+    assert _p("llama-2-7b", "a100-sxm-80gb", batch=2, **kw).memory.activation_bytes < a8 / 3
+    # unchunked (a static engine's whole-batch context phase) they grow with the batch: 256 / 8 = 32x
+    whole = _p("llama-2-7b", "a100-sxm-80gb", batch=256, max_prefill_tokens=None, **kw)
+    assert whole.memory.activation_bytes == pytest.approx(32 * a8, rel=0.02)
+
+
+def test_the_budget_bounds_memory_not_time():
+    kw = dict(batch=64, input_len=1024, output_len=16)
+    small = _p("llama-2-7b", "a100-sxm-80gb", max_prefill_tokens=2048, **kw)
+    big = _p("llama-2-7b", "a100-sxm-80gb", **kw)
+    assert small.ttft_s == big.ttft_s and small.tpot_s == big.tpot_s
+    # both passes carry the 64 x 1024-token prompts at a quarter and an eighth of the tokens
+    assert small.memory.activation_bytes == pytest.approx(big.memory.activation_bytes / 4, rel=0.02)
+
+
+def test_a_single_prompt_longer_than_the_budget_is_chunked_too():
+    long = _p("llama-2-7b", "a100-sxm-80gb", batch=1, input_len=32_768, output_len=2,
+              max_prefill_tokens=4096)
+    whole = _p("llama-2-7b", "a100-sxm-80gb", batch=1, input_len=32_768, output_len=2,
+               max_prefill_tokens=None)
+    assert long.memory.activation_bytes == pytest.approx(whole.memory.activation_bytes / 8, rel=0.02)
+    # the KV pool reserves one chunk's activations, not the whole prompt's: it holds more tokens
+    assert long.memory.kv_capacity_tokens > whole.memory.kv_capacity_tokens
+
+
+def test_deepseek_v3_fp8_on_16_h100_at_batch_256_fits():
+    """DeepSeek-V3 as shipped (fp8) on two HGX H100 nodes, data-parallel attention + EP16, 256 sequences of
+    512 + 8 tokens per device: 131,072 prompt tokens per device run in 16 chunks of 8,192. Per device: the
+    replicated non-expert weights and 16 of 256 routed experts per MoE layer, the latent cache of its 256
+    sequences, one chunk's activations."""
+    m = tapeout.load_model("deepseek-v3")
+    p = _p(m, "h100-sxm", ep=16, batch=256, input_len=512, output_len=8)
+    mem = p.memory
+    expert = 3 * 7168 * 2048 * (1 + 4 / (128 * 128))  # fp8 gate/up/down, fp32 128 x 128 block scales
+    assert mem.weights_bytes == pytest.approx(m.total_params() - 58 * 256 * 3 * 7168 * 2048
+                                              + 58 * 16 * expert, rel=0.05)
+    assert mem.weights_bytes == pytest.approx(60e9, rel=0.03)  # 671B fp8: ~42 GB of experts / 16 + ~19 GB replicated
+    # the latent cache: (512 latent + 64 RoPE key) x 61 layers x 2 B = 70,272 B per token, bf16
+    assert mem.kv_cache_bytes == pytest.approx(256 * 519 * 70_272)
+    assert mem.activation_bytes < 3e9  # one 8,192-token chunk, not 131,072 tokens (~16x more)
+    assert mem.total_bytes == pytest.approx(mem.weights_bytes + mem.kv_cache_bytes + mem.activation_bytes
+                                            + mem.runtime_reserve_bytes)
+    assert mem.fits and mem.total_bytes < 80 * 2**30
+    assert p.result.concurrency == 256
+    whole = _p(m, "h100-sxm", ep=16, batch=256, input_len=512, output_len=8, max_prefill_tokens=None)
+    assert not whole.memory.fits and whole.memory.activation_bytes > 10 * mem.activation_bytes
+    assert whole.ttft_s == p.ttft_s
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "8192", True, 10**8])
+def test_max_prefill_tokens_is_validated(bad):
+    with pytest.raises(TapeoutError, match="max_prefill_tokens"):
+        _p("llama-2-7b", "a100-sxm-80gb", max_prefill_tokens=bad)
+
+
+@settings(max_examples=20, deadline=None)
+@given(batch=st.integers(1, 512), inp=st.integers(16, 16_384), budget=st.sampled_from([512, 2048, 8192, None]))
+def test_the_largest_batch_fits_and_one_more_does_not(batch, inp, budget):
+    kw = dict(tp=2, input_len=inp, output_len=32, max_prefill_tokens=budget)
+    mb = _p("llama-2-13b", "a100-sxm-80gb", batch=batch, **kw).memory.max_batch
+    assert mb > 0
+    assert _p("llama-2-13b", "a100-sxm-80gb", batch=mb, **kw).memory.fits
+    assert not _p("llama-2-13b", "a100-sxm-80gb", batch=mb + 1, **kw).memory.fits
