@@ -30,10 +30,15 @@ class E2EPoint:
             return self.ttft_s / int(scenario["input_len"])
         if quantity == "ttft_s":
             return self.ttft_s
+        per_gpu = int(scenario.get("tp", 1)) / int(scenario["batch"])  # a tp group, or one data-parallel device
+        if quantity == "decode_gpu_s_per_token":
+            return per_gpu * self.tpot_s
+        if quantity == "prefill_gpu_s_per_token":
+            return per_gpu * self.ttft_s / int(scenario["input_len"])
         raise ValueError(f"unknown end-to-end quantity {quantity!r}; allowed: {', '.join(E2E_QUANTITIES)}")
 
     def bound(self, quantity: str) -> str:
-        return self.prefill_bound if quantity == "prefill_s_per_token" else self.decode_bound
+        return self.prefill_bound if quantity.startswith("prefill") else self.decode_bound
 
 
 _E2E_CACHE: dict[tuple[str, str, tuple[tuple[str, Any], ...]], E2EPoint] = {}
