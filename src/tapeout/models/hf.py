@@ -439,15 +439,58 @@ def _gpt_oss(c: _Cfg) -> dict[str, Any]:
     return _local(c, d, sliding if sliding is not None else [i for i in range(n) if i % 2 == 0])
 
 
+#: weight widths each integer method's checkpoints and kernels use: GPTQ 2, 3, 4 and 8 bits (AutoGPTQ /
+#: GPTQModel ``bits``; vLLM's gptq kernels serve the same), AWQ 4 bits only (AutoAWQ quantizes ``w_bit`` 4)
+_INT_BITS = {"gptq": (2, 3, 4, 8), "awq": (4,)}
+
+
+def _int_checkpoint(c: _Cfg, q: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """A GPTQ or AWQ ``quantization_config`` as a weight-only integer format with per-group scales.
+
+    The keys as the producers write them (transformers ``GPTQConfig`` / ``AwqConfig``, e.g.
+    TheBloke/Llama-2-13B-chat-GPTQ quantize_config.json ``{"bits": 4, "group_size": 128, "desc_act": false,
+    "sym": true}``, TheBloke/Mistral-7B-OpenOrca-AWQ config.json ``{"quant_method": "awq", "bits": 4,
+    "group_size": 128, "zero_point": true, "version": "gemm"}``): ``bits``; ``group_size`` (-1: one scale per
+    output channel; transformers' default 128); GPTQ ``sym`` (default true: scales only, the kernels' zero is
+    the constant 2^(bits-1)) or AWQ ``zero_point`` (default true: a zero per group). GPTQ's ``desc_act``
+    (act-order) permutes the groups' input channels, which changes neither bytes nor FLOPs here (its g_idx,
+    one int32 per input channel, is not counted); a quantized lm_head (GPTQModel's ``lm_head: true``) is refused.
+    """
+    where = f"{c.origin}: quantization_config"
+    bits = q.get("bits")
+    if bits not in _INT_BITS[method] or isinstance(bits, bool):
+        raise TapeoutError(f"{where}.bits {bits!r} for {method}; allowed: {', '.join(map(str, _INT_BITS[method]))}")
+    group = q.get("group_size", 128)
+    if isinstance(group, bool) or not isinstance(group, int) or not (group == -1 or group > 0):
+        raise TapeoutError(f"{where}.group_size {group!r}; allowed: a positive integer, or -1 (per channel)")
+    key, default = ("sym", True) if method == "gptq" else ("zero_point", True)
+    flag = q.get(key, default)
+    if not isinstance(flag, bool):
+        raise TapeoutError(f"{where}.{key} {flag!r}; allowed: true, false")
+    zero = not flag if method == "gptq" else flag
+    if q.get("lm_head", False) is not False:
+        raise TapeoutError(f"{where}.lm_head {q.get('lm_head')!r}: a quantized lm_head is not read; allowed: false "
+                           "(give the lm_head's format as a per-layer rule instead)")
+    gran = "c" if group == -1 else f"g{group}"
+    from tapeout import dtypes
+
+    weights = dtypes.parse(f"int{bits}_{gran}{'z' if zero else ''}").name
+    return dict(weights=weights, source=f"HF config.json quantization_config (quant_method {method}: {bits}-bit, "
+                f"{'per channel' if group == -1 else f'group {group}'}, {'zero point' if zero else 'symmetric'})")
+
+
 def _checkpoint(c: _Cfg) -> dict[str, Any] | None:
     """The shipped weight format from ``quantization_config``: ``fp8`` (``fmt`` e4m3/e5m2; square
-    ``weight_block_size`` blocks with fp32 scales; dynamic activations quantized per 1 x block group) and
-    ``mxfp4`` (gpt-oss: the experts, everything in ``modules_to_not_convert`` stays 16-bit). Other methods
-    (GPTQ, AWQ, ...) are not read: give their format as ``weights``."""
+    ``weight_block_size`` blocks with fp32 scales; dynamic activations quantized per 1 x block group),
+    ``mxfp4`` (gpt-oss: the experts, everything in ``modules_to_not_convert`` stays 16-bit) and ``gptq`` /
+    ``awq`` (weight-only integers with group scales, :func:`_int_checkpoint`). Other methods are not read:
+    give their format as ``weights``."""
     q = c.cfg.get("quantization_config")
     if not isinstance(q, Mapping):
         return None
     method = str(q.get("quant_method", "")).lower()
+    if method in _INT_BITS:
+        return _int_checkpoint(c, q, method)
     if method == "fp8":
         fmt = str(q.get("fmt", "e4m3")).lower()
         if fmt not in ("e4m3", "e5m2"):
