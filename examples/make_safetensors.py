@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tapeout.techniques.tensorfile import write
+from tapeout.numerics.tensorfile import write
 
 
 def main(path: str | Path = Path(__file__).with_name("model.safetensors")) -> Path:

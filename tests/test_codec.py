@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tapeout import dtypes
-from tapeout.techniques import codec
+from tapeout.numerics import codec
 
 
 def formula_grid(e: int, m: int, special: str) -> np.ndarray:

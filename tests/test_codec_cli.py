@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from tapeout.cli import app
 from tapeout.errors import TapeoutError
-from tapeout.techniques import codec, qerror, tensorfile
+from tapeout.numerics import codec, qerror, tensorfile
 
 runner = CliRunner()
 

@@ -17,7 +17,7 @@ from tapeout import load_hardware, predict
 from tapeout.cli import app
 from tapeout.system.frameworks import framework
 from tapeout.fitted import kernel_constants
-from tapeout.validate.cv import cross_validate, parameters
+from tapeout.fit.cv import cross_validate, parameters
 from tapeout.validate.e2e import e2e_predict
 from tapeout.validate.registry import load, load_cases
 
@@ -121,12 +121,14 @@ def test_held_out_flashllm_uses_the_prior_kernel_constants_per_prediction_and_le
     assert values["kernel_constants.tiled_csl_stream_eta"] == 1.0 and values["kernel_constants.onchip_eta"] == 1.0
     (sparse,) = [r for r in f.held_out if r.case.op_class.startswith("flash-llm sparse")]
     (sparse_in,) = [r for r in f.in_sample if r.case.op_class.startswith("flash-llm sparse")]
+    per_device = ("kernel_constants.onchip_eta", "kernel_constants.tiled_csl_stream_eta")  # efficiency fields
     constants = {n.removeprefix("kernel_constants."): v for n, v in values.items()
-                 if n.startswith("kernel_constants.") and n != "kernel_constants.onchip_eta"}
+                 if n.startswith("kernel_constants.") and n not in per_device}
     sc = dict(sparse.case.scenario)
     p = predict(sc["model"], "a100-sxm-80gb", batch=sc["batch"], input_len=sc["input_len"],
                 output_len=sc["output_len"], tp=sc["tp"], sparsity=sc["sparsity"], framework="fastertransformer",
-                efficiency={"host_overhead_us": 0.0, "onchip_eta": 1.0}, kernel_constants=constants, tier="roofline")
+                efficiency={"host_overhead_us": 0.0, "onchip_eta": 1.0, "tiled_csl_stream_eta": 1.0},
+                kernel_constants=constants, tier="roofline")
     assert sparse.predicted_s == pytest.approx(2 / p.throughput_tok_s, rel=1e-12)
     assert sparse.predicted_s != pytest.approx(sparse_in.predicted_s, rel=1e-3)
     # the stored constants are untouched, and a prediction without overrides is the in-sample one
@@ -156,6 +158,8 @@ def test_kernel_constants_reach_a_prediction_per_call_and_are_validated():
         predict("llama-2-7b", "a100-sxm-80gb", kernel_constants={"int_kernel_overhead_ops": -1.0}, **kw)
     with pytest.raises(TapeoutError, match="efficiency="):
         predict("llama-2-7b", "a100-sxm-80gb", kernel_constants={"onchip_eta": 0.5}, **kw)
+    with pytest.raises(TapeoutError, match="efficiency="):
+        predict("llama-2-7b", "a100-sxm-80gb", kernel_constants={"tiled_csl_stream_eta": 0.5}, **kw)
 
 
 def test_the_summary_says_which_values_are_priors(cv):

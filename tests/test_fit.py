@@ -16,6 +16,7 @@ from tapeout.fit import store
 from tapeout.fitted import DEFAULT, KINDS, KernelConstants
 from tapeout.hardware.microarch import MatrixUnitSpec, MicroArch
 from tapeout.hardware.spec import EfficiencySpec
+from tapeout.workload.ops import Kernel
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "src" / "tapeout" / "hardware" / "catalog"
@@ -138,7 +139,7 @@ def test_runtime_never_imports_fitting_or_validation_code():
             "tapeout.api.predict('opt-13b', 'a100-sxm-80gb', sparsity=0.8, tier='tiled'); "
             "estimate(tapeout.api.load_hardware('h100-sxm')); "
             "print(sorted(m for m in sys.modules if m.startswith(('tapeout.fit.', 'tapeout.validate')) "
-            "or m in ('tapeout.fit', 'tapeout.techniques.judge')))")
+            "or m in ('tapeout.fit', 'tapeout.validate.judge')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     assert out.stdout.strip() == "[]", out.stdout
@@ -196,7 +197,7 @@ def test_the_calibrations_vectorised_roofline_equals_the_estimator(seed):
 def test_the_vectorised_roofline_equals_the_estimator_on_the_fitted_rows(shared_data):
     from tapeout.fit.roofline import fit_cases
 
-    cases = [c for c in fit_cases(shared_data) if all(op.kernel in ("", "dense") for op in c.ops)]
+    cases = [c for c in fit_cases(shared_data) if all(op.kernel == Kernel.DENSE for op in c.ops)]
     sample = [c for i, c in enumerate(cases) if i % 50 == 0]
     assert len({c.dataset for c in sample}) >= 8
     assert _design_vs_estimator(sample, 7) < 1e-9

@@ -175,7 +175,7 @@ def test_codec_block_and_nvfp4_scales():
     import numpy as np
 
     from tapeout import dtypes
-    from tapeout.techniques import codec
+    from tapeout.numerics import codec
 
     x = np.random.default_rng(1).standard_normal((300, 260)) * np.linspace(0.01, 100.0, 260)
     q = codec.quantize(x, "fp8_b128")

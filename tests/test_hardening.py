@@ -274,7 +274,7 @@ def _safetensors(path: Path, header: dict, payload: bytes = b"") -> Path:
 
 
 def test_quantize_error_that_selects_nothing_is_an_error(tmp_path, capsys):
-    from tapeout.techniques.tensorfile import write
+    from tapeout.numerics.tensorfile import write
 
     f = tmp_path / "m.safetensors"
     write(f, {"w.weight": np.ones((4, 8), np.float32), "n.weight": np.ones(8, np.float32)})
@@ -289,7 +289,7 @@ def test_quantize_error_that_selects_nothing_is_an_error(tmp_path, capsys):
 
 
 def test_negative_shapes_in_a_safetensors_header_are_rejected(tmp_path):
-    from tapeout.techniques.tensorfile import read_header
+    from tapeout.numerics.tensorfile import read_header
 
     # (-1) x (-4) float32 elements would match 16 bytes of data: the product hides the sign
     f = _safetensors(tmp_path / "neg.safetensors", {"w": {"dtype": "F32", "shape": [-1, -4], "data_offsets": [0, 16]}},

@@ -458,7 +458,7 @@ def test_serving_sources_load_and_stay_held_out(shared_data):
     assert {"e2e-serving-trt014", "e2e-serving-lmdeploy"} <= set(e2e_names())
     assert not {"e2e-serving-trt014", "e2e-serving-lmdeploy"} & set(calibration_names())
     assert source_of("e2e-serving-trt014") == source_of("e2e-serving-lmdeploy") == "serving"
-    from tapeout.validate.cv import parameters  # no fitted parameter names the serving source
+    from tapeout.fit.cv import parameters  # no fitted parameter names the serving source
     assert all("serving" not in p.sources for p in parameters())
     cases = load_cases(shared_data, ["e2e-serving-trt014", "e2e-serving-lmdeploy"])
     trt = [c for c in cases if c.dataset == "e2e-serving-trt014"]

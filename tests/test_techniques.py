@@ -11,8 +11,8 @@ from tapeout.cli import app
 from tapeout.errors import TapeoutError
 from tapeout.perf import estimate
 from tapeout.fitted import kernel_constants
-from tapeout.techniques.kernels import dequant_ops
-from tapeout.techniques.spec import Sparsity
+from tapeout.workload.kernels import dequant_ops
+from tapeout.workload.techniques import Sparsity
 from tapeout.workload.build import build_graph
 from tapeout.workload.scenario import Scenario
 from tapeout.workload.standalone import gemm_op

@@ -8,7 +8,7 @@ tiers (tiled is the default on A100, roofline the fallback elsewhere).
 
 import pytest
 
-from tapeout.techniques import judge
+from tapeout.validate import judge
 
 
 @pytest.fixture(scope="module", params=["roofline", "tiled"])

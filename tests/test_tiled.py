@@ -11,7 +11,7 @@ from tapeout.perf import TIERS, estimate, roofline
 from tapeout.perf import tiled
 from tapeout.perf.tiled import attention, collective, elementwise, mapper
 from tapeout.perf.tiled.device import device, with_dev
-from tapeout.workload.ops import Op, OpKind
+from tapeout.workload.ops import Kernel, Op, OpKind
 from tapeout.workload.standalone import bmm_op, collective_op, elementwise_op, gemm_op, norm_op, softmax_op
 
 DEVICES = ("a100-sxm-80gb", "h100-sxm", "mi210")
@@ -378,10 +378,13 @@ def test_alternatives_keep_the_fastest_kernel():
 
 def test_technique_bytes_and_peaks_reach_the_mapper():
     hw = load_hardware("a100-sxm-80gb")
-    # dram_efficiency slows the DRAM stream of a memory-bound kernel
-    op = _solo(gemm_op(1, 8192, 8192, weights="int4"))
-    slow = _replace(op, dram_efficiency=0.5)
-    assert tiled.estimate(slow, hw).time_s > 1.3 * tiled.estimate(op, hw).time_s
+    # the Tiled-CSL stream fraction, read from the device at pricing time, slows a memory-bound sparse_tc kernel
+    op = _solo(gemm_op(1, 8192, 8192, sparsity=0.5, sparse_kernel="tensor"))
+    assert op.kernel is Kernel.SPARSE_TC
+    full, half = (tiled.estimate(op, hw.with_efficiency(tiled_csl_stream_eta=x)) for x in (1.0, 0.5))
+    assert half.time_s > 1.3 * full.time_s and half.terms["dram_eta"] == pytest.approx(full.terms["dram_eta"] / 2)
+    dense = _solo(gemm_op(1, 8192, 8192, weights="int4"))  # other kernels stream as the dense GEMM
+    assert tiled.estimate(dense, hw.with_efficiency(tiled_csl_stream_eta=0.5)).time_s == tiled.estimate(dense, hw).time_s
     # CUDA-core SpMM: no MMA work
     c = tiled.estimate(_solo(gemm_op(16, 8192, 8192, sparsity=0.95, sparse_kernel="cuda")), hw)
     assert c.terms["kernel"] == "sparse_cuda" and c.terms["matrix_s"] == 0.0 and c.terms["extract_s"] > 0
@@ -391,7 +394,7 @@ def test_technique_bytes_and_peaks_reach_the_mapper():
     assert "2:4 sparse" in s.terms["peak"] and s.terms["matrix_rate_factor"] == pytest.approx(2.0)
     assert s.terms["matrix_s"] == pytest.approx(d.compute_s / 2, rel=0.05)
     # a technique op of a kind without a tiled technique model still falls back, labelled
-    att = _replace(attn_op(1, 32, 32, 1, 2048, 128, decode=True), kernel="weight_only")
+    att = _replace(attn_op(1, 32, 32, 1, 2048, 128, decode=True), kernel=Kernel.WEIGHT_ONLY)
     c = tiled.estimate(att, hw)
     assert c.terms["model"] == "roofline fallback" and "technique kernel" in c.terms["fallback"]
 

@@ -525,7 +525,7 @@ HELD_OUT_GUARD = {"fp6llm": 8.0, "flashllm": 17.0, "gptfast": 10.0, "torchao": 6
 
 @pytest.fixture(scope="module")
 def e2e_cv(shared_data):
-    from tapeout.validate.cv import cross_validate
+    from tapeout.fit.cv import cross_validate
     from tapeout.validate.registry import load, sources
 
     loaded = load(shared_data, [d for s in HELD_OUT_GUARD for d in sources()[s] if d.startswith("e2e-")])

@@ -372,7 +372,7 @@ def prepare(model: str | Path | ModelSpec, hardware: str | Path | HardwareSpec, 
             efficiency: dict[str, float] | None = None, framework: str = "kernels") -> Prepared:
     """Load and validate everything :func:`predict` and :func:`tapeout.simulate` share; ``common`` holds the
     scenario's batch, lengths, parallelism and attention keys (the arguments of :func:`predict`)."""
-    from tapeout.techniques.spec import read_scenario_file, scenario_mapping
+    from tapeout.workload.techniques import read_scenario_file, scenario_mapping
 
     from tapeout.system.frameworks import framework as framework_profile
 
@@ -423,7 +423,7 @@ def prepare(model: str | Path | ModelSpec, hardware: str | Path | HardwareSpec, 
             tech["weights"] = shipped.weights
             defaulted.remove("weights")
         else:
-            from tapeout.techniques.spec import LayerRule
+            from tapeout.workload.techniques import LayerRule
 
             tech["layers"] = (LayerRule(match=shipped.match, weights=shipped.weights), *tech.get("layers", ()))
         if shipped.activations is not None and "activations" in defaulted:
@@ -500,8 +500,9 @@ def predict(
     speedup per phase (``Prediction.comparison()``, ``to_dict()["comparison"]``). ``efficiency``
     overrides fields of the device's :class:`~tapeout.hardware.spec.EfficiencySpec` (e.g.
     ``{"matmul_eta": 0.8}``). ``kernel_constants`` overrides the technique kernels' fitted constants
-    (:class:`~tapeout.fitted.KernelConstants`, e.g. ``{"int_kernel_overhead_ops": 0.0}``; ``onchip_eta`` is an
-    efficiency field). ``framework`` names a serving-framework profile (``system/frameworks.toml``): a per-op host
+    (:class:`~tapeout.fitted.KernelConstants`, e.g. ``{"int_kernel_overhead_ops": 0.0}``; ``onchip_eta`` and
+    ``tiled_csl_stream_eta`` are efficiency fields). ``framework`` names a serving-framework profile
+    (``system/frameworks.toml``): a per-op host
     overhead added to every kernel (``kernels``: device time only; ``fastertransformer``; ``deepspeed``)
     or a cap on the DRAM bytes per core per clock its kernels move (``llamacpp``), or a one-shot
     all-reduce for small messages (``gptfast``); explicit ``efficiency`` fields win over the profile's.
@@ -544,9 +545,10 @@ def _kernel_constants(overrides: Any) -> Any:
 
     if not isinstance(overrides, dict):
         raise TapeoutError(f"expected a mapping of constants, got {type(overrides).__name__}", field="kernel_constants")
-    if "onchip_eta" in overrides:
-        raise TapeoutError("onchip_eta is priced per device: pass it as efficiency={'onchip_eta': ...}",
-                           field="kernel_constants")
+    for name in ("onchip_eta", "tiled_csl_stream_eta"):
+        if name in overrides:
+            raise TapeoutError(f"{name} is priced per device: pass it as efficiency={{'{name}': ...}}",
+                               field="kernel_constants")
     return fitted.kernel_constants().with_overrides(overrides)
 
 

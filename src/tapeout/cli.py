@@ -202,7 +202,7 @@ def quantize_error(
 ) -> None:
     """Quantize every weight tensor of a safetensors file and print its error (MSE, SQNR, max, cosine) and size."""
     from tapeout.report import quant as rq
-    from tapeout.techniques.qerror import quantize_file
+    from tapeout.numerics.qerror import quantize_file
 
     try:
         res = quantize_file(file, weights, all_tensors=all_tensors, match=match)
@@ -272,7 +272,7 @@ def validate(
                  f"{', '.join(loaded.absent)}")
         bar = RichProgress(f"tier {run_tier}", unit="cases")
         if cv:
-            from tapeout.validate.cv import cross_validate
+            from tapeout.fit.cv import cross_validate
 
             result = cross_validate(loaded.cases, run_tier, efficiency=efficiency, absent=loaded.absent, progress=bar)
             ev = result.evaluation

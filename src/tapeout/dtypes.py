@@ -34,7 +34,7 @@ Storage: :attr:`DType.bytes` is per element with the *amortized group* scales an
 independent); :meth:`DType.matrix_bytes` is exact for a (rows x cols) tensor and also counts the
 per-tensor, per-channel and sub-layer scales. A zero point is stored in the scale format (AWQ-style).
 
-Value grids (the bit-exact codec in :mod:`tapeout.techniques.codec` follows them):
+Value grids (the bit-exact codec in :mod:`tapeout.numerics.codec` follows them):
 - formats below 8 bits have no Inf/NaN: every code is a finite value (OCP MX convention), so fp6_e3m2
   reaches 28, fp6_e2m3 7.5, fp4_e2m1 6;
 - ``fp8_e5m2`` is IEEE-like (top exponent reserved for Inf/NaN): max 57344;

@@ -10,8 +10,8 @@
   kernel comparisons (TensorRT-LLM's fine-grained and per-channel kernels, LLaMA-70B layers), both tiers.
 
 Every candidate reaches the estimator explicitly: kernel constants as a
-:class:`~tapeout.fitted.KernelConstants` passed to the op builder, ``onchip_eta`` as the device's
-efficiency field; nothing is set on a module.
+:class:`~tapeout.fitted.KernelConstants` passed to the op builder, ``onchip_eta`` and ``tiled_csl_stream_eta``
+as the device's efficiency fields (a tier reads them where it prices an op); nothing is set on a module.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 
 from tapeout.fit import store
 from tapeout.fitted import KernelConstants, StoreFile, kernel_constants
-from tapeout.techniques import judge
+from tapeout.validate import judge
 
 TIERS = ("roofline", "tiled")
 COMMAND = "tapeout fit --only kernels"
@@ -70,12 +70,11 @@ def fit_flash(data: Path, tiers: Sequence[str] = TIERS, base: KernelConstants | 
     t_dense = {(t, sh[:3]): judge.kernel_time(*sh[:3], None, "dense", hw, t, base) for t in tiers for sh in shapes}
 
     def loss(onchip: float, stream: float) -> float:
-        k = base.model_copy(update={"tiled_csl_stream_eta": stream})
-        h = hw.with_efficiency(onchip_eta=onchip)
+        h = hw.with_efficiency(onchip_eta=onchip, tiled_csl_stream_eta=stream)
         total = 0.0
         for t in tiers:
             for m_out, k_in, n_b, s, measured in shapes:
-                pred = t_dense[(t, (m_out, k_in, n_b))] / judge.kernel_time(m_out, k_in, n_b, s, "tensor", h, t, k)
+                pred = t_dense[(t, (m_out, k_in, n_b))] / judge.kernel_time(m_out, k_in, n_b, s, "tensor", h, t, base)
                 total += abs(math.log(pred / measured))
         return total / (len(shapes) * len(tiers))
 

@@ -54,6 +54,7 @@ from tapeout.fit import store
 from tapeout.fitted import DEFAULT, Fit, StoreFile
 from tapeout.hardware.spec import EfficiencySpec
 from tapeout.perf import estimate
+from tapeout.workload.ops import Kernel
 from tapeout.validate.cases import LLMCOMPASS, Case
 from tapeout.validate.registry import calibration_names, load_cases
 from tapeout.validate.sources.flashllm import is_technique_case
@@ -529,7 +530,7 @@ def check_design(cal: Calibration, cases: list[Case]) -> float:
     """
     from tapeout.validate.runner import _Devices, predict_case
 
-    cases = [c for c in cases if all(op.kernel in ("", "dense") for op in c.ops)]
+    cases = [c for c in cases if all(op.kernel == Kernel.DENSE for op in c.ops)]
 
     dev = _Devices(cal.efficiency())
     dev.harness = {**dev.harness, **cal.harness}

@@ -210,9 +210,10 @@ def framework_values(name: str) -> tuple[dict[str, float], str]:
 
 class KernelConstants(BaseModel):
     """The technique kernels' fitted constants (docs/techniques.md); ``predict(..., kernel_constants=...)``
-    overrides them per call. ``onchip_eta`` is read where an op is priced
-    (:func:`tapeout.perf.quant.onchip_eta`; per call: ``efficiency={"onchip_eta": ...}``), the others where
-    the op graph is built (:func:`tapeout.techniques.kernels.linear`)."""
+    overrides them per call. ``onchip_eta`` and ``tiled_csl_stream_eta`` are efficiencies, read where an op is
+    priced (:func:`tapeout.perf.quant.onchip_eta`, :func:`tapeout.perf.quant.stream_fraction`; per device or
+    call: ``efficiency={"onchip_eta": ...}``), the others where the op graph is built
+    (:func:`tapeout.workload.kernels.linear`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 

@@ -135,6 +135,12 @@ class EfficiencySpec(_Frozen):
         description="fraction of shared-memory bandwidth sparse-to-dense staging sustains (Flash-LLM); "
         "None: the stored fit (fitted/kernels.toml, on the whole Flash-LLM A100 SpMM set; docs/techniques.md)",
     )
+    tiled_csl_stream_eta: float | None = Field(
+        None, gt=0, le=1,
+        description="fraction of a dense GEMM's DRAM streaming efficiency Flash-LLM's Tiled-CSL register loads "
+        "sustain (the sparse_tc kernel, both tiers); None: the stored fit (fitted/kernels.toml, fitted with "
+        "onchip_eta)",
+    )
     launch_overhead_us: float = Field(4.0, ge=0, description="GPU-side gap per kernel")
     host_overhead_us: float = Field(0.0, ge=0, description="framework/host time per op, when not hidden")
     oneshot_allreduce_max_bytes: float | None = Field(

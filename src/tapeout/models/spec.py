@@ -133,6 +133,23 @@ class MoESpec(BaseModel):
         return self
 
 
+#: a model's linear layers by class: the classes a checkpoint format or a scenario's per-layer rule
+#: (workload/techniques.py) may match, and the linear ops (build.py names without the mlp/moe prefix) they cover
+LAYER_CLASSES: dict[str, tuple[str, ...]] = {
+    "*": ("qkv_proj", "out_proj", "up", "down", "expert_up", "expert_down"),
+    "attention": ("qkv_proj", "out_proj"),
+    "mlp": ("up", "down", "expert_up", "expert_down"),
+    "experts": ("expert_up", "expert_down"),
+    "qkv_proj": ("qkv_proj",),
+    "out_proj": ("out_proj",),
+    "up": ("up", "expert_up"),
+    "down": ("down", "expert_down"),
+    "lm_head": ("lm_head",),
+}
+#: the linear-op slots a layer has (lm_head is resolved once, outside the layers)
+LINEAR_SLOTS = ("qkv_proj", "out_proj", "up", "down", "expert_up", "expert_down")
+
+
 class CheckpointFormat(BaseModel):
     """The number format a released checkpoint stores its linear weights in (HF ``quantization_config``);
     a prediction uses it unless weights are given (``api.predict``)."""
@@ -141,7 +158,7 @@ class CheckpointFormat(BaseModel):
 
     #: the weight format (tapeout.dtypes name): fp8_e4m3_b128 (DeepSeek-V3), mxfp4 (gpt-oss experts)
     weights: str
-    #: the layer class it covers (techniques/spec.py LAYER_CLASSES): "*" or "experts"
+    #: the layer class it covers (LAYER_CLASSES): "*" or "experts"
     match: str = "*"
     #: the format the shipped kernels quantize the GEMM inputs to at run time (DeepSeek's dynamic fp8 per
     #: 1 x 128 group); None: 16-bit activations
@@ -152,7 +169,6 @@ class CheckpointFormat(BaseModel):
     def _check(self) -> "CheckpointFormat":
         from tapeout import dtypes
         from tapeout.errors import TapeoutError
-        from tapeout.techniques.spec import LAYER_CLASSES
 
         for k in ("weights", "activations"):
             v = getattr(self, k)

@@ -1,6 +1,6 @@
 """Kernel models of compression techniques: how an op's extra work becomes time on a device.
 
-The builder (:mod:`tapeout.techniques.kernels`) states the work of a kernel in device-free units
+The builder (:mod:`tapeout.workload.kernels`) states the work of a kernel in device-free units
 (``Op.matrix_flops``, ``vector_ops``, ``onchip_bytes``, ``cuda_core_flops``, ``skinny_rows``,
 ``sparse_peak``, ``overlap``); this module turns them into seconds with the device's rates, so that
 any tier can reuse it (:func:`core_time`).
@@ -37,11 +37,7 @@ from dataclasses import dataclass
 
 from tapeout import fitted
 from tapeout.hardware.spec import HardwareSpec
-from tapeout.workload.ops import Op
-
-#: kernels whose vector work is a sparse extraction (reported as extract_s) rather than a dequantization
-EXTRACT_KERNELS = frozenset({"sparse_tc", "sparse_cuda", "block_1xn"})
-
+from tapeout.workload.ops import Kernel, Op
 
 @dataclass(frozen=True, slots=True)
 class Rates:
@@ -73,6 +69,15 @@ def onchip_eta(hw: HardwareSpec) -> float:
     return hw.efficiency.onchip_eta or fitted.kernel_constants().onchip_eta
 
 
+def stream_fraction(op: Op, hw: HardwareSpec) -> float:
+    """The fraction of a dense GEMM's DRAM streaming efficiency ``op``'s kernel reaches on ``hw``: Flash-LLM's
+    Tiled-CSL register loads (``Kernel.SPARSE_TC``) sustain less than a dense GEMM's cp.async pipeline (the
+    device's or call's ``tiled_csl_stream_eta``, else the stored fit); every other kernel streams as the dense one."""
+    if op.kernel != Kernel.SPARSE_TC:
+        return 1.0
+    return hw.efficiency.tiled_csl_stream_eta or fitted.kernel_constants().tiled_csl_stream_eta
+
+
 def pad_factor(rows: float, granule: int) -> float:
     """Executed / useful MMA work when ``rows`` activation rows are padded to the instruction granule."""
     if rows <= 0:
@@ -95,7 +100,7 @@ def core_time(op: Op, hw: HardwareSpec, peak: float, eta_compute: float, *,
         core = max(matrix_s + vector_s, onchip_s)
     else:
         core = max(matrix_s, vector_s + onchip_s)
-    label = "extract_s" if op.kernel in EXTRACT_KERNELS else "dequant_s"
+    label = "extract_s" if op.kernel.extracts else "dequant_s"
     terms: dict[str, float | str] = {
         "kernel": op.kernel, "matrix_s": matrix_s, label: vector_s + onchip_s, "overlap": op.overlap,
         "alu_tops": r.alu_ops / 1e12, "rates_from": r.source,
@@ -109,4 +114,4 @@ def core_time(op: Op, hw: HardwareSpec, peak: float, eta_compute: float, *,
     return core, terms
 
 
-__all__ = ["EXTRACT_KERNELS", "Rates", "core_time", "onchip_eta", "pad_factor", "rates"]
+__all__ = ["Rates", "core_time", "onchip_eta", "pad_factor", "rates", "stream_fraction"]

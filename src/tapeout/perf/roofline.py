@@ -19,7 +19,7 @@ from tapeout.hardware.spec import HardwareSpec
 from tapeout.perf import core, quant
 from tapeout.perf.core import oneshot_allreduce
 from tapeout.perf.cost import OpCost
-from tapeout.workload.ops import COLLECTIVE_KINDS, MATRIX_KINDS, Op, OpKind
+from tapeout.workload.ops import COLLECTIVE_KINDS, MATRIX_KINDS, Kernel, Op, OpKind
 
 TIER = "roofline"
 
@@ -83,7 +83,7 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
 
 
 def _technique(op: Op) -> bool:
-    return op.kernel != "dense"
+    return op.kernel != Kernel.DENSE
 
 
 def _estimate(op: Op, hw: HardwareSpec) -> OpCost:
@@ -110,7 +110,7 @@ def _estimate(op: Op, hw: HardwareSpec) -> OpCost:
             terms.update(peak=key, peak_tflops=peak / 1e12, eta_compute=eta_c)
             if _technique(op):
                 compute, extra = quant.core_time(op, hw, peak, eta_c, fallback=fallback)
-                eta_m = eta_m * op.dram_efficiency
+                eta_m = eta_m * quant.stream_fraction(op, hw)
                 memory = op.bytes_total / (hw.memory_bandwidth * eta_m)
                 terms.update(extra)
                 terms.update(bandwidth_gbps=hw.memory.bandwidth_gbps, eta_memory=eta_m)

@@ -175,7 +175,7 @@ def _techniques_line(i: dict[str, Any]) -> str:
     if i.get("sparsity"):
         parts.append(f"sparsity {i['sparsity']} (kernel {i.get('sparse_kernel', 'auto')})")
     for rule in i.get("layers") or []:
-        from tapeout.techniques.layers import range_label
+        from tapeout.workload.layers import range_label
 
         sel = "all layers" if rule.get("layers") is None else f"layers {range_label(tuple(rule['layers']))}"
         what = ", ".join(f"{k} {v}" for k, v in rule.items() if k not in ("match", "layers"))

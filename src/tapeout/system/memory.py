@@ -38,12 +38,12 @@ def weight_bytes(model: ModelSpec, sc: Scenario, stage: int | None = None) -> fl
     None: all layers, as without pipeline parallelism).
 
     Linear layers are stored in their per-layer formats and sparse layouts, pruned layers with
-    their smaller dimensions (:func:`tapeout.techniques.layers.linear_weight_bytes`); embeddings,
+    their smaller dimensions (:func:`tapeout.workload.layers.linear_weight_bytes`); embeddings,
     norms and the MoE router in 16-bit (fp32 when weights are fp32); lm_head in its own format
     (16-bit unless a scenario rule sets it). The first stage holds the embedding, the last the final
     norm and the lm_head (tied embeddings: the last stage keeps its own copy, as pipelined runtimes do).
     """
-    from tapeout.techniques.layers import linear_weight_bytes, lm_head_bytes
+    from tapeout.workload.layers import linear_weight_bytes, lm_head_bytes
 
     t = sc.tp
     h = model.hidden_size
@@ -80,8 +80,8 @@ def weight_bytes(model: ModelSpec, sc: Scenario, stage: int | None = None) -> fl
 
 def kv_rates(model: ModelSpec, sc: Scenario, stage: int | None = None):  # noqa: ANN201 - layers.KVRates
     """KV-cache bytes per token on one device (all layers, or pipeline stage ``stage``'s; pruned heads per
-    layer group), split by attention span (:class:`tapeout.techniques.layers.KVRates`)."""
-    from tapeout.techniques.layers import kv_rates as rates
+    layer group), split by attention span (:class:`tapeout.workload.layers.KVRates`)."""
+    from tapeout.workload.layers import kv_rates as rates
     from tapeout.workload.build import stage_ranges
 
     layers = None if stage is None else stage_ranges(model, sc)[stage]

@@ -6,12 +6,8 @@ import json
 import math
 from typing import Any
 
-from typing import TYPE_CHECKING
-
+from tapeout.validate.heldout import CrossValidation
 from tapeout.validate.runner import GROUP_KEYS, Evaluation
-
-if TYPE_CHECKING:
-    from tapeout.validate.cv import CrossValidation
 
 
 def _clean(v: Any) -> Any:

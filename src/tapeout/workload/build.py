@@ -12,8 +12,8 @@ Conventions (documented in docs/architecture.md):
   layer's norm is counted as fused too (one layer's worth of extra bytes).
 - Causal prefill attention attends S(S+1)/2 query-key pairs per head (half the square) in the
   fused kernel; naive attention computes and stores the full square, then masks it.
-- Compression techniques: each linear op is built by :func:`tapeout.techniques.kernels.linear` from
-  its layer's resolved formats and sparsity (:mod:`tapeout.techniques.layers`); layers with equal
+- Compression techniques: each linear op is built by :func:`tapeout.workload.kernels.linear` from
+  its layer's resolved formats and sparsity (:mod:`tapeout.workload.layers`); layers with equal
   techniques and pruned sizes form one group (op names get the group's layers, ``qkv_proj[0-3]``,
   when there is more than one group). A quantized KV cache is dequantized inside decode attention.
 - Attention spans (docs/local-attention.md): a model with local attention gets one attention op per span
@@ -37,12 +37,12 @@ from tapeout import dtypes
 from tapeout.dtypes import DType
 from tapeout.errors import TapeoutError
 from tapeout.models.spec import FULL, LayerAttention, ModelSpec
-from tapeout.techniques import kernels
-from tapeout.techniques.layers import LayerPlan, LinearTech, kept_heads, layer_groups, lm_head_tech, range_label
+from tapeout.workload import kernels
+from tapeout.workload.layers import LayerPlan, LinearTech, kept_heads, layer_groups, lm_head_tech, range_label
 from tapeout.workload.standalone import (  # noqa: F401 (constants re-exported)
     ACT_FLOPS, NORM_FLOPS, ROPE_FLOPS, SAMPLING_FLOPS, SOFTCAP_FLOPS, SOFTMAX_FLOPS, collective_op, elementwise_op,
 )
-from tapeout.workload.ops import Op, OpGraph, OpKind
+from tapeout.workload.ops import Kernel, Op, OpGraph, OpKind
 from tapeout.workload.scenario import Scenario
 
 
@@ -421,7 +421,7 @@ class _Builder:
                    ("latent", 1)),
             compute_dtype=act.name, formats=(("act", act.name), ("kv", kv.name)), tags=tags,
             activation_bytes=q_bytes + out + (kv_elems * kv.bytes if prefill else 0.0),
-            **({"kernel": "kv_dequant", "vector_ops": dq, "overlap": "serial"} if dq else {}),
+            **({"kernel": Kernel.KV_DEQUANT, "vector_ops": dq, "overlap": "serial"} if dq else {}),
         ))
 
     def _attention(self, phase: str, B: int, S: int, context: int, L: int, span: LayerAttention = FULL) -> None:
@@ -494,7 +494,7 @@ class _Builder:
             shape=(("b", B), ("heads", H), ("kv_heads", KV), ("sq", 1), ("skv", keys), ("d", hd)),
             compute_dtype=attn_dtype, formats=(("act", a.name), ("kv", self.kv.name)), tags=("decode",),
             activation_bytes=2 * q_bytes,
-            **({"kernel": "kv_dequant", "vector_ops": dq, "overlap": "serial"} if dq else {}),
+            **({"kernel": Kernel.KV_DEQUANT, "vector_ops": dq, "overlap": "serial"} if dq else {}),
         ))
 
     def _naive_decode_attention(self, B: int, context: int, L: int, span: LayerAttention = FULL) -> None:

@@ -21,6 +21,42 @@ class OpKind(StrEnum):
     ALLTOALL = "alltoall"        # expert-parallel dispatch / combine: each device sends a share to every other
 
 
+class Kernel(StrEnum):
+    """The kernel family an op runs (docs/techniques.md); the builder (:mod:`tapeout.workload.kernels`) chooses
+    it, a performance tier prices it."""
+
+    DENSE = "dense"                  # the plain 16-bit (or fp32) kernel
+    WEIGHT_ONLY = "weight_only"      # low-bit weights dequantized on the vector units, MMA at activation precision
+    DEQUANT_DENSE = "dequant_dense"  # dequantize to 16-bit in a kernel of its own, then a dense GEMM
+    LOWP = "lowp"                    # W8A8 / FP8 / W4A4: the MMA in the low-precision format, a scale epilogue
+    SPARSE_TC = "sparse_tc"          # Flash-LLM: load as sparse (Tiled-CSL), compute as dense
+    SPARSE_CUDA = "sparse_cuda"      # Sputnik-like CSR SpMM on the CUDA cores
+    SPARSE_24 = "sparse_24"          # 2:4 sparse tensor cores
+    BLOCK_1XN = "block_1xn"          # 1xN block sparsity
+    KV_DEQUANT = "kv_dequant"        # decode attention over a quantized KV cache
+
+    @property
+    def sparse(self) -> bool:
+        """It stores and reads only the kept weights of a sparse matrix (and their indices)."""
+        return self in _SPARSE
+
+    @property
+    def extracts(self) -> bool:
+        """Its vector work is a sparse extraction (reported as ``extract_s``), not a dequantization."""
+        return self in _EXTRACTING
+
+    @property
+    def transforms_weights(self) -> bool:
+        """It dequantizes or extracts the weights on the cores before the MMA consumes them (LOWP's scale
+        epilogue and KV_DEQUANT's work inside attention are small and priced with the dense models)."""
+        return self in _TRANSFORMING
+
+
+_SPARSE = frozenset({Kernel.SPARSE_TC, Kernel.SPARSE_CUDA, Kernel.SPARSE_24, Kernel.BLOCK_1XN})
+_EXTRACTING = _SPARSE - {Kernel.SPARSE_24}
+_TRANSFORMING = _SPARSE | {Kernel.WEIGHT_ONLY, Kernel.DEQUANT_DENSE}
+
+
 #: which hardware unit an op's arithmetic runs on
 MATRIX_KINDS = frozenset({OpKind.GEMM, OpKind.BMM, OpKind.ATTENTION})
 COLLECTIVE_KINDS = frozenset({OpKind.ALLREDUCE, OpKind.ALLGATHER, OpKind.SEND, OpKind.ALLTOALL})
@@ -60,12 +96,9 @@ class Op:
     eager: bool = False
 
     # ---- compression techniques (docs/techniques.md); the defaults describe a plain dense kernel ----
-    #: kernel family: "dense" | "weight_only" (low-bit weights dequantized on the vector units, MMA at
-    #: activation precision) | "dequant_dense" (dequantize to 16-bit, then a dense GEMM) | "lowp"
-    #: (W8A8/FP8 at the low-precision peak) | "sparse_tc" (Flash-LLM: load as sparse, compute as dense)
-    #: | "sparse_cuda" (Sputnik-like CSR SpMM on CUDA cores) | "sparse_24" (2:4 sparse tensor cores)
-    #: | "block_1xn" (1xN block sparsity) | "kv_dequant" (decode attention over a quantized KV cache)
-    kernel: str = "dense"
+    #: kernel family (a tier prices its work and looks up its efficiencies, e.g. Flash-LLM's Tiled-CSL
+    #: stream fraction, from the device's parameters: efficiencies are never carried by an op)
+    kernel: Kernel = Kernel.DENSE
     #: matrix-unit FLOPs the kernel executes when they differ from ``flops`` (compute-as-dense over
     #: zeros, MMA waste of 1xN blocks, 0 for CUDA-core SpMM); None: ``flops``
     matrix_flops: float | None = None
@@ -83,9 +116,6 @@ class Op:
     cuda_core_flops: float = 0.0
     #: True: the matrix work runs on the 2:4 sparse tensor-core path (``sparse_peak_tflops``)
     sparse_peak: bool = False
-    #: fraction of the device's streaming efficiency (``memory_eta``) this kernel's DRAM loads reach
-    #: (Flash-LLM's Tiled-CSL register loads sustain less than a dense GEMM's cp.async pipeline)
-    dram_efficiency: float = 1.0
     #: how the on-core terms combine: "max" (overlapped) or "serial" (vector work, then the MMA
     #: that consumes it, in the same warps); either way they overlap with the DRAM stream
     overlap: str = "max"

@@ -12,7 +12,7 @@ from tapeout import dtypes
 from tapeout.dtypes import DType
 from tapeout.fitted import KernelConstants
 from tapeout.specio import reject_bools, strict_int
-from tapeout.techniques.spec import LayerRule, Sparsity, scenario_mapping
+from tapeout.workload.techniques import LayerRule, Sparsity, scenario_mapping
 
 
 #: tokens one prefill pass runs at most when not given (``Scenario.max_prefill_tokens``): the engines' default

@@ -36,11 +36,11 @@ def gemm_op(m: int, n: int, k: int, *, dtype: str | DType = "fp16", weights: str
 
     ``weights`` narrower than ``dtype`` is weight-only quantization (dequantized on the vector units);
     ``sparsity`` (0.8, "2:4", "1x4:0.5") picks the sparse kernels (``sparse_kernel``: auto, tensor,
-    cuda, dense), as :func:`tapeout.techniques.kernels.linear` describes; ``constants``: its
+    cuda, dense), as :func:`tapeout.workload.kernels.linear` describes; ``constants``: its
     :class:`~tapeout.fitted.KernelConstants` (None: the stored ones).
     """
-    from tapeout.techniques.kernels import linear
-    from tapeout.techniques.spec import Sparsity
+    from tapeout.workload.kernels import linear
+    from tapeout.workload.techniques import Sparsity
 
     a = dtypes.parse(dtype)
     w = dtypes.parse(weights) if weights is not None else a

@@ -7,7 +7,7 @@
 - NORM, SOFTMAX, ELEMENTWISE, EMBEDDING, SAMPLING -> :mod:`~tapeout.perf.tiled.elementwise`;
 - ALLREDUCE, ALLGATHER -> :mod:`~tapeout.perf.tiled.collective` (ring / tree / direct, topology).
 
-Technique GEMMs (weight-only quantized, sparse; ``technique.KERNELS``) -> :mod:`~tapeout.perf.tiled.technique`
+Technique GEMMs (weight-only quantized, sparse: ``Kernel.transforms_weights``) -> :mod:`~tapeout.perf.tiled.technique`
 (the mapper on the matrix part, :func:`tapeout.perf.quant.core_time` for the vector / on-chip terms);
 an op with ``alternatives`` is priced per candidate kernel and the fastest kept
 (``terms["kernel"]``, ``terms["alternatives"]``).
@@ -28,12 +28,6 @@ from tapeout.perf.tiled import attention, collective, elementwise, gemm, techniq
 from tapeout.perf.tiled.common import TIER
 from tapeout.perf.tiled.mapper import clear_caches as _clear_mapper
 from tapeout.workload.ops import Op, OpKind
-
-#: technique kernels whose dequantization / sparse extraction runs on the cores: GEMMs and BMMs are
-#: priced by tiled.technique, other kinds by the roofline fallback. "lowp" (W8A8/FP8: a scale
-#: epilogue) and "kv_dequant" stay with the dense tiled models, which price their bytes and matrix
-#: rate; their small vector work is not added.
-_QUANT_KERNELS = technique.KERNELS
 
 _BY_KIND = {
     OpKind.GEMM: gemm.estimate,
@@ -64,8 +58,10 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
 def _estimate(op: Op, hw: HardwareSpec) -> OpCost:
     if technique.handles(op):
         return technique.estimate(op, hw)
-    if op.kernel in _QUANT_KERNELS:
-        # quantized / sparse kernels of other op kinds: perf.quant's terms through the roofline tier
+    if op.kernel.transforms_weights:
+        # kernels whose dequantization / sparse extraction runs on the cores, on op kinds other than GEMM / BMM:
+        # perf.quant's terms through the roofline tier. LOWP (a scale epilogue) and KV_DEQUANT stay with the
+        # dense tiled models, which price their bytes and matrix rate; their small vector work is not added.
         return fallback(op, hw, f"no tiled model for technique kernel {op.kernel!r} on {op.kind.value}")
     fn = _BY_KIND.get(op.kind)
     if fn is None:
@@ -79,7 +75,7 @@ def sweep(ops: list[Op], hw: HardwareSpec):  # noqa: ANN201 - numpy array or Non
     if hw.microarch is None:
         return roofline.sweep(ops, hw)
     op = ops[0]
-    if op.kind is not OpKind.ATTENTION or technique.handles(op) or op.kernel in _QUANT_KERNELS \
+    if op.kind is not OpKind.ATTENTION or technique.handles(op) or op.kernel.transforms_weights \
             or any(o.alternatives or o.kernel != op.kernel for o in ops):
         return None
     return attention.decode_sweep(ops, hw)

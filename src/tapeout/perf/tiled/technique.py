@@ -14,7 +14,7 @@ the tile mapper on the matrix part and adds the on-core vector / shared-memory t
   ``matrix_eta``, not a cuBLAS block tile's padding and shared-memory operand feed;
 - **bytes**: the weight operand carries every byte the op states beyond its activations and
   output (``bytes_read + bytes_written``: low-bit values and scales, sparse values and indices, a
-  16-bit copy written and read), streamed at ``dram_eta x dram_efficiency``;
+  16-bit copy written and read), streamed at ``dram_eta`` x the kernel's ``perf.quant.stream_fraction`` (Tiled-CSL: below 1);
 - **on-core**: vector work and staging from ``perf.quant.core_time``, combined with the plan's
   matrix time per the op's overlap rule ("serial": max(matrix + vector, onchip); "max":
   max(matrix, vector + onchip)); main loop = max((matrix^p + dram^p)^(1/p), core, on-chip bounds):
@@ -34,15 +34,13 @@ from tapeout.perf.tiled.common import fmt_bytes, make_cost
 from tapeout.perf.tiled.device import Dev, device, with_dev
 from tapeout.perf.tiled.gemm import gemm_dims, plan_terms
 from tapeout.perf.tiled.mapper import plan_gemm
-from tapeout.techniques.kernels import M_TILE
+from tapeout.workload.kernels import M_TILE
 from tapeout.workload.ops import Op, OpKind
 
-#: technique kernels priced here (GEMM / BMM ops); "lowp" and "kv_dequant" stay with the dense models
-KERNELS = frozenset({"weight_only", "dequant_dense", "sparse_tc", "sparse_cuda", "sparse_24", "block_1xn"})
-
-
 def handles(op: Op) -> bool:
-    return op.kernel in KERNELS and op.kind in (OpKind.GEMM, OpKind.BMM)
+    """GEMM / BMM ops whose kernel transforms the weights on the cores (``Kernel.transforms_weights``) are
+    priced here; ``lowp`` and ``kv_dequant`` stay with the dense models."""
+    return op.kernel.transforms_weights and op.kind in (OpKind.GEMM, OpKind.BMM)
 
 
 def _scaled(dev: Dev, key: str, factor: float) -> Dev:
@@ -72,8 +70,9 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
     act, out = b * m * k * a, b * m * n * a
     w = max(op.bytes_total - act - out, 0.0) / max(b * n * k, 1)
     pdev = _scaled(dev, key, factor)
-    if op.dram_efficiency != 1.0:
-        pdev = with_dev(pdev, dram_eta=dev.dram_eta * op.dram_efficiency)
+    stream = quant.stream_fraction(op, hw)
+    if stream != 1.0:
+        pdev = with_dev(pdev, dram_eta=dev.dram_eta * stream)
     p = plan_gemm(pdev, m, n, k, b, op.compute_dtype, a, w, a, "fa2" in op.tags)
 
     skinny = 0 < op.skinny_rows <= M_TILE
@@ -90,7 +89,7 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
         matrix_s = p.compute_s
     _, extra = quant.core_time(op, hw, 1.0, 1.0, fallback=fallback)  # its matrix_s is replaced below
     onchip_s = float(extra.get("onchip_s", 0.0))
-    label = "extract_s" if op.kernel in quant.EXTRACT_KERNELS else "dequant_s"
+    label = "extract_s" if op.kernel.extracts else "dequant_s"
     vector_s = float(extra[label]) - onchip_s
     if op.overlap == "serial":
         core = max(matrix_s + vector_s, onchip_s)
@@ -114,4 +113,4 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
                      overhead=total - max(core, memory) + dev.launch + dev.host, terms=terms)
 
 
-__all__ = ["KERNELS", "estimate", "handles"]
+__all__ = ["estimate", "handles"]

@@ -17,7 +17,7 @@ from tapeout.workload.standalone import gemm_op
 #: Flash-LLM kernel_benchmark software column prefix -> op class (SparTA is not modelled: left out)
 FLASHLLM_KERNELS = {"cublas_tc": "cublas", "flash-llm spmm": "flash-llm", "sputnik": "sputnik"}
 #: (dataset, op class) pairs that check a technique's kernel model: never fitted on by the device
-#: efficiency fits (the technique constants have their own whole-set fits, techniques/judge.py)
+#: efficiency fits (the technique constants have their own whole-set fits, validate/judge.py)
 TECHNIQUE_CLASSES = frozenset({("flashllm-kernels", "flash-llm"), ("flashllm-kernels", "sputnik")})
 
 

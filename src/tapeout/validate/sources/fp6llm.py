@@ -1,6 +1,6 @@
 """FP6-LLM (TC-FPx, ``measured/fp6_llm.csv``): DeepSpeed end-to-end generation on A100 80GB, FP16 and FP6.
 
-The same file's kernel figures (W4A16 comparisons, speedups) are read by :mod:`tapeout.techniques.judge`,
+The same file's kernel figures (W4A16 comparisons, speedups) are read by :mod:`tapeout.validate.judge`,
 which fits the intN weight-only kernel constants on them.
 """
 

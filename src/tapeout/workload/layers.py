@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tapeout.dtypes import DType
-from tapeout.techniques.kernels import sparse_weight_bytes, storage_layout
-from tapeout.techniques.spec import LINEAR_SLOTS, LayerRule, Sparsity
+from tapeout.workload.kernels import sparse_weight_bytes, storage_layout
+from tapeout.workload.techniques import LINEAR_SLOTS, LayerRule, Sparsity
 
 if TYPE_CHECKING:  # pragma: no cover
     from tapeout.models.spec import ModelSpec

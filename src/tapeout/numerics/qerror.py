@@ -16,7 +16,7 @@ import numpy as np
 from tapeout import dtypes
 from tapeout.dtypes import DType
 from tapeout.errors import TapeoutError
-from tapeout.techniques import codec, tensorfile
+from tapeout.numerics import codec, tensorfile
 
 #: elements per chunk (float64 working set ~ 8 bytes each)
 CHUNK = 1 << 23
@@ -71,7 +71,7 @@ def _rows_cols(shape: tuple[int, ...]) -> tuple[int, int]:
 
 
 def stored_bytes(fmt: DType, shape: tuple[int, ...]) -> int:
-    """Bytes of a tensor in ``fmt`` as :class:`~tapeout.techniques.codec.Quantized` stores it."""
+    """Bytes of a tensor in ``fmt`` as :class:`~tapeout.numerics.codec.Quantized` stores it."""
     rows, cols = _rows_cols(shape)
     n = rows * cols
     packed = -(-n * fmt.bits // 8)

@@ -40,12 +40,13 @@ Fitted constants (:class:`~tapeout.fitted.KernelConstants`, stored in ``fitted/k
 ``tapeout fit``; docs/techniques.md): the intN weight-only kernels' ``int_group_scale_ops`` and
 ``int_kernel_overhead_ops`` (fitted together, on both tiers, on FP6-LLM's measured kernel comparisons with
 TensorRT-LLM's W4A16 kernels on A100: 6 figures; derived, Marlin-ideal values would be 0.5 and 0);
-Flash-LLM's ``tiled_csl_stream_eta`` (its Tiled-CSL loads reach this fraction of a dense GEMM's DRAM
-streaming efficiency; fitted with ``onchip_eta`` on the whole Flash-LLM kernel set); Sputnik's
-``sputnik_ops_per_nnz``, ``_per_nnz_col`` and ``_per_row`` (effective lane-instructions of the CSR SpMM on
-CUDA cores, bound by the latency of its activation-row gathers; least squares on the Flash-LLM set's
+Sputnik's ``sputnik_ops_per_nnz``, ``_per_nnz_col`` and ``_per_row`` (effective lane-instructions of the CSR
+SpMM on CUDA cores, bound by the latency of its activation-row gathers; least squares on the Flash-LLM set's
 Sputnik rows). Every function here takes them as ``constants`` (None: the stored ones); a prediction
-passes its scenario's (``predict(..., kernel_constants=...)``).
+passes its scenario's (``predict(..., kernel_constants=...)``). These are work counts; the kernels'
+efficiencies (Flash-LLM's ``onchip_eta`` and ``tiled_csl_stream_eta``) are the device's, read by a tier where
+it prices the op (:mod:`tapeout.perf.quant`): an op names its :class:`~tapeout.workload.ops.Kernel`, never an
+efficiency.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ import math
 from tapeout import dtypes, fitted
 from tapeout.dtypes import DType
 from tapeout.fitted import KernelConstants
-from tapeout.techniques.spec import Sparsity
-from tapeout.workload.ops import Op, OpKind
+from tapeout.workload.techniques import Sparsity
+from tapeout.workload.ops import Kernel, Op, OpKind
 
 M_TILE = 64
 CSL_TILE = (128, 64)
@@ -185,7 +186,7 @@ def linear(name: str, *, m: float, n: int, k: int, count: int, w: DType, a: DTyp
         fmts += (("sparsity", sparsity.name),)
     flops = 2.0 * rows * n * k
 
-    def make(kernel: str, wbytes: float, **extra: object) -> Op:
+    def make(kernel: Kernel, wbytes: float, **extra: object) -> Op:
         wb = wbytes * experts + bias_b
         return Op(
             name=name, kind=OpKind.GEMM, flops=flops, bytes_read=wb + act_in, bytes_written=act_out, count=count,
@@ -202,23 +203,23 @@ def linear(name: str, *, m: float, n: int, k: int, count: int, w: DType, a: DTyp
         """The weights stored densely (zeros included when sparse)."""
         wbytes = w.matrix_bytes(n, k)
         if not w.quantized and not a.quantized:
-            return make("dense", wbytes)
+            return make(Kernel.DENSE, wbytes)
         if lowp:
             # the scale epilogue (and, without a native path, the operand conversion) precede/follow the MMAs
-            return make("lowp", wbytes, vector_ops=epilogue, fallback_vector_ops=fallback, overlap="serial")
+            return make(Kernel.LOWP, wbytes, vector_ops=epilogue, fallback_vector_ops=fallback, overlap="serial")
         # weight-only quantization: dequantize in registers, MMA at the activation precision
-        return make("weight_only", wbytes, vector_ops=experts * n * k * dq * passes(m), skinny_rows=m,
+        return make(Kernel.WEIGHT_ONLY, wbytes, vector_ops=experts * n * k * dq * passes(m), skinny_rows=m,
                     overlap="serial")
 
     def dequant_dense() -> Op:
         """Large M: a dequantization kernel writes 16-bit weights, a dense GEMM reads them."""
         wq = w.matrix_bytes(n, k)
         extra = 2 * n * k * compute.bytes  # write + read of the 16-bit copy
-        return make("dequant_dense", wq + extra, vector_ops=experts * n * k * dq, overlap="serial")
+        return make(Kernel.DEQUANT_DENSE, wq + extra, vector_ops=experts * n * k * dq, overlap="serial")
 
     if sparsity is None:
         op = dense_kernel()
-        if op.kernel == "weight_only" and m > M_TILE:
+        if op.kernel is Kernel.WEIGHT_ONLY and m > M_TILE:
             return _with_alternatives(op, (dequant_dense(),))
         return op
 
@@ -228,7 +229,7 @@ def linear(name: str, *, m: float, n: int, k: int, count: int, w: DType, a: DTyp
     if sparsity.pattern == "2:4":
         wbytes = sparse_weight_bytes(w, n, k, sparsity, "2:4")
         candidates.append(make(
-            "sparse_24", wbytes, sparse_peak=True, skinny_rows=m if dq else 0.0,
+            Kernel.SPARSE_24, wbytes, sparse_peak=True, skinny_rows=m if dq else 0.0,
             vector_ops=dq_nnz + (epilogue if lowp else 0.0),
             fallback_vector_ops=experts * nnz * 1.0 + (fallback if lowp else 0.0),
             overlap="serial" if dq else "max"))
@@ -238,28 +239,28 @@ def linear(name: str, *, m: float, n: int, k: int, count: int, w: DType, a: DTyp
         waste = math.ceil(nb / MMA_M) * MMA_M / nb if nb < MMA_M else 1.0
         blocks = experts * nnz / nb
         candidates.append(make(
-            "block_1xn", wbytes, matrix_flops=2.0 * rows * nnz * experts * waste, skinny_rows=m,
+            Kernel.BLOCK_1XN, wbytes, matrix_flops=2.0 * rows * nnz * experts * waste, skinny_rows=m,
             vector_ops=dq_nnz + blocks * 2 * passes(m), onchip_bytes=blocks * m * a.bytes, overlap="max"))
     if sparsity.pattern in ("unstructured", "1xn") and sparse_kernel in ("auto", "tensor"):
         wbytes = sparse_weight_bytes(w, n, k, sparsity, "tiled-csl")
         p = passes(m)
         candidates.append(make(
-            "sparse_tc", wbytes, matrix_flops=flops, skinny_rows=m,
+            Kernel.SPARSE_TC, wbytes, matrix_flops=flops, skinny_rows=m,
             vector_ops=(experts * (nnz * EXTRACT_OPS_PER_NNZ + n * k * DENSE_TILE_OPS) * p + dq_nnz),
             onchip_bytes=experts * (n * k * DENSE_TILE_SMEM_BYTES + nnz * SCATTER_SMEM_BYTES) * p,
-            dram_efficiency=kc.tiled_csl_stream_eta, overlap="max"))
+            overlap="max"))
     if sparsity.pattern in ("unstructured", "1xn") and sparse_kernel in ("auto", "cuda"):
         wbytes = sparse_weight_bytes(w, n, k, sparsity, "csr")
         candidates.append(make(
-            "sparse_cuda", wbytes, matrix_flops=0.0, cuda_core_flops=2.0 * rows * nnz,
+            Kernel.SPARSE_CUDA, wbytes, matrix_flops=0.0, cuda_core_flops=2.0 * rows * nnz,
             vector_ops=experts * (nnz * (kc.sputnik_ops_per_nnz + kc.sputnik_ops_per_nnz_col * m)
                                   + n * kc.sputnik_ops_per_row) + dq_nnz, overlap="max"))
     if sparse_kernel in ("auto", "dense") or not candidates:
         candidates.append(dense_kernel())
-        if candidates[-1].kernel == "weight_only" and m > M_TILE:
+        if candidates[-1].kernel is Kernel.WEIGHT_ONLY and m > M_TILE:
             candidates.append(dequant_dense())
     if sparse_kernel == "dense":
-        candidates = [c for c in candidates if c.kernel in ("dense", "weight_only", "lowp", "dequant_dense")]
+        candidates = [c for c in candidates if not c.kernel.sparse]
     primary, *rest = candidates
     return _with_alternatives(primary, tuple(rest))
 

@@ -1,6 +1,6 @@
 """How the technique models compare with FP6-LLM and Flash-LLM measurements (A100).
 
-Run ``python -m tapeout.techniques.judge [--data DIR]``. The figures (docs/techniques.md):
+Run ``python -m tapeout.validate.judge [--data DIR]``. The figures (docs/techniques.md):
 
 FP6-LLM (``measured/fp6_llm.csv``), end to end in DeepSpeed, prompt 512, 1536 generated tokens:
 - OPT-30B, one A100 80GB: throughput ratio FP6 / FP16 at batch 1, 2, 4 (published 1.91, 1.84, 1.72);
@@ -23,7 +23,9 @@ n (output features), its N our m (tokens).
 Every figure is judged for both tiers (``--tier`` picks one); the kernel constants are fitted once,
 on both tiers together (a technique's kernel is a property of the software, not of a tier), by
 ``tapeout fit`` (:mod:`tapeout.fit.kernels`, which prices these figures with candidate constants passed
-explicitly: ``constants``, a :class:`~tapeout.fitted.KernelConstants`).
+explicitly: ``constants``, a :class:`~tapeout.fitted.KernelConstants`, and the efficiencies ``onchip_eta``
+and ``tiled_csl_stream_eta`` on the device). It lives with validation: it reads measured data and imports
+the runtime; nothing in the runtime imports it.
 """
 
 from __future__ import annotations
@@ -368,7 +370,7 @@ def sparse24(tier: str = "roofline", tolerance: float = 0.15) -> Report:
 def main(argv: list[str] | None = None) -> int:
     from tapeout.datadir import DATA_HELP
 
-    ap = argparse.ArgumentParser(prog="python -m tapeout.techniques.judge", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m tapeout.validate.judge", description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=None, help=DATA_HELP)
     ap.add_argument("--tier", action="append", choices=("roofline", "tiled"),
                     help="tier(s) to judge (repeatable; default: both)")

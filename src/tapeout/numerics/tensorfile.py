@@ -103,7 +103,7 @@ def _to_float(raw: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "BF16":
         return (raw.astype(np.uint32) << 16).view(np.float32)
     if dtype in ("F8_E4M3", "F8_E5M2"):
-        from tapeout.techniques.codec import decode
+        from tapeout.numerics.codec import decode
 
         return decode(raw, "fp8_e4m3" if dtype == "F8_E4M3" else "fp8_e5m2").astype(np.float32)
     return raw

@@ -1,4 +1,4 @@
-"""Technique specs a scenario carries: sparsity patterns and per-layer rules (mixed precision, pruning).
+"""The scenario's technique vocabulary: sparsity patterns, per-layer rules (mixed precision, pruning), scenario files.
 
 Value types only (no op graphs here), so that :mod:`tapeout.workload.scenario` can hold them.
 
@@ -28,25 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tapeout import dtypes
 from tapeout.dtypes import DType
 from tapeout.errors import TapeoutError
+from tapeout.models.spec import LAYER_CLASSES, LINEAR_SLOTS
 
 SPARSITY_EXAMPLES = "0.8, 80%, 2:4, 1x4:0.5"
 SPARSE_KERNELS = ("auto", "tensor", "cuda", "dense")
-#: layer classes a rule may match, and the linear ops (build.py names without the mlp/moe prefix) they cover
-LAYER_CLASSES: dict[str, tuple[str, ...]] = {
-    "*": ("qkv_proj", "out_proj", "up", "down", "expert_up", "expert_down"),
-    "attention": ("qkv_proj", "out_proj"),
-    "mlp": ("up", "down", "expert_up", "expert_down"),
-    "experts": ("expert_up", "expert_down"),
-    "qkv_proj": ("qkv_proj",),
-    "out_proj": ("out_proj",),
-    "up": ("up", "expert_up"),
-    "down": ("down", "expert_down"),
-    "lm_head": ("lm_head",),
-}
 #: layer indices a selector may name (a model's own layer count is checked when the scenario meets it)
 MAX_LAYERS = 100_000
-#: the linear-op slots a layer has (lm_head is resolved once, outside the layers)
-LINEAR_SLOTS = ("qkv_proj", "out_proj", "up", "down", "expert_up", "expert_down")
 
 
 class Sparsity(BaseModel):

@@ -1,4 +1,5 @@
-"""Leave-one-source-out cross-validation of what is fitted on end-to-end data (``tapeout validate --cv``).
+"""Leave-one-source-out cross-validation of what is fitted on end-to-end data (``tapeout validate --cv``; the
+result types are :mod:`tapeout.validate.heldout`'s).
 
 In-sample, every end-to-end source is scored with the stored parameters, some of which were fitted on
 that very source. Here each end-to-end source S (a module of :mod:`tapeout.validate.sources`: all of
@@ -20,8 +21,8 @@ The parameters fitted on end-to-end sources' data (:func:`parameters`):
 - the technique kernel constants (``fitted/kernels.toml``, :mod:`tapeout.fit.kernels`) fitted on the kernel
   tables of the same publications: Flash-LLM's kernel benchmark (``onchip_eta``, ``tiled_csl_stream_eta``,
   the Sputnik counts) and FP6-LLM's W4A16 comparisons (the intN kernel counts). No other source constrains
-  them, so without their source they take their derived priors (:data:`KERNEL_CONSTANTS`). ``onchip_eta``
-  reaches a prediction through ``predict(..., efficiency=...)``, the others through
+  them, so without their source they take their derived priors (:data:`KERNEL_CONSTANTS`). ``onchip_eta`` and
+  ``tiled_csl_stream_eta`` reach a prediction through ``predict(..., efficiency=...)``, the others through
   ``predict(..., kernel_constants=...)``: every value is passed per call, nothing is set on a module.
 """
 
@@ -33,7 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tapeout.validate.cases import Case
-from tapeout.validate.registry import END_TO_END, datasets, source_of, sources
+from tapeout.validate.heldout import CrossValidation, Fold
+from tapeout.validate.registry import datasets, source_of, sources
 from tapeout.validate.runner import (CaseResult, EfficiencyChoice, Evaluation, _Devices, predict_case, price_cases,
                                     summarize_results)
 
@@ -92,8 +94,10 @@ class Refit:
         return f"{self.param.name}: {s} -> {v} ({self.how}: {self.note})"
 
 
+#: the kernel constants a tier reads where it prices an op: they reach a prediction as efficiency fields
+PRICED_PER_DEVICE = ("onchip_eta", "tiled_csl_stream_eta")
 #: kernel constants fitted by :mod:`tapeout.fit.kernels` (KernelConstants field, source, prior, prior note, applies);
-#: ``onchip_eta`` reaches a prediction as an efficiency field, the others as kernel constants
+#: those :data:`PRICED_PER_DEVICE` reach a prediction as efficiency fields, the others as kernel constants
 KERNEL_CONSTANTS: tuple[tuple[str, str, float, str, Callable[[Case], bool]], ...] = (
     ("onchip_eta", "flashllm", 1.0, "the shared memory's full bandwidth", _sparse_extract),
     ("tiled_csl_stream_eta", "flashllm", 1.0, "Tiled-CSL streams as the dense GEMM does", _sparse_extract),
@@ -129,7 +133,7 @@ def parameters() -> list[Param]:
     for field, source, prior, note, applies in KERNEL_CONSTANTS:
         out.append(Param(name=f"kernel_constants.{field}", stored=float(getattr(stored, field)), prior=prior,
                          prior_note=note, sources=frozenset({source}), applies=applies,
-                         via=("efficiency", field) if field == "onchip_eta" else ("kernel", field)))
+                         via=("efficiency", field) if field in PRICED_PER_DEVICE else ("kernel", field)))
     return out
 
 
@@ -182,44 +186,6 @@ def with_values(case: Case, values: Sequence[tuple[Param, float | None]]) -> Cas
     if consts:
         sc["kernel_constants"] = tuple(sorted(consts.items()))
     return dataclasses.replace(case, scenario=tuple(sorted(sc.items())))
-
-
-@dataclass
-class Fold:
-    """One end-to-end source held out: its refitted parameters and its cases priced with them."""
-
-    source: str
-    datasets: tuple[str, ...]
-    refits: list[Refit]
-    #: refits that at least one of the source's cases depends on
-    used: frozenset[str]
-    held_out: list[CaseResult]
-    in_sample: list[CaseResult]
-
-    def summary(self) -> dict[str, Any]:
-        from tapeout.validate.runner import _group_row
-
-        ins = _group_row(self.source, "*", "*", self.in_sample)
-        out = _group_row(self.source, "*", "*", self.held_out)
-        return {"source": self.source, "datasets": list(self.datasets), "n": out["n"],
-                "in_sample_mape_pct": ins["mape_pct"], "held_out_mape_pct": out["mape_pct"],
-                "in_sample_bias": ins["bias"], "held_out_bias": out["bias"],
-                "refits": [r.describe() + ("" if r.param.name in self.used else "; no held-out case depends on it")
-                           for r in self.refits]}
-
-
-@dataclass
-class CrossValidation:
-    """The in-sample evaluation, one fold per end-to-end source, and the evaluation that reports every
-    end-to-end group held out (per-op groups in-sample)."""
-
-    in_sample: Evaluation
-    evaluation: Evaluation
-    folds: list[Fold]
-
-    @property
-    def held_out_datasets(self) -> frozenset[str]:
-        return frozenset(d for f in self.folds for d in f.datasets if datasets()[d].kind == END_TO_END)
 
 
 def cross_validate(cases: Sequence[Case], tier: str = "roofline", *, efficiency: EfficiencyChoice = "catalog",
