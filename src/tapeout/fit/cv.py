@@ -35,7 +35,7 @@ from typing import Any
 
 from tapeout.validate.cases import Case
 from tapeout.validate.heldout import CrossValidation, Fold
-from tapeout.validate.registry import datasets, source_of, sources
+from tapeout.validate.registry import source_of, sources
 from tapeout.validate.runner import (CaseResult, EfficiencyChoice, Evaluation, _Devices, predict_case, price_cases,
                                     summarize_results)
 

@@ -39,6 +39,7 @@ from tapeout import fitted
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.workload.ops import Kernel, Op
 
+
 @dataclass(frozen=True, slots=True)
 class Rates:
     alu_ops: float  # lane-instructions / s
