@@ -56,13 +56,13 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
 
 
 def _estimate(op: Op, hw: HardwareSpec) -> OpCost:
-    if technique.handles(op):
-        return technique.estimate(op, hw)
     if op.kernel.transforms_weights:
+        if technique.handles(op):
+            return technique.estimate(op, hw)
         # kernels whose dequantization / sparse extraction runs on the cores, on op kinds other than GEMM / BMM:
         # perf.quant's terms through the roofline tier. LOWP (a scale epilogue) and KV_DEQUANT stay with the
         # dense tiled models, which price their bytes and matrix rate; their small vector work is not added.
-        return fallback(op, hw, f"no tiled model for technique kernel {op.kernel!r} on {op.kind.value}")
+        return fallback(op, hw, f"no tiled model for technique kernel {op.kernel.value!r} on {op.kind.value}")
     fn = _BY_KIND.get(op.kind)
     if fn is None:
         return fallback(op, hw, f"no tiled model for op kind {op.kind.value}")
@@ -75,7 +75,7 @@ def sweep(ops: list[Op], hw: HardwareSpec):  # noqa: ANN201 - numpy array or Non
     if hw.microarch is None:
         return roofline.sweep(ops, hw)
     op = ops[0]
-    if op.kind is not OpKind.ATTENTION or technique.handles(op) or op.kernel.transforms_weights \
+    if op.kind is not OpKind.ATTENTION or op.kernel.transforms_weights \
             or any(o.alternatives or o.kernel != op.kernel for o in ops):
         return None
     return attention.decode_sweep(ops, hw)
