@@ -25,6 +25,18 @@ LLAMACPP_DEVICES = {
     "H100-PCIe": "h100-pcie",
 }
 
+#: llama-bench runs without FlashAttention unless given ``-fa 1`` (``cmd_params_defaults``: ``flash_attn
+#: {false}``, ``n_ubatch {512}``, in examples/llama-bench/llama-bench.cpp of the 2024 builds): a prompt's
+#: attention is separate kernels -- K·Q into a materialized score matrix, a softmax, then V·softmax -- which
+#: tapeout's ``naive`` prefill describes. Its decode kernels broadcast the GQA group's K/V instead of copying
+#: them per query head (ggml_mul_mat's broadcast), so a step reads the cache once as a fused kernel does; the
+#: fp32 score row adds at most H x 16 bytes per cached token (an eighth of Llama-3-8B's 4,096 bytes of K/V)
+#: and is left out: text generation keeps the default fused attention.
+LLAMA_BENCH_PROMPT_ATTENTION = "naive"
+#: llama-bench's ``n_ubatch`` (512, same defaults): the tokens one forward pass runs, so a prompt's
+#: activations (its score matrices included) are those of 512 tokens at a time
+LLAMA_BENCH_UBATCH = 512
+
 
 def q4_k_m_format(bits_per_weight: float = 4.8) -> str:
     """The int4 format whose storage bytes per weight are closest to GGUF Q4_K_M's average.
@@ -100,7 +112,8 @@ def llamacpp_selection(data_dir: Path) -> tuple[list[Case], dict[str, int]]:
             n = int(row["input_len"])
             sc = scenario(model=e2e_model(row["model"]), batch=int(row["batch"] or 1), input_len=n, output_len=1,
                           tp=1, weights=weights, activations="fp16", kv_cache=row["kv_precision"].strip() or "fp16",
-                          framework="llamacpp")
+                          framework="llamacpp", attention=LLAMA_BENCH_PROMPT_ATTENTION,
+                          max_prefill_tokens=LLAMA_BENCH_UBATCH)
         else:
             stage, quantity = "tg", "decode_step_s"
             n = int(row["output_len"])
