@@ -45,6 +45,12 @@ def explore_command(
     trials: Annotated[Optional[int], typer.Option(help="points for nsga2 / random (at least 1)")] = None,
     tier: Annotated[Optional[str], typer.Option(help="performance tier (default: the space's)")] = None,
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (default: a local Ray)")] = None,
+    rate: Annotated[Optional[float], typer.Option(
+        help="serving objectives: requests/s (sets the space's serving.rate)")] = None,
+    slo_ttft: Annotated[Optional[float], typer.Option(help="serving objectives: TTFT SLO, s (serving.slo_ttft)")] = None,
+    slo_tpot: Annotated[Optional[float], typer.Option(help="serving objectives: TPOT SLO, s (serving.slo_tpot)")] = None,
+    num_requests: Annotated[Optional[int], typer.Option(
+        help="serving objectives: requests simulated per replica (serving.num_requests)")] = None,
     fresh: Annotated[bool, typer.Option("--fresh/--no-fresh", help="discard an existing run database")] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bar with ETA")] = True,
     out: Annotated[Optional[Path], typer.Option(help="--report: output directory (default: beside the database)")] = None,
@@ -72,8 +78,15 @@ def explore_command(
 
         assert space is not None
         sp = load_space(space)
-        if tier is not None:
-            sp = load_space({**json.loads(sp.to_json()), "tier": tier})
+        serving = {k: v for k, v in (("rate", rate), ("slo_ttft", slo_ttft), ("slo_tpot", slo_tpot),
+                                     ("num_requests", num_requests)) if v is not None}
+        if tier is not None or serving:
+            d = json.loads(sp.to_json())
+            if tier is not None:
+                d["tier"] = tier
+            if serving:
+                d["serving"] = {**(d.get("serving") or {}), **serving}
+            sp = load_space(d)
         # runs go to the working directory (never beside a space shipped inside the package)
         target = db or Path(space.with_suffix(f".{tier}.db" if tier is not None else ".db").name)
         bar = RichProgress(sp.name) if progress else None

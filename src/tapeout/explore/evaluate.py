@@ -17,6 +17,7 @@ from tapeout.cost import price as cp
 from tapeout.cost.assumptions import Assumptions
 from tapeout.errors import TapeoutError
 from tapeout.explore import design as dz
+from tapeout.explore.serving import serving_metrics, slo_violation
 from tapeout.explore.space import METRICS, Objective, Space, load_space
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.models.spec import ModelSpec
@@ -112,7 +113,8 @@ def _meets_slo(w, p) -> bool:  # noqa: ANN001
 
 
 _WL_KEY = {"latency": "latency_s", "ttft": "ttft_s", "tpot": "tpot_s", "throughput": "throughput_per_device",
-           "perf_per_dollar": "tok_s_per_kusd", "perf_per_watt": "tok_per_joule", "usd_per_mtok": "usd_per_mtok"}
+           "perf_per_dollar": "tok_s_per_kusd", "perf_per_watt": "tok_per_joule", "usd_per_mtok": "usd_per_mtok",
+           "goodput_rps": "goodput_rps", "usd_per_mtok_at_slo": "usd_per_mtok_at_slo"}
 
 
 def objective_value(o: Objective, metrics: dict[str, Any], space: Space) -> float:
@@ -120,7 +122,8 @@ def objective_value(o: Objective, metrics: dict[str, Any], space: Space) -> floa
         return float(metrics[{"area": "area_mm2", "cost": "device_cost_usd", "power": "power_w"}[o.metric]])
     key = _WL_KEY[o.metric]
     wls = [w for w in space.workloads if o.workload in (None, w.name)]
-    vals = [metrics["workloads"][w.name].get(key, math.nan) for w in wls]
+    vals = [metrics["workloads"][w.name].get(key) for w in wls]
+    vals = [math.nan if v is None else v for v in vals]
     return _gmean(vals, [w.weight for w in wls])
 
 
@@ -167,6 +170,16 @@ def evaluate(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         except TapeoutError as exc:
             wm = {"fits": False, "error": str(exc)}
             out["violations"].append(f"{w.name}: {exc}")
+        if sp.serves(w.name) and wm.get("fits"):
+            try:
+                wm.update(serving_metrics(sp, w, ctx.models[w.name], hw, cost))
+            except TapeoutError as exc:  # e.g. the KV pool holds no request
+                wm["serving_error"] = str(exc)
+                out["violations"].append(f"{w.name}: serving: {exc}")
+            else:
+                why = slo_violation(sp, w, wm) if sp.needs(w.name, "usd_per_mtok_at_slo") else None
+                if why:
+                    out["violations"].append(why)
         out["workloads"][w.name] = wm
         if c.memory_fits and not wm.get("fits", False):
             out["violations"].append(f"{w.name}: does not fit in memory")

@@ -59,6 +59,11 @@ def _fmt_param(v: Any) -> Any:
     return v
 
 
+#: per-workload serving metrics (tapeout.explore.serving) written to the tables
+SERVING_COLUMNS = ("goodput_rps", "usd_per_mtok_at_slo", "serving_rate_rps", "serving_meets_slo", "serving_ttft_p_s",
+                   "serving_tpot_p_s", "serving_slo_attainment", "serving_gpus")
+
+
 def flatten(key: str, params: dict[str, Any], m: dict[str, Any], labels: list[str]) -> dict[str, Any]:
     row: dict[str, Any] = {"key": key, "feasible": bool(m.get("feasible"))}
     for k, v in params.items():
@@ -76,6 +81,9 @@ def flatten(key: str, params: dict[str, Any], m: dict[str, Any], labels: list[st
         for k in ("batch", "ttft_s", "tpot_s", "latency_s", "throughput_per_device", "tok_s_per_kusd",
                   "tok_per_joule", "usd_per_mtok"):
             row[f"{w}.{k}"] = wm.get(k)
+        for k in SERVING_COLUMNS:  # only runs with serving objectives have them
+            if k in wm:
+                row[f"{w}.{k}"] = wm[k]
     row["violations"] = "; ".join(m.get("violations") or [])
     return row
 

@@ -77,8 +77,12 @@ METRICS = {  # objective name -> (direction, description)
     "area": ("min", "die area, mm2"),
     "cost": ("min", "device cost, $"),
     "power": ("min", "device power, W"),
+    "goodput_rps": ("max", "serving goodput, requests/s within the [serving] SLOs at its traffic (tapeout simulate)"),
+    "usd_per_mtok_at_slo": ("min", "serving $/Mtok at the [serving] rate, or the highest rate, meeting its SLOs"),
 }
 DEVICE_METRICS = ("area", "cost", "power")
+#: objectives priced by the serving simulator under the space's [serving] table
+SERVING_METRICS = ("goodput_rps", "usd_per_mtok_at_slo")
 
 
 class _Frozen(BaseModel):
@@ -115,6 +119,57 @@ class Workload(_Frozen):
                 or not isinstance(v, (int, str)):
             raise ValueError(f"batch must be a positive integer or 'max', got {v!r}")
         return v
+
+
+class Serving(_Frozen):
+    """Traffic, SLOs and engine of the serving objectives (:data:`SERVING_METRICS`), applied to each
+    workload's model, ``tp`` and formats: the arguments of :func:`tapeout.simulate` and of ``tapeout
+    capacity``'s SLO check."""
+
+    rate: float | None = Field(None, gt=0, description="requests/s offered to the replicas; unset: the highest "
+                               "rate meeting the SLOs (usd_per_mtok_at_slo only)")
+    input_len: int | str | None = Field(None, description="prompt lengths: an integer or a distribution "
+                                        "('lognormal:mean=500,sigma=1'); unset: the workload's input_len")
+    output_len: int | str | None = Field(None, description="output lengths, as input_len")
+    workload: str | None = Field(None, description="a length preset instead of input_len/output_len ('sharegpt')")
+    num_requests: int = Field(200, gt=0, description="requests simulated per replica")
+    seed: int = 0
+    arrival: str = "poisson"
+    burstiness: float = Field(1.0, gt=0)
+    slo_ttft: float | None = Field(None, gt=0, description="TTFT SLO, s")
+    slo_tpot: float | None = Field(None, gt=0, description="TPOT SLO, s")
+    percentile: float = Field(99, gt=0, le=100, description="the percentile the SLOs hold at (usd_per_mtok_at_slo)")
+    replicas: int = Field(1, gt=0, description="replicas of tp devices sharing the rate (least-tokens router)")
+    scheduler: str = "continuous"
+    max_batch: int = Field(256, gt=0)
+    max_num_tokens: int | None = Field(None, gt=0)
+    kv_fraction: float = Field(0.9, gt=0, le=1)
+
+    @field_validator("arrival")
+    @classmethod
+    def _arrival(cls, v: str) -> str:
+        from tapeout.serving.workload import ARRIVALS
+
+        if v not in ARRIVALS:
+            raise ValueError(f"unknown arrival {v!r}; allowed: {', '.join(ARRIVALS)}")
+        return v
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, v: str) -> str:
+        from tapeout.serving.engine import SCHEDULERS
+
+        if v not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {v!r}; allowed: {', '.join(SCHEDULERS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "Serving":
+        if self.slo_ttft is None and self.slo_tpot is None:
+            raise ValueError("give at least one SLO; allowed: slo_ttft, slo_tpot (seconds)")
+        if self.workload is not None and (self.input_len is not None or self.output_len is not None):
+            raise ValueError("give a length preset (workload) or input_len/output_len, not both")
+        return self
 
 
 class Constraints(_Frozen):
@@ -188,6 +243,7 @@ class Space(_Frozen):
     objectives: Objectives = Objectives()
     search: Search = Search()
     assumptions: dict[str, Any] = Field(default_factory=dict, description="cost-model overrides")
+    serving: Serving | None = Field(None, description="traffic and SLOs of the serving objectives")
 
     @field_validator("parameters")
     @classmethod
@@ -226,7 +282,19 @@ class Space(_Frozen):
         for o in self.objectives.items:
             if o.workload is not None and o.workload not in names:
                 raise ValueError(f"objectives: unknown workload {o.workload!r}; known: {', '.join(names)}")
+            if o.metric in SERVING_METRICS and self.serving is None:
+                raise ValueError(f"objectives: {o.metric} needs a [serving] table (rate, slo_ttft and/or slo_tpot)")
+            if o.metric == "goodput_rps" and self.serving is not None and self.serving.rate is None:
+                raise ValueError("objectives: goodput_rps needs serving.rate (the traffic it is measured under)")
         return self
+
+    def needs(self, workload: str, metric: str) -> bool:
+        """Does an objective use ``metric`` of ``workload``?"""
+        return any(o.metric == metric and o.workload in (None, workload) for o in self.objectives.items)
+
+    def serves(self, workload: str) -> bool:
+        """Does an objective need the serving simulation of ``workload``?"""
+        return any(self.needs(workload, m) for m in SERVING_METRICS)
 
     # ---- enumeration ------------------------------------------------------------------------
     @property
@@ -251,7 +319,10 @@ class Space(_Frozen):
             yield dict(zip(names, combo))
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        d = self.model_dump(mode="json")
+        if d["serving"] is None:  # a space without serving keeps the JSON (and digest) it had before the table
+            del d["serving"]
+        return json.dumps(d, sort_keys=True)
 
     @property
     def digest(self) -> str:
@@ -406,6 +477,23 @@ def _check_workload(model: Any, w: Workload) -> None:
     build_graph(model, sc, "decode", sc.input_len + 1)
 
 
+def _check_traffic(space: Space, w: Workload) -> None:
+    """Draw a serving workload's requests once: a bad length distribution is an error before the run."""
+    from tapeout.serving.workload import make_requests
+
+    s = space.serving
+    assert s is not None
+    lens = {"workload": s.workload} if s.workload is not None else {
+        "input_len": w.input_len if s.input_len is None else s.input_len,
+        "output_len": w.output_len if s.output_len is None else s.output_len}
+    try:
+        make_requests(**lens, num_requests=s.num_requests, rate=s.rate or math.inf, arrival=s.arrival,
+                      burstiness=s.burstiness, seed=s.seed)
+    except TapeoutError as exc:
+        msg = str(exc).split(": ", 1)[1] if exc.field else str(exc)
+        raise TapeoutError(msg, field=f"serving.{exc.field}" if exc.field else "serving") from None
+
+
 def check_names(space: Space) -> None:
     """Resolve every name in ``space``; a failure names the space field."""
     from tapeout import dtypes
@@ -433,6 +521,8 @@ def check_names(space: Space) -> None:
         if w.num_layers is not None and w.num_layers != m.num_layers:
             m = m.model_copy(update={"num_layers": w.num_layers})
         _named(f"workloads.{i}", _check_workload, m, w)
+        if space.serves(w.name):
+            _check_traffic(space, w)
     for m in space.parameters.get("memory", []):
         _named("parameters.memory.kind", a.memory_key, m["kind"])
     for k in space.parameters.get("memory_kind", []):
@@ -442,4 +532,4 @@ def check_names(space: Space) -> None:
         _named("parameters.process_node", a.node_price, key)
 
 
-__all__ = ["METRICS", "PARAMETERS", "Space", "Workload", "load_space", "point_key"]
+__all__ = ["METRICS", "PARAMETERS", "SERVING_METRICS", "Serving", "Space", "Workload", "load_space", "point_key"]

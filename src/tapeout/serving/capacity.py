@@ -38,18 +38,23 @@ class Point:
     #: output tokens/s served in steady state: the rate times the mean output length (the run's own
     #: throughput counts its ramp-up and the tail of its longest requests)
     output_tok_s: float
+    #: the fraction of requests within both SLOs (each request's own TTFT and TPOT, as goodput counts them)
+    attainment: float = 1.0
 
 
-def _check(kw: dict[str, Any], rate: float, slo_ttft: float | None, slo_tpot: float | None, pct: float,
-           replicas: int = 1, num_requests: int = 300) -> Point:
+def check(kw: dict[str, Any], rate: float, slo_ttft: float | None, slo_tpot: float | None, pct: float,
+          replicas: int = 1, num_requests: int = 300) -> Point:
+    """Simulate ``replicas`` replicas (``num_requests`` each) at ``rate``: do the ``pct``-th percentile TTFT
+    and TPOT meet the SLOs?"""
     from tapeout.serving.sim import simulate
 
-    res = simulate(**kw, rate=rate, replicas=replicas, router="least_tokens", num_requests=num_requests * replicas)
+    res = simulate(**kw, rate=rate, replicas=replicas, router="least_tokens", num_requests=num_requests * replicas,
+                   slo_ttft=slo_ttft, slo_tpot=slo_tpot)
     ttft = float(np.percentile(res.ttft, pct))
     tp = res.tpot
     tpot = float(np.percentile(tp, pct)) if tp.size else 0.0
     ok = (slo_ttft is None or ttft <= slo_ttft) and (slo_tpot is None or tpot <= slo_tpot)
-    return Point(rate, ok, ttft, tpot, rate * float(res.requests.output_len.mean()))
+    return Point(rate, ok, ttft, tpot, rate * float(res.requests.output_len.mean()), float(res.within_slo().mean()))
 
 
 def max_rate(kw: dict[str, Any], slo_ttft: float | None, slo_tpot: float | None, pct: float,
@@ -60,16 +65,16 @@ def max_rate(kw: dict[str, Any], slo_ttft: float | None, slo_tpot: float | None,
     offline = simulate(**kw, rate=math.inf, num_requests=num_requests)
     hi = float(offline.metrics()["request_throughput_rps"])
     lo = hi / 100
-    p_lo = _check(kw, lo, slo_ttft, slo_tpot, pct, num_requests=num_requests)
+    p_lo = check(kw, lo, slo_ttft, slo_tpot, pct, num_requests=num_requests)
     if not p_lo.ok:
         return 0.0, None
     best = p_lo
-    p_hi = _check(kw, hi, slo_ttft, slo_tpot, pct, num_requests=num_requests)
+    p_hi = check(kw, hi, slo_ttft, slo_tpot, pct, num_requests=num_requests)
     if p_hi.ok:
         return hi, p_hi
     for _ in range(steps):
         mid = math.sqrt(lo * hi)
-        p = _check(kw, mid, slo_ttft, slo_tpot, pct, num_requests=num_requests)
+        p = check(kw, mid, slo_ttft, slo_tpot, pct, num_requests=num_requests)
         if p.ok:
             lo, best = mid, p
         else:
@@ -101,7 +106,8 @@ def capacity(model: str, hardware: str, *, slo_ttft: float | None = None, slo_tp
     if tps is None:
         tps = tuple(t for t in (1, 2, 4, 8, 16) if t * pp <= max(gpus, 1))
     hw = load_hardware(hardware)
-    usd_h = estimate(hw).usd_per_hour
+    cost = estimate(hw)
+    usd_h = cost.usd_per_hour
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     for tp in tps:
@@ -125,7 +131,7 @@ def capacity(model: str, hardware: str, *, slo_ttft: float | None = None, slo_tp
                     continue
                 total, point = n * r1, None
                 for _ in range(5):
-                    point = _check(kw, total, slo_ttft, slo_tpot, percentile, replicas=n, num_requests=num_requests)
+                    point = check(kw, total, slo_ttft, slo_tpot, percentile, replicas=n, num_requests=num_requests)
                     if point.ok:
                         break
                     total *= 0.95
@@ -133,7 +139,7 @@ def capacity(model: str, hardware: str, *, slo_ttft: float | None = None, slo_tp
                 n = max(1, math.ceil(rate / r1))
                 point = None
                 for _ in range(4):
-                    point = _check(kw, rate, slo_ttft, slo_tpot, percentile, replicas=n, num_requests=num_requests)
+                    point = check(kw, rate, slo_ttft, slo_tpot, percentile, replicas=n, num_requests=num_requests)
                     if point.ok:
                         break
                     n += 1
@@ -144,7 +150,8 @@ def capacity(model: str, hardware: str, *, slo_ttft: float | None = None, slo_tp
                        rate_per_gpu_rps=total / (n * devices),
                        ttft_p_s=point.ttft, tpot_p_s=point.tpot, output_throughput_tok_s=point.output_tok_s,
                        usd_per_hour=cost_h,
-                       usd_per_mtok=cost_h / (point.output_tok_s * 3600) * 1e6 if point.output_tok_s > 0 else None)
+                       usd_per_mtok=cost.usd_per_mtok(point.output_tok_s / (n * devices))
+                       if point.output_tok_s > 0 else None)
             rows.append(row)
     ok = [r for r in rows if r.get("meets_slo")]
     if rate is None:
@@ -165,4 +172,4 @@ def capacity(model: str, hardware: str, *, slo_ttft: float | None = None, slo_tp
     }
 
 
-__all__ = ["capacity", "max_rate"]
+__all__ = ["Point", "capacity", "check", "max_rate"]

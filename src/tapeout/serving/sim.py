@@ -81,6 +81,16 @@ class SimResult:
     def itl(self) -> np.ndarray:
         return self.recorder.itl()
 
+    def within_slo(self) -> np.ndarray:
+        """Per request: within every SLO given (a one-token request's TPOT counts as 0, as vLLM's ``--goodput``)."""
+        ttft, out = self.ttft, self.requests.output_len
+        good = np.ones(len(self.requests), dtype=bool)
+        if self.slo_ttft is not None:
+            good &= ttft <= self.slo_ttft
+        if self.slo_tpot is not None:
+            good &= np.where(out > 1, (self.e2e - ttft) / np.maximum(out - 1, 1), 0.0) <= self.slo_tpot
+        return good
+
     def metrics(self) -> dict[str, Any]:
         if self._metrics is not None:
             return self._metrics
@@ -90,12 +100,7 @@ class SimResult:
         duration = duration if duration > 0 else float("nan")
         ttft, e2e = self.ttft, self.e2e
         out = reqs.output_len
-        tpot_all = np.where(out > 1, (e2e - ttft) / np.maximum(out - 1, 1), 0.0)
-        good = np.ones(n, dtype=bool)
-        if self.slo_ttft is not None:
-            good &= ttft <= self.slo_ttft
-        if self.slo_tpot is not None:
-            good &= tpot_all <= self.slo_tpot
+        good = self.within_slo()
         means, maxes = [], []
         for r in self.replicas:
             nb = r.cfg.num_blocks
