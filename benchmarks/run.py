@@ -20,6 +20,10 @@ Targets (issue 11; benchmarks, not timed tests):
     H100 (tiled, every cache cleared first), all at once and at 20 requests/s (<= 5 s each on one core); and
     ``tapeout capacity`` answering the issue's question -- Llama-3.1-70B on H100s at 20 requests/s, p99
     TTFT <= 1 s and TPOT <= 50 ms, the cheapest configuration and its $/Mtok -- (<= 60 s; not with --quick).
+(f) ``explore`` with serving objectives: design points per minute of the shipped spaces ``llama8b-goodput``
+    (``goodput_rps`` at 24 requests/s: one simulation per point) and ``llama8b-serving``
+    (``usd_per_mtok_at_slo`` at the highest rate meeting the SLOs: a rate search per point), 200
+    ShareGPT-like requests each, roofline, in one process (``evaluate``, every cache cleared first).
 
 numpy's thread pools are pinned to one thread before numpy loads. The machine may be shared: each line
 carries the 1-minute load average. The whole script runs in under 4 minutes (``--quick``: about one).
@@ -284,6 +288,24 @@ def serving(quick: bool) -> None:
           best_gpus=b.get("gpus"), usd_per_mtok=b.get("usd_per_mtok"))
 
 
+def explore_serving(quick: bool) -> None:
+    """(f): serving-objective design points per minute, one process."""
+    from tapeout.explore.evaluate import context, evaluate
+    from tapeout.explore.space import load_space
+
+    for name in ("llama8b-goodput", "llama8b-serving"):
+        space = load_space(SPACE.parent / f"{name}.toml")
+        pts = list(space.grid())[: 6 if quick else None]
+        ctx = context(space)
+        _cold()
+        c0, t0 = time.process_time(), time.perf_counter()
+        feasible = sum(bool(evaluate(ctx, p)["feasible"]) for p in pts)
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+        _emit(f"explore_serving_{name}_points_per_min_one_process", 60 * len(pts) / dt, "points/min", jobs=1,
+              points=len(pts), feasible=feasible, per_cpu_min=round(60 * len(pts) / cpu, 1),
+              num_requests=space.serving.num_requests if space.serving else None)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer runs and points (about 30 s)")
@@ -304,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     mapper_throughput(1000 if q else 3000, args.repeat)
     predict_405b(args.repeat)
     serving(q)
+    explore_serving(q)
     _emit("benchmark_wall", time.perf_counter() - t0, "s", target_max=240)
     return 0
 
