@@ -28,6 +28,9 @@ Example (see docs/design-study.md for more)::
     max_area_mm2 = 858
     [objectives]
     goals = ["throughput", "perf_per_dollar"]
+
+Serving objectives (``goodput_rps``, ``usd_per_mtok_at_slo``) need a ``[serving]`` table with the traffic
+and SLOs they are measured under (:class:`Serving`; docs/serving.md, "Serving objectives in explore").
 """
 
 from __future__ import annotations
