@@ -126,15 +126,17 @@ def test_throughput_never_exceeds_the_static_decode_bound(scheduler, C, S, O, cl
 @FAST
 @given(scheduler=SCHEDULERS, policy=st.sampled_from(["paged", "reserve"]), n=st.integers(5, 60),
        kv_blocks=st.integers(40, 400), bs=st.sampled_from([8, 16, 64]), rate=st.sampled_from([math.inf, 5.0, 50.0]),
-       mb=st.sampled_from([2, 8, 64]), seed=st.integers(0, 1000), replicas=st.integers(1, 3))
+       mb=st.sampled_from([2, 8, 64]), seed=st.integers(0, 1000), replicas=st.integers(1, 3),
+       micro=st.sampled_from([1, 1, 2, 3]))
 def test_no_request_is_lost_and_blocks_stay_within_the_pool(scheduler, policy, n, kv_blocks, bs, rate, mb, seed,
-                                                             replicas):
+                                                             replicas, micro):
     """A KV pool small enough to preempt: every request completes once, in order sent <= first token <= last
     token, having streamed exactly its output tokens (the pooled ITL list holds sum(output - 1) gaps); the
-    blocks in use never exceed the pool and all return to it."""
+    blocks in use never exceed the pool and all return to it. Pipeline micro-batches (virtual engines) too."""
+    pipe = {"pp": 2, "pp_microbatches": micro} if micro > 1 else {}
     r = sim(scheduler=scheduler, kv_policy=policy, kv_tokens=kv_blocks * bs + 600, block_size=bs,
             input_len="uniform:low=1,high=300", output_len="uniform:low=1,high=300", num_requests=n, rate=rate,
-            max_batch=mb, seed=seed, replicas=replicas, max_num_tokens=512)
+            max_batch=mb, seed=seed, replicas=replicas, max_num_tokens=512, **pipe)
     rec = r.recorder
     assert np.isfinite(rec.finish).all() and r.metrics()["completed"] == n
     assert (rec.sent <= rec.first).all() and (rec.first <= rec.finish).all()
@@ -146,6 +148,54 @@ def test_no_request_is_lost_and_blocks_stay_within_the_pool(scheduler, policy, n
         assert rep.used == 0 and not rep.has_work() and rep.outstanding == 0
     if policy == "reserve" or scheduler == "static":
         assert r.metrics()["preemptions"] == 0
+
+
+# ---- pipeline parallelism with several batches in flight ----------------------------------------------
+
+def test_pipeline_microbatches_one_request_at_a_time_is_one_batch_in_flight():
+    """One client at a time keeps one virtual engine busy: exactly the single-batch pipeline (the per-stage
+    pricers add up to the whole-pipeline pricer; a lone batch passes the stages once)."""
+    kw = dict(model="llama-2-13b", hardware="a100-sxm-80gb", tp=2, pp=2, concurrency=1, num_requests=12,
+              input_len="uniform:low=50,high=900", output_len="uniform:low=2,high=200", seed=4)
+    one, two = sim(**kw).metrics(), sim(pp_microbatches=2, **kw).metrics()
+    for k in ("ttft_s", "tpot_s", "e2e_latency_s"):
+        assert two[k]["mean"] == pytest.approx(one[k]["mean"], rel=1e-9)
+    assert two["output_throughput_tok_s"] == pytest.approx(one["output_throughput_tok_s"], rel=1e-9)
+    assert sim(pp_microbatches=2, **kw).inputs["replicas"] == 1 and sim(pp_microbatches=2, **kw).engine["gpus"] == 4
+
+
+@pytest.mark.parametrize("model,hardware,tp,pp,batch,tier", [
+    ("llama-3.1-8b", "h100-sxm", 1, 4, 16, "roofline"),
+    ("llama-2-13b", "a100-sxm-80gb", 2, 2, 6, "tiled"),
+])
+def test_pipeline_microbatches_static_decode_cycle_equals_predict(model, hardware, tp, pp, batch, tier):
+    """m = pp static batches in flight: every request's TPOT is predict's decode cycle (max(one pass, m x the
+    slowest stage)) and its first batch's TTFT predict's (one pass), within 1%."""
+    p = tapeout.predict(model, hardware, batch=batch, tp=tp, pp=pp, pp_microbatches=pp, input_len=512,
+                        output_len=128, tier=tier)
+    r = sim(model=model, hardware=hardware, tp=tp, pp=pp, pp_microbatches=pp, scheduler="static",
+            num_requests=batch * pp, max_batch=batch, rate=math.inf, input_len=512, output_len=128, tier=tier)
+    m = r.metrics()
+    assert m["completed"] == batch * pp
+    assert m["tpot_s"]["mean"] == pytest.approx(p.tpot_s, rel=0.01)
+    assert m["tpot_s"]["p99"] == pytest.approx(p.tpot_s, rel=0.01)
+    assert m["ttft_s"]["p50"] == pytest.approx(p.ttft_s, rel=0.01)
+
+
+@pytest.mark.parametrize("pp", [2, 4])
+def test_pipeline_microbatches_saturated_throughput_is_bounded_by_the_slowest_stage(pp):
+    """Saturated (all at once, long outputs), pp batches in flight serve pp x one batch's throughput, except
+    for the slowest stage: the gain is min(pp, one pass / slowest stage) (the stage times are predict's)."""
+    kw = dict(model="llama-3.1-8b", hardware="h100-sxm", pp=pp, rate=math.inf, num_requests=256,
+              input_len=128, output_len=1024, max_batch=32)
+    one = sim(**kw).metrics()["output_throughput_tok_s"]
+    many = sim(pp_microbatches=pp, **kw).metrics()["output_throughput_tok_s"]
+    st = tapeout.predict("llama-3.1-8b", "h100-sxm", batch=32, pp=pp, input_len=128, output_len=1024,
+                         tier="roofline").result.decode_representative.stage_times
+    bound = min(pp, sum(st) / max(st))
+    assert pp * max(st) > sum(st)  # the stages are uneven (the last holds lm_head): the bound is below pp
+    assert many / one == pytest.approx(bound, rel=0.03)
+    assert many / one <= pp
 
 
 def test_preemption_happens_and_recomputes():

@@ -39,7 +39,9 @@ def _table(d: dict[str, Any]) -> None:
     con = Console() if Console().is_terminal else Console(width=120)
     load = (f"from {Path(i['trace']).name}" if i["trace"] else "all at once" if i["rate"] == "inf"
             else f"at {i['rate']:g} req/s") + (f", at most {i['concurrency']} in flight" if i["concurrency"] else "")
-    t = Table(title=f"tapeout simulate: {i['model']} on {i['hardware']} (tp{i['tp']} pp{i['pp']}), {i['scheduler']}, "
+    mb = i.get("pp_microbatches", 1)
+    pipe = f"pp{i['pp']}" + (f", {mb} batches in flight" if mb > 1 else "")
+    t = Table(title=f"tapeout simulate: {i['model']} on {i['hardware']} (tp{i['tp']} {pipe}), {i['scheduler']}, "
                     f"{i['num_requests']} requests {load}")
     t.add_column("metric")
     for c in ("mean", "p50", "p90", "p99"):
@@ -73,6 +75,8 @@ def simulate_command(
     hardware: Annotated[str, typer.Option(help="catalog name or path to a TOML/YAML device file")],
     tp: Annotated[int, typer.Option(help="tensor-parallel degree of each replica")] = 1,
     pp: Annotated[int, typer.Option(help="pipeline stages of each replica")] = 1,
+    pp_microbatches: Annotated[int, typer.Option(
+        help="batches in flight through each replica's pipeline (virtual engines; 1: one at a time)")] = 1,
     ep: Annotated[int, typer.Option(help="expert parallelism: 1 or tp")] = 1,
     weights: Annotated[Optional[str], typer.Option(help="weight format (default fp16)")] = None,
     activations: Annotated[Optional[str], typer.Option(help="activation format (default fp16)")] = None,
@@ -122,7 +126,7 @@ def simulate_command(
 
     try:
         res = simulate(
-            model, hardware, tp=tp, pp=pp, ep=ep, weights=weights, activations=activations, kv_cache=kv_cache,
+            model, hardware, tp=tp, pp=pp, pp_microbatches=pp_microbatches, ep=ep, weights=weights, activations=activations, kv_cache=kv_cache,
             attention=attention, fuse_residual_norm=fuse_residual_norm, framework=framework, tier=tier,
             scheduler=scheduler, max_batch=max_batch, max_num_tokens=max_num_tokens, kv_fraction=kv_fraction,
             kv_tokens=kv_tokens, block_size=block_size, kv_policy=kv_policy, replicas=replicas, router=router,

@@ -28,6 +28,17 @@ is never preempted.
 steps during which nothing can change (no completion, no admissible arrival, blocks enough) are priced
 and applied in one vectorised pass; their result equals stepping one iteration at a time.
 
+**Pipeline micro-batches.** With ``pp`` stages and ``pp_microbatches`` m > 1, a replica is m virtual engines
+(vLLM's: each has its own scheduler, ``max_batch`` and 1/m of the KV pool; a request goes to the one with
+the fewest unfinished requests) sharing the stages, so m batches are in flight at once. An iteration of one
+of them takes max(one pass through the stages, n x the slowest stage), n the virtual engines with work when
+it starts: a stage serves one batch at a time, so n busy engines share the slowest stage's time (the fluid
+form of ``predict``'s decode cycle with m batches in flight). n counts, at the iteration's start, the
+engines with work and those already simulated past that time (busy then); a run of decode steps stops where
+an engine ahead of it fell idle. An engine behind it that falls idle later in its run is seen at the run's
+next start (a completion or an arrival); that changes only the max's second term, by at most the stages'
+imbalance (m x the slowest stage over one pass: 6% for Llama-3.1-8B pp4 on an H100).
+
 Token timing follows a streaming client: a request's first token leaves at the end of the iteration that
 completes its prefill; each decode step emits one token per running request at its end; the gap between a
 request's consecutive tokens is one inter-token latency (ITL), including stalls behind prefills and
@@ -112,8 +123,12 @@ def _ceil_div(a: np.ndarray | int, b: int) -> np.ndarray | int:
 class Replica:
     """One engine instance (a tensor/pipeline-parallel group of devices)."""
 
-    def __init__(self, rid: int, cfg: EngineConfig, price: IterationPricer, rec: Recorder, role: str = "both") -> None:
+    def __init__(self, rid: int, cfg: EngineConfig, price: IterationPricer, rec: Recorder, role: str = "both",
+                 stages: list[tuple[IterationPricer, int]] | None = None) -> None:
         self.rid, self.cfg, self.price, self.rec, self.role = rid, cfg, price, rec, role
+        #: pipeline micro-batches: each distinct stage's pricer and count, and the virtual engines sharing them
+        self.stages = stages
+        self.group: list[Replica] = [self]
         self.clock = 0.0
         self.waiting: deque[Req] = deque()
         self.prefilling: list[Req] = []
@@ -144,6 +159,28 @@ class Replica:
 
     def running(self) -> int:
         return len(self.prefilling) + len(self.dreq)
+
+    def unfinished(self) -> int:
+        return len(self.waiting) + self.running()
+
+    # ---- pricing ----------------------------------------------------------------------------------------
+    def _busy(self) -> int:
+        """Engines of the group busy at this one's clock: with work, or idle now after working past it."""
+        t = self.clock
+        return sum(1 for r in self.group if r.has_work() or r.clock > t)
+
+    def _iteration(self, chunks: list[tuple[int, int]], decodes: int, ctx: float, heads: int) -> float:
+        if self.stages is None:
+            return self.price.iteration(chunks, decodes, ctx, heads)
+        t = [p.iteration(chunks, decodes, ctx, heads) for p, _ in self.stages]
+        return max(sum(n * x for x, (_, n) in zip(t, self.stages)), self._busy() * max(t))
+
+    def _decode_steps(self, decodes: int, ctx: float, k: int) -> np.ndarray:
+        if self.stages is None:
+            return self.price.decode_steps(decodes, ctx, k)
+        t = [p.decode_steps(decodes, ctx, k) for p, _ in self.stages]
+        total = sum(n * x for x, (_, n) in zip(t, self.stages))
+        return np.maximum(total, self._busy() * np.max(t, axis=0))
 
     # ---- decode arrays ----------------------------------------------------------------------------------
     def _add_decodes(self, rs: list[Req], kvs: list[int], lasts: list[float]) -> None:
@@ -227,6 +264,9 @@ class Replica:
     def step(self, limit: float) -> tuple[list[tuple[int, float]], list[tuple[Req, float]]]:
         """Run the next iteration (or a run of pure decode steps, none starting at or after ``limit``).
         Returns (completions as (request, time), handoffs to decode replicas as (request, time))."""
+        if len(self.group) > 1:  # an engine ahead of this one that fell idle lightens the stages at its clock
+            ahead = [r.clock for r in self.group if r is not self and not r.has_work() and r.clock > self.clock]
+            limit = min([limit, *ahead])
         if self.cfg.scheduler == "static":
             return self._step_static(limit), []
         return self._step_dynamic(limit)
@@ -291,7 +331,7 @@ class Replica:
         u0 = self.used
         completing = sum(1 for n, p, r in chunks if p + n == r.target)
         ctx = int(self.kv.sum()) / D + 1.0 if D else 0.0
-        dur = self.price.iteration([(n, p) for n, p, _ in chunks], D, ctx, D + completing)
+        dur = self._iteration([(n, p) for n, p, _ in chunks], D, ctx, D + completing)
         end = now + dur
         done: list[tuple[int, float]] = []
         handoffs: list[tuple[Req, float]] = []
@@ -360,7 +400,7 @@ class Replica:
         k = min(int(self.rem.min()), MAX_RUN)
         if self.cfg.kv_policy == "paged" and self.used + D * (k // self.cfg.block_size + 1) > self.cfg.num_blocks:
             k = self._block_limit(k)
-        durs = self.price.decode_steps(D, int(self.kv.sum()) / D + 1.0, k)
+        durs = self._decode_steps(D, int(self.kv.sum()) / D + 1.0, k)
         ends = now + np.cumsum(durs)
         if limit < ends[-1] and k > 1:
             k = 1 + int(np.searchsorted(ends[:k - 1], limit, side="left"))
@@ -399,7 +439,7 @@ class Replica:
                 batch.append(r)
             if not batch:
                 raise RuntimeError("a static batch found no request that fits the KV pool")
-            dur = self.price.iteration([(r.L_in, 0) for r in batch], 0, 0.0, len(batch))
+            dur = self._iteration([(r.L_in, 0) for r in batch], 0, 0.0, len(batch))
             for r in batch:
                 r.g = 1
             end = now + dur
@@ -419,7 +459,7 @@ class Replica:
             return done
         D = len(self.dreq)
         k = min(int(self.rem.max()), MAX_RUN)
-        durs = self.price.decode_steps(D, float(self.kv.mean()) + 1.0, k)
+        durs = self._decode_steps(D, float(self.kv.mean()) + 1.0, k)
         ends = now + np.cumsum(durs)
         if limit < ends[-1] and k > 1:
             k = 1 + int(np.searchsorted(ends[:k - 1], limit, side="left"))

@@ -10,7 +10,8 @@ An iteration runs prefill chunks of some requests and one decode step of others 
 - the decode attention of the D decoding sequences at their mean context (one paged kernel reads their
   whole KV cache: its bytes are D x mean context).
 
-Stages add up (one batch in flight). An iteration with any prefill launches its kernels from the host
+Stages add up (one batch in flight; with several, :func:`stage_pricers` prices each distinct stage and the
+engine takes the slowest into account). An iteration with any prefill launches its kernels from the host
 (``eager``: the framework's prefill host gap applies), a pure decode step replays a CUDA graph, as in
 :func:`tapeout.predict`.
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -170,13 +172,17 @@ def _template(model: ModelSpec, sc: Scenario, stage: int) -> _SharedTemplate:
 class IterationPricer:
     """Seconds of serving iterations of ``model`` on ``hw`` under ``sc``'s formats and parallelism."""
 
-    def __init__(self, model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str, *, exact: bool = False) -> None:
+    def __init__(self, model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str, *, exact: bool = False,
+                 stage: int | None = None) -> None:
+        """``stage``: price only that pipeline stage (one of ``pipeline(model, sc).same_as``'s representatives)."""
         self.model, self.hw, self.sc, self.tier, self.exact = model, hw, sc, tier, exact
         self.pr = pricer(hw, tier)
-        pipe = pipeline(model, sc)
         reps: dict[int, int] = {}
-        for s, r in enumerate(pipe.same_as):
-            reps[r] = reps.get(r, 0) + 1
+        if stage is None:
+            for s, r in enumerate(pipeline(model, sc).same_as):
+                reps[r] = reps.get(r, 0) + 1
+        else:
+            reps[stage] = 1
         self.stages = [(_template(model, sc, r), n) for r, n in reps.items()]
         eff = hw.efficiency
         self._launch = (eff.launch_overhead_us + eff.host_overhead_us) * 1e-6
@@ -323,7 +329,7 @@ class IterationPricer:
         return self.pr.time(op)
 
 
-_PRICERS: dict[tuple, IterationPricer] = {}
+_PRICERS: dict[tuple, Any] = {}
 
 
 def iteration_pricer(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str, *,
@@ -341,4 +347,21 @@ def iteration_pricer(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str
     return hit
 
 
-__all__ = ["EXACT", "IterationPricer", "iteration_pricer", "PER_OCTAVE", "POS", "bucket", "node_below", "node_index"]
+def stage_pricers(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str, *,
+                  exact: bool = False) -> list[tuple[IterationPricer, int]]:
+    """One :class:`IterationPricer` per distinct pipeline stage, with the number of stages it prices (their sum
+    is :func:`iteration_pricer`'s total; the largest, the slowest stage), memoised as ``iteration_pricer``."""
+    sc = sc.model_copy(update={"batch": 1, "input_len": 1, "output_len": 1})
+    key = ("stages", model, id(hw), sc, tier, exact)
+    hit = _PRICERS.get(key)
+    if hit is None or hit[0][0].hw is not hw:
+        if len(_PRICERS) >= 64:
+            _PRICERS.clear()
+        reps: dict[int, int] = {}
+        for r in pipeline(model, sc).same_as:
+            reps[r] = reps.get(r, 0) + 1
+        hit = _PRICERS[key] = [(IterationPricer(model, hw, sc, tier, exact=exact, stage=r), n) for r, n in reps.items()]
+    return hit
+
+
+__all__ = ["EXACT", "IterationPricer", "iteration_pricer", "stage_pricers", "PER_OCTAVE", "POS", "bucket", "node_below", "node_index"]

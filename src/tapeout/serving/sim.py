@@ -31,7 +31,7 @@ import numpy as np
 
 from tapeout.errors import TapeoutError
 from tapeout.serving.engine import KV_POLICIES, SCHEDULERS, EngineConfig, Recorder, Replica, Req
-from tapeout.serving.iteration import iteration_pricer
+from tapeout.serving.iteration import iteration_pricer, stage_pricers
 from tapeout.serving.workload import Requests, make_requests
 
 ROUTERS = ("round_robin", "least_tokens")
@@ -199,15 +199,32 @@ class _Source:
 
 
 class _Router:
+    """Picks a replica by ``policy``; inside a replica of several virtual engines (pipeline micro-batches), the
+    engine with the fewest unfinished requests (vLLM's)."""
+
     def __init__(self, pool: list[Replica], policy: str) -> None:
-        self.pool, self.policy, self.i = pool, policy, 0
+        self.groups = [r.group for r in pool if r.group[0] is r]
+        self.policy, self.i = policy, 0
 
     def pick(self) -> Replica:
-        if self.policy == "round_robin" or len(self.pool) == 1:
-            r = self.pool[self.i % len(self.pool)]
+        gs = self.groups
+        if self.policy == "round_robin" or len(gs) == 1:
+            g = gs[self.i % len(gs)]
             self.i += 1
-            return r
-        return min(self.pool, key=lambda r: (r.outstanding, r.rid))
+        else:
+            g = min(gs, key=lambda g: (sum(r.outstanding for r in g), g[0].rid))
+        return g[0] if len(g) == 1 else min(g, key=lambda r: (r.unfinished(), r.rid))
+
+
+def _replicas(n: int, first: int, microbatches: int, make) -> list[Replica]:  # noqa: ANN001 - make(rid) -> Replica
+    """``n`` replicas of ``microbatches`` virtual engines each (rids from ``first``), each group sharing its stages."""
+    out: list[Replica] = []
+    for i in range(n):
+        group = [make(first + i * microbatches + j) for j in range(microbatches)]
+        for r in group:
+            r.group = group
+        out += group
+    return out
 
 
 def run(reqs: Requests, replicas: list[Replica], router: str, rec: Recorder, *, decode_pool: list[Replica] | None
@@ -268,6 +285,7 @@ def simulate(
     *,
     tp: int = 1,
     pp: int = 1,
+    pp_microbatches: int = 1,
     ep: int = 1,
     weights: str | None = None,
     activations: str | None = None,
@@ -319,6 +337,9 @@ def simulate(
     JSONL ``trace``; ``rate`` requests/s (``inf``: all at once) with ``arrival`` poisson | gamma
     (``burstiness``), ``concurrency`` (requests in flight; closed loop with ``rate=inf``); ``seed``.
 
+    Pipeline: with ``pp`` stages, ``pp_microbatches`` m > 1 runs m batches in flight in each replica (m virtual
+    engines, each with ``max_batch`` and 1/m of the KV pool, sharing the stages; :mod:`tapeout.serving.engine`).
+
     Cluster: ``replicas`` engines behind a ``router`` (round_robin | least_tokens: fewest outstanding
     prompt + output tokens), or prefill/decode disaggregation with ``prefill_replicas`` and
     ``decode_replicas`` (each prefilled request's KV cache moves to a decode replica, priced as a
@@ -362,7 +383,9 @@ def simulate(
     longest = int(reqs.input_len.max())
     # the largest iteration: the token budget, a longer prompt alone, or a whole static batch
     peak_tokens = max(mnt or 0, longest) if scheduler != "static" else min(max_batch, len(reqs)) * longest
+    _positive_int("pp_microbatches", pp_microbatches)
     common = {"batch": 1, "input_len": peak_tokens, "output_len": 1, "tp": tp, "ep": ep, "pp": pp,
+              "pp_microbatches": pp_microbatches,
               "attention": attention, "mla_attention": mla_attention, "fuse_residual_norm": fuse_residual_norm,
               "kv_fraction": kv_fraction, "max_prefill_tokens": None}  # peak_tokens is the largest pass already
     pre = prepare(model, hardware, common, weights=weights, activations=activations, kv_cache=kv_cache,
@@ -393,14 +416,17 @@ def simulate(
             "allowed: a larger kv_fraction or tp, a smaller max_num_tokens, or shorter requests",
             field="kv_fraction" if kv_tokens is None else "kv_tokens")
     price = iteration_pricer(m, hw, sc, tier, exact=exact)
+    stages = stage_pricers(m, hw, sc, tier, exact=exact) if pp_microbatches > 1 else None
     rec = Recorder(len(reqs))
+    mb = pp_microbatches
     if disagg:
-        pre = [Replica(i, cfg, price, rec, role="prefill") for i in range(prefill_replicas)]
-        dec = [Replica(prefill_replicas + i, cfg, price, rec, role="decode") for i in range(decode_replicas)]
+        pre = _replicas(prefill_replicas, 0, mb, lambda i: Replica(i, cfg, price, rec, role="prefill", stages=stages))
+        dec = _replicas(decode_replicas, prefill_replicas * mb, mb,
+                        lambda i: Replica(i, cfg, price, rec, role="decode", stages=stages))
         per_token = mem.kv_cache_bytes_per_token
         reps, pool_list = pre + dec, (pre, dec)
     else:
-        reps = [Replica(i, cfg, price, rec) for i in range(replicas)]
+        reps = _replicas(replicas, 0, mb, lambda i: Replica(i, cfg, price, rec, stages=stages))
         pool_list = (reps, None)
     bar = None
     if progress:
@@ -421,11 +447,11 @@ def simulate(
         if bar is not None:
             bar.stop()
     inputs = {
-        "model": m.name, "hardware": hw.name, "tier": tier, "framework": fw.name, "tp": tp, "pp": pp, "ep": ep,
-        "weights": sc.weights.name, "activations": sc.activations.name, "kv_cache": sc.kv_cache.name,
+        "model": m.name, "hardware": hw.name, "tier": tier, "framework": fw.name, "tp": tp, "pp": pp,
+        "pp_microbatches": pp_microbatches, "ep": ep, "weights": sc.weights.name, "activations": sc.activations.name, "kv_cache": sc.kv_cache.name,
         "attention": attention, "scheduler": scheduler, "max_batch": max_batch, "max_num_tokens": mnt,
         "kv_fraction": kv_fraction, "kv_tokens": kv_tokens, "block_size": block_size, "kv_policy": kv_policy,
-        "replicas": len(reps) if not disagg else 0, "router": router, "prefill_replicas": prefill_replicas,
+        "replicas": len(reps) // mb if not disagg else 0, "router": router, "prefill_replicas": prefill_replicas,
         "decode_replicas": decode_replicas, "num_requests": len(reqs),
         "rate": "inf" if math.isinf(float(rate)) else float(rate), "arrival": arrival, "burstiness": burstiness,
         "concurrency": concurrency, "trace": str(trace) if trace is not None else None, "workload": workload,
@@ -437,7 +463,7 @@ def simulate(
         "kv_capacity_tokens": int(pool), "num_blocks": int(num_blocks),
         "kv_cache_bytes_per_token": float(mem.kv_cache_bytes_per_token),
         "weights_bytes": float(mem.weights_bytes), "activation_bytes": float(mem.activation_bytes),
-        "watermark_blocks": cfg.watermark_blocks, "gpus": (len(reps)) * tp * pp,
+        "watermark_blocks": cfg.watermark_blocks, "gpus": len(reps) // mb * tp * pp,
         "mean_input_len": float(reqs.input_len.mean()), "mean_output_len": float(reqs.output_len.mean()),
     }
     return SimResult(inputs, engine, reqs, rec, reps, slo_ttft, slo_tpot)
