@@ -42,7 +42,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from tapeout import specio
 from tapeout.errors import TapeoutError
@@ -148,22 +148,15 @@ class Serving(_Frozen):
     max_num_tokens: int | None = Field(None, gt=0)
     kv_fraction: float = Field(0.9, gt=0, le=1)
 
-    @field_validator("arrival")
+    @field_validator("arrival", "scheduler")
     @classmethod
-    def _arrival(cls, v: str) -> str:
+    def _known(cls, v: str, info: ValidationInfo) -> str:
+        from tapeout.serving.engine import SCHEDULERS
         from tapeout.serving.workload import ARRIVALS
 
-        if v not in ARRIVALS:
-            raise ValueError(f"unknown arrival {v!r}; allowed: {', '.join(ARRIVALS)}")
-        return v
-
-    @field_validator("scheduler")
-    @classmethod
-    def _scheduler(cls, v: str) -> str:
-        from tapeout.serving.engine import SCHEDULERS
-
-        if v not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler {v!r}; allowed: {', '.join(SCHEDULERS)}")
+        allowed = ARRIVALS if info.field_name == "arrival" else SCHEDULERS
+        if v not in allowed:
+            raise ValueError(f"unknown {info.field_name} {v!r}; allowed: {', '.join(allowed)}")
         return v
 
     @model_validator(mode="after")
