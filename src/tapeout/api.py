@@ -42,8 +42,25 @@ def computes_in(op: Op, cost: OpCost, hw: HardwareSpec) -> str | None:
     return op.compute_dtype
 
 
+def compute_ceiling(op: Op, ran: str | None, hw: HardwareSpec) -> tuple[str | None, float | None]:
+    """The compute roof an op runs under, (label, TFLOP/s), given the format it computes in
+    (:func:`computes_in`): for matrix ops the device's dense or 2:4-sparse matrix peak of that format, for
+    other arithmetic the vector FP32 peak, (None, None) for data movement. The roofline chart plots each op
+    against it."""
+    from tapeout.workload.ops import MATRIX_KINDS
+
+    if ran is None:
+        return None, None
+    if op.kind in MATRIX_KINDS:
+        table = hw.sparse_peak_tflops if ran.endswith("(2:4 sparse)") else hw.peak_tflops
+        return ran, table.get(ran.split()[0])
+    return "vector fp32", hw.vector_flops / 1e12
+
+
 def _op_row(phase: str, op: Op, cost: OpCost, phase_time: float, hw: HardwareSpec) -> dict[str, Any]:
     t = cost.terms
+    ran = computes_in(op, cost, hw)
+    roof, roof_tflops = compute_ceiling(op, ran, hw)
     return {
         "phase": phase,
         "name": op.name,
@@ -52,7 +69,12 @@ def _op_row(phase: str, op: Op, cost: OpCost, phase_time: float, hw: HardwareSpe
         "shape": op.dims(),
         "formats": dict(op.formats),
         "compute_dtype": op.compute_dtype,
-        "computes_in": computes_in(op, cost, hw),
+        "computes_in": ran,
+        # the roofline chart's coordinates: the roof of the format the op computes in (vector FP32 for
+        # non-matrix arithmetic) and the FLOP/s one run reaches
+        "ceiling": roof,
+        "ceiling_tflops": roof_tflops,
+        "achieved_tflops": op.flops / cost.time_s / 1e12 if cost.time_s > 0 else None,
         "flops": op.flops,
         "bytes_read": op.bytes_read,
         "bytes_written": op.bytes_written,
@@ -282,6 +304,9 @@ class Prediction:
                 "display_name": self.hardware.display_name,
                 "memory_bandwidth_gbps": self.hardware.memory.bandwidth_gbps,
                 "peak_tflops": dict(self.hardware.peak_tflops),
+                "sparse_peak_tflops": dict(self.hardware.sparse_peak_tflops),
+                "vector_tflops": self.hardware.vector_flops / 1e12,
+                "memory_capacity_bytes": self.hardware.memory_capacity,
                 "efficiency": self.hardware.efficiency.model_dump(),
             },
             "ops": self.ops(),

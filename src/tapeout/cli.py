@@ -99,6 +99,8 @@ def predict(
     ops: Annotated[bool, typer.Option(
         "--ops/--no-ops", help="table: also print the per-op tables of prefill and one decode step (json and csv "
         "always carry the per-op rows)")] = False,
+    html: Annotated[Optional[Path], typer.Option(
+        "--html", help="also write a self-contained offline HTML report (summary, per-op table, charts)")] = None,
 ) -> None:
     """Predict TTFT, TPOT, end-to-end latency, throughput and memory (per-op tables with --ops)."""
     from tapeout.api import predict as api_predict
@@ -114,6 +116,13 @@ def predict(
     except TapeoutError as exc:
         fail(str(exc))
     d = p.to_dict()
+    if html is not None:
+        from tapeout.web.page import write_report
+
+        try:
+            typer.echo(f"wrote {write_report(html, {'kind': 'predict', 'prediction': d})}", err=True)
+        except TapeoutError as exc:
+            fail(str(exc))
     if format is Format.table:
         render.print_table(d, ops=ops)
         return
@@ -323,11 +332,13 @@ def fit_command(
 from tapeout.cost.cli import cost_command  # noqa: E402 (both import only typer)
 from tapeout.explore.cli import explore_command  # noqa: E402
 from tapeout.serving.cli import capacity_command, simulate_command  # noqa: E402
+from tapeout.web.cli import ui_command  # noqa: E402
 
 app.command("cost", cls=BoolValueCommand)(cost_command)
 app.command("explore", cls=BoolValueCommand)(explore_command)
 app.command("simulate", cls=BoolValueCommand)(simulate_command)
 app.command("capacity", cls=BoolValueCommand)(capacity_command)
+app.command("ui")(ui_command)
 
 
 def main(argv: list[str] | None = None) -> None:

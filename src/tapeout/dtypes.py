@@ -228,6 +228,11 @@ EXAMPLES = ("fp32, tf32, bf16, fp16; floats fpN_eXmY with 3 <= N <= 8 and N = 1 
             "nvfp4 (e2m1, e4m3 scale per 16, fp32 per tensor)")
 
 
+#: formats offered first (the web page's suggestions); any name of the grammar above is accepted
+SUGGESTED = ("fp16", "bf16", "fp8", "fp8_e5m2", "fp6", "fp5", "fp4", "int8", "int4", "int4_g128", "nf4", "awq",
+             "mxfp4", "mxfp8", "nvfp4")
+
+
 def _element(key: str) -> DType | None:
     """The element format of a base name (no granularity), unscaled."""
     if key in _FIXED:

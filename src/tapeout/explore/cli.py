@@ -56,16 +56,24 @@ def explore_command(
     out: Annotated[Optional[Path], typer.Option(help="--report: output directory (default: beside the database)")] = None,
     top: Annotated[int, typer.Option(help="--report: rows of the front to print")] = 20,
     format: Annotated[TableOrJson, typer.Option("--format", "-f", help="--report: table | json")] = TableOrJson.table,
+    html: Annotated[Optional[Path], typer.Option(
+        "--html", help="--report: also write a self-contained offline HTML report (Pareto plot, designs)")] = None,
 ) -> None:
     """Explore a design space (grid / NSGA-II, local or Ray), or report a run's Pareto front."""
     from tapeout.explore import report as rp
 
     if (space is None) == (report is None):
         fail("give a SPACE file to explore, or --report RUN to report a run (not both)")
+    if html is not None and report is None:
+        fail("html: goes with --report RUN (the report of a stored run)")
     try:
         if report is not None:
             run_data = rp.load_run(report)
             files = rp.write_outputs(run_data, out)
+            if html is not None:
+                from tapeout.web.page import write_report
+
+                files["report_html"] = str(write_report(html, {"kind": "explore", "run": rp.to_dict(run_data)}))
             if format is TableOrJson.json:
                 typer.echo(json.dumps(json_safe({**rp.summary(run_data, top), "files": files}), indent=2))
             else:

@@ -90,7 +90,11 @@ def flatten(key: str, params: dict[str, Any], m: dict[str, Any], labels: list[st
 
 def load_run(db: str | Path) -> RunData:
     db = Path(db)
-    if not db.is_file():
+    try:
+        found = db.is_file()
+    except (OSError, ValueError):  # a name no file system accepts (a NUL byte, too long)
+        found = False
+    if not found:
         raise TapeoutError(f"no such run database: {db}", field="report")
     try:
         st = Store(db)
@@ -236,6 +240,17 @@ def summary(run: RunData, top: int = 20) -> dict[str, Any]:
     }
 
 
+def to_dict(run: RunData) -> dict[str, Any]:
+    """A run as JSON (``GET /api/explore``, the ``--html`` report): the summary with the whole front, every
+    point, the design parameters' names and the plot's axes."""
+    from tapeout.cliutil import json_safe
+
+    xs, ys = _axes(run)
+    return json_safe({**summary(run, 0), "parameters": list(run.space.names), "labels": run.labels,
+                      "axes": [xs, ys],
+                      "feasibility": feasibility_line(run), "rows": run.rows})
+
+
 def feasibility_line(run: RunData) -> str | None:
     """One line on the infeasible designs of a run and why (None when every design is feasible)."""
     feas = sum(1 for r in run.rows if r["feasible"])
@@ -274,4 +289,4 @@ def print_front(run: RunData, top: int = 20) -> None:
         con.print(f"[yellow]{escape(line)}[/]", highlight=False)
 
 
-__all__ = ["RunData", "load_run", "pareto_mask", "print_front", "summary", "write_csv", "write_outputs"]
+__all__ = ["RunData", "load_run", "pareto_mask", "print_front", "summary", "to_dict", "write_csv", "write_outputs"]

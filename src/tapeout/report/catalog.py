@@ -9,17 +9,23 @@ from tapeout.report import fmt
 from tapeout.report.render import _console
 
 
-def models(specs: list, format: str) -> None:
-    rows = [
+def model_rows(specs: list) -> list[dict[str, Any]]:
+    """One row per model (``tapeout models --format json``, ``GET /api/models``), with its source."""
+    return [
         {
             "name": m.name, "hf_id": m.hf_id, "params": m.total_params(), "active_params": m.active_params(),
             "layers": m.num_layers, "hidden": m.hidden_size, "heads": m.num_heads, "kv_heads": m.num_kv_heads,
             "attention": m.attention_kind + "".join(f" {n}x{a.label}" for a, n in m.attention_spans() if a.kind != "full"),
             "moe": None if m.moe is None else f"{m.moe.num_experts}x top{m.moe.top_k}",
             "kv_bytes_per_token_fp16": m.kv_bytes_per_token(2.0),
+            "source": m.source,
         }
         for m in specs
     ]
+
+
+def models(specs: list, format: str) -> None:
+    rows = model_rows(specs)
     if format == "json":
         print(json.dumps(rows, indent=2))
         return
@@ -35,20 +41,26 @@ def models(specs: list, format: str) -> None:
     _console().print(t)
 
 
-def hardware(specs: list, format: str) -> None:
+def hardware_rows(specs: list) -> list[dict[str, Any]]:
+    """One row per device (``tapeout hardware --format json``, ``GET /api/hardware``), with the sources of
+    its numbers."""
     from tapeout.api import default_16bit
 
-    rows = [
+    return [
         {
             "name": h.name, "display_name": h.display_name, "vendor": h.vendor,
             "peak_tflops": h.peak_tflops, "memory_gb": h.memory.capacity_gb,
             "bandwidth_gbps": h.memory.bandwidth_gbps, "memory_kind": h.memory.kind,
             "interconnect": None if h.interconnect is None else h.interconnect.kind,
             "interconnect_gbps_per_direction": None if h.interconnect is None else h.interconnect.bandwidth_gbps_per_direction,
-            "tdp_w": h.tdp_w, "default_16bit": default_16bit(h),
+            "tdp_w": h.tdp_w, "default_16bit": default_16bit(h), "sources": dict(h.sources),
         }
         for h in specs
     ]
+
+
+def hardware(specs: list, format: str) -> None:
+    rows = hardware_rows(specs)
     if format == "json":
         print(json.dumps(rows, indent=2))
         return

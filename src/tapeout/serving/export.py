@@ -81,6 +81,28 @@ def _series(res: "SimResult") -> dict[str, Any]:
     return {"latency": {k: _cdf(np.asarray(v, dtype=float)) for k, v in lat.items() if np.size(v)}, "time": time}
 
 
+def _thin(n: int, most: int) -> np.ndarray:
+    """Indices of at most ``most`` of ``n`` points, evenly spread, the first and last kept."""
+    return np.unique(np.linspace(0, n - 1, min(n, most)).round().astype(int)) if n else np.zeros(0, int)
+
+
+def series_dict(res: "SimResult", most: int = 500) -> dict[str, Any]:
+    """The plots' data as JSON (``POST /api/simulate?series=true``): each latency CDF (milliseconds,
+    fraction of requests; ITL: of tokens) and per replica the running requests and the fraction of KV
+    blocks in use at each iteration's start time, each at most ``most`` points."""
+    data = _series(res)
+    lat = {}
+    for name, (x, y) in data["latency"].items():
+        i = _thin(len(x), most)
+        lat[name] = {"ms": (x[i] * 1e3).tolist(), "fraction": y[i].tolist()}
+    time = []
+    for rid, tl in data["time"]:
+        i = _thin(len(tl), most)
+        time.append({"replica": rid, "t_s": tl[i, 0].tolist() if tl.size else [],
+                     "running": tl[i, 1].tolist() if tl.size else [], "kv_used": tl[i, 2].tolist() if tl.size else []})
+    return {"latency_cdf": lat, "over_time": time}
+
+
 def write_plots(res: "SimResult", folder: str | Path) -> list[Path]:
     """``serving.png`` and/or ``serving.html`` in ``folder`` (created); the paths written."""
     out = Path(folder)
@@ -145,4 +167,4 @@ def write_plots(res: "SimResult", folder: str | Path) -> list[Path]:
     return written
 
 
-__all__ = ["chrome_trace", "write_chrome_trace", "write_plots"]
+__all__ = ["chrome_trace", "series_dict", "write_chrome_trace", "write_plots"]
