@@ -232,7 +232,7 @@ def test_predict_html_report_is_self_contained(tmp_path):
     r = runner.invoke(cli_app, args + ["--html", str(out)])
     assert r.exit_code == 0, r.output
     html = out.read_text()
-    from tapeout.web.page import plotly_js
+    from tapeout.report.html import plotly_js
 
     ours = html.replace(plotly_js().replace("</", "<\\/"), "")  # plotly.js itself links to its docs in tooltips
     assert len(ours) < 1e6 and not re.search(r"""(src|href)=["']?https?:""", ours)  # nothing to fetch

@@ -117,7 +117,7 @@ def predict(
         fail(str(exc))
     d = p.to_dict()
     if html is not None:
-        from tapeout.web.page import write_report
+        from tapeout.report.html import write_report
 
         try:
             typer.echo(f"wrote {write_report(html, {'kind': 'predict', 'prediction': d})}", err=True)

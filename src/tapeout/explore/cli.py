@@ -71,7 +71,7 @@ def explore_command(
             run_data = rp.load_run(report)
             files = rp.write_outputs(run_data, out)
             if html is not None:
-                from tapeout.web.page import write_report
+                from tapeout.report.html import write_report
 
                 files["report_html"] = str(write_report(html, {"kind": "explore", "run": rp.to_dict(run_data)}))
             if format is TableOrJson.json:

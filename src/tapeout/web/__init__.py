@@ -1,10 +1,9 @@
-"""The web interface (``tapeout ui``) and the self-contained HTML reports (``--html``).
+"""The web interface (``tapeout ui``); the page it serves and the self-contained HTML reports (``--html``)
+are :mod:`tapeout.report.html`, below ``explore`` (whose ``--report RUN --html`` writes one) and this package.
 
 - :mod:`tapeout.web.schema`: the JSON request bodies, derived from the Python API's signatures;
 - :mod:`tapeout.web.app`: the FastAPI app (``create_app``): the page and the JSON API, a thin wrapper
   over :func:`tapeout.predict`, :func:`tapeout.simulate`, the cost report and the catalogs;
-- :mod:`tapeout.web.page`: the one page (``static/``: HTML, CSS, JS; plotly.js from the plotly package), live
-  or as an offline report with its data inlined;
 - :mod:`tapeout.web.cli`: ``tapeout ui``.
 
 Only :mod:`tapeout.web.app` and :mod:`tapeout.web.cli` need the ``ui`` extra (FastAPI, uvicorn); the

@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from tapeout.errors import TapeoutError
-from tapeout.web import page
+from tapeout.report import html as page
 from tapeout.web.schema import call, request_model
 
 ERROR = {"description": "bad input: one line naming the field and what is allowed",
