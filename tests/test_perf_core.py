@@ -59,3 +59,30 @@ def test_roofline_prices_the_tables_ring_and_tiled_chooses_from_the_same_table(k
     assert tiled_terms["algorithm"] in {a for a, _, _ in core.algorithms(name, group, size)}
     op = collective_op(kind, size, group, name="x")
     assert estimate(op, hw, "roofline").bound == "network"
+
+
+@pytest.mark.parametrize("tier", ["roofline", "tiled"])
+def test_dequantize_then_gemm_is_two_kernels_whose_times_add(tier):
+    """The large-M alternative of a weight-only GEMM writes a 16-bit copy of the weights in one kernel and
+    multiplies in another: it costs the sum (it was priced as one kernel overlapping the copy with the MMAs)."""
+    from dataclasses import replace
+
+    from tapeout import dtypes
+    from tapeout.workload.kernels import linear
+    from tapeout.workload.ops import Kernel
+
+    hw = tapeout.load_hardware("a100-sxm-80gb")
+    op = linear("up", m=512, n=14336, k=4096, count=1, w=dtypes.parse("int4_g128"), a=dtypes.parse("fp16"))
+    (alt,) = [o for o in op.alternatives if o.kernel is Kernel.DEQUANT_DENSE]
+    (pass_,) = alt.prologue
+    assert pass_.bytes_read == pytest.approx(14336 * 4096 * dtypes.parse("int4_g128").bytes)
+    assert pass_.bytes_written == alt.weight_bytes == 14336 * 4096 * 2  # the fp16 copy, then read by the GEMM
+    gemm = estimate(replace(alt, prologue=()), hw, tier).time_s
+    both = estimate(alt, hw, tier)  # the tier prices the prologue with it (core.with_prologue)
+    assert both.time_s == pytest.approx(gemm + estimate(pass_, hw, tier).time_s)
+    assert both.time_s >= max(both.compute_s, both.memory_s) and both.terms["prologue_s"] > 0
+    # a framework that ships only this kernel (llama.cpp's cuBLAS path) gets it; the default keeps the faster
+    only = hw.model_copy(update={"efficiency": hw.efficiency.model_copy(update={"large_m_weight_only": "dequant_dense"})})
+    assert estimate(op, only, tier).terms["kernel"] is Kernel.DEQUANT_DENSE
+    default = estimate(op, hw, tier)
+    assert default.time_s <= estimate(op, only, tier).time_s

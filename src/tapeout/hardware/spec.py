@@ -157,6 +157,12 @@ class EfficiencySpec(_Frozen):
         "parallelism: bytes in flight over the load latency, in clocks); None: no cap (set by a framework "
         "profile, e.g. llamacpp)",
     )
+    large_m_weight_only: Literal["fastest", "dequant_dense"] = Field(
+        "fastest",
+        description="weight-only quantized GEMMs with more than 64 activation rows: fastest (the faster of a "
+        "fused dequantize-in-registers kernel and a dequantization pass followed by a dense 16-bit GEMM) or "
+        "dequant_dense (the framework ships only the second: llama.cpp's cuBLAS path; set by a framework "
+        "profile)")
     prefill_host_overhead_us: float = Field(
         0.0, ge=0,
         description="host dispatch time per kernel of the prefill, us: serving engines capture CUDA graphs for "

@@ -3,6 +3,7 @@
 - :func:`make_cost`: how an :class:`~tapeout.perf.cost.OpCost` is assembled from its terms and which term
   bounds it;
 - :func:`fastest`: which of an op's alternative kernels is kept, and how the choice is reported;
+- :func:`with_prologue`: an op with kernels launched before it (a dequantization pass): the times add;
 - :func:`peak_key`: which matrix-peak format a kernel computing in some format runs at on a device;
 - :func:`algorithms` and :func:`oneshot_allreduce`: the collective algorithms (ring, tree, direct,
   point-to-point, one-shot) as steps and wire bytes, which each tier prices with its own link model.
@@ -18,7 +19,7 @@ from tapeout import dtypes
 from tapeout.errors import TapeoutError
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.perf.cost import OpCost
-from tapeout.workload.ops import Op, OpKind
+from tapeout.workload.ops import Kernel, Op, OpKind
 
 
 def make_cost(op: Op, *, tier: str, compute: float, memory: float, network: float = 0.0, overhead: float,
@@ -41,12 +42,43 @@ def make_cost(op: Op, *, tier: str, compute: float, memory: float, network: floa
     )
 
 
-def fastest(op: Op, price: Callable[[Op], OpCost]) -> OpCost:
+def with_prologue(op: Op, price: Callable[[Op], OpCost]) -> OpCost:
+    """``op`` priced with ``price``, plus the kernels of its ``prologue`` (launched before it, e.g. the pass that
+    dequantizes the weights into a 16-bit copy the GEMM then reads): the times add. The sum keeps the cost's
+    rule: compute and memory are the kernels' sums, overhead what the sum of times adds over their max
+    (their fixed costs, and the bodies that cannot overlap across kernels); ``terms["prologue_s"]`` is the
+    prologue's time, ``terms["prologue"]`` names its kernels."""
+    cost = price(op)
+    if not op.prologue:
+        return cost
+    pre = [price(p) for p in op.prologue]
+    time = cost.time_s + sum(c.time_s for c in pre)
+    compute = cost.compute_s + sum(c.compute_s for c in pre)
+    memory = cost.memory_s + sum(c.memory_s for c in pre)
+    network = cost.network_s + sum(c.network_s for c in pre)
+    body = max(compute, memory, network)
+    overhead = time - body
+    bound = ("overhead" if overhead > body else "network" if network > 0 and network >= max(compute, memory)
+             else "compute" if compute >= memory else "memory")
+    terms = {**cost.terms, "prologue_s": sum(c.time_s for c in pre),
+             "prologue": "; ".join(f"{p.name} {c.time_s * 1e6:.1f} us ({c.bound})" for p, c in zip(op.prologue, pre)),
+             "overhead_us": overhead * 1e6}
+    return replace(cost, time_s=time, compute_s=compute, memory_s=memory, network_s=network, overhead_s=overhead,
+                   bound=bound, terms=terms)
+
+
+def fastest(op: Op, price: Callable[[Op], OpCost], hw: HardwareSpec | None = None) -> OpCost:
     """``op`` and each of its ``alternatives`` (other kernels computing the same result) priced with
-    ``price``; the fastest is kept (ties: the earlier candidate, the op itself first). Its terms name the
-    kernel (``kernel``) and list every candidate's time (``alternatives``)."""
+    ``price`` (with their prologues, :func:`with_prologue`); the fastest is kept (ties: the earlier
+    candidate, the op itself first). Its terms name the kernel (``kernel``) and list every candidate's time
+    (``alternatives``). A framework that ships one kernel for a result (``hw.efficiency.large_m_weight_only``:
+    ``"dequant_dense"``, dequantize then a dense GEMM, as llama.cpp's cuBLAS path does) leaves the fused
+    weight-only kernel out where that alternative exists."""
     ops = (op, *op.alternatives)
-    costs = [price(o) for o in ops]
+    if hw is not None and hw.efficiency.large_m_weight_only == "dequant_dense" \
+            and any(o.kernel is Kernel.DEQUANT_DENSE for o in ops):
+        ops = tuple(o for o in ops if o.kernel is not Kernel.WEIGHT_ONLY)
+    costs = [with_prologue(o, price) for o in ops]
     i = min(range(len(costs)), key=lambda j: costs[j].time_s)
     terms = {**costs[i].terms, "kernel": ops[i].kernel,
              "alternatives": "; ".join(f"{o.kernel} {c.time_s * 1e6:.1f} us" for o, c in zip(ops, costs))}
@@ -170,4 +202,4 @@ def oneshot_allreduce(hw: HardwareSpec, message_bytes: float, group: int, eta: f
     return wire / (ic.bandwidth * eta), eff.oneshot_allreduce_latency_us * 1e-6, terms
 
 
-__all__ = ["COLLECTIVES", "algorithms", "alltoall", "collective_name", "fastest", "make_cost", "oneshot_allreduce", "peak_key"]
+__all__ = ["COLLECTIVES", "algorithms", "alltoall", "collective_name", "fastest", "make_cost", "with_prologue", "oneshot_allreduce", "peak_key"]

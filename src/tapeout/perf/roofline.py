@@ -77,9 +77,9 @@ def sparse_matrix_peak(hw: HardwareSpec, compute_dtype: str) -> tuple[str, float
 def estimate(op: Op, hw: HardwareSpec) -> OpCost:
     """Price ``op``; with alternative kernels (sparse, large-M dequantization), the fastest one
     (:func:`core.fastest`)."""
-    if not op.alternatives:
+    if not op.alternatives and not op.prologue:
         return _estimate(op, hw)
-    return core.fastest(op, lambda o: _estimate(o, hw))
+    return core.fastest(op, lambda o: _estimate(o, hw), hw)
 
 
 def _technique(op: Op) -> bool:
@@ -144,7 +144,7 @@ def sweep(ops: list[Op], hw: HardwareSpec):  # noqa: ANN201 - numpy array or Non
     eff = hw.efficiency
     matrix = op.kind in MATRIX_KINDS
     for o in ops:
-        if o.kind is not op.kind or o.alternatives or (matrix and (_technique(o) or o.sparse_peak
+        if o.kind is not op.kind or o.alternatives or o.prologue or (matrix and (_technique(o) or o.sparse_peak
                                                                    or o.compute_dtype != op.compute_dtype)):
             return None
     if matrix:

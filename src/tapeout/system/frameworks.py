@@ -34,6 +34,8 @@ class Framework:
     oneshot_allreduce_latency_us: float = 0.0
     #: host dispatch time per prefill kernel (prefill runs without CUDA graphs)
     prefill_host_overhead_us: float = 0.0
+    #: the kernels it ships for weight-only GEMMs above 64 rows ("fastest": fused or dequantize-then-GEMM)
+    large_m_weight_only: str = "fastest"
 
     def efficiency(self) -> dict[str, float]:
         """The EfficiencySpec fields this profile sets."""
@@ -47,6 +49,8 @@ class Framework:
             out["oneshot_allreduce_latency_us"] = self.oneshot_allreduce_latency_us
         if self.prefill_host_overhead_us:
             out["prefill_host_overhead_us"] = self.prefill_host_overhead_us
+        if self.large_m_weight_only != "fastest":
+            out["large_m_weight_only"] = self.large_m_weight_only
         return out
 
 
@@ -55,7 +59,8 @@ def _profile(name: str, t: dict) -> Framework:
     t = {**t, **vals}
     return Framework(name, float(t.get("host_overhead_us", 0.0)), t["description"], source,
                      t.get("stream_bytes_per_core_clock"), t.get("oneshot_allreduce_max_bytes"),
-                     float(t.get("oneshot_allreduce_latency_us", 0.0)), float(t.get("prefill_host_overhead_us", 0.0)))
+                     float(t.get("oneshot_allreduce_latency_us", 0.0)), float(t.get("prefill_host_overhead_us", 0.0)),
+                     str(t.get("large_m_weight_only", "fastest")))
 
 
 @functools.cache

@@ -52,6 +52,7 @@ efficiency.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from tapeout import dtypes, fitted
 from tapeout.dtypes import DType
@@ -212,10 +213,19 @@ def linear(name: str, *, m: float, n: int, k: int, count: int, w: DType, a: DTyp
                     overlap="serial")
 
     def dequant_dense() -> Op:
-        """Large M: a dequantization kernel writes 16-bit weights, a dense GEMM reads them."""
-        wq = w.matrix_bytes(n, k)
-        extra = 2 * n * k * compute.bytes  # write + read of the 16-bit copy
-        return make(Kernel.DEQUANT_DENSE, wq + extra, vector_ops=experts * n * k * dq, overlap="serial")
+        """Large M: a dequantization kernel writes a 16-bit copy of the weights, then a dense GEMM reads it.
+
+        Two kernels, one after the other: the GEMM (16-bit weights, ``Kernel.DEQUANT_DENSE``) with the
+        dequantization as its ``prologue``, an elementwise pass that reads the stored weights and writes the
+        copy; its ALU work (``dq`` lane-instructions per weight) is counted as vector FLOPs."""
+        copy = experts * n * k * compute.bytes
+        dequant = Op(
+            name=f"{name}.dequant", kind=OpKind.ELEMENTWISE, flops=experts * n * k * dq,
+            bytes_read=w.matrix_bytes(n, k) * experts, bytes_written=copy, count=count,
+            shape=(("elements", experts * n * k),), compute_dtype=compute.name, formats=(("weights", w.name),),
+            activation_bytes=copy,
+        )
+        return replace(make(Kernel.DEQUANT_DENSE, n * k * compute.bytes), prologue=(dequant,))
 
     if sparsity is None:
         op = dense_kernel()
@@ -266,8 +276,6 @@ def linear(name: str, *, m: float, n: int, k: int, count: int, w: DType, a: DTyp
 
 
 def _with_alternatives(op: Op, alts: tuple[Op, ...]) -> Op:
-    from dataclasses import replace
-
     return replace(op, alternatives=alts) if alts else op
 
 

@@ -121,6 +121,9 @@ class Op:
     overlap: str = "max"
     #: other kernels that compute the same result; a tier prices each and keeps the fastest
     alternatives: tuple["Op", ...] = ()
+    #: kernels launched before this one to prepare its operands (a dequantization pass writing a 16-bit copy of
+    #: the weights): their times add to this kernel's (:func:`tapeout.perf.core.with_prologue`)
+    prologue: tuple["Op", ...] = ()
 
     @property
     def bytes_total(self) -> float:

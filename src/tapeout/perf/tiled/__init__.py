@@ -49,9 +49,9 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
     """Time of one run of ``op`` on ``hw`` under the tiled tier."""
     if hw.microarch is None:
         return fallback(op, hw, f"{hw.name} has no micro-architecture description")
-    if op.alternatives:
+    if op.alternatives or op.prologue:
         # other kernels computing the same result (docs/techniques.md): price each, keep the fastest
-        return core.fastest(op, lambda o: _estimate(o, hw))
+        return core.fastest(op, lambda o: _estimate(o, hw), hw)
     return _estimate(op, hw)
 
 
