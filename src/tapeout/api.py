@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,117 +13,9 @@ from tapeout.hardware.spec import EfficiencySpec, HardwareSpec
 from tapeout.models.catalog import load_model
 from tapeout.models.spec import ModelSpec
 from tapeout.perf import TIERS
-from tapeout.perf.cost import OpCost
-from tapeout.system.compose import Composition, PhaseCost, compose
-from tapeout.workload.ops import Op, OpKind
-from tapeout.workload.scenario import DEFAULT_PREFILL_TOKENS, Scenario
-
-
-def _num(x: float) -> float | None:
-    return None if (isinstance(x, float) and not math.isfinite(x)) else x
-
-
-def computes_in(op: Op, cost: OpCost, hw: HardwareSpec) -> str | None:
-    """The format an op's arithmetic runs in: for matrix ops the peak the kernel used (fp8 on a device
-    without fp8 computes at the fp16 rate), for vector ops (norms, softmax, RoPE, adds) their compute
-    format, None for collectives, sends and the embedding gather (data movement)."""
-    from tapeout.workload.ops import COLLECTIVE_KINDS, MATRIX_KINDS
-
-    if op.kind in COLLECTIVE_KINDS or op.kind.value in ("send", "embedding"):  # data movement (a gather)
-        return None
-    if op.kind in MATRIX_KINDS or op.kind.value == "attention":
-        peak = cost.terms.get("peak")
-        if isinstance(peak, str) and peak:
-            return peak
-        from tapeout.perf.roofline import matrix_peak
-
-        return matrix_peak(hw, op.compute_dtype)[0]
-    return op.compute_dtype
-
-
-def compute_ceiling(op: Op, ran: str | None, hw: HardwareSpec) -> tuple[str | None, float | None]:
-    """The compute roof an op runs under, (label, TFLOP/s), given the format it computes in
-    (:func:`computes_in`): for matrix ops the device's dense or 2:4-sparse matrix peak of that format, for
-    other arithmetic the vector FP32 peak, (None, None) for data movement. The roofline chart plots each op
-    against it."""
-    from tapeout.workload.ops import MATRIX_KINDS
-
-    if ran is None:
-        return None, None
-    if op.kind in MATRIX_KINDS:
-        table = hw.sparse_peak_tflops if ran.endswith("(2:4 sparse)") else hw.peak_tflops
-        return ran, table.get(ran.split()[0])
-    return "vector fp32", hw.vector_flops / 1e12
-
-
-def _op_row(phase: str, op: Op, cost: OpCost, phase_time: float, hw: HardwareSpec) -> dict[str, Any]:
-    t = cost.terms
-    ran = computes_in(op, cost, hw)
-    roof, roof_tflops = compute_ceiling(op, ran, hw)
-    return {
-        "phase": phase,
-        "name": op.name,
-        "kind": op.kind.value,
-        "count": op.count,
-        "shape": op.dims(),
-        "formats": dict(op.formats),
-        "compute_dtype": op.compute_dtype,
-        "computes_in": ran,
-        # the roofline chart's coordinates: the roof of the format the op computes in (vector FP32 for
-        # non-matrix arithmetic) and the FLOP/s one run reaches
-        "ceiling": roof,
-        "ceiling_tflops": roof_tflops,
-        "achieved_tflops": op.flops / cost.time_s / 1e12 if cost.time_s > 0 else None,
-        "flops": op.flops,
-        "bytes_read": op.bytes_read,
-        "bytes_written": op.bytes_written,
-        "intensity": _num(op.intensity),
-        "bound": cost.bound,
-        "time_s": cost.time_s,
-        "total_s": cost.total_s,
-        "share": cost.total_s / phase_time if phase_time else 0.0,
-        "compute_s": cost.compute_s,
-        "memory_s": cost.memory_s,
-        "network_s": cost.network_s,
-        "overhead_s": cost.overhead_s,
-        "kernel": str(t.get("kernel", "dense")),
-        "weight_bytes": op.weight_bytes,
-        "matrix_s": float(t.get("matrix_s", cost.compute_s if op.kind.value in ("gemm", "bmm", "attention") else 0.0)),
-        "dequant_s": float(t.get("dequant_s", 0.0)),
-        "extract_s": float(t.get("extract_s", 0.0)),
-        "terms": cost.terms,
-    }
-
-
-def _alltoall_s(p: PhaseCost) -> float:
-    """Seconds of a phase's expert-parallel all-to-alls (dispatch and combine; 0 without wide EP)."""
-    return sum(c.total_s for o, c in zip(p.ops, p.costs) if o.kind is OpKind.ALLTOALL)
-
-
-def _phase_rows(p: PhaseCost, label: str, hw: HardwareSpec) -> list[dict[str, Any]]:
-    return [_op_row(label, o, c, p.time_s, hw) for o, c in zip(p.ops, p.costs)]
-
-
-def _rule_dict(r: Any) -> dict[str, Any]:
-    d: dict[str, Any] = {"match": r.match, "layers": list(r.layers) if r.layers is not None else None}
-    for k in ("weights", "activations"):
-        v = getattr(r, k)
-        if v is not None:
-            d[k] = v.name
-    if r.sparsity is not None or r.dense:
-        d["sparsity"] = r.sparsity.name if r.sparsity is not None else None
-    if r.keep is not None:
-        d["keep"] = r.keep
-    return d
-
-
-def _ratio(base: float, tech: float, *, higher_is_better: bool = False) -> dict[str, float]:
-    speedup = (tech / base if higher_is_better else base / tech) if base and tech else 0.0
-    return {"baseline": base, "technique": tech, "speedup": speedup}
-
-
-def _size(base: float, tech: float) -> dict[str, float]:
-    return {"baseline": base, "technique": tech, "ratio": tech / base if base else 0.0}
+from tapeout.perf.core import computes_in
+from tapeout.system.compose import Composition, compose
+from tapeout.workload.scenario import RESOLVED, PredictInputs, Scenario, ScenarioInputs
 
 
 @dataclass(frozen=True)
@@ -141,8 +32,6 @@ class Prediction:
     tier: str
     result: Composition
     baseline: Prediction | None = None
-    #: serving-framework profile whose host overhead is in ``hardware.efficiency.host_overhead_us``
-    framework: str = "kernels"
     #: what the caller should know before trusting the numbers (a context beyond the model's trained
     #: positions, a tier that could not run); ``to_dict()["warnings"]``, printed by the CLI
     warnings: tuple[str, ...] = ()
@@ -153,31 +42,16 @@ class Prediction:
     #: the checkpoint's shipped format when the prediction used it (no weight format was given)
     checkpoint_format: Any = None
 
+    @property
+    def framework(self) -> str:
+        """The serving-framework profile whose host overhead is in ``hardware.efficiency`` (the scenario's)."""
+        return self.scenario.framework
+
     def comparison(self) -> dict[str, Any] | None:
         """Technique vs baseline: TTFT (prefill), TPOT (decode), e2e, throughput, memory."""
-        b = self.baseline
-        if b is None:
-            return None
-        r, s = b.result, self.result
-        bs = b.scenario
-        return {
-            "baseline": {"weights": bs.weights.name, "activations": bs.activations.name,
-                         "kv_cache": bs.kv_cache.name, "sparsity": None},
-            "phases": {
-                "prefill": _ratio(r.ttft_s, s.ttft_s),
-                "decode": _ratio(r.tpot_s, s.tpot_s),
-            },
-            "ttft_s": _ratio(r.ttft_s, s.ttft_s),
-            "tpot_s": _ratio(r.tpot_s, s.tpot_s),
-            "e2e_latency_s": _ratio(r.e2e_latency_s, s.e2e_latency_s),
-            "throughput_tok_s": _ratio(r.throughput_tok_s, s.throughput_tok_s, higher_is_better=True),
-            "memory": {
-                "weights_bytes": _size(r.memory.weights_bytes, s.memory.weights_bytes),
-                "total_bytes": _size(r.memory.total_bytes, s.memory.total_bytes),
-                "max_batch": {"baseline": r.memory.max_batch, "technique": s.memory.max_batch},
-                "fits": {"baseline": r.memory.fits, "technique": s.memory.fits},
-            },
-        }
+        from tapeout.report.prediction import comparison
+
+        return comparison(self)
 
     @property
     def ttft_s(self) -> float:
@@ -200,117 +74,23 @@ class Prediction:
         return self.result.memory
 
     def model_info(self) -> dict[str, Any]:
-        """Parameter counts and the attention as run: the layer spans (full, sliding W, chunked C) with their
-        layer counts, and for MLA the form each phase ran in."""
-        m, sc = self.model, self.scenario
-        info: dict[str, Any] = {
-            "total_params": m.total_params(),
-            "active_params": m.active_params(),
-            "attention": m.attention_kind,
-            "attention_layers": {a.label: n for a, n in m.attention_spans()},
-        }
-        if m.vision_params:
-            info["vision_params"] = m.vision_params  # loaded with the weights, not run for text
-        if m.mtp_layers:
-            info["mtp_params"] = m.mtp_params()  # reported apart: neither loaded nor run
-        if m.mla is not None:
-            info["mla_forms"] = {"prefill": sc.mla_form("prefill"), "decode": sc.mla_form("decode")}
-        return info
+        """Parameter counts and the attention as run (:func:`tapeout.report.prediction.model_info`)."""
+        from tapeout.report.prediction import model_info
+
+        return model_info(self)
 
     def ops(self) -> list[dict[str, Any]]:
         """Per-op rows: the prefill, then the decode step at the middle of the generation."""
-        r = self.result
-        return _phase_rows(r.prefill, "prefill", self.hardware) + _phase_rows(r.decode_representative, "decode",
-                                                                              self.hardware)
+        from tapeout.report.prediction import op_rows
 
-    def _cycle(self, step: PhaseCost) -> float:
-        mb = self.scenario.pp_microbatches
-        return max(step.time_s, mb * max(step.stage_times)) if step.stage_times else step.time_s
+        return op_rows(self)
 
     def to_dict(self) -> dict[str, Any]:
-        r, sc = self.result, self.scenario
-        steps = r.decode_steps
-        mid = r.decode_representative
-        return {
-            "inputs": {
-                "model": self.model.name,
-                "hardware": self.hardware.name,
-                "batch": sc.batch,
-                "input_len": sc.input_len,
-                "output_len": sc.output_len,
-                "tp": sc.tp,
-                "ep": sc.ep,
-                "dp_attention": sc.dp,
-                "pp": sc.pp,
-                "pp_microbatches": sc.pp_microbatches,
-                "weights": sc.weights.name,
-                "activations": sc.activations.name,
-                "kv_cache": sc.kv_cache.name,
-                "attention": sc.attention,
-                "mla_attention": sc.mla_attention,
-                "fuse_residual_norm": sc.fuse_residual_norm,
-                "kv_fraction": sc.kv_fraction,
-                "max_prefill_tokens": sc.max_prefill_tokens,
-                "sparsity": sc.sparsity.name if sc.sparsity is not None else None,
-                "sparse_kernel": sc.sparse_kernel,
-                "layers": [_rule_dict(r) for r in sc.layers],
-                **({"kernel_constants": sc.kernel_constants.model_dump()} if sc.kernel_constants else {}),
-                "tier": self.tier,
-                "framework": self.framework,
-                "default_16bit": self.default_16bit,
-                "checkpoint_format": None if self.checkpoint_format is None else {
-                    "weights": self.checkpoint_format.weights, "layers": self.checkpoint_format.match,
-                    "activations": self.checkpoint_format.activations, "source": self.checkpoint_format.source,
-                },
-            },
-            "warnings": list(self.warnings),
-            "notes": list(self.notes),
-            "ttft_s": r.ttft_s,
-            "tpot_s": r.tpot_s,
-            "e2e_latency_s": r.e2e_latency_s,
-            "throughput_tok_s": r.throughput_tok_s,
-            "concurrency": r.concurrency,
-            "memory": r.memory.to_dict(),
-            "phases": {
-                "prefill": {
-                    "time_s": r.prefill.time_s,
-                    "tokens": r.prefill.graph.tokens,
-                    "flops": r.prefill.graph.flops,
-                    "bytes": r.prefill.graph.bytes_total,
-                    "stage_times_s": list(r.prefill.stage_times),
-                    "all_to_all_s": _alltoall_s(r.prefill),
-                },
-                "decode": {
-                    "mean_step_s": r.tpot_s,
-                    "first_step_s": steps[0].time_s,
-                    "last_step_s": steps[-1].time_s,
-                    # with pp_microbatches > 1 a decode cycle (every batch in flight advances one token)
-                    # is max(one batch's pass, microbatches x the slowest stage); TPOT is its mean
-                    "first_cycle_s": self._cycle(steps[0]),
-                    "last_cycle_s": self._cycle(steps[-1]),
-                    "microbatches": sc.pp_microbatches,
-                    "first_context": steps[0].graph.context,
-                    "last_context": steps[-1].graph.context,
-                    "steps_evaluated": len(steps),
-                    "ops_shown_at_context": mid.graph.context,
-                    "flops_per_step": mid.graph.flops,
-                    "bytes_per_step": mid.graph.bytes_total,
-                    "stage_times_s": list(mid.stage_times),
-                    "all_to_all_s": _alltoall_s(mid),
-                },
-            },
-            "model_info": self.model_info(),
-            "hardware_info": {
-                "display_name": self.hardware.display_name,
-                "memory_bandwidth_gbps": self.hardware.memory.bandwidth_gbps,
-                "peak_tflops": dict(self.hardware.peak_tflops),
-                "sparse_peak_tflops": dict(self.hardware.sparse_peak_tflops),
-                "vector_tflops": self.hardware.vector_flops / 1e12,
-                "memory_capacity_bytes": self.hardware.memory_capacity,
-                "efficiency": self.hardware.efficiency.model_dump(),
-            },
-            "ops": self.ops(),
-        } | ({"comparison": self.comparison()} if self.baseline is not None else {})
+        """Everything the prediction says as plain data: ``tapeout predict --format json``
+        (:func:`tapeout.report.prediction.to_dict`)."""
+        from tapeout.report.prediction import to_dict
+
+        return to_dict(self)
 
 
 _RESOLVED: dict[tuple, tuple[HardwareSpec, HardwareSpec]] = {}
@@ -390,21 +170,70 @@ class Prepared:
     notes: tuple[str, ...]
 
 
-def prepare(model: str | Path | ModelSpec, hardware: str | Path | HardwareSpec, common: dict[str, Any], *,
-            weights: str | None = None, activations: str | None = None, kv_cache: str | None = None,
-            sparsity: float | str | None = None, sparse_kernel: str | None = None,
-            scenario: str | Path | dict[str, Any] | None = None, tier: str | None = None,
-            efficiency: dict[str, float] | None = None, framework: str = "kernels") -> Prepared:
-    """Load and validate everything :func:`predict` and :func:`tapeout.simulate` share; ``common`` holds the
-    scenario's batch, lengths, parallelism and attention keys (the arguments of :func:`predict`)."""
-    from tapeout.workload.techniques import read_scenario_file, scenario_mapping
+#: the scenario fields a :class:`Scenario` takes as given (it resolves the others: formats, sparsity)
+GIVEN = tuple(k for k in ScenarioInputs.model_fields if k not in RESOLVED)
+_INPUTS: dict[tuple, PredictInputs] = {}
+_PREPARED: dict[tuple, tuple[ModelSpec, HardwareSpec, Prepared]] = {}
 
-    from tapeout.system.frameworks import framework as framework_profile
 
+def clear_caches() -> None:
+    """Forget the memoised inputs, prepared scenarios and efficiency-applied devices (after a re-fit)."""
+    _INPUTS.clear()
+    _PREPARED.clear()
+    _RESOLVED.clear()
+
+
+def predict_inputs(kwargs: dict[str, Any], *, fn: str = "predict") -> PredictInputs:
+    """The keywords of :func:`predict` validated as :class:`PredictInputs` (a one-line error naming the field and
+    what it allows), memoised per keywords when they are hashable: a repeated call validates nothing."""
+    unknown = kwargs.keys() - PredictInputs.model_fields.keys()
+    if unknown:
+        raise TypeError(f"{fn}() got an unexpected keyword argument {min(unknown)!r}")
+    try:  # the types too: batch=True equals batch=1 as a key, but is a mistake
+        key: tuple | None = tuple((k, type(v), v) for k, v in kwargs.items())
+        hit = _INPUTS.get(key)  # type: ignore[arg-type]
+    except TypeError:  # a mapping (scenario, efficiency): validated every time
+        key = hit = None
+    if hit is not None:
+        return hit
+    args = specio.build(PredictInputs, kwargs, origin="scenario")
+    if key is not None:
+        if len(_INPUTS) >= 1024:
+            _INPUTS.clear()
+        _INPUTS[key] = args
+    return args
+
+
+def prepare(model: str | Path | ModelSpec, hardware: str | Path | HardwareSpec,
+            inputs: PredictInputs | dict[str, Any], **more: Any) -> Prepared:
+    """Load and validate everything :func:`predict` and :func:`tapeout.simulate` share: the model, the device
+    with its framework profile and efficiency overrides, the tier, and the resolved :class:`Scenario` of
+    ``inputs`` (:class:`PredictInputs`, or a mapping of :func:`predict`'s keywords, ``more`` added).
+    Memoised per (inputs, model, device) when the inputs are hashable and name no scenario file (its
+    contents may change): a repeated prediction validates nothing."""
+    args = inputs if isinstance(inputs, PredictInputs) and not more else predict_inputs({**inputs, **more}, fn="prepare")
     m = load_model(model)
     hw = load_hardware(hardware)
-    if not isinstance(framework, str):
-        raise TapeoutError(f"expected a profile name, got {type(framework).__name__}", field="framework")
+    try:
+        key: tuple | None = None if isinstance(args.scenario, Path) else (args, id(m), id(hw))
+        hit = _PREPARED.get(key) if key is not None else None
+    except TypeError:  # a mapping among the inputs (scenario, efficiency, kernel_constants)
+        key = hit = None
+    if hit is not None and hit[0] is m and hit[1] is hw:
+        return hit[2]
+    pre = _prepare(args, m, hw)
+    if key is not None:
+        if len(_PREPARED) >= 1024:
+            _PREPARED.clear()
+        _PREPARED[key] = (m, hw, pre)
+    return pre
+
+
+def _prepare(args: PredictInputs, m: ModelSpec, hw: HardwareSpec) -> Prepared:
+    from tapeout.system.frameworks import framework as framework_profile
+    from tapeout.workload.techniques import LayerRule, read_scenario_file, scenario_mapping
+
+    framework, efficiency, tier, scenario = args.framework, args.efficiency, args.tier, args.scenario
     fw = framework_profile(framework)
     profile = fw.efficiency()
     if profile:  # explicit efficiency fields win over the profile's
@@ -433,9 +262,7 @@ def prepare(model: str | Path | ModelSpec, hardware: str | Path | HardwareSpec, 
         tech = scenario_mapping(scenario, origin="scenario")
     else:
         tech = read_scenario_file(scenario)
-    given = {"weights": weights, "activations": activations, "kv_cache": kv_cache, "sparsity": sparsity,
-             "sparse_kernel": sparse_kernel}
-    tech.update({k: v for k, v in given.items() if v is not None})
+    tech.update({k: v for k in RESOLVED if (v := getattr(args, k)) is not None})
     shipped = _shipped(m, tech)
     half = default_16bit(hw)
     defaulted = [k for k in ("weights", "activations") if tech.get(k) is None]
@@ -448,8 +275,6 @@ def prepare(model: str | Path | ModelSpec, hardware: str | Path | HardwareSpec, 
             tech["weights"] = shipped.weights
             defaulted.remove("weights")
         else:
-            from tapeout.workload.techniques import LayerRule
-
             tech["layers"] = (LayerRule(match=shipped.match, weights=shipped.weights), *tech.get("layers", ()))
         if shipped.activations is not None and "activations" in defaulted:
             tech["activations"] = shipped.activations
@@ -465,7 +290,10 @@ def prepare(model: str | Path | ModelSpec, hardware: str | Path | HardwareSpec, 
             peaks = ", ".join(f"{k} {v:g}" for k, v in (("fp16", p16), ("bf16", pb16)) if v is not None)
             notes.append(f"{' and '.join(defaulted)} default to {half}, the faster 16-bit format of {hw.name} "
                          f"(dense TFLOP/s: {peaks}); set --weights/--activations to choose")
-    sc = specio.build(Scenario, {**common, **tech}, origin="scenario")
+    given = {k: getattr(args, k) for k in GIVEN} | {"framework": fw.name}
+    if args.kernel_constants is not None:
+        given["kernel_constants"] = _kernel_constants(args.kernel_constants)
+    sc = specio.build(Scenario, {**given, **tech}, origin="scenario")
     _check_layers(m, sc)
     if tech.get("sparse_kernel") is not None and sc.sparsity is None and not any(r.sparsity for r in sc.layers):
         raise TapeoutError(f"{tech['sparse_kernel']!r} picks the kernel of sparse layers, but no layer is sparse: "
@@ -476,34 +304,7 @@ def prepare(model: str | Path | ModelSpec, hardware: str | Path | HardwareSpec, 
     return Prepared(m, hw, tier, fw, sc, half, shipped, tuple(warnings), tuple(notes))
 
 
-def predict(
-    model: str | Path | ModelSpec,
-    hardware: str | Path | HardwareSpec,
-    *,
-    batch: int = 1,
-    input_len: int = 2048,
-    output_len: int = 128,
-    tp: int = 1,
-    ep: int = 1,
-    pp: int = 1,
-    pp_microbatches: int = 1,
-    weights: str | None = None,
-    activations: str | None = None,
-    kv_cache: str | None = None,
-    attention: str = "flash",
-    mla_attention: str = "auto",
-    fuse_residual_norm: bool = False,
-    kv_fraction: float = 0.9,
-    max_prefill_tokens: int | None = DEFAULT_PREFILL_TOKENS,
-    sparsity: float | str | None = None,
-    sparse_kernel: str | None = None,
-    scenario: str | Path | dict[str, Any] | None = None,
-    compare_to: str | None = None,
-    tier: str | None = None,
-    efficiency: dict[str, float] | None = None,
-    framework: str = "kernels",
-    kernel_constants: dict[str, float] | None = None,
-) -> Prediction:
+def predict(model: str | Path | ModelSpec, hardware: str | Path | HardwareSpec, **inputs: Any) -> Prediction:
     """Predict latency, throughput and memory of ``model`` on ``tp`` x ``pp`` x ``hardware``.
 
     Parallelism: ``tp``-way tensor parallelism within each of ``pp`` pipeline stages (contiguous layers,
@@ -539,29 +340,25 @@ def predict(
     ``tier`` defaults to ``"tiled"`` for a device with a micro-architecture description and to
     ``"roofline"`` otherwise; ``to_dict()["inputs"]["tier"]`` says which one ran.
     """
-    common = {"batch": batch, "input_len": input_len, "output_len": output_len, "tp": tp, "ep": ep, "pp": pp,
-              "pp_microbatches": pp_microbatches, "attention": attention, "mla_attention": mla_attention,
-              "fuse_residual_norm": fuse_residual_norm, "kv_fraction": kv_fraction,
-              "max_prefill_tokens": max_prefill_tokens}
-    if kernel_constants is not None:
-        common["kernel_constants"] = _kernel_constants(kernel_constants)
-    pre = prepare(model, hardware, common, weights=weights, activations=activations, kv_cache=kv_cache,
-                  sparsity=sparsity, sparse_kernel=sparse_kernel, scenario=scenario, tier=tier, efficiency=efficiency,
-                  framework=framework)
-    m, hw, tier, fw, sc = pre.model, pre.hardware, pre.tier, pre.framework, pre.scenario
-    half, shipped, warnings, notes = pre.default_16bit, pre.shipped, pre.warnings, list(pre.notes)
+    args = predict_inputs(inputs)
+    pre = prepare(model, hardware, args)
+    m, hw, tier, sc = pre.model, pre.hardware, pre.tier, pre.scenario
     base = None
-    if compare_to is not None:
-        from tapeout import dtypes
-
-        fmt = dtypes.parse(compare_to, field="compare_to").name
-        bsc = specio.build(Scenario, {**common, "weights": fmt, "activations": fmt, "kv_cache": fmt},
-                           origin="compare_to")
+    if args.compare_to is not None:
+        fmt = dtypes.parse(args.compare_to, field="compare_to").name
+        plain = {k: getattr(sc, k) for k in GIVEN} | {"weights": fmt, "activations": fmt, "kv_cache": fmt}
+        if sc.kernel_constants is not None:
+            plain["kernel_constants"] = sc.kernel_constants
+        bsc = specio.build(Scenario, plain, origin="compare_to")
         base = Prediction(model=m, hardware=hw, scenario=bsc, tier=tier, result=compose(m, hw, bsc, tier),
-                          framework=fw.name, default_16bit=half)
+                          default_16bit=pre.default_16bit)
     pred = Prediction(model=m, hardware=hw, scenario=sc, tier=tier, result=compose(m, hw, sc, tier), baseline=base,
-                      framework=fw.name, warnings=warnings, default_16bit=half, checkpoint_format=shipped)
-    return replace(pred, notes=tuple(notes + _fallback_notes(pred)))
+                      warnings=pre.warnings, default_16bit=pre.default_16bit, checkpoint_format=pre.shipped)
+    return replace(pred, notes=pre.notes + tuple(_fallback_notes(pred)))
+
+
+#: ``predict(model, hardware, *, batch=1, input_len=2048, ...)``: its keywords are :class:`PredictInputs`' fields
+specio.keyword_api(predict, PredictInputs)
 
 
 def _kernel_constants(overrides: Any) -> Any:
@@ -606,4 +403,5 @@ def _shipped(m: ModelSpec, tech: dict[str, Any]):  # noqa: ANN202 - CheckpointFo
     return m.checkpoint
 
 
-__all__ = ["Prediction", "Prepared", "predict", "prepare", "load_model", "load_hardware"]
+__all__ = ["Prediction", "PredictInputs", "Prepared", "ScenarioInputs", "predict", "predict_inputs", "prepare",
+           "load_model", "load_hardware"]

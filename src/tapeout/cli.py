@@ -8,14 +8,15 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from tapeout.clicommand import BoolValueCommand, run_app
+from tapeout.clicommand import BoolValueCommand, options_from, run_app
 from tapeout.cliutil import TableOrJson, fail
 from tapeout.errors import TapeoutError
 from tapeout.datadir import DATA_HELP
+from tapeout.workload.scenario import PredictInputs
 
 app = typer.Typer(
     name="tapeout",
@@ -49,70 +50,24 @@ class Format(str, Enum):
 
 
 @app.command(cls=BoolValueCommand)
+@options_from(PredictInputs)
 def predict(
     model: Annotated[str, typer.Option(help="catalog name, HF repo id, or path to a config.json")],
     hardware: Annotated[str, typer.Option(help="catalog name or path to a TOML/YAML/JSON device file")],
-    batch: Annotated[int, typer.Option(help="concurrent sequences")] = 1,
-    input_len: Annotated[int, typer.Option(help="prompt tokens per sequence")] = 2048,
-    output_len: Annotated[int, typer.Option(help="generated tokens per sequence")] = 128,
-    tp: Annotated[int, typer.Option(help="tensor-parallel degree")] = 1,
-    ep: Annotated[int, typer.Option(
-        help="expert parallelism of MoE layers: 1 (experts sliced over tp), tp (whole experts per device), or with "
-        "tp 1 any count: data-parallel attention, experts over ep devices, all-to-all dispatch (docs/wide-ep.md)")] = 1,
-    pp: Annotated[int, typer.Option(help="pipeline-parallel stages (contiguous layers per tp group)")] = 1,
-    pp_microbatches: Annotated[int, typer.Option(
-        help="batches in flight through the pipeline (1: one at a time; pp: a full pipeline)")] = 1,
-    weights: Annotated[Optional[str], typer.Option(
-        help="weight format of the linear layers: fp16 bf16 fp8 fp6 fp5 fp4 int8 int4 int4_g128 nf4 ... "
-        "(default: fp16 or bf16, whichever the device's datasheet peak is higher for; fp16 when equal)")] = None,
-    activations: Annotated[Optional[str], typer.Option(
-        help="activation format (default: as --weights' default)")] = None,
-    kv_cache: Annotated[Optional[str], typer.Option(help="KV-cache format (default: activations)")] = None,
-    sparsity: Annotated[Optional[str], typer.Option(
-        help="weight sparsity: 0.8 (unstructured), 2:4, 1x4:0.5 (1xN blocks)")] = None,
-    sparse_kernel: Annotated[Optional[str], typer.Option(
-        help="auto | tensor (Flash-LLM) | cuda (Sputnik-like) | dense")] = None,
-    scenario: Annotated[Optional[Path], typer.Option(
-        help="scenario file (TOML/YAML/JSON): global formats, sparsity and per-layer rules (docs/techniques.md)")] = None,
-    compare_to: Annotated[Optional[str], typer.Option(
-        help="also predict this plain format (e.g. fp16) and print the speedup per phase")] = None,
-    attention: Annotated[str, typer.Option(
-        help="flash | naive | mmha (decode reads K/V per query head: no GQA sharing)")] = "flash",
-    mla_attention: Annotated[str, typer.Option(
-        help="MLA models: auto (naive prefill, absorbed decode) | naive (up-project K/V) | absorbed (latent space)")
-    ] = "auto",
-    fuse_residual_norm: Annotated[bool, typer.Option(
-        "--fuse-residual-norm/--no-fuse-residual-norm",
-        help="fuse each residual add into the next norm (vLLM, TensorRT-LLM); also --fuse-residual-norm true|false")
-    ] = False,
-    kv_fraction: Annotated[float, typer.Option(
-        "--kv-fraction", help="share of the memory left after weights that the KV pool gets; a batch beyond it "
-        "runs fewer sequences at once, in waves")] = 0.9,
-    framework: Annotated[str, typer.Option(
-        help="serving-framework profile (system/frameworks.toml): kernels (device time only) | fastertransformer | "
-             "deepspeed (per-op host overhead) | llamacpp (its kernels' streaming cap) | gptfast (one-shot all-reduce)")
-    ] = "kernels",
-    tier: Annotated[Optional[str], typer.Option(
-        help="performance tier: tiled | roofline (default: tiled where the device has a micro-architecture)")
-    ] = None,
     format: Annotated[Format, typer.Option("--format", "-f", help="table | json | csv")] = Format.table,
     ops: Annotated[bool, typer.Option(
         "--ops/--no-ops", help="table: also print the per-op tables of prefill and one decode step (json and csv "
         "always carry the per-op rows)")] = False,
     html: Annotated[Optional[Path], typer.Option(
         "--html", help="also write a self-contained offline HTML report (summary, per-op table, charts)")] = None,
+    **inputs: Any,
 ) -> None:
     """Predict TTFT, TPOT, end-to-end latency, throughput and memory (per-op tables with --ops)."""
     from tapeout.api import predict as api_predict
     from tapeout.report import render
 
     try:
-        p = api_predict(model, hardware, batch=batch, input_len=input_len, output_len=output_len, tp=tp, ep=ep, pp=pp,
-                        pp_microbatches=pp_microbatches,
-                        weights=weights, activations=activations, kv_cache=kv_cache, attention=attention,
-                        mla_attention=mla_attention, fuse_residual_norm=fuse_residual_norm, kv_fraction=kv_fraction,
-                        sparsity=sparsity, sparse_kernel=sparse_kernel, scenario=scenario, compare_to=compare_to,
-                        tier=tier, framework=framework)
+        p = api_predict(model, hardware, **inputs)
     except TapeoutError as exc:
         fail(str(exc))
     d = p.to_dict()

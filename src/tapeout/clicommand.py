@@ -3,7 +3,12 @@ stderr, and the console-script runner that keeps every error on one line."""
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 from typer.core import TyperCommand
@@ -80,6 +85,54 @@ class BoolValueCommand(TyperCommand):
                 out.append(p.secondary_opts[0])
             i += 1
         return out
+
+
+def _option_type(annotation: Any) -> Any:
+    """The command-line type of a field: int, float, bool, a path, else text (formats, choices, numbers or
+    patterns that the model validates); Optional when the field may be None; None for a mapping (no option)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    optional = typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) < len(
+        typing.get_args(annotation))
+    core = args if typing.get_origin(annotation) in (typing.Union, types.UnionType) else [annotation]
+    if any(typing.get_origin(a) is dict or a is dict for a in core) and Path not in core:
+        return None
+    if core == [bool]:
+        kind: Any = bool
+    elif core == [int]:
+        kind = int
+    elif core == [float]:
+        kind = float
+    elif Path in core:
+        kind = Path
+    else:
+        kind = str
+    return Optional[kind] if optional else kind
+
+
+def options_from(model: Any, exclude: tuple[str, ...] = (), help: dict[str, str] | None = None
+                 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A typer command's options generated from a pydantic model: the command's ``**kwargs`` become one
+    option per field (``--input-len`` for ``input_len``; its type, default, and description as help, or
+    ``help[name]``; a bool as ``--flag/--no-flag``), placed after the command's required parameters. Fields
+    in ``exclude``, or holding a mapping, get no option. The command receives them as keywords."""
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(fn, eval_str=True)  # typer reads a set __signature__ as it is
+        own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        made = []
+        for name, f in model.model_fields.items():
+            kind = _option_type(f.annotation)
+            if name in exclude or kind is None or name in {p.name for p in own}:
+                continue
+            text = (help or {}).get(name, f.description)
+            flag = "--" + name.replace("_", "-")
+            opt = typer.Option(f"{flag}/--no-{flag[2:]}", help=text) if kind is bool else typer.Option(flag, help=text)
+            made.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                          annotation=Annotated[kind, opt]))
+        at = next((i for i, p in enumerate(own) if p.default is not inspect.Parameter.empty), len(own))
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        fn.__signature__ = sig.replace(parameters=params[:at] + made + params[at:])  # type: ignore[attr-defined]
+        return fn
+    return decorate
 
 
 class RichProgress:

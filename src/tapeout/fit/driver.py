@@ -59,7 +59,7 @@ def forget() -> None:
     compose.clear_caches()
     api = _sys.modules.get("tapeout.api")
     if api is not None:
-        api._RESOLVED.clear()
+        api.clear_caches()
     e2e = _sys.modules.get("tapeout.validate.e2e")
     if e2e is not None:
         e2e._E2E_CACHE.clear()

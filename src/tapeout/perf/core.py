@@ -19,7 +19,7 @@ from tapeout import dtypes
 from tapeout.errors import TapeoutError
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.perf.cost import OpCost
-from tapeout.workload.ops import Kernel, Op, OpKind
+from tapeout.workload.ops import COLLECTIVE_KINDS, MATRIX_KINDS, Kernel, Op, OpKind
 
 
 def make_cost(op: Op, *, tier: str, compute: float, memory: float, network: float = 0.0, overhead: float,
@@ -202,4 +202,21 @@ def oneshot_allreduce(hw: HardwareSpec, message_bytes: float, group: int, eta: f
     return wire / (ic.bandwidth * eta), eff.oneshot_allreduce_latency_us * 1e-6, terms
 
 
-__all__ = ["COLLECTIVES", "algorithms", "alltoall", "collective_name", "fastest", "make_cost", "with_prologue", "oneshot_allreduce", "peak_key"]
+def computes_in(op: Op, cost: OpCost, hw: HardwareSpec) -> str | None:
+    """The format an op's arithmetic runs in: for matrix ops the peak the kernel used (fp8 on a device
+    without fp8 computes at the fp16 rate), for vector ops (norms, softmax, RoPE, adds) their compute
+    format, None for collectives, sends and the embedding gather (data movement)."""
+    if op.kind in COLLECTIVE_KINDS or op.kind.value in ("send", "embedding"):  # data movement (a gather)
+        return None
+    if op.kind in MATRIX_KINDS or op.kind.value == "attention":
+        peak = cost.terms.get("peak")
+        if isinstance(peak, str) and peak:
+            return peak
+        from tapeout.perf.roofline import matrix_peak
+
+        return matrix_peak(hw, op.compute_dtype)[0]
+    return op.compute_dtype
+
+
+__all__ = ["COLLECTIVES", "algorithms", "alltoall", "collective_name", "computes_in", "fastest", "make_cost",
+           "with_prologue", "oneshot_allreduce", "peak_key"]

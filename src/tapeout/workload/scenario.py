@@ -1,12 +1,24 @@
-"""What is being run: batch, lengths, number formats, compression techniques and parallelism."""
+"""What is being run: batch, lengths, number formats, compression techniques, parallelism and framework.
+
+Two models, one set of fields:
+
+- :class:`ScenarioInputs` is the scenario as a user states it (plain JSON types; ``None``: the default the
+  device or the checkpoint decides). Each field is stated here once, with its type, default, allowed values
+  and help text: :func:`tapeout.predict`'s keywords, the ``tapeout predict`` options
+  (:func:`tapeout.clicommand.options_from`) and ``to_dict()["inputs"]`` come from these fields, and the web
+  layer takes it as its request body.
+- :class:`Scenario` is the same scenario resolved (formats parsed, sparsity read, per-layer rules, the
+  kernel constants): what the op graphs are built from, frozen and hashable (memoised on).
+"""
 
 from __future__ import annotations
 
 import heapq
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from tapeout import dtypes
 from tapeout.dtypes import DType
@@ -34,63 +46,79 @@ LIMITS: dict[str, tuple[int, str]] = {
     "pp_microbatches": (4096, "batches"),
 }
 
+Attention = Literal["flash", "naive", "mmha"]
+MlaAttention = Literal["auto", "naive", "absorbed"]
+SparseKernel = Literal["auto", "tensor", "cuda", "dense"]
 
-class Scenario(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
+
+class ScenarioInputs(BaseModel):
+    """The scenario as given: every user-facing field once (type, default, allowed values, help)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     batch: int = Field(1, gt=0, description="concurrent sequences")
     input_len: int = Field(2048, gt=0, description="prompt tokens per sequence")
-    output_len: int = Field(128, gt=0, description="generated tokens per sequence (the first comes from prefill)")
+    #: the first generated token comes from the prefill
+    output_len: int = Field(128, gt=0, description="generated tokens per sequence")
     tp: int = Field(1, gt=0, description="tensor-parallel degree")
-    ep: int = Field(1, gt=0, description="expert parallelism of MoE layers: 1 (every expert sliced over the tp "
-                    "devices), tp (whole experts spread over the tp devices; tokens are replicated after "
-                    "attention, each device runs its own experts, the layer's all-reduce combines them), or, with "
-                    "tp = 1, any number of devices: data-parallel attention (each device runs attention for its "
-                    "own batch) and the experts spread over all ep devices, tokens dispatched to them and "
-                    "combined back by all-to-alls over the scale-up and scale-out links (docs/wide-ep.md)")
-    pp: int = Field(1, gt=0, description="pipeline-parallel stages: the layers split into contiguous stages, "
-                    "one per group of tp devices; activations go to the next stage point to point")
-    pp_microbatches: int = Field(
-        1, gt=0, description="independent batches of `batch` sequences in flight through the pipeline (1: one "
-        "batch at a time, as llama.cpp's layer split runs; pp: a full pipeline, as vLLM's virtual engines)")
-    weights: DType = Field(dtypes.parse("fp16"), description="weight format of the transformer's linear layers")
-    activations: DType = Field(dtypes.parse("fp16"), description="activation format")
-    kv_cache: DType = Field(dtypes.parse("fp16"), description="KV-cache format")
-    attention: Literal["flash", "naive", "mmha"] = Field(
-        "flash", description="flash: fused FlashAttention-style kernels (decode reads each KV head once); naive: "
-        "materialized scores; mmha: fused kernels whose decode step reads K/V once per query head, leaving "
-        "GQA/MQA sharing unused (TensorRT-LLM's masked multi-head attention before its XQA kernel)"
-    )
-    mla_attention: Literal["auto", "naive", "absorbed"] = Field(
-        "auto", description="form of multi-head latent attention (MLA models; docs/mla.md): naive (up-project the "
-        "latent to per-head K and V, then attention), absorbed (attention in the latent space; decode reads only "
-        "the latent cache), auto (naive for prefill, absorbed for decode, as DeepSeek's, vLLM's and SGLang's "
-        "MLA run)")
-    fuse_residual_norm: bool = Field(
-        False, strict=True, description="fuse each residual add into the next norm (one kernel: read x and the residual, "
-        "write both), as vLLM, TensorRT-LLM and FasterTransformer do")
-    sparsity: Sparsity | None = Field(
-        None, description="weight sparsity of the linear layers: 0.8 (unstructured), 2:4, 1x4:0.5 (1xN blocks)")
-    sparse_kernel: Literal["auto", "tensor", "cuda", "dense"] = Field(
-        "auto", description="unstructured sparse GEMM kernel: tensor (Flash-LLM: load as sparse, compute as "
-        "dense), cuda (Sputnik-like CSR on CUDA cores), dense (zeros stored), auto (the fastest per op)")
-    kv_fraction: float = Field(
-        0.9, gt=0, le=1,
-        description="share of the memory left after weights, activations and the runtime reserve that the "
-        "engine gives its KV-cache pool (TensorRT-LLM's kv_cache_free_gpu_mem_fraction and LMDeploy's "
-        "cache_max_entry_count read it this way; 0.9 is TensorRT-LLM's and vLLM's default); when batch x "
-        "context does not fit the pool, fewer sequences run at once")
-    max_prefill_tokens: int | None = Field(
-        DEFAULT_PREFILL_TOKENS, gt=0, le=10_000_000,
-        description="tokens one prefill forward pass runs at most (vLLM's max_num_batched_tokens, SGLang's "
-        "chunked_prefill_size, TensorRT-LLM's max_num_tokens): the batch's prompts run in chunks of this many "
-        "tokens, which bounds the activation memory (the prefill time is the whole batch's either way); None: "
-        "the whole batch in one pass, as static engines without chunking (gptSessionBenchmark) run it")
-    layers: tuple[LayerRule, ...] = Field(
-        (), description="per-layer rules (mixed precision, sparsity, channel pruning); later rules win")
-    kernel_constants: KernelConstants | None = Field(
-        None, description="the technique kernels' fitted constants for this scenario (None: the stored ones, "
-        "fitted/kernels.toml)")
+    #: 1: every expert sliced over the tp devices; tp: whole experts spread over the tp devices (tokens
+    #: replicated after attention, each device runs its own experts, the layer's all-reduce combines them);
+    #: with tp = 1 any count: data-parallel attention (each device runs attention for its own batch), the
+    #: experts over all ep devices, tokens dispatched and combined by all-to-alls over the scale-up and
+    #: scale-out links (docs/wide-ep.md)
+    ep: int = Field(1, gt=0, description=(
+        "expert parallelism of MoE layers: 1 (experts sliced over tp), tp (whole experts per device), or with "
+        "tp 1 any count: data-parallel attention, experts over ep devices, all-to-all dispatch (docs/wide-ep.md)"))
+    #: the layers split into contiguous stages, one per group of tp devices; activations go to the next
+    #: stage point to point
+    pp: int = Field(1, gt=0, description="pipeline-parallel stages (contiguous layers per tp group)")
+    #: independent batches of ``batch`` sequences in flight through the pipeline (1: one at a time, as
+    #: llama.cpp's layer split runs; pp: a full pipeline, as vLLM's virtual engines)
+    pp_microbatches: int = Field(1, gt=0, description=(
+        "batches in flight through the pipeline (1: one at a time; pp: a full pipeline)"))
+    #: None: the checkpoint's shipped format, else the device's faster 16-bit format
+    weights: str | None = Field(None, description=(
+        "weight format of the linear layers: fp16 bf16 fp8 fp6 fp5 fp4 int8 int4 int4_g128 nf4 ... "
+        "(default: fp16 or bf16, whichever the device's datasheet peak is higher for; fp16 when equal)"))
+    activations: str | None = Field(None, description="activation format (default: as --weights' default)")
+    kv_cache: str | None = Field(None, description="KV-cache format (default: activations)")
+    #: flash: fused FlashAttention-style kernels (decode reads each KV head once); naive: materialized
+    #: scores; mmha: fused kernels whose decode step reads K/V once per query head, leaving GQA/MQA sharing
+    #: unused (TensorRT-LLM's masked multi-head attention before its XQA kernel)
+    attention: Attention = Field("flash", description=(
+        "flash | naive | mmha (decode reads K/V per query head: no GQA sharing)"))
+    #: the form of multi-head latent attention (MLA models; docs/mla.md): naive (up-project the latent to
+    #: per-head K and V, then attention), absorbed (attention in the latent space; decode reads only the
+    #: latent cache), auto (naive prefill, absorbed decode, as DeepSeek's, vLLM's and SGLang's MLA run)
+    mla_attention: MlaAttention = Field("auto", description=(
+        "MLA models: auto (naive prefill, absorbed decode) | naive (up-project K/V) | absorbed (latent space)"))
+    #: one kernel per residual add and the next norm (read x and the residual, write both), as vLLM,
+    #: TensorRT-LLM and FasterTransformer do
+    fuse_residual_norm: bool = Field(False, strict=True, description=(
+        "fuse each residual add into the next norm (vLLM, TensorRT-LLM); also --fuse-residual-norm true|false"))
+    #: share of the memory left after weights, activations and the runtime reserve that the engine gives its
+    #: KV-cache pool (TensorRT-LLM's kv_cache_free_gpu_mem_fraction and LMDeploy's cache_max_entry_count read
+    #: it this way; 0.9 is TensorRT-LLM's and vLLM's default)
+    kv_fraction: float = Field(0.9, gt=0, le=1, description=(
+        "share of the memory left after weights that the KV pool gets; a batch beyond it runs fewer sequences "
+        "at once, in waves"))
+    sparsity: int | float | str | None = Field(None, description=(
+        "weight sparsity: 0.8 (unstructured), 2:4, 1x4:0.5 (1xN blocks)"))
+    #: tensor: Flash-LLM (load as sparse, compute as dense); cuda: Sputnik-like CSR on CUDA cores; dense:
+    #: zeros stored; auto: the fastest per op. Only with a sparse layer (None: auto).
+    sparse_kernel: SparseKernel | None = Field(None, description=(
+        "auto | tensor (Flash-LLM) | cuda (Sputnik-like) | dense"))
+    #: vLLM's max_num_batched_tokens, SGLang's chunked_prefill_size, TensorRT-LLM's max_num_tokens: the batch's
+    #: prompts run in chunks of this many tokens, which bounds the activation memory (the prefill time is the
+    #: whole batch's either way); None: the whole batch in one pass, as static engines without chunking
+    #: (gptSessionBenchmark) run it
+    max_prefill_tokens: int | None = Field(DEFAULT_PREFILL_TOKENS, gt=0, le=10_000_000, description=(
+        "tokens one prefill forward pass runs at most (the engine's token budget): prompts prefill in chunks of "
+        "it, which bounds the activation memory"))
+    #: a profile of system/frameworks.toml (checked against it when the device is prepared)
+    framework: str = Field("kernels", description=(
+        "serving-framework profile (system/frameworks.toml): kernels (device time only) | fastertransformer | "
+        "deepspeed (per-op host overhead) | llamacpp (its kernels' streaming cap) | gptfast (one-shot all-reduce)"))
 
     @model_validator(mode="before")
     @classmethod
@@ -111,6 +139,40 @@ class Scenario(BaseModel):
     def _budget(cls, v: object) -> int | None:
         return None if v is None else strict_int(v)
 
+    @model_validator(mode="after")
+    def _pipeline(self) -> "ScenarioInputs":
+        if self.pp_microbatches > 1 and self.pp == 1:
+            raise ValueError("pp_microbatches > 1 needs pipeline stages (pp > 1)")
+        if self.ep not in (1, self.tp):
+            if self.tp != 1:
+                raise ValueError(f"ep={self.ep}: allowed 1 or tp ({self.tp}), or any ep with tp = 1 (data-parallel "
+                                 "attention); attention tensor-parallel inside data-parallel groups is not modelled")
+            if self.pp != 1:
+                raise ValueError(f"ep={self.ep} with data-parallel attention needs pp = 1 (allowed pp: 1)")
+        return self
+
+
+#: the fields :class:`Scenario` resolves (formats, sparsity); the others pass through as given
+RESOLVED = ("weights", "activations", "kv_cache", "sparsity", "sparse_kernel")
+
+
+class Scenario(ScenarioInputs):
+    """The scenario resolved: the formats parsed, the sparsity read, per-layer rules and kernel constants.
+    The other fields are :class:`ScenarioInputs`' (declared there once)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
+
+    weights: DType = dtypes.parse("fp16")
+    activations: DType = dtypes.parse("fp16")
+    kv_cache: DType = dtypes.parse("fp16")
+    sparsity: Sparsity | None = None
+    sparse_kernel: SparseKernel = "auto"
+    layers: tuple[LayerRule, ...] = Field(
+        (), description="per-layer rules (mixed precision, sparsity, channel pruning); later rules win")
+    kernel_constants: KernelConstants | None = Field(
+        None, description="the technique kernels' fitted constants for this scenario (None: the stored ones, "
+        "fitted/kernels.toml)")
+
     @field_validator("weights", "activations", "kv_cache", mode="before")
     @classmethod
     def _dtype(cls, v: object, info) -> DType:  # type: ignore[no-untyped-def]
@@ -128,17 +190,18 @@ class Scenario(BaseModel):
             return ()
         return scenario_mapping({"layers": v}, origin="layers")["layers"]
 
-    @model_validator(mode="after")
-    def _pipeline(self) -> "Scenario":
-        if self.pp_microbatches > 1 and self.pp == 1:
-            raise ValueError("pp_microbatches > 1 needs pipeline stages (pp > 1)")
-        if self.ep not in (1, self.tp):
-            if self.tp != 1:
-                raise ValueError(f"ep={self.ep}: allowed 1 or tp ({self.tp}), or any ep with tp = 1 (data-parallel "
-                                 "attention); attention tensor-parallel inside data-parallel groups is not modelled")
-            if self.pp != 1:
-                raise ValueError(f"ep={self.ep} with data-parallel attention needs pp = 1 (allowed pp: 1)")
-        return self
+    @field_serializer("weights", "activations", "kv_cache")
+    def _format_name(self, v: DType) -> str:
+        return v.name
+
+    @field_serializer("sparsity")
+    def _sparsity_name(self, v: Sparsity | None) -> str | None:
+        return None if v is None else v.name
+
+    @field_serializer("layers")
+    def _rules(self, v: tuple[LayerRule, ...]) -> list[dict[str, Any]]:
+        return [rule_dict(r) for r in v]
+
 
     @property
     def dp(self) -> int:
@@ -178,6 +241,25 @@ class Scenario(BaseModel):
             or self.activations.bits < 16 or self.kv_cache.bits < 16
 
 
+class PredictInputs(ScenarioInputs):
+    """What :func:`tapeout.predict` takes besides the model and the device: the scenario, and how to predict it
+    (a scenario file or mapping, a baseline format, the tier, efficiency and kernel-constant overrides). Its
+    fields are ``predict``'s keywords and, those with a command-line form, ``tapeout predict``'s options."""
+
+    scenario: Path | dict[str, Any] | None = Field(None, description=(
+        "scenario file (TOML/YAML/JSON): global formats, sparsity and per-layer rules (docs/techniques.md)"))
+    compare_to: str | None = Field(None, description=(
+        "also predict this plain format (e.g. fp16) and print the speedup per phase"))
+    tier: str | None = Field(None, description=(
+        "performance tier: tiled | roofline (default: tiled where the device has a micro-architecture)"))
+    #: fields of the device's EfficiencySpec (validated against it when the device is prepared)
+    efficiency: dict[str, Any] | None = Field(None, description=(
+        "overrides of the device's efficiency fields, e.g. {\"matmul_eta\": 0.8}"))
+    #: the technique kernels' constants (tapeout.fitted.KernelConstants; validated against it)
+    kernel_constants: dict[str, Any] | None = Field(None, description=(
+        "overrides of the technique kernels' fitted constants, e.g. {\"int_kernel_overhead_ops\": 0.0}"))
+
+
 @lru_cache(maxsize=1024)
 def balanced_stages(pp: int, num_layers: int, first_extra: float = 0.0, last_extra: float = 0.0) -> tuple[range, ...]:
     """:meth:`Scenario.stage_layers` as a pure function: every stage starts with one layer, each further
@@ -197,3 +279,17 @@ def balanced_stages(pp: int, num_layers: int, first_extra: float = 0.0, last_ext
         out.append(range(start, start + k))
         start += k
     return tuple(out)
+
+
+def rule_dict(r: LayerRule) -> dict[str, Any]:
+    """A per-layer rule as ``to_dict()["inputs"]["layers"]`` writes it: what it selects and sets."""
+    d: dict[str, Any] = {"match": r.match, "layers": list(r.layers) if r.layers is not None else None}
+    for k in ("weights", "activations"):
+        v = getattr(r, k)
+        if v is not None:
+            d[k] = v.name
+    if r.sparsity is not None or r.dense:
+        d["sparsity"] = r.sparsity.name if r.sparsity is not None else None
+    if r.keep is not None:
+        d["keep"] = r.keep
+    return d
