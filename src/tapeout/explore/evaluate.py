@@ -18,9 +18,10 @@ from tapeout.cost.assumptions import Assumptions
 from tapeout.errors import TapeoutError
 from tapeout.explore import design as dz
 from tapeout.explore.serving import serving_metrics, slo_violation
-from tapeout.explore.space import METRICS, Objective, Space, load_space
+from tapeout.explore.space import METRICS, Objective, Space, Workload, load_space
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.models.spec import ModelSpec
+from tapeout.workload.scenario import PredictInputs
 
 
 @dataclass(frozen=True)
@@ -71,13 +72,17 @@ def _gmean(values: list[float], weights: list[float]) -> float:
     return math.exp(sum(w * math.log(v) for v, w in zip(values, weights)) / tw)
 
 
+#: the workload fields that are :func:`tapeout.predict` keywords (the others: its name, the batch search, its
+#: weight and SLOs); a field added to both reaches the prediction without a change here
+SCENARIO_KEYS = tuple(k for k in Workload.model_fields if k in PredictInputs.model_fields and k != "batch")
+
+
 def workload_metrics(ctx: Context, hw: HardwareSpec, cost: cp.CostReport, wname: str) -> dict[str, Any]:
     from tapeout.api import predict
 
     w = next(x for x in ctx.space.workloads if x.name == wname)
     m = ctx.models[wname]
-    kw = dict(input_len=w.input_len, output_len=w.output_len, tp=w.tp, weights=w.weights,
-              activations=w.activations, kv_cache=w.kv_cache, tier=ctx.space.tier)
+    kw = {k: getattr(w, k) for k in SCENARIO_KEYS} | {"tier": ctx.space.tier}
     if w.batch == "max":
         # the largest batch that fits in memory and, when the workload has latency SLOs, meets them
         probe = predict(m, hw, batch=1, **kw)

@@ -10,8 +10,17 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from tapeout.clicommand import options_from
 from tapeout.cliutil import TableOrJson, fail, json_safe
 from tapeout.errors import TapeoutError
+from tapeout.serving.sim import SCENARIO_EXCLUDE
+from tapeout.workload.scenario import PredictInputs
+
+#: what the scenario options mean in a simulation: per replica, whole experts only, the pool of a paged engine
+SIMULATE_HELP = {"tp": "tensor-parallel degree of each replica", "pp": "pipeline stages of each replica",
+                 "pp_microbatches": "batches in flight through each replica's pipeline (virtual engines; 1: one at "
+                 "a time)", "ep": "expert parallelism: 1 or tp", "kv_fraction": "share of the free memory the KV "
+                 "pool gets"}
 
 
 def _rate(text: str) -> float:
@@ -70,26 +79,14 @@ def _table(d: dict[str, Any]) -> None:
     con.print(s)
 
 
+@options_from(PredictInputs, exclude=SCENARIO_EXCLUDE, help=SIMULATE_HELP)
 def simulate_command(
     model: Annotated[str, typer.Option(help="catalog name, HF repo id, or path to a config.json")],
     hardware: Annotated[str, typer.Option(help="catalog name or path to a TOML/YAML device file")],
-    tp: Annotated[int, typer.Option(help="tensor-parallel degree of each replica")] = 1,
-    pp: Annotated[int, typer.Option(help="pipeline stages of each replica")] = 1,
-    pp_microbatches: Annotated[int, typer.Option(
-        help="batches in flight through each replica's pipeline (virtual engines; 1: one at a time)")] = 1,
-    ep: Annotated[int, typer.Option(help="expert parallelism: 1 or tp")] = 1,
-    weights: Annotated[Optional[str], typer.Option(help="weight format (default fp16)")] = None,
-    activations: Annotated[Optional[str], typer.Option(help="activation format (default fp16)")] = None,
-    kv_cache: Annotated[Optional[str], typer.Option(help="KV-cache format (default: activations)")] = None,
-    attention: Annotated[str, typer.Option(help="flash | naive | mmha")] = "flash",
-    fuse_residual_norm: Annotated[bool, typer.Option("--fuse-residual-norm")] = False,
-    framework: Annotated[str, typer.Option(help="serving-framework profile")] = "kernels",
-    tier: Annotated[Optional[str], typer.Option(help="tiled | roofline")] = None,
     scheduler: Annotated[str, typer.Option(help="static | continuous | chunked")] = "continuous",
     max_batch: Annotated[int, typer.Option("--max-batch", help="running requests at most")] = 256,
     max_num_tokens: Annotated[Optional[int], typer.Option(
         "--max-num-tokens", help="tokens per iteration (default 8192 continuous, 2048 chunked)")] = None,
-    kv_fraction: Annotated[float, typer.Option("--kv-fraction", help="share of the free memory the KV pool gets")] = 0.9,
     kv_tokens: Annotated[Optional[int], typer.Option("--kv-tokens", help="KV pool in tokens (instead of kv-fraction)")] = None,
     block_size: Annotated[int, typer.Option("--block-size", help="tokens per KV block")] = 16,
     kv_policy: Annotated[str, typer.Option(
@@ -120,15 +117,14 @@ def simulate_command(
     plots: Annotated[Optional[Path], typer.Option(
         "--plots", help="write latency CDFs and batch/KV over time into this folder (explore extra)")] = None,
     format: Annotated[TableOrJson, typer.Option("--format", "-f", help="table | json")] = TableOrJson.table,
+    **inputs: Any,
 ) -> None:
     """Simulate serving: requests through continuous-batching replicas; TTFT, TPOT, ITL, throughput, goodput."""
     from tapeout.serving.sim import simulate
 
     try:
         res = simulate(
-            model, hardware, tp=tp, pp=pp, pp_microbatches=pp_microbatches, ep=ep, weights=weights, activations=activations, kv_cache=kv_cache,
-            attention=attention, fuse_residual_norm=fuse_residual_norm, framework=framework, tier=tier,
-            scheduler=scheduler, max_batch=max_batch, max_num_tokens=max_num_tokens, kv_fraction=kv_fraction,
+            model, hardware, **inputs, scheduler=scheduler, max_batch=max_batch, max_num_tokens=max_num_tokens,
             kv_tokens=kv_tokens, block_size=block_size, kv_policy=kv_policy, replicas=replicas, router=router,
             prefill_replicas=prefill_replicas, decode_replicas=decode_replicas, input_len=_int_or_text(input_len),
             output_len=_int_or_text(output_len), num_requests=num_requests, rate=_rate(rate), arrival=arrival,
@@ -161,6 +157,7 @@ def _ints(text: str, field: str) -> tuple[int, ...]:
     return out
 
 
+@options_from(PredictInputs, exclude=(*SCENARIO_EXCLUDE, "tp"), help=SIMULATE_HELP)
 def capacity_command(
     model: Annotated[str, typer.Option(help="catalog name, HF repo id, or path to a config.json")],
     hardware: Annotated[str, typer.Option(help="catalog name or path to a device file")],
@@ -176,19 +173,19 @@ def capacity_command(
     input_len: Annotated[str, typer.Option("--input-len", help="prompt tokens (int or distribution)")] = "1024",
     output_len: Annotated[str, typer.Option("--output-len", help="output tokens (int or distribution)")] = "128",
     workload: Annotated[Optional[str], typer.Option(help="length preset: sharegpt")] = None,
-    weights: Annotated[Optional[str], typer.Option(help="weight format")] = None,
-    kv_cache: Annotated[Optional[str], typer.Option(help="KV-cache format")] = None,
     num_requests: Annotated[int, typer.Option("--num-requests", help="requests per replica and point")] = 300,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     format: Annotated[TableOrJson, typer.Option("--format", "-f", help="table | json")] = TableOrJson.table,
+    **inputs: Any,
 ) -> None:
     """The highest request rate meeting SLOs on a device budget, or the cheapest configuration for a rate ($/Mtok)."""
     from tapeout.serving.capacity import capacity
 
     sim: dict[str, Any] = {"input_len": _int_or_text(input_len), "output_len": _int_or_text(output_len)}
-    for k, v in (("workload", workload), ("weights", weights), ("kv_cache", kv_cache)):
-        if v is not None:
-            sim[k] = v
+    if workload is not None:
+        sim["workload"] = workload
+    # the scenario options given (the defaults are simulate's own; the JSON names only what was chosen)
+    sim |= {k: v for k, v in inputs.items() if v != PredictInputs.model_fields[k].default}
     try:
         d = capacity(model, hardware, slo_ttft=slo_ttft, slo_tpot=slo_tpot, percentile=percentile, rate=rate,
                      gpus=gpus, tps=_ints(tp, "tp") if tp else None, max_batches=_ints(max_batch, "max_batch"),

@@ -33,6 +33,8 @@ from tapeout.errors import TapeoutError
 from tapeout.serving.engine import KV_POLICIES, SCHEDULERS, EngineConfig, Recorder, Replica, Req
 from tapeout.serving.iteration import iteration_pricer, stage_pricers
 from tapeout.serving.workload import Requests, make_requests
+from tapeout.specio import keyword_signature
+from tapeout.workload.scenario import PredictInputs
 
 ROUTERS = ("round_robin", "least_tokens")
 #: max_num_tokens when not given: TensorRT-LLM's trtllm-build default for in-flight batching (8192) and
@@ -279,28 +281,19 @@ def _positive_int(name: str, v: Any, allow_none: bool = False) -> None:
         raise TapeoutError(f"{name}={v!r}: allowed an integer >= 1", field=name)
 
 
+#: the scenario keywords of :func:`tapeout.predict` that a simulation does not take: its batches, lengths and
+#: token budget come from the scheduler (max_num_tokens) and the traffic
+SCENARIO_EXCLUDE = ("batch", "input_len", "output_len", "max_prefill_tokens", "sparsity", "sparse_kernel",
+                    "compare_to", "kernel_constants")
+
+
 def simulate(
     model: Any,
     hardware: Any,
     *,
-    tp: int = 1,
-    pp: int = 1,
-    pp_microbatches: int = 1,
-    ep: int = 1,
-    weights: str | None = None,
-    activations: str | None = None,
-    kv_cache: str | None = None,
-    attention: str = "flash",
-    mla_attention: str = "auto",
-    fuse_residual_norm: bool = False,
-    scenario: Any = None,
-    framework: str = "kernels",
-    tier: str | None = None,
-    efficiency: dict[str, float] | None = None,
     scheduler: str = "continuous",
     max_batch: int = 256,
     max_num_tokens: int | None = None,
-    kv_fraction: float = 0.9,
     kv_tokens: int | None = None,
     block_size: int = 16,
     kv_policy: str = "reserve",
@@ -322,6 +315,7 @@ def simulate(
     slo_tpot: float | None = None,
     exact: bool = False,
     progress: bool = False,
+    **scenario_inputs: Any,
 ) -> SimResult:
     """Simulate serving ``num_requests`` requests of ``model`` on replicas of ``tp`` x ``pp`` ``hardware``.
 
@@ -330,7 +324,9 @@ def simulate(
     2048 chunked); a paged KV pool of ``block_size``-token blocks holding ``kv_fraction`` of the memory left
     after weights, the largest iteration's activations and the runtime reserve (``kv_tokens`` sets the pool
     in tokens instead, for an engine that states it), ``kv_policy`` paged (preemption by recompute) or
-    reserve (the default: TensorRT-LLM's guaranteed-no-evict). Formats, parallelism, ``framework``, ``tier`` and ``efficiency`` as :func:`tapeout.predict`.
+    reserve (the default: TensorRT-LLM's guaranteed-no-evict). The scenario keywords (parallelism, formats,
+    attention, ``kv_fraction``, ``framework``, ``scenario``, ``tier``, ``efficiency``) are :func:`tapeout.predict`'s
+    (:class:`~tapeout.workload.scenario.PredictInputs`), but those in :data:`SCENARIO_EXCLUDE`.
 
     Traffic (:func:`tapeout.serving.workload.make_requests`): ``input_len`` / ``output_len`` (an int, a
     distribution mapping or text such as ``"lognormal:mean=250,sigma=1"``), ``workload="sharegpt"``, or a
@@ -346,9 +342,15 @@ def simulate(
     point-to-point send; its first token leaves the prefill replica). ``slo_ttft`` / ``slo_tpot`` (seconds)
     define ``goodput_rps``. ``exact`` prices every iteration without shape buckets (slower).
     """
-    from tapeout.api import prepare
+    from tapeout.api import predict_inputs, prepare
     from tapeout.system.memory import plan
     from tapeout.workload.build import pipeline
+
+    bad = sorted(set(scenario_inputs) & set(SCENARIO_EXCLUDE))
+    if bad:
+        raise TypeError(f"simulate() got an unexpected keyword argument {bad[0]!r}")
+    args = predict_inputs(scenario_inputs, fn="simulate")
+    tp, pp, ep, pp_microbatches = args.tp, args.pp, args.ep, args.pp_microbatches
 
     if scheduler not in SCHEDULERS:
         raise TapeoutError(f"unknown scheduler {scheduler!r}; allowed: {', '.join(SCHEDULERS)}", field="scheduler")
@@ -373,7 +375,7 @@ def simulate(
     for name, v in (("slo_ttft", slo_ttft), ("slo_tpot", slo_tpot)):
         if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise TapeoutError(f"{name}={v!r}: allowed a finite number of seconds > 0", field=name)
-    if scheduler == "chunked" and attention == "naive":
+    if scheduler == "chunked" and args.attention == "naive":
         raise TapeoutError("chunked prefill needs fused attention; allowed: flash, mmha", field="attention")
 
     reqs = make_requests(input_len=input_len, output_len=output_len, num_requests=num_requests, rate=rate,
@@ -383,13 +385,9 @@ def simulate(
     longest = int(reqs.input_len.max())
     # the largest iteration: the token budget, a longer prompt alone, or a whole static batch
     peak_tokens = max(mnt or 0, longest) if scheduler != "static" else min(max_batch, len(reqs)) * longest
-    _positive_int("pp_microbatches", pp_microbatches)
-    common = {"batch": 1, "input_len": peak_tokens, "output_len": 1, "tp": tp, "ep": ep, "pp": pp,
-              "pp_microbatches": pp_microbatches,
-              "attention": attention, "mla_attention": mla_attention, "fuse_residual_norm": fuse_residual_norm,
-              "kv_fraction": kv_fraction, "max_prefill_tokens": None}  # peak_tokens is the largest pass already
-    pre = prepare(model, hardware, common, weights=weights, activations=activations, kv_cache=kv_cache,
-                  scenario=scenario, tier=tier, efficiency=efficiency, framework=framework)
+    # peak_tokens is the largest pass already: no prefill budget on top
+    pre = prepare(model, hardware, args.model_copy(update={"batch": 1, "input_len": peak_tokens, "output_len": 1,
+                                                           "max_prefill_tokens": None}))
     m, hw, tier, fw, sc = pre.model, pre.hardware, pre.tier, pre.framework, pre.scenario
     if sc.dp > 1:
         raise TapeoutError(f"ep={ep} with tp={tp} is data-parallel attention (wide expert parallelism), which the "
@@ -449,8 +447,8 @@ def simulate(
     inputs = {
         "model": m.name, "hardware": hw.name, "tier": tier, "framework": fw.name, "tp": tp, "pp": pp,
         "pp_microbatches": pp_microbatches, "ep": ep, "weights": sc.weights.name, "activations": sc.activations.name, "kv_cache": sc.kv_cache.name,
-        "attention": attention, "scheduler": scheduler, "max_batch": max_batch, "max_num_tokens": mnt,
-        "kv_fraction": kv_fraction, "kv_tokens": kv_tokens, "block_size": block_size, "kv_policy": kv_policy,
+        "attention": sc.attention, "scheduler": scheduler, "max_batch": max_batch, "max_num_tokens": mnt,
+        "kv_fraction": sc.kv_fraction, "kv_tokens": kv_tokens, "block_size": block_size, "kv_policy": kv_policy,
         "replicas": len(reps) // mb if not disagg else 0, "router": router, "prefill_replicas": prefill_replicas,
         "decode_replicas": decode_replicas, "num_requests": len(reqs),
         "rate": "inf" if math.isinf(float(rate)) else float(rate), "arrival": arrival, "burstiness": burstiness,
@@ -469,6 +467,10 @@ def simulate(
     return SimResult(inputs, engine, reqs, rec, reps, slo_ttft, slo_tpot)
 
 
+#: ``simulate``'s signature: its own keywords, then :class:`PredictInputs`' but :data:`SCENARIO_EXCLUDE`
+simulate.__signature__ = keyword_signature(simulate, PredictInputs, exclude=SCENARIO_EXCLUDE)  # type: ignore[attr-defined]
+
+
 def _spec_text(v: Any) -> Any:
     if isinstance(v, (int, str)) and not isinstance(v, bool):
         return v
@@ -481,4 +483,4 @@ def _spec_text(v: Any) -> Any:
     return v
 
 
-__all__ = ["DEFAULT_MAX_NUM_TOKENS", "ROUTERS", "SimResult", "run", "simulate"]
+__all__ = ["DEFAULT_MAX_NUM_TOKENS", "ROUTERS", "SCENARIO_EXCLUDE", "SimResult", "run", "simulate"]
