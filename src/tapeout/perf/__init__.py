@@ -36,10 +36,6 @@ def _tiled_sweep(ops: list[Op], hardware: HardwareSpec):  # noqa: ANN202
 SWEEPS: dict[str, Callable] = {roofline.TIER: roofline.sweep, "tiled": _tiled_sweep}
 
 
-def register_tier(name: str, fn: Estimator) -> None:
-    TIERS[name] = fn
-
-
 def estimate(op: Op, hardware: HardwareSpec, tier: str = "roofline") -> OpCost:
     try:
         fn = TIERS[tier]
@@ -107,4 +103,4 @@ def stream_capped(cost: OpCost, op: Op, hw: HardwareSpec) -> OpCost:
                    terms=terms)
 
 
-__all__ = ["OpCost", "SWEEPS", "TIERS", "core_clock", "estimate", "register_tier", "stream_capped", "sweep"]
+__all__ = ["OpCost", "SWEEPS", "TIERS", "core_clock", "estimate", "stream_capped", "sweep"]

@@ -20,11 +20,7 @@ def fmt_bytes(op: Op, role: str, default: str | None = None) -> float:
 @lru_cache(maxsize=4096)
 def _fmt_bytes(formats: tuple[tuple[str, str], ...], compute_dtype: str, role: str, default: str | None) -> float:
     d = dict(formats)
-    name = d.get(role) or d.get(default or "act") or compute_dtype
-    try:
-        return dtypes.parse(name).bytes
-    except Exception:  # noqa: BLE001 - formats are validated upstream; be lenient in reports
-        return 2.0
+    return dtypes.parse(d.get(role) or d.get(default or "act") or compute_dtype).bytes  # names validated upstream
 
 
 def make_cost(op: Op, *, compute: float, memory: float, network: float = 0.0, overhead: float,
