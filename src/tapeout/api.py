@@ -211,7 +211,10 @@ def prepare(model: str | Path | ModelSpec, hardware: str | Path | HardwareSpec,
     ``inputs`` (:class:`PredictInputs`, or a mapping of :func:`predict`'s keywords, ``more`` added).
     Memoised per (inputs, model, device) when the inputs are hashable and name no scenario file (its
     contents may change): a repeated prediction validates nothing."""
-    args = inputs if isinstance(inputs, PredictInputs) and not more else predict_inputs({**inputs, **more}, fn="prepare")
+    if isinstance(inputs, PredictInputs):
+        args = inputs.model_copy(update=more) if more else inputs
+    else:
+        args = predict_inputs({**inputs, **more}, fn="prepare")
     m = load_model(model)
     hw = load_hardware(hardware)
     try:
