@@ -211,10 +211,11 @@ def prepare(model: str | Path | ModelSpec, hardware: str | Path | HardwareSpec,
     ``inputs`` (:class:`PredictInputs`, or a mapping of :func:`predict`'s keywords, ``more`` added).
     Memoised per (inputs, model, device) when the inputs are hashable and name no scenario file (its
     contents may change): a repeated prediction validates nothing."""
-    if isinstance(inputs, PredictInputs):
-        args = inputs.model_copy(update=more) if more else inputs
-    else:
-        args = predict_inputs({**inputs, **more}, fn="prepare")
+    if isinstance(inputs, PredictInputs) and not more:
+        args = inputs
+    else:  # validated again with the further keywords
+        given = inputs.model_dump(exclude_unset=True) if isinstance(inputs, PredictInputs) else inputs
+        args = predict_inputs({**given, **more}, fn="prepare")
     m = load_model(model)
     hw = load_hardware(hardware)
     try:
