@@ -102,12 +102,6 @@ class ScenarioInputs(BaseModel):
     kv_fraction: float = Field(0.9, gt=0, le=1, description=(
         "share of the memory left after weights that the KV pool gets; a batch beyond it runs fewer sequences "
         "at once, in waves"))
-    sparsity: int | float | str | None = Field(None, description=(
-        "weight sparsity: 0.8 (unstructured), 2:4, 1x4:0.5 (1xN blocks)"))
-    #: tensor: Flash-LLM (load as sparse, compute as dense); cuda: Sputnik-like CSR on CUDA cores; dense:
-    #: zeros stored; auto: the fastest per op. Only with a sparse layer (None: auto).
-    sparse_kernel: SparseKernel | None = Field(None, description=(
-        "auto | tensor (Flash-LLM) | cuda (Sputnik-like) | dense"))
     #: vLLM's max_num_batched_tokens, SGLang's chunked_prefill_size, TensorRT-LLM's max_num_tokens: the batch's
     #: prompts run in chunks of this many tokens, which bounds the activation memory (the prefill time is the
     #: whole batch's either way); None: the whole batch in one pass, as static engines without chunking
@@ -115,6 +109,12 @@ class ScenarioInputs(BaseModel):
     max_prefill_tokens: int | None = Field(DEFAULT_PREFILL_TOKENS, gt=0, le=10_000_000, description=(
         "tokens one prefill forward pass runs at most (the engine's token budget): prompts prefill in chunks of "
         "it, which bounds the activation memory"))
+    sparsity: int | float | str | None = Field(None, description=(
+        "weight sparsity: 0.8 (unstructured), 2:4, 1x4:0.5 (1xN blocks)"))
+    #: tensor: Flash-LLM (load as sparse, compute as dense); cuda: Sputnik-like CSR on CUDA cores; dense:
+    #: zeros stored; auto: the fastest per op. Only with a sparse layer (None: auto).
+    sparse_kernel: SparseKernel | None = Field(None, description=(
+        "auto | tensor (Flash-LLM) | cuda (Sputnik-like) | dense"))
     #: a profile of system/frameworks.toml (checked against it when the device is prepared)
     framework: str = Field("kernels", description=(
         "serving-framework profile (system/frameworks.toml): kernels (device time only) | fastertransformer | "
