@@ -9,7 +9,7 @@ from typing import Any
 from tapeout import dtypes, specio
 from tapeout.errors import TapeoutError
 from tapeout.hardware.catalog import load_hardware
-from tapeout.hardware.spec import EfficiencySpec, HardwareSpec
+from tapeout.hardware.spec import EfficiencySpec, HardwareSpec, default_16bit
 from tapeout.models.catalog import load_model
 from tapeout.models.spec import ModelSpec
 from tapeout.perf import TIERS
@@ -119,15 +119,6 @@ def _with_efficiency(hw: HardwareSpec, efficiency: dict[str, Any]) -> HardwareSp
 def default_tier(hw: HardwareSpec) -> str:
     """The tile-level mapper where the device is described down to its cores, else the roofline."""
     return "tiled" if hw.microarch is not None else "roofline"
-
-
-def default_16bit(hw: HardwareSpec) -> str:
-    """The 16-bit format a device runs fastest, from its datasheet dense peaks: bf16 when its peak
-    exceeds fp16's (or the device has no fp16 peak), else fp16 (equal peaks keep fp16)."""
-    fp16, bf16 = hw.peak_tflops.get("fp16"), hw.peak_tflops.get("bf16")
-    if fp16 is None or (bf16 is not None and bf16 > fp16):
-        return "bf16"
-    return "fp16"
 
 
 def _check_layers(m: ModelSpec, sc: Scenario) -> None:

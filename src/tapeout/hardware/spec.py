@@ -274,3 +274,12 @@ class HardwareSpec(_Frozen):
         """A copy with some efficiency fields replaced (validated)."""
         eff = EfficiencySpec(**{**self.efficiency.model_dump(), **overrides})
         return self.model_copy(update={"efficiency": eff})
+
+
+def default_16bit(hw: HardwareSpec) -> str:
+    """The 16-bit format a device runs fastest, from its datasheet dense peaks: bf16 when its peak
+    exceeds fp16's (or the device has no fp16 peak), else fp16 (equal peaks keep fp16)."""
+    fp16, bf16 = hw.peak_tflops.get("fp16"), hw.peak_tflops.get("bf16")
+    if fp16 is None or (bf16 is not None and bf16 > fp16):
+        return "bf16"
+    return "fp16"

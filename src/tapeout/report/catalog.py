@@ -44,7 +44,7 @@ def models(specs: list, format: str) -> None:
 def hardware_rows(specs: list) -> list[dict[str, Any]]:
     """One row per device (``tapeout hardware --format json``, ``GET /api/hardware``), with the sources of
     its numbers."""
-    from tapeout.api import default_16bit
+    from tapeout.hardware.spec import default_16bit
 
     return [
         {

@@ -4,7 +4,7 @@ and its comparison with a baseline. The renderers (:mod:`tapeout.report.render`)
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.perf.core import computes_in
@@ -12,8 +12,8 @@ from tapeout.perf.cost import OpCost
 from tapeout.system.compose import PhaseCost
 from tapeout.workload.ops import MATRIX_KINDS, Op, OpKind
 
-if TYPE_CHECKING:
-    from tapeout.api import Prediction
+#: ``pred`` below is a :class:`tapeout.api.Prediction` (not imported: the API imports this module)
+Prediction = Any
 
 
 def _num(x: float) -> float | None:
