@@ -33,7 +33,7 @@ from tapeout.errors import TapeoutError
 from tapeout.serving.engine import KV_POLICIES, SCHEDULERS, EngineConfig, Recorder, Replica, Req
 from tapeout.serving.iteration import iteration_pricer, stage_pricers
 from tapeout.serving.workload import Requests, make_requests
-from tapeout.specio import keyword_signature
+from tapeout.specio import keyword_api
 from tapeout.workload.scenario import PredictInputs
 
 ROUTERS = ("round_robin", "least_tokens")
@@ -468,7 +468,7 @@ def simulate(
 
 
 #: ``simulate``'s signature: its own keywords, then :class:`PredictInputs`' but :data:`SCENARIO_EXCLUDE`
-simulate.__signature__ = keyword_signature(simulate, PredictInputs, exclude=SCENARIO_EXCLUDE)  # type: ignore[attr-defined]
+keyword_api(simulate, PredictInputs, exclude=SCENARIO_EXCLUDE)
 
 
 def _spec_text(v: Any) -> Any:
