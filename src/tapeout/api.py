@@ -49,7 +49,7 @@ class Prediction:
 
     def comparison(self) -> dict[str, Any] | None:
         """Technique vs baseline: TTFT (prefill), TPOT (decode), e2e, throughput, memory."""
-        from tapeout.report.prediction import comparison
+        from tapeout.prediction import comparison
 
         return comparison(self)
 
@@ -74,21 +74,21 @@ class Prediction:
         return self.result.memory
 
     def model_info(self) -> dict[str, Any]:
-        """Parameter counts and the attention as run (:func:`tapeout.report.prediction.model_info`)."""
-        from tapeout.report.prediction import model_info
+        """Parameter counts and the attention as run (:func:`tapeout.prediction.model_info`)."""
+        from tapeout.prediction import model_info
 
         return model_info(self)
 
     def ops(self) -> list[dict[str, Any]]:
         """Per-op rows: the prefill, then the decode step at the middle of the generation."""
-        from tapeout.report.prediction import op_rows
+        from tapeout.prediction import op_rows
 
         return op_rows(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything the prediction says as plain data: ``tapeout predict --format json``
-        (:func:`tapeout.report.prediction.to_dict`)."""
-        from tapeout.report.prediction import to_dict
+        (:func:`tapeout.prediction.to_dict`)."""
+        from tapeout.prediction import to_dict
 
         return to_dict(self)
 

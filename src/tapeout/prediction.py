@@ -1,5 +1,6 @@
 """A :class:`~tapeout.api.Prediction` as data: ``to_dict()`` (the ``--format json`` document), its per-op rows
-and its comparison with a baseline. The renderers (:mod:`tapeout.report.render`) print this dict."""
+and its comparison with a baseline. The renderers (:mod:`tapeout.report`) print this dict; it sits below them
+because ``report`` imports ``serving``, which imports ``api``, whose ``Prediction`` methods call this."""
 
 from __future__ import annotations
 
