@@ -40,7 +40,7 @@
     el.innerHTML = "";
     const text = (o) => { if (o && typeof o.title === "string") o.title = {text: o.title}; };  // plotly.js 3: {text}
     text(layout); ["xaxis", "yaxis", "yaxis2"].forEach((k) => text(layout[k]));
-    Plotly.newPlot(el, traces, Object.assign({margin: {l: 60, r: 20, t: 40, b: 50}, legend: {orientation: "h"}}, layout),
+    Plotly.newPlot(el, traces, Object.assign({margin: {l: 60, r: layout.yaxis2 ? 70 : 20, t: 40, b: 50}, legend: {orientation: "h"}}, layout),
       Object.assign({displaylogo: false, responsive: true}, config || {})).then(() => { if (after) after(el); });
   }
 
