@@ -74,6 +74,30 @@ def test_spaces_without_serving_keep_their_digest():
     assert load_space(json.loads(s2.to_json()), resolve=False) == s2
 
 
+def test_the_serving_table_and_the_workload_reach_simulate():
+    """simulate's arguments: the workload's scenario keywords (tp, formats), the table's traffic and engine,
+    the workload's lengths where the table leaves them unset; the capacity check adds the rest."""
+    import inspect
+
+    from tapeout.explore.serving import CHECK_KEYS, simulate_kwargs
+
+    table = {"rate": 3, "slo_tpot": 0.05, "scheduler": "chunked", "max_num_tokens": 512, "kv_fraction": 0.7,
+             "arrival": "gamma", "burstiness": 2.0, "input_len": 300, "seed": 4}
+    sp = space(table, workloads=[{"name": "chat", "model": "llama-3.1-8b", "tp": 2, "weights": "fp8",
+                                  "kv_cache": "fp8", "output_len": 64}])
+    kw = simulate_kwargs(sp, sp.workloads[0], "m", "h")
+    assert {k: kw[k] for k in ("tp", "weights", "activations", "kv_cache", "tier")} == {
+        "tp": 2, "weights": "fp8", "activations": "fp16", "kv_cache": "fp8", "tier": "roofline"}
+    assert {k: kw[k] for k in ("scheduler", "max_num_tokens", "kv_fraction", "arrival", "burstiness", "seed",
+                                "input_len", "output_len", "max_batch")} == {
+        "scheduler": "chunked", "max_num_tokens": 512, "kv_fraction": 0.7, "arrival": "gamma", "burstiness": 2.0,
+        "seed": 4, "input_len": 300, "output_len": 64, "max_batch": 256}
+    assert not set(CHECK_KEYS) & set(kw) and "percentile" not in kw
+    inspect.signature(simulate).bind(**kw)  # every key is a simulate argument
+    preset = simulate_kwargs(space({**SERVING, "workload": "sharegpt"}), sp.workloads[0], "m", "h")
+    assert preset["workload"] == "sharegpt" and not {"input_len", "output_len"} & set(preset)
+
+
 def test_goodput_is_simulate_at_the_stated_traffic():
     sp = space()
     ctx = context(sp)

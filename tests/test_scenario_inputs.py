@@ -103,3 +103,41 @@ def test_the_inputs_model_is_a_json_schema_request_body():
     body = PredictInputs.model_validate_json('{"batch": 8, "weights": "fp8", "tp": 2}')
     assert tapeout.predict("llama-2-13b", H, **body.model_dump(exclude_unset=True), **FAST).scenario.tp == 2
     assert issubclass(Scenario, ScenarioInputs) and "framework" in ScenarioInputs.model_fields
+
+
+def test_simulate_inputs_name_every_scenario_keyword_as_predict_resolves_it(tmp_path):
+    """``SimResult.to_dict()["inputs"]`` reports each scenario keyword ``simulate`` takes (generated from
+    ``PredictInputs``), resolved as ``predict`` reports it: a keyword added to the declaration appears there."""
+    from tapeout.serving.sim import SCENARIO_EXCLUDE, SCENARIO_KEYS
+
+    params = inspect.signature(tapeout.simulate).parameters
+    assert set(SCENARIO_KEYS) <= set(params)  # input_len, output_len: simulate's own (traffic)
+    assert set(SCENARIO_KEYS) == set(PredictInputs.model_fields) - set(SCENARIO_EXCLUDE)
+    f = tmp_path / "s.toml"
+    f.write_text('weights = "int8"\n[[layers]]\nmatch = "mlp"\nweights = "int4"\n')
+    kw = dict(scenario=f, tp=2, mla_attention="naive", fuse_residual_norm=True, kv_fraction=0.8,
+              framework="deepspeed", efficiency={"matmul_eta": 0.7}, tier="roofline")
+    d = tapeout.simulate(M, H, num_requests=3, input_len=64, output_len=4, **kw).to_dict()["inputs"]
+    assert set(SCENARIO_KEYS) <= set(d)
+    p = tapeout.predict(M, H, input_len=64, output_len=4, **kw).to_dict()["inputs"]
+    shared = (set(SCENARIO_KEYS) | {"layers"}) & set(p)
+    assert {"weights", "kv_cache", "layers", "tier", "framework", "fuse_residual_norm"} <= shared
+    assert {k: d[k] for k in shared} == {k: p[k] for k in shared}
+    assert (d["weights"], d["activations"], d["layers"]) == ("int8", "fp16", [{"match": "mlp", "layers": None,
+                                                                                 "weights": "int4"}])
+    assert d["scenario"] == str(f) and d["efficiency"] == {"matmul_eta": 0.7} and d["mla_attention"] == "naive"
+    json.dumps(d, allow_nan=False)
+
+
+def test_capacity_inputs_report_the_scenario_keywords_given(tmp_path):
+    from tapeout.serving.capacity import capacity
+
+    f = tmp_path / "s.toml"
+    f.write_text('weights = "fp8"\n')
+    d = capacity("llama-3.1-8b", "h100-sxm", slo_tpot=1.0, gpus=1, tps=(1,), max_batches=(8,), num_requests=4,
+                 input_len=32, output_len=2, scenario=f, kv_fraction=0.8, tier="roofline")["inputs"]
+    assert (d["input_len"], d["output_len"]) == (32, 2)  # traffic, as given
+    assert (d["scenario"], d["kv_fraction"], d["tier"]) == (str(f), 0.8, "roofline")
+    assert "weights" not in d and "framework" not in d  # only what was given
+    with pytest.raises(TapeoutError, match="pp"):  # validated once, not a skipped configuration per tp
+        capacity("llama-3.1-8b", "h100-sxm", slo_tpot=1.0, gpus=1, tps=(1,), pp="2")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -418,14 +419,24 @@ def test_result_keys_are_the_contract():
 
 # ---- interfaces -----------------------------------------------------------------------------------------------
 
+MIXED = Path(__file__).parents[1] / "examples" / "mixed.toml"
+
+
 def test_cli_json_is_to_dict(tmp_path):
     args = ["--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--tier", "roofline", "--input-len", "200",
-            "--output-len", "lognormal:mean=50,sigma=0.5", "--num-requests", "30", "--rate", "8", "--seed", "2"]
+            "--output-len", "lognormal:mean=50,sigma=0.5", "--num-requests", "30", "--rate", "8", "--seed", "2",
+            "--scenario", str(MIXED), "--fuse-residual-norm"]
     out = CliRunner().invoke(app, ["simulate", *args, "-f", "json", "--trace", str(tmp_path / "t.json")])
     assert out.exit_code == 0, out.output
     d = json.loads(out.stdout)
-    ref = sim(input_len=200, output_len="lognormal:mean=50,sigma=0.5", num_requests=30, rate=8.0, seed=2).to_dict()
+    ref = sim(input_len=200, output_len="lognormal:mean=50,sigma=0.5", num_requests=30, rate=8.0, seed=2,
+              scenario=MIXED, fuse_residual_norm=True).to_dict()
     assert d == json.loads(json.dumps(ref))
+    # every scenario keyword simulate takes is reported, as run (the scenario file's formats and rules)
+    from tapeout.serving.sim import SCENARIO_KEYS
+
+    assert set(SCENARIO_KEYS) <= set(d["inputs"]) and d["inputs"]["scenario"] == str(MIXED)
+    assert d["inputs"]["weights"] == "fp8_e4m3" and len(d["inputs"]["layers"]) == 2 and d["inputs"]["fuse_residual_norm"]
     trace = json.loads((tmp_path / "t.json").read_text())
     phases = {e["ph"] for e in trace["traceEvents"]}
     assert {"X", "C", "b", "e", "n", "M"} <= phases

@@ -31,20 +31,31 @@ from tapeout.hardware.spec import HardwareSpec
 from tapeout.models.spec import ModelSpec
 
 
+#: the :func:`tapeout.simulate` arguments the capacity check passes itself
+#: (:func:`tapeout.serving.capacity.check`)
+CHECK_KEYS = ("rate", "replicas", "num_requests", "slo_ttft", "slo_tpot")
+
+
 def simulate_kwargs(space: Space, w: Workload, model: ModelSpec, hw: HardwareSpec) -> dict[str, Any]:
-    """The :func:`tapeout.simulate` arguments of workload ``w`` on ``hw`` (rate, replicas, SLOs and the number
-    of requests excepted: the capacity check adds them)."""
+    """The :func:`tapeout.simulate` arguments of workload ``w`` on ``hw``: the workload's fields that are
+    simulate's scenario keywords (``tp``, formats; :data:`tapeout.serving.sim.SCENARIO_KEYS`), the space's tier,
+    the ``[serving]`` table's fields that are simulate's keywords (traffic, engine, ``kv_fraction``), the
+    lengths the table leaves unset the workload's; :data:`CHECK_KEYS` excepted (the capacity check adds them)."""
+    import inspect
+
+    from tapeout.serving.sim import SCENARIO_KEYS, simulate
+
     s = space.serving
     assert s is not None
-    kw: dict[str, Any] = dict(
-        model=model, hardware=hw, tp=w.tp, weights=w.weights, activations=w.activations, kv_cache=w.kv_cache,
-        tier=space.tier, scheduler=s.scheduler, max_batch=s.max_batch, max_num_tokens=s.max_num_tokens,
-        kv_fraction=s.kv_fraction, arrival=s.arrival, burstiness=s.burstiness, seed=s.seed)
-    if s.workload is not None:
-        kw["workload"] = s.workload
-    else:
-        kw["input_len"] = s.input_len if s.input_len is not None else w.input_len
-        kw["output_len"] = s.output_len if s.output_len is not None else w.output_len
+    keywords = inspect.signature(simulate).parameters
+    kw: dict[str, Any] = {"model": model, "hardware": hw, "tier": space.tier}
+    kw |= {k: getattr(w, k) for k in Workload.model_fields if k in SCENARIO_KEYS}
+    kw |= {k: getattr(s, k) for k in Serving.model_fields if k in keywords and k not in CHECK_KEYS}
+    for k in ("input_len", "output_len"):  # a length preset (workload) or lengths, the workload's when unset
+        if s.workload is not None:
+            del kw[k]
+        elif kw[k] is None:
+            kw[k] = getattr(w, k)
     return kw
 
 

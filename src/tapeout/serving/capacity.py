@@ -91,8 +91,9 @@ def capacity(model: str, hardware: str, *, slo_ttft: float | None = None, slo_tp
     ``sim`` holds further :func:`tapeout.simulate` arguments (lengths, ``workload``, formats, ``pp``,
     ``framework``, ``tier``...). ``tps`` defaults to the powers of two up to ``gpus``.
     """
-    from tapeout.api import load_hardware
+    from tapeout.api import load_hardware, predict_inputs
     from tapeout.cost import estimate
+    from tapeout.serving.sim import SCENARIO_KEYS
 
     if slo_ttft is None and slo_tpot is None:
         raise TapeoutError("give at least one SLO; allowed: slo_ttft, slo_tpot (seconds)", field="slo_ttft")
@@ -102,7 +103,9 @@ def capacity(model: str, hardware: str, *, slo_ttft: float | None = None, slo_tp
         raise TapeoutError(f"rate={rate!r}: allowed a finite number of requests/s > 0", field="rate")
     if not isinstance(gpus, int) or gpus < 1:
         raise TapeoutError(f"gpus={gpus!r}: allowed an integer >= 1", field="gpus")
-    pp = int(sim.get("pp", 1))
+    # the scenario keywords given (simulate's: PredictInputs' fields), validated once and reported as dumped
+    args = predict_inputs({k: v for k, v in sim.items() if k in SCENARIO_KEYS}, fn="capacity")
+    pp = args.pp
     if tps is None:
         tps = tuple(t for t in (1, 2, 4, 8, 16) if t * pp <= max(gpus, 1))
     hw = load_hardware(hardware)
@@ -163,7 +166,9 @@ def capacity(model: str, hardware: str, *, slo_ttft: float | None = None, slo_tp
                    "percentile": percentile, "rate": rate, "gpus": gpus if rate is None else None,
                    "tps": list(tps), "max_batches": list(max_batches), "scheduler": scheduler,
                    "num_requests": num_requests, "seed": seed,
-                   **{k: v for k, v in sim.items() if isinstance(v, (int, float, str, type(None)))}},
+                   **{k: v for k, v in sim.items()
+                      if k not in SCENARIO_KEYS and isinstance(v, (int, float, str, type(None)))},
+                   **args.model_dump(mode="json", exclude_unset=True)},
         "usd_per_device_hour": usd_h,
         "mode": "highest_rate" if rate is None else "cheapest",
         "best": best,

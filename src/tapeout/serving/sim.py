@@ -34,7 +34,7 @@ from tapeout.serving.engine import KV_POLICIES, SCHEDULERS, EngineConfig, Record
 from tapeout.serving.iteration import iteration_pricer, stage_pricers
 from tapeout.serving.workload import Requests, make_requests
 from tapeout.specio import keyword_api
-from tapeout.workload.scenario import PredictInputs
+from tapeout.workload.scenario import PredictInputs, Scenario
 
 ROUTERS = ("round_robin", "least_tokens")
 #: max_num_tokens when not given: TensorRT-LLM's trtllm-build default for in-flight batching (8192) and
@@ -388,7 +388,7 @@ def simulate(
     # peak_tokens is the largest pass already: no prefill budget on top
     pre = prepare(model, hardware, args.model_copy(update={"batch": 1, "input_len": peak_tokens, "output_len": 1,
                                                            "max_prefill_tokens": None}))
-    m, hw, tier, fw, sc = pre.model, pre.hardware, pre.tier, pre.framework, pre.scenario
+    m, hw, tier, sc = pre.model, pre.hardware, pre.tier, pre.scenario
     if sc.dp > 1:
         raise TapeoutError(f"ep={ep} with tp={tp} is data-parallel attention (wide expert parallelism), which the "
                            "simulator does not model; allowed: ep = 1 or ep = tp", field="ep")
@@ -445,10 +445,9 @@ def simulate(
         if bar is not None:
             bar.stop()
     inputs = {
-        "model": m.name, "hardware": hw.name, "tier": tier, "framework": fw.name, "tp": tp, "pp": pp,
-        "pp_microbatches": pp_microbatches, "ep": ep, "weights": sc.weights.name, "activations": sc.activations.name, "kv_cache": sc.kv_cache.name,
-        "attention": sc.attention, "scheduler": scheduler, "max_batch": max_batch, "max_num_tokens": mnt,
-        "kv_fraction": sc.kv_fraction, "kv_tokens": kv_tokens, "block_size": block_size, "kv_policy": kv_policy,
+        "model": m.name, "hardware": hw.name, **scenario_inputs_ran(args, sc, tier),
+        "scheduler": scheduler, "max_batch": max_batch, "max_num_tokens": mnt,
+        "kv_tokens": kv_tokens, "block_size": block_size, "kv_policy": kv_policy,
         "replicas": len(reps) // mb if not disagg else 0, "router": router, "prefill_replicas": prefill_replicas,
         "decode_replicas": decode_replicas, "num_requests": len(reqs),
         "rate": "inf" if math.isinf(float(rate)) else float(rate), "arrival": arrival, "burstiness": burstiness,
@@ -470,6 +469,19 @@ def simulate(
 #: ``simulate``'s signature: its own keywords, then :class:`PredictInputs`' but :data:`SCENARIO_EXCLUDE`
 keyword_api(simulate, PredictInputs, exclude=SCENARIO_EXCLUDE)
 
+#: the scenario keywords ``simulate`` takes: :class:`PredictInputs`' fields but :data:`SCENARIO_EXCLUDE`
+SCENARIO_KEYS = tuple(k for k in PredictInputs.model_fields if k not in SCENARIO_EXCLUDE)
+
+
+def scenario_inputs_ran(args: PredictInputs, sc: Scenario, tier: str) -> dict[str, Any]:
+    """The scenario part of ``SimResult.inputs``: every keyword of :data:`SCENARIO_KEYS`, in their declared
+    order, as the resolved :class:`Scenario` dumps it where it resolves it (formats by name, the framework
+    profile), the tier that ran, the others as given (a scenario file's path); then the per-layer rules a
+    scenario file set (``layers``), as ``predict``'s ``to_dict()["inputs"]`` writes them."""
+    given = args.model_dump(mode="json", include=set(SCENARIO_KEYS))
+    ran = sc.model_dump(include=set(Scenario.model_fields) - set(SCENARIO_EXCLUDE))
+    return given | ran | {"tier": tier}
+
 
 def _spec_text(v: Any) -> Any:
     if isinstance(v, (int, str)) and not isinstance(v, bool):
@@ -483,4 +495,5 @@ def _spec_text(v: Any) -> Any:
     return v
 
 
-__all__ = ["DEFAULT_MAX_NUM_TOKENS", "ROUTERS", "SCENARIO_EXCLUDE", "SimResult", "run", "simulate"]
+__all__ = ["DEFAULT_MAX_NUM_TOKENS", "ROUTERS", "SCENARIO_EXCLUDE", "SCENARIO_KEYS", "SimResult", "run",
+           "scenario_inputs_ran", "simulate"]
