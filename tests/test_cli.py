@@ -37,6 +37,11 @@ def test_table_and_csv():
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert {row["phase"] for row in rows} == {"prefill", "decode"}
     assert any(row["name"] == "tp_allreduce" for row in rows)
+    # the columns are the JSON's per-op rows' keys (one definition), terms (a mapping) excepted
+    ops = tapeout.predict("llama-2-70b", "h100-sxm", tp=4, batch=2, input_len=2048, output_len=64).to_dict()["ops"]
+    assert list(rows[0]) == [k for k in ops[0] if k != "terms"] and len(rows) == len(ops)
+    assert [(r["name"], float(r["time_s"]), r["ceiling"]) for r in rows] == [
+        (o["name"], o["time_s"], o["ceiling"] or "") for o in ops]
 
 
 @pytest.mark.parametrize(

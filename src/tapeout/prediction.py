@@ -35,7 +35,7 @@ def compute_ceiling(op: Op, ran: str | None, hw: HardwareSpec) -> tuple[str | No
 
 
 def op_row(phase: str, op: Op, cost: OpCost, phase_time: float, hw: HardwareSpec) -> dict[str, Any]:
-    """One per-op row (``to_dict()["ops"]``, the CSV's columns but ``terms``)."""
+    """One per-op row (``to_dict()["ops"]``); its keys but ``terms`` are the CSV's columns, in this order."""
     t = cost.terms
     ran = computes_in(op, cost, hw)
     roof, roof_tflops = compute_ceiling(op, ran, hw)

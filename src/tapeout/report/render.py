@@ -9,11 +9,8 @@ from typing import Any
 
 from tapeout.report import fmt
 
-CSV_COLUMNS = (
-    "phase", "name", "kind", "count", "shape", "formats", "compute_dtype", "computes_in", "flops", "bytes_read",
-    "bytes_written", "intensity", "bound", "time_s", "total_s", "share", "compute_s", "memory_s",
-    "network_s", "overhead_s", "kernel", "weight_bytes", "matrix_s", "dequant_s", "extract_s",
-)
+#: the per-op row's keys (:func:`tapeout.prediction.op_row`) that are not columns: ``terms``, a mapping per op
+CSV_OMIT = ("terms",)
 
 
 def to_json(d: dict[str, Any]) -> str:
@@ -24,7 +21,8 @@ def to_csv(d: dict[str, Any], baseline: list[dict[str, Any]] | None = None) -> s
     """Per-op rows; with ``baseline`` (the ``compare_to`` run's ``ops()``) a first column ``run`` tells the
     technique's rows from the baseline's."""
     buf = io.StringIO()
-    cols = ("run", *CSV_COLUMNS) if baseline is not None else CSV_COLUMNS
+    cols = [k for k in d["ops"][0] if k not in CSV_OMIT]  # the per-op rows' keys, defined once in op_row
+    cols = ["run", *cols] if baseline is not None else cols
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     runs = [("technique", d["ops"]), ("baseline", baseline)] if baseline is not None else [("", d["ops"])]
