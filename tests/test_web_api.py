@@ -132,6 +132,9 @@ def test_catalogs_with_sources(client):
     r = client.get("/api/hardware/h100-sxn")
     assert r.status_code == 404 and "did you mean h100-sxm" in r.json()["detail"]
     assert client.get("/api/hardware/examples%2Fmy-chip.toml").status_code == 404  # catalog only, no files
+    r = client.get("/api/models/llama-2-7c")
+    assert r.status_code == 404 and "did you mean llama-2-7b" in r.json()["detail"]
+    assert client.get("/api/models/examples/config.json").status_code == 404  # catalog only, no files
 
 
 def test_cost_equals_the_cli(client):

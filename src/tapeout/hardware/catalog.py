@@ -95,6 +95,13 @@ def list_hardware() -> list[HardwareSpec]:
     return [cat[n] for n in sorted(cat)]
 
 
+def find_hardware(name: str) -> HardwareSpec | None:
+    """The catalog device ``name`` names (its name or an alias, normalized: :func:`normalize_name`), else None.
+    Files are not read (:func:`load_hardware` reads them)."""
+    found = _index().get(normalize_name(name))
+    return None if found is None else _catalog()[found]
+
+
 def _looks_like_file(text: str) -> bool:
     if text.lower().endswith(_FILE_SUFFIXES):
         return True
@@ -127,9 +134,9 @@ def load_hardware(spec: str | Path | HardwareSpec) -> HardwareSpec:
     if not spec.strip():
         raise TapeoutError("empty device name; give a catalog name (see tapeout hardware) or the path of a "
                            "TOML/YAML/JSON device file", field="hardware")
-    name = _index().get(normalize_name(spec))
-    if name is not None:
-        return _catalog()[name]
+    found = find_hardware(spec)
+    if found is not None:
+        return found
     text = spec.strip()
     if text and _looks_like_file(text):
         return _load_file(Path(text).expanduser())

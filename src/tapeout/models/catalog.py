@@ -79,6 +79,14 @@ def list_models() -> list[ModelSpec]:
     return list(_catalog().values())
 
 
+def find_model(name: str) -> ModelSpec | None:
+    """The catalog model ``name`` names (case-insensitive: its name, HF id or repo name, an alias, or a
+    fine-tune of it, :func:`base_model_key`), else None. Files are not read (:func:`load_model` reads them)."""
+    key = name.strip()
+    found = _index().get(key.lower()) or _index().get(base_model_key(key))
+    return None if found is None else _catalog()[found]
+
+
 def _load_file(path: Path) -> ModelSpec:
     from tapeout.models.hf import load_hf_config
 
@@ -103,9 +111,9 @@ def load_model(spec: str | Path | ModelSpec) -> ModelSpec:
     if not key:
         raise TapeoutError("empty model name; give a catalog name (see tapeout models), a Hugging Face repo id or "
                            "the path of a config.json or model file", field="model")
-    name = _index().get(key.lower()) or _index().get(base_model_key(key))
-    if name is not None:
-        return _catalog()[name]
+    found = find_model(key)
+    if found is not None:
+        return found
     path = Path(key).expanduser()
     if path.exists() or path.suffix.lower() in (".json", *_SPEC_FILE_SUFFIXES):
         return _load_file(path)

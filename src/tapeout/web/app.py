@@ -113,24 +113,24 @@ def create_app() -> FastAPI:
 
     @app.get("/api/models/{name:path}", summary="One model spec (tapeout show NAME --format json)", responses=RESPONSES)
     def model(name: str) -> JSONResponse:
-        from tapeout.models.catalog import _catalog, _index, base_model_key, model_names
         from tapeout.errors import UnknownNameError
+        from tapeout.models.catalog import find_model, model_names
 
-        key = _index().get(name.strip().lower()) or _index().get(base_model_key(name))
-        if key is None:
+        spec = find_model(name)
+        if spec is None:
             return _bad(404, str(UnknownNameError("model", name, model_names(), field="model")))
-        return JSONResponse(_catalog()[key].model_dump(mode="json"))
+        return JSONResponse(spec.model_dump(mode="json"))
 
     @app.get("/api/hardware/{name}", summary="One device spec with its sources (tapeout show NAME --format json)",
              responses=RESPONSES)
     def device(name: str) -> JSONResponse:
-        from tapeout.hardware.catalog import _catalog, _index, hardware_names, normalize_name
         from tapeout.errors import UnknownNameError
+        from tapeout.hardware.catalog import find_hardware, hardware_names
 
-        key = _index().get(normalize_name(name))
-        if key is None:
+        spec = find_hardware(name)
+        if spec is None:
             return _bad(404, str(UnknownNameError("hardware", name, hardware_names(), field="hardware")))
-        return JSONResponse(_catalog()[key].model_dump(mode="json"))
+        return JSONResponse(spec.model_dump(mode="json"))
 
     @app.get("/api/options", summary="The choices of the page's inputs (formats, tiers, frameworks, ...)")
     def options() -> JSONResponse:
