@@ -92,14 +92,15 @@ SCHEDULERS = st.sampled_from(["static", "continuous", "chunked"])
 @FAST
 @given(scheduler=st.sampled_from(["continuous", "chunked"]), S=st.sampled_from([16, 64, 256, 1024, 3000]),
        O=st.sampled_from([2, 4, 32, 128]), n=st.integers(20, 50), mb=st.sampled_from([4, 16, 64, 256]),
-       seed=st.integers(0, 1000), r0=st.floats(0.5, 100))
-def test_p99_ttft_does_not_fall_as_the_rate_rises(scheduler, S, O, n, mb, seed, r0):
+       seed=st.integers(0, 1000), r0=st.floats(0.5, 100), policy=st.sampled_from(["reserve", "paged", "turbomind"]))
+def test_p99_ttft_does_not_fall_as_the_rate_rises(scheduler, S, O, n, mb, seed, r0, policy):
     """The same requests (seed) at rates r0, 2 r0, 4 r0: p99 TTFT never falls by more than the alignment of an
     arrival with the iteration in flight (at most the longest iteration of the lighter run); static batching
-    is left out: a later arrival there may catch an earlier batch."""
+    is left out: a later arrival there may catch an earlier batch. Every KV policy."""
     prev, slack = None, 0.0
     for rate in (r0, 2 * r0, 4 * r0):
-        r = sim(scheduler=scheduler, input_len=S, output_len=O, num_requests=n, rate=rate, max_batch=mb, seed=seed)
+        r = sim(scheduler=scheduler, input_len=S, output_len=O, num_requests=n, rate=rate, max_batch=mb, seed=seed,
+                kv_policy=policy)
         p99 = float(np.percentile(r.ttft, 99))
         if prev is not None:
             assert p99 >= prev - slack - 1e-12
@@ -125,7 +126,7 @@ def test_throughput_never_exceeds_the_static_decode_bound(scheduler, C, S, O, cl
 
 
 @FAST
-@given(scheduler=SCHEDULERS, policy=st.sampled_from(["paged", "reserve"]), n=st.integers(5, 60),
+@given(scheduler=SCHEDULERS, policy=st.sampled_from(["paged", "reserve", "turbomind"]), n=st.integers(5, 60),
        kv_blocks=st.integers(40, 400), bs=st.sampled_from([8, 16, 64]), rate=st.sampled_from([math.inf, 5.0, 50.0]),
        mb=st.sampled_from([2, 8, 64]), seed=st.integers(0, 1000), replicas=st.integers(1, 3),
        micro=st.sampled_from([1, 1, 2, 3]))
@@ -212,13 +213,49 @@ def test_preemption_happens_and_recomputes():
     kw = dict(input_len=128, output_len=2048, num_requests=300, max_batch=4096, kv_tokens=60_000)
     reserve, paged = sim(**kw), sim(kv_policy="paged", **kw)
 
-    def prefilled(r):
-        return sum(p for rep in r.replicas for _, _, _, p, *_ in rep.timeline)
-
     # every prompt is prefilled once; a preempted request re-prefills its prompt and the tokens it had
-    assert reserve.metrics()["preemptions"] == 0 and prefilled(reserve) == 300 * 128
-    assert paged.metrics()["preemptions"] > 0 and prefilled(paged) > 300 * 128 + paged.metrics()["preemptions"]
+    assert reserve.metrics()["preemptions"] == 0 and _prefilled(reserve) == 300 * 128
+    assert paged.metrics()["preemptions"] > 0 and _prefilled(paged) > 300 * 128 + paged.metrics()["preemptions"]
     assert paged.itl.size == reserve.itl.size == 300 * 2047
+
+
+def _trace(tmp_path, *reqs):
+    path = tmp_path / "trace.jsonl"
+    path.write_text("".join(json.dumps({"arrival_s": 0.0, "input_len": i, "output_len": o}) + "\n" for i, o in reqs))
+    return path
+
+
+def _prefilled(r):
+    return sum(p for rep in r.replicas for _, _, _, p, *_ in rep.timeline)
+
+
+def test_turbomind_swaps_out_the_newest_keeping_its_prefix(tmp_path):
+    """TurboMind (SequenceManager::Materialize): two 8-token prompts in a pool of 6 blocks of 4 tokens each take
+    3 blocks (context + 1 token). When the older needs a 4th (its context reaches 12 tokens), the newer is
+    swapped out and only its last block is evicted: it keeps 2 blocks, the KV of its prompt. When the older
+    finishes (6 tokens), the newer comes back recomputing only the 4 tokens it lost (3 generated ones and the
+    last, whose KV it never had), not its prompt: 8 + 8 + 4 prefilled tokens, one preemption. vLLM's policy
+    (paged) frees every block of the preempted request and recomputes all of it."""
+    kw = dict(trace=_trace(tmp_path, (8, 6), (8, 12)), kv_tokens=24, block_size=4, max_batch=8)
+    tm, paged = sim(kv_policy="turbomind", **kw), sim(kv_policy="paged", **kw)
+    assert tm.metrics()["preemptions"] == 1 and tm.recorder.preemptions.tolist() == [0, 1]
+    assert _prefilled(tm) == 8 + 8 + 4
+    assert paged.metrics()["preemptions"] >= 1 and _prefilled(paged) >= 8 + 8 + 8 + 3
+    # the older request never waits: its tokens come one decode step apart, as if alone after the prefill
+    assert tm.recorder.finish[0] < tm.recorder.finish[1]
+    assert tm.itl.size == paged.itl.size == 5 + 11
+
+
+def test_turbomind_schedules_a_newer_request_that_fits_while_an_older_waits(tmp_path):
+    """No head-of-line blocking: in a pool of 5 blocks of 4 tokens, the first request (8 tokens) takes 3 (its
+    context + 1 token); the second (16 tokens) needs 5 and no newer request holds blocks to preempt, so it
+    waits; the third (4 tokens) needs 2 and is scheduled at once. Its first token comes with the first's, before
+    the second's; first come first served (paged: 2 blocks, then 4 of the 3 left) holds it behind the second."""
+    kw = dict(trace=_trace(tmp_path, (8, 2), (16, 2), (4, 2)), kv_tokens=20, block_size=4, max_batch=8)
+    first = sim(kv_policy="turbomind", **kw).recorder.first
+    assert first[2] == first[0] < first[1]
+    first = sim(kv_policy="paged", **kw).recorder.first
+    assert first[0] < first[1] <= first[2]
 
 
 def test_disaggregation_moves_the_kv_cache_and_pays_for_it():

@@ -91,7 +91,8 @@ def simulate_command(
     block_size: Annotated[int, typer.Option("--block-size", help="tokens per KV block")] = 16,
     kv_policy: Annotated[str, typer.Option(
         "--kv-policy", help="reserve (a request's final context at admission, never preempted) | paged (blocks "
-        "as tokens come, preemption by recompute)")] = "reserve",
+        "as tokens come, preemption by recompute) | turbomind (LMDeploy TurboMind's: priority by arrival, the "
+        "newest swapped out keeping their prefix's KV)")] = "reserve",
     replicas: Annotated[int, typer.Option(help="engine replicas behind the router")] = 1,
     router: Annotated[str, typer.Option(help="round_robin | least_tokens")] = "round_robin",
     prefill_replicas: Annotated[int, typer.Option("--prefill-replicas", help="P/D disaggregation: prefill pool")] = 0,

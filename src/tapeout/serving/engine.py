@@ -8,7 +8,8 @@ recently admitted running request is preempted by recompute: its blocks are free
 front of the queue, and when re-admitted it prefills its prompt and the tokens it had generated (the last
 of them included), then goes on generating. Policy ``reserve`` (TensorRT-LLM's guaranteed-no-evict): a
 request is admitted when the blocks of its whole final context (prompt + output - 1 tokens) are free, and
-is never preempted.
+is never preempted. Policy ``turbomind`` (LMDeploy TurboMind's ``SequenceManager``, v0.1/v0.2): see
+:meth:`Replica._materialize`.
 
 **Schedulers** (``max_batch`` running requests at most; ``max_num_tokens`` tokens per iteration):
 
@@ -55,7 +56,7 @@ import numpy as np
 from tapeout.serving.iteration import IterationPricer
 
 SCHEDULERS = ("static", "continuous", "chunked")
-KV_POLICIES = ("paged", "reserve")
+KV_POLICIES = ("paged", "reserve", "turbomind")
 ROLES = ("both", "prefill", "decode")
 #: most decode steps priced in one vectorised pass (longer runs take several)
 MAX_RUN = 4096
@@ -75,6 +76,13 @@ class EngineConfig:
     @property
     def watermark_blocks(self) -> int:
         return int(self.watermark * self.num_blocks) if self.kv_policy == "paged" else 0
+
+    @property
+    def lookahead(self) -> int:
+        """Tokens a sequence's blocks hold beyond its KV cache before a step: TurboMind's blocks cover its
+        context (every token so far, the last generated one included) + ``step_length`` (1); vLLM's the KV
+        cache after the step."""
+        return 1 if self.kv_policy == "turbomind" else 0
 
 
 class Recorder:
@@ -132,6 +140,8 @@ class Replica:
         self.clock = 0.0
         self.waiting: deque[Req] = deque()
         self.prefilling: list[Req] = []
+        #: turbomind: requests in the batch not scheduled this iteration (new, or swapped out keeping blocks)
+        self.swapped: list[Req] = []
         self.dreq: list[Req] = []
         self.kv = np.zeros(0, dtype=np.int64)  # tokens in the cache
         self.rem = np.zeros(0, dtype=np.int64)  # tokens still to emit
@@ -148,11 +158,16 @@ class Replica:
 
     # ---- queue ----------------------------------------------------------------------------------------
     def has_work(self) -> bool:
-        return bool(self.waiting or self.prefilling or self.dreq)
+        return bool(self.waiting or self.prefilling or self.dreq or self.swapped)
 
     def submit(self, r: Req, t: float) -> None:
         if not self.has_work():
             self.clock = max(self.clock, t)
+        if self.cfg.kv_policy == "turbomind":  # its priority: arrival order (LlamaBatch::ProcessInferRequests)
+            r.order = self.next_order
+            self.next_order += 1
+            if r.kv_ready:  # received from a prefill replica with its prompt's KV cache
+                r.done = r.target
         self.waiting.append(r)
         self.outstanding += r.outstanding()
         self.rec.replica[r.idx] = self.rid
@@ -161,7 +176,7 @@ class Replica:
         return len(self.prefilling) + len(self.dreq)
 
     def unfinished(self) -> int:
-        return len(self.waiting) + self.running()
+        return len(self.waiting) + self.running() + len(self.swapped)
 
     # ---- pricing ----------------------------------------------------------------------------------------
     def _busy(self) -> int:
@@ -278,6 +293,29 @@ class Replica:
         cfg, bs = self.cfg, self.cfg.block_size
         paged = cfg.kv_policy == "paged"
         now = self.clock
+        if cfg.kv_policy == "turbomind":
+            chunks, joined, D = self._materialize(), [], len(self.dreq)
+        else:
+            chunks, joined, D = self._schedule(paged, bs)
+        if not chunks:
+            if joined:  # received with their KV cache: scheduled again, now with them decoding
+                self._add_decodes(joined, [r.target for r in joined], [r.last for r in joined])
+                return [], []
+            if D == 0:
+                raise RuntimeError("a replica with queued work scheduled nothing")
+            return self._decode_run(now, limit), []
+        # a mixed iteration: prefill chunks (+ the decode step of the running requests)
+        u0 = self.used
+        completing = sum(1 for n, p, r in chunks if p + n == r.target)
+        ctx = int(self.kv.sum()) / D + 1.0 if D else 0.0
+        dur = self._iteration([(n, p) for n, p, _ in chunks], D, ctx, D + completing)
+        return self._apply_iteration(now, now + dur, chunks, joined, D, u0)
+
+    def _schedule(self, paged: bool, bs: int) -> tuple[list[tuple[int, int, Req]], list[Req], int]:
+        """Policies paged and reserve: the decodes' blocks (paged: preempting the latest when short), then
+        first-come-first-served admissions. Returns (prefill chunks as (tokens, cached, request), requests
+        received with their KV cache, decoding requests)."""
+        cfg = self.cfg
         # (1) every decoding request needs a slot for this step's token: taken now, preempting when short
         if paged and self.dreq:
             while self.dreq:
@@ -320,19 +358,174 @@ class Replica:
             chunks.append((n, 0, r))
             budget -= n
             self.prefilling.append(r)
-        if not chunks:
-            if joined:  # received with their KV cache: scheduled again, now with them decoding
-                self._add_decodes(joined, [r.target for r in joined], [r.last for r in joined])
-                return [], []
-            if D == 0:
-                raise RuntimeError("a replica with queued work scheduled nothing")
-            return self._decode_run(now, limit), []
-        # a mixed iteration: prefill chunks (+ the decode step of the running requests)
-        u0 = self.used
-        completing = sum(1 for n, p, r in chunks if p + n == r.target)
-        ctx = int(self.kv.sum()) / D + 1.0 if D else 0.0
-        dur = self._iteration([(n, p) for n, p, _ in chunks], D, ctx, D + completing)
-        end = now + dur
+        return chunks, joined, D
+
+    def _materialize(self) -> list[tuple[int, int, Req]]:
+        """Policy turbomind: LMDeploy TurboMind's block scheduling, run before every iteration.
+
+        From ``SequenceManager::Materialize`` and the ``Transaction``/``Schedule`` helpers in
+        ``src/turbomind/models/llama/SequenceManager.cc``, ``LlamaBatch::ProcessInferRequests`` and
+        ``LlamaBatch::Initialize`` (``LlamaBatch.cc``) and ``BlockManager::Touch``/``Evict``
+        (``BlockManager.cc``) of InternLM/lmdeploy at its v0.2.0 era (Jan 2024: the version whose
+        ``Materialize`` takes the prefill budget, ``max_prefill_iters``); the v0.1.0 era's ``Materialize``
+        (Dec 2023) sorts, allocates and preempts the same way. What it does, step by step:
+
+        - The batch holds up to ``max_batch`` requests, running or not (``request_queue.dequeue`` fills its
+          free slots in arrival order); each gets its priority on entry, its arrival order
+          (``r->priority``/``unique_id = request_count_++``), kept while it lives, preempted or not.
+        - ``Materialize`` visits the batch's requests by priority, oldest first. Each needs blocks for its
+          context (every token so far, the last generated one included) + ``step_length`` (1), less the
+          blocks it holds (``CountRequiredBlocks``). It takes them from the free blocks, then from the
+          blocks released in this pass, then preempts the newest requests holding blocks (``victims``,
+          from the lowest priority up, until their blocks cover the shortfall): they are swapped out. Only
+          the shortfall is evicted, the victims' blocks in the order they were released, each one's last
+          blocks first (``Touch`` stamps a sequence's blocks from its last to its first, ``Evict`` takes
+          the oldest stamps); a victim keeps the rest, and with them the KV of its prefix
+          (``VerifyAndLockCached`` truncates its cache to the blocks still valid and locks them again).
+        - A request that cannot be covered, even by every newer request's blocks, is not scheduled this
+          iteration (a running one is swapped out holding its blocks) and the pass goes on: a newer one
+          that fits is scheduled (no head-of-line blocking). No watermark is kept.
+        - A request scheduled again computes the tokens whose KV it lacks (its prompt when new; when swapped
+          out, the evicted tail and its last generated token) and emits its next token; lacking only the
+          last token, it is a plain decode step.
+
+        The iteration's token budget (``max_num_tokens``, TurboMind's ``max_context_token_num``) holds back
+        prefills as the other policies do (chunked: the last one chunked); decode steps are never held back.
+        Returns the iteration's prefill chunks as (tokens, cached tokens, request).
+        """
+        cfg, bs = self.cfg, self.cfg.block_size
+        while self.waiting and len(self.dreq) + len(self.prefilling) + len(self.swapped) < cfg.max_batch:
+            self.swapped.append(self.waiting.popleft())
+        want = np.maximum(_ceil_div(self.kv + 1 + cfg.lookahead, bs), self.dblk)
+        extra = int((want - self.dblk).sum())
+        if not self.swapped and not self.prefilling and self.used + extra <= cfg.num_blocks:
+            self.used += extra  # every running request decodes, its blocks taken from the free ones
+            self.dblk = want
+            return []
+        D0 = len(self.dreq)
+        others = self.prefilling + self.swapped
+        order = np.concatenate([self.order, np.array([r.order for r in others], dtype=np.int64)])
+        held = np.concatenate([self.dblk, np.array([r.blocks for r in others], dtype=np.int64)])
+        ctx = np.concatenate([self.kv + 1, np.array([r.L_in + r.g for r in others], dtype=np.int64)])
+        cached = np.concatenate([self.kv, np.array([r.done for r in others], dtype=np.int64)])
+        srt = np.argsort(order, kind="stable")
+        held, ctx, cached = held[srt], ctx[srt], cached[srt]
+        need = np.maximum(_ceil_div(ctx + cfg.lookahead, bs) - held, 0)
+        missing = ctx - cached
+        n = len(srt)
+        # the easy ones: a decode step within the blocks held; the rest visited in priority order
+        easy = (need == 0) & (missing == 1)
+        easy_before = np.cumsum(easy) - easy
+        mnt = cfg.max_num_tokens or 1 << 62
+        free, released, evict, last, spent, prefills = cfg.num_blocks - self.used, 0, 0, n, 0, False
+        active = easy.copy()
+        take = easy.astype(np.int64)
+        victims: list[int] = []
+        for i in np.flatnonzero(~easy).tolist():
+            if i >= last:
+                break
+            m = int(missing[i])
+            if m > 1:  # a prefill: held back by the token budget
+                budget = mnt - int(easy_before[i]) - spent
+                if cfg.scheduler == "chunked":
+                    if budget <= 0:
+                        continue
+                    t = min(m, budget)
+                elif m > budget and (prefills or m <= mnt):
+                    continue
+                else:
+                    t = m
+            else:
+                t = 1
+            short = int(need[i])
+            a = min(free, short)
+            e = min(released, short - a)
+            short -= a + e
+            if short:
+                freed, vs, v = 0, [], last - 1
+                while v > i:
+                    if held[v] > 0:
+                        vs.append(v)
+                        freed += int(held[v])
+                        if freed >= short:
+                            break
+                    v -= 1
+                if freed < short:
+                    continue  # not even every newer request's blocks cover it
+                last = v
+                victims += vs
+                released += freed
+                e += short
+            free -= a
+            released -= e
+            evict += e
+            active[i], take[i] = True, t
+            spent += t
+            prefills |= m > 1
+        active[last:] = False
+        lost = np.zeros(n, dtype=bool)
+        for v in victims:  # the evicted blocks: the first victim's last blocks first
+            k = min(int(held[v]), evict)
+            held[v] -= k
+            evict -= k
+            lost[v] = k > 0
+        held = held + np.where(active, need, 0)
+        # back in the requests' order: apply
+        pos = np.empty(n, dtype=np.int64)
+        pos[srt] = np.arange(n)
+        a_, h_, t_, l_ = active[pos], held[pos], take[pos], lost[pos]
+        self.used = int(h_.sum())  # every block is held by a request of the batch
+        out = [i for i in range(D0) if not a_[i]]
+        swapped: list[Req] = []
+        for i in out:  # running requests swapped out, holding what eviction left them
+            r = self.dreq[i]
+            r.g = r.L_out - int(self.rem[i])
+            r.last = float(self.last[i])
+            r.blocks = int(h_[i])
+            before = r.L_out - r.g
+            r.kv_ready = False  # its KV cache is this pool's now (recomputed where evicted)
+            r.target = r.L_in + r.g
+            r.done = min(int(self.kv[i]), r.blocks * bs)
+            self.outstanding += r.outstanding() - before
+            swapped.append(r)
+            self.preemptions += 1
+            self.rec.preemptions[r.idx] += 1
+        self.dblk = h_[:D0].copy()
+        if out:
+            keep = np.ones(D0, dtype=bool)
+            keep[out] = False
+            self._keep(keep)
+        chunks: list[tuple[int, int, Req]] = []
+        joined: list[Req] = []
+        running = set(map(id, self.prefilling))
+        self.prefilling, self.swapped = [], swapped
+        for j, r in enumerate(others, start=D0):
+            before = r.outstanding()
+            r.blocks = int(h_[j])
+            if l_[j]:  # the KV of its evicted blocks is gone (VerifyAndLockCached)
+                r.kv_ready = False
+                r.done = min(r.done, r.blocks * bs)
+            if not a_[j]:
+                if id(r) in running:
+                    self.preemptions += 1
+                    self.rec.preemptions[r.idx] += 1
+                self.swapped.append(r)
+            elif r.g and r.L_in + r.g - r.done == 1:  # lacks only its last token's KV: a decode step
+                r.target = r.done
+                joined.append(r)
+            else:
+                r.target = r.L_in + r.g
+                chunks.append((int(t_[j]), r.done, r))
+                self.prefilling.append(r)
+            self.outstanding += r.outstanding() - before
+        self.swapped.sort(key=lambda r: r.order)
+        self._add_decodes(joined, [r.done for r in joined], [r.last for r in joined])
+        return chunks
+
+    def _apply_iteration(self, now: float, end: float, chunks: list[tuple[int, int, Req]], joined: list[Req],
+                         D: int, u0: int) -> tuple[list[tuple[int, float]], list[tuple[Req, float]]]:
+        """The effects of a mixed iteration ending at ``end``: a token for each of the D decoding requests and
+        for each request whose prefill completes."""
         done: list[tuple[int, float]] = []
         handoffs: list[tuple[Req, float]] = []
         if D:
@@ -377,7 +570,7 @@ class Replica:
     def _block_limit(self, kmax: int) -> int:
         """Most decode steps (<= kmax) whose blocks fit in the pool."""
         bs, free = self.cfg.block_size, self.cfg.num_blocks - self.used
-        kv, dblk = self.kv, self.dblk
+        kv, dblk = self.kv + self.cfg.lookahead, self.dblk
 
         def extra(k: int) -> int:
             return int((np.maximum(_ceil_div(kv + k, bs), dblk) - dblk).sum())
@@ -398,7 +591,8 @@ class Replica:
         and the first step starting at or after ``limit``."""
         D = len(self.dreq)
         k = min(int(self.rem.min()), MAX_RUN)
-        if self.cfg.kv_policy == "paged" and self.used + D * (k // self.cfg.block_size + 1) > self.cfg.num_blocks:
+        grows = self.cfg.kv_policy != "reserve"  # blocks taken as tokens come
+        if grows and self.used + D * ((k + self.cfg.lookahead) // self.cfg.block_size + 1) > self.cfg.num_blocks:
             k = self._block_limit(k)
         durs = self._decode_steps(D, int(self.kv.sum()) / D + 1.0, k)
         ends = now + np.cumsum(durs)
@@ -414,8 +608,8 @@ class Replica:
         end = float(ends[-1])
         self.last[:] = end
         self.outstanding -= D * k
-        if self.cfg.kv_policy == "paged":
-            want = np.maximum(_ceil_div(self.kv, self.cfg.block_size), self.dblk)
+        if grows:
+            want = np.maximum(_ceil_div(self.kv + self.cfg.lookahead, self.cfg.block_size), self.dblk)
             self.used += int((want - self.dblk).sum())
             self.dblk = want
         u_end = self.used

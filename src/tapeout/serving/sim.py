@@ -323,8 +323,9 @@ def simulate(
     ``max_batch`` running requests and ``max_num_tokens`` tokens per iteration (default 8192 continuous,
     2048 chunked); a paged KV pool of ``block_size``-token blocks holding ``kv_fraction`` of the memory left
     after weights, the largest iteration's activations and the runtime reserve (``kv_tokens`` sets the pool
-    in tokens instead, for an engine that states it), ``kv_policy`` paged (preemption by recompute) or
-    reserve (the default: TensorRT-LLM's guaranteed-no-evict). The scenario keywords (parallelism, formats,
+    in tokens instead, for an engine that states it), ``kv_policy`` paged (vLLM's: preemption by recompute),
+    turbomind (LMDeploy TurboMind's: swap-out keeping the prefix's KV) or reserve (the default: TensorRT-LLM's
+    guaranteed-no-evict). The scenario keywords (parallelism, formats,
     attention, ``kv_fraction``, ``framework``, ``scenario``, ``tier``, ``efficiency``) are :func:`tapeout.predict`'s
     (:class:`~tapeout.workload.scenario.PredictInputs`), but those in :data:`SCENARIO_EXCLUDE`.
 
@@ -405,7 +406,7 @@ def simulate(
     num_blocks = pool // block_size
     cfg = EngineConfig(scheduler=scheduler, max_batch=max_batch, max_num_tokens=mnt, block_size=block_size,
                        num_blocks=num_blocks, kv_policy=kv_policy)
-    need = int(np.max(reqs.input_len + reqs.output_len - 1))
+    need = int(np.max(reqs.input_len + reqs.output_len - 1)) + cfg.lookahead
     if (num_blocks - cfg.watermark_blocks) * block_size < need:
         what = (f"weights and activations need {mem.weights_bytes / 1e9:.1f} + {mem.activation_bytes / 1e9:.1f} GB "
                 f"of the device's {mem.capacity_bytes / 1e9:.1f} GB") if kv_tokens is None else "kv_tokens"

@@ -18,7 +18,9 @@ tuned values:
   from the runs' own token and request throughputs per model: ``_lmdeploy_workloads``), the stated KV
   pool (``cache_max_entry_count`` blocks of 128 tokens) and ``max_batch_size``; prefill tokens per
   iteration ``max_context_token_num`` x ``session_len`` with ``session_len`` 4096 (not stated; Llama-2's
-  context) plus the decodes; FP16, paged blocks (TurboMind allocates blocks as sequences grow).
+  context) plus the decodes; FP16; TurboMind's own block scheduling (``kv_policy="turbomind"``: blocks as
+  sequences grow, priority by arrival, the newest swapped out keeping their prefix's KV; read from its
+  ``SequenceManager::Materialize``, :meth:`tapeout.serving.engine.Replica._materialize`).
   ``first_token_latency_min`` / ``_max`` (extremes of 3000 draws of prompts tapeout does not have) are
   left out.
 """
@@ -118,7 +120,7 @@ def _lmdeploy_engine(settings: str, max_batch: int) -> dict[str, Any]:
         raise ValueError(f"engine settings without cache_max_entry_count / max_context_token_num: {settings[:80]}")
     return {"kv_tokens": int(blocks.group(1)) * 128, "block_size": 128, "max_batch": max_batch,
             "max_num_tokens": int(ctx.group(1)) * LMDEPLOY_SESSION_LEN + max_batch, "scheduler": "continuous",
-            "kv_policy": "paged"}
+            "kv_policy": "turbomind"}
 
 
 def _lmdeploy_workloads(data_dir: Path) -> dict[str, str]:
