@@ -518,7 +518,6 @@ class Replica:
                 chunks.append((int(t_[j]), r.done, r))
                 self.prefilling.append(r)
             self.outstanding += r.outstanding() - before
-        self.swapped.sort(key=lambda r: r.order)
         self._add_decodes(joined, [r.done for r in joined], [r.last for r in joined])
         return chunks
 
