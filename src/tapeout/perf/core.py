@@ -28,18 +28,22 @@ def make_cost(op: Op, *, tier: str, compute: float, memory: float, network: floa
     "overhead" when the fixed costs exceed the body, "network" when a collective's wire time leads, else
     "compute" or "memory" (ties: compute). ``terms`` gets ``overhead_us``."""
     body = max(compute, memory, network)
-    if overhead > body:
-        bound = "overhead"
-    elif network > 0 and network >= max(compute, memory):
-        bound = "network"
-    else:
-        bound = "compute" if compute >= memory else "memory"
     terms["overhead_us"] = overhead * 1e6
     return OpCost(
         name=op.name, kind=op.kind.value, count=op.count, time_s=body + overhead,
         compute_s=compute, memory_s=memory, network_s=network, overhead_s=overhead,
-        bound=bound, intensity=op.intensity, tier=tier, terms=terms,
+        bound=bound_of(compute, memory, network, overhead), intensity=op.intensity, tier=tier, terms=terms,
     )
+
+
+def bound_of(compute: float, memory: float, network: float, overhead: float) -> str:
+    """The term that bounds a cost: "overhead" when the fixed costs exceed the body, "network" when a
+    collective's wire time leads, else "compute" or "memory" (ties: compute)."""
+    if overhead > max(compute, memory, network):
+        return "overhead"
+    if network > 0 and network >= max(compute, memory):
+        return "network"
+    return "compute" if compute >= memory else "memory"
 
 
 def with_prologue(op: Op, price: Callable[[Op], OpCost]) -> OpCost:
@@ -56,10 +60,8 @@ def with_prologue(op: Op, price: Callable[[Op], OpCost]) -> OpCost:
     compute = cost.compute_s + sum(c.compute_s for c in pre)
     memory = cost.memory_s + sum(c.memory_s for c in pre)
     network = cost.network_s + sum(c.network_s for c in pre)
-    body = max(compute, memory, network)
-    overhead = time - body
-    bound = ("overhead" if overhead > body else "network" if network > 0 and network >= max(compute, memory)
-             else "compute" if compute >= memory else "memory")
+    overhead = time - max(compute, memory, network)
+    bound = bound_of(compute, memory, network, overhead)
     terms = {**cost.terms, "prologue_s": sum(c.time_s for c in pre),
              "prologue": "; ".join(f"{p.name} {c.time_s * 1e6:.1f} us ({c.bound})" for p, c in zip(op.prologue, pre)),
              "overhead_us": overhead * 1e6}
@@ -218,5 +220,5 @@ def computes_in(op: Op, cost: OpCost, hw: HardwareSpec) -> str | None:
     return op.compute_dtype
 
 
-__all__ = ["COLLECTIVES", "algorithms", "alltoall", "collective_name", "computes_in", "fastest", "make_cost",
+__all__ = ["COLLECTIVES", "algorithms", "alltoall", "bound_of", "collective_name", "computes_in", "fastest", "make_cost",
            "with_prologue", "oneshot_allreduce", "peak_key"]
