@@ -325,6 +325,9 @@ def _deepseek(c: _Cfg) -> dict[str, Any]:
             shared_intermediate_size=moe_inter if shared else 0,
             # noaux_tc routing adds a per-expert score-correction bias to the gate
             router_bias=c.get("topk_method") == "noaux_tc",
+            # group-limited routing: top_k among the experts of topk_group of n_group groups
+            expert_groups=c.int("n_group", default=1),
+            groups_per_token=c.int("topk_group", default=1),
             dense_layers=tuple(i for i in range(layers) if i < first_k or i % freq),
         ),
     })

@@ -123,11 +123,22 @@ class MoESpec(BaseModel):
     router_bias: bool = False
     #: sigmoid gate (hidden -> 1, no bias) scaling the shared experts' output (Qwen2-MoE)
     shared_expert_gate: bool = False
+    #: group-limited routing (DeepSeek-V3's ``n_group`` / ``topk_group``): the experts in ``expert_groups``
+    #: equal groups, each token's top_k chosen among the experts of ``groups_per_token`` groups; 1 / 1: plain
+    expert_groups: int = Field(1, gt=0, le=100_000, description="equal expert groups of group-limited routing")
+    groups_per_token: int = Field(1, gt=0, le=100_000, description="groups a token's experts come from")
 
     @model_validator(mode="after")
     def _check(self) -> "MoESpec":
         if self.top_k > self.num_experts:
             raise ValueError(f"top_k ({self.top_k}) must be <= num_experts ({self.num_experts})")
+        if self.num_experts % self.expert_groups:
+            raise ValueError(f"expert_groups ({self.expert_groups}) must divide num_experts ({self.num_experts})")
+        if self.groups_per_token > self.expert_groups:
+            raise ValueError(f"groups_per_token ({self.groups_per_token}) must be <= expert_groups ({self.expert_groups})")
+        if self.top_k > self.num_experts // self.expert_groups * self.groups_per_token:
+            raise ValueError(f"top_k ({self.top_k}) must be <= the experts of groups_per_token groups "
+                             f"({self.num_experts // self.expert_groups * self.groups_per_token})")
         if self.num_shared_experts and not self.shared_intermediate_size:
             raise ValueError("shared_intermediate_size is required when num_shared_experts > 0")
         return self

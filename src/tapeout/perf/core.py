@@ -20,6 +20,7 @@ from tapeout.errors import TapeoutError
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.perf.cost import OpCost
 from tapeout.workload.ops import COLLECTIVE_KINDS, MATRIX_KINDS, Kernel, Op, OpKind
+from tapeout.workload.routing import EPRouting, copies_per_token
 
 
 def make_cost(op: Op, *, tier: str, compute: float, memory: float, network: float = 0.0, overhead: float,
@@ -147,12 +148,37 @@ def algorithms(kind: str, p: int, size: float, nodes: int = 1) -> list[tuple[str
     raise TapeoutError(f"unknown collective {kind!r}; allowed: {', '.join(COLLECTIVES)}", field="op")
 
 
-def alltoall(hw: HardwareSpec, size: float, group: int, eta: float, alpha: float) -> tuple[float, float, dict]:
-    """(bandwidth s, latency s, terms) of an all-to-all over ``group`` devices, ``size`` bytes per device sent
-    in equal shares to every device (its own share stays). Devices fill scale-up domains of
-    ``interconnect.max_devices`` (a node); the shares to the other devices of the node cross the scale-up
-    link, those to other nodes the device's scale-out NICs, both at once: the slower side sets the time.
-    One message step (latency ``alpha``) per link that carries traffic."""
+def ep_link_bytes(size: float, group: int, node: int, routing: EPRouting | None = None) -> tuple[float, float, dict]:
+    """(scale-up bytes, scale-out bytes, terms) one device puts on its links in an all-to-all over ``group``
+    devices in nodes of ``node``, ``size`` logical bytes per device (``routing``: an expert-parallel
+    dispatch's facts, :mod:`tapeout.workload.routing`).
+
+    - plain, and DeepEP's low-latency kernels (one message per token-expert pair, straight to the expert's
+      device): equal shares to every device, its own share stays; (local - 1)/group of the bytes to the
+      other devices of its node, (group - local)/group to other nodes;
+    - DeepEP's normal kernels: a token crosses the scale-out link once per remote node it reaches and is
+      forwarded over the scale-up link to that node's target devices
+      (:func:`tapeout.workload.routing.copies_per_token`: node-limited routing cuts the scale-out copies).
+    """
+    local = min(group, node)
+    if routing is None or routing.kernel == "low_latency":
+        terms: dict = {"kernel": "plain" if routing is None else "low_latency (one message per token-expert pair)"}
+        return size * (local - 1) / group, size * (group - local) / group, terms
+    per_token = size / (routing.tokens * routing.top_k)
+    devices, nodes, up, out = copies_per_token(routing, group, node)
+    terms = {"kernel": "normal (once per target node over scale-out, forwarded over scale-up)",
+             "target_devices_per_token": devices, "target_nodes_per_token": nodes,
+             "scale_up_copies_per_token": up, "scale_out_copies_per_token": out}
+    return routing.tokens * per_token * up, routing.tokens * per_token * out, terms
+
+
+def alltoall(hw: HardwareSpec, size: float, group: int, eta: float, alpha: float,
+             routing: EPRouting | None = None) -> tuple[float, float, dict]:
+    """(bandwidth s, latency s, terms) of an all-to-all over ``group`` devices, ``size`` logical bytes per
+    device. Devices fill scale-up domains of ``interconnect.max_devices`` (a node); the bytes on each link
+    (:func:`ep_link_bytes`: plain shares, or DeepEP's traffic for ``routing``) cross the scale-up link and
+    the device's scale-out NICs at once: the slower side sets the time. One message step (latency
+    ``alpha``) per link that carries traffic."""
     from tapeout.perf.roofline import link_for
 
     if group <= 1:
@@ -160,10 +186,9 @@ def alltoall(hw: HardwareSpec, size: float, group: int, eta: float, alpha: float
     ic = hw.interconnect
     node = ic.max_devices if ic is not None and ic.topology in ("switch", "mesh") else 1
     local = min(group, node)
-    intra = size * (local - 1) / group
-    inter = size * (group - local) / group
+    intra, inter, kernel = ep_link_bytes(size, group, node, routing)
     terms: dict = {"algorithm": "direct (all-to-all)", "devices_per_node": node, "nodes": math.ceil(group / node),
-                   "eta_interconnect": eta, "wire_bytes": intra + inter}
+                   "eta_interconnect": eta, "wire_bytes": intra + inter, **kernel}
     t_intra = t_inter = 0.0
     steps = 0
     if intra > 0:
@@ -220,5 +245,5 @@ def computes_in(op: Op, cost: OpCost, hw: HardwareSpec) -> str | None:
     return op.compute_dtype
 
 
-__all__ = ["COLLECTIVES", "algorithms", "alltoall", "bound_of", "collective_name", "computes_in", "fastest", "make_cost",
+__all__ = ["COLLECTIVES", "algorithms", "alltoall", "ep_link_bytes", "bound_of", "collective_name", "computes_in", "fastest", "make_cost",
            "with_prologue", "oneshot_allreduce", "peak_key"]

@@ -20,6 +20,7 @@ from tapeout.perf import core, quant
 from tapeout.perf.core import oneshot_allreduce
 from tapeout.perf.cost import OpCost
 from tapeout.workload.ops import COLLECTIVE_KINDS, MATRIX_KINDS, Kernel, Op, OpKind
+from tapeout.workload.routing import EPRouting
 
 TIER = "roofline"
 
@@ -44,12 +45,13 @@ def link_for(hw: HardwareSpec, group: int) -> tuple[str, float]:
     raise TapeoutError(f"{hw.name} has no interconnect or PCIe bandwidth; cannot run tp={group}", field="tp")
 
 
-def collective_time(hw: HardwareSpec, kind: OpKind, message_bytes: float, group: int) -> tuple[float, float, dict]:
+def collective_time(hw: HardwareSpec, kind: OpKind, message_bytes: float, group: int,
+                    routing: EPRouting | None = None) -> tuple[float, float, dict]:
     """(bandwidth time, latency time, terms) of a ring collective (a point-to-point message for a send; a
     framework's one-shot all-reduce, when faster); message_bytes is per device."""
     eff = hw.efficiency
     if kind is OpKind.ALLTOALL:
-        return core.alltoall(hw, message_bytes, group, eff.interconnect_eta, eff.collective_latency_us * 1e-6)
+        return core.alltoall(hw, message_bytes, group, eff.interconnect_eta, eff.collective_latency_us * 1e-6, routing)
     link, bw = link_for(hw, group)
     name = core.collective_name(kind)
     algorithm, steps, wire = next(a for a in core.algorithms(name, group, message_bytes)
@@ -92,7 +94,7 @@ def _estimate(op: Op, hw: HardwareSpec) -> OpCost:
     terms: dict[str, float | str] = {}
     compute = memory = network = 0.0
     if op.kind in COLLECTIVE_KINDS:
-        network, alpha, terms = collective_time(hw, op.kind, op.message_bytes, op.group)
+        network, alpha, terms = collective_time(hw, op.kind, op.message_bytes, op.group, op.routing)
         overhead += alpha
     else:
         if op.kind in MATRIX_KINDS:

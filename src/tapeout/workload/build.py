@@ -43,6 +43,7 @@ from tapeout.workload.standalone import (  # noqa: F401 (constants re-exported)
     ACT_FLOPS, NORM_FLOPS, ROPE_FLOPS, SAMPLING_FLOPS, SOFTCAP_FLOPS, SOFTMAX_FLOPS, collective_op, elementwise_op,
 )
 from tapeout.workload.ops import Kernel, Op, OpGraph, OpKind
+from tapeout.workload.routing import EPRouting
 from tapeout.workload.scenario import Scenario
 
 
@@ -164,6 +165,7 @@ class _Builder:
         self.lm_tech = lm_head_tech(sc)
         self._set_plan(self.groups[0][0])
         self.suffix = ""
+        self.phase = "prefill"
         self.ops: list[Op] = []
         #: attention slots: (first op index, end index, plan, suffix, layers, attention span)
         self.slots: list[tuple[int, int, LayerPlan, str, int, LayerAttention]] = []
@@ -245,6 +247,7 @@ class _Builder:
         B = sc.batch if batch is None else batch
         S = (sc.input_len if phase == "prefill" else 1) if seq is None else seq
         T = B * S
+        self.phase = phase
         h = self.h
 
         if self.first:  # embedding (vocab-parallel gather; learned positions add a second gather)
@@ -562,11 +565,14 @@ class _Builder:
             active = busiest_device_experts(local, hit / E, ep)
             routed = tokens * k / hit * active  # each active expert serves tokens k / (active experts) pairs
             ie = math.ceil(moe.expert_intermediate_size * self.plan.keep_mlp)
+        # DeepEP's kernels as engines pick them: normal for a prefill, low-latency for decode steps
+        routing = EPRouting(T, k, E, moe.expert_groups, moe.groups_per_token,
+                            "normal" if self.phase == "prefill" else "low_latency")
         if wide:  # dispatch: each token's k copies to their experts' devices, in the experts' input format
             q = self.plan["expert_up"].activations
             fmt = q if q.bits < self.a.bits else self.a
             self.ops.append(collective_op(OpKind.ALLTOALL, T * k * h * fmt.bytes, ep, dtype=fmt,
-                                          name="ep_dispatch" + self.suffix, count=moe_L))
+                                          name="ep_dispatch" + self.suffix, count=moe_L, routing=routing))
         self.gemm("moe_gate_up" if m.gated_mlp else "moe_up", routed / max(active, 1e-9), mats * ie, h, moe_L,
                   slot="expert_up", experts=active, tokens_routed=routed)
         self.elementwise("moe_act", OpKind.ELEMENTWISE, routed * mats * ie, routed * ie, act_f, moe_L,
@@ -575,7 +581,7 @@ class _Builder:
                   tokens_routed=routed)
         if wide:  # combine: the expert outputs back to their tokens' devices, 16-bit
             self.ops.append(collective_op(OpKind.ALLTOALL, T * k * h * self.a.bytes, ep, dtype=self.a,
-                                          name="ep_combine" + self.suffix, count=moe_L))
+                                          name="ep_combine" + self.suffix, count=moe_L, routing=routing))
         self.elementwise("moe_combine", OpKind.ELEMENTWISE, routed * h, T * h, 2, moe_L)
         if moe.num_shared_experts:
             si = math.ceil(moe.num_shared_experts * moe.shared_intermediate_size * self.plan.keep_mlp / self.t)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from tapeout.workload.routing import EPRouting
+
 
 class OpKind(StrEnum):
     GEMM = "gemm"                # dense matrix multiply with a weight matrix
@@ -89,6 +91,9 @@ class Op:
     #: collectives: participating devices and message bytes per device
     group: int = 1
     message_bytes: float = 0.0
+    #: expert-parallel dispatch/combine: the routing facts and DeepEP kernel that set its bytes per link
+    #: (:func:`tapeout.perf.core.ep_link_bytes`); None: a plain all-to-all
+    routing: EPRouting | None = None
     #: attention: the KV length it attends over (for reports)
     tags: tuple[str, ...] = field(default=())
     #: launched from the host one kernel at a time, not replayed from a CUDA graph (the prefill of a

@@ -17,6 +17,7 @@ from typing import Any
 from tapeout import dtypes
 from tapeout.dtypes import DType
 from tapeout.workload.ops import COLLECTIVE_KINDS, Op, OpKind
+from tapeout.workload.routing import EPRouting
 
 #: elementwise arithmetic per element (order of magnitude; these ops are bandwidth-bound); shared with
 #: the model builder (workload/build.py), which prices its elementwise ops and collectives through here
@@ -102,9 +103,10 @@ def activation_op(elems_in: float, elems_out: float, *, activation: str = "silu"
 
 
 def collective_op(kind: OpKind | str, message_bytes: float, group: int, *, dtype: str | DType = "fp16",
-                  name: str | None = None, count: int = 1) -> Op:
+                  name: str | None = None, count: int = 1, routing: EPRouting | None = None) -> Op:
     """An all-reduce (``message_bytes`` per device) or all-gather (each device's shard) over ``group`` devices,
-    or a point-to-point send of ``message_bytes`` (``group`` = 2: this device and the next stage's)."""
+    or a point-to-point send of ``message_bytes`` (``group`` = 2: this device and the next stage's), or an
+    all-to-all (``routing``: an expert-parallel dispatch's facts, :class:`tapeout.workload.routing.EPRouting`)."""
     kind = OpKind(kind)
     if kind not in COLLECTIVE_KINDS:
         raise ValueError(f"{kind} is not a collective")
@@ -113,7 +115,7 @@ def collective_op(kind: OpKind | str, message_bytes: float, group: int, *, dtype
         name=name or kind.value, kind=kind, flops=0.0, bytes_read=message_bytes, bytes_written=message_bytes,
         count=count, shape=(("bytes", round(message_bytes)),), compute_dtype="fp32",
         formats=(("act", a.name),), group=group, message_bytes=message_bytes,
-        activation_bytes=2 * message_bytes,
+        activation_bytes=2 * message_bytes, routing=routing,
     )
 
 

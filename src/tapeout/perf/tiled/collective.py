@@ -97,7 +97,7 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
     kind = collective_name(op.kind)
     if kind == "all_to_all":  # the bandwidth protocol's base, step and efficiency (core.alltoall)
         _, base, alpha, eta = protocols(hw)[0]
-        net, lat, terms = alltoall(hw, op.message_bytes, op.group, eta, alpha)
+        net, lat, terms = alltoall(hw, op.message_bytes, op.group, eta, alpha, op.routing)
         lat += base if op.group > 1 else 0.0
         terms = {"model": "tiled alpha-beta collective", "base_us": base * 1e6, **terms}
     else:
