@@ -85,7 +85,6 @@ def device_experts(experts: int, ep: int, device: int) -> tuple[int, int]:
     return device * experts // ep, (device + 1) * experts // ep
 
 
-@lru_cache(maxsize=4096)
 def copies_per_token(r: EPRouting, ep: int, node: int) -> tuple[float, float, float, float]:
     """(devices, nodes, scale-up copies, scale-out copies) per token of a normal-kernel dispatch over ``ep``
     devices in nodes of ``node``: the expected distinct devices and nodes a token reaches, and the copies
@@ -97,7 +96,11 @@ def copies_per_token(r: EPRouting, ep: int, node: int) -> tuple[float, float, fl
     a node ``j`` of ``s_j`` devices is remote with probability ``1 - s_j / ep``, and its arrival device is
     one of its targets with probability ``targets / s_j``: scale-out copies = sum_j P(j hit)(1 - s_j / ep),
     scale-up copies = sum_j E[targets in j](1 - 1 / s_j)."""
-    E, k, G, g = r.experts, r.top_k, r.groups, r.groups_per_token
+    return _copies(r.experts, r.top_k, r.groups, r.groups_per_token, ep, node)
+
+
+@lru_cache(maxsize=4096)
+def _copies(E: int, k: int, G: int, g: int, ep: int, node: int) -> tuple[float, float, float, float]:
     dev = [hit_probability(E, k, G, g, *device_experts(E, ep, d)) for d in range(ep)]
     devices = nodes = up = out = 0.0
     for start in range(0, ep, node):
