@@ -85,6 +85,36 @@ class EngineConfig:
         return 1 if self.kv_policy == "turbomind" else 0
 
 
+@dataclass(slots=True)
+class Plan:
+    """An engine's next iteration, scheduled (admissions, blocks and preemptions done) but not yet priced:
+    prefill ``chunks`` ((new tokens, cached tokens, request)) with one decode step of ``decodes`` requests
+    (``steps`` = 1), or up to ``steps`` pure decode steps in which nothing can change. ``context``: the
+    decodes' mean context at the first step; ``heads``: sequences producing a token; ``joined``: requests
+    that join the decodes after it; ``batch``: a static batch that this prefill starts."""
+
+    chunks: list[tuple[int, int, Req]]
+    joined: list[Req]
+    decodes: int
+    context: float
+    heads: int
+    steps: int
+    batch: list[Req] | None = None
+
+    def shape(self) -> tuple[list[tuple[int, int]], int, float, int]:
+        """(chunks, decodes, context, heads) as :meth:`IterationPricer.iteration` takes them."""
+        return [(n, p) for n, p, _ in self.chunks], self.decodes, self.context, self.heads
+
+
+def until(now: float, durs: np.ndarray, limit: float) -> np.ndarray:
+    """The steps of ``durs`` run from ``now``, up to the first that starts at or after ``limit`` (one at least)."""
+    if len(durs) > 1:
+        ends = now + np.cumsum(durs)
+        if limit < ends[-1]:
+            return durs[:1 + int(np.searchsorted(ends[:-1], limit, side="left"))]
+    return durs
+
+
 class Recorder:
     """Per-request times and the pooled inter-token gaps of a run (shared by every replica)."""
 
@@ -282,34 +312,52 @@ class Replica:
         if len(self.group) > 1:  # an engine ahead of this one that fell idle lightens the stages at its clock
             ahead = [r.clock for r in self.group if r is not self and not r.has_work() and r.clock > self.clock]
             limit = min([limit, *ahead])
+        p = self.plan()
+        if p is None:
+            return [], []
+        return self.apply(p, self.clock, until(self.clock, self.price_plan(p), limit))
+
+    def price_plan(self, p: Plan) -> np.ndarray:
+        """Seconds of each iteration of ``p`` (one with prefill chunks, else its decode steps)."""
+        if p.chunks:
+            return np.array([self._iteration(*p.shape())])
+        return self._decode_steps(p.decodes, p.context, p.steps)
+
+    def plan(self) -> Plan | None:
+        """Schedule the next iteration (admissions, blocks, preemptions); None when only requests received with
+        their KV cache joined the decodes (no time passes: plan again)."""
         if self.cfg.scheduler == "static":
-            return self._step_static(limit), []
-        return self._step_dynamic(limit)
-
-    def _record(self, t0: float, t1: float, steps: int, prefill: int, decodes: int, u0: int) -> None:
-        self.timeline.append((t0, t1, steps, prefill, decodes, self.running(), u0, self.used))
-
-    def _step_dynamic(self, limit: float) -> tuple[list[tuple[int, float]], list[tuple[Req, float]]]:
+            return self._plan_static()
         cfg, bs = self.cfg, self.cfg.block_size
-        paged = cfg.kv_policy == "paged"
-        now = self.clock
         if cfg.kv_policy == "turbomind":
             chunks, joined, D = self._materialize(), [], len(self.dreq)
         else:
-            chunks, joined, D = self._schedule(paged, bs)
+            chunks, joined, D = self._schedule(cfg.kv_policy == "paged", bs)
         if not chunks:
             if joined:  # received with their KV cache: scheduled again, now with them decoding
                 self._add_decodes(joined, [r.target for r in joined], [r.last for r in joined])
-                return [], []
+                return None
             if D == 0:
                 raise RuntimeError("a replica with queued work scheduled nothing")
-            return self._decode_run(now, limit), []
+            return Plan([], [], D, int(self.kv.sum()) / D + 1.0, D, self._run_length())
         # a mixed iteration: prefill chunks (+ the decode step of the running requests)
-        u0 = self.used
         completing = sum(1 for n, p, r in chunks if p + n == r.target)
         ctx = int(self.kv.sum()) / D + 1.0 if D else 0.0
-        dur = self._iteration([(n, p) for n, p, _ in chunks], D, ctx, D + completing)
-        return self._apply_iteration(now, now + dur, chunks, joined, D, u0)
+        return Plan(chunks, joined, D, ctx, D + completing, 1)
+
+    def apply(self, p: Plan, now: float, durs: np.ndarray) -> tuple[list[tuple[int, float]], list[tuple[Req, float]]]:
+        """The effects of ``p`` run from ``now`` with iterations of ``durs`` seconds (a run's first len(durs)
+        steps). Returns what :meth:`step` does."""
+        if p.batch is not None:
+            return self._apply_static_prefill(p.batch, now, now + float(durs[0])), []
+        if p.chunks:
+            return self._apply_iteration(now, now + float(durs[0]), p.chunks, p.joined, p.decodes, self.used)
+        if self.static_active:
+            return self._apply_static_run(now, durs), []
+        return self._apply_run(now, durs), []
+
+    def _record(self, t0: float, t1: float, steps: int, prefill: int, decodes: int, u0: int) -> None:
+        self.timeline.append((t0, t1, steps, prefill, decodes, self.running(), u0, self.used))
 
     def _schedule(self, paged: bool, bs: int) -> tuple[list[tuple[int, int, Req]], list[Req], int]:
         """Policies paged and reserve: the decodes' blocks (paged: preempting the latest when short), then
@@ -585,19 +633,21 @@ class Replica:
                 hi = mid
         return lo
 
-    def _decode_run(self, now: float, limit: float) -> list[tuple[int, float]]:
-        """k pure decode steps of every decoding request, k up to the first completion, the pool's blocks
-        and the first step starting at or after ``limit``."""
+    def _run_length(self) -> int:
+        """Most pure decode steps in which nothing can change: up to the first completion and the pool's
+        blocks."""
         D = len(self.dreq)
         k = min(int(self.rem.min()), MAX_RUN)
         grows = self.cfg.kv_policy != "reserve"  # blocks taken as tokens come
         if grows and self.used + D * ((k + self.cfg.lookahead) // self.cfg.block_size + 1) > self.cfg.num_blocks:
             k = self._block_limit(k)
-        durs = self._decode_steps(D, int(self.kv.sum()) / D + 1.0, k)
+        return k
+
+    def _apply_run(self, now: float, durs: np.ndarray) -> list[tuple[int, float]]:
+        """len(durs) pure decode steps of every decoding request."""
+        D, k = len(self.dreq), len(durs)
         ends = now + np.cumsum(durs)
-        if limit < ends[-1] and k > 1:
-            k = 1 + int(np.searchsorted(ends[:k - 1], limit, side="left"))
-            durs, ends = durs[:k], ends[:k]
+        grows = self.cfg.kv_policy != "reserve"
         u0 = self.used
         self.rec.gaps.append(ends[0] - self.last)
         if k > 1:
@@ -618,9 +668,10 @@ class Replica:
         return done
 
     # ---- static batches ---------------------------------------------------------------------------------
-    def _step_static(self, limit: float) -> list[tuple[int, float]]:
+    def _plan_static(self) -> Plan:
+        """An idle engine takes a new batch (up to ``max_batch`` queued requests, each reserving its final
+        context) and prefills it; a busy one runs decode steps over its whole batch."""
         cfg = self.cfg
-        now = self.clock
         if not self.static_active:
             batch: list[Req] = []
             while self.waiting and len(batch) < cfg.max_batch:
@@ -632,31 +683,32 @@ class Replica:
                 batch.append(r)
             if not batch:
                 raise RuntimeError("a static batch found no request that fits the KV pool")
-            dur = self._iteration([(r.L_in, 0) for r in batch], 0, 0.0, len(batch))
-            for r in batch:
-                r.g = 1
-            end = now + dur
-            done = []
-            self._add_decodes(batch, [r.L_in for r in batch], [end] * len(batch))
-            for r in batch:
-                self.rec.first[r.idx] = end
-                self.outstanding -= r.L_in + 1
-                if r.L_out == 1:
-                    self.rec.finish[r.idx] = end
-                    done.append((r.idx, end))
-            self.static_active = True
-            self._record(now, end, 1, sum(r.L_in for r in batch), 0, self.used)
-            self.clock = end
-            if int(self.rem.max()) <= 0:
-                self._end_static()
-            return done
+            return Plan([(r.L_in, 0, r) for r in batch], [], 0, 0.0, len(batch), 1, batch)
         D = len(self.dreq)
-        k = min(int(self.rem.max()), MAX_RUN)
-        durs = self._decode_steps(D, float(self.kv.mean()) + 1.0, k)
+        return Plan([], [], D, float(self.kv.mean()) + 1.0, D, min(int(self.rem.max()), MAX_RUN))
+
+    def _apply_static_prefill(self, batch: list[Req], now: float, end: float) -> list[tuple[int, float]]:
+        for r in batch:
+            r.g = 1
+        done = []
+        self._add_decodes(batch, [r.L_in for r in batch], [end] * len(batch))
+        for r in batch:
+            self.rec.first[r.idx] = end
+            self.outstanding -= r.L_in + 1
+            if r.L_out == 1:
+                self.rec.finish[r.idx] = end
+                done.append((r.idx, end))
+        self.static_active = True
+        self._record(now, end, 1, sum(r.L_in for r in batch), 0, self.used)
+        self.clock = end
+        if int(self.rem.max()) <= 0:
+            self._end_static()
+        return done
+
+    def _apply_static_run(self, now: float, durs: np.ndarray) -> list[tuple[int, float]]:
+        """len(durs) decode steps of the whole batch (finished requests stay in it as padding)."""
+        D, k = len(self.dreq), len(durs)
         ends = now + np.cumsum(durs)
-        if limit < ends[-1] and k > 1:
-            k = 1 + int(np.searchsorted(ends[:k - 1], limit, side="left"))
-            durs, ends = durs[:k], ends[:k]
         rem = self.rem
         active = rem > 0
         self.rec.gaps.append(ends[0] - self.last[active])
@@ -688,4 +740,4 @@ class Replica:
         self.static_active = False
 
 
-__all__ = ["EngineConfig", "KV_POLICIES", "ROLES", "Recorder", "Replica", "Req", "SCHEDULERS"]
+__all__ = ["EngineConfig", "KV_POLICIES", "Plan", "ROLES", "Recorder", "Replica", "Req", "SCHEDULERS", "until"]

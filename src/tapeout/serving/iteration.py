@@ -155,6 +155,9 @@ class _SharedTemplate:
     def prefill_attention(self, seqs: int, chunk: int, prior: int = 0, eager: bool = True) -> tuple[Op, ...]:
         return self._get("prefill_attention", seqs, chunk, prior, eager)
 
+    def shared_ops(self, tokens: int, expert_tokens: int, eager: bool = False) -> tuple[Op, ...]:
+        return self._get("shared_ops", tokens, expert_tokens, eager)
+
 
 _TEMPLATES: dict[tuple, _SharedTemplate] = {}
 
@@ -191,6 +194,7 @@ class IterationPricer:
         self._head: dict[tuple[int, bool], float] = {}
         self._pre: dict[tuple[int, int, int, bool], float] = {}
         self._dec: dict[tuple[int, int, bool], float] = {}
+        self._shared: dict[tuple[int, int, bool], float] = {}
         self._tables: dict[tuple, _Table] = {}
         self._memo: dict[str, dict[tuple[int, bool], float]] = {"tok": {}, "head": {}}
         self._attn_kernels = sum(n * sum(o.count for o in t.decode_attention(1, 2)) for t, n in self.stages)
@@ -229,6 +233,13 @@ class IterationPricer:
         v = self._dec.get(key)
         if v is None:
             v = self._dec[key] = self._sum(lambda t: t.decode_attention(seqs, context, eager))
+        return v
+
+    def _shared_at(self, tokens: int, expert_tokens: int, eager: bool) -> float:
+        key = (tokens, expert_tokens, eager)
+        v = self._shared.get(key)
+        if v is None:
+            v = self._shared[key] = self._sum(lambda t: t.shared_ops(tokens, max(expert_tokens, tokens), eager))
         return v
 
     # ---- bucketed prices ------------------------------------------------------------------------------
@@ -288,11 +299,28 @@ class IterationPricer:
         hi = c + wn * (f(seqs, n1, p1, eager) - c) if wn else c
         return lo + wp * (hi - lo)
 
+    def shared(self, tokens: int, expert_tokens: int, eager: bool) -> float:
+        """Data-parallel attention: the routed experts at ``expert_tokens`` (every rank's) and their all-to-alls
+        at ``tokens`` (the busiest rank's), bilinear on the buckets of both."""
+        f = self._shared_at
+        if self.exact:
+            return f(tokens, expert_tokens, eager)
+        n0, n1, wn = bucket(tokens)
+        e0, e1, we = bucket(expert_tokens)
+        a = f(n0, e0, eager)
+        lo = a + wn * (f(n1, e0, eager) - a) if wn else a
+        if not we:
+            return lo
+        c = f(n0, e1, eager)
+        return lo + we * ((c + wn * (f(n1, e1, eager) - c) if wn else c) - lo)
+
     # ---- iterations ---------------------------------------------------------------------------------
-    def iteration(self, chunks: Sequence[tuple[int, int]], decodes: int, mean_context: float, heads: int) -> float:
+    def iteration(self, chunks: Sequence[tuple[int, int]], decodes: int, mean_context: float, heads: int,
+                  eager: bool | None = None) -> float:
         """Seconds of one iteration: prefill ``chunks`` ((new tokens, prior tokens) per request), one decode
-        step of ``decodes`` sequences at ``mean_context`` keys, and ``heads`` sequences producing a token."""
-        eager = bool(chunks)
+        step of ``decodes`` sequences at ``mean_context`` keys, and ``heads`` sequences producing a token;
+        launched from the host (``eager``) when it has prefill chunks unless told."""
+        eager = bool(chunks) if eager is None else eager
         tokens = decodes + sum(n for n, _ in chunks)
         t = self.tokens(tokens, eager) + self.head(heads, eager)
         if decodes:
@@ -317,6 +345,31 @@ class IterationPricer:
         tab = self._table(("dec", decodes, False), lambda c: self._decode_at(decodes, max(c, 1), False),
                           lambda cs: self._decode_many(decodes, cs))
         return fixed + tab.many(ctx)
+
+    # ---- data-parallel attention (wide expert parallelism) --------------------------------------------
+    def wide_iteration(self, ranks: Sequence[tuple[Sequence[tuple[int, int]], int, float, int]]) -> float:
+        """Seconds of one iteration of ``sc.dp`` data-parallel attention ranks in step, each rank's
+        (chunks, decodes, mean context, heads) as :meth:`iteration` takes them (an idle rank: no chunks, no
+        decodes). Every MoE layer's dispatch and combine synchronise the ranks, so the iteration takes the
+        slowest rank's own work (attention, dense layers, shared experts, router, head: :meth:`iteration`
+        less :meth:`shared` at its own tokens) plus the routed experts at all ranks' tokens and the
+        all-to-alls at the busiest rank's; an idle rank joins the collectives with nothing to send (SGLang
+        runs it an idle batch). Any prefill launches every rank from the host (the ranks agree on one mode
+        per iteration, CUDA graphs only when all decode). With every rank at the same composition this is
+        :meth:`iteration`: ``predict``'s data-parallel step."""
+        eager = any(c for c, *_ in ranks)
+        ts = [d + sum(n for n, _ in c) for c, d, _, _ in ranks]
+        own = max(self.iteration(c, d, ctx, h, eager) - self.shared(t, t * len(ranks), eager)
+                  for (c, d, ctx, h), t in zip(ranks, ts) if t)
+        return own + self.shared(max(ts), sum(ts), eager)
+
+    def wide_decode_steps(self, ranks: Sequence[tuple[int, float]], steps: int) -> np.ndarray:
+        """Seconds of ``steps`` pure decode steps of data-parallel attention ranks in step, each rank's
+        (decoding sequences, their mean context at the first step), as :meth:`wide_iteration` prices one."""
+        ds = [d for d, _ in ranks]
+        own = np.max([self.decode_steps(d, c, steps) - self.shared(d, d * len(ranks), False)
+                      for d, c in ranks if d], axis=0)
+        return own + self.shared(max(ds), sum(ds), False)
 
     def kv_transfer(self, tokens: int, kv_bytes_per_token: float) -> float:
         """Seconds to send ``tokens`` tokens of KV cache (per device of the tensor-parallel group, all

@@ -32,6 +32,7 @@ import numpy as np
 from tapeout.errors import TapeoutError
 from tapeout.serving.engine import KV_POLICIES, SCHEDULERS, EngineConfig, Recorder, Replica, Req
 from tapeout.serving.iteration import iteration_pricer, stage_pricers
+from tapeout.serving.wide import DPGroup, dp_ranks
 from tapeout.serving.workload import Requests, make_requests
 from tapeout.specio import keyword_api
 from tapeout.workload.scenario import PredictInputs, Scenario
@@ -218,11 +219,16 @@ class _Router:
         return g[0] if len(g) == 1 else min(g, key=lambda r: (r.unfinished(), r.rid))
 
 
-def _replicas(n: int, first: int, microbatches: int, make) -> list[Replica]:  # noqa: ANN001 - make(rid) -> Replica
-    """``n`` replicas of ``microbatches`` virtual engines each (rids from ``first``), each group sharing its stages."""
-    out: list[Replica] = []
+def _replicas(n: int, first: int, microbatches: int, make, dp: int = 1,  # noqa: ANN001 - make(rid) -> Replica
+              router: str = "round_robin") -> list:
+    """``n`` replicas of ``microbatches`` virtual engines each (rids from ``first``), each group sharing its stages;
+    or, with ``dp`` > 1, of ``dp`` data-parallel attention ranks in step (:class:`DPGroup`), routed by ``router``."""
+    out: list = []
     for i in range(n):
-        group = [make(first + i * microbatches + j) for j in range(microbatches)]
+        group = [make(first + i * microbatches * dp + j) for j in range(microbatches * dp)]
+        if dp > 1:
+            out.append(DPGroup(group, _Router(group, router).pick))
+            continue
         for r in group:
             r.group = group
         out += group
@@ -337,6 +343,9 @@ def simulate(
     Pipeline: with ``pp`` stages, ``pp_microbatches`` m > 1 runs m batches in flight in each replica (m virtual
     engines, each with ``max_batch`` and 1/m of the KV pool, sharing the stages; :mod:`tapeout.serving.engine`).
 
+    Wide expert parallelism: with ``ep`` > ``tp`` each replica is ``ep`` data-parallel attention ranks in step,
+    each with its own scheduler and pool, requests placed on them by ``router`` (:mod:`tapeout.serving.wide`).
+
     Cluster: ``replicas`` engines behind a ``router`` (round_robin | least_tokens: fewest outstanding
     prompt + output tokens), or prefill/decode disaggregation with ``prefill_replicas`` and
     ``decode_replicas`` (each prefilled request's KV cache moves to a decode replica, priced as a
@@ -390,9 +399,6 @@ def simulate(
     pre = prepare(model, hardware, args.model_copy(update={"batch": 1, "input_len": peak_tokens, "output_len": 1,
                                                            "max_prefill_tokens": None}))
     m, hw, tier, sc = pre.model, pre.hardware, pre.tier, pre.scenario
-    if sc.dp > 1:
-        raise TapeoutError(f"ep={ep} with tp={tp} is data-parallel attention (wide expert parallelism), which the "
-                           "simulator does not model; allowed: ep = 1 or ep = tp", field="ep")
     pipe = pipeline(m, sc)
     distinct = pipe.distinct()
     mem = plan(m, hw, sc, [st.prefill for st in distinct], pipe.same_as)
@@ -419,14 +425,15 @@ def simulate(
     rec = Recorder(len(reqs))
     mb = pp_microbatches
     if disagg:
-        pre = _replicas(prefill_replicas, 0, mb, lambda i: Replica(i, cfg, price, rec, role="prefill", stages=stages))
-        dec = _replicas(decode_replicas, prefill_replicas * mb, mb,
-                        lambda i: Replica(i, cfg, price, rec, role="decode", stages=stages))
+        pre = _replicas(prefill_replicas, 0, mb, lambda i: Replica(i, cfg, price, rec, role="prefill", stages=stages),
+                        sc.dp, router)
+        dec = _replicas(decode_replicas, prefill_replicas * mb * sc.dp, mb,
+                        lambda i: Replica(i, cfg, price, rec, role="decode", stages=stages), sc.dp, router)
         per_token = mem.kv_cache_bytes_per_token
-        reps, pool_list = pre + dec, (pre, dec)
+        reps, pool_list = dp_ranks(pre + dec), (pre, dec)
     else:
-        reps = _replicas(replicas, 0, mb, lambda i: Replica(i, cfg, price, rec, stages=stages))
-        pool_list = (reps, None)
+        drivers = _replicas(replicas, 0, mb, lambda i: Replica(i, cfg, price, rec, stages=stages), sc.dp, router)
+        reps, pool_list = dp_ranks(drivers), (drivers, None)
     bar = None
     if progress:
         from rich.progress import Progress
@@ -449,7 +456,7 @@ def simulate(
         "model": m.name, "hardware": hw.name, **scenario_inputs_ran(args, sc, tier),
         "scheduler": scheduler, "max_batch": max_batch, "max_num_tokens": mnt,
         "kv_tokens": kv_tokens, "block_size": block_size, "kv_policy": kv_policy,
-        "replicas": len(reps) // mb if not disagg else 0, "router": router, "prefill_replicas": prefill_replicas,
+        "replicas": len(reps) // (mb * sc.dp) if not disagg else 0, "router": router, "prefill_replicas": prefill_replicas,
         "decode_replicas": decode_replicas, "num_requests": len(reqs),
         "rate": "inf" if math.isinf(float(rate)) else float(rate), "arrival": arrival, "burstiness": burstiness,
         "concurrency": concurrency, "trace": str(trace) if trace is not None else None, "workload": workload,

@@ -171,6 +171,9 @@ class _Builder:
         self.slots: list[tuple[int, int, LayerPlan, str, int, LayerAttention]] = []
         #: index of the first op that scales with the sequences (lm_head, logits, sampling) in the last build
         self.head_start = 0
+        #: wide expert parallelism: the tokens of all ep ranks that reach the experts (None: this device's
+        #: tokens x ep, every rank running as many; the serving simulator sets it for uneven ranks)
+        self.expert_tokens: int | None = None
 
     def _set_plan(self, plan: LayerPlan) -> None:
         """Per-group dimensions: heads and MLP channels after pruning, per device."""
@@ -560,7 +563,8 @@ class _Builder:
             local = E
         else:  # whole experts, E/ep per device; the step waits for the device with the most active experts
             local = experts_per_device(m, ep)
-            tokens = T * ep if wide else T  # wide: the ep devices' tokens; else the tp group's (replicated)
+            # wide: the ep devices' tokens; else the tp group's (replicated)
+            tokens = (T * ep if self.expert_tokens is None else self.expert_tokens) if wide else T
             hit = expected_active_experts(E, k, tokens)
             active = busiest_device_experts(local, hit / E, ep)
             routed = tokens * k / hit * active  # each active expert serves tokens k / (active experts) pairs
@@ -594,6 +598,16 @@ class _Builder:
         self.elementwise(f"{prefix}_act", OpKind.ELEMENTWISE, T * mats * inter, T * inter, act_f, L,
                          feeds=("down", T * inter))
         self.gemm(f"{prefix}_down", T, self.h, inter, L, slot="down", bias=bias)
+
+
+#: the routed experts' ops (``_mlp``): under data-parallel attention their work is the tokens of every rank
+ROUTED_EXPERT_OPS = frozenset({"moe_gate_up", "moe_up", "moe_act", "moe_down", "moe_combine"})
+
+
+def is_shared(op: Op) -> bool:
+    """Under data-parallel attention, whether ``op`` runs across the ranks (the routed experts and their
+    all-to-alls), not on one rank's own tokens."""
+    return op.kind is OpKind.ALLTOALL or op.name.split("[", 1)[0] in ROUTED_EXPERT_OPS
 
 
 class StepTemplate:
@@ -690,6 +704,17 @@ class IterationTemplate:
         b._build("prefill" if eager else "decode", 2, batch=tokens, seq=1)
         attn = {i for start, end, *_ in b.slots for i in range(start, end)}
         return _eager(tuple(o for i, o in enumerate(b.ops[:b.head_start]) if i not in attn), eager)
+
+    def shared_ops(self, tokens: int, expert_tokens: int, eager: bool = False) -> tuple[Op, ...]:
+        """Data-parallel attention (wide EP): the ops of :meth:`token_ops` that every rank runs together -- the
+        dispatch and combine all-to-alls at this device's ``tokens`` (the busiest sender's) and the routed
+        experts (:data:`ROUTED_EXPERT_OPS`) at ``expert_tokens``, all ranks' tokens. The rest of
+        ``token_ops(t)`` is one rank's own; with every rank at t, ``shared_ops(t, t x ep)`` is exactly that
+        part of ``token_ops(t)``."""
+        b = self._fresh()
+        b.expert_tokens = expert_tokens
+        b._build("prefill" if eager else "decode", 2, batch=tokens, seq=1)
+        return _eager(tuple(o for o in b.ops[:b.head_start] if is_shared(o)), eager)
 
     def head_ops(self, seqs: int, eager: bool = False) -> tuple[Op, ...]:
         b = self._fresh()
