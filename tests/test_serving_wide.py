@@ -62,7 +62,7 @@ def test_the_slowest_rank_sets_every_ranks_pace(tmp_path):
     assert wide.ttft[1] == pytest.approx(wide.ttft[0], rel=1e-12)
     assert wide.e2e[1] == pytest.approx(wide.e2e[0], rel=1e-12)
     apart = sim(replicas=2, trace=trace)
-    assert apart.ttft[1] < wide.ttft[1] / 4 and apart.ttft[0] == pytest.approx(wide.ttft[0], rel=0.05)
+    assert apart.ttft[1] < wide.ttft[1] / 4 and apart.ttft[0] > 4 * apart.ttft[1]  # apart, the short one is quick
 
 
 def test_idle_ranks_share_the_experts_not_the_load():
