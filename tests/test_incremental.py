@@ -1,5 +1,6 @@
 """Incremental pricing (system/compose.py, system/pricing.py, workload.build.pipeline) equals pricing every op
-of every stage's graph at every decode context from scratch."""
+of every stage's graph at every decode context from scratch; a prefill beyond the token budget
+(system/chunked.py: pass kinds, memoised templates, merged rows) equals pricing every forward pass one by one."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import tapeout
 from tapeout.models.catalog import load_model
 from tapeout.perf import estimate, sweep
 from tapeout.system.compose import decode_contexts
-from tapeout.workload.build import _Builder, build_graph, pipeline
+from tapeout.system.chunked import chunked
+from tapeout.workload.build import IterationTemplate, _Builder, _stage_groups, build_graph, pipeline
 from tapeout.workload.ops import OpKind
 from tapeout.workload.scenario import Scenario, balanced_stages
 
@@ -22,6 +24,29 @@ def _reference(model, hw, sc, tier):  # noqa: ANN001, ANN202
     """The straightforward composition: build each stage's whole graph per phase and context (no template,
     no shared stages, no memo) and price every op with ``perf.estimate``."""
 
+    def chunked_stage_times() -> list[float]:
+        """Every forward pass of a prefill beyond the token budget, one by one: the prompts' tokens cut every
+        ``budget`` tokens, each piece attending to the tokens of its prompt before it."""
+        budget, n = sc.max_prefill_tokens, sc.input_len
+        tokens = [(j, i) for j in range(sc.batch) for i in range(n)]  # (prompt, position), laid end to end
+        out = [0.0] * sc.pp
+        for s in range(sc.pp):
+            t = IterationTemplate(model, sc, s, _stage_groups(model, sc, s))
+            for start in range(0, len(tokens), budget):
+                piece = tokens[start:start + budget]
+                ops = list(t.token_ops(len(piece), eager=True))
+                groups: dict[tuple[int, int], int] = {}  # pieces of equal (length, cached tokens) share a kernel
+                for j in sorted({j for j, _ in piece}):
+                    pos = [i for jj, i in piece if jj == j]
+                    groups[(len(pos), pos[0])] = groups.get((len(pos), pos[0]), 0) + 1
+                for (chunk, prior), seqs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+                    ops += t.prefill_attention(seqs, chunk, prior, eager=True)
+                ends = sum(1 for _, i in piece if i == n - 1)
+                if ends:
+                    ops += t.head_ops(ends, eager=True)
+                out[s] += sum(estimate(o, hw, tier).total_s for o in ops)
+        return out
+
     def stage_times(phase: str, context: int) -> list[float]:
         out = []
         for s in range(sc.pp):
@@ -29,7 +54,7 @@ def _reference(model, hw, sc, tier):  # noqa: ANN001, ANN202
             out.append(sum(estimate(o, hw, tier).total_s for o in g.ops))
         return out
 
-    pre = stage_times("prefill", sc.input_len)
+    pre = stage_times("prefill", sc.input_len) if not chunked(sc) else chunked_stage_times()
     ctx, w = decode_contexts(sc)
     steps = [stage_times("decode", int(c)) for c in ctx]
     mb = sc.pp_microbatches
@@ -52,6 +77,10 @@ def _check(p, ref) -> None:  # noqa: ANN001
 
 CASES = [
     ("llama-2-7b", "a100-sxm-80gb", dict(tier="tiled", batch=1, input_len=1024, output_len=128)),
+    # chunked prefills: prompts split across passes, eager attention against cached keys, pipeline stages
+    ("llama-3-8b", "a100-sxm-80gb", dict(tier="tiled", batch=3, attention="naive", pp=2, input_len=700,
+                                         output_len=10, max_prefill_tokens=512, framework="llamacpp")),
+    ("gemma-2-9b", "h100-sxm", dict(tier="roofline", batch=5, input_len=1500, output_len=8, max_prefill_tokens=1024)),
     ("llama-2-7b", "a100-sxm-80gb", dict(tier="roofline", batch=64, input_len=300, output_len=40)),
     ("mixtral-8x7b", "h100-sxm", dict(tier="tiled", batch=8, tp=2, ep=2, input_len=512, output_len=100)),
     ("llama-2-70b", "a100-sxm-80gb", dict(tier="tiled", batch=4, tp=2, pp=4, pp_microbatches=2, input_len=256,

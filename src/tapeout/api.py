@@ -330,8 +330,10 @@ def predict(model: str | Path | ModelSpec, hardware: str | Path | HardwareSpec, 
     ``mla_attention`` picks the form of multi-head latent attention (MLA models): ``auto`` (naive prefill,
     absorbed decode, as the engines run it), ``naive`` or ``absorbed``; ``to_dict()["model_info"]["mla_forms"]``
     names the form of each phase. ``max_prefill_tokens`` is the engine's token budget per forward pass (default
-    8192, vLLM's and TensorRT-LLM's): the prompts prefill in chunks of it, which bounds the activation memory
-    (None: the whole batch in one pass, as static engines without chunking run it).
+    8192, vLLM's and TensorRT-LLM's): the prompts prefill in forward passes of at most that many tokens, which
+    bounds the activation memory; TTFT is the passes' time (each reads the weights, launches its kernels and
+    attends to its prompts' cached tokens again; ``tapeout.system.chunked``). None: the whole batch in one
+    pass, as static engines without chunking run it.
     ``tier`` defaults to ``"tiled"`` for a device with a micro-architecture description and to
     ``"roofline"`` otherwise; ``to_dict()["inputs"]["tier"]`` says which one ran.
     """

@@ -26,6 +26,7 @@ from tapeout.hardware.spec import HardwareSpec
 from tapeout.models.spec import ModelSpec
 from tapeout.perf import estimate
 from tapeout.perf.cost import OpCost
+from tapeout.system.chunked import chunked, price_chunked
 from tapeout.system.memory import MemoryPlan, plan
 from tapeout.system.pricing import Pricer, pricer
 from tapeout.workload.build import StageGraphs, build_graph, pipeline  # noqa: F401 (build_graph re-exported)
@@ -38,7 +39,7 @@ SAMPLES = 65
 
 class PhaseCost:
     """One phase (a prefill, or one decode step) over every pipeline stage: ``time_s`` is the sum of
-    ``stage_times``. ``graph`` and ``costs`` (per-op rows; op names carry their stage, ``s1/qkv_proj``,
+    ``stage_times`` (a chunked prefill: each stage's time over every pass, :mod:`tapeout.system.chunked`). ``graph`` and ``costs`` (per-op rows; op names carry their stage, ``s1/qkv_proj``,
     when there is more than one) are built on first use."""
 
     __slots__ = ("phase", "time_s", "stage_times", "_parts", "_pricer", "_graph", "_costs")
@@ -249,10 +250,14 @@ def compose_batch(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str = 
     pipe = pipeline(model, sc)
     stages = pipe.stages
     pr = pricer(hw, tier)
-    totals: dict[int, float] = {}
-    pre_times = tuple(totals[id(st)] if id(st) in totals else totals.setdefault(id(st), pr.total(st.prefill.ops))
-                      for st in stages)
-    prefill = PhaseCost("prefill", sum(pre_times), pre_times, tuple(st.prefill for st in stages), pr)
+    if chunked(sc):  # more prompt tokens than one forward pass runs: the passes the engine's budget gives
+        pre_times, parts = price_chunked(model, sc, pipe, pr)
+        prefill = PhaseCost("prefill", sum(pre_times), pre_times, parts, pr)
+    else:
+        totals: dict[int, float] = {}
+        pre_times = tuple(totals[id(st)] if id(st) in totals else totals.setdefault(id(st), pr.total(st.prefill.ops))
+                          for st in stages)
+        prefill = PhaseCost("prefill", sum(pre_times), pre_times, tuple(st.prefill for st in stages), pr)
     ctx, weights = decode_contexts(sc)
     decode = DecodeSweep(ctx, _price_decode(stages, pr, ctx), stages, pr)
     mb = sc.pp_microbatches
@@ -277,11 +282,12 @@ def clear_caches() -> None:
     """Forget every memoised graph, pricer and tiled-tier plan (a cold start, for benchmarks)."""
     import sys
 
-    from tapeout.system import pricing
+    from tapeout.system import chunked as chunked_prefill, pricing
     from tapeout.workload import build
 
     build.clear_caches()
     pricing.clear_caches()
+    chunked_prefill.clear_caches()
     tiled = sys.modules.get("tapeout.perf.tiled")
     if tiled is not None:
         tiled.clear_caches()

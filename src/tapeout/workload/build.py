@@ -456,29 +456,30 @@ class _Builder:
                     activation_bytes=2 * q_bytes + kv_bytes,
                 ), ("out_proj", B * S * H * hd)))
                 return
-            # the full square is computed and materialized, then masked: the executed work is not halved (nor
-            # cut to a window: eager attention masks the keys outside it)
-            scores = B * H * S * S * a.bytes
-            square = B * S * S
-            k_rep = B * H * S * hd * a.bytes  # naive GQA repeats K/V per query head
+            # the full rectangle of the S queries against every key in the cache (``context``: S for a whole
+            # prompt, prior + S for a chunk after cached tokens) is computed and materialized, then masked: the
+            # executed work is not halved (nor cut to a window: eager attention masks the keys outside it)
+            scores = B * H * S * context * a.bytes
+            square = B * S * context
+            k_rep = B * H * context * hd * a.bytes  # naive GQA repeats K/V per query head
             self.ops.append(Op(
                 name=self._name("attn_scores", span), kind=OpKind.BMM, flops=2.0 * H * hd * square,
                 bytes_read=q_bytes + k_rep, bytes_written=scores, count=L,
-                shape=(("b", B * H), ("m", S), ("n", S), ("k", hd)), compute_dtype=attn_dtype,
+                shape=(("b", B * H), ("m", S), ("n", context), ("k", hd)), compute_dtype=attn_dtype,
                 formats=(("act", a.name),), tags=("causal",), activation_bytes=q_bytes + k_rep + scores,
             ))
             if softcap:
-                self.ops.append(elementwise_op(self._name("attn_softcap", span), OpKind.ELEMENTWISE, B * H * S * S,
-                                               B * H * S * S, SOFTCAP_FLOPS, dtype=self.a, count=L))
+                self.ops.append(elementwise_op(self._name("attn_softcap", span), OpKind.ELEMENTWISE, B * H * S * context,
+                                               B * H * S * context, SOFTCAP_FLOPS, dtype=self.a, count=L))
             self.ops.append(Op(
-                name=self._name("attn_softmax", span), kind=OpKind.SOFTMAX, flops=SOFTMAX_FLOPS * B * H * S * S,
-                bytes_read=scores, bytes_written=scores, count=L, shape=(("rows", B * H * S), ("cols", S)),
+                name=self._name("attn_softmax", span), kind=OpKind.SOFTMAX, flops=SOFTMAX_FLOPS * B * H * S * context,
+                bytes_read=scores, bytes_written=scores, count=L, shape=(("rows", B * H * S), ("cols", context)),
                 compute_dtype="fp32", formats=(("act", a.name),), activation_bytes=2 * scores,
             ))
             self.ops.append(Op(
                 name=self._name("attn_context", span), kind=OpKind.BMM, flops=2.0 * H * hd * square,
                 bytes_read=scores + k_rep, bytes_written=q_bytes, count=L,
-                shape=(("b", B * H), ("m", S), ("n", hd), ("k", S)), compute_dtype=attn_dtype,
+                shape=(("b", B * H), ("m", S), ("n", hd), ("k", context)), compute_dtype=attn_dtype,
                 formats=(("act", a.name),), tags=("causal",), activation_bytes=scores + k_rep + q_bytes,
             ))
             return
@@ -743,9 +744,6 @@ class IterationTemplate:
         the KV cache (chunked prefill): the causal pairs of positions prior + 1 .. prior + chunk inside each
         layer's span (chunk x prior + chunk (chunk + 1) / 2 for full attention), and the prior keys and values
         (MLA: latents) read from the cache."""
-        if prior and self._builder.sc.attention == "naive":
-            raise TapeoutError("a prefill chunk after cached tokens needs fused attention; allowed: flash, mmha",
-                               field="attention")
         return _eager(self._attention("prefill", seqs, chunk, prior + chunk, prior), eager)
 
     def decode_attention(self, seqs: int, context: int, eager: bool = False) -> tuple[Op, ...]:

@@ -103,12 +103,12 @@ class ScenarioInputs(BaseModel):
         "share of the memory left after weights that the KV pool gets; a batch beyond it runs fewer sequences "
         "at once, in waves"))
     #: vLLM's max_num_batched_tokens, SGLang's chunked_prefill_size, TensorRT-LLM's max_num_tokens: the batch's
-    #: prompts run in chunks of this many tokens, which bounds the activation memory (the prefill time is the
-    #: whole batch's either way); None: the whole batch in one pass, as static engines without chunking
-    #: (gptSessionBenchmark) run it
+    #: prompts run in forward passes of at most this many tokens, which bounds the activation memory; the
+    #: prefill time is the passes' (system/chunked.py); None: the whole batch in one pass, as static engines
+    #: without chunking (gptSessionBenchmark) run it
     max_prefill_tokens: int | None = Field(DEFAULT_PREFILL_TOKENS, gt=0, le=10_000_000, description=(
-        "tokens one prefill forward pass runs at most (the engine's token budget): prompts prefill in chunks of "
-        "it, which bounds the activation memory"))
+        "tokens one prefill forward pass runs at most (the engine's token budget): prompts prefill in passes of "
+        "it, which bounds the activation memory and sets the passes TTFT adds up"))
     sparsity: int | float | str | None = Field(None, description=(
         "weight sparsity: 0.8 (unstructured), 2:4, 1x4:0.5 (1xN blocks)"))
     #: tensor: Flash-LLM (load as sparse, compute as dense); cuda: Sputnik-like CSR on CUDA cores; dense:

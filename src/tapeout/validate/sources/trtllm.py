@@ -35,7 +35,8 @@ def load_e2e_trtllm(data_dir: Path) -> list[Case]:
     time). The KV cache is not a paged pool with a memory fraction: gptSessionBenchmark allocates it
     for exactly batch x (input + output) tokens, and the tables' largest batches (e.g. Llama-2-7B on A100
     at batch 60, 128 + 2048 tokens: 68 of the 72 GiB left after weights) use nearly all free memory, so
-    these rows run with ``kv_fraction`` = 1. op class = ``<precision>/<metric>``.
+    these rows run with ``kv_fraction`` = 1. Nor is there a token budget: the session runs the whole batch's
+    context phase as one forward pass (``max_prefill_tokens`` = None). op class = ``<precision>/<metric>``.
     ``data_dir`` is unused: the file ships with tapeout.
     """
     cases = []
@@ -44,7 +45,7 @@ def load_e2e_trtllm(data_dir: Path) -> list[Case]:
         fmt = {"weights": prec, "activations": prec, "kv_cache": prec}
         sc = scenario(model=TRTLLM_MODELS[row["model"].strip()], batch=int(row["batch"]),
                       input_len=int(row["input_len"]), output_len=int(row["output_len"]), tp=tp,
-                      attention="mmha", kv_fraction=1.0, **fmt)
+                      attention="mmha", kv_fraction=1.0, max_prefill_tokens=None, **fmt)
         value = float(row["value"])
         if row["metric"] == "ttft":
             quantity, rate, gpus = "ttft_s", 1.0 / (value * units.MS), tp
