@@ -86,3 +86,53 @@ def test_dequantize_then_gemm_is_two_kernels_whose_times_add(tier):
     assert estimate(op, only, tier).terms["kernel"] is Kernel.DEQUANT_DENSE
     default = estimate(op, hw, tier)
     assert default.time_s <= estimate(op, only, tier).time_s
+
+
+def _ggml(hw_name: str):
+    """``hw_name`` as the llamacpp profile prepares it (fp32 activations, fp16 accumulation)."""
+    from tapeout.system.frameworks import framework
+
+    hw = tapeout.load_hardware(hw_name)
+    return hw.model_copy(update={"efficiency": hw.efficiency.model_copy(update=framework("llamacpp").efficiency())})
+
+
+def test_ggml_converts_around_cublas_matmuls_only():
+    # ggml-cuda's cuBLAS path: src1 fp32 -> fp16 before the GEMM, the fp16 result -> fp32 after it
+    big = core.fp32_activations(gemm_op(512, 14336, 4096))
+    assert [p.name for p in big.prologue] == ["gemm.to_fp16", "gemm.to_fp32"]
+    to16, to32 = big.prologue
+    assert (to16.bytes_read, to16.bytes_written) == (512 * 4096 * 4, 512 * 4096 * 2)
+    assert (to32.bytes_read, to32.bytes_written) == (512 * 14336 * 2, 512 * 14336 * 4)
+    # quantized weights up to MMQ_MAX_BATCH_SIZE = 32 rows run ggml's own kernels on the fp32 input
+    assert not core.fp32_activations(gemm_op(32, 4096, 4096, weights="int4_g32z")).prologue
+    assert core.fp32_activations(gemm_op(33, 4096, 4096, weights="int4_g32z")).prologue
+    # 16-bit weights go to cuBLAS from two rows on; one row is a matrix-vector kernel
+    assert not core.fp32_activations(gemm_op(1, 4096, 4096)).prologue
+    assert core.fp32_activations(gemm_op(2, 4096, 4096)).prologue
+
+
+def test_ggml_elementwise_kernels_move_fp32():
+    from tapeout.workload.standalone import elementwise_op
+
+    add = elementwise_op("add", OpKind.ELEMENTWISE, 2 * 4096, 4096, 1)
+    f32 = core.fp32_activations(add)
+    assert (f32.bytes_read, f32.bytes_written) == (2 * add.bytes_read, 2 * add.bytes_written)
+    # a write into the fp16 KV cache keeps its bytes; only the fp32 read doubles
+    kv = core.fp32_activations(elementwise_op("kv", OpKind.ELEMENTWISE, 1024, 1024, 1, out_dtype="fp8"))
+    assert kv.bytes_written == 1024 and kv.bytes_read == 4 * 1024
+
+
+def test_fp16_accumulation_doubles_geforce_matmuls_only():
+    # NVIDIA's Ada and GA102 whitepapers: RTX 4090 330.3 / 165.2 and RTX 3090 142 / 71 dense TFLOP/s for fp16
+    # with fp16 / fp32 accumulation; data-centre and workstation cards run both at one rate
+    assert tapeout.load_hardware("rtx-4090").peak_tflops["fp16_acc16"] == 330.3
+    assert tapeout.load_hardware("rtx-3090").peak_tflops["fp16_acc16"] == 142
+    op = gemm_op(4096, 4096, 4096)
+    for tier in ("roofline", "tiled"):
+        plain, ggml = estimate(op, tapeout.load_hardware("rtx-4090"), tier), estimate(op, _ggml("rtx-4090"), tier)
+        # compute-bound: the MMAs take half the time (the conversions add their own memory time)
+        assert ggml.terms.get("prologue_s", 0) > 0
+        assert (ggml.time_s - ggml.terms["prologue_s"]) == pytest.approx(plain.time_s / 2, rel=0.1), tier
+        a100 = estimate(op, _ggml("a100-sxm-80gb"), tier)
+        assert a100.time_s - a100.terms["prologue_s"] == pytest.approx(
+            estimate(op, tapeout.load_hardware("a100-sxm-80gb"), tier).time_s, rel=1e-6), tier

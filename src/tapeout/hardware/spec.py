@@ -17,7 +17,10 @@ from tapeout import units
 from tapeout.hardware.microarch import MicroArch
 from tapeout.specio import plausible, reject_bools
 
-PEAK_KEYS = ("fp32", "fp32_matrix", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
+PEAK_KEYS = ("fp32", "fp32_matrix", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4", "fp16_acc16")
+#: the fp16 matrix rate with an fp16 accumulator, where it differs from the fp32-accumulate rate that ``fp16``
+#: holds (GeForce cards: twice it); matmuls run at it only under ``EfficiencySpec.matmul_accumulate = "fp16"``
+FP16_ACC16 = "fp16_acc16"
 
 #: plausible ranges of datasheet fields whose unit is easy to get wrong by 10^3..10^9:
 #: field -> (lower bound, upper bound, unit, hint), both inclusive (the fields' own ``gt=0`` keeps
@@ -163,6 +166,17 @@ class EfficiencySpec(_Frozen):
         "fused dequantize-in-registers kernel and a dequantization pass followed by a dense 16-bit GEMM) or "
         "dequant_dense (the framework ships only the second: llama.cpp's cuBLAS path; set by a framework "
         "profile)")
+    matmul_accumulate: Literal["fp32", "fp16"] = Field(
+        "fp32",
+        description="accumulator of the framework's fp16 matmuls: fp32, or fp16 (cuBLAS CUBLAS_COMPUTE_16F, as "
+        "ggml runs them), which runs at the device's fp16_acc16 peak where it lists one (GeForce cards: twice "
+        "the fp32-accumulate rate) and at its fp16 peak elsewhere (set by a framework profile, e.g. llamacpp)")
+    fp32_activations: bool = Field(
+        False,
+        description="the framework keeps activations in fp32 between kernels: its elementwise kernels (norms, "
+        "RoPE, activations, residual adds, softmax) move 4-byte values, and each matmul cuBLAS runs converts "
+        "its input to fp16 and its fp16 output back to fp32 in two kernels of their own (ggml's CUDA backend; "
+        "set by a framework profile, e.g. llamacpp)")
     prefill_host_overhead_us: float = Field(
         0.0, ge=0,
         description="host dispatch time per kernel of the prefill, us: serving engines capture CUDA graphs for "

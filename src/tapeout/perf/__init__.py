@@ -41,6 +41,10 @@ def estimate(op: Op, hardware: HardwareSpec, tier: str = "roofline") -> OpCost:
         fn = TIERS[tier]
     except KeyError:
         raise TapeoutError(f"unknown tier {tier!r}; allowed: {', '.join(sorted(TIERS))}", field="tier") from None
+    if hardware.efficiency.fp32_activations:
+        from tapeout.perf.core import fp32_activations
+
+        op = fp32_activations(op)
     cost = fn(op, hardware)
     if hardware.efficiency.stream_bytes_per_core_clock is not None:
         cost = stream_capped(cost, op, hardware)
@@ -64,10 +68,11 @@ def sweep(ops: list[Op], hardware: HardwareSpec, tier: str = "roofline"):  # noq
     """Seconds per run of ``ops`` -- one op at several decode contexts (same shape but the KV length) --
     as a numpy array equal to ``[estimate(o, hardware, tier).time_s for o in ops]``, computed in one
     vectorised pass; None where the tier has no vectorised model for them (callers then use
-    :func:`estimate`). A framework's streaming cap is applied by :func:`estimate` only, so it gets None."""
+    :func:`estimate`). A framework's streaming cap and fp32 activations are applied by :func:`estimate` only,
+    so they get None."""
     fn = SWEEPS.get(tier)
     if fn is None or not ops or hardware.efficiency.stream_bytes_per_core_clock is not None \
-            or any(o.eager for o in ops):
+            or hardware.efficiency.fp32_activations or any(o.eager for o in ops):
         return None
     return fn(ops, hardware)
 

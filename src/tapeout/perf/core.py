@@ -4,6 +4,7 @@
   bounds it;
 - :func:`fastest`: which of an op's alternative kernels is kept, and how the choice is reported;
 - :func:`with_prologue`: an op with kernels launched before it (a dequantization pass): the times add;
+- :func:`fp32_activations`: an op as a framework that keeps activations in fp32 runs it (ggml);
 - :func:`peak_key`: which matrix-peak format a kernel computing in some format runs at on a device;
 - :func:`algorithms` and :func:`oneshot_allreduce`: the collective algorithms (ring, tree, direct,
   point-to-point, one-shot) as steps and wire bytes, which each tier prices with its own link model.
@@ -17,7 +18,7 @@ from dataclasses import replace
 
 from tapeout import dtypes
 from tapeout.errors import TapeoutError
-from tapeout.hardware.spec import HardwareSpec
+from tapeout.hardware.spec import FP16_ACC16, HardwareSpec
 from tapeout.perf.cost import OpCost
 from tapeout.workload.ops import COLLECTIVE_KINDS, MATRIX_KINDS, Kernel, Op, OpKind
 from tapeout.workload.routing import EPRouting, copies_per_token
@@ -70,6 +71,56 @@ def with_prologue(op: Op, price: Callable[[Op], OpCost]) -> OpCost:
                    bound=bound, terms=terms)
 
 
+#: ggml's matmuls go through cuBLAS beyond this many rows with quantized weights (MMQ_MAX_BATCH_SIZE; below it
+#: its own MMQ/MMVQ kernels read the fp32 activations directly), beyond one row with 16-bit weights
+GGML_MMQ_MAX_BATCH_SIZE = 32
+FP32_BYTES = 4
+
+
+def fp32_activations(op: Op) -> Op:
+    """``op`` as a framework that keeps activations in fp32 between kernels runs it
+    (``EfficiencySpec.fp32_activations``: ggml's CUDA backend, llama.cpp).
+
+    - An elementwise, norm or softmax kernel moves 4-byte activations: its 16-bit activation bytes double
+      (a write into another format, the fp16 KV cache, keeps its bytes).
+    - A matmul cuBLAS runs (GEMM: more than one row with 16-bit weights, more than
+      :data:`GGML_MMQ_MAX_BATCH_SIZE` with quantized ones; a batched activation matmul: more than one row)
+      multiplies fp16 copies: a kernel converts its fp32 input to fp16 before it and another its fp16 output
+      to fp32 after it. Both join its ``prologue`` (and each alternative's): the times add either way.
+
+    Fused attention, embeddings, sampling and collectives are left as they are."""
+    fmts = dict(op.formats)
+    act = fmts.get("act")
+    if act is None or op.kind in COLLECTIVE_KINDS or op.kind in (OpKind.ATTENTION, OpKind.EMBEDDING,
+                                                                   OpKind.SAMPLING):
+        return op
+    a = dtypes.parse(act)
+    if a.bits != 16:
+        return op
+    if op.kind in (OpKind.GEMM, OpKind.BMM):
+        shape = dict(op.shape)
+        m, n, k = shape.get("m", 0), shape.get("n", 0), shape.get("k", 0)
+        w = fmts.get("weights")
+        quantized = w is not None and dtypes.parse(w).bits < 16
+        if m <= (GGML_MMQ_MAX_BATCH_SIZE if quantized else 1) or "experts" in shape:
+            return op
+        rows = shape.get("b", 1) * m
+
+        def convert(name: str, elems: int, src: int, dst: int) -> Op:
+            return Op(name=f"{op.name}.{name}", kind=OpKind.ELEMENTWISE, flops=0.0, bytes_read=elems * src,
+                      bytes_written=elems * dst, count=op.count, shape=(("elements", elems),), compute_dtype="fp32",
+                      formats=(("act", "fp32"), ("out", a.name)) if dst == a.bytes else (("act", a.name), ("out", "fp32")),
+                      activation_bytes=elems * (src + dst))
+
+        conv = (convert("to_fp16", rows * k, FP32_BYTES, a.bytes), convert("to_fp32", rows * n, a.bytes, FP32_BYTES))
+        return replace(op, prologue=op.prologue + conv,
+                       alternatives=tuple(replace(x, prologue=x.prologue + conv) for x in op.alternatives))
+    scale = FP32_BYTES / a.bytes
+    rd = op.bytes_read * scale
+    wr = op.bytes_written * (scale if "out" not in fmts else 1.0)
+    return replace(op, bytes_read=rd, bytes_written=wr, activation_bytes=rd + wr)
+
+
 def fastest(op: Op, price: Callable[[Op], OpCost], hw: HardwareSpec | None = None) -> OpCost:
     """``op`` and each of its ``alternatives`` (other kernels computing the same result) priced with
     ``price`` (with their prologues, :func:`with_prologue`); the fastest is kept (ties: the earlier
@@ -86,6 +137,15 @@ def fastest(op: Op, price: Callable[[Op], OpCost], hw: HardwareSpec | None = Non
     terms = {**costs[i].terms, "kernel": ops[i].kernel,
              "alternatives": "; ".join(f"{o.kernel} {c.time_s * 1e6:.1f} us" for o, c in zip(ops, costs))}
     return replace(costs[i], terms=terms)
+
+
+def accumulate_key(key: str, hw: HardwareSpec, has: Callable[[str], bool]) -> str:
+    """The peak key an fp16 matrix kernel runs at under the framework's accumulator
+    (``EfficiencySpec.matmul_accumulate``): ``fp16_acc16`` where fp16 accumulation is asked for and the device
+    lists that rate, else ``key``."""
+    if key == "fp16" and hw.efficiency.matmul_accumulate == "fp16" and has(FP16_ACC16):
+        return FP16_ACC16
+    return key
 
 
 def peak_key(compute_dtype: str, has: Callable[[str], bool], last_resort: bool = True) -> str | None:
@@ -245,5 +305,6 @@ def computes_in(op: Op, cost: OpCost, hw: HardwareSpec) -> str | None:
     return op.compute_dtype
 
 
-__all__ = ["COLLECTIVES", "algorithms", "alltoall", "ep_link_bytes", "bound_of", "collective_name", "computes_in", "fastest", "make_cost",
-           "with_prologue", "oneshot_allreduce", "peak_key"]
+__all__ = ["COLLECTIVES", "algorithms", "alltoall", "ep_link_bytes", "bound_of", "collective_name", "computes_in",
+           "fastest", "make_cost", "with_prologue", "oneshot_allreduce", "peak_key", "fp32_activations",
+           "GGML_MMQ_MAX_BATCH_SIZE", "accumulate_key"]

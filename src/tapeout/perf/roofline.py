@@ -29,6 +29,7 @@ def matrix_peak(hw: HardwareSpec, compute_dtype: str) -> tuple[str, float]:
     """(peak key used, FLOP/s) for a matrix kernel computing in ``compute_dtype`` (:func:`core.peak_key`;
     every device has fp16 or bf16, validated)."""
     k = core.peak_key(compute_dtype, lambda k: hw.peak_flops(k) is not None) or "fp16"
+    k = core.accumulate_key(k, hw, hw.peak_tflops.__contains__)
     return k, hw.peak_flops(k)  # type: ignore[return-value]
 
 

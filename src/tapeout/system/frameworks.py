@@ -36,6 +36,10 @@ class Framework:
     prefill_host_overhead_us: float = 0.0
     #: the kernels it ships for weight-only GEMMs above 64 rows ("fastest": fused or dequantize-then-GEMM)
     large_m_weight_only: str = "fastest"
+    #: activations stay fp32 between kernels; cuBLAS GEMMs convert their input to fp16 and their output back
+    fp32_activations: bool = False
+    #: accumulator of its fp16 matmuls ("fp16": CUBLAS_COMPUTE_16F)
+    matmul_accumulate: str = "fp32"
 
     def efficiency(self) -> dict[str, float]:
         """The EfficiencySpec fields this profile sets."""
@@ -51,6 +55,10 @@ class Framework:
             out["prefill_host_overhead_us"] = self.prefill_host_overhead_us
         if self.large_m_weight_only != "fastest":
             out["large_m_weight_only"] = self.large_m_weight_only
+        if self.fp32_activations:
+            out["fp32_activations"] = True
+        if self.matmul_accumulate != "fp32":
+            out["matmul_accumulate"] = self.matmul_accumulate
         return out
 
 
@@ -60,7 +68,8 @@ def _profile(name: str, t: dict) -> Framework:
     return Framework(name, float(t.get("host_overhead_us", 0.0)), t["description"], source,
                      t.get("stream_bytes_per_core_clock"), t.get("oneshot_allreduce_max_bytes"),
                      float(t.get("oneshot_allreduce_latency_us", 0.0)), float(t.get("prefill_host_overhead_us", 0.0)),
-                     str(t.get("large_m_weight_only", "fastest")))
+                     str(t.get("large_m_weight_only", "fastest")), bool(t.get("fp32_activations", False)),
+                     str(t.get("matmul_accumulate", "fp32")))
 
 
 @functools.cache

@@ -74,7 +74,7 @@ def device(hw: HardwareSpec) -> Dev:
         cores=ua.cores,
         clock=clock,
         vclock=(ua.vector_clock_mhz or ua.clock_mhz) * 1e6,
-        macs=tuple(sorted(ua.matrix.macs_per_clock.items())),
+        macs=_macs(hw),
         instr=tuple(ua.matrix.instruction_shape),  # type: ignore[arg-type]
         warp=tuple(ua.matrix.warp_tile),  # type: ignore[arg-type]
         legacy=ua.matrix.legacy_path_fraction,
@@ -99,6 +99,15 @@ def device(hw: HardwareSpec) -> Dev:
         _CACHE.clear()
     _CACHE[id(hw)] = (hw, dev)
     return dev
+
+
+def _macs(hw: HardwareSpec) -> tuple[tuple[str, float], ...]:
+    """The matrix rates per format; fp16 at the fp16-accumulate rate where the framework accumulates in fp16 and
+    the device lists that rate (:func:`tapeout.perf.core.accumulate_key`)."""
+    macs = dict(hw.microarch.matrix.macs_per_clock)  # type: ignore[union-attr]
+    if "fp16" in macs and core.accumulate_key("fp16", hw, macs.__contains__) != "fp16":
+        macs["fp16"] = macs[core.accumulate_key("fp16", hw, macs.__contains__)]
+    return tuple(sorted(macs.items()))
 
 
 def with_dev(dev: Dev, **changes: float) -> Dev:
