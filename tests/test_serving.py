@@ -40,11 +40,12 @@ def sim(**kw):
 def test_one_static_batch_equals_predict(case, tier):
     """scheduler=static with one batch of equal requests is predict's scenario: e2e latency and throughput
     within 1% (measured: equal to 1e-9 where no bucket is crossed; pipeline, MoE, sliding windows and MLA
-    included)."""
+    included). The static scheduler prefills a batch in one iteration, as a static engine without a token
+    budget does: predict's ``max_prefill_tokens=None``."""
     c = dict(case)
     b = c.pop("batch")
-    p = tapeout.predict(c["model"], c["hardware"], batch=b, tier=tier, **{k: v for k, v in c.items()
-                                                                         if k not in ("model", "hardware")})
+    p = tapeout.predict(c["model"], c["hardware"], batch=b, tier=tier, max_prefill_tokens=None,
+                        **{k: v for k, v in c.items() if k not in ("model", "hardware")})
     r = tapeout.simulate(c.pop("model"), c.pop("hardware"), scheduler="static", num_requests=b, max_batch=b,
                          rate=math.inf, tier=tier, **c)
     m = r.metrics()

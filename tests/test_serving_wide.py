@@ -39,7 +39,9 @@ def test_saturated_ranks_equal_predicts_data_parallel_step(model, ep, batch, tie
     iteration and decodes in step, which is predict's data-parallel scenario (every device its own batch, the
     experts meeting all ep devices' tokens): TTFT, TPOT, e2e latency and throughput (all ranks' tokens) within
     1% (measured equal to 1e-12)."""
-    p = tapeout.predict(model, "h100-sxm", ep=ep, batch=batch, input_len=512, output_len=64, tier=tier)
+    # one prefill iteration per rank (static; continuous with a budget of the whole batch): predict unchunked
+    p = tapeout.predict(model, "h100-sxm", ep=ep, batch=batch, input_len=512, output_len=64, tier=tier,
+                        max_prefill_tokens=None)
     r = sim(model, ep=ep, scheduler=scheduler, num_requests=batch * ep, max_batch=batch, rate=math.inf,
             input_len=512, output_len=64, tier=tier, max_num_tokens=batch * 512 if scheduler != "static" else None)
     m = r.metrics()

@@ -285,7 +285,7 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
     # tg: 1 / TPOT
     tg = next(r for r in rows if r["op_class"] == "tg/q4_k_m")
     p = predict("llama-3-8b", calibrated("rtx-4090"), input_len=1, output_len=512, weights="int4_g40z",
-                tier="roofline")
+                tier="roofline", framework="llamacpp")
     assert tg["predicted_rate"] == pytest.approx(1 / p.tpot_s)
     # tokens per GPU-second: throughput / number of GPUs
     tp2 = next(r for r in rows if r["dataset"] == "e2e-fp6llm" and r["tp"] == 2)
