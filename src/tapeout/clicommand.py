@@ -94,7 +94,7 @@ def _option_type(annotation: Any) -> Any:
     optional = typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) < len(
         typing.get_args(annotation))
     core = args if typing.get_origin(annotation) in (typing.Union, types.UnionType) else [annotation]
-    if any(typing.get_origin(a) is dict or a is dict for a in core) and Path not in core:
+    if all(typing.get_origin(a) is dict or a is dict for a in core):
         return None
     if core == [bool]:
         kind: Any = bool
@@ -109,25 +109,35 @@ def _option_type(annotation: Any) -> Any:
     return Optional[kind] if optional else kind
 
 
-def options_from(model: Any, exclude: tuple[str, ...] = (), help: dict[str, str] | None = None
-                 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A typer command's options generated from a pydantic model: the command's ``**kwargs`` become one
-    option per field (``--input-len`` for ``input_len``; its type, default, and description as help, or
-    ``help[name]``; a bool as ``--flag/--no-flag``), placed after the command's required parameters. Fields
-    in ``exclude``, or holding a mapping, get no option. The command receives them as keywords."""
+def options_from(*models: Any, exclude: tuple[str, ...] = (), help: dict[str, str] | None = None,
+                 flags: dict[str, str] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A typer command's options generated from pydantic models: the command's ``**kwargs`` become one option
+    per field, the models in order (a model may come as ``(model, its exclusions)``; a name already taken is
+    skipped): ``--input-len`` for ``input_len`` or ``flags[name]``, its type, default, and description as help,
+    or ``help[name]``; a bool as ``--flag/--no-flag``. They are placed after the command's required
+    parameters. Fields in ``exclude``, or holding only a mapping, get no option. The command receives them as
+    keywords."""
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(fn, eval_str=True)  # typer reads a set __signature__ as it is
         own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        taken = {p.name for p in own} | set(exclude)
         made = []
-        for name, f in model.model_fields.items():
-            kind = _option_type(f.annotation)
-            if name in exclude or kind is None or name in {p.name for p in own}:
-                continue
-            text = (help or {}).get(name, f.description)
-            flag = "--" + name.replace("_", "-")
-            opt = typer.Option(f"{flag}/--no-{flag[2:]}", help=text) if kind is bool else typer.Option(flag, help=text)
-            made.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
-                                          annotation=Annotated[kind, opt]))
+        for m in models:
+            model, skip = m if isinstance(m, tuple) else (m, ())
+            for name, f in model.model_fields.items():
+                kind = _option_type(f.annotation)
+                if name in taken or name in skip or kind is None:
+                    continue
+                taken.add(name)
+                text = (help or {}).get(name, f.description)
+                flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
+                opt = typer.Option(f"{flag}/--no-{flag[2:]}", help=text) if kind is bool else typer.Option(
+                    flag, help=text)
+                default = f.default
+                if isinstance(default, tuple):  # a list option is text: 1,2,4
+                    default = ",".join(map(str, default))
+                made.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                              annotation=Annotated[kind, opt]))
         at = next((i for i, p in enumerate(own) if p.default is not inspect.Parameter.empty), len(own))
         params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
         fn.__signature__ = sig.replace(parameters=params[:at] + made + params[at:])  # type: ignore[attr-defined]

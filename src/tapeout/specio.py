@@ -64,21 +64,31 @@ def build(model: type[M], data: dict[str, Any], *, origin: str) -> M:
         raise TapeoutError(f"invalid {origin}: {validation_message(exc)}") from None
 
 
-def keyword_signature(fn: Callable[..., Any], model: type[BaseModel], exclude: tuple[str, ...] = ()) -> inspect.Signature:
-    """``fn``'s signature with its ``**kwargs`` replaced by one keyword-only parameter per field of ``model``
-    (its type and default; ``exclude`` left out): the signature of a function whose keywords a model
-    defines, for ``help()``, ``inspect`` and documentation."""
+def keyword_signature(fn: Callable[..., Any], *models: type[BaseModel] | tuple[type[BaseModel], tuple[str, ...]],
+                      exclude: tuple[str, ...] = ()) -> inspect.Signature:
+    """``fn``'s signature with its ``**kwargs`` replaced by one keyword-only parameter per field of ``models``, in
+    order (type and default; a model may come as ``(model, its exclusions)``; ``exclude`` and names already
+    present left out): the signature of a function whose keywords models define, for ``help()``, ``inspect``
+    and documentation."""
     params = [p for p in inspect.signature(fn).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    fields = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.annotation)
-              for k, f in model.model_fields.items() if k not in exclude and k not in {p.name for p in params}]
-    return inspect.signature(fn).replace(parameters=params + fields)
+    seen = {p.name for p in params} | set(exclude)
+    for m in models:
+        model, skip = m if isinstance(m, tuple) else (m, ())
+        for k, f in model.model_fields.items():
+            if k not in seen and k not in skip:
+                params.append(inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                                annotation=f.annotation))
+                seen.add(k)
+    return inspect.signature(fn).replace(parameters=params)
 
 
-def keyword_api(fn: Callable[..., Any], model: type[BaseModel], exclude: tuple[str, ...] = ()) -> None:
-    """Give ``fn``, whose ``**kwargs`` are ``model``'s fields, their signature and annotations, so that
-    ``inspect.signature``, ``help()`` and ``typing.get_type_hints`` (the web layer's request bodies) see them."""
+def keyword_api(fn: Callable[..., Any], *models: type[BaseModel] | tuple[type[BaseModel], tuple[str, ...]],
+                exclude: tuple[str, ...] = ()) -> None:
+    """Give ``fn``, whose ``**kwargs`` are ``models``' fields (:func:`keyword_signature`), their signature and
+    annotations, so that ``inspect.signature``, ``help()`` and ``typing.get_type_hints`` (the web layer's request
+    bodies) see them."""
     var = [p.name for p in inspect.signature(fn).parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
-    sig = keyword_signature(fn, model, exclude)
+    sig = keyword_signature(fn, *models, exclude=exclude)
     own = {k: v for k, v in fn.__annotations__.items() if k not in var}
     fn.__annotations__ = own | {p.name: p.annotation for p in sig.parameters.values() if p.name not in own}
     fn.__signature__ = sig  # type: ignore[attr-defined]

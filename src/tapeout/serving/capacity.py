@@ -25,6 +25,9 @@ from typing import Any
 import numpy as np
 
 from tapeout.errors import TapeoutError
+from tapeout.serving.inputs import SCENARIO_EXCLUDE, CapacityInputs, CapacitySearch, capacity_inputs, split
+from tapeout.specio import keyword_api
+from tapeout.workload.scenario import PredictInputs
 
 PERCENTILES = (50, 90, 99)
 
@@ -82,30 +85,29 @@ def max_rate(kw: dict[str, Any], slo_ttft: float | None, slo_tpot: float | None,
     return lo, best
 
 
-def capacity(model: str, hardware: str, *, slo_ttft: float | None = None, slo_tpot: float | None = None,
-             percentile: float = 99, rate: float | None = None, gpus: int = 8, tps: tuple[int, ...] | None = None,
-             max_batches: tuple[int, ...] = (64, 128, 256), scheduler: str = "continuous",
-             num_requests: int = 300, seed: int = 0, **sim: Any) -> dict[str, Any]:
+def capacity(model: str, hardware: str, **kwargs: Any) -> dict[str, Any]:
     """The search described in the module docstring; the dict ``tapeout capacity --format json`` prints.
 
-    ``sim`` holds further :func:`tapeout.simulate` arguments (lengths, ``workload``, formats, ``pp``,
-    ``framework``, ``tier``...). ``tps`` defaults to the powers of two up to ``gpus``.
+    The keywords are :data:`~tapeout.serving.inputs.CapacityInputs`' (the SLOs, ``percentile``, ``rate``, ``gpus``,
+    ``tps``, ``max_batches``, ``num_requests`` per replica and point, then the simulation's engine and traffic:
+    ``scheduler``, lengths, ``workload``, ``seed``...), then :func:`tapeout.simulate`'s scenario keywords but ``tp``
+    (formats, ``pp``, ``framework``, ``tier``...). ``tps`` defaults to the powers of two up to ``gpus``.
     """
     from tapeout.api import load_hardware, predict_inputs
     from tapeout.cost import estimate
-    from tapeout.serving.sim import SCENARIO_KEYS
 
-    if slo_ttft is None and slo_tpot is None:
-        raise TapeoutError("give at least one SLO; allowed: slo_ttft, slo_tpot (seconds)", field="slo_ttft")
-    if not (isinstance(percentile, (int, float)) and 0 < percentile <= 100):
-        raise TapeoutError(f"percentile={percentile!r}: allowed a number in (0, 100]", field="percentile")
-    if rate is not None and not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
-        raise TapeoutError(f"rate={rate!r}: allowed a finite number of requests/s > 0", field="rate")
-    if not isinstance(gpus, int) or gpus < 1:
-        raise TapeoutError(f"gpus={gpus!r}: allowed an integer >= 1", field="gpus")
-    # the scenario keywords given (simulate's: PredictInputs' fields), validated once and reported as dumped
-    args = predict_inputs({k: v for k, v in sim.items() if k in SCENARIO_KEYS}, fn="capacity")
+    search, scenario = split(kwargs, "capacity", CapacityInputs, PredictInputs)
+    bad = sorted(set(scenario) & {*SCENARIO_EXCLUDE, "tp"})
+    if bad:
+        raise TypeError(f"capacity() got an unexpected keyword argument {bad[0]!r}")
+    c = capacity_inputs(search)
+    # the scenario keywords given, validated once (not a skipped configuration per tp) and reported as dumped
+    args = predict_inputs(scenario, fn="capacity")
+    slo_ttft, slo_tpot, percentile, rate, gpus = c.slo_ttft, c.slo_tpot, c.percentile, c.rate, c.gpus
+    num_requests, max_batches = c.num_requests, c.max_batches
+    engine = {k: getattr(c, k) for k in type(c).model_fields if k not in CapacitySearch.model_fields}
     pp = args.pp
+    tps = c.tps
     if tps is None:
         tps = tuple(t for t in (1, 2, 4, 8, 16) if t * pp <= max(gpus, 1))
     hw = load_hardware(hardware)
@@ -115,8 +117,7 @@ def capacity(model: str, hardware: str, *, slo_ttft: float | None = None, slo_tp
     skipped: list[dict[str, Any]] = []
     for tp in tps:
         for mb in max_batches:
-            kw = {"model": model, "hardware": hw, "tp": tp, "max_batch": mb, "scheduler": scheduler, "seed": seed,
-                  **sim}
+            kw = {"model": model, "hardware": hw, "tp": tp, "max_batch": mb, **engine, **scenario}
             try:
                 r1, p1 = max_rate(kw, slo_ttft, slo_tpot, percentile, num_requests)
             except TapeoutError as exc:  # tp does not shard the model, or it does not fit
@@ -162,12 +163,7 @@ def capacity(model: str, hardware: str, *, slo_ttft: float | None = None, slo_tp
     else:
         best = min(ok, key=lambda r: (r["usd_per_hour"], -r["rate_per_gpu_rps"]), default=None)
     return {
-        "inputs": {"model": model, "hardware": hw.name, "slo_ttft_s": slo_ttft, "slo_tpot_s": slo_tpot,
-                   "percentile": percentile, "rate": rate, "gpus": gpus if rate is None else None,
-                   "tps": list(tps), "max_batches": list(max_batches), "scheduler": scheduler,
-                   "num_requests": num_requests, "seed": seed,
-                   **{k: v for k, v in sim.items()
-                      if k not in SCENARIO_KEYS and isinstance(v, (int, float, str, type(None)))},
+        "inputs": {"model": model, "hardware": hw.name, **reported(c, tps=list(tps), gpus=gpus if rate is None else None),
                    **args.model_dump(mode="json", exclude_unset=True)},
         "usd_per_device_hour": usd_h,
         "mode": "highest_rate" if rate is None else "cheapest",
@@ -177,4 +173,17 @@ def capacity(model: str, hardware: str, *, slo_ttft: float | None = None, slo_tp
     }
 
 
-__all__ = ["Point", "capacity", "check", "max_rate"]
+#: ``capacity``'s signature: :data:`CapacityInputs`' fields, then simulate's scenario keywords but ``tp``
+keyword_api(capacity, CapacityInputs, (PredictInputs, (*SCENARIO_EXCLUDE, "tp")))
+
+
+def reported(c: CapacitySearch, **resolved: Any) -> dict[str, Any]:
+    """``tapeout capacity``'s ``inputs`` but the model, device and scenario: the search and the SLOs, then the
+    simulation keywords given, and always the scheduler, the seed and (without a preset) the lengths simulated;
+    by their JSON names (``slo_ttft_s``), ``resolved`` replacing the values the search settled (``tps``)."""
+    always = {"scheduler", "seed"} | (set() if c.workload is not None else {"input_len", "output_len"})
+    keep = set(CapacitySearch.model_fields) | always | c.model_fields_set
+    return c.model_dump(mode="json", by_alias=True, include=keep) | resolved
+
+
+__all__ = ["Point", "capacity", "check", "max_rate", "reported"]

@@ -30,14 +30,15 @@ from typing import Any
 import numpy as np
 
 from tapeout.errors import TapeoutError
-from tapeout.serving.engine import KV_POLICIES, SCHEDULERS, EngineConfig, Recorder, Replica, Req
+from tapeout.serving.engine import EngineConfig, Recorder, Replica, Req
+from tapeout.serving.inputs import (ROUTERS, SCENARIO_EXCLUDE, SCENARIO_KEYS, ServingInputs,  # noqa: F401 - re-exported
+                                    serving_inputs, split)
 from tapeout.serving.iteration import iteration_pricer, stage_pricers
 from tapeout.serving.wide import DPGroup, dp_ranks
 from tapeout.serving.workload import Requests, make_requests
 from tapeout.specio import keyword_api
 from tapeout.workload.scenario import PredictInputs, Scenario
 
-ROUTERS = ("round_robin", "least_tokens")
 #: max_num_tokens when not given: TensorRT-LLM's trtllm-build default for in-flight batching (8192) and
 #: vLLM's default token budget with chunked prefill (2048); static batches have no token limit
 DEFAULT_MAX_NUM_TOKENS = {"continuous": 8192, "chunked": 2048, "static": None}
@@ -280,49 +281,7 @@ def run(reqs: Requests, replicas: list[Replica], router: str, rec: Recorder, *, 
             heapq.heappush(moves, (t + transfer(r.target), r.idx, r))
 
 
-def _positive_int(name: str, v: Any, allow_none: bool = False) -> None:
-    if v is None and allow_none:
-        return
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-        raise TapeoutError(f"{name}={v!r}: allowed an integer >= 1", field=name)
-
-
-#: the scenario keywords of :func:`tapeout.predict` that a simulation does not take: its batches, lengths and
-#: token budget come from the scheduler (max_num_tokens) and the traffic
-SCENARIO_EXCLUDE = ("batch", "input_len", "output_len", "max_prefill_tokens", "sparsity", "sparse_kernel",
-                    "compare_to", "kernel_constants")
-
-
-def simulate(
-    model: Any,
-    hardware: Any,
-    *,
-    scheduler: str = "continuous",
-    max_batch: int = 256,
-    max_num_tokens: int | None = None,
-    kv_tokens: int | None = None,
-    block_size: int = 16,
-    kv_policy: str = "reserve",
-    replicas: int = 1,
-    router: str = "round_robin",
-    prefill_replicas: int = 0,
-    decode_replicas: int = 0,
-    input_len: Any = 1024,
-    output_len: Any = 128,
-    num_requests: int | None = None,
-    rate: float = math.inf,
-    arrival: str = "poisson",
-    burstiness: float = 1.0,
-    concurrency: int | None = None,
-    trace: str | Path | None = None,
-    workload: str | None = None,
-    seed: int = 0,
-    slo_ttft: float | None = None,
-    slo_tpot: float | None = None,
-    exact: bool = False,
-    progress: bool = False,
-    **scenario_inputs: Any,
-) -> SimResult:
+def simulate(model: Any, hardware: Any, *, progress: bool = False, **kwargs: Any) -> SimResult:
     """Simulate serving ``num_requests`` requests of ``model`` on replicas of ``tp`` x ``pp`` ``hardware``.
 
     Engine: ``scheduler`` static | continuous | chunked (:mod:`tapeout.serving.engine`), at most
@@ -356,42 +315,22 @@ def simulate(
     from tapeout.system.memory import plan
     from tapeout.workload.build import pipeline
 
+    own, scenario_inputs = split(kwargs, "simulate", ServingInputs, PredictInputs)
     bad = sorted(set(scenario_inputs) & set(SCENARIO_EXCLUDE))
     if bad:
         raise TypeError(f"simulate() got an unexpected keyword argument {bad[0]!r}")
     args = predict_inputs(scenario_inputs, fn="simulate")
+    s = serving_inputs(own)
     tp, pp, ep, pp_microbatches = args.tp, args.pp, args.ep, args.pp_microbatches
-
-    if scheduler not in SCHEDULERS:
-        raise TapeoutError(f"unknown scheduler {scheduler!r}; allowed: {', '.join(SCHEDULERS)}", field="scheduler")
-    if kv_policy not in KV_POLICIES:
-        raise TapeoutError(f"unknown kv_policy {kv_policy!r}; allowed: {', '.join(KV_POLICIES)}", field="kv_policy")
-    if router not in ROUTERS:
-        raise TapeoutError(f"unknown router {router!r}; allowed: {', '.join(ROUTERS)}", field="router")
-    _positive_int("max_batch", max_batch)
-    _positive_int("max_num_tokens", max_num_tokens, allow_none=True)
-    _positive_int("block_size", block_size)
-    _positive_int("replicas", replicas)
-    _positive_int("kv_tokens", kv_tokens, allow_none=True)
-    for name, v in (("prefill_replicas", prefill_replicas), ("decode_replicas", decode_replicas)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise TapeoutError(f"{name}={v!r}: allowed an integer >= 0", field=name)
-    disagg = prefill_replicas > 0 or decode_replicas > 0
-    if disagg and (prefill_replicas < 1 or decode_replicas < 1):
-        raise TapeoutError("disaggregation needs both pools; allowed: prefill_replicas >= 1 and decode_replicas >= 1",
-                           field="prefill_replicas" if prefill_replicas < 1 else "decode_replicas")
-    if disagg and scheduler == "static":
-        raise TapeoutError("static batches cannot be disaggregated; allowed: continuous, chunked", field="scheduler")
-    for name, v in (("slo_ttft", slo_ttft), ("slo_tpot", slo_tpot)):
-        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise TapeoutError(f"{name}={v!r}: allowed a finite number of seconds > 0", field=name)
+    scheduler, max_batch, block_size = s.scheduler, s.max_batch, s.block_size
     if scheduler == "chunked" and args.attention == "naive":
         raise TapeoutError("chunked prefill needs fused attention; allowed: flash, mmha", field="attention")
 
-    reqs = make_requests(input_len=input_len, output_len=output_len, num_requests=num_requests, rate=rate,
-                         arrival=arrival, burstiness=burstiness, concurrency=concurrency, trace=trace,
-                         workload=workload, seed=seed)
-    mnt = DEFAULT_MAX_NUM_TOKENS[scheduler] if max_num_tokens is None else max_num_tokens
+    reqs = make_requests(input_len=s.input_len, output_len=s.output_len, num_requests=s.num_requests, rate=s.rate,
+                         arrival=s.arrival, burstiness=s.burstiness, concurrency=s.concurrency, trace=s.trace,
+                         workload=s.workload, seed=s.seed)
+    mnt = DEFAULT_MAX_NUM_TOKENS[scheduler] if s.max_num_tokens is None else s.max_num_tokens
+    kv_tokens, disagg = s.kv_tokens, s.disaggregated
     longest = int(reqs.input_len.max())
     # the largest iteration: the token budget, a longer prompt alone, or a whole static batch
     peak_tokens = max(mnt or 0, longest) if scheduler != "static" else min(max_batch, len(reqs)) * longest
@@ -411,7 +350,7 @@ def simulate(
         pool = int(pool * mem.kv_cache_bytes_per_token / kv_bytes_per_token(m, sc))
     num_blocks = pool // block_size
     cfg = EngineConfig(scheduler=scheduler, max_batch=max_batch, max_num_tokens=mnt, block_size=block_size,
-                       num_blocks=num_blocks, kv_policy=kv_policy)
+                       num_blocks=num_blocks, kv_policy=s.kv_policy)
     need = int(np.max(reqs.input_len + reqs.output_len - 1)) + cfg.lookahead
     if (num_blocks - cfg.watermark_blocks) * block_size < need:
         what = (f"weights and activations need {mem.weights_bytes / 1e9:.1f} + {mem.activation_bytes / 1e9:.1f} GB "
@@ -420,19 +359,19 @@ def simulate(
             f"the KV pool holds {num_blocks * block_size} tokens ({what}); the longest request needs {need}; "
             "allowed: a larger kv_fraction or tp, a smaller max_num_tokens, or shorter requests",
             field="kv_fraction" if kv_tokens is None else "kv_tokens")
-    price = iteration_pricer(m, hw, sc, tier, exact=exact)
-    stages = stage_pricers(m, hw, sc, tier, exact=exact) if pp_microbatches > 1 else None
+    price = iteration_pricer(m, hw, sc, tier, exact=s.exact)
+    stages = stage_pricers(m, hw, sc, tier, exact=s.exact) if pp_microbatches > 1 else None
     rec = Recorder(len(reqs))
     mb = pp_microbatches
     if disagg:
-        pre = _replicas(prefill_replicas, 0, mb, lambda i: Replica(i, cfg, price, rec, role="prefill", stages=stages),
-                        sc.dp, router)
-        dec = _replicas(decode_replicas, prefill_replicas * mb * sc.dp, mb,
-                        lambda i: Replica(i, cfg, price, rec, role="decode", stages=stages), sc.dp, router)
+        pre = _replicas(s.prefill_replicas, 0, mb, lambda i: Replica(i, cfg, price, rec, role="prefill", stages=stages),
+                        sc.dp, s.router)
+        dec = _replicas(s.decode_replicas, s.prefill_replicas * mb * sc.dp, mb,
+                        lambda i: Replica(i, cfg, price, rec, role="decode", stages=stages), sc.dp, s.router)
         per_token = mem.kv_cache_bytes_per_token
         reps, pool_list = dp_ranks(pre + dec), (pre, dec)
     else:
-        drivers = _replicas(replicas, 0, mb, lambda i: Replica(i, cfg, price, rec, stages=stages), sc.dp, router)
+        drivers = _replicas(s.replicas, 0, mb, lambda i: Replica(i, cfg, price, rec, stages=stages), sc.dp, s.router)
         reps, pool_list = dp_ranks(drivers), (drivers, None)
     bar = None
     if progress:
@@ -446,24 +385,15 @@ def simulate(
             if n % 64 == 0 or n == len(reqs):
                 bar.update(task, completed=n)
     try:
-        run(reqs, pool_list[0], router, rec, decode_pool=pool_list[1],
+        run(reqs, pool_list[0], s.router, rec, decode_pool=pool_list[1],
             transfer=(lambda tokens: price.kv_transfer(tokens, per_token)) if disagg else None,
             progress=tick if bar is not None else None)
     finally:
         if bar is not None:
             bar.stop()
-    inputs = {
-        "model": m.name, "hardware": hw.name, **scenario_inputs_ran(args, sc, tier),
-        "scheduler": scheduler, "max_batch": max_batch, "max_num_tokens": mnt,
-        "kv_tokens": kv_tokens, "block_size": block_size, "kv_policy": kv_policy,
-        "replicas": len(reps) // (mb * sc.dp) if not disagg else 0, "router": router, "prefill_replicas": prefill_replicas,
-        "decode_replicas": decode_replicas, "num_requests": len(reqs),
-        "rate": "inf" if math.isinf(float(rate)) else float(rate), "arrival": arrival, "burstiness": burstiness,
-        "concurrency": concurrency, "trace": str(trace) if trace is not None else None, "workload": workload,
-        "input_len": _spec_text(input_len) if trace is None and workload is None else None,
-        "output_len": _spec_text(output_len) if trace is None and workload is None else None,
-        "seed": seed, "slo_ttft_s": slo_ttft, "slo_tpot_s": slo_tpot, "exact": exact,
-    }
+    inputs = {"model": m.name, "hardware": hw.name, **scenario_inputs_ran(args, sc, tier),
+              **s.ran(max_num_tokens=mnt, replicas=len(reps) // (mb * sc.dp) if not disagg else 0,
+                      num_requests=len(reqs))}
     engine = {
         "kv_capacity_tokens": int(pool), "num_blocks": int(num_blocks),
         "kv_cache_bytes_per_token": float(mem.kv_cache_bytes_per_token),
@@ -471,14 +401,12 @@ def simulate(
         "watermark_blocks": cfg.watermark_blocks, "gpus": len(reps) // mb * tp * pp,
         "mean_input_len": float(reqs.input_len.mean()), "mean_output_len": float(reqs.output_len.mean()),
     }
-    return SimResult(inputs, engine, reqs, rec, reps, slo_ttft, slo_tpot)
+    return SimResult(inputs, engine, reqs, rec, reps, s.slo_ttft, s.slo_tpot)
 
 
-#: ``simulate``'s signature: its own keywords, then :class:`PredictInputs`' but :data:`SCENARIO_EXCLUDE`
-keyword_api(simulate, PredictInputs, exclude=SCENARIO_EXCLUDE)
-
-#: the scenario keywords ``simulate`` takes: :class:`PredictInputs`' fields but :data:`SCENARIO_EXCLUDE`
-SCENARIO_KEYS = tuple(k for k in PredictInputs.model_fields if k not in SCENARIO_EXCLUDE)
+#: ``simulate``'s signature: ``progress``, :class:`ServingInputs`' fields, then :class:`PredictInputs`' but
+#: :data:`SCENARIO_EXCLUDE`
+keyword_api(simulate, ServingInputs, (PredictInputs, SCENARIO_EXCLUDE))
 
 
 def scenario_inputs_ran(args: PredictInputs, sc: Scenario, tier: str) -> dict[str, Any]:
@@ -489,18 +417,6 @@ def scenario_inputs_ran(args: PredictInputs, sc: Scenario, tier: str) -> dict[st
     given = args.model_dump(mode="json", include=set(SCENARIO_KEYS))
     ran = sc.model_dump(include=set(Scenario.model_fields) - set(SCENARIO_EXCLUDE))
     return given | ran | {"tier": tier}
-
-
-def _spec_text(v: Any) -> Any:
-    if isinstance(v, (int, str)) and not isinstance(v, bool):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    from tapeout.serving.workload import LengthDist
-
-    if isinstance(v, LengthDist):
-        return v.model_dump(exclude_none=True)
-    return v
 
 
 __all__ = ["DEFAULT_MAX_NUM_TOKENS", "ROUTERS", "SCENARIO_EXCLUDE", "SCENARIO_KEYS", "SimResult", "run",
