@@ -29,11 +29,11 @@ from tapeout.cost.price import CostReport
 from tapeout.explore.space import Serving, Space, Workload
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.models.spec import ModelSpec
+from tapeout.serving.inputs import SEARCHED
 
 
-#: the :func:`tapeout.simulate` arguments the capacity check passes itself
-#: (:func:`tapeout.serving.capacity.check`)
-CHECK_KEYS = ("rate", "replicas", "num_requests", "slo_ttft", "slo_tpot")
+#: the :func:`tapeout.simulate` arguments the capacity check passes itself (:func:`tapeout.serving.capacity.check`)
+CHECK_KEYS = SEARCHED
 
 
 def simulate_kwargs(space: Space, w: Workload, model: ModelSpec, hw: HardwareSpec) -> dict[str, Any]:

@@ -42,10 +42,12 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from tapeout import specio
 from tapeout.errors import TapeoutError
+from tapeout.serving.inputs import Count, PositiveNumber, SloTarget, engine_fields
+from tapeout.workload.scenario import ScenarioInputs
 
 #: parameter -> (python type, description)
 PARAMETERS: dict[str, tuple[type, str]] = {
@@ -124,48 +126,36 @@ class Workload(_Frozen):
         return v
 
 
-class Serving(_Frozen):
-    """Traffic, SLOs and engine of the serving objectives (:data:`SERVING_METRICS`), applied to each
-    workload's model, ``tp`` and formats: the arguments of :func:`tapeout.simulate` and of ``tapeout
-    capacity``'s SLO check."""
+class _ServingTarget(_Frozen, SloTarget):
+    """The [serving] table's own fields: the SLOs (:class:`~tapeout.serving.inputs.SloTarget`), the rate and the
+    replicas sharing it, the requests per replica; :class:`Serving` adds the simulation's."""
 
-    rate: float | None = Field(None, gt=0, description="requests/s offered to the replicas; unset: the highest "
-                               "rate meeting the SLOs (usd_per_mtok_at_slo only)")
-    input_len: int | str | None = Field(None, description="prompt lengths: an integer or a distribution "
-                                        "('lognormal:mean=500,sigma=1'); unset: the workload's input_len")
-    output_len: int | str | None = Field(None, description="output lengths, as input_len")
-    workload: str | None = Field(None, description="a length preset instead of input_len/output_len ('sharegpt')")
-    num_requests: int = Field(200, gt=0, description="requests simulated per replica")
-    seed: int = 0
-    arrival: str = "poisson"
-    burstiness: float = Field(1.0, gt=0)
-    slo_ttft: float | None = Field(None, gt=0, description="TTFT SLO, s")
-    slo_tpot: float | None = Field(None, gt=0, description="TPOT SLO, s")
-    percentile: float = Field(99, gt=0, le=100, description="the percentile the SLOs hold at (usd_per_mtok_at_slo)")
-    replicas: int = Field(1, gt=0, description="replicas of tp devices sharing the rate (least-tokens router)")
-    scheduler: str = "continuous"
-    max_batch: int = Field(256, gt=0)
-    max_num_tokens: int | None = Field(None, gt=0)
-    kv_fraction: float = Field(0.9, gt=0, le=1)
-
-    @field_validator("arrival", "scheduler")
-    @classmethod
-    def _known(cls, v: str, info: ValidationInfo) -> str:
-        from tapeout.serving.engine import SCHEDULERS
-        from tapeout.serving.workload import ARRIVALS
-
-        allowed = ARRIVALS if info.field_name == "arrival" else SCHEDULERS
-        if v not in allowed:
-            raise ValueError(f"unknown {info.field_name} {v!r}; allowed: {', '.join(allowed)}")
-        return v
+    rate: PositiveNumber = Field(None, description="requests/s offered to the replicas; unset: the highest rate "
+                                 "meeting the SLOs (usd_per_mtok_at_slo only)")
+    num_requests: Count = Field(200, description="requests simulated per replica")
+    replicas: Count = Field(1, description="replicas of tp devices sharing the rate (least-tokens router)")
 
     @model_validator(mode="after")
-    def _check(self) -> "Serving":
-        if self.slo_ttft is None and self.slo_tpot is None:
-            raise ValueError("give at least one SLO; allowed: slo_ttft, slo_tpot (seconds)")
-        if self.workload is not None and (self.input_len is not None or self.output_len is not None):
+    def _lengths(self) -> "_ServingTarget":
+        if getattr(self, "workload", None) is not None and (getattr(self, "input_len", None) is not None
+                                                           or getattr(self, "output_len", None) is not None):
             raise ValueError("give a length preset (workload) or input_len/output_len, not both")
         return self
+
+
+#: Traffic, SLOs and engine of the serving objectives (:data:`SERVING_METRICS`), applied to each workload's model,
+#: ``tp`` and formats: the arguments of :func:`tapeout.simulate` and of ``tapeout capacity``'s SLO check. Its
+#: simulation fields are :class:`~tapeout.serving.inputs.ServingInputs`' (:func:`~tapeout.serving.inputs.engine_fields`:
+#: but those the check sets) and ``kv_fraction`` (the scenario's); the lengths unset: the workload's.
+Serving = create_model(
+    "Serving", __base__=_ServingTarget, __doc__="Traffic, SLOs and engine of the serving objectives.",
+    **engine_fields(input_len=None, output_len=None),
+    kv_fraction=(float, ScenarioInputs.model_fields["kv_fraction"]))
+#: the [serving] fields of the table's first version: a later field is written into the space's JSON only when
+#: set away from its default, so that the digest of a run stored before it stays the same
+SERVING_FIRST = ("rate", "input_len", "output_len", "workload", "num_requests", "seed", "arrival", "burstiness",
+                 "slo_ttft", "slo_tpot", "percentile", "replicas", "scheduler", "max_batch", "max_num_tokens",
+                 "kv_fraction")
 
 
 class Constraints(_Frozen):
@@ -318,6 +308,10 @@ class Space(_Frozen):
         d = self.model_dump(mode="json")
         if d["serving"] is None:  # a space without serving keeps the JSON (and digest) it had before the table
             del d["serving"]
+        else:
+            for k in set(Serving.model_fields) - set(SERVING_FIRST):
+                if d["serving"][k] == Serving.model_fields[k].default:
+                    del d["serving"][k]
         return json.dumps(d, sort_keys=True)
 
     @property

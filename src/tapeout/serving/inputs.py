@@ -120,6 +120,9 @@ def _preset(v: Any) -> Any:
     return v
 
 
+#: an integer >= 1; a finite number > 0 or None (checked as the fields below)
+Count = Annotated[int, _count(1)]
+PositiveNumber = Annotated[float | None, BeforeValidator(_positive)]
 Length = Annotated[int | str | dict[str, Any] | LengthDist, BeforeValidator(lambda v, info: _length(v, info.field_name))]
 Seconds = Annotated[float | None, BeforeValidator(_seconds)]
 
@@ -272,7 +275,7 @@ class CapacitySearch(SloTarget):
     """What ``tapeout capacity`` searches: for a rate the cheapest configuration, else the highest rate on a
     device budget, over tp degrees and max batch sizes."""
 
-    rate: Annotated[float | None, BeforeValidator(_positive)] = Field(None, description=(
+    rate: PositiveNumber = Field(None, description=(
         "requests/s to serve: find the cheapest configuration (default: the highest rate on --gpus)"))
     gpus: Annotated[int, _count(1)] = Field(8, description="devices available (highest-rate mode)")
     tps: Annotated[tuple[int, ...] | None, BeforeValidator(_counts)] = Field(None, description=(
@@ -335,6 +338,6 @@ def split(kwargs: dict[str, Any], fn: str, *models: type[BaseModel]) -> list[dic
     return parts
 
 
-__all__ = ["CapacityInputs", "CapacitySearch", "KV_POLICIES", "ROUTERS", "SCENARIO_EXCLUDE", "SCENARIO_KEYS",
+__all__ = ["CapacityInputs", "Count", "PositiveNumber", "CapacitySearch", "KV_POLICIES", "ROUTERS", "SCENARIO_EXCLUDE", "SCENARIO_KEYS",
            "SCHEDULERS", "SEARCHED", "ServingInputs",
            "SloTarget", "capacity_inputs", "engine_fields", "serving_inputs", "split"]
