@@ -85,8 +85,7 @@ def options() -> dict[str, Any]:
     suggestions)."""
     from tapeout import dtypes
     from tapeout.perf import TIERS
-    from tapeout.serving.engine import KV_POLICIES, SCHEDULERS
-    from tapeout.serving.sim import ROUTERS
+    from tapeout.serving.inputs import KV_POLICIES, ROUTERS, SCHEDULERS
     from tapeout.serving.workload import ARRIVALS, PRESETS
     from tapeout.system.frameworks import frameworks
     from tapeout.workload.scenario import Scenario

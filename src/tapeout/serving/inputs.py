@@ -59,9 +59,15 @@ def _count(lo: int, none: bool = False) -> BeforeValidator:
         if v is None and none:
             return v
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
-            raise ValueError(f"got {v!r}; allowed: an integer >= {lo}" + (" or null" if none else ""))
+            raise ValueError(f"got {v!r}; allowed: an integer >= {lo}")
         return int(v)
     return BeforeValidator(check)
+
+
+def _bool(v: Any) -> Any:
+    if not isinstance(v, bool):  # exact="no" or 1 is a mistake, not a truth value
+        raise ValueError(f"got {v!r}; allowed: true or false")
+    return v
 
 
 def _seconds(v: Any) -> Any:
@@ -174,7 +180,7 @@ class ServingInputs(_Inputs):
     # ---- the SLOs (goodput) and the pricing ---------------------------------------------------------------
     slo_ttft: Seconds = Field(None, serialization_alias="slo_ttft_s", description="TTFT SLO, seconds (goodput)")
     slo_tpot: Seconds = Field(None, serialization_alias="slo_tpot_s", description="TPOT SLO, seconds (goodput)")
-    exact: bool = Field(False, strict=True, description="price every iteration exactly (no shape buckets)")
+    exact: Annotated[bool, BeforeValidator(_bool)] = Field(False, description="price every iteration exactly (no shape buckets)")
 
     @model_validator(mode="after")
     def _together(self) -> "ServingInputs":

@@ -281,37 +281,26 @@ def make_requests(*, input_len: Any = 1024, output_len: Any = 128, num_requests:
                   seed: int = 0) -> Requests:
     """The requests of a run (see the module docstring); every draw comes from ``numpy.random`` seeded
     with ``seed``."""
-    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or math.isnan(rate) or rate <= 0:
-        raise TapeoutError(f"rate={rate!r}: allowed a number > 0 or inf", field="rate")
-    if arrival not in ARRIVALS:
-        raise TapeoutError(f"unknown arrival process {arrival!r}; allowed: {', '.join(ARRIVALS)}", field="arrival")
-    if not (isinstance(burstiness, (int, float)) and math.isfinite(burstiness) and burstiness > 0):
-        raise TapeoutError(f"burstiness={burstiness!r}: allowed a finite number > 0", field="burstiness")
-    if concurrency is not None and (not isinstance(concurrency, int) or isinstance(concurrency, bool)
-                                    or concurrency < 1):
-        raise TapeoutError(f"concurrency={concurrency!r}: allowed an integer >= 1", field="concurrency")
-    if num_requests is not None and (not isinstance(num_requests, int) or isinstance(num_requests, bool)
-                                     or num_requests < 1):
-        raise TapeoutError(f"num_requests={num_requests!r}: allowed an integer >= 1", field="num_requests")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TapeoutError(f"seed={seed!r}: allowed an integer", field="seed")
-    rng = np.random.default_rng(seed)
-    if trace is not None:
-        if workload is not None:
-            raise TapeoutError("a trace gives the lengths; leave workload unset", field="workload")
-        if not math.isinf(rate):
-            raise TapeoutError("a trace gives the arrival times; leave rate unset", field="rate")
+    from tapeout.serving.inputs import serving_inputs
+
+    # checked as simulate's keywords (ServingInputs: one-line errors naming the field)
+    t = serving_inputs({"input_len": input_len, "output_len": output_len, "num_requests": num_requests, "rate": rate,
+                        "arrival": arrival, "burstiness": burstiness, "concurrency": concurrency, "trace": trace,
+                        "workload": workload, "seed": seed})
+    rng = np.random.default_rng(t.seed)
+    if t.trace is not None:
+        trace = t.trace
         if str(trace) == "sample" and not Path(trace).exists():
             trace = SAMPLE_TRACE
-        a, i, o = read_trace(trace, num_requests)
-        return Requests(a, i, o, concurrency)
-    n = 1000 if num_requests is None else num_requests
-    if workload is not None:
-        i, o = sharegpt_lengths(rng, n, **parse_preset(workload))
+        a, i, o = read_trace(trace, t.num_requests)
+        return Requests(a, i, o, t.concurrency)
+    n = 1000 if t.num_requests is None else t.num_requests
+    if t.workload is not None:
+        i, o = sharegpt_lengths(rng, n, **parse_preset(t.workload))
     else:
-        i = parse_length(input_len, "input_len").sample(rng, n)
-        o = parse_length(output_len, "output_len").sample(rng, n)
-    return Requests(arrivals(rng, n, float(rate), arrival, float(burstiness)), i, o, concurrency)
+        i = parse_length(t.input_len, "input_len").sample(rng, n)
+        o = parse_length(t.output_len, "output_len").sample(rng, n)
+    return Requests(arrivals(rng, n, t.rate, t.arrival, t.burstiness), i, o, t.concurrency)
 
 
 __all__ = ["ARRIVALS", "DISTRIBUTIONS", "LengthDist", "PRESETS", "Requests", "SAMPLE_TRACE", "arrivals",
