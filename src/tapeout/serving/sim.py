@@ -31,7 +31,7 @@ import numpy as np
 
 from tapeout.errors import TapeoutError
 from tapeout.serving.engine import EngineConfig, Recorder, Replica, Req
-from tapeout.serving.inputs import (ROUTERS, SCENARIO_EXCLUDE, SCENARIO_KEYS, ServingInputs,  # noqa: F401 - re-exported
+from tapeout.serving.inputs import (SCENARIO_EXCLUDE, SCENARIO_KEYS, ServingInputs,  # noqa: F401 - re-exported
                                     serving_inputs, split)
 from tapeout.serving.iteration import iteration_pricer, stage_pricers
 from tapeout.serving.wide import DPGroup, dp_ranks
@@ -284,15 +284,18 @@ def run(reqs: Requests, replicas: list[Replica], router: str, rec: Recorder, *, 
 def simulate(model: Any, hardware: Any, *, progress: bool = False, **kwargs: Any) -> SimResult:
     """Simulate serving ``num_requests`` requests of ``model`` on replicas of ``tp`` x ``pp`` ``hardware``.
 
+    The keywords are :class:`~tapeout.serving.inputs.ServingInputs`' (engine, cluster, traffic, SLOs: declared
+    there with their defaults, allowed values and checks), then :func:`tapeout.predict`'s scenario keywords
+    (:class:`~tapeout.workload.scenario.PredictInputs`) but :data:`SCENARIO_EXCLUDE`; ``progress`` shows a bar.
+
     Engine: ``scheduler`` static | continuous | chunked (:mod:`tapeout.serving.engine`), at most
     ``max_batch`` running requests and ``max_num_tokens`` tokens per iteration (default 8192 continuous,
     2048 chunked); a paged KV pool of ``block_size``-token blocks holding ``kv_fraction`` of the memory left
     after weights, the largest iteration's activations and the runtime reserve (``kv_tokens`` sets the pool
     in tokens instead, for an engine that states it), ``kv_policy`` paged (vLLM's: preemption by recompute),
     turbomind (LMDeploy TurboMind's: swap-out keeping the prefix's KV) or reserve (the default: TensorRT-LLM's
-    guaranteed-no-evict). The scenario keywords (parallelism, formats,
-    attention, ``kv_fraction``, ``framework``, ``scenario``, ``tier``, ``efficiency``) are :func:`tapeout.predict`'s
-    (:class:`~tapeout.workload.scenario.PredictInputs`), but those in :data:`SCENARIO_EXCLUDE`.
+    guaranteed-no-evict). The scenario keywords: parallelism, formats, attention, ``kv_fraction``,
+    ``framework``, ``scenario``, ``tier``, ``efficiency``.
 
     Traffic (:func:`tapeout.serving.workload.make_requests`): ``input_len`` / ``output_len`` (an int, a
     distribution mapping or text such as ``"lognormal:mean=250,sigma=1"``), ``workload="sharegpt"``, or a
@@ -419,5 +422,5 @@ def scenario_inputs_ran(args: PredictInputs, sc: Scenario, tier: str) -> dict[st
     return given | ran | {"tier": tier}
 
 
-__all__ = ["DEFAULT_MAX_NUM_TOKENS", "ROUTERS", "SCENARIO_EXCLUDE", "SCENARIO_KEYS", "SimResult", "run",
+__all__ = ["DEFAULT_MAX_NUM_TOKENS", "SCENARIO_EXCLUDE", "SCENARIO_KEYS", "SimResult", "run",
            "scenario_inputs_ran", "simulate"]
