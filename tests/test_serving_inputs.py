@@ -168,9 +168,12 @@ def test_together_rules_name_the_field():
 
 
 def test_the_engine_names_are_the_engines():
-    from tapeout.serving import engine, inputs
+    import typing
 
-    assert inputs.SCHEDULERS == engine.SCHEDULERS and set(inputs.KV_POLICIES) == set(engine.KV_POLICIES)
+    from tapeout.serving import engine, inputs, workload
+
+    assert inputs.SCHEDULERS == engine.SCHEDULERS and inputs.KV_POLICIES == engine.KV_POLICIES
+    assert typing.get_args(inputs.Arrival) == workload.ARRIVALS
 
 
 def test_the_explore_serving_table_takes_the_fields_the_check_leaves():

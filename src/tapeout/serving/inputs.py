@@ -36,12 +36,11 @@ Scheduler = Literal["static", "continuous", "chunked"]
 KvPolicy = Literal["paged", "reserve", "turbomind"]
 Router = Literal["round_robin", "least_tokens"]
 Arrival = Literal["poisson", "gamma"]
-#: the names each choice allows (engine.SCHEDULERS and engine.KV_POLICIES are the engine's own copies: a test
-#: keeps them equal; workload.ARRIVALS the request generator's)
+#: the names each choice allows (engine.SCHEDULERS, engine.KV_POLICIES and workload.ARRIVALS are the engine's and
+#: the request generator's own copies: a test keeps them equal)
 SCHEDULERS: tuple[str, ...] = typing.get_args(Scheduler)
 KV_POLICIES: tuple[str, ...] = typing.get_args(KvPolicy)
 ROUTERS: tuple[str, ...] = typing.get_args(Router)
-assert typing.get_args(Arrival) == ARRIVALS
 
 
 # ---- the checks, as types (they travel with a copied field) -------------------------------------------------
