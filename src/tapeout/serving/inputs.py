@@ -69,20 +69,15 @@ def _bool(v: Any) -> Any:
     return v
 
 
-def _seconds(v: Any) -> Any:
-    if v is None:
-        return v
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and v > 0):
-        raise ValueError(f"got {v!r}; allowed: a finite number of seconds > 0")
-    return float(v)
-
-
-def _positive(v: Any) -> Any:
-    if v is None:
-        return v
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and v > 0):
-        raise ValueError(f"got {v!r}; allowed: a finite number > 0")
-    return float(v)
+def _positive(what: str = "number") -> BeforeValidator:
+    """A finite number > 0 (never a bool or text), or None."""
+    def check(v: Any) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and v > 0):
+            raise ValueError(f"got {v!r}; allowed: a finite {what} > 0")
+        return float(v)
+    return BeforeValidator(check)
 
 
 def _percentile(v: Any) -> Any:
@@ -127,9 +122,9 @@ def _preset(v: Any) -> Any:
 
 #: an integer >= 1; a finite number > 0 or None (checked as the fields below)
 Count = Annotated[int, _count(1)]
-PositiveNumber = Annotated[float | None, BeforeValidator(_positive)]
+PositiveNumber = Annotated[float | None, _positive()]
 Length = Annotated[int | str | dict[str, Any] | LengthDist, BeforeValidator(lambda v, info: _length(v, info.field_name))]
-Seconds = Annotated[float | None, BeforeValidator(_seconds)]
+Seconds = Annotated[float | None, _positive("number of seconds")]
 
 
 class _Inputs(BaseModel):
@@ -164,7 +159,7 @@ class ServingInputs(_Inputs):
     rate: Annotated[float | Literal["inf"], BeforeValidator(_rate)] = Field(math.inf, description=(
         "requests/s, or inf (all at once)"))
     arrival: Annotated[Arrival, _one_of(ARRIVALS)] = Field("poisson", description="poisson | gamma")
-    burstiness: Annotated[float, BeforeValidator(_positive)] = Field(1.0, description="gamma shape (1: Poisson)")
+    burstiness: Annotated[float, _positive()] = Field(1.0, description="gamma shape (1: Poisson)")
     concurrency: Annotated[int | None, _count(1, none=True)] = Field(None, description=(
         "requests in flight at most (closed loop with rate inf)"))
     trace: str | Path | None = Field(None, description=(
