@@ -15,11 +15,10 @@ from tapeout.errors import TapeoutError
 from tapeout.serving.inputs import SCENARIO_EXCLUDE, CapacityInputs, ServingInputs
 from tapeout.workload.scenario import PredictInputs
 
-#: what the scenario options mean in a simulation: per replica, whole experts only, the pool of a paged engine
+#: what the scenario options mean in a simulation: per replica, the pool of a paged engine
 SIMULATE_HELP = {"tp": "tensor-parallel degree of each replica", "pp": "pipeline stages of each replica",
                  "pp_microbatches": "batches in flight through each replica's pipeline (virtual engines; 1: one at "
-                 "a time)", "ep": "expert parallelism: 1 or tp", "kv_fraction": "share of the free memory the KV "
-                 "pool gets"}
+                 "a time)", "kv_fraction": "share of the free memory the KV pool gets"}
 #: the command-line spellings that differ from the field names (--trace writes a Chrome trace; the list options
 #: of capacity read as the one value each simulation takes)
 SIMULATE_FLAGS = {"trace": "--requests"}
