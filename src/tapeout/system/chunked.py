@@ -21,10 +21,11 @@ composition says.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
+from dataclasses import replace
 
 from tapeout.models.spec import ModelSpec
-from tapeout.system.pricing import Pricer
+from tapeout.system.pricing import Pricer, content
 from tapeout.workload.build import IterationTemplate, Pipeline, _stage_groups
 from tapeout.workload.chunks import PrefillPass, prefill_passes
 from tapeout.workload.ops import Op, OpGraph
@@ -37,30 +38,73 @@ def chunked(sc: Scenario) -> bool:
     return budget is not None and sc.batch * sc.input_len > budget
 
 
-@lru_cache(maxsize=64)
-def _template(model: ModelSpec, sc: Scenario, stage: int) -> IterationTemplate:
-    return IterationTemplate(model, sc, stage, _stage_groups(model, sc, stage))
+class _Stage:
+    """A stage's :class:`IterationTemplate` with its op tuples and their priced totals memoised: the ops of a
+    pass depend on its tokens and segments only, so every batch size of an exploration shares them."""
+
+    __slots__ = ("t", "_ops", "_totals")
+
+    def __init__(self, t: IterationTemplate) -> None:
+        self.t = t
+        self._ops: dict[tuple, tuple[Op, ...]] = {}
+        self._totals: dict[tuple, float] = {}
+
+    def ops(self, key: tuple) -> tuple[Op, ...]:
+        hit = self._ops.get(key)
+        if hit is None:
+            kind, *args = key
+            if kind == "tokens":
+                hit = self.t.token_ops(args[0], eager=True)
+            elif kind == "heads":
+                hit = self.t.head_ops(args[0], eager=True)
+            else:
+                hit = self.t.prefill_attention(*args, eager=True)
+            if len(self._ops) >= 4096:
+                self._ops.clear()
+                self._totals.clear()
+            self._ops[key] = hit
+        return hit
+
+    def total(self, pr: Pricer, key: tuple) -> float:
+        k = (pr, key)  # the pricer by identity: a device's memo
+        hit = self._totals.get(k)
+        if hit is None:
+            hit = self._totals[k] = pr.total(self.ops(key))
+        return hit
 
 
-def pass_ops(t: IterationTemplate, p: PrefillPass) -> tuple[Op, ...]:
-    """The ops of one pass of kind ``p`` on the stage of template ``t``, in launch order."""
-    ops = list(t.token_ops(p.tokens, eager=True)) if p.tokens else []
-    for seqs, chunk, prior in p.segments:
-        ops.extend(t.prefill_attention(seqs, chunk, prior, eager=True))
+_STAGES: dict[tuple, _Stage] = {}
+
+
+def _stage(model: ModelSpec, sc: Scenario, stage: int) -> _Stage:
+    """The memoised template of ``stage``: one per model, formats and parallelism (the batch and lengths do
+    not shape a template; a pass gives its tokens)."""
+    key = (model, sc.model_copy(update={"batch": 1, "input_len": 1, "output_len": 1}), stage)
+    hit = _STAGES.get(key)
+    if hit is None:
+        if len(_STAGES) >= 64:
+            _STAGES.clear()
+        hit = _STAGES[key] = _Stage(IterationTemplate(model, sc, stage, _stage_groups(model, sc, stage)))
+    return hit
+
+
+def pass_keys(p: PrefillPass) -> tuple[tuple, ...]:
+    """The op groups of one pass of kind ``p``, in launch order: its token ops, attention per segment, the
+    lm_head of the prompts ending in it."""
+    keys: list[tuple] = [("tokens", p.tokens)] if p.tokens else []
+    keys.extend(("attention", seqs, chunk, prior) for seqs, chunk, prior in p.segments)
     if p.heads:
-        ops.extend(t.head_ops(p.heads, eager=True))
-    return tuple(ops)
+        keys.append(("heads", p.heads))
+    return tuple(keys)
 
 
-def _merged(parts: list[tuple[tuple[Op, ...], float]]) -> tuple[Op, ...]:
+def _merged(parts: list[tuple[tuple[Op, ...], int]]) -> tuple[Op, ...]:
     """The ops of every pass as one list: equal ops (same name and content) merged with their runs summed in
     ``count``; ops of one name with different contents (attention after different prior tokens) numbered."""
-    from dataclasses import replace
-
     runs: dict[tuple, list] = {}
     for ops, repeat in parts:
         for o in ops:
-            key = (o.name, replace(o, count=1))
+            key = (o.name, content(o))
             hit = runs.get(key)
             if hit is None:
                 runs[key] = [o, o.count * repeat]
@@ -80,25 +124,31 @@ def _merged(parts: list[tuple[tuple[Op, ...], float]]) -> tuple[Op, ...]:
     return tuple(out)
 
 
-def price_chunked(model: ModelSpec, sc: Scenario, pipe: Pipeline, pr: Pricer) -> tuple[tuple[float, ...],
-                                                                                        tuple[OpGraph, ...]]:
-    """(busy seconds of each stage, each stage's ops of every pass merged into one graph)."""
+def price_chunked(model: ModelSpec, sc: Scenario, pipe: Pipeline, pr: Pricer) -> tuple[
+        tuple[float, ...], Callable[[], tuple[OpGraph, ...]], tuple[Op, ...]]:
+    """(busy seconds of each stage; a function building each stage's ops of every pass merged into one graph,
+    for per-op rows; the distinct ops of the passes, for scans over the kinds of work)."""
     passes = prefill_passes(sc.batch, sc.input_len, sc.max_prefill_tokens)
+    keys = [(pass_keys(p), p.repeat) for p in passes]
     busy: dict[int, float] = {}
-    graphs: dict[int, OpGraph] = {}
+    stages: dict[int, _Stage] = {}
     for s, st in enumerate(pipe.stages):
         if id(st) in busy:
             continue
-        t = _template(model, sc, s)
-        parts = [(pass_ops(t, p), p.repeat) for p in passes]
-        busy[id(st)] = sum(r * pr.total(ops) for ops, r in parts)
-        graphs[id(st)] = OpGraph(phase="prefill", ops=_merged(parts), tokens=sc.batch * sc.input_len,
-                                 context=sc.input_len)
-    return tuple(busy[id(st)] for st in pipe.stages), tuple(graphs[id(st)] for st in pipe.stages)
+        t = stages[id(st)] = _stage(model, sc, s)
+        busy[id(st)] = sum(r * sum(t.total(pr, k) for k in ks) for ks, r in keys)
+    distinct = {id(o): o for t in stages.values() for ks, _ in keys for k in ks for o in t.ops(k)}
+
+    def graphs() -> tuple[OpGraph, ...]:
+        built = {i: OpGraph(phase="prefill", tokens=sc.batch * sc.input_len, context=sc.input_len, ops=_merged(
+            [(tuple(o for k in ks for o in t.ops(k)), r) for ks, r in keys])) for i, t in stages.items()}
+        return tuple(built[id(st)] for st in pipe.stages)
+
+    return tuple(busy[id(st)] for st in pipe.stages), graphs, tuple(distinct.values())
 
 
 def clear_caches() -> None:
-    _template.cache_clear()
+    _STAGES.clear()
 
 
-__all__ = ["chunked", "clear_caches", "pass_ops", "price_chunked"]
+__all__ = ["chunked", "clear_caches", "pass_keys", "price_chunked"]

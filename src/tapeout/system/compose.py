@@ -17,6 +17,7 @@ built on first use only; a composition equals pricing every op of every step's g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -40,26 +41,36 @@ SAMPLES = 65
 class PhaseCost:
     """One phase (a prefill, or one decode step) over every pipeline stage: ``time_s`` is the sum of
     ``stage_times`` (a chunked prefill: each stage's time over every pass, :mod:`tapeout.system.chunked`). ``graph`` and ``costs`` (per-op rows; op names carry their stage, ``s1/qkv_proj``,
-    when there is more than one) are built on first use."""
+    when there is more than one) are built on first use: ``parts`` may be a function that builds the stage
+    graphs, and ``scan`` the distinct ops a scan over the phase's kinds of work reads instead of them."""
 
-    __slots__ = ("phase", "time_s", "stage_times", "_parts", "_pricer", "_graph", "_costs")
+    __slots__ = ("phase", "time_s", "stage_times", "_parts", "_pricer", "_graph", "_costs", "_scan")
 
-    def __init__(self, phase: str, time_s: float, stage_times: tuple[float, ...], parts: tuple[OpGraph, ...],
-                 pricer: Pricer | None = None, costs: tuple[OpCost, ...] | None = None) -> None:
+    def __init__(self, phase: str, time_s: float, stage_times: tuple[float, ...],
+                 parts: tuple[OpGraph, ...] | Callable[[], tuple[OpGraph, ...]], pricer: Pricer | None = None,
+                 costs: tuple[OpCost, ...] | None = None, scan: tuple[Op, ...] | None = None) -> None:
         self.phase = phase
         self.time_s = time_s
         #: time of each pipeline stage (one entry without pipeline parallelism)
         self.stage_times = stage_times
         self._parts = parts
         self._pricer = pricer
-        self._graph: OpGraph | None = parts[0] if len(parts) == 1 else None
+        self._graph: OpGraph | None = parts[0] if isinstance(parts, tuple) and len(parts) == 1 else None
         self._costs = costs
+        self._scan = scan
+
+    def _stage_parts(self) -> tuple[OpGraph, ...]:
+        if callable(self._parts):
+            self._parts = self._parts()
+        return self._parts
 
     @property
     def graph(self) -> OpGraph:
         if self._graph is None:
-            g0 = self._parts[0]
-            ops = tuple(_renamed(o, f"s{s}/{o.name}") for s, p in enumerate(self._parts) for o in p.ops)
+            parts = self._stage_parts()
+            g0 = parts[0]
+            ops = g0.ops if len(parts) == 1 else tuple(
+                _renamed(o, f"s{s}/{o.name}") for s, p in enumerate(parts) for o in p.ops)
             self._graph = OpGraph(phase=g0.phase, ops=ops, tokens=g0.tokens, context=g0.context)
         return self._graph
 
@@ -79,9 +90,11 @@ class PhaseCost:
         phase's kinds of work needs, without building the renamed per-stage rows."""
         if self._pricer is None:
             return list(zip(self.ops, self.costs))
+        if self._scan is not None:
+            return [(o, self._pricer.cost(o)) for o in self._scan]
         seen: set[int] = set()
         out: list[tuple[Op, OpCost]] = []
-        for part in self._parts:
+        for part in self._stage_parts():
             if id(part) in seen:
                 continue
             seen.add(id(part))
@@ -251,8 +264,8 @@ def compose_batch(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str = 
     stages = pipe.stages
     pr = pricer(hw, tier)
     if chunked(sc):  # more prompt tokens than one forward pass runs: the passes the engine's budget gives
-        pre_times, parts = price_chunked(model, sc, pipe, pr)
-        prefill = PhaseCost("prefill", sum(pre_times), pre_times, parts, pr)
+        pre_times, parts, scan = price_chunked(model, sc, pipe, pr)
+        prefill = PhaseCost("prefill", sum(pre_times), pre_times, parts, pr, scan=scan)
     else:
         totals: dict[int, float] = {}
         pre_times = tuple(totals[id(st)] if id(st) in totals else totals.setdefault(id(st), pr.total(st.prefill.ops))

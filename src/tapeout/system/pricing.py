@@ -23,7 +23,7 @@ from tapeout.perf.cost import OpCost
 from tapeout.workload.ops import Op
 
 #: every field of an op except its name and count: what its cost per run can depend on
-_content = operator.attrgetter(*(f.name for f in fields(Op) if f.name not in ("name", "count")))
+content = operator.attrgetter(*(f.name for f in fields(Op) if f.name not in ("name", "count")))
 
 #: a design-space exploration prices every point on a new device: old pricers are rarely met again
 MAX_PRICERS = 32
@@ -44,7 +44,7 @@ class Pricer:
         self._sweeps: dict[tuple[int, ...], tuple[tuple[Op, ...], np.ndarray]] = {}
 
     def _cost(self, op: Op) -> OpCost:
-        key = _content(op)
+        key = content(op)
         try:
             c = self._memo.get(key)
         except TypeError:  # an op with an unhashable field (not built by workload.build): no memo
@@ -109,4 +109,4 @@ def clear_caches() -> None:
     _PRICERS.clear()
 
 
-__all__ = ["Pricer", "clear_caches", "pricer"]
+__all__ = ["Pricer", "clear_caches", "content", "pricer"]
