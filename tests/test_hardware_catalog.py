@@ -292,6 +292,24 @@ def test_gb200_is_the_nvl72_datasheets_gpu():
     assert all(g.peak_tflops[k] > v for k, v in b.peak_tflops.items())
 
 
+def test_gb200_agrees_with_the_nvl72_page_and_the_dgx_user_guide():
+    """NVIDIA's GB200 NVL72 page, rack | superchip (1 Grace, 2 GPUs) columns, sparse: NVFP4 1,440 | 40 PF (dense
+    720 | 20), FP8 720 | 20 PF, FP16/BF16 360 | 10, TF32 180 | 5; FP32 5,760 | 160 TF; 13.4 TB | 372 GB HBM3e at
+    576 | 16 TB/s; NVLink 130 | 3.6 TB/s. DGX GB200 user guide: a compute tray holds 4 GPUs and 4 ConnectX-7 400G
+    NICs. Blackwell tuning guide: "The NVIDIA GB200 GPU increases the L2 cache capacity to 126 MB"."""
+    g = load_hardware("gb200")
+    sp, dense = g.sparse_peak_tflops, g.peak_tflops
+    assert (2 * sp["fp4"], 2 * dense["fp4"], 72 * dense["fp4"]) == (40_000, 20_000, 720_000)
+    assert {k: 2 * sp[k] for k in ("fp8", "bf16", "tf32")} == {"fp8": 20_000, "bf16": 10_000, "tf32": 5_000}
+    assert (72 * dense["fp32"], 2 * dense["fp32"]) == (5_760, 160)  # not the 90 TF some pages quote
+    assert 2 * g.memory.capacity_gb == 372 and round(72 * g.memory.capacity_gb / 1000, 1) == 13.4
+    assert 2 * g.memory.bandwidth_gbps == 16_000
+    assert 2 * 2 * g.interconnect.bandwidth_gbps_per_direction == 3_600
+    assert g.scale_out.bandwidth_gbps_per_direction * 8 == 400  # one 400 Gb/s NIC per GPU, GB/s per direction
+    assert g.l2_cache_mb == 126 and g.microarch is None  # SM count and clocks unpublished: roofline tier
+    assert "NV-DGXGB200-UG" in g.sources["scale_out"] and "NV-GB200-PAGE" in g.sources["peak_tflops.fp32"]
+
+
 # ---- facts from the shared datasheet table ------------------------------------------------------
 # csv fields that the schema has no slot for (FP16-accumulate GeForce rates, Gaudi TPC vector BF16)
 NO_SLOT = {"peak_fp16_fp16acc_tflops", "peak_fp8_fp16acc_tflops", "peak_bf16_vector_tflops"}
