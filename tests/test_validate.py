@@ -271,7 +271,8 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
                                                   "bf16/tp8", "int8_c/tp8", "int4_g32z/tp8")} | {
                     ("e2e-trtllm", c) for c in ("fp8/throughput_per_gpu", "fp8/throughput", "fp16/throughput",
                                                  "fp8/ttft", "fp16/ttft")} | {
-                    ("e2e-frontier-published", c) for c in ("decode/ep72", "prefill/ep32", "prefill/ep32/uniform")}
+                    ("e2e-frontier-published", c) for c in ("decode/ep72", "prefill/ep32", "prefill/ep32/uniform",
+                                                             "decode/ep48/nvfp4")}
     rows = ev.case_rows()
     # pp: prompt tokens / TTFT; MAPE on the rate, bias = ln(measured rate / predicted rate) (> 0: too slow)
     pp = next(r for r in rows if r["op_class"] == "pp/f16")
@@ -302,7 +303,7 @@ def test_calibration_never_loads_the_e2e_sets():
 
 
 EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 24, "e2e-llamacpp": 346, "e2e-torchao": 7, "e2e-gptfast": 15,
-                "e2e-trtllm": 57, "e2e-frontier-published": 3}
+                "e2e-trtllm": 57, "e2e-frontier-published": 4}
 
 
 def test_shared_e2e_row_counts(shared_data):

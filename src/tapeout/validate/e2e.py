@@ -54,10 +54,11 @@ def e2e_predict(hw: Any, scenario: tuple[tuple[str, Any], ...], tier: str = "roo
     """``tapeout.predict(**scenario)`` on device spec ``hw``, memoised on the spec's content.
 
     One prediction is 5-15 ms; the loaders (memory check) and every ``evaluate`` run with the same
-    efficiency data share the results. Three scenario keys are not :func:`tapeout.predict` arguments as
+    efficiency data share the results. Four scenario keys are not :func:`tapeout.predict` arguments as
     they stand: ``efficiency`` and ``kernel_constants`` are (field, value) pairs (the first win over the
     framework profile's; cross-validation's refitted values), ``lm_head`` is the lm_head's weight format
-    (a per-layer rule).
+    (a per-layer rule), ``layers`` holds per-layer rules as tuples of (key, value) pairs (a scenario's
+    ``layers``, hashable).
     """
     from tapeout.api import predict
 
@@ -68,8 +69,11 @@ def e2e_predict(hw: Any, scenario: tuple[tuple[str, Any], ...], tier: str = "roo
         for k in ("efficiency", "kernel_constants"):  # (field, value) pairs; efficiency wins over the profile's
             if k in kw:
                 kw[k] = dict(kw[k])
+        rules = [dict(rule) for rule in kw.pop("layers", ())]
         if "lm_head" in kw:  # the lm_head's weight format, as a per-layer rule
-            kw["scenario"] = {"layers": [{"match": "lm_head", "weights": kw.pop("lm_head")}]}
+            rules.append({"match": "lm_head", "weights": kw.pop("lm_head")})
+        if rules:
+            kw["scenario"] = {"layers": rules}
         pr = predict(kw.pop("model"), hw, tier=tier, **kw)
         mem = pr.memory
         point = E2EPoint(
