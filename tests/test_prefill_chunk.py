@@ -72,7 +72,9 @@ def test_chunks_of_one_prompt_attend_to_its_cached_tokens():
         whole = _p("llama-2-7b", "a100-sxm-80gb", max_prefill_tokens=None, attention=attention, **kw)
         assert lo * whole.ttft_s < chunked.ttft_s < hi * whole.ttft_s, attention
     rows = {o.name for o in chunked.result.prefill.ops}
-    assert {"attn_scores#1", "attn_scores#8"} <= rows  # one row per cached length, the token ops merged
+    # one row per cached length, named by the tokens met (cached + new); the token ops merged over the passes
+    assert {"attn_scores[0+4096]", "attn_scores[28672+4096]"} <= rows
+    assert sum(o.count for o in chunked.result.prefill.ops if o.name == "qkv_proj") == 8 * 32
     assert sum(c.total_s for c in chunked.result.prefill.costs) == pytest.approx(chunked.ttft_s)
 
 

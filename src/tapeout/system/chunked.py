@@ -58,7 +58,9 @@ class _Stage:
             elif kind == "heads":
                 hit = self.t.head_ops(args[0], eager=True)
             else:
-                hit = self.t.prefill_attention(*args, eager=True)
+                seqs, chunk, prior = args  # named by the tokens it meets: cached + new, e.g. attention[3584+512]
+                hit = tuple(o.renamed(f"{o.name}[{prior}+{chunk}]")
+                            for o in self.t.prefill_attention(seqs, chunk, prior, eager=True))
             if len(self._ops) >= 4096:
                 self._ops.clear()
                 self._totals.clear()
@@ -100,7 +102,8 @@ def pass_keys(p: PrefillPass) -> tuple[tuple, ...]:
 
 def _merged(parts: list[tuple[tuple[Op, ...], int]]) -> tuple[Op, ...]:
     """The ops of every pass as one list: equal ops (same name and content) merged with their runs summed in
-    ``count``; ops of one name with different contents (attention after different prior tokens) numbered."""
+    ``count`` (attention ops carry their segment in their name, ``attn_scores[3584+512]``: 512 new tokens after
+    3,584 cached ones); ops of one name with different contents, if any, numbered ``#i``."""
     runs: dict[tuple, list] = {}
     for ops, repeat in parts:
         for o in ops:

@@ -70,7 +70,7 @@ class PhaseCost:
             parts = self._stage_parts()
             g0 = parts[0]
             ops = g0.ops if len(parts) == 1 else tuple(
-                _renamed(o, f"s{s}/{o.name}") for s, p in enumerate(parts) for o in p.ops)
+                o.renamed(f"s{s}/{o.name}") for s, p in enumerate(parts) for o in p.ops)
             self._graph = OpGraph(phase=g0.phase, ops=ops, tokens=g0.tokens, context=g0.context)
         return self._graph
 
@@ -103,15 +103,6 @@ class PhaseCost:
 
     def __repr__(self) -> str:
         return f"PhaseCost(phase={self.phase!r}, time_s={self.time_s!r}, stage_times={self.stage_times!r})"
-
-
-def _renamed(op: Op, name: str) -> Op:
-    """``op`` under another name (a shallow copy; faster than dataclasses.replace, which re-runs __init__)."""
-    new = object.__new__(Op)
-    for f in Op.__slots__:  # type: ignore[attr-defined]
-        object.__setattr__(new, f, getattr(op, f))
-    object.__setattr__(new, "name", name)
-    return new
 
 
 def price(graph: OpGraph, hw: HardwareSpec, tier: str) -> PhaseCost:
