@@ -18,6 +18,7 @@ MAMF_DEVICES = {
     "NVIDIA H200 SXM": "h200",
     "NVIDIA GH200 SXM": "gh200",
     "NVIDIA B200 SXM": "b200",
+    "NVIDIA GB200 SXM": "gb200",
     "AMD MI300X": "mi300x",
     "Intel Gaudi 2": "gaudi2",
     "Intel Gaudi 3": "gaudi3",
@@ -29,7 +30,7 @@ MAMF_DEVICES = {
 def load_mamf(data_dir: Path) -> list[Case]:
     """measured/mamf_stas00.csv: the best matmul TFLOP/s a shape search found, as the time of that GEMM.
 
-    Devices without a catalog entry (B300, GB200, MI325X, MI355X) are left out.
+    Devices without a catalog entry (B300, MI325X, MI355X) are left out.
     """
     cases = []
     for row in read_dicts(data_dir / "measured" / "mamf_stas00.csv"):
