@@ -131,7 +131,7 @@ def test_run_validation_on_hand_made_data(tiny_data):
 EXPECTED_ROWS = {
     "vidur-gemm": 1760, "vidur-allreduce": 40, "llmcompass-matmul": 42, "llmcompass-softmax": 44,
     "llmcompass-layernorm": 44, "llmcompass-gelu": 40, "llmcompass-gpt3-layer": 24 + 2,
-    "llmcompass-allreduce": 32, "mamf": 14,
+    "llmcompass-allreduce": 32, "mamf": 16,
 }
 
 
