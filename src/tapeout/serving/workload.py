@@ -37,7 +37,8 @@ ARRIVALS = ("poisson", "gamma")
 PRESETS = ("sharegpt",)
 SAMPLE_TRACE = Path(__file__).with_name("data") / "sample_trace.jsonl"
 
-#: ShareGPT-like preset: (median, sigma) of the prompt and completion lognormals and the client filter
+#: ShareGPT-like preset: (median, sigma) of the prompt and completion lognormals and the client filter;
+#: the sigmas are assumptions (no published spread of this filtered sample was found: docs/serving.md)
 SHAREGPT = {"input": (191.2, 1.0), "output": (151.3, 1.0), "min_input": 4, "max_input": 1024, "min_output": 4,
             "max_total": 2048}
 
