@@ -93,49 +93,57 @@ class _Cands(NamedTuple):
     n: int
 
 
+#: every (BM, BN, k-tile bytes) block tile, in search order (BM outermost), as columns
+_BM, _BN, _KB = (np.array(x, dtype=float) for x in zip(*((bm, bn, kb) for bm in TILES_M for bn in TILES_N
+                                                          for kb in K_TILE_BYTES)))
+_ST = np.array(STAGES, dtype=float)
+
+
 @lru_cache(maxsize=512)
 def _tile_rows(dev: Dev, a_bytes: float, b_bytes: float, feed_bytes: float,
-               tile: tuple[int, int] | None = None) -> tuple[tuple, ...]:
-    """Legal (BM, BN, BK, stages, ctas/core, stage bytes); per block tile only the pipeline depths
-    that are not dominated (most loads in flight per core, most co-resident tiles)."""
+               tile: tuple[int, int] | None = None) -> np.ndarray:
+    """Legal (BM, BN, BK, stages, ctas/core, stage bytes) rows, in search order; per block tile only the
+    pipeline depths that are not dominated (most loads in flight per core, most co-resident tiles), in
+    one numpy pass over every block tile x pipeline depth."""
     im, in_, ik = dev.instr
-    rows = []
-    for bm in TILES_M if tile is None else (tile[0],):
-        if bm < im:
-            continue
-        for bn in TILES_N if tile is None else (tile[1],):
-            if bn < in_:
-                continue
-            cta_reg = math.floor(ACC_REG_FRACTION * dev.regs / (bm * bn * 4.0))
-            if cta_reg < 1:
-                continue
-            for kb in K_TILE_BYTES:
-                bk = max(ik, int(kb / max(feed_bytes, 0.5)))
-                stage = bk * (bm * a_bytes + bn * b_bytes)
-                opts = []
-                for st in STAGES:
-                    cta = min(cta_reg, math.floor(dev.smem / (st * stage)), MAX_CTAS_PER_CORE)
-                    if cta >= 1:
-                        opts.append((cta * (st - 1), cta, -st, st))
-                if not opts:
-                    continue
-                keep = {max(opts)[3], max(opts, key=lambda o: (o[1], o[0]))[3]}
-                for st in sorted(keep):
-                    cta = min(cta_reg, math.floor(dev.smem / (st * stage)), MAX_CTAS_PER_CORE)
-                    rows.append((bm, bn, bk, st, cta, stage))
-    return tuple(rows)
+    bm, bn, kb = _BM, _BN, _KB
+    if tile is not None:
+        kb = np.array(K_TILE_BYTES, dtype=float)
+        bm, bn = np.full(len(kb), float(tile[0])), np.full(len(kb), float(tile[1]))
+    cta_reg = np.floor(ACC_REG_FRACTION * dev.regs / (bm * bn * 4.0))
+    ok = (bm >= im) & (bn >= in_) & (cta_reg >= 1.0)
+    bm, bn, kb, cta_reg = bm[ok], bn[ok], kb[ok], cta_reg[ok]
+    bk = np.maximum(float(ik), np.floor(kb / max(feed_bytes, 0.5)))
+    stage = bk * (bm * a_bytes + bn * b_bytes)
+    # (tiles x depths): co-resident tiles per core at each depth; at most one pick per depth
+    cta = np.minimum(np.minimum(cta_reg[:, None], np.floor(dev.smem / (_ST * stage[:, None]))),
+                     float(MAX_CTAS_PER_CORE))
+    legal = cta >= 1.0
+    inflight = cta * (_ST - 1.0)
+    # the depth with most loads in flight (then most tiles, then fewest stages), and the one with most
+    # co-resident tiles (then most loads in flight); integers, so the keys are exact
+    most_loads = np.where(legal, (inflight * 16.0 + cta) * 16.0 - _ST, -np.inf).argmax(axis=1)
+    most_tiles = np.where(legal, cta * 64.0 + inflight, -np.inf).argmax(axis=1)
+    rows = np.arange(len(bm))
+    pick = np.zeros(cta.shape, dtype=bool)
+    pick[rows, most_loads] = True
+    pick[rows, most_tiles] = True
+    pick &= legal
+    r, j = np.nonzero(pick)  # row-major: tiles in order, depths ascending within a tile
+    out = np.stack([bm[r], bn[r], bk[r], _ST[j], cta[r, j], stage[r]], axis=1)
+    out.flags.writeable = False
+    return out
 
 
 @lru_cache(maxsize=512)
 def _candidates(dev: Dev, macs: float, a_bytes: float, b_bytes: float, c_bytes: float,
                 feed_bytes: float, legacy: bool, splits: tuple[int, ...],
                 tile: tuple[int, int] | None = None) -> _Cands:
-    rows = _tile_rows(dev, a_bytes, b_bytes, feed_bytes, tile)
-    if not rows:
+    base = _tile_rows(dev, a_bytes, b_bytes, feed_bytes, tile)
+    if not len(base):
         raise ValueError(f"block tile {tile} is not legal on {dev.name}")
-    base = np.array(rows, dtype=float)
     arr = np.repeat(base, len(splits), axis=0)
-    split = np.tile(np.array(splits, dtype=float), len(rows))
+    split = np.tile(np.array(splits, dtype=float), len(base))
     bm, bn, bk, st, cta, stage = (arr[:, i].copy() for i in range(6))
     wm = np.minimum(bm, dev.warp[0])
     wn = np.minimum(bn, dev.warp[1])
