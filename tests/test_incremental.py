@@ -4,6 +4,8 @@ of every stage's graph at every decode context from scratch; a prefill beyond th
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,7 +16,7 @@ from tapeout.perf import estimate, sweep
 from tapeout.system.compose import decode_contexts
 from tapeout.system.chunked import chunked
 from tapeout.workload.build import IterationTemplate, _Builder, _stage_groups, build_graph, pipeline
-from tapeout.workload.ops import OpKind
+from tapeout.workload.ops import OpKind, OpSweep
 from tapeout.workload.scenario import Scenario, balanced_stages
 
 REL = 1e-9
@@ -172,7 +174,7 @@ def test_sweeps_equal_one_by_one_estimates(hw, tier):
         assert varying  # attention reads the cache
         for i in varying:
             ops = [g.ops[i] for g in graphs]
-            t = sweep(ops, hw_spec, tier)
+            t = sweep(OpSweep.of(ops), hw_spec, tier)
             if t is None:
                 assert ops[0].kind is not OpKind.ATTENTION or tier == "roofline" and ops[0].kernel != "dense"
                 continue
@@ -180,9 +182,53 @@ def test_sweeps_equal_one_by_one_estimates(hw, tier):
         # with host and launch overheads
         slow = hw_spec.model_copy(update={"efficiency": eff})
         ops = [g.ops[varying[0]] for g in graphs]
-        t = sweep(ops, slow, tier)
+        t = sweep(OpSweep.of(ops), slow, tier)
         if t is not None:
             assert list(t) == pytest.approx([estimate(o, slow, tier).time_s for o in ops], rel=1e-12)
+
+
+@pytest.mark.parametrize("model,kw", [
+    ("llama-2-70b", dict(batch=3, tp=2, pp=3)),
+    ("llama-2-7b", dict(batch=2, attention="mmha", kv_cache="int8")),
+    ("llama-3-8b", dict(batch=4, kv_cache="int4_g64", tp=2)),
+    ("llama-3-8b", dict(batch=2, attention="naive")),
+    ("gemma-2-9b", dict(batch=2)),  # sliding-window layers: keys stop growing at the window
+    ("llama-4-scout", dict(batch=1, tp=4)),  # chunked layers: keys restart at each chunk
+    ("deepseek-v2-lite", dict(batch=2)),  # MLA absorbed decode: replayed per context
+    ("deepseek-v2-lite", dict(batch=2, mla_attention="naive")),
+])
+def test_template_sweeps_equal_the_ops_replayed_per_context(model, kw):
+    m = load_model(model)
+    sc = Scenario(input_len=4000, output_len=9000, **kw)
+    ctx, _ = decode_contexts(sc)
+    assert ctx.min() < 4096 < 8192 < ctx.max()  # crosses Gemma 2's window and Llama 4's chunk
+    for st in pipeline(m, sc).distinct():
+        t = st.decode
+        sweeps = t.sweeps(ctx)
+        assert t.sweeps(ctx) is sweeps  # memoised
+        per = [t.varying_ops(int(c)) for c in ctx]
+        assert len(sweeps) == len(per[0])
+        for j, s in enumerate(sweeps):
+            assert s.uniform and len(s) == len(ctx)
+            assert [s.op_at(i) for i in range(len(ctx))] == [p[j] for p in per]
+            assert s.ops() == tuple(p[j] for p in per)
+            for name in ("flops", "bytes_read", "bytes_written", "vector_ops"):
+                assert list(s.field(name)) == [getattr(p[j], name) for p in per]
+
+
+def test_op_sweep_of_ops_differing_in_more_than_their_work_is_not_uniform():
+    m = load_model("llama-2-7b")
+    sc = Scenario(batch=2, input_len=100, output_len=50)
+    att = [o for o in build_graph(m, sc, "decode", 101).ops if o.kind is OpKind.ATTENTION][0]
+    s = OpSweep.of([att, att])
+    assert s.uniform and not s.fields and not s.dims
+    assert not OpSweep.of([att, replace(att, compute_dtype="fp8")]).uniform
+    assert not OpSweep.of([att, replace(att, shape=att.shape[:-1] + (("e", 1),))]).uniform
+    swept = OpSweep.of([att, replace(att, flops=2 * att.flops, shape=tuple((k, v + 1 if k == "skv" else v)
+                                                                            for k, v in att.shape))])
+    assert set(swept.fields) == {"flops"} and set(swept.dims) == {"skv"}
+    assert sweep(OpSweep.of([att, replace(att, compute_dtype="fp8")]), tapeout.load_hardware("h100-sxm"),
+                 "tiled") is None
 
 
 def _greedy(pp: int, layers: int, first: float, last: float) -> tuple[range, ...]:

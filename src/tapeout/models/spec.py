@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal, NamedTuple
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tapeout.specio import reject_bools
@@ -36,12 +37,13 @@ class LayerAttention(NamedTuple):
         last ``window`` (sliding), or at most one chunk (chunked: the allocation a chunk needs)."""
         return tokens if self.kind == "full" else min(tokens, self.window)
 
-    def keys(self, context: int) -> int:
-        """Keys the query at position ``context`` (1-based, itself included) attends to."""
+    def keys(self, context: Any) -> Any:
+        """Keys the query at position ``context`` (1-based, itself included) attends to; ``context`` is an
+        int, or an integer numpy array of positions (then an array of key counts)."""
         if self.kind == "full":
             return context
         if self.kind == "sliding":
-            return min(context, self.window)
+            return np.minimum(context, self.window) if isinstance(context, np.ndarray) else min(context, self.window)
         return (context - 1) % self.window + 1
 
     def causal_pairs(self, s: int) -> float:

@@ -8,7 +8,7 @@ from tapeout.errors import TapeoutError
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.perf import roofline
 from tapeout.perf.cost import OpCost
-from tapeout.workload.ops import Op
+from tapeout.workload.ops import Op, OpSweep
 
 Estimator = Callable[[Op, HardwareSpec], OpCost]
 
@@ -25,11 +25,11 @@ def _tiled(op: Op, hardware: HardwareSpec) -> OpCost:
 TIERS: dict[str, Estimator] = {roofline.TIER: roofline.estimate, "tiled": _tiled}
 
 
-def _tiled_sweep(ops: list[Op], hardware: HardwareSpec):  # noqa: ANN202
+def _tiled_sweep(s: OpSweep, hardware: HardwareSpec):  # noqa: ANN202
     from tapeout.perf.tiled import sweep as tiled_sweep
 
     SWEEPS["tiled"] = tiled_sweep
-    return tiled_sweep(ops, hardware)
+    return tiled_sweep(s, hardware)
 
 
 #: vectorised pricing of one op at several decode contexts, per tier (optional; see :func:`sweep`)
@@ -64,17 +64,17 @@ def host_launched(cost: OpCost, host_us: float) -> OpCost:
                    terms={**cost.terms, "prefill_host_us": host_us})
 
 
-def sweep(ops: list[Op], hardware: HardwareSpec, tier: str = "roofline"):  # noqa: ANN201
-    """Seconds per run of ``ops`` -- one op at several decode contexts (same shape but the KV length) --
-    as a numpy array equal to ``[estimate(o, hardware, tier).time_s for o in ops]``, computed in one
-    vectorised pass; None where the tier has no vectorised model for them (callers then use
+def sweep(s: OpSweep, hardware: HardwareSpec, tier: str = "roofline"):  # noqa: ANN201
+    """Seconds per run of one op at several decode contexts (:class:`~tapeout.workload.ops.OpSweep`) as a
+    numpy array equal to ``[estimate(o, hardware, tier).time_s for o in s.ops()]``, computed in one
+    vectorised pass; None where the tier has no vectorised model for it (callers then use
     :func:`estimate`). A framework's streaming cap and fp32 activations are applied by :func:`estimate` only,
     so they get None."""
     fn = SWEEPS.get(tier)
-    if fn is None or not ops or hardware.efficiency.stream_bytes_per_core_clock is not None \
-            or hardware.efficiency.fp32_activations or any(o.eager for o in ops):
+    if fn is None or not s.n or not s.uniform or hardware.efficiency.stream_bytes_per_core_clock is not None \
+            or hardware.efficiency.fp32_activations or s.op.eager:
         return None
-    return fn(ops, hardware)
+    return fn(s, hardware)
 
 
 def core_clock(hw: HardwareSpec) -> tuple[int, float] | None:

@@ -19,7 +19,7 @@ from tapeout.hardware.spec import HardwareSpec
 from tapeout.perf import core, quant
 from tapeout.perf.core import oneshot_allreduce
 from tapeout.perf.cost import OpCost
-from tapeout.workload.ops import COLLECTIVE_KINDS, MATRIX_KINDS, Kernel, Op, OpKind
+from tapeout.workload.ops import COLLECTIVE_KINDS, MATRIX_KINDS, Kernel, Op, OpKind, OpSweep
 from tapeout.workload.routing import EPRouting
 
 TIER = "roofline"
@@ -135,21 +135,20 @@ def _finish(op: Op, hw: HardwareSpec, compute: float, memory: float, network: fl
                           terms=terms)
 
 
-def sweep(ops: list[Op], hw: HardwareSpec):  # noqa: ANN201 - numpy array or None
-    """``estimate(op, hw).time_s`` of each op, one op at several decode contexts, in one numpy pass: the
-    terms of :func:`_estimate` for plain (dense, single-kernel) matrix and vector ops; None for other ops
-    (techniques, alternatives, collectives), which are priced one by one."""
+def sweep(s: OpSweep, hw: HardwareSpec):  # noqa: ANN201 - numpy array or None
+    """``estimate(op, hw).time_s`` of one op at several decode contexts (a uniform
+    :class:`~tapeout.workload.ops.OpSweep`), in one numpy pass: the terms of :func:`_estimate` for plain
+    (dense, single-kernel) matrix and vector ops; None for other ops (techniques, alternatives,
+    collectives), which are priced one by one."""
     import numpy as np
 
-    op = ops[0]
+    op = s.op
     if op.kind in COLLECTIVE_KINDS:
         return None
     eff = hw.efficiency
     matrix = op.kind in MATRIX_KINDS
-    for o in ops:
-        if o.kind is not op.kind or o.alternatives or o.prologue or (matrix and (_technique(o) or o.sparse_peak
-                                                                   or o.compute_dtype != op.compute_dtype)):
-            return None
+    if op.alternatives or op.prologue or (matrix and (_technique(op) or op.sparse_peak)):
+        return None
     if matrix:
         _, peak = matrix_peak(hw, op.compute_dtype)
         eta_c = eff.attention_eta if op.kind is OpKind.ATTENTION else eff.matmul_eta
@@ -157,7 +156,7 @@ def sweep(ops: list[Op], hw: HardwareSpec):  # noqa: ANN201 - numpy array or Non
     else:
         peak, eta_c = hw.vector_flops, eff.vector_eta
         eta_m = eff.vector_memory_eta if eff.vector_memory_eta is not None else eff.memory_eta
-    compute = np.array([o.flops for o in ops]) / (peak * eta_c)
-    memory = np.array([o.bytes_total for o in ops]) / (hw.memory_bandwidth * eta_m)
+    compute = s.field("flops") / (peak * eta_c)
+    memory = (s.field("bytes_read") + s.field("bytes_written")) / (hw.memory_bandwidth * eta_m)
     overhead = (eff.launch_overhead_us + eff.host_overhead_us) * 1e-6
     return np.maximum(np.maximum(compute, memory), 0.0) + overhead

@@ -173,17 +173,14 @@ class DecodeSweep:
 def _price_decode(stages: tuple[StageGraphs, ...], pr: Pricer, contexts: np.ndarray) -> np.ndarray:
     """Stage times (contexts x stages) of the decode steps: each distinct stage's context-independent ops
     once, each of its context-dependent ops over all contexts in one sweep."""
-    ctx = [int(c) for c in contexts]
     by_id: dict[int, np.ndarray] = {}
     for st in stages:
         if id(st) in by_id:
             continue
         t = st.decode
-        acc = np.full(len(ctx), pr.total(t.fixed))
-        per_ctx = [t.varying_ops(c) for c in ctx]
-        for j in range(len(t.varying)):
-            ops = [v[j] for v in per_ctx]
-            acc = acc + pr.sweep(ops) * ops[0].count
+        acc = np.full(len(contexts), pr.total(t.fixed))
+        for s in t.sweeps(contexts):
+            acc = acc + pr.sweep(s) * s.count
         by_id[id(st)] = acc
     return np.stack([by_id[id(st)] for st in stages], axis=1)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from tapeout.perf import estimate, sweep
 from tapeout.perf.cost import OpCost
-from tapeout.workload.ops import Op
+from tapeout.workload.ops import Op, OpSweep
 
 #: every field of an op except its name and count: what its cost per run can depend on
 content = operator.attrgetter(*(f.name for f in fields(Op) if f.name not in ("name", "count")))
@@ -41,7 +41,7 @@ class Pricer:
         self.tier = tier
         self._memo: dict[tuple, OpCost] = {}
         #: sweeps by the identities of their ops (each entry keeps its ops alive, so the ids stay theirs)
-        self._sweeps: dict[tuple[int, ...], tuple[tuple[Op, ...], np.ndarray]] = {}
+        self._sweeps: dict[tuple[int, ...], tuple[OpSweep | tuple[Op, ...], np.ndarray]] = {}
 
     def _cost(self, op: Op) -> OpCost:
         key = content(op)
@@ -65,21 +65,23 @@ class Pricer:
         cost = self._cost
         return sum(cost(o).time_s * o.count for o in ops)
 
-    def sweep(self, ops: list[Op]) -> np.ndarray:
-        """Seconds per run of each op, one op at several decode contexts: in one vectorised pass where the
-        tier has one (:func:`tapeout.perf.sweep`), else op by op through the memo. Memoised by the ops'
-        identities (the decode templates keep their ops)."""
-        key = tuple(map(id, ops))
+    def sweep(self, ops: OpSweep | list[Op]) -> np.ndarray:
+        """Seconds per run of one op at several decode contexts (an :class:`OpSweep`, or the op at each
+        context): in one vectorised pass where the tier has one (:func:`tapeout.perf.sweep`), else op by op
+        through the memo. Memoised by the identity of the sweep, or of the ops (the decode templates keep
+        theirs)."""
+        key = (id(ops),) if isinstance(ops, OpSweep) else tuple(map(id, ops))
         hit = self._sweeps.get(key)
         if hit is not None:
             return hit[1]
-        t = sweep(ops, self.hw, self.tier)
+        s = ops if isinstance(ops, OpSweep) else OpSweep.of(ops)
+        t = sweep(s, self.hw, self.tier)
         if t is None:
-            t = np.array([self.time(o) for o in ops])
+            t = np.array([self.time(o) for o in s.ops()])
         t.flags.writeable = False
         if len(self._sweeps) >= MAX_SWEEPS_PER_PRICER:
             self._sweeps.clear()
-        self._sweeps[key] = (tuple(ops), t)
+        self._sweeps[key] = (ops if isinstance(ops, OpSweep) else tuple(ops), t)
         return t
 
     def cost(self, op: Op) -> OpCost:

@@ -32,6 +32,9 @@ import copy
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Any
+
+import numpy as np
 
 from tapeout import dtypes
 from tapeout.dtypes import DType
@@ -42,7 +45,7 @@ from tapeout.workload.layers import LayerPlan, LinearTech, kept_heads, layer_gro
 from tapeout.workload.standalone import (  # noqa: F401 (constants re-exported)
     ACT_FLOPS, NORM_FLOPS, ROPE_FLOPS, SAMPLING_FLOPS, SOFTCAP_FLOPS, SOFTMAX_FLOPS, collective_op, elementwise_op,
 )
-from tapeout.workload.ops import Kernel, Op, OpGraph, OpKind
+from tapeout.workload.ops import Kernel, Op, OpGraph, OpKind, OpSweep
 from tapeout.workload.routing import EPRouting
 from tapeout.workload.scenario import Scenario
 
@@ -491,18 +494,40 @@ class _Builder:
         # "mmha" kernels load K/V once per query head: GQA/MQA sharing is not used
         if self.sc.attention == "mmha":
             KV = H
-        kv_elems = 2 * B * keys * KV * hd
-        kv_read = kv_elems * self.kv.bytes
+        work = self._decode_work(B, keys, KV)
         q_bytes = B * H * hd * a.bytes
-        dq = kernels.kv_attention_work(kv_elems, self.kv, a, self.sc.kernel_constants)
+        dq = work["vector_ops"]
         self.ops.append(Op(
-            name=self._name("attention", span), kind=OpKind.ATTENTION, flops=4.0 * B * H * hd * keys,
-            bytes_read=kv_read + q_bytes, bytes_written=q_bytes, count=L,
+            name=self._name("attention", span), kind=OpKind.ATTENTION, flops=work["flops"],
+            bytes_read=work["bytes_read"], bytes_written=q_bytes, count=L,
             shape=(("b", B), ("heads", H), ("kv_heads", KV), ("sq", 1), ("skv", keys), ("d", hd)),
             compute_dtype=attn_dtype, formats=(("act", a.name), ("kv", self.kv.name)), tags=("decode",),
             activation_bytes=2 * q_bytes,
             **({"kernel": Kernel.KV_DEQUANT, "vector_ops": dq, "overlap": "serial"} if dq else {}),
         ))
+
+    def _decode_work(self, B: int, keys: Any, KV: int) -> dict[str, Any]:
+        """The fields of fused decode attention (``KV`` heads of K/V read) that grow with its ``keys``: FLOPs,
+        bytes read and KV dequantization instructions of one run. ``keys`` is an int, or an array of key
+        counts (:meth:`_decode_sweep`: the same formulas over every context at once)."""
+        a, hd, H = self.a, self.hd, self.heads
+        kv_elems = 2 * B * keys * KV * hd
+        kv_read = kv_elems * self.kv.bytes
+        q_bytes = B * H * hd * a.bytes
+        return {"flops": 4.0 * B * H * hd * keys, "bytes_read": kv_read + q_bytes,
+                "vector_ops": kernels.kv_attention_work(kv_elems, self.kv, a, self.sc.kernel_constants)}
+
+    def _decode_sweep(self, B: int, contexts: np.ndarray, L: int, span: LayerAttention) -> OpSweep | None:
+        """The slot's decode attention at every context of ``contexts``, one fused kernel, as an
+        :class:`OpSweep` from :meth:`_decode_work` over all of them; None where the slot is several kernels
+        (naive attention) or MLA, which the template replays per context instead."""
+        if self.m.mla is not None or self.sc.attention == "naive":
+            return None
+        self._attention("decode", B, 1, int(contexts[0]), L, span)
+        op = self.ops[-1]
+        keys = span.keys(contexts)
+        work = self._decode_work(B, keys, dict(op.shape)["kv_heads"])
+        return OpSweep(op, len(contexts), {k: v for k, v in work.items() if np.ndim(v)}, {"skv": keys})
 
     def _naive_decode_attention(self, B: int, context: int, L: int, span: LayerAttention = FULL) -> None:
         """Eager (Hugging Face-style) decode attention over ``context`` keys: GQA K/V are expanded to every
@@ -620,7 +645,7 @@ class StepTemplate:
     (``fixed``) is the same at every context, so a composition prices it once per phase.
     """
 
-    __slots__ = ("_replay", "_memo", "ops", "varying", "fixed", "tokens", "context")
+    __slots__ = ("_replay", "_memo", "_sweeps", "ops", "varying", "fixed", "tokens", "context")
 
     def __init__(self, builder: _Builder, ops: tuple[Op, ...], context: int, tokens: int) -> None:
         self.ops = ops
@@ -630,24 +655,31 @@ class StepTemplate:
         vary = set(self.varying)
         self.fixed: tuple[Op, ...] = tuple(o for i, o in enumerate(ops) if i not in vary)
         self._memo: dict[int, tuple[Op, ...]] = {context: tuple(ops[i] for i in self.varying)}
+        self._sweeps: dict[bytes, tuple[OpSweep, ...]] = {}
         # one builder state per attention slot (its layer group's plan and name suffix), copied per replay
         replay = []
-        for _, _, plan, suffix, layers, span in builder.slots:
+        for start, end, plan, suffix, layers, span in builder.slots:
             b = copy.copy(builder)
             b._set_plan(plan)
             b.suffix = suffix
-            replay.append((b.__dict__, layers, span))
+            replay.append((b.__dict__, layers, span, end - start))
         self._replay = tuple(replay)
+
+    @staticmethod
+    def _builder(state: dict) -> _Builder:
+        """A fresh builder in a slot's state (the template stays pure)."""
+        b = object.__new__(_Builder)
+        b.__dict__.update(state)
+        b.ops = []
+        return b
 
     def varying_ops(self, context: int) -> tuple[Op, ...]:
         """The context-dependent ops at ``context``, in graph order."""
         hit = self._memo.get(context)
         if hit is None:
             out: list[Op] = []
-            for state, layers, span in self._replay:
-                b = object.__new__(_Builder)  # a fresh builder in the slot's state (the template stays pure)
-                b.__dict__.update(state)
-                b.ops = []
+            for state, layers, span, _ in self._replay:
+                b = self._builder(state)
                 b._attention("decode", b.sc.batch, 1, context, layers, span)
                 out.extend(b.ops)
             if len(out) != len(self.varying):  # the slots' op count cannot depend on the context
@@ -656,6 +688,32 @@ class StepTemplate:
             if len(self._memo) > 8192:
                 self._memo = {self.context: self._memo[self.context]}
             hit = self._memo[context] = tuple(out)
+        return hit
+
+    def sweeps(self, contexts: np.ndarray) -> tuple[OpSweep, ...]:
+        """Each context-dependent op at every context of ``contexts`` (an integer array), in graph order: a
+        slot that is one fused decode kernel from its formulas over all contexts at once
+        (:meth:`_Builder._decode_sweep`), any other read off its ops at each context (:meth:`varying_ops`).
+        ``sweeps(cs)[j].op_at(i)`` equals ``varying_ops(cs[i])[j]``. Memoised per contexts."""
+        key = contexts.tobytes()
+        hit = self._sweeps.get(key)
+        if hit is None:
+            out: list[OpSweep] = []
+            per: list[tuple[Op, ...]] | None = None
+            pos = 0
+            for state, layers, span, width in self._replay:
+                b = self._builder(state)
+                s = b._decode_sweep(b.sc.batch, contexts, layers, span)
+                if s is not None and width == 1:
+                    out.append(s)
+                else:
+                    if per is None:
+                        per = [self.varying_ops(int(c)) for c in contexts]
+                    out.extend(OpSweep.of([v[j] for v in per]) for j in range(pos, pos + width))
+                pos += width
+            if len(self._sweeps) > 64:
+                self._sweeps.clear()
+            hit = self._sweeps[key] = tuple(out)
         return hit
 
     def graph(self, context: int) -> OpGraph:

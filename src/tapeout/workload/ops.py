@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
+from operator import attrgetter
+
+import numpy as np
 
 from tapeout.workload.routing import EPRouting
 
@@ -168,3 +171,88 @@ class OpGraph:
     @property
     def bytes_total(self) -> float:
         return sum(o.bytes_total * o.count for o in self.ops)
+
+
+#: the fields of an op that may differ across the contexts of an :class:`OpSweep` (besides shape sizes)
+SWEPT_FIELDS = ("flops", "bytes_read", "bytes_written", "activation_bytes", "vector_ops")
+#: every other field but the name, which must be the same at every context
+_FIXED = attrgetter(*(f.name for f in fields(Op) if f.name not in SWEPT_FIELDS + ("shape", "name")))
+
+
+class OpSweep:
+    """One op at several decode contexts (one kernel whose work grows with the keys it attends to): ``op`` at
+    the first context, and per context the values of the fields that differ (``fields``: some of
+    :data:`SWEPT_FIELDS`; ``dims``: shape sizes such as ``skv``) as arrays; every other field is ``op``'s. A
+    decode template builds it from its attention formulas at all contexts at once
+    (:meth:`tapeout.workload.build.StepTemplate.sweeps`); :meth:`of` reads it off a list of per-context ops,
+    which may differ in more than those (``uniform`` false: the ops are then priced one by one)."""
+
+    __slots__ = ("op", "n", "fields", "dims", "_ops")
+
+    def __init__(self, op: Op, n: int, fields: dict[str, np.ndarray] | None, dims: dict[str, np.ndarray] | None,
+                 ops: tuple[Op, ...] | None = None) -> None:
+        self.op = op
+        self.n = n
+        self.fields = fields
+        self.dims = dims
+        self._ops = ops
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def uniform(self) -> bool:
+        """The ops differ only in ``fields`` and ``dims`` (what a vectorised model may assume)."""
+        return self.fields is not None
+
+    @property
+    def count(self) -> int:
+        return self.op.count
+
+    def field(self, name: str) -> np.ndarray:
+        """``name``'s value at each context (a uniform sweep)."""
+        assert self.fields is not None
+        v = self.fields.get(name)
+        return v if v is not None else np.full(self.n, float(getattr(self.op, name)))
+
+    def dim(self, name: str) -> np.ndarray:
+        """The shape size ``name`` at each context (a uniform sweep)."""
+        assert self.dims is not None
+        v = self.dims.get(name)
+        return v if v is not None else np.full(self.n, dict(self.op.shape)[name])
+
+    def ops(self) -> tuple[Op, ...]:
+        """The op at each context (built on first use when the sweep was not read off ops)."""
+        if self._ops is None:
+            self._ops = tuple(self.op_at(i) for i in range(self.n))
+        return self._ops
+
+    def op_at(self, i: int) -> Op:
+        if self._ops is not None:
+            return self._ops[i]
+        assert self.fields is not None and self.dims is not None
+        dims = self.dims
+        shape = tuple((k, dims[k][i].item() if k in dims else v) for k, v in self.op.shape)
+        return replace(self.op, shape=shape, **{k: v[i].item() for k, v in self.fields.items()})
+
+    @classmethod
+    def of(cls, ops: list[Op] | tuple[Op, ...]) -> OpSweep:
+        """The sweep of ``ops`` -- one op at several contexts --, uniform when they differ only in
+        :data:`SWEPT_FIELDS` and shape sizes (not in kind, formats, kernel, alternatives, shape names...)."""
+        ops = tuple(ops)
+        first = ops[0]
+        fixed, names = _FIXED(first), tuple(k for k, _ in first.shape)
+        for o in ops:
+            if o is not first and (_FIXED(o) != fixed or tuple(k for k, _ in o.shape) != names):
+                return cls(first, len(ops), None, None, ops)
+        swept = {}
+        for name in SWEPT_FIELDS:
+            v = np.array([getattr(o, name) for o in ops], dtype=float)
+            if (v != v[0]).any():
+                swept[name] = v
+        dims = {}
+        for j, name in enumerate(names):
+            v = np.array([o.shape[j][1] for o in ops])
+            if (v != v[0]).any():
+                dims[name] = v
+        return cls(first, len(ops), swept, dims, ops)

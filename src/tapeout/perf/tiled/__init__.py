@@ -27,7 +27,7 @@ from tapeout.perf.cost import OpCost
 from tapeout.perf.tiled import attention, collective, elementwise, gemm, technique
 from tapeout.perf.tiled.common import TIER
 from tapeout.perf.tiled.mapper import clear_caches as _clear_mapper
-from tapeout.workload.ops import Op, OpKind
+from tapeout.workload.ops import Op, OpKind, OpSweep
 
 _BY_KIND = {
     OpKind.GEMM: gemm.estimate,
@@ -69,16 +69,16 @@ def _estimate(op: Op, hw: HardwareSpec) -> OpCost:
     return fn(op, hw)
 
 
-def sweep(ops: list[Op], hw: HardwareSpec):  # noqa: ANN201 - numpy array or None
-    """``estimate(op, hw).time_s`` of each op, one op at several decode contexts, in one pass where a model
-    is vectorised over the context (decode attention; the roofline fallback); None otherwise."""
+def sweep(s: OpSweep, hw: HardwareSpec):  # noqa: ANN201 - numpy array or None
+    """``estimate(op, hw).time_s`` of one op at several decode contexts (a uniform
+    :class:`~tapeout.workload.ops.OpSweep`), in one pass where a model is vectorised over the context
+    (decode attention; the roofline fallback); None otherwise."""
     if hw.microarch is None:
-        return roofline.sweep(ops, hw)
-    op = ops[0]
-    if op.kind is not OpKind.ATTENTION or op.kernel.transforms_weights \
-            or any(o.alternatives or o.kernel != op.kernel for o in ops):
+        return roofline.sweep(s, hw)
+    op = s.op
+    if op.kind is not OpKind.ATTENTION or op.kernel.transforms_weights or op.alternatives:
         return None
-    return attention.decode_sweep(ops, hw)
+    return attention.decode_sweep(s, hw)
 
 
 def fallback(op: Op, hw: HardwareSpec, why: str) -> OpCost:

@@ -39,7 +39,7 @@ from tapeout.perf.cost import OpCost
 from tapeout.perf.tiled.common import fmt_bytes, make_cost
 from tapeout.perf.tiled.device import ACC_REG_FRACTION, Dev, device
 from tapeout.perf.tiled.elementwise import INFLIGHT_BYTES
-from tapeout.workload.ops import Op
+from tapeout.workload.ops import Op, OpSweep
 
 Q_BLOCKS = (64, 128, 192, 256)
 KV_BLOCKS = (32, 64, 128, 176, 256)
@@ -222,28 +222,16 @@ def _decode_args(op: Op) -> tuple | None:
             int(dm.get("dv", 0)), bool(dm.get("latent", 0)))
 
 
-def decode_sweep(ops: list[Op], hw: HardwareSpec) -> np.ndarray | None:
-    """``estimate(op, hw).time_s`` of each op, one decode-attention op at several contexts, in one pass;
-    None when the ops are not that (other shapes or formats besides the context)."""
-    first = ops[0]
-    args = _decode_args(first)
-    if args is None:
+def decode_sweep(s: OpSweep, hw: HardwareSpec) -> np.ndarray | None:
+    """``estimate(op, hw).time_s`` of one decode-attention op at several contexts (a uniform
+    :class:`~tapeout.workload.ops.OpSweep` whose only shape size that differs is ``skv``), in one pass; None
+    for anything else."""
+    args = _decode_args(s.op)
+    if args is None or "skv" not in dict(s.op.shape) or set(s.dims or ()) - {"skv"}:
         return None
-    shape = first.shape
-    i = next((j for j, (k, _) in enumerate(shape) if k == "skv"), None)
-    if i is None:
-        return None
-    head, tail = shape[:i], shape[i + 1:]
-    skv = []
-    for o in ops:  # the same op but for its context
-        sh = o.shape
-        if o.kind is not first.kind or o.tags != first.tags or o.formats != first.formats \
-                or o.compute_dtype != first.compute_dtype or sh[:i] != head or sh[i + 1:] != tail:
-            return None
-        skv.append(sh[i][1])
     dev = device(hw)
     b, h, kv, d, dtype, e, e_kv, dv, latent = args
-    p = decode_grid(dev, b, h, kv, np.array(skv, dtype=float), d, dtype, e, e_kv, dv, latent)
+    p = decode_grid(dev, b, h, kv, s.dim("skv").astype(float), d, dtype, e, e_kv, dv, latent)
     # as estimate: make_cost(compute, memory, overhead = time - max(compute, memory) + launch + host)
     body = np.maximum(p.compute_s, p.memory_s)
     overhead = p.time_s - body + dev.launch + dev.host
