@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tapeout.errors import TapeoutError
+from tapeout.frozen import evolve
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.perf import roofline
 from tapeout.perf.cost import OpCost
@@ -56,12 +57,10 @@ def estimate(op: Op, hardware: HardwareSpec, tier: str = "roofline") -> OpCost:
 def host_launched(cost: OpCost, host_us: float) -> OpCost:
     """The cost of a kernel the host launches itself (no CUDA graph): its dispatch time ``host_us`` is added
     to the fixed costs (``terms["prefill_host_us"]``)."""
-    from dataclasses import replace
-
     over = cost.overhead_s + host_us * 1e-6
     bound = "overhead" if over > max(cost.compute_s, cost.memory_s, cost.network_s) else cost.bound
-    return replace(cost, time_s=cost.time_s + host_us * 1e-6, overhead_s=over, bound=bound,
-                   terms={**cost.terms, "prefill_host_us": host_us})
+    return evolve(cost, time_s=cost.time_s + host_us * 1e-6, overhead_s=over, bound=bound,
+                  terms={**cost.terms, "prefill_host_us": host_us})
 
 
 def sweep(s: OpSweep, hardware: HardwareSpec, tier: str = "roofline"):  # noqa: ANN201

@@ -86,19 +86,21 @@ class PhaseCost:
         return self.graph.ops
 
     def distinct_op_costs(self) -> list[tuple[Op, OpCost]]:
-        """(op, cost) of each op of each distinct stage graph, under the op's own name: what a scan over the
-        phase's kinds of work needs, without building the renamed per-stage rows."""
+        """(op, cost per run) of each op of each distinct stage graph: what a scan over the phase's kinds of
+        work needs, without building the renamed per-stage rows. The costs are the pricer's memo, shared by
+        every op of the same content (their ``name`` and ``count`` may be another op's): read them, do not
+        change them."""
         if self._pricer is None:
             return list(zip(self.ops, self.costs))
         if self._scan is not None:
-            return [(o, self._pricer.cost(o)) for o in self._scan]
+            return [(o, self._pricer.shared(o)) for o in self._scan]
         seen: set[int] = set()
         out: list[tuple[Op, OpCost]] = []
         for part in self._stage_parts():
             if id(part) in seen:
                 continue
             seen.add(id(part))
-            out.extend((o, self._pricer.cost(o)) for o in part.ops)
+            out.extend((o, self._pricer.shared(o)) for o in part.ops)
         return out
 
     def __repr__(self) -> str:

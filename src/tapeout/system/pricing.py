@@ -84,6 +84,11 @@ class Pricer:
         self._sweeps[key] = (ops if isinstance(ops, OpSweep) else tuple(ops), t)
         return t
 
+    def shared(self, op: Op) -> OpCost:
+        """The memoised cost per run of ``op``'s content, shared (named and counted as the first op priced
+        with it): to read, not to change; :meth:`cost` gives ``op``'s own copy."""
+        return self._cost(op)
+
     def cost(self, op: Op) -> OpCost:
         """The cost of ``op``, named and counted as ``op`` (a fresh value: its ``terms`` are its own)."""
         c = self._cost(op)

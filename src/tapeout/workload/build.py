@@ -39,6 +39,7 @@ import numpy as np
 from tapeout import dtypes
 from tapeout.dtypes import DType
 from tapeout.errors import TapeoutError
+from tapeout.frozen import evolve
 from tapeout.models.spec import FULL, LayerAttention, ModelSpec
 from tapeout.workload import kernels
 from tapeout.workload.layers import LayerPlan, LinearTech, kept_heads, layer_groups, lm_head_tech, range_label
@@ -246,7 +247,7 @@ class _Builder:
         if phase != "prefill":
             return g
         # serving engines replay CUDA graphs for decode steps only: the prefill's kernels launch from the host
-        return replace(g, ops=tuple(replace(o, eager=True) for o in g.ops))
+        return replace(g, ops=tuple(evolve(o, eager=True) for o in g.ops))
 
     def _build(self, phase: str, context: int, batch: int | None = None, seq: int | None = None) -> OpGraph:
         m, sc, a = self.m, self.sc, self.a
@@ -810,7 +811,7 @@ class IterationTemplate:
 
 
 def _eager(ops: tuple[Op, ...], eager: bool) -> tuple[Op, ...]:
-    return tuple(replace(o, eager=True) for o in ops) if eager else ops
+    return tuple(evolve(o, eager=True) for o in ops) if eager else ops
 
 
 @dataclass(frozen=True, eq=False)

@@ -191,11 +191,11 @@ def decode_grid(dev: Dev, b: int, heads: int, kv_heads: int, skv: np.ndarray, d:
     i = np.argmin(t, axis=0)
     cols = np.arange(skv.shape[0])
 
-    def pick(a: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(a, t.shape)[i, cols]
+    def pick(a: np.ndarray) -> np.ndarray:  # each context's value at its fastest split (a: splits x contexts or x 1)
+        return a[i, cols] if a.shape[1] > 1 else a[i, 0]
 
     return DecodeGrid(pick(t), pick(compute), pick(mem), pick(dev.latency + combine), pick(s), pick(tiles),
-                      pick(waves), pick(np.broadcast_to(dram_t, t.shape)), pick(core_t), kv_total, key, g, rows)
+                      pick(waves), dram_t, pick(core_t), kv_total, key, g, rows)
 
 
 @lru_cache(maxsize=200_000)
