@@ -315,6 +315,9 @@ class ModelSpec(BaseModel):
 
     def attention_spans(self, layers: Iterable[int] | None = None) -> list[tuple[LayerAttention, int]]:
         """(span, number of layers) over ``layers`` (default: all), full attention first."""
+        if self.local_attention is None:  # every layer attends to the whole context
+            n = self.num_layers if layers is None else sum(1 for _ in layers)
+            return [(FULL, n)] if n else []
         counts: dict[LayerAttention, int] = {}
         for i in range(self.num_layers) if layers is None else layers:
             a = self.layer_attention(i)

@@ -77,28 +77,30 @@ def plan_prefill(dev: Dev, b: int, heads: int, kv_heads: int, sq: int, skv: int,
     for bq in Q_BLOCKS:
         if bq < dev.instr[0]:
             continue
-        for bkv in KV_BLOCKS:
-            # K/V blocks far longer than the context only pad; the smallest block is always a candidate
-            if bkv < dev.instr[1] or (bkv > max(skv, dev.instr[1]) * 2 and bkv != KV_BLOCKS[0]):
-                continue
-            smem = (bq * d + 2 * bkv * kv_w) * e  # Q tile + double-buffered K and V blocks
-            regs = (bq * dv + bq * bkv) * 4.0  # O accumulator + S scores, fp32
-            if smem > dev.smem or regs > ACC_REG_FRACTION * dev.regs * 2:
-                continue
-            nq = math.ceil(sq / bq)
-            i = np.arange(nq, dtype=float)
-            if causal:
-                seen = np.minimum(float(skv), (skv - sq) + (i + 1) * bq)
-            else:
-                seen = np.full(nq, float(skv))
-            nkv = np.ceil(np.maximum(seen, 1.0) / bkv)
-            if window or chunk:  # the key blocks before the first query row's window or chunk are skipped
-                first = (skv - sq) + i * bq
-                lo = np.maximum(first - window + 1, 0.0) if window else np.floor(first / chunk) * chunk
-                nkv = np.maximum(nkv - np.floor(lo / bkv), 1.0)
-            tiles = b * heads * nq
-            waves = math.ceil(tiles / dev.cores)
-            per_core_iters = max(waves * float(nkv.mean()), float(nkv.max()))
+        # K/V blocks far longer than the context only pad; the smallest block is always a candidate
+        bkvs = [bkv for bkv in KV_BLOCKS if not (bkv < dev.instr[1] or (bkv > max(skv, dev.instr[1]) * 2
+                                                                         and bkv != KV_BLOCKS[0]))
+                and (bq * d + 2 * bkv * kv_w) * e <= dev.smem  # Q tile + double-buffered K and V blocks
+                and (bq * dv + bq * bkv) * 4.0 <= ACC_REG_FRACTION * dev.regs * 2]  # O accumulator + S, fp32
+        if not bkvs:
+            continue
+        # the key blocks each query block walks, for every K/V block size at once (sizes x query blocks)
+        nq = math.ceil(sq / bq)
+        i = np.arange(nq, dtype=float)
+        if causal:
+            seen = np.minimum(float(skv), (skv - sq) + (i + 1) * bq)
+        else:
+            seen = np.full(nq, float(skv))
+        col = np.array(bkvs, dtype=float)[:, None]
+        nkv = np.ceil(np.maximum(seen, 1.0) / col)
+        if window or chunk:  # the key blocks before the first query row's window or chunk are skipped
+            first = (skv - sq) + i * bq
+            lo = np.maximum(first - window + 1, 0.0) if window else np.floor(first / chunk) * chunk
+            nkv = np.maximum(nkv - np.floor(lo / col), 1.0)
+        tiles = b * heads * nq
+        waves = math.ceil(tiles / dev.cores)
+        for bkv, kv_sum, kv_max in zip(bkvs, nkv.sum(axis=1).tolist(), nkv.max(axis=1).tolist()):
+            per_core_iters = max(waves * (kv_sum / nq), kv_max)
             mma = bq * bkv * (d + dv) / rate
             feed = (bq / rows_per_warp) * bkv * (d + dv) * e / dev.smem_bpc
             soft = bq * bkv * (1.0 + sc) / dev.sfu + ((4.0 + 2.0 * sc) * bq * bkv + 2.0 * bq * dv) / dev.lanes
@@ -106,7 +108,7 @@ def plan_prefill(dev: Dev, b: int, heads: int, kv_heads: int, sq: int, skv: int,
             compute = per_core_iters * cyc / dev.clock
             kv_blk = bkv * kv_w * e
             core_t = per_core_iters * kv_blk / dev.core_bw
-            l2_t = b * heads * float(nkv.sum()) * kv_blk / dev.l2_bw
+            l2_t = b * heads * kv_sum * kv_blk / dev.l2_bw
             dram = (b * heads * sq * (d + dv) + b * kv_heads * skv * kv_w) * e
             dram_t = dram / (dev.dram_bw * dev.dram_eta)
             mem = max(core_t, l2_t, dram_t)
@@ -117,7 +119,7 @@ def plan_prefill(dev: Dev, b: int, heads: int, kv_heads: int, sq: int, skv: int,
             epi = bq * dv * e / dev.core_bw
             t = main + waves * (pro + epi)
             if best is None or t < best[0]:
-                best = (t, compute, mem, waves * (pro + epi), bq, bkv, tiles, waves, float(nkv.sum()) * b * heads,
+                best = (t, compute, mem, waves * (pro + epi), bq, bkv, tiles, waves, kv_sum * b * heads,
                         dram, dram_t, l2_t, core_t)
     if best is None:
         if d > 128:  # head dim too large for any tile: price the tiles of a 128-wide head, scaled to the dims

@@ -236,21 +236,26 @@ def plan_gemm(dev: Dev, m: int, n: int, k: int, batch: int, compute_dtype: str,
     total = main + fixed
     if small_grid:
         total = np.where((c.split > 1.0) & (grid >= cores), np.inf, total)
-    i = int(np.argmin(total))
+    i = int(total.argmin())
 
-    terms = (float(compute[i]), float(dram_t[i]), float(l2_t[i]), float(core_t[i]), float(lat_t[i]))
-    names = ("compute", "dram", "l2", "core_l2", "latency")
-    j = max(range(5), key=lambda x: terms[x])
-    r = [float(np.asarray(x if np.ndim(x) == 0 else x[i])) for x in rasters]
+    # the chosen candidate's values (ndarray.item: a Python float, without a numpy scalar in between)
+    terms = (compute.item(i), dram_t.item(i), l2_t.item(i), core_t.item(i), lat_t.item(i))
+    r = [x.item(i) if isinstance(x, np.ndarray) else float(x) for x in rasters]
+    n_tiles, n_waves = tiles.item(i), waves.item(i)
     return GemmPlan(
-        time_s=float(total[i]), compute_s=terms[0], memory_s=max(terms[1:]),
-        overhead_s=float(fixed[i] if np.ndim(fixed) else fixed), bound=names[j],
-        tile_m=int(c.bm[i]), tile_n=int(c.bn[i]), tile_k=int(c.bk[i]), stages=int(c.st[i]),
-        split_k=int(c.split[i]), raster=RASTERS[r.index(min(r))], ctas_per_core=int(c.cta[i]),
-        tiles=int(tiles[i]), waves=int(waves[i]), dram_bytes=float(dram[i]), l2_bytes=float(l2_bytes[i]),
-        utilization=float(tiles[i] / (waves[i] * cores)), peak_key=peak_key, candidates=c.n,
+        time_s=total.item(i), compute_s=terms[0], memory_s=max(terms[1:]),
+        overhead_s=fixed.item(i) if isinstance(fixed, np.ndarray) else float(fixed),
+        bound=_BOUNDS[terms.index(max(terms))],
+        tile_m=int(c.bm.item(i)), tile_n=int(c.bn.item(i)), tile_k=int(c.bk.item(i)), stages=int(c.st.item(i)),
+        split_k=int(c.split.item(i)), raster=RASTERS[r.index(min(r))], ctas_per_core=int(c.cta.item(i)),
+        tiles=int(n_tiles), waves=int(n_waves), dram_bytes=dram.item(i), l2_bytes=l2_bytes.item(i),
+        utilization=n_tiles / (n_waves * cores), peak_key=peak_key, candidates=c.n,
         dram_s=terms[1], chip_s=max(terms[2:]),
     )
+
+
+#: the main-loop terms' names, in GemmPlan.bound's order of precedence (ties: the earlier)
+_BOUNDS = ("compute", "dram", "l2", "core_l2", "latency")
 
 
 def clear_caches() -> None:
