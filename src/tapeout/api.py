@@ -15,6 +15,7 @@ from tapeout.models.spec import ModelSpec
 from tapeout.perf import TIERS
 from tapeout.perf.core import computes_in
 from tapeout.system.compose import Composition, compose
+from tapeout.workload.ops import MATRIX_KINDS
 from tapeout.workload.scenario import RESOLVED, PredictInputs, Scenario, ScenarioInputs
 
 
@@ -376,11 +377,9 @@ def _fallback_notes(p: Prediction) -> list[str]:
     seen: dict[tuple[str, str], list[str]] = {}
     r = p.result
     for phase in (r.prefill, r.decode_representative):
-        for op, cost in phase.distinct_op_costs():
-            if op.kind.value not in ("gemm", "bmm", "attention"):
-                continue
+        for op, cost in phase.distinct_op_costs(MATRIX_KINDS):
             ran = computes_in(op, cost, p.hardware)
-            if op.compute_dtype and ran is not None and op.kind.value in ("gemm", "bmm", "attention"):
+            if op.compute_dtype and ran is not None:
                 want = dtypes.parse(op.compute_dtype).peak_key
                 ran = ran.split()[0]  # "fp8 (2:4 sparse)": the sparse path of the fp8 peak
                 if ran != want:

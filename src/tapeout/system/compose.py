@@ -31,7 +31,7 @@ from tapeout.system.chunked import chunked, price_chunked
 from tapeout.system.memory import MemoryPlan, plan
 from tapeout.system.pricing import Pricer, pricer
 from tapeout.workload.build import StageGraphs, build_graph, pipeline  # noqa: F401 (build_graph re-exported)
-from tapeout.workload.ops import Op, OpGraph
+from tapeout.workload.ops import Op, OpGraph, OpKind
 from tapeout.workload.scenario import Scenario
 
 EXACT_STEPS = 64
@@ -85,22 +85,22 @@ class PhaseCost:
     def ops(self) -> tuple[Op, ...]:
         return self.graph.ops
 
-    def distinct_op_costs(self) -> list[tuple[Op, OpCost]]:
-        """(op, cost per run) of each op of each distinct stage graph: what a scan over the phase's kinds of
-        work needs, without building the renamed per-stage rows. The costs are the pricer's memo, shared by
-        every op of the same content (their ``name`` and ``count`` may be another op's): read them, do not
-        change them."""
+    def distinct_op_costs(self, kinds: frozenset[OpKind] | None = None) -> list[tuple[Op, OpCost]]:
+        """(op, cost per run) of each op (of ``kinds``, default all) of each distinct stage graph: what a scan
+        over the phase's kinds of work needs, without building the renamed per-stage rows. The costs are the
+        pricer's memo, shared by every op of the same content (their ``name`` and ``count`` may be another
+        op's): read them, do not change them."""
         if self._pricer is None:
-            return list(zip(self.ops, self.costs))
+            return [(o, c) for o, c in zip(self.ops, self.costs) if kinds is None or o.kind in kinds]
         if self._scan is not None:
-            return [(o, self._pricer.shared(o)) for o in self._scan]
+            return [(o, self._pricer.shared(o)) for o in self._scan if kinds is None or o.kind in kinds]
         seen: set[int] = set()
         out: list[tuple[Op, OpCost]] = []
         for part in self._stage_parts():
             if id(part) in seen:
                 continue
             seen.add(id(part))
-            out.extend((o, self._pricer.shared(o)) for o in part.ops)
+            out.extend((o, self._pricer.shared(o)) for o in part.ops if kinds is None or o.kind in kinds)
         return out
 
     def __repr__(self) -> str:

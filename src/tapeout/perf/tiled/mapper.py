@@ -31,6 +31,7 @@ and every shape is one vectorised numpy pass over them; results are cached.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -91,6 +92,12 @@ class _Cands(NamedTuple):
     pro_s: np.ndarray        # prologue + epilogue seconds (first loads; C tile write)
     epi_s: np.ndarray        # epilogue seconds (C tile write)
     n: int
+    # shape-independent factors of the per-shape terms, computed once per table
+    slots: np.ndarray        # tiles the cores hold at once (cores x co-resident tiles)
+    fills: np.ndarray        # loads in flight per tile (stages - 1)
+    split_part: np.ndarray   # the split where it writes partial sums (> 1), else 0
+    multi: np.ndarray        # split > 1
+    unsplit: bool            # every candidate has split 1
 
 
 #: every (BM, BN, k-tile bytes) block tile, in search order (BM outermost), as columns
@@ -153,15 +160,17 @@ def _candidates(dev: Dev, macs: float, a_bytes: float, b_bytes: float, c_bytes: 
     iter_s = np.maximum(mma, feed) / (dev.clock * dev.matrix_eta)
     pro = dev.latency + (st - 1.0) * stage / dev.core_bw
     epi = bm * bn * c_bytes / dev.core_bw
-    return _Cands(bm, bn, bk, st, split, cta, iter_s, stage, pro + epi, epi, len(split))
+    multi = split > 1.0
+    return _Cands(bm, bn, bk, st, split, cta, iter_s, stage, pro + epi, epi, len(split), float(dev.cores) * cta,
+                  st - 1.0, split * multi, multi, splits == (1,))
 
 
-def _reuse(fits: bool, tiles_other: np.ndarray, along: np.ndarray) -> np.ndarray | float:
-    """How often an operand is read from DRAM: once if it fits in the L2 share, else once per
-    group of ``along`` concurrently running tiles that share its panels."""
+def _reuse(fits: bool, total: float, tiles_other: np.ndarray, along: Callable[[], np.ndarray]) -> np.ndarray | float:
+    """The DRAM bytes of an operand of ``total`` bytes: read once if it fits in the L2 share, else once per
+    group of ``along()`` concurrently running tiles that share its panels."""
     if fits:
-        return 1.0
-    return tiles_other / along
+        return total
+    return total * (tiles_other / along())
 
 
 def _clip(x: np.ndarray, lo: float, hi: np.ndarray) -> np.ndarray:
@@ -189,38 +198,41 @@ def plan_gemm(dev: Dev, m: int, n: int, k: int, batch: int, compute_dtype: str,
     small_grid = batch * math.ceil(m / TILES_M[-1]) * math.ceil(n / TILES_N[-1]) < cores
     c = _candidates(dev, macs, a_bytes, b_bytes, c_bytes, feed, legacy, SPLITS if small_grid else (1,), tile)
 
+    # (unsplit tables skip the split's no-op factors: x / 1 and x * 1 are exact)
     tm = np.ceil(m / c.bm)
     tn = np.ceil(n / c.bn)
-    kit = np.ceil(np.ceil(k / c.split) / c.bk)
+    kit = np.ceil(k / c.bk) if c.unsplit else np.ceil(np.ceil(k / c.split) / c.bk)
     grid = batch * tm * tn
-    tiles = grid * c.split
+    tiles = grid if c.unsplit else grid * c.split
     waves = np.ceil(tiles / cores)
     steps = waves * kit
 
     compute = steps * c.iter_s
     core_t = steps * c.stage_bytes * (1.0 / dev.core_bw)
-    lat_t = steps * dev.latency / (np.minimum(c.cta, waves) * (c.st - 1.0))
+    lat_t = steps * dev.latency / (np.minimum(c.cta, waves) * c.fills)
     l2_bytes = tiles * kit * c.stage_bytes
     l2_t = l2_bytes * (1.0 / dev.l2_bw)
 
     # DRAM traffic with L2 reuse; w = tiles of one (batch, k-slice) running at once
     fit = L2_FIT_FRACTION * dev.l2
     a_tot, b_tot, c_tot = batch * m * k * a_bytes, batch * n * k * b_bytes, batch * m * n * c_bytes
-    w = np.maximum(np.minimum(tiles, cores * c.cta) / (batch * c.split), 1.0)
     fit_a, fit_b = m * k * a_bytes <= fit, n * k * b_bytes <= fit
-    wm = _clip(np.sqrt(w), 1.0, tm)
-    rasters = (
-        a_tot + b_tot * _reuse(fit_b, tm, _clip(w / tn, 1.0, tm)),
-        a_tot * _reuse(fit_a, tn, _clip(w / tm, 1.0, tn)) + b_tot,
-        a_tot * _reuse(fit_a, tn, _clip(w / wm, 1.0, tn)) + b_tot * _reuse(fit_b, tm, wm),
-    )
-    dram = np.minimum(np.minimum(rasters[0], rasters[1]), rasters[2]) + c_tot
-    if np.ndim(dram) == 0:  # both operands fit in L2: every raster order reads them once
-        dram = np.full(c.n, float(dram))
+    if fit_a and fit_b:  # every raster order reads both operands once
+        rasters: tuple = (a_tot + b_tot,) * 3
+        dram = np.full(c.n, float(a_tot + b_tot + c_tot))
+    else:
+        w = np.maximum(np.minimum(tiles, c.slots) / (batch if c.unsplit else batch * c.split), 1.0)
+        wm = _clip(np.sqrt(w), 1.0, tm)
+        rasters = (
+            a_tot + _reuse(fit_b, b_tot, tm, lambda: _clip(w / tn, 1.0, tm)),
+            _reuse(fit_a, a_tot, tn, lambda: _clip(w / tm, 1.0, tn)) + b_tot,
+            _reuse(fit_a, a_tot, tn, lambda: _clip(w / wm, 1.0, tn)) + _reuse(fit_b, b_tot, tm, lambda: wm),
+        )
+        dram = np.minimum(np.minimum(rasters[0], rasters[1]), rasters[2]) + c_tot
     fixed = c.pro_s
     if small_grid:
         # fp32 partial sums of split-K, written and read back (from L2 when they fit)
-        part = (batch * m * n * 4.0) * c.split * (c.split > 1.0)
+        part = (batch * m * n * 4.0) * c.split_part
         part_fits = part <= fit
         dram = dram + np.where(part_fits, 0.0, 2.0 * part)
         fixed = fixed + np.where(part_fits, 2.0 * part / dev.l2_bw, 0.0)
@@ -235,7 +247,7 @@ def plan_gemm(dev: Dev, m: int, n: int, k: int, batch: int, compute_dtype: str,
     main = np.maximum((compute ** q + dram_t ** q) ** (1.0 / q), np.maximum(np.maximum(l2_t, core_t), lat_t))
     total = main + fixed
     if small_grid:
-        total = np.where((c.split > 1.0) & (grid >= cores), np.inf, total)
+        total = np.where(c.multi & (grid >= cores), np.inf, total)
     i = int(total.argmin())
 
     # the chosen candidate's values (ndarray.item: a Python float, without a numpy scalar in between)
