@@ -202,8 +202,8 @@ def test_template_sweeps_equal_the_ops_replayed_per_context(model, kw):
     sc = Scenario(input_len=4000, output_len=9000, **kw)
     ctx, _ = decode_contexts(sc)
     assert ctx.min() < 4096 < 8192 < ctx.max()  # crosses Gemma 2's window and Llama 4's chunk
-    for st in pipeline(m, sc).distinct():
-        t = st.decode
+    for stage in pipeline(m, sc).distinct():
+        t = stage.decode
         sweeps = t.sweeps(ctx)
         assert t.sweeps(ctx) is sweeps  # memoised
         per = [t.varying_ops(int(c)) for c in ctx]
