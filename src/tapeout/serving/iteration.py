@@ -36,7 +36,7 @@ import numpy as np
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.models.spec import ModelSpec
 from tapeout.system.pricing import pricer
-from tapeout.workload.build import IterationTemplate, _stage_groups, pipeline
+from tapeout.workload.build import pipeline, shared_template
 from tapeout.workload.ops import Op, OpKind
 from tapeout.workload.scenario import Scenario
 from tapeout.workload.standalone import collective_op
@@ -124,54 +124,6 @@ class _Table:
         return np.interp(xs, PTS[j0:j1], seg)
 
 
-class _SharedTemplate:
-    """A pipeline stage's :class:`IterationTemplate` with its op tuples memoised. The ops of an iteration do not
-    depend on the device, so the pricers of many devices (explore's design points) build them once; only their
-    prices are per device."""
-
-    __slots__ = ("t", "memo")
-
-    def __init__(self, t: IterationTemplate) -> None:
-        self.t, self.memo = t, {}
-
-    def _get(self, name: str, *args) -> tuple[Op, ...]:  # noqa: ANN002
-        key = (name, *args)
-        v = self.memo.get(key)
-        if v is None:
-            if len(self.memo) >= 200_000:
-                self.memo.clear()
-            v = self.memo[key] = getattr(self.t, name)(*args)
-        return v
-
-    def token_ops(self, tokens: int, eager: bool = False) -> tuple[Op, ...]:
-        return self._get("token_ops", tokens, eager)
-
-    def head_ops(self, seqs: int, eager: bool = False) -> tuple[Op, ...]:
-        return self._get("head_ops", seqs, eager)
-
-    def decode_attention(self, seqs: int, context: int, eager: bool = False) -> tuple[Op, ...]:
-        return self._get("decode_attention", seqs, context, eager)
-
-    def prefill_attention(self, seqs: int, chunk: int, prior: int = 0, eager: bool = True) -> tuple[Op, ...]:
-        return self._get("prefill_attention", seqs, chunk, prior, eager)
-
-    def shared_ops(self, tokens: int, expert_tokens: int, eager: bool = False) -> tuple[Op, ...]:
-        return self._get("shared_ops", tokens, expert_tokens, eager)
-
-
-_TEMPLATES: dict[tuple, _SharedTemplate] = {}
-
-
-def _template(model: ModelSpec, sc: Scenario, stage: int) -> _SharedTemplate:
-    key = (model, sc.model_copy(update={"batch": 1, "input_len": 1, "output_len": 1}), stage)
-    hit = _TEMPLATES.get(key)
-    if hit is None:
-        if len(_TEMPLATES) >= 64:
-            _TEMPLATES.clear()
-        hit = _TEMPLATES[key] = _SharedTemplate(IterationTemplate(model, sc, stage, _stage_groups(model, sc, stage)))
-    return hit
-
-
 class IterationPricer:
     """Seconds of serving iterations of ``model`` on ``hw`` under ``sc``'s formats and parallelism."""
 
@@ -186,7 +138,7 @@ class IterationPricer:
                 reps[r] = reps.get(r, 0) + 1
         else:
             reps[stage] = 1
-        self.stages = [(_template(model, sc, r), n) for r, n in reps.items()]
+        self.stages = [(shared_template(model, sc, r), n) for r, n in reps.items()]
         eff = hw.efficiency
         self._launch = (eff.launch_overhead_us + eff.host_overhead_us) * 1e-6
         self._host = eff.prefill_host_overhead_us * 1e-6

@@ -26,7 +26,7 @@ from dataclasses import replace
 
 from tapeout.models.spec import ModelSpec
 from tapeout.system.pricing import Pricer, content
-from tapeout.workload.build import IterationTemplate, Pipeline, _stage_groups
+from tapeout.workload.build import Pipeline, SharedTemplate, shared_template
 from tapeout.workload.chunks import PrefillPass, prefill_passes
 from tapeout.workload.ops import Op, OpGraph
 from tapeout.workload.scenario import Scenario
@@ -39,31 +39,30 @@ def chunked(sc: Scenario) -> bool:
 
 
 class _Stage:
-    """A stage's :class:`IterationTemplate` with its op tuples and their priced totals memoised: the ops of a
-    pass depend on its tokens and segments only, so every batch size of an exploration shares them."""
+    """The ops of a chunked prefill's passes on one stage, from its shared iteration template, with their priced
+    totals memoised: a pass's ops depend on its tokens and segments only, so every batch size of an exploration
+    shares them. Attention ops carry their segment in their name."""
 
     __slots__ = ("t", "_ops", "_totals")
 
-    def __init__(self, t: IterationTemplate) -> None:
+    def __init__(self, t: SharedTemplate) -> None:
         self.t = t
         self._ops: dict[tuple, tuple[Op, ...]] = {}
         self._totals: dict[tuple, float] = {}
 
     def ops(self, key: tuple) -> tuple[Op, ...]:
+        kind, *args = key
+        if kind == "tokens":
+            return self.t.token_ops(args[0], True)
+        if kind == "heads":
+            return self.t.head_ops(args[0], True)
         hit = self._ops.get(key)
         if hit is None:
-            kind, *args = key
-            if kind == "tokens":
-                hit = self.t.token_ops(args[0], eager=True)
-            elif kind == "heads":
-                hit = self.t.head_ops(args[0], eager=True)
-            else:
-                seqs, chunk, prior = args  # named by the tokens it meets: cached + new, e.g. attention[3584+512]
-                hit = tuple(o.renamed(f"{o.name}[{prior}+{chunk}]")
-                            for o in self.t.prefill_attention(seqs, chunk, prior, eager=True))
+            seqs, chunk, prior = args  # named by the tokens it meets: cached + new, e.g. attention[3584+512]
+            hit = tuple(o.renamed(f"{o.name}[{prior}+{chunk}]")
+                        for o in self.t.prefill_attention(seqs, chunk, prior, True))
             if len(self._ops) >= 4096:
                 self._ops.clear()
-                self._totals.clear()
             self._ops[key] = hit
         return hit
 
@@ -71,22 +70,22 @@ class _Stage:
         k = (pr, key)  # the pricer by identity: a device's memo
         hit = self._totals.get(k)
         if hit is None:
+            if len(self._totals) >= 16384:
+                self._totals.clear()
             hit = self._totals[k] = pr.total(self.ops(key))
         return hit
 
 
-_STAGES: dict[tuple, _Stage] = {}
+_STAGES: dict[int, _Stage] = {}
 
 
 def _stage(model: ModelSpec, sc: Scenario, stage: int) -> _Stage:
-    """The memoised template of ``stage``: one per model, formats and parallelism (the batch and lengths do
-    not shape a template; a pass gives its tokens)."""
-    key = (model, sc.model_copy(update={"batch": 1, "input_len": 1, "output_len": 1}), stage)
-    hit = _STAGES.get(key)
-    if hit is None:
+    t = shared_template(model, sc, stage)
+    hit = _STAGES.get(id(t))
+    if hit is None or hit.t is not t:
         if len(_STAGES) >= 64:
             _STAGES.clear()
-        hit = _STAGES[key] = _Stage(IterationTemplate(model, sc, stage, _stage_groups(model, sc, stage)))
+        hit = _STAGES[id(t)] = _Stage(t)
     return hit
 
 

@@ -297,4 +297,3 @@ def clear_caches() -> None:
     serving = sys.modules.get("tapeout.serving.iteration")
     if serving is not None:  # the serving simulator's iteration pricers
         serving._PRICERS.clear()
-        serving._TEMPLATES.clear()

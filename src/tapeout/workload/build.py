@@ -870,10 +870,61 @@ def pipeline(model: ModelSpec, scenario: Scenario) -> Pipeline:
     return Pipeline(ranges, tuple(stages), tuple(same_as))
 
 
+
+class SharedTemplate:
+    """A pipeline stage's :class:`IterationTemplate` with its op tuples memoised. The ops of an iteration do not
+    depend on the device, so the pricers of many devices (explore's design points, the serving simulator's
+    iterations, chunked prefills) build them once; only their prices are per device."""
+
+    __slots__ = ("t", "memo")
+
+    def __init__(self, t: IterationTemplate) -> None:
+        self.t, self.memo = t, {}
+
+    def _get(self, name: str, *args) -> tuple[Op, ...]:  # noqa: ANN002
+        key = (name, *args)
+        v = self.memo.get(key)
+        if v is None:
+            if len(self.memo) >= 200_000:
+                self.memo.clear()
+            v = self.memo[key] = getattr(self.t, name)(*args)
+        return v
+
+    def token_ops(self, tokens: int, eager: bool = False) -> tuple[Op, ...]:
+        return self._get("token_ops", tokens, eager)
+
+    def head_ops(self, seqs: int, eager: bool = False) -> tuple[Op, ...]:
+        return self._get("head_ops", seqs, eager)
+
+    def decode_attention(self, seqs: int, context: int, eager: bool = False) -> tuple[Op, ...]:
+        return self._get("decode_attention", seqs, context, eager)
+
+    def prefill_attention(self, seqs: int, chunk: int, prior: int = 0, eager: bool = True) -> tuple[Op, ...]:
+        return self._get("prefill_attention", seqs, chunk, prior, eager)
+
+    def shared_ops(self, tokens: int, expert_tokens: int, eager: bool = False) -> tuple[Op, ...]:
+        return self._get("shared_ops", tokens, expert_tokens, eager)
+
+
+_TEMPLATES: dict[tuple, SharedTemplate] = {}
+
+
+def shared_template(model: ModelSpec, sc: Scenario, stage: int) -> SharedTemplate:
+    """The memoised iteration template of ``stage``: one per model, formats and parallelism (the batch and the
+    lengths do not shape a template; an iteration gives its tokens)."""
+    key = (model, sc.model_copy(update={"batch": 1, "input_len": 1, "output_len": 1}), stage)
+    hit = _TEMPLATES.get(key)
+    if hit is None:
+        if len(_TEMPLATES) >= 64:
+            _TEMPLATES.clear()
+        hit = _TEMPLATES[key] = SharedTemplate(IterationTemplate(model, sc, stage, _stage_groups(model, sc, stage)))
+    return hit
+
 def clear_caches() -> None:
-    """Forget the memoised stage ranges and pipelines."""
+    """Forget the memoised stage ranges, pipelines and iteration templates."""
     pipeline.cache_clear()
     stage_ranges.cache_clear()
+    _TEMPLATES.clear()
 
 
 def build_graph(model: ModelSpec, scenario: Scenario, phase: str, context: int | None = None,
