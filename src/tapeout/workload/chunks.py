@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 
 #: distinct pass kinds priced one by one; beyond it the full passes are sampled
 MAX_KINDS = 64
@@ -84,11 +83,14 @@ def prefill_passes(batch: int, input_len: int, budget: int | None) -> tuple[Pref
             lo, hi = i * full // MAX_KINDS, (i + 1) * full // MAX_KINDS
             segs, _ = _pass((lo + hi) // 2 * budget, budget, input_len)
             out.append(PrefillPass(budget, segs, 0, hi - lo))
-        # the heads exactly: full pass k holds the last tokens of the prompts ending in (k budget, (k+1) budget]
-        k = np.arange(full, dtype=np.int64)
-        ends = ((k + 1) * budget) // input_len - (k * budget) // input_len
-        for h, count in zip(*np.unique(ends[ends > 0], return_counts=True)):
-            out.append(PrefillPass(0, (), int(h), int(count)))
+        # the heads exactly: full pass k holds the last tokens of the prompts ending in (k budget, (k+1) budget],
+        # q = budget // input_len or q + 1 of them; the full passes hold full budget // input_len ends in all
+        q = budget // input_len
+        ends = full * budget // input_len
+        more = ends - q * full  # passes with q + 1 ends
+        for h, count in ((q, full - more), (q + 1, more)):
+            if h and count:
+                out.append(PrefillPass(0, (), h, count))
     if last:
         segs, heads = _pass(full * budget, last, input_len)
         out.append(PrefillPass(last, segs, heads, 1))
