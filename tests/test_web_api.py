@@ -169,6 +169,24 @@ def test_simulate_equals_the_api_and_carries_the_plots_data(client):
     assert r.status_code == 422 and r.json()["detail"].startswith("num_requests")
 
 
+def test_capacity_equals_the_cli(client):
+    body = {"model": "llama-3.1-8b", "hardware": "h100-sxm", "slo_ttft": 0.5, "slo_tpot": 0.05, "gpus": 1,
+            "tps": [1], "max_batches": [64], "input_len": 256, "output_len": 64, "num_requests": 40,
+            "tier": "roofline"}
+    r = client.post("/api/capacity", json=body)
+    assert r.status_code == 200, r.text
+    assert r.json() == cli_json(["capacity", "--model", "llama-3.1-8b", "--hardware", "h100-sxm", "--slo-ttft",
+                                 "0.5", "--slo-tpot", "0.05", "--gpus", "1", "--tp", "1", "--max-batch", "64",
+                                 "--input-len", "256", "--output-len", "64", "--num-requests", "40",
+                                 "--tier", "roofline"])
+    assert r.json()["mode"] == "highest_rate" and r.json()["best"]["meets_slo"]
+    # no SLO is a one-line 422, as the CLI's error; the server's request cap holds per point
+    bad = client.post("/api/capacity", json={"model": "llama-3.1-8b", "hardware": "h100-sxm"})
+    assert bad.status_code == 422 and "slo" in bad.json()["detail"] and "\n" not in bad.json()["detail"]
+    big = client.post("/api/capacity", json={**body, "num_requests": 10**6})
+    assert big.status_code == 422 and big.json()["detail"].startswith("num_requests")
+
+
 def test_explore_run(client, tmp_path):
     from tapeout.explore import report as rp
     from tapeout.explore.run import run
@@ -220,7 +238,8 @@ def test_page_and_assets_are_served_from_the_package(client):
     assert plotly.status_code == 200 and "Plotly" in plotly.text[:5000]
     assert client.get("/static/secret.py").status_code == 404
     assert set(client.get("/openapi.json").json()["paths"]) >= {
-        "/api/predict", "/api/simulate", "/api/cost", "/api/models", "/api/hardware", "/api/hardware/{name}"}
+        "/api/predict", "/api/simulate", "/api/capacity", "/api/cost", "/api/models", "/api/hardware",
+        "/api/hardware/{name}"}
 
 
 def _report_data(html: str) -> dict:

@@ -5,6 +5,8 @@ its own).
   ``tapeout predict --format json`` prints);
 - ``POST /api/simulate``: :func:`tapeout.simulate`'s -> ``SimResult.to_dict()`` (``tapeout simulate
   --format json``); with ``?series=true`` also ``series``: the latency CDFs and KV use over time;
+- ``POST /api/capacity``: :func:`tapeout.serving.capacity.capacity`'s -> ``tapeout capacity --format json``
+  (the search over TP, replicas and engine limits for the SLOs; one simulation per point, so seconds to a minute);
 - ``POST /api/cost``: :func:`tapeout.cost.cli.cost_report`'s -> ``tapeout cost --format json``;
 - ``GET /api/models``, ``/api/hardware``: the catalogs (``tapeout models|hardware --format json``, with the
   sources); ``GET /api/models/{name}``, ``/api/hardware/{name}``: one spec (``tapeout show NAME --format json``);
@@ -64,6 +66,7 @@ def create_app() -> FastAPI:
     """The FastAPI app: the page at ``/``, its assets at ``/static/``, the JSON API at ``/api/``."""
     import tapeout
     from tapeout.cost.cli import cost_report
+    from tapeout.serving.capacity import capacity
 
     app = FastAPI(title="tapeout", version=tapeout.__version__,
                   description="LLM inference latency, throughput, memory and cost on real or imagined hardware: "
@@ -94,6 +97,9 @@ def create_app() -> FastAPI:
           "Predict TTFT, TPOT, throughput, memory and per-op costs (tapeout predict --format json)")
     _post(app, "/api/simulate", tapeout.simulate, _sim,
           "Simulate serving a stream of requests (tapeout simulate --format json); ?series=true adds the plots' data")
+    _post(app, "/api/capacity", capacity, lambda d, _s: d,
+          "The highest request rate meeting the SLOs, or the cheapest configuration for a rate, over TP, replicas "
+          "and engine limits (tapeout capacity --format json)")
     _post(app, "/api/cost", cost_report, lambda d, _s: d,
           "Die area, device cost, power, $/hour and, with a model, $/Mtok (tapeout cost --format json)")
 

@@ -48,9 +48,12 @@ class Upload(BaseModel):
 
 
 def _wire(t: Any) -> Any:
-    """A parameter's type as JSON carries it: a path or a spec object becomes its name (str)."""
+    """A parameter's type as JSON carries it: a path or a spec object becomes its name (str), a tuple an array."""
     if t is Any:
         return Any
+    if typing.get_origin(t) is tuple:  # tuple[int, ...]: a JSON array of the items
+        args = [a for a in typing.get_args(t) if a is not Ellipsis]
+        return list[_wire(args[0])] if len(set(args)) == 1 else list[Any]
     if typing.get_origin(t) in (Union, types.UnionType):
         args: list[Any] = []
         for a in typing.get_args(t):
