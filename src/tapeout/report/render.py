@@ -92,6 +92,10 @@ def print_table(d: dict[str, Any], console: Any = None, *, ops: bool = False) ->
     if any(a2a):
         s.add_row("Expert all-to-all", f"{fmt.seconds(a2a[0])} of the prefill, {fmt.seconds(a2a[1])} of a decode step "
                   "(dispatch + combine)")
+        if d["inputs"].get("two_batch_overlap"):
+            shown = (d["phases"]["prefill"]["all_to_all_exposed_s"], dec["all_to_all_exposed_s"])
+            s.add_row("", f"two-batch overlap: {fmt.seconds(shown[0])} and {fmt.seconds(shown[1])} of them not hidden "
+                          "by the other micro-batch's compute")
     s.add_row("End-to-end latency", fmt.seconds(d["e2e_latency_s"]))
     scope = "whole batch" if mb == 1 else f"{mb} batches in flight"
     if dp > 1:

@@ -29,6 +29,7 @@ from tapeout.perf import estimate
 from tapeout.perf.cost import OpCost
 from tapeout.system.chunked import chunked, price_chunked
 from tapeout.system.memory import MemoryPlan, plan
+from tapeout.system.overlap import Overlap, decode_overlap, explained, micro_batch_graph, prefill_overlap
 from tapeout.system.pricing import Pricer, pricer
 from tapeout.workload.build import StageGraphs, build_graph, pipeline  # noqa: F401 (build_graph re-exported)
 from tapeout.workload.ops import Op, OpGraph, OpKind
@@ -44,11 +45,12 @@ class PhaseCost:
     when there is more than one) are built on first use: ``parts`` may be a function that builds the stage
     graphs, and ``scan`` the distinct ops a scan over the phase's kinds of work reads instead of them."""
 
-    __slots__ = ("phase", "time_s", "stage_times", "_parts", "_pricer", "_graph", "_costs", "_scan")
+    __slots__ = ("phase", "time_s", "stage_times", "_parts", "_pricer", "_graph", "_costs", "_scan", "_explain")
 
     def __init__(self, phase: str, time_s: float, stage_times: tuple[float, ...],
                  parts: tuple[OpGraph, ...] | Callable[[], tuple[OpGraph, ...]], pricer: Pricer | None = None,
-                 costs: tuple[OpCost, ...] | None = None, scan: tuple[Op, ...] | None = None) -> None:
+                 costs: tuple[OpCost, ...] | None = None, scan: tuple[Op, ...] | None = None,
+                 explain: Overlap | None = None) -> None:
         self.phase = phase
         self.time_s = time_s
         #: time of each pipeline stage (one entry without pipeline parallelism)
@@ -58,6 +60,8 @@ class PhaseCost:
         self._graph: OpGraph | None = parts[0] if isinstance(parts, tuple) and len(parts) == 1 else None
         self._costs = costs
         self._scan = scan
+        #: two-batch overlap: the streams' totals, which the all-to-all rows' terms explain (system/overlap.py)
+        self._explain = explain
 
     def _stage_parts(self) -> tuple[OpGraph, ...]:
         if callable(self._parts):
@@ -78,7 +82,8 @@ class PhaseCost:
     def costs(self) -> tuple[OpCost, ...]:
         if self._costs is None:
             assert self._pricer is not None
-            self._costs = tuple(self._pricer.cost(o) for o in self.graph.ops)
+            costs = tuple(self._pricer.cost(o) for o in self.graph.ops)
+            self._costs = costs if self._explain is None else explained(self.graph.ops, costs, self._explain)
         return self._costs
 
     @property
@@ -172,6 +177,37 @@ class DecodeSweep:
         return p
 
 
+class OverlapSweep(DecodeSweep):
+    """Decode steps under two-batch overlap: ``overlap`` holds the step times (arrays over the contexts), a step's
+    rows are both micro-batches' ops (``mb0/``, ``mb1/``) with the all-to-alls' hidden share in their terms."""
+
+    __slots__ = ("_micro", "_overlap")
+
+    def __init__(self, contexts: np.ndarray, ov: Overlap, micro: tuple[StageGraphs, ...], pricer: Pricer) -> None:
+        super().__init__(contexts, np.asarray(ov.time_s, dtype=float)[:, None], micro[:1], pricer)
+        self._micro = micro
+        self._overlap = ov
+
+    def step(self, i: int) -> PhaseCost:
+        i = range(len(self.contexts))[i]
+        p = self._steps.get(i)
+        if p is None:
+            c = int(self.contexts[i])
+            g = micro_batch_graph(tuple(st.decode.graph(c) for st in self._micro))
+            p = self._steps[i] = PhaseCost("decode", float(self.step_times[i]), (float(self.step_times[i]),),
+                                           (g,), self._pricer, explain=self._overlap.at(i))
+        return p
+
+
+def _overlapped(model: ModelSpec, sc: Scenario, pr: Pricer, ctx: np.ndarray) -> tuple[PhaseCost, DecodeSweep]:
+    """The prefill and the decode steps of ``sc`` under two-batch overlap (:mod:`tapeout.system.overlap`)."""
+    pre, graphs = prefill_overlap(model, sc, pr)
+    t = float(pre.time_s)
+    prefill = PhaseCost("prefill", t, (t,), (micro_batch_graph(graphs),), pr, explain=pre)
+    dec, pipes = decode_overlap(model, sc, pr, ctx)
+    return prefill, OverlapSweep(ctx, dec, tuple(p.stages[0] for p in pipes), pr)
+
+
 def _price_decode(stages: tuple[StageGraphs, ...], pr: Pricer, contexts: np.ndarray) -> np.ndarray:
     """Stage times (contexts x stages) of the decode steps: each distinct stage's context-independent ops
     once, each of its context-dependent ops over all contexts in one sweep."""
@@ -248,12 +284,17 @@ def compose_batch(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str = 
     output_len / (pipelined prefill + (output_len - 1) x cycle), the pipelined prefill being the sum of
     the stages plus (m - 1) x the slowest one. With pp = 1 and m = 1 this is the plain composition.
     Data-parallel attention (``sc.dp`` > 1, wide expert parallelism): every device runs its own batch in step
-    with the others, so throughput counts dp batches; the graphs are one device's.
+    with the others, so throughput counts dp batches; the graphs are one device's. Two-batch overlap
+    (``sc.two_batch_overlap``): each phase is its two micro-batches on a compute and a communication stream
+    (:mod:`tapeout.system.overlap`).
     """
     pipe = pipeline(model, sc)
     stages = pipe.stages
     pr = pricer(hw, tier)
-    if chunked(sc):  # more prompt tokens than one forward pass runs: the passes the engine's budget gives
+    ctx, weights = decode_contexts(sc)
+    if sc.two_batch_overlap:
+        prefill, decode = _overlapped(model, sc, pr, ctx)
+    elif chunked(sc):  # more prompt tokens than one forward pass runs: the passes the engine's budget gives
         pre_times, parts, scan = price_chunked(model, sc, pipe, pr)
         prefill = PhaseCost("prefill", sum(pre_times), pre_times, parts, pr, scan=scan)
     else:
@@ -261,8 +302,8 @@ def compose_batch(model: ModelSpec, hw: HardwareSpec, sc: Scenario, tier: str = 
         pre_times = tuple(totals[id(st)] if id(st) in totals else totals.setdefault(id(st), pr.total(st.prefill.ops))
                           for st in stages)
         prefill = PhaseCost("prefill", sum(pre_times), pre_times, tuple(st.prefill for st in stages), pr)
-    ctx, weights = decode_contexts(sc)
-    decode = DecodeSweep(ctx, _price_decode(stages, pr, ctx), stages, pr)
+    if not sc.two_batch_overlap:
+        decode = DecodeSweep(ctx, _price_decode(stages, pr, ctx), stages, pr)
     mb = sc.pp_microbatches
     cycles = np.maximum(decode.step_times, mb * decode.stage_times.max(axis=1))
     tpot = float(np.dot(weights, cycles))

@@ -629,6 +629,25 @@ class _Builder:
 
 #: the routed experts' ops (``_mlp``): under data-parallel attention their work is the tokens of every rank
 ROUTED_EXPERT_OPS = frozenset({"moe_gate_up", "moe_up", "moe_act", "moe_down", "moe_combine"})
+#: the routed experts' GEMMs and activation, between the dispatch and the combine of a wide-EP layer
+EXPERT_FFN_OPS = frozenset({"moe_gate_up", "moe_up", "moe_act", "moe_down"})
+#: the ops an MoE layer runs besides the routed experts and its all-to-alls (the shared experts: ``shared_expert_*``)
+MOE_LAYER_OPS = frozenset({"moe_router", "moe_topk", "moe_combine"})
+#: a dense layer's MLP (``_ffn("mlp", ...)``)
+DENSE_FFN_OPS = frozenset({"mlp_gate_up", "mlp_up", "mlp_act", "mlp_down"})
+#: the ops before the first layer and after the last (``_build``)
+EMBEDDING_OPS = frozenset({"embedding", "embedding_allreduce"})
+HEAD_OPS = frozenset({"residual_add_final_norm", "final_norm", "lm_head", "logit_softcap", "logits_allgather",
+                      "sampling", "pp_send"})
+
+
+def base_name(op: Op) -> str:
+    """The name ``build`` gave ``op``'s kind of work, without its layer group (``[0-3]``), attention span
+    (``:sliding4096``), chunk segment or ``#i``, stage or micro-batch prefix (``s1/``, ``mb0/``)."""
+    name = op.name.rsplit("/", 1)[-1]
+    for sep in ("[", ":", "#"):
+        name = name.split(sep, 1)[0]
+    return name
 
 
 def is_shared(op: Op) -> bool:

@@ -76,6 +76,11 @@ class ScenarioInputs(BaseModel):
     #: llama.cpp's layer split runs; pp: a full pipeline, as vLLM's virtual engines)
     pp_microbatches: int = Field(1, gt=0, description=(
         "batches in flight through the pipeline (1: one at a time; pp: a full pipeline)"))
+    #: SGLang's --enable-two-batch-overlap, after DeepSeek's inference design (deepseek-ai/profile-data): each
+    #: forward pass split into two micro-batches, one's expert all-to-alls running while the other computes
+    #: (system/overlap.py, docs/wide-ep.md); wide expert parallelism only
+    two_batch_overlap: bool = Field(False, strict=True, description=(
+        "wide EP: split each pass into two micro-batches whose dispatch/combine overlap the other's compute"))
     #: None: the checkpoint's shipped format, else the device's faster 16-bit format
     weights: str | None = Field(None, description=(
         "weight format of the linear layers: fp16 bf16 fp8 fp6 fp5 fp4 int8 int4 int4_g128 nf4 ... "
@@ -149,6 +154,9 @@ class ScenarioInputs(BaseModel):
                                  "attention); attention tensor-parallel inside data-parallel groups is not modelled")
             if self.pp != 1:
                 raise ValueError(f"ep={self.ep} with data-parallel attention needs pp = 1 (allowed pp: 1)")
+        if self.two_batch_overlap and not (self.tp == 1 and self.ep > 1):
+            raise ValueError(f"two_batch_overlap needs wide expert parallelism (tp = 1, ep > 1: data-parallel "
+                             f"attention); got tp={self.tp}, ep={self.ep}")
         return self
 
 

@@ -1,0 +1,256 @@
+"""Two-batch overlap (TBO) of wide expert parallelism: a forward pass split into two micro-batches, each one's
+expert all-to-alls running while the other computes.
+
+DeepSeek's inference system (deepseek-ai/profile-data, README: prefill and decode "use two micro-batches" so
+that one's attention and MoE computation overlaps the other's dispatch and combine) and SGLang's
+``--enable-two-batch-overlap`` (LMSYS, "Deploying DeepSeek with PD Disaggregation and Large-scale Expert
+Parallelism on 96 H100 GPUs", "Two-batch Overlap": operations ``attn``, yield, ``dispatch``, ``mlp``, yield,
+``combine``) run it this way. It is priced physically, not with a factor:
+
+- Each micro-batch is its own scenario (:func:`micro_batches`): half the sequences (ceil and floor) and half
+  the prefill pass budget, so its GEMMs, attention and expert routing are priced at its own size (smaller
+  GEMMs, fewer tokens per expert). A batch of one sequence is not split: it runs as the plain composition.
+- A micro-batch's ops are grouped into stages (:func:`stages`): the work before the first MoE layer (embedding,
+  leading dense layers), then per MoE layer the compute before the dispatch (attention, router, shared experts,
+  interleaved dense layers), the dispatch, the routed experts, the combine; then the head (final norm, lm_head,
+  sampling). Every MoE layer of a pass gets the layers' mean (layer groups with different techniques are
+  averaged).
+- Two streams run them (:func:`schedule`): the compute stream in the order A.pre, B.pre, then per layer
+  A.attn, B.attn, A.experts, B.experts, then A.head, B.head; the communication stream A.dispatch, B.dispatch,
+  A.combine, B.combine. Each stage starts when its stream is free and its micro-batch's previous stage is
+  done. The step takes the later micro-batch's end: never less than the compute alone, never more than the
+  two micro-batches back to back (neither stream can idle while the other does), and with free all-to-alls
+  exactly the two micro-batches' compute back to back.
+
+Not modelled: the SMs the communication kernels take from the overlapped compute (DeepEP's normal kernels run
+on SMs; the blog names this as one reason its overlapped kernels are slower), and TBO's lower activation
+peak (memory is planned for the whole batch, as without TBO).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from tapeout.models.spec import ModelSpec
+from tapeout.perf.cost import OpCost
+from tapeout.system.chunked import chunked, price_chunked
+from tapeout.system.pricing import Pricer
+from tapeout.workload.build import (
+    DENSE_FFN_OPS, EMBEDDING_OPS, EXPERT_FFN_OPS, HEAD_OPS, MOE_LAYER_OPS, Pipeline, base_name, pipeline,
+)
+from tapeout.workload.chunks import prefill_passes
+from tapeout.workload.ops import Op, OpGraph, OpKind
+from tapeout.workload.scenario import Scenario
+
+Seconds = float | np.ndarray
+
+
+def micro_batches(sc: Scenario) -> tuple[Scenario, Scenario | None]:
+    """The two micro-batches of ``sc`` (TBO off in each): ceil(batch / 2) and floor(batch / 2) sequences, each
+    with half the prefill pass budget (an engine's pass of ``max_prefill_tokens`` is the one split in two).
+    A batch of one: (the batch, None)."""
+    if sc.batch < 2:
+        return sc.model_copy(update={"two_batch_overlap": False}), None
+    budget = sc.max_prefill_tokens
+    half = None if budget is None else max(1, math.ceil(budget / 2))
+    first, second = (sc.model_copy(update={"batch": b, "max_prefill_tokens": half, "two_batch_overlap": False})
+                     for b in (sc.batch - sc.batch // 2, sc.batch // 2))
+    return first, second
+
+
+@dataclass(frozen=True, slots=True)
+class Stages:
+    """One micro-batch's pass as the streams see it: ``pre`` and ``head`` compute around ``layers`` MoE
+    layers, each ``attn`` (compute), ``dispatch`` (communication), ``experts`` (compute), ``combine``
+    (communication). Seconds, or arrays of them over decode contexts."""
+
+    pre: Seconds
+    attn: Seconds
+    dispatch: Seconds
+    experts: Seconds
+    combine: Seconds
+    head: Seconds
+    layers: int
+
+    @property
+    def compute(self) -> Seconds:
+        return self.pre + self.layers * (self.attn + self.experts) + self.head
+
+    @property
+    def communication(self) -> Seconds:
+        return self.layers * (self.dispatch + self.combine)
+
+
+def leading_dense(model: ModelSpec) -> float:
+    """The share of the dense layers that run before the first MoE layer (DeepSeek-V3's first three: all of
+    them); the others sit between MoE layers and count with them (Llama 4's interleaved layers)."""
+    moe = model.moe
+    if moe is None or not moe.dense_layers:
+        return 1.0
+    moe_layers = [i for i in range(model.num_layers) if i not in set(moe.dense_layers)]
+    first = moe_layers[0] if moe_layers else model.num_layers
+    return sum(1 for i in moe.dense_layers if i < first) / len(moe.dense_layers)
+
+
+def stages(model: ModelSpec, ops: tuple[Op, ...], totals: list[Seconds], passes: int = 1) -> Stages:
+    """Group a micro-batch's ops (``totals``: each op's seconds over all its runs) into the :class:`Stages` of
+    one of ``passes`` passes. A layer op (attention, norms) that runs in every layer is shared between the dense
+    and the MoE layers by their counts."""
+    moe_runs = sum(o.count for o in ops if o.kind is OpKind.ALLTOALL and base_name(o) == "ep_dispatch")
+    dense_runs = sum(o.count for o in ops if base_name(o) == "mlp_down")
+    sums: dict[str, Seconds] = dict.fromkeys(("pre", "attn", "dispatch", "experts", "combine", "head", "dense",
+                                              "layer"), 0.0)
+    for o, t in zip(ops, totals):
+        name = base_name(o)
+        if o.kind is OpKind.ALLTOALL:
+            key = "dispatch" if name == "ep_dispatch" else "combine"
+        elif name in EXPERT_FFN_OPS:
+            key = "experts"
+        elif name in MOE_LAYER_OPS or name.startswith("shared_expert"):
+            key = "attn"
+        elif name in DENSE_FFN_OPS:
+            key = "dense"
+        elif name in EMBEDDING_OPS:
+            key = "pre"
+        elif name in HEAD_OPS:
+            key = "head"
+        else:  # attention and the norms, residual adds, projections of every layer
+            key = "layer"
+        sums[key] = sums[key] + t
+    layers = model.num_layers - (len(model.moe.dense_layers) if model.moe is not None else model.num_layers)
+    if moe_runs == 0 or layers <= 0:  # no wide-EP layer: all compute, in turn
+        return Stages(sum(sums.values()) / passes, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+    moe_share = moe_runs / (moe_runs + dense_runs)
+    dense = sums["dense"] + sums["layer"] * (1 - moe_share)
+    lead = leading_dense(model)
+    runs = passes * layers  # this micro-batch's MoE layer runs spread over the passes it pairs with
+    return Stages(
+        pre=(sums["pre"] + lead * dense) / passes,
+        attn=(sums["attn"] + sums["layer"] * moe_share + (1 - lead) * dense) / runs,
+        dispatch=sums["dispatch"] / runs, experts=sums["experts"] / runs, combine=sums["combine"] / runs,
+        head=sums["head"] / passes, layers=layers,
+    )
+
+
+def schedule(a: Stages, b: Stages | None) -> Seconds:
+    """Seconds of one pass of micro-batches ``a`` and ``b`` on a compute and a communication stream (module
+    docstring); ``b`` None: ``a`` alone, every stage in turn."""
+    if b is None:
+        return a.compute + a.communication
+    mx = np.maximum
+    fa = a.pre  # when micro-batch a's last stage ends
+    fb = comp = fa + b.pre
+    comm: Seconds = 0.0
+    for _ in range(a.layers):
+        fa = comp = mx(comp, fa) + a.attn
+        fb = comp = mx(comp, fb) + b.attn
+        fa = comm = mx(comm, fa) + a.dispatch
+        fb = comm = mx(comm, fb) + b.dispatch
+        fa = comp = mx(comp, fa) + a.experts
+        fb = comp = mx(comp, fb) + b.experts
+        fa = comm = mx(comm, fa) + a.combine
+        fb = comm = mx(comm, fb) + b.combine
+    fa = comp = mx(comp, fa) + a.head
+    fb = mx(comp, fb) + b.head
+    return mx(fa, fb)
+
+
+def _totals(ops: tuple[Op, ...], pr: Pricer) -> list[Seconds]:
+    return [pr.time(o) * o.count for o in ops]
+
+
+def _prefill_ops(model: ModelSpec, sc: Scenario, pr: Pricer) -> tuple[OpGraph, int]:
+    """A micro-batch's prefill: its graph (every pass's ops merged, when its prompts take several passes) and
+    its pass count."""
+    pipe = pipeline(model, sc)
+    if not chunked(sc):
+        return pipe.stages[0].prefill, 1
+    _, graphs, _ = price_chunked(model, sc, pipe, pr)
+    n = sum(p.repeat for p in prefill_passes(sc.batch, sc.input_len, sc.max_prefill_tokens))
+    return graphs()[0], n
+
+
+@dataclass(frozen=True, slots=True)
+class Overlap:
+    """A phase under TBO: the step's ``time_s`` (an array over decode contexts for a decode sweep) and what the
+    two streams did: ``compute_s`` (both micro-batches' compute, back to back on the compute stream),
+    ``communication_s`` (their all-to-alls), ``back_to_back_s`` (the two micro-batches one after the other)."""
+
+    time_s: Seconds
+    compute_s: Seconds
+    communication_s: Seconds
+    back_to_back_s: Seconds
+
+    def at(self, i: int) -> "Overlap":
+        """Decode step ``i`` of a sweep."""
+        return Overlap(*(float(np.asarray(x)[i]) for x in (self.time_s, self.compute_s, self.communication_s,
+                                                           self.back_to_back_s)))
+
+    @property
+    def exposed_s(self) -> Seconds:
+        """All-to-all seconds the compute stream waited for (not hidden; never below 0 by rounding)."""
+        return np.maximum(self.time_s - self.compute_s, 0.0)
+
+
+def overlap(a: Stages, b: Stages | None, passes: int = 1) -> Overlap:
+    """``passes`` passes of micro-batches ``a`` and ``b`` (:func:`schedule`), with the streams' totals."""
+    both = (a,) if b is None else (a, b)
+    return Overlap(passes * schedule(a, b), passes * sum(s.compute for s in both),
+                   passes * sum(s.communication for s in both),
+                   passes * sum(s.compute + s.communication for s in both))
+
+
+def prefill_overlap(model: ModelSpec, sc: Scenario, pr: Pricer) -> tuple[Overlap, tuple[OpGraph, ...]]:
+    """The prefill of ``sc`` under TBO, and each micro-batch's graph (per-op rows)."""
+    parts = [_prefill_ops(model, m, pr) for m in micro_batches(sc) if m is not None]
+    # pass i of one micro-batch runs beside pass i of the other (the halves of one engine pass); the second
+    # (floor) half's work is spread over the first's passes when an odd batch gives it fewer
+    n = parts[0][1]
+    st = [stages(model, g.ops, _totals(g.ops, pr), n) for g, _ in parts]
+    return overlap(st[0], st[1] if len(st) > 1 else None, n), tuple(g for g, _ in parts)
+
+
+def decode_overlap(model: ModelSpec, sc: Scenario, pr: Pricer, contexts: np.ndarray) -> tuple[Overlap, tuple[Pipeline, ...]]:
+    """The decode steps of ``sc`` at ``contexts`` under TBO (arrays over them), and each micro-batch's pipeline."""
+    pipes = tuple(pipeline(model, m) for m in micro_batches(sc) if m is not None)
+    ctx = [int(c) for c in contexts]
+    st = []
+    for p in pipes:
+        t = p.stages[0].decode
+        per_ctx = [t.varying_ops(c) for c in ctx]
+        totals: list[Seconds] = [np.full(len(ctx), pr.time(o) * o.count) for o in t.fixed]
+        ops = list(t.fixed)
+        for j in range(len(t.varying)):
+            col = [v[j] for v in per_ctx]
+            ops.append(col[0])
+            totals.append(pr.sweep(col) * col[0].count)
+        st.append(stages(model, tuple(ops), totals))
+    return overlap(st[0], st[1] if len(st) > 1 else None), pipes
+
+
+def explained(ops: tuple[Op, ...], costs: tuple[OpCost, ...], ov: Overlap) -> tuple[OpCost, ...]:
+    """Per-op rows of a TBO phase: each op's own time, the all-to-alls' terms saying which share of them the
+    other micro-batch's compute hid (the rows' compute plus the all-to-alls' exposed seconds is the phase)."""
+    comm = float(ov.communication_s)
+    exposed = min(float(ov.exposed_s) / comm, 1.0) if comm > 0 else 0.0
+    out = []
+    for o, c in zip(ops, costs):
+        if o.kind is OpKind.ALLTOALL:
+            c = replace(c, terms={**c.terms, "two_batch_overlap": "overlapped with the other micro-batch's compute",
+                                  "tbo_hidden_fraction": 1.0 - exposed, "tbo_exposed_s": c.total_s * exposed})
+        out.append(c)
+    return tuple(out)
+
+
+def micro_batch_graph(graphs: tuple[OpGraph, ...]) -> OpGraph:
+    """The micro-batches' graphs as one, op names prefixed ``mb0/``, ``mb1/``."""
+    g0 = graphs[0]
+    ops = tuple(o.renamed(f"mb{i}/{o.name}") for i, g in enumerate(graphs) for o in g.ops)
+    return OpGraph(phase=g0.phase, ops=ops, tokens=sum(g.tokens for g in graphs), context=g0.context)
+
+
+__all__ = ["Overlap", "Stages", "decode_overlap", "explained", "leading_dense", "micro_batch_graph",
+           "micro_batches", "overlap", "prefill_overlap", "schedule", "stages"]
