@@ -1,8 +1,8 @@
 """Two-batch overlap (TBO) of wide expert parallelism: a forward pass split into two micro-batches, each one's
 expert all-to-alls running while the other computes.
 
-DeepSeek's inference system (deepseek-ai/profile-data, README: prefill and decode "use two micro-batches" so
-that one's attention and MoE computation overlaps the other's dispatch and combine) and SGLang's
+DeepSeek's inference system (deepseek-ai/profile-data, README: prefill and decode "utilize two micro-batches to
+overlap computation and all-to-all communication") and SGLang's
 ``--enable-two-batch-overlap`` (LMSYS, "Deploying DeepSeek with PD Disaggregation and Large-scale Expert
 Parallelism on 96 H100 GPUs", "Two-batch Overlap": operations ``attn``, yield, ``dispatch``, ``mlp``, yield,
 ``combine``) run it this way. It is priced physically, not with a factor:
@@ -22,9 +22,10 @@ Parallelism on 96 H100 GPUs", "Two-batch Overlap": operations ``attn``, yield, `
   two micro-batches back to back (neither stream can idle while the other does), and with free all-to-alls
   exactly the two micro-batches' compute back to back.
 
-Not modelled: the SMs the communication kernels take from the overlapped compute (DeepEP's normal kernels run
-on SMs; the blog names this as one reason its overlapped kernels are slower), and TBO's lower activation
-peak (memory is planned for the whole batch, as without TBO).
+Not modelled: the SMs the prefill's communication kernels take from the overlapped compute (DeepEP's normal
+kernels run on SMs; profile-data: only decode's all-to-all frees them; the blog names SM sharing as one reason
+its overlapped kernels are slower), and TBO's lower activation peak (memory is planned for the whole pass, as
+without TBO).
 """
 
 from __future__ import annotations
