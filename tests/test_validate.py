@@ -108,10 +108,10 @@ def test_allreduce_and_llmcompass_loaders(tiny_data):
 
 def test_a_missing_dataset_is_skipped_and_a_bad_directory_is_an_error(tiny_data, tmp_path_factory):
     names = {c.dataset for c in load_cases(tiny_data)}
-    # e2e-torchao, e2e-gptfast, e2e-trtllm and e2e-frontier-published ship with tapeout (typed published
-    # figures): present whatever the data directory
+    # e2e-torchao, e2e-gptfast, e2e-trtllm, e2e-frontier-published and e2e-mi300x-published ship with tapeout
+    # (typed published figures): present whatever the data directory
     assert names == {"vidur-gemm", "vidur-allreduce", "llmcompass-matmul", "e2e-torchao", "e2e-gptfast", "e2e-trtllm",
-                     "e2e-frontier-published", "e2e-prefill-published"}
+                     "e2e-frontier-published", "e2e-prefill-published", "e2e-mi300x-published"}
     with pytest.raises(TapeoutError, match="data"):
         resolve_data_dir(tmp_path_factory.mktemp("empty"))
     with pytest.raises(TapeoutError, match="does not exist"):
@@ -272,7 +272,9 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
                     ("e2e-trtllm", c) for c in ("fp8/throughput_per_gpu", "fp8/throughput", "fp16/throughput",
                                                  "fp8/ttft", "fp16/ttft")} | {
                     ("e2e-frontier-published", c) for c in ("decode/ep72", "prefill/ep32", "prefill/ep32/uniform",
-                                                             "decode/ep48/nvfp4")} | {("e2e-prefill-published", "bf16/ttft")}
+                                                             "decode/ep48/nvfp4")} | {("e2e-prefill-published", "bf16/ttft")} | {
+                    ("e2e-mi300x-published", c) for c in ("sglang/tpot", "sglang/ttft", "vllm/tpot",
+                                                           "vllm/offline_tok_s", "sglang/offline_tok_s")}
     rows = ev.case_rows()
     # pp: prompt tokens / TTFT; MAPE on the rate, bias = ln(measured rate / predicted rate) (> 0: too slow)
     pp = next(r for r in rows if r["op_class"] == "pp/f16")
@@ -304,7 +306,7 @@ def test_calibration_never_loads_the_e2e_sets():
 
 EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 24, "e2e-llamacpp": 346, "e2e-torchao": 7, "e2e-gptfast": 15,
                 "e2e-trtllm": 57, "e2e-frontier-published": 4,
-                "e2e-prefill-published": 6}
+                "e2e-prefill-published": 6, "e2e-mi300x-published": 12}
 
 
 def test_shared_e2e_row_counts(shared_data):
@@ -444,7 +446,8 @@ def test_plots_fall_back_to_an_inline_svg_page(tiny_data, tmp_path, monkeypatch)
     cmp = evaluate(tiny_data, "roofline", cases=[r.case for r in ev.results])
     written = write_plots(ev, tmp_path, tier="tiled", compare=cmp, compare_tier="roofline")
     assert sorted(p.name for p in written) == ["e2e-frontier-published.html", "e2e-gptfast.html",
-                                               "e2e-prefill-published.html", "e2e-torchao.html", "e2e-trtllm.html",
+                                               "e2e-mi300x-published.html", "e2e-prefill-published.html",
+                                               "e2e-torchao.html", "e2e-trtllm.html",
                                                "llmcompass-matmul.html", "vidur-allreduce.html", "vidur-gemm.html"]
     text = (tmp_path / "vidur-gemm.html").read_text()
     assert "<svg" in text and "<circle" in text and "y = x" in text and "roofline" in text
