@@ -525,8 +525,9 @@ E2E_GUARD = {
 }
 #: held-out guard, tiled tier: each end-to-end source's MAPE % with every parameter its data constrained
 #: refitted without it (``tapeout validate --cv``; docs/calibration.md, "Cross-validation"); the same rule.
-#: e2e-llamacpp (32 % held out, 346 rows) is left out for the suite's time: its held-out figure is in the docs
-HELD_OUT_GUARD = {"fp6llm": 8.0, "flashllm": 17.0, "gptfast": 10.0, "torchao": 6.0, "trtllm": 16.5, "frontier": 10.0}
+#: e2e-llamacpp joins since its prompt rows run as ggml does (19.0 % held out, 346 rows; 30 % before, docs/calibration.md)
+HELD_OUT_GUARD = {"fp6llm": 8.0, "flashllm": 17.0, "gptfast": 10.0, "torchao": 6.0, "trtllm": 16.5, "frontier": 10.0,
+                  "llamacpp": 20.0}
 
 
 @pytest.fixture(scope="module")
