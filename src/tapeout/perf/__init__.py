@@ -8,6 +8,7 @@ from tapeout.errors import TapeoutError
 from tapeout.frozen import evolve
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.perf import roofline
+from tapeout.perf.core import fp32_activations
 from tapeout.perf.cost import OpCost
 from tapeout.workload.ops import Op, OpSweep
 
@@ -42,20 +43,11 @@ def estimate(op: Op, hardware: HardwareSpec, tier: str = "roofline") -> OpCost:
         fn = TIERS[tier]
     except KeyError:
         raise TapeoutError(f"unknown tier {tier!r}; allowed: {', '.join(sorted(TIERS))}", field="tier") from None
-    viewed = None
-    if hardware.efficiency.fp32_activations:
-        from tapeout.perf.core import fp32_activations
-
-        viewed = fp32_activations(op)
-        if viewed is op:
-            viewed = None
-        else:
-            op = viewed
-    cost = fn(op, hardware)
-    if viewed is not None and not viewed.prologue:  # say what the framework moved (matmuls name their kernels)
-        from dataclasses import replace
-
-        cost = replace(cost, terms={**cost.terms, "fp32_activation_bytes": viewed.bytes_total})
+    viewed = fp32_activations(op) if hardware.efficiency.fp32_activations else op
+    cost = fn(viewed, hardware)
+    if viewed is not op and not viewed.prologue:  # say what the framework moved (matmuls name their kernels)
+        cost = evolve(cost, terms={**cost.terms, "fp32_activation_bytes": viewed.bytes_total})
+    op = viewed
     if hardware.efficiency.stream_bytes_per_core_clock is not None:
         cost = stream_capped(cost, op, hardware)
     if op.eager and hardware.efficiency.prefill_host_overhead_us > 0:

@@ -22,8 +22,8 @@ composition says.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
+from tapeout.frozen import evolve
 from tapeout.models.spec import ModelSpec
 from tapeout.system.pricing import Pricer, content
 from tapeout.workload.build import Pipeline, SharedTemplate, shared_template
@@ -122,7 +122,7 @@ def _merged(parts: list[tuple[tuple[Op, ...], int]]) -> tuple[Op, ...]:
         if names[name] > 1:
             seen[name] = seen.get(name, 0) + 1
             name = f"{name}#{seen[name]}"
-        out.append(replace(o, name=name, count=n))
+        out.append(evolve(o, name=name, count=n))
     return tuple(out)
 
 

@@ -105,7 +105,7 @@ def _macs(hw: HardwareSpec) -> tuple[tuple[str, float], ...]:
     """The matrix rates per format; fp16 at the fp16-accumulate rate where the framework accumulates in fp16 and
     the device lists that rate (:func:`tapeout.perf.core.accumulate_key`)."""
     macs = dict(hw.microarch.matrix.macs_per_clock)  # type: ignore[union-attr]
-    if "fp16" in macs and core.accumulate_key("fp16", hw, macs.__contains__) != "fp16":
+    if "fp16" in macs:
         macs["fp16"] = macs[core.accumulate_key("fp16", hw, macs.__contains__)]
     return tuple(sorted(macs.items()))
 
