@@ -12,7 +12,7 @@ import tapeout
 from tapeout.api import predict
 from tapeout.cli import app
 from tapeout.errors import TapeoutError
-from tapeout.system.overlap import Stages, micro_batches, schedule
+from tapeout.system.overlap import DEEPEP_NORMAL_SMS, Stages, micro_batches, schedule, schedule_shared
 from tapeout.workload.ops import OpKind
 
 V3, H100 = "deepseek-v3", "h100-sxm"
@@ -45,6 +45,25 @@ def test_the_schedule_lies_between_the_busiest_stream_and_the_micro_batches_back
     free = [Stages(s.pre, s.attn, 0.0, s.experts, 0.0, s.head, layers) for s in (a, b)]
     assert float(schedule(*free)) == pytest.approx(float(free[0].compute + free[1].compute), rel=1e-12, abs=1e-12)
     assert float(schedule(a, None)) == pytest.approx(_serial(a), rel=1e-12, abs=1e-12)
+
+
+@given(a=stage_sets, b=stage_sets, layers=st.integers(0, 12), rate=st.floats(0.05, 1.0))
+@settings(max_examples=300, deadline=None)
+def test_a_compute_stream_slowed_under_communication_costs_at_most_what_it_overlaps(a, b, layers, rate):
+    a = Stages(a.pre, a.attn, a.dispatch, a.experts, a.combine, a.head, layers)
+    b = Stages(b.pre, b.attn, b.dispatch, b.experts, b.combine, b.head, layers)
+    free, serial = float(schedule(a, b)), _serial(a) + _serial(b)
+    tol = 1e-9 * (1 + serial)
+    # the event simulation is the closed-form schedule when nothing slows the compute
+    t1, lost1 = schedule_shared(a, b, 1.0)
+    assert t1 == pytest.approx(free, rel=1e-9, abs=1e-9) and lost1 == pytest.approx(0.0, abs=tol)
+    t, lost = schedule_shared(a, b, rate)
+    comm = float(a.communication + b.communication)
+    # slower than the free overlap, never slower than one micro-batch after the other; the compute loses at most
+    # (1 - rate) of the time it runs beside an all-to-all, which is at most the all-to-alls' seconds
+    assert free - tol <= t <= serial + tol
+    assert 0.0 <= lost <= comm * (1.0 - rate) + tol
+    assert t >= float(a.compute + b.compute) + lost - tol
 
 
 def test_balanced_stages_hide_the_communication_behind_the_compute():
@@ -170,3 +189,28 @@ def test_cli_option_and_its_error():
     r = runner.invoke(app, base + ["--ep", "16", "--two-batch-overlap", "true"])
     assert r.exit_code == 0, r.output
     assert "two-batch overlap" in r.stdout
+
+
+def test_prefill_compute_loses_the_sms_deepeps_normal_kernels_hold():
+    """DeepEP's normal kernels run on Buffer.num_sms = 20 SMs (deep_ep/buffer.py); the H100 has 132 (whitepaper):
+    the prefill's overlapped compute runs on 112 of them. Decode's low-latency kernels hold none."""
+    assert DEEPEP_NORMAL_SMS == 20
+    hw = tapeout.load_hardware(H100)
+    assert hw.sm_count == 132
+    tbo = tapeout.predict(V3, H100, tier="roofline", two_batch_overlap=True, **PREFILL)
+    ph = tbo.result.prefill
+    a2a = [c for o, c in zip(ph.ops, ph.costs) if o.kind is OpKind.ALLTOALL]
+    assert all("20 of 132 SMs" in c.terms["tbo_contention"] for c in a2a)
+    lost = sum(c.terms["tbo_contention_s"] for c in a2a)
+    assert lost > 0
+    # without the SM count the contention is not priced, and the rows say so
+    bare = tapeout.predict(V3, hw.model_copy(update={"sm_count": None}), tier="roofline", two_batch_overlap=True,
+                           **PREFILL)
+    bph = bare.result.prefill
+    assert all("not priced" in c.terms["tbo_contention"] for o, c in zip(bph.ops, bph.costs)
+               if o.kind is OpKind.ALLTOALL)
+    # the lost compute lengthens the step by at most itself (a slower compute stream waits less for the all-to-alls)
+    assert bare.ttft_s < tbo.ttft_s <= (bare.ttft_s + lost) * (1 + 1e-9)
+    dec = tapeout.predict(V3, H100, tier="roofline", two_batch_overlap=True, **DECODE).result.decode_representative
+    assert all(c.terms["tbo_contention_s"] == 0.0 and "low-latency" in c.terms["tbo_contention"]
+               for o, c in zip(dec.ops, dec.costs) if o.kind is OpKind.ALLTOALL)

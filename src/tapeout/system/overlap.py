@@ -22,10 +22,18 @@ Parallelism on 96 H100 GPUs", "Two-batch Overlap": operations ``attn``, yield, `
   two micro-batches back to back (neither stream can idle while the other does), and with free all-to-alls
   exactly the two micro-batches' compute back to back.
 
-Not modelled: the SMs the prefill's communication kernels take from the overlapped compute (DeepEP's normal
-kernels run on SMs; profile-data: only decode's all-to-all frees them; the blog names SM sharing as one reason
-its overlapped kernels are slower), and TBO's lower activation peak (memory is planned for the whole pass, as
-without TBO).
+- **SMs held by the communication kernels.** DeepEP's normal kernels (the prefill's dispatch and combine) run
+  on SMs: ``Buffer.num_sms`` = 20 by default (deepseek-ai/DeepEP, ``deep_ep/buffer.py``), and the overlapped
+  compute gets the rest, ``(sm_count - 20) / sm_count`` of the device (H100: 112 of 132), while one runs.
+  The low-latency kernels of decode do not hold SMs (DeepEP README, "hook-based communication-computation
+  overlapping method that does not occupy any SM resource"; deepseek-ai/profile-data: decode's all-to-all
+  leaves the SMs free), so decode is priced as above. A prefill on a device without ``sm_count`` is priced
+  without the contention, and its terms say so. :func:`schedule_shared` runs the two streams with the compute
+  stream slowed while a communication stage runs; the seconds lost are the phase's ``contention_s``.
+
+Not modelled: further contention the LMSYS blog reports (memory and link bandwidth shared by the overlapped
+kernels: "the no-TBO 8k case outperforms the TBO 16k case in per-kernel speed", communication "slower than unit
+test results"), and TBO's lower activation peak (memory is planned for the whole pass, as without TBO).
 """
 
 from __future__ import annotations
@@ -47,6 +55,10 @@ from tapeout.workload.ops import Op, OpGraph, OpKind
 from tapeout.workload.scenario import Scenario
 
 Seconds = float | np.ndarray
+
+#: SMs DeepEP's normal (prefill) kernels run on: ``Buffer.num_sms = 20`` (deepseek-ai/DeepEP, deep_ep/buffer.py,
+#: the class default SGLang and Megatron keep); the overlapped compute gets the device's other SMs
+DEEPEP_NORMAL_SMS = 20
 
 
 def micro_batches(sc: Scenario) -> tuple[Scenario, Scenario | None]:
@@ -159,6 +171,73 @@ def schedule(a: Stages, b: Stages | None) -> Seconds:
     return mx(fa, fb)
 
 
+def _tasks(s: Stages, mb: int) -> list[tuple[int, int, float]]:
+    """Micro-batch ``mb``'s stages in order as (stream, micro-batch, seconds): stream 0 computes, 1 communicates."""
+    out = [(0, mb, float(s.pre))]
+    for _ in range(s.layers):
+        out += [(0, mb, float(s.attn)), (1, mb, float(s.dispatch)), (0, mb, float(s.experts)),
+                (1, mb, float(s.combine))]
+    return out + [(0, mb, float(s.head))]
+
+
+def _stream_order(ta: list, tb: list) -> list[list[tuple[int, int]]]:
+    """Each stream's (micro-batch, stage index) order: a's stage, then b's same stage (:func:`schedule`)."""
+    order: list[list[tuple[int, int]]] = [[], []]
+    for i in range(len(ta)):
+        for mb, t in ((0, ta), (1, tb)):
+            order[t[i][0]].append((mb, i))
+    return order
+
+
+def schedule_shared(a: Stages, b: Stages, rate: float) -> tuple[float, float]:
+    """(seconds, compute seconds lost) of one pass of micro-batches ``a`` and ``b`` on the two streams of
+    :func:`schedule`, the compute stream running at ``rate`` (0 < rate <= 1) of its solo speed while a
+    communication stage runs (the SMs the communication kernels hold). An event simulation over the stages;
+    at ``rate`` 1 it equals :func:`schedule`. The compute seconds lost: the compute stream's busy time beyond its
+    stages' solo seconds."""
+    if not 0.0 < rate <= 1.0:
+        raise ValueError(f"rate must be in (0, 1], got {rate}")
+    tasks = (_tasks(a, 0), _tasks(b, 1))
+    order = _stream_order(*tasks)
+    pos = [0, 0]  # next position in each stream's order
+    done = [-1, -1]  # each micro-batch's last finished stage
+    left: list[float | None] = [None, None]  # work left of each stream's running stage (None: idle)
+    now = busy = 0.0
+    while True:
+        moved = True
+        while moved:  # start what is ready: the stream idle and the micro-batch's previous stage done
+            moved = False
+            for st in (0, 1):
+                while left[st] is None and pos[st] < len(order[st]):
+                    mb, i = order[st][pos[st]]
+                    if done[mb] != i - 1:
+                        break
+                    w = tasks[mb][i][2]
+                    if w > 0.0:
+                        left[st] = w
+                        break
+                    done[mb] = i  # an empty stage ends at once
+                    pos[st] += 1
+                    moved = True
+        if left[0] is None and left[1] is None:
+            break
+        r = rate if left[1] is not None else 1.0
+        dt = min(x / v for x, v in ((left[0], r), (left[1], 1.0)) if x is not None)
+        now += dt
+        for st, v in ((0, r), (1, 1.0)):
+            if left[st] is None:
+                continue
+            if st == 0:
+                busy += dt
+            left[st] -= dt * v
+            if left[st] <= 1e-15 * max(1.0, now):
+                mb, i = order[st][pos[st]]
+                done[mb] = i
+                pos[st] += 1
+                left[st] = None
+    return now, max(busy - float(a.compute + b.compute), 0.0)
+
+
 def _totals(ops: tuple[Op, ...], pr: Pricer) -> list[Seconds]:
     return [pr.time(o) * o.count for o in ops]
 
@@ -177,31 +256,54 @@ def _prefill_ops(model: ModelSpec, sc: Scenario, pr: Pricer) -> tuple[OpGraph, i
 @dataclass(frozen=True, slots=True)
 class Overlap:
     """A phase under TBO: the step's ``time_s`` (an array over decode contexts for a decode sweep) and what the
-    two streams did: ``compute_s`` (both micro-batches' compute, back to back on the compute stream),
-    ``communication_s`` (their all-to-alls), ``back_to_back_s`` (the two micro-batches one after the other)."""
+    two streams did: ``compute_s`` (both micro-batches' compute at solo speed, back to back on the compute
+    stream), ``communication_s`` (their all-to-alls), ``back_to_back_s`` (the two micro-batches one after the
+    other), ``contention_s`` (compute seconds lost to the SMs the communication kernels hold) and
+    ``contention`` (how that was priced, in words)."""
 
     time_s: Seconds
     compute_s: Seconds
     communication_s: Seconds
     back_to_back_s: Seconds
+    contention_s: Seconds = 0.0
+    contention: str = "none: the low-latency kernels hold no SMs"
 
     def at(self, i: int) -> "Overlap":
         """Decode step ``i`` of a sweep."""
-        return Overlap(*(float(np.asarray(x)[i]) for x in (self.time_s, self.compute_s, self.communication_s,
-                                                           self.back_to_back_s)))
+        return Overlap(*(float(np.asarray(x)[i]) if np.ndim(x) else float(x)
+                         for x in (self.time_s, self.compute_s, self.communication_s, self.back_to_back_s,
+                                   self.contention_s)),
+                       self.contention)
 
     @property
     def exposed_s(self) -> Seconds:
-        """All-to-all seconds the compute stream waited for (not hidden; never below 0 by rounding)."""
+        """All-to-all seconds the compute stream's solo work does not cover: waits for the communication stream
+        plus the compute lost to contention (never below 0 by rounding)."""
         return np.maximum(self.time_s - self.compute_s, 0.0)
 
 
-def overlap(a: Stages, b: Stages | None, passes: int = 1) -> Overlap:
-    """``passes`` passes of micro-batches ``a`` and ``b`` (:func:`schedule`), with the streams' totals."""
+def overlap(a: Stages, b: Stages | None, passes: int = 1, rate: float = 1.0,
+            contention: str = "none: the low-latency kernels hold no SMs") -> Overlap:
+    """``passes`` passes of micro-batches ``a`` and ``b`` (:func:`schedule`; with a compute ``rate`` below 1
+    while an all-to-all runs, :func:`schedule_shared`), with the streams' totals."""
     both = (a,) if b is None else (a, b)
-    return Overlap(passes * schedule(a, b), passes * sum(s.compute for s in both),
+    if b is None or rate >= 1.0:
+        t, lost = schedule(a, b), 0.0
+    else:
+        t, lost = schedule_shared(a, b, rate)
+    return Overlap(passes * t, passes * sum(s.compute for s in both),
                    passes * sum(s.communication for s in both),
-                   passes * sum(s.compute + s.communication for s in both))
+                   passes * sum(s.compute + s.communication for s in both), passes * lost, contention)
+
+
+def normal_kernel_rate(sm_count: int | None) -> tuple[float, str]:
+    """(compute rate while DeepEP's normal kernels run, how it was priced) on a device of ``sm_count`` SMs."""
+    if sm_count is None:
+        return 1.0, (f"not priced: the device gives no sm_count (DeepEP's normal kernels hold {DEEPEP_NORMAL_SMS} "
+                     "SMs while they run)")
+    free = max(sm_count - DEEPEP_NORMAL_SMS, 1)
+    return free / sm_count, (f"DeepEP's normal kernels hold {DEEPEP_NORMAL_SMS} of {sm_count} SMs while they run: "
+                             f"overlapped compute at {free}/{sm_count}")
 
 
 def prefill_overlap(model: ModelSpec, sc: Scenario, pr: Pricer) -> tuple[Overlap, tuple[OpGraph, ...]]:
@@ -211,7 +313,8 @@ def prefill_overlap(model: ModelSpec, sc: Scenario, pr: Pricer) -> tuple[Overlap
     # (floor) half's work is spread over the first's passes when an odd batch gives it fewer
     n = parts[0][1]
     st = [stages(model, g.ops, _totals(g.ops, pr), n) for g, _ in parts]
-    return overlap(st[0], st[1] if len(st) > 1 else None, n), tuple(g for g, _ in parts)
+    rate, how = normal_kernel_rate(pr.hw.sm_count)
+    return overlap(st[0], st[1] if len(st) > 1 else None, n, rate, how), tuple(g for g, _ in parts)
 
 
 def decode_overlap(model: ModelSpec, sc: Scenario, pr: Pricer, contexts: np.ndarray) -> tuple[Overlap, tuple[Pipeline, ...]]:
@@ -241,7 +344,9 @@ def explained(ops: tuple[Op, ...], costs: tuple[OpCost, ...], ov: Overlap) -> tu
     for o, c in zip(ops, costs):
         if o.kind is OpKind.ALLTOALL:
             c = replace(c, terms={**c.terms, "two_batch_overlap": "overlapped with the other micro-batch's compute",
-                                  "tbo_hidden_fraction": 1.0 - exposed, "tbo_exposed_s": c.total_s * exposed})
+                                  "tbo_hidden_fraction": 1.0 - exposed, "tbo_exposed_s": c.total_s * exposed,
+                                  "tbo_contention": ov.contention,
+                                  "tbo_contention_s": float(ov.contention_s) * c.total_s / comm if comm > 0 else 0.0})
         out.append(c)
     return tuple(out)
 
@@ -253,5 +358,6 @@ def micro_batch_graph(graphs: tuple[OpGraph, ...]) -> OpGraph:
     return OpGraph(phase=g0.phase, ops=ops, tokens=sum(g.tokens for g in graphs), context=g0.context)
 
 
-__all__ = ["Overlap", "Stages", "decode_overlap", "explained", "leading_dense", "micro_batch_graph",
-           "micro_batches", "overlap", "prefill_overlap", "schedule", "stages"]
+__all__ = ["DEEPEP_NORMAL_SMS", "Overlap", "Stages", "decode_overlap", "explained", "leading_dense",
+           "micro_batch_graph", "micro_batches", "normal_kernel_rate", "overlap", "prefill_overlap", "schedule",
+           "schedule_shared", "stages"]
