@@ -175,7 +175,8 @@ class SimResult:
 
 
 class _Source:
-    """The client: scheduled send times, at most ``concurrency`` requests in flight."""
+    """The client: scheduled send times, at most ``concurrency`` requests in flight. A request held back by the
+    cap is sent when one of the client's requests completes (:meth:`reacting`)."""
 
     def __init__(self, reqs: Requests) -> None:
         self.sched = reqs.arrival_s
@@ -189,6 +190,10 @@ class _Source:
         if self.i >= self.n or (self.cap is not None and self.inflight >= self.cap):
             return math.inf
         return max(float(self.sched[self.i]), self.floor)
+
+    def reacting(self) -> bool:
+        """The next request goes out in reaction to a completion (held back by the cap until then)."""
+        return self.cap is not None and self.i >= self.cap and self.floor > 0 and self.floor >= self.sched[self.i]
 
     def issue(self) -> tuple[int, float]:
         t = self.next_time()
@@ -238,9 +243,18 @@ def _replicas(n: int, first: int, microbatches: int, make, dp: int = 1,  # noqa:
 
 def run(reqs: Requests, replicas: list[Replica], router: str, rec: Recorder, *, decode_pool: list[Replica] | None
         = None, transfer=None, progress=None) -> None:  # noqa: ANN001
-    """Drive the requests through the replicas in time order (arrivals first on ties). With a
-    ``decode_pool`` the replicas are prefill replicas: each prefilled request moves there after
-    ``transfer(tokens)`` seconds."""
+    """Drive the requests through the replicas in time order (arrivals first on ties, but one sent in reaction
+    to a completion: see below). With a ``decode_pool`` the replicas are prefill replicas: each prefilled
+    request moves there after ``transfer(tokens)`` seconds.
+
+    A closed-loop client sends its next request when it has received the last token of one before, which the
+    engine streams at the end of an iteration; the engine does not wait for it: it takes its queued requests
+    and starts the next iteration at once (LMDeploy TurboMind's ``LlamaBatch::InternalThreadEntry`` loop,
+    InternLM/lmdeploy ``src/turbomind/models/llama/LlamaBatch.cc``, v0.1 and v0.2 eras: ``Finish`` invokes
+    the stream callbacks and signals the finished requests, then the loop returns to
+    ``request_queue.dequeue``, which blocks only when the batch is empty). So such a request reaches a busy
+    engine after its next iteration has begun and waits for it (one iteration more in its first-token
+    latency); an idle engine takes it at once."""
     src = _Source(reqs)
     front = _Router(replicas, router)
     back = _Router(decode_pool, router) if decode_pool else None
@@ -253,7 +267,7 @@ def run(reqs: Requests, replicas: list[Replica], router: str, rec: Recorder, *, 
         busy = [r for r in everyone if r.has_work()]
         rmin = min(busy, key=lambda r: r.clock) if busy else None
         t_next = min(ta, tm)
-        if rmin is None or t_next <= rmin.clock:
+        if rmin is None or t_next < rmin.clock or (t_next == rmin.clock and (tm <= ta or not src.reacting())):
             if t_next == math.inf:
                 if rmin is None:
                     return
