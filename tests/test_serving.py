@@ -235,6 +235,24 @@ def _trace(tmp_path, *reqs):
     return path
 
 
+def test_a_closed_loop_request_sent_on_a_completion_waits_for_the_iteration_then_started(tmp_path):
+    """Two clients: the first's request (2 tokens) completes while the second's (40 tokens) keeps the engine
+    busy. The engine starts its next iteration at that completion without the reaction (TurboMind's loop
+    dequeues right after streaming), so the third request's prefill runs in the iteration after: its TTFT
+    spans two iterations. When the completion leaves the engine idle, the next request starts at once."""
+    r = sim(trace=_trace(tmp_path, (64, 2), (64, 40), (64, 5)), concurrency=2)
+    sent = r.recorder.sent[2]
+    assert sent == r.recorder.finish[0] > 0
+    tl = r.replicas[0].timeline
+    at = [row for row in tl if row[0] == sent]
+    assert len(at) == 1 and at[0][3] == 0  # an iteration starts at the send time, without the new prompt
+    nxt = next(row for row in tl if row[0] >= at[0][1] and row[3] > 0)
+    assert nxt[0] == at[0][1] and r.recorder.first[2] == nxt[1]
+    alone = sim(trace=_trace(tmp_path, (64, 2), (64, 5)), concurrency=1)
+    assert alone.recorder.sent[1] == alone.recorder.finish[0]
+    assert any(row[0] == alone.recorder.sent[1] and row[3] == 64 for row in alone.replicas[0].timeline)
+
+
 def _prefilled(r):
     return sum(p for rep in r.replicas for _, _, _, p, *_ in rep.timeline)
 
@@ -401,7 +419,8 @@ def test_empirical_lengths_and_traces(tmp_path):
 
 
 def test_sharegpt_preset_means():
-    """The preset keeps the clients' filter; given means get their own medians and are met (within 3%)."""
+    """The preset keeps the clients' filter; given means scale the counts and are met (within 3%); means the
+    filter cannot reach are a one-line error naming the workload."""
     from tapeout.serving.workload import sharegpt_lengths
 
     a, b = sharegpt_lengths(np.random.default_rng(0), 50000)
@@ -410,6 +429,25 @@ def test_sharegpt_preset_means():
         a, b = sharegpt_lengths(np.random.default_rng(0), 50000, *want)
         assert a.mean() == pytest.approx(want[0], rel=0.03) and b.mean() == pytest.approx(want[1], rel=0.03)
         assert a.min() >= 4 and a.max() <= 1024 and b.min() >= 4 and (a + b).max() <= 2048
+    with pytest.raises(TapeoutError, match="cannot be met") as e:
+        sharegpt_lengths(np.random.default_rng(0), 10, 1024, 1024)
+    assert e.value.field == "workload"
+
+
+def test_sharegpt_table_has_the_lmdeploy_runs_mean_lengths(shared_data):
+    """The shipped ShareGPT token counts, filtered as the clients filter, have the mean prompt and completion
+    lengths the LMDeploy Llama-2 runs imply (their token and request throughputs; within 1%): the table and
+    its tokenizer are the benchmark's. Long prompts get shorter answers (the correlation a closed loop's KV
+    demand depends on)."""
+    from tapeout.serving.workload import _filtered
+    from tapeout.validate.sources.serving import _lmdeploy_workloads
+    from tapeout.serving.workload import parse_preset
+
+    a, b = _filtered(1.0, 1.0)
+    runs = parse_preset(_lmdeploy_workloads(shared_data)["llama-2-7b"])
+    assert a.mean() == pytest.approx(runs["input_mean"], rel=0.01)
+    assert b.mean() == pytest.approx(runs["output_mean"], rel=0.01)
+    assert np.corrcoef(a, b)[0, 1] < -0.2
 
 
 def test_lmdeploy_workload_means_are_read_from_the_runs(shared_data):

@@ -9,12 +9,15 @@ loop (``concurrency`` with ``rate=inf``: C clients, each sends its next request 
 completes, as LMDeploy's ``profile_throughput.py`` and vLLM's ``--max-concurrency`` do). As in vLLM's
 client, the first request leaves at t = 0 and request i + 1 leaves one inter-arrival time after request i.
 
-The ``sharegpt`` preset draws ShareGPT-like lengths without the data set: independent lognormal prompt and
-completion lengths (sigma 1.0 each, an assumption) filtered as LMDeploy's and vLLM's clients filter
-ShareGPT (prompt 4..1024 tokens, completion >= 4, prompt + completion <= 2048); the medians (``SHAREGPT``)
-are assumptions too, chosen so the filtered means come near those of the ShareGPT sample in the shared
-serving measurements (``measured/serving``). ``sharegpt:input_mean=..,output_mean=..`` solves the medians for
-given means (another tokenizer's counts); the validation sources read those means from their own runs.
+The ``sharegpt`` preset draws (prompt, completion) pairs of the ShareGPT data set as the benchmark clients
+sample it (LMDeploy's ``profile_throughput.py``, vLLM's ``benchmark_serving.py``: the first turn of each
+conversation of ``ShareGPT_V3_unfiltered_cleaned_split.json`` and its answer, the answer's token count as
+the output length, kept when the prompt has 4..1024 tokens, the completion >= 4 and both <= 2048), with
+replacement from :data:`SHAREGPT_FILE`: the Llama-2 token counts of 17,400 such pairs (see
+``docs/serving.md``, *ShareGPT lengths*). Drawing pairs keeps their correlation (long prompts get shorter
+answers) and the spread of the data set. ``sharegpt:input_mean=..,output_mean=..`` scales the prompt and
+completion counts (another tokenizer's) so the filtered means match; the validation sources read those means
+from their own runs.
 """
 
 from __future__ import annotations
@@ -37,10 +40,11 @@ ARRIVALS = ("poisson", "gamma")
 PRESETS = ("sharegpt",)
 SAMPLE_TRACE = Path(__file__).with_name("data") / "sample_trace.jsonl"
 
-#: ShareGPT-like preset: (median, sigma) of the prompt and completion lognormals and the client filter;
-#: the sigmas are assumptions (no published spread of this filtered sample was found: docs/serving.md)
-SHAREGPT = {"input": (191.2, 1.0), "output": (151.3, 1.0), "min_input": 4, "max_input": 1024, "min_output": 4,
-            "max_total": 2048}
+#: Llama-2 token counts (BOS included, as the clients count them) of the first turn and its answer of the first
+#: 17,400 two-turn conversations of ShareGPT_V3_unfiltered_cleaned_split.json, unfiltered (docs/serving.md)
+SHAREGPT_FILE = Path(__file__).with_name("data") / "sharegpt_llama2_lengths.csv"
+#: the clients' ShareGPT filter (LMDeploy's profile_throughput.py ``sample_requests``, vLLM's benchmark_serving.py)
+SHAREGPT_FILTER = {"min_input": 4, "max_input": 1024, "min_output": 4, "max_total": 2048}
 
 
 class LengthDist(BaseModel):
@@ -202,43 +206,50 @@ def read_trace(path: str | Path, limit: int | None = None) -> tuple[np.ndarray, 
 
 def sharegpt_lengths(rng: np.random.Generator, n: int, input_mean: float | None = None,
                      output_mean: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` ShareGPT-like (prompt, completion) pairs: lognormal draws filtered as the clients filter. Given
-    means (another tokenizer's counts) get their own medians, solved so the filtered means match
-    (:func:`_medians`); without them the preset's medians apply."""
-    c = SHAREGPT
-    (mi, si), (mo, so) = c["input"], c["output"]
-    if input_mean is not None or output_mean is not None:
-        if input_mean is None or output_mean is None:
-            raise TapeoutError("sharegpt: give both input_mean and output_mean", field="workload")
-        mi, mo = _medians(float(input_mean), float(output_mean))
-    inp: list[np.ndarray] = []
-    out: list[np.ndarray] = []
-    have = 0
-    while have < n:
-        k = max(2 * (n - have), 64)
-        a = np.rint(rng.lognormal(math.log(mi), si, size=k)).astype(np.int64)
-        b = np.rint(rng.lognormal(math.log(mo), so, size=k)).astype(np.int64)
-        keep = (a >= c["min_input"]) & (a <= c["max_input"]) & (b >= c["min_output"]) & (a + b <= c["max_total"])
-        inp.append(a[keep])
-        out.append(b[keep])
-        have += int(keep.sum())
-    return np.concatenate(inp)[:n], np.concatenate(out)[:n]
+    """``n`` ShareGPT (prompt, completion) pairs drawn with replacement from the clients' filtered sample.
+    Given means (another tokenizer's counts) scale the prompt and completion counts so the filtered means
+    match (:func:`_scales`)."""
+    if (input_mean is None) != (output_mean is None):
+        raise TapeoutError("sharegpt: give both input_mean and output_mean", field="workload")
+    scales = (1.0, 1.0) if input_mean is None else _scales(float(input_mean), float(output_mean))  # type: ignore[arg-type]
+    a, b = _filtered(*scales)
+    pick = rng.integers(0, a.size, size=n)
+    return a[pick], b[pick]
+
+
+@functools.lru_cache(maxsize=1)
+def _sharegpt_table() -> tuple[np.ndarray, np.ndarray]:
+    t = np.loadtxt(SHAREGPT_FILE, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)
+    return t[:, 0], t[:, 1]
+
+
+def _filtered(input_scale: float, output_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """The table's pairs scaled (rounded), kept by the clients' filter."""
+    c = SHAREGPT_FILTER
+    p, o = _sharegpt_table()
+    a = np.rint(p * input_scale).astype(np.int64)
+    b = np.rint(o * output_scale).astype(np.int64)
+    keep = (a >= c["min_input"]) & (a <= c["max_input"]) & (b >= c["min_output"]) & (a + b <= c["max_total"])
+    return a[keep], b[keep]
 
 
 @functools.lru_cache(maxsize=16)
-def _medians(input_mean: float, output_mean: float) -> tuple[float, float]:
-    """Lognormal medians whose filtered ShareGPT-like draws have these means (fixed-point iteration on 100,000
-    draws of a fixed seed: deterministic)."""
-    c = SHAREGPT
-    (mi, si), (mo, so) = c["input"], c["output"]
-    rng = np.random.default_rng(0)
-    za, zb = rng.standard_normal(100_000), rng.standard_normal(100_000)
-    for _ in range(12):
-        a, b = np.rint(mi * np.exp(si * za)), np.rint(mo * np.exp(so * zb))
-        keep = (a >= c["min_input"]) & (a <= c["max_input"]) & (b >= c["min_output"]) & (a + b <= c["max_total"])
-        mi *= input_mean / a[keep].mean()
-        mo *= output_mean / b[keep].mean()
-    return mi, mo
+def _scales(input_mean: float, output_mean: float) -> tuple[float, float]:
+    """Scales of the prompt and completion counts whose filtered pairs have these means (fixed-point
+    iteration: deterministic); a TapeoutError when the filter cannot reach them (within 2%)."""
+    si = so = 1.0
+    for _ in range(30):
+        a, b = _filtered(si, so)
+        if a.size == 0:
+            break
+        si *= input_mean / a.mean()
+        so *= output_mean / b.mean()
+    a, b = _filtered(si, so)
+    if a.size == 0 or abs(a.mean() / input_mean - 1) > 0.02 or abs(b.mean() / output_mean - 1) > 0.02:
+        raise TapeoutError(f"sharegpt: input_mean={input_mean:g}, output_mean={output_mean:g} cannot be met under "
+                           "the clients' filter (prompt <= 1024, prompt + completion <= 2048 tokens)",
+                           field="workload")
+    return si, so
 
 
 def parse_preset(text: str) -> dict[str, float]:
@@ -304,5 +315,5 @@ def make_requests(*, input_len: Any = 1024, output_len: Any = 128, num_requests:
     return Requests(arrivals(rng, n, t.rate, t.arrival, t.burstiness), i, o, t.concurrency)
 
 
-__all__ = ["ARRIVALS", "DISTRIBUTIONS", "LengthDist", "PRESETS", "Requests", "SAMPLE_TRACE", "arrivals",
+__all__ = ["ARRIVALS", "DISTRIBUTIONS", "LengthDist", "PRESETS", "Requests", "SAMPLE_TRACE", "SHAREGPT_FILE", "arrivals",
            "make_requests", "parse_length", "read_trace", "sharegpt_lengths"]

@@ -14,8 +14,10 @@ tuned values:
   500 requests, seed 0. Request throughput is printed rounded to 1 req/s and is left out; the token
   throughputs carry the achieved rate.
 - **LMDeploy TurboMind v0.1.0a1 / v0.2.0** (``e2e-serving-lmdeploy``): closed loop at the concurrency,
-  3000 ShareGPT-like requests (``workload="sharegpt:input_mean=..,output_mean=.."``, the mean lengths read
-  from the runs' own token and request throughputs per model: ``_lmdeploy_workloads``), the stated KV
+  3000 ShareGPT requests (``workload="sharegpt:input_mean=..,output_mean=.."``: pairs of the ShareGPT
+  token-count table the ``sharegpt`` preset ships, scaled to the mean lengths read from the runs' own token
+  and request throughputs per model family, ``_lmdeploy_workloads``; for Llama-2 they equal the table's
+  within 0.2%), the stated KV
   pool (``cache_max_entry_count`` blocks of 128 tokens) and ``max_batch_size``; prefill tokens per
   iteration ``max_context_token_num`` x ``session_len`` with ``session_len`` 4096 (not stated; Llama-2's
   context) plus the decodes; FP16; TurboMind's own block scheduling (``kv_policy="turbomind"``: blocks as
@@ -124,7 +126,7 @@ def _lmdeploy_engine(settings: str, max_batch: int) -> dict[str, Any]:
 
 
 def _lmdeploy_workloads(data_dir: Path) -> dict[str, str]:
-    """Per model, the ShareGPT-like preset at the sample's mean lengths, read from the runs themselves: a run's
+    """Per model, the ShareGPT preset at the sample's mean lengths, read from the runs themselves: a run's
     generated tokens per request = output tok/s / request/s, its prompt tokens = (total - output) tok/s /
     request/s; the median over the runs of the model's family (the sizes of a family share its tokenizer and
     the client samples the same seeded prompts, so they see the same lengths)."""
