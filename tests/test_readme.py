@@ -44,7 +44,7 @@ CLAIMS = {
     "show examples/my-chip.toml": ("my-chip",),
     "--slo-tpot 0.02": ("goodput", "TTFT (ms)"),
     "--requests sample": ("64 requests",),
-    "capacity --model": ("best (*): tp2",),
+    "capacity --model": ("best (*): tp4",),
 }
 
 
