@@ -192,6 +192,8 @@ class Replica:
         self.static_active = False
         #: pipeline micro-batches: (start, slowest stage's seconds) of this engine's latest iteration
         self.started = (-math.inf, 0.0)
+        #: when a request last found this engine idle (the requests sent then all join its first iteration)
+        self.woke = -math.inf
         #: (start, end, steps, prefill tokens, decoding sequences, running requests, blocks used at start, at end)
         self.timeline: list[tuple[float, float, int, int, int, int, int, int]] = []
 
@@ -202,6 +204,7 @@ class Replica:
     def submit(self, r: Req, t: float) -> None:
         if not self.has_work():
             self.clock = max(self.clock, t)
+            self.woke = t
         if self.cfg.kv_policy == "turbomind":  # its priority: arrival order (LlamaBatch::ProcessInferRequests)
             r.order = self.next_order
             self.next_order += 1

@@ -254,7 +254,7 @@ def run(reqs: Requests, replicas: list[Replica], router: str, rec: Recorder, *, 
     the stream callbacks and signals the finished requests, then the loop returns to
     ``request_queue.dequeue``, which blocks only when the batch is empty). So such a request reaches a busy
     engine after its next iteration has begun and waits for it (one iteration more in its first-token
-    latency); an idle engine takes it at once."""
+    latency); an idle engine takes it at once, with every other request sent then."""
     src = _Source(reqs)
     front = _Router(replicas, router)
     back = _Router(decode_pool, router) if decode_pool else None
@@ -267,7 +267,8 @@ def run(reqs: Requests, replicas: list[Replica], router: str, rec: Recorder, *, 
         busy = [r for r in everyone if r.has_work()]
         rmin = min(busy, key=lambda r: r.clock) if busy else None
         t_next = min(ta, tm)
-        if rmin is None or t_next < rmin.clock or (t_next == rmin.clock and (tm <= ta or not src.reacting())):
+        if rmin is None or t_next < rmin.clock or (t_next == rmin.clock and (
+                tm <= ta or not src.reacting() or rmin.woke == ta)):
             if t_next == math.inf:
                 if rmin is None:
                     return

@@ -15,6 +15,7 @@ run must stop (a completion, the blocks of its pool) or an arrival.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -31,6 +32,7 @@ class DPGroup:
         self.rid = ranks[0].rid
         self.group: list[DPGroup] = [self]
         self.clock = 0.0
+        self.woke = -math.inf
         self.price = ranks[0].price
 
     @property
@@ -46,6 +48,7 @@ class DPGroup:
     def submit(self, req: Req, t: float) -> None:
         if not self.has_work():
             self.clock = max(self.clock, t)
+            self.woke = t
         self.pick().submit(req, t)
 
     def step(self, limit: float) -> tuple[list[tuple[int, float]], list[tuple[Req, float]]]:
