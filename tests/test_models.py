@@ -81,6 +81,14 @@ CATALOG_SOURCES: dict[str, tuple[str, str]] = {
     "qwen2.5-32b": ("Qwen/Qwen2.5-32B", "Qwen--Qwen2.5-32B.json"),
 }
 
+#: catalog entries with no copy in the shared hf-configs folder: their config.json facts are pinned against the
+#: cited copies in tests/test_model_coverage.py
+OWN_SOURCE_MODELS = {"llama-3.2-1b", "llama-3.2-3b", "gemma-2b", "gemma-7b", "mistral-nemo-12b", "phi-3-medium-4k",
+                     "yi-34b", "mistral-7b-v0.2", "mistral-7b-v0.3"}
+#: models/catalog/variants/: base entry's architecture with a few fields replaced
+VARIANT_MODELS = {"qwen2-72b", "qwen2-7b", "mistral-nemo-12b-instruct", "llama-3.1-405b-instruct-fp8",
+                  "llama-3.1-405b-instruct-fp8-nvidia"}
+
 MOE_MODELS = {"mixtral-8x7b", "mixtral-8x22b", "deepseek-v2-lite", "deepseek-v3", "deepseek-r1", "kimi-k2",
               "llama-4-scout", "llama-4-maverick", "gpt-oss-120b", "gpt-oss-20b", "qwen3-235b-a22b", "qwen3-30b-a3b"}
 
@@ -96,6 +104,9 @@ SIZE_LABEL_DEVIATIONS = {
     "kimi-k2": "README says 1T; the config holds 1.026T",
     "gemma-2-9b": "report says 9B; 9.24B with the tied 256k-vocabulary embedding (non-embedding count exact)",
     "mistral-small-24b": "announcement says 24B; the config holds 23.57B",
+    "yi-34b": "report says 34B; the config holds 34.39B",
+    "mistral-nemo-12b": "announcement says 12B; the config holds 12.25B",
+    "mistral-nemo-12b-instruct": "as mistral-nemo-12b",
 }
 
 #: Published *active* counts stated to two significant figures that sit more than 1% from both conventions
@@ -143,9 +154,10 @@ def _leading_count(text: str) -> float:
 
 # ---- catalog contents ----------------------------------------------------------------------
 def test_catalog_has_exactly_the_expected_models():
-    assert sorted(model_names()) == sorted(CATALOG_SOURCES)
+    assert sorted(model_names()) == sorted({*CATALOG_SOURCES, *OWN_SOURCE_MODELS, *VARIANT_MODELS})
     assert [m.name for m in list_models()] == model_names()
-    assert sorted(p.stem for p in CATALOG_DIR.glob("*.toml")) == sorted(CATALOG_SOURCES)
+    assert sorted(p.stem for p in CATALOG_DIR.glob("*.toml")) == sorted({*CATALOG_SOURCES, *OWN_SOURCE_MODELS})
+    assert sorted(p.stem for p in (CATALOG_DIR / "variants").glob("*.toml")) == sorted(VARIANT_MODELS)
     for m in list_models():
         assert m.source
         assert (m.hf_id is None) == (m.name in {"gpt-3-175b", "opt-175b"})
@@ -553,7 +565,7 @@ def test_gqa_never_exceeds_mha(spec):
 @pytest.mark.parametrize(
     "variant, base",
     [("meta-llama/Llama-2-70b-chat-hf", "llama-2-70b"), ("meta-llama/Meta-Llama-3-8B-Instruct", "llama-3-8b"),
-     ("mistralai/Mistral-7B-Instruct-v0.2", "mistral-7b"), ("Mixtral-8x7B-Instruct-v0.1", "mixtral-8x7b"),
+     ("mistralai/Mistral-7B-Instruct-v0.2", "mistral-7b-v0.2"), ("Mixtral-8x7B-Instruct-v0.1", "mixtral-8x7b"),
      ("Qwen/Qwen2.5-72B-Instruct", "qwen2.5-72b"), ("codellama/CodeLlama-34b-Instruct-hf", "codellama-34b"),
      ("llama2-13b", "llama-2-13b"), ("tiiuae/falcon-40b-instruct", "falcon-40b")],
 )

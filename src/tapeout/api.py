@@ -267,18 +267,20 @@ def _prepare(args: PredictInputs, m: ModelSpec, hw: HardwareSpec) -> Prepared:
     if tech.get("kv_cache") is None:
         tech["kv_cache"] = tech["activations"]
     if shipped is not None:  # the checkpoint's own format, unless weights were given (the KV cache stays 16-bit)
-        if shipped.match == "*":
+        quantize_acts = shipped.activations is not None and "activations" in defaulted
+        if shipped.covers_all:
             tech["weights"] = shipped.weights
             defaulted.remove("weights")
-        else:
-            tech["layers"] = (LayerRule(match=shipped.match, weights=shipped.weights), *tech.get("layers", ()))
-        if shipped.activations is not None and "activations" in defaulted:
-            tech["activations"] = shipped.activations
-            defaulted.remove("activations")
-        layers = "every linear layer" if shipped.match == "*" else f"the {shipped.match}"
-        notes.append(f"weights of {layers} default to {shipped.weights}, the format {m.name}'s checkpoint ships"
+            if quantize_acts:
+                tech["activations"] = shipped.activations
+                defaulted.remove("activations")
+        else:  # a subset of the layers: a per-layer rule ahead of the scenario's own (the rest stays 16-bit)
+            rule = LayerRule(match=shipped.match, layers=shipped.layers, weights=shipped.weights,
+                             activations=shipped.activations if quantize_acts else None)
+            tech["layers"] = (rule, *tech.get("layers", ()))
+        notes.append(f"weights of {shipped.scope} default to {shipped.weights}, the format {m.name}'s checkpoint ships"
                      + (f", with activations quantized to {shipped.activations} as its kernels do"
-                        if shipped.activations is not None and tech["activations"] == shipped.activations else "")
+                        if quantize_acts else "")
                      + f" ({shipped.source}); set --weights to choose")
     if defaulted:
         p16, pb16 = hw.peak_tflops.get("fp16"), hw.peak_tflops.get("bf16")

@@ -170,7 +170,8 @@ def inputs(pred: Prediction) -> dict[str, Any]:
         "framework": framework,
         "default_16bit": pred.default_16bit,
         "checkpoint_format": None if ck is None else {
-            "weights": ck.weights, "layers": ck.match, "activations": ck.activations, "source": ck.source,
+            "weights": ck.weights, "layers": ck.match, "layer_indices": None if ck.layers is None else list(ck.layers),
+            "activations": ck.activations, "source": ck.source,
         },
     }
 

