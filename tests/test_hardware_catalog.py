@@ -238,6 +238,10 @@ def test_every_filled_field_has_a_source(name):
         need.append("interconnect")
     if spec.scale_out is not None:
         need.append("scale_out")
+    if spec.interconnect is not None and spec.interconnect.fabric != "load_store":
+        need.append("interconnect.fabric")
+    if spec.graph_compiled:
+        need.append("graph_compiled")
     missing = [k for k in need if not src.get(k, "").strip()]
     assert not missing, f"{name}: no source for {missing}"
     allowed = set(need) | {"form_factor"}

@@ -22,7 +22,9 @@ Method (docs/calibration.md has the numbers):
      the default (median of the vidur devices). Host overheads belong to the LLMCompass harness, not
      to the device: they go to ``fitted/harness.toml``.
    - collective_latency_us, interconnect_eta: per device with all-reduce data (vidur-allreduce,
-     llmcompass-allreduce for a100-sxm-80gb), with the device's launch overhead held.
+     llmcompass-allreduce for a100-sxm-80gb), with the device's launch overhead held. A device whose
+     collective rows are all large messages (hccl-gaudi: Gaudi 3's HCCL all-reduce and all-gather, 16-256 MiB)
+     gets interconnect_eta alone, its per-step latency and launch gap at ``[default]``.
    - attention_eta: fitted alone on the FlashAttention-2 forward rows where a device has them (H100
      SXM), every other field held.
    - ``[default]``: median of the fitted devices, field by field. attention_eta (measured on one
@@ -96,6 +98,9 @@ ATTAINABLE_SETS = ("mamf",)
 ATTAINABLE_CLASS = "matmul_bf16"
 LLMCOMPASS_MICRO = ("llmcompass-matmul", "llmcompass-softmax", "llmcompass-layernorm", "llmcompass-gelu")
 COLLECTIVE_SETS = ("vidur-allreduce", "llmcompass-allreduce")
+#: collective sets of large messages only (the fabric's bandwidth regime): they identify interconnect_eta, not
+#: the per-step latency, which stays [default] (HCCL on Gaudi 3: 16 and 256 MiB per rank)
+BANDWIDTH_SETS = ("hccl-gaudi",)
 #: the EfficiencySpec fields written per device (runtime_reserve_gb is not a timing fit)
 WRITTEN_FIELDS = ("matmul_eta", "attention_eta", "memory_eta", "vector_memory_eta", "vector_eta",
                   "launch_overhead_us", "host_overhead_us", "collective_latency_us", "interconnect_eta")
@@ -410,6 +415,20 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
         "collective": ({k: default[k] for k in coll_free}, [], None, None,
                        f"median over the devices with all-reduce rows ({', '.join(sorted(coll))})"),
     }
+
+    # 3b. devices whose collective rows are all large messages: interconnect_eta alone, the per-step latency
+    #     and the launch gap held at [default] (the rows do not identify them: a few us against 230-916 us)
+    for dev in sorted({c.device for c in cases if c.dataset in BANDWIDTH_SETS} - set(coll)):
+        sel = rows(dev, BANDWIDTH_SETS)
+        held = {"launch_overhead_us": fitted.get(dev, {}).get("launch_overhead_us", default["launch_overhead_us"]),
+                "collective_latency_us": default["collective_latency_us"]}
+        vals, loss = fit(Design.build(sel), ("interconnect_eta",), held)
+        coll[dev] = {"interconnect_eta": vals["interconnect_eta"]}
+        losses[f"{dev}/collective_bandwidth"] = loss
+        groups.setdefault(dev, {})["collective_bandwidth"] = (
+            dict(coll[dev]), sets_of(sel), len(sel), loss,
+            "interconnect_eta alone on large-message collectives (bandwidth regime), collective_latency_us and "
+            "launch_overhead_us held at [default]")
 
     # 4. devices without GEMM sweeps whose best achievable matmul is measured (mamf, bf16: a shape search
     #    on the device, its sustained clock under load included). The roofline has one matmul_eta for every

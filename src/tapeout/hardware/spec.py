@@ -103,6 +103,14 @@ class InterconnectSpec(_Frozen):
         "pairwise: bridges between pairs only (then PCIe beyond 2 devices); pcie: host bus"
     )
     max_devices: int = Field(8, gt=0, description="devices one scale-up domain connects")
+    fabric: Literal["load_store", "nic"] = Field(
+        "load_store",
+        description="load_store: a memory fabric kernels read and write directly (NVLink, Infinity Fabric); nic: "
+        "RDMA Ethernet ports on the chip, ``links`` bundles of them, one to each peer of the domain (Gaudi's "
+        "RoCE): the collective library exchanges with every peer at once (an all-reduce is a reduce-scatter then "
+        "an all-gather, one step each, over the links to the p - 1 peers), and no peer-memory (one-shot) "
+        "all-reduce exists",
+    )
     lanes_per_direction: int | None = Field(
         None, gt=0,
         description="SerDes lanes per direction of the scale-up link (area model); None: derived from the "
@@ -231,6 +239,12 @@ class HardwareSpec(_Frozen):
     #: the scale-out link of a node of these devices (None: no multi-node groups)
     scale_out: ScaleOutSpec | None = None
     pcie_gbps_per_direction: float | None = Field(None, gt=0)
+    graph_compiled: bool = Field(
+        False,
+        description="its runtime compiles every forward pass, prefill and decode alike, into one device graph "
+        "(Gaudi's graph compiler: lazy mode, HPU graphs per shape bucket): no kernel waits for a launch from the "
+        "host, so a framework's prefill host overhead per kernel does not apply",
+    )
     efficiency: EfficiencySpec = EfficiencySpec()
     microarch: MicroArch | None = Field(None, description="optional micro-architecture (tiled tier, area model)")
     sources: dict[str, str] = Field(default_factory=dict, description="field -> document it came from")

@@ -50,9 +50,17 @@ def estimate(op: Op, hardware: HardwareSpec, tier: str = "roofline") -> OpCost:
     op = viewed
     if hardware.efficiency.stream_bytes_per_core_clock is not None:
         cost = stream_capped(cost, op, hardware)
-    if op.eager and hardware.efficiency.prefill_host_overhead_us > 0:
-        cost = host_launched(cost, hardware.efficiency.prefill_host_overhead_us)
+    host_us = prefill_host_us(hardware)
+    if op.eager and host_us > 0:
+        cost = host_launched(cost, host_us)
     return cost
+
+
+def prefill_host_us(hw: HardwareSpec) -> float:
+    """Host dispatch time of each kernel the engine launches eagerly (the prefill's), us: the framework's
+    ``prefill_host_overhead_us``, none on a device whose runtime runs every pass as one compiled graph
+    (``HardwareSpec.graph_compiled``: Gaudi)."""
+    return 0.0 if hw.graph_compiled else hw.efficiency.prefill_host_overhead_us
 
 
 def host_launched(cost: OpCost, host_us: float) -> OpCost:
@@ -108,4 +116,4 @@ def stream_capped(cost: OpCost, op: Op, hw: HardwareSpec) -> OpCost:
                    terms=terms)
 
 
-__all__ = ["OpCost", "SWEEPS", "TIERS", "core_clock", "estimate", "stream_capped", "sweep"]
+__all__ = ["OpCost", "SWEEPS", "TIERS", "core_clock", "estimate", "prefill_host_us", "stream_capped", "sweep"]

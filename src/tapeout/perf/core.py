@@ -176,27 +176,34 @@ def collective_name(kind: OpKind) -> str:
         raise TapeoutError(f"unsupported collective {kind}", field="op") from None
 
 
-def algorithms(kind: str, p: int, size: float, nodes: int = 1) -> list[tuple[str, float, float]]:
+def algorithms(kind: str, p: int, size: float, nodes: int = 1, *,
+               direct_allreduce: bool = False) -> list[tuple[str, float, float]]:
     """(algorithm, steps, wire bytes per device) candidates of one collective over ``p`` devices, ``size``
     bytes per device (all-gather: each device's shard).
 
     | collective     | ring: steps, wire        | tree (across nodes): steps, wire | direct (switch/mesh): steps, wire |
     |----------------|--------------------------|----------------------------------|-----------------------------------|
-    | all-reduce     | 2(p-1), 2(p-1)/p S       | 2 ceil(log2 p), 2 S              | --                                |
+    | all-reduce     | 2(p-1), 2(p-1)/p S       | 2 ceil(log2 p), 2 S              | 2, 2(p-1)/p S (``direct_allreduce``) |
     | all-gather     | p-1, (p-1) S             | --                               | 1, (p-1) S                        |
     | reduce-scatter | p-1, (p-1)/p S           | --                               | 1, (p-1)/p S                      |
     | all-to-all     | --                       | --                               | 1, (p-1)/p S (pairwise exchange)  |
     | send           | p2p: 1, S                |                                  |                                   |
 
     Inside one scale-up domain a tree degenerates to a chain (NCCL's intra-node trees are chains), so the
-    log-depth tree only applies when the group spans ``nodes`` > 1 domains. The roofline tier prices the
-    ring (p2p for a send); the tiled tier the cheapest its topology allows.
+    log-depth tree only applies when the group spans ``nodes`` > 1 domains. The direct all-reduce (a direct
+    reduce-scatter, then a direct all-gather) is offered only where the fabric's library runs it
+    (``direct_allreduce``: an RDMA-port fabric with links to every peer, ``InterconnectSpec.fabric`` "nic").
+    The roofline tier prices the ring (p2p for a send; direct on such a fabric); the tiled tier the cheapest
+    its topology allows.
     """
     if p <= 1:
         return [("local", 0.0, 0.0)]
     if kind == "allreduce":
         tree_steps = 2.0 * math.ceil(math.log2(p)) if nodes > 1 else 2.0 * (p - 1)
-        return [("ring", 2.0 * (p - 1), 2.0 * (p - 1) / p * size), ("tree", tree_steps, 2.0 * size)]
+        out = [("ring", 2.0 * (p - 1), 2.0 * (p - 1) / p * size), ("tree", tree_steps, 2.0 * size)]
+        if direct_allreduce:
+            out.append(("direct", 2.0, 2.0 * (p - 1) / p * size))
+        return out
     if kind == "allgather":
         return [("ring", p - 1.0, (p - 1.0) * size), ("direct", 1.0, (p - 1.0) * size)]
     if kind == "reduce_scatter":
@@ -276,11 +283,12 @@ def oneshot_allreduce(hw: HardwareSpec, message_bytes: float, group: int, eta: f
     """(bandwidth s, latency s, terms) of a one-shot all-reduce, when the framework runs one for this message
     (``EfficiencySpec.oneshot_allreduce_max_bytes``) and the devices share a switched or fully meshed NVLink
     fabric: every device reads the other ``group - 1`` buffers through its links at ``eta`` and reduces
-    them itself; None otherwise."""
+    them itself; None otherwise (and on an RDMA-port fabric, ``InterconnectSpec.fabric`` "nic", which has no
+    peer memory to read)."""
     eff, ic = hw.efficiency, hw.interconnect
     limit = eff.oneshot_allreduce_max_bytes
     if limit is None or message_bytes > limit or group < 2 or ic is None or ic.topology not in ("switch", "mesh") \
-            or group > ic.max_devices:
+            or group > ic.max_devices or ic.fabric == "nic":  # RDMA ports: no peer memory to read
         return None
     wire = (group - 1) * message_bytes
     terms = {"algorithm": "one-shot", "link": ic.kind, "link_gbps_per_direction": ic.bandwidth / 1e9,

@@ -46,17 +46,39 @@ def link_for(hw: HardwareSpec, group: int) -> tuple[str, float]:
     raise TapeoutError(f"{hw.name} has no interconnect or PCIe bandwidth; cannot run tp={group}", field="tp")
 
 
+def link_bandwidth(hw: HardwareSpec, group: int) -> tuple[str, float]:
+    """(link, bytes/s per direction per device) a collective over ``group`` devices can use: on a ``mesh`` of
+    direct links (Infinity Fabric, Gaudi's RoCE ports) only the links to its ``group - 1`` peers (``links``
+    in the spec, one per peer) carry it; other topologies give :func:`link_for`'s bandwidth."""
+    link, bw = link_for(hw, group)
+    ic = hw.interconnect
+    if ic is not None and link == ic.kind and ic.topology == "mesh" and ic.links:
+        bw = bw * min(ic.links, max(group - 1, 1)) / ic.links
+    return link, bw
+
+
+def direct_exchange(hw: HardwareSpec, group: int) -> bool:
+    """Whether collectives over ``group`` devices run as direct exchanges with every peer at once: a
+    scale-up fabric of RDMA ports with links to each peer (``InterconnectSpec.fabric`` "nic", Gaudi's
+    HCCL) and a group inside one domain."""
+    ic = hw.interconnect
+    return ic is not None and ic.fabric == "nic" and 1 < group <= ic.max_devices and link_for(hw, group)[0] == ic.kind
+
+
 def collective_time(hw: HardwareSpec, kind: OpKind, message_bytes: float, group: int,
                     routing: EPRouting | None = None) -> tuple[float, float, dict]:
     """(bandwidth time, latency time, terms) of a ring collective (a point-to-point message for a send; a
-    framework's one-shot all-reduce, when faster); message_bytes is per device."""
+    framework's one-shot all-reduce, when faster; direct exchanges over the peer links on an RDMA-port
+    fabric, :func:`direct_exchange`); message_bytes is per device."""
     eff = hw.efficiency
     if kind is OpKind.ALLTOALL:
         return core.alltoall(hw, message_bytes, group, eff.interconnect_eta, eff.collective_latency_us * 1e-6, routing)
-    link, bw = link_for(hw, group)
+    direct = direct_exchange(hw, group)
+    link, bw = link_bandwidth(hw, group) if direct else link_for(hw, group)
     name = core.collective_name(kind)
-    algorithm, steps, wire = next(a for a in core.algorithms(name, group, message_bytes)
-                                  if a[0] in ("ring", "p2p", "local"))
+    kept = ("direct", "p2p", "local") if direct else ("ring", "p2p", "local")
+    algorithm, steps, wire = next(a for a in core.algorithms(name, group, message_bytes, direct_allreduce=direct)
+                                  if a[0] in kept)
     beta = wire / (bw * eff.interconnect_eta)
     alpha = steps * eff.collective_latency_us * 1e-6
     terms = {"algorithm": algorithm, "link": link, "link_gbps_per_direction": bw / 1e9,

@@ -35,6 +35,7 @@ import numpy as np
 
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.models.spec import ModelSpec
+from tapeout.perf import prefill_host_us
 from tapeout.system.pricing import pricer
 from tapeout.workload.build import pipeline, shared_template
 from tapeout.workload.ops import Op, OpKind
@@ -141,7 +142,7 @@ class IterationPricer:
         self.stages = [(shared_template(model, sc, r), n) for r, n in reps.items()]
         eff = hw.efficiency
         self._launch = (eff.launch_overhead_us + eff.host_overhead_us) * 1e-6
-        self._host = eff.prefill_host_overhead_us * 1e-6
+        self._host = prefill_host_us(hw) * 1e-6
         self._tok: dict[tuple[int, bool], float] = {}
         self._head: dict[tuple[int, bool], float] = {}
         self._pre: dict[tuple[int, int, int, bool], float] = {}

@@ -30,19 +30,10 @@ from __future__ import annotations
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.perf.core import COLLECTIVES, algorithms, alltoall, collective_name, oneshot_allreduce  # noqa: F401
 from tapeout.perf.cost import OpCost
-from tapeout.perf.roofline import link_for
+from tapeout.perf.roofline import direct_exchange, link_bandwidth
 from tapeout.perf.tiled.common import make_cost
 from tapeout.workload.ops import Op
 
-
-
-def link_bandwidth(hw: HardwareSpec, group: int) -> tuple[str, float]:
-    """(link, bytes/s per direction per device) a collective over ``group`` devices can use."""
-    link, bw = link_for(hw, group)
-    ic = hw.interconnect
-    if ic is not None and link == ic.kind and ic.topology == "mesh" and ic.links:
-        bw = bw * min(ic.links, max(group - 1, 1)) / ic.links
-    return link, bw
 
 
 def protocols(hw: HardwareSpec) -> list[tuple[str, float, float, float]]:
@@ -70,7 +61,7 @@ def collective_time(hw: HardwareSpec, kind: str, size: float, group: int, nodes:
     topology = hw.interconnect.topology if hw.interconnect is not None and link == hw.interconnect.kind else "pcie"
     best = None
     for proto, base, alpha, eta in protocols(hw):
-        for name, steps, wire in algorithms(kind, group, size, nodes):
+        for name, steps, wire in algorithms(kind, group, size, nodes, direct_allreduce=direct_exchange(hw, group)):
             if name == "direct" and topology not in ("switch", "mesh"):
                 continue
             beta_t = wire / (bw * eta)

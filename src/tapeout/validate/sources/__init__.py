@@ -9,7 +9,7 @@ below.
 
 from importlib import import_module
 
-MODULES = ("vidur", "llmcompass", "mamf", "flashattention", "fp6llm", "flashllm", "llamacpp", "torchao", "gptfast",
+MODULES = ("vidur", "llmcompass", "mamf", "hccl", "flashattention", "fp6llm", "flashllm", "llamacpp", "torchao", "gptfast",
            "trtllm", "frontier", "prefill", "mi300x", "serving")
 
 for _name in MODULES:
