@@ -24,7 +24,8 @@ Method (docs/calibration.md has the numbers):
    - collective_latency_us, interconnect_eta: per device with all-reduce data (vidur-allreduce,
      llmcompass-allreduce for a100-sxm-80gb), with the device's launch overhead held. A device whose
      collective rows are all large messages (hccl-gaudi: Gaudi 3's HCCL all-reduce and all-gather, 16-256 MiB)
-     gets interconnect_eta alone, its per-step latency and launch gap at ``[default]``.
+     gets interconnect_eta alone, its per-step latency and launch gap at ``[default]``; a sibling on the
+     same fabric without rows (``COLLECTIVE_SIBLINGS``: Gaudi 2) takes that value.
    - attention_eta: fitted alone on the FlashAttention-2 forward rows where a device has them (H100
      SXM), every other field held.
    - ``[default]``: median of the fitted devices, field by field. attention_eta (measured on one
@@ -101,6 +102,10 @@ COLLECTIVE_SETS = ("vidur-allreduce", "llmcompass-allreduce")
 #: collective sets of large messages only (the fabric's bandwidth regime): they identify interconnect_eta, not
 #: the per-step latency, which stays [default] (HCCL on Gaudi 3: 16 and 256 MiB per rank)
 BANDWIDTH_SETS = ("hccl-gaudi",)
+#: a device without collective rows that runs the same collective library over the same fabric as a measured
+#: one takes its fabric efficiency (Gaudi 2: HCCL over on-chip RoCE ports, 3 to each peer, as Gaudi 3, at
+#: 100 instead of 200 GbE)
+COLLECTIVE_SIBLINGS = {"gaudi2": "gaudi3"}
 #: the EfficiencySpec fields written per device (runtime_reserve_gb is not a timing fit)
 WRITTEN_FIELDS = ("matmul_eta", "attention_eta", "memory_eta", "vector_memory_eta", "vector_eta",
                   "launch_overhead_us", "host_overhead_us", "collective_latency_us", "interconnect_eta")
@@ -429,6 +434,13 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
             dict(coll[dev]), sets_of(sel), len(sel), loss,
             "interconnect_eta alone on large-message collectives (bandwidth regime), collective_latency_us and "
             "launch_overhead_us held at [default]")
+    for dev, src in sorted(COLLECTIVE_SIBLINGS.items()):
+        if src in coll and dev not in coll:
+            coll[dev] = dict(coll[src])
+            groups.setdefault(dev, {})["collective_bandwidth"] = (
+                dict(coll[dev]), [], None, None,
+                f"carried over from {src} (the same collective library over the same fabric: "
+                f"COLLECTIVE_SIBLINGS); {dev} has no collective rows")
 
     # 4. devices without GEMM sweeps whose best achievable matmul is measured (mamf, bf16: a shape search
     #    on the device, its sustained clock under load included). The roofline has one matmul_eta for every
