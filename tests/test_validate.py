@@ -276,7 +276,9 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
                     ("e2e-frontier-published", c) for c in ("decode/ep72", "prefill/ep32", "prefill/ep32/uniform",
                                                              "decode/ep48/nvfp4")} | {("e2e-prefill-published", "bf16/ttft")} | {
                     ("e2e-mi300x-published", c) for c in ("sglang/tpot", "sglang/ttft", "vllm/tpot",
-                                                           "vllm/offline_tok_s", "sglang/offline_tok_s")}
+                                                           "vllm/offline_tok_s", "sglang/offline_tok_s")} | {
+                    ("e2e-gaudi-published", c) for c in ("bf16/b2", "fp8/b300")} | {
+                    ("hccl-gaudi", c) for c in ("allreduce", "allgather")}  # shipped per-op rows
     rows = ev.case_rows()
     # pp: prompt tokens / TTFT; MAPE on the rate, bias = ln(measured rate / predicted rate) (> 0: too slow)
     pp = next(r for r in rows if r["op_class"] == "pp/f16")
@@ -308,7 +310,7 @@ def test_calibration_never_loads_the_e2e_sets():
 
 EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 24, "e2e-llamacpp": 346, "e2e-torchao": 7, "e2e-gptfast": 15,
                 "e2e-trtllm": 57, "e2e-frontier-published": 4,
-                "e2e-prefill-published": 6, "e2e-mi300x-published": 12}
+                "e2e-prefill-published": 6, "e2e-mi300x-published": 12, "e2e-gaudi-published": 2}
 
 
 def test_shared_e2e_row_counts(shared_data):
