@@ -449,10 +449,11 @@ def test_plots_fall_back_to_an_inline_svg_page(tiny_data, tmp_path, monkeypatch)
     ev = evaluate(tiny_data, "tiled")
     cmp = evaluate(tiny_data, "roofline", cases=[r.case for r in ev.results])
     written = write_plots(ev, tmp_path, tier="tiled", compare=cmp, compare_tier="roofline")
-    assert sorted(p.name for p in written) == ["e2e-frontier-published.html", "e2e-gptfast.html",
-                                               "e2e-mi300x-published.html", "e2e-prefill-published.html",
-                                               "e2e-torchao.html", "e2e-trtllm.html",
-                                               "llmcompass-matmul.html", "vidur-allreduce.html", "vidur-gemm.html"]
+    assert sorted(p.name for p in written) == ["e2e-frontier-published.html", "e2e-gaudi-published.html",
+                                               "e2e-gptfast.html", "e2e-mi300x-published.html",
+                                               "e2e-prefill-published.html", "e2e-torchao.html", "e2e-trtllm.html",
+                                               "hccl-gaudi.html", "llmcompass-matmul.html", "vidur-allreduce.html",
+                                               "vidur-gemm.html"]
     text = (tmp_path / "vidur-gemm.html").read_text()
     assert "<svg" in text and "<circle" in text and "y = x" in text and "roofline" in text
     assert not list(tmp_path.glob("*.png")) and not (tmp_path / "plotly.min.js").exists()
