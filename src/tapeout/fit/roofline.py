@@ -61,6 +61,8 @@ from tapeout.workload.ops import Kernel
 from tapeout.validate.cases import LLMCOMPASS, Case
 from tapeout.validate.registry import calibration_names, load_cases
 from tapeout.validate.sources.flashllm import is_technique_case
+from tapeout.validate.sources.mi300x_kernels import DATASET as MI300X_KERNELS
+from tapeout.validate.sources.mi300x_kernels import FIT_CLASSES as MI300X_FIT_CLASSES
 from tapeout.validate.sources.vidur import DEVICE_CAVEATS
 from tapeout.workload.ops import COLLECTIVE_KINDS, OpKind
 
@@ -97,6 +99,10 @@ ATTENTION_CLASS = "fa2"
 #: FLOPS, bf16 rows; fp8 rows run the W8A8 technique kernel and stay checks)
 ATTAINABLE_SETS = ("mamf",)
 ATTAINABLE_CLASS = "matmul_bf16"
+#: decode-GEMM timings (1-4 tokens: weight streaming) of devices without GEMM sweeps: memory_eta alone on the
+#: engines' kernels (mi300x-kernels: the wave-split-K classes; hipBLASLt and Infinity-Cache-sized rows are checks)
+MEMORY_SETS = (MI300X_KERNELS,)
+MEMORY_CLASSES = MI300X_FIT_CLASSES
 LLMCOMPASS_MICRO = ("llmcompass-matmul", "llmcompass-softmax", "llmcompass-layernorm", "llmcompass-gelu")
 COLLECTIVE_SETS = ("vidur-allreduce", "llmcompass-allreduce")
 #: collective sets of large messages only (the fabric's bandwidth regime): they identify interconnect_eta, not
@@ -466,6 +472,18 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
             f"matmul_eta = {ratio:.3f} x {best[dev]:.3f}: the best-shape fraction of the dense peak from the "
             f"{ATTAINABLE_CLASS} row (a shape search on the device; residual: that fraction's fit) times the median "
             f"sweep-fitted / best-shape ratio of {', '.join(both)}")
+
+    # 5. the same devices' DRAM fraction, where their decode GEMMs (1-4 tokens: weight streaming) are timed:
+    #    memory_eta alone on those rows, matmul_eta (step 4) and every other field held
+    streams = [c for c in cases if c.dataset in MEMORY_SETS and c.op_class in MEMORY_CLASSES]
+    for dev in sorted({c.device for c in streams} - set(compute_devices)):
+        sel = [c for c in streams if c.device == dev]
+        vals, loss = fit(Design.build(sel), ("memory_eta",), {**held_default, **fitted.get(dev, {})})
+        fitted.setdefault(dev, {})["memory_eta"] = vals["memory_eta"]
+        groups.setdefault(dev, {})["memory"] = (
+            {"memory_eta": vals["memory_eta"]}, list(MEMORY_SETS), len(sel), loss,
+            f"memory_eta alone on the decode GEMMs of 1-4 tokens ({', '.join(MEMORY_CLASSES)}), matmul_eta and the "
+            "other fields held")
 
     devices: dict[str, dict[str, Any]] = {}
     fits: dict[str, dict[str, Fit]] = {DEFAULT: {n: store.fit(v, m, command=COMMAND)

@@ -15,7 +15,9 @@ For each device with measurements, and always across *whole* sets (never one row
   ``collective_ll_step_us`` and ``collective_ll_eta`` on messages < 1 MiB (the low-latency
   protocol); prediction takes the faster of the two;
 - ``matrix_eta`` of a device without GEMM sweeps whose best achievable bf16 matmul is measured
-  (:data:`ATTAINABLE_DEVICES`: mamf's shape search), alone on that row;
+  (:data:`ATTAINABLE_DEVICES`: mamf's shape search), alone on that row, the other fields [default]; then its
+  ``dram_eta`` alone on its decode GEMMs (1-4 tokens: weight streaming) where they are measured
+  (:data:`MEMORY_SETS`: MI300X's wave-split-K rows of ``mi300x-kernels``), ``matrix_eta`` held;
 - ``[default]``: the median of each kernel efficiency over the devices fitted on their own GEMM and
   streaming rows (the MicroArch defaults: devices without measurements, user device files);
 - ``overlap_p`` is one value for all devices (:data:`OVERLAP_P`; chosen by comparing the GEMM error of
@@ -43,6 +45,8 @@ from tapeout.perf import estimate
 from tapeout.validate.cases import Case
 from tapeout.validate.registry import load_cases
 from tapeout.validate.sources.flashllm import is_technique_case
+from tapeout.validate.sources.mi300x_kernels import DATASET as MI300X_KERNELS
+from tapeout.validate.sources.mi300x_kernels import FIT_CLASSES as MI300X_FIT_CLASSES
 from tapeout.validate.runner import _Devices
 
 #: mamf (1-2 rows per device) is held out; flashllm-kernels contributes its dense cuBLAS rows only
@@ -82,6 +86,10 @@ SIBLINGS = {
 ATTAINABLE_SETS = ("mamf",)
 ATTAINABLE_CLASS = "matmul_bf16"
 ATTAINABLE_DEVICES = ("mi300x",)
+#: decode-GEMM timings (weight streaming) of devices without GEMM sweeps: dram_eta alone on the engines'
+#: kernels (mi300x-kernels: the wave-split-K classes; hipBLASLt and Infinity-Cache-sized rows are checks)
+MEMORY_SETS = (MI300X_KERNELS,)
+MEMORY_CLASSES = MI300X_FIT_CLASSES
 KERNEL_KEYS = ("matrix_eta", "dram_eta", "stream_eta", "legacy_path_fraction")
 #: the fields whose cross-device median is the MicroArch default
 DEFAULT_KEYS = ("matrix_eta", "dram_eta", "stream_eta")
@@ -171,6 +179,15 @@ def fit_device(device: str, cases: Sequence[Case], devices: _Devices, held: dict
         entry("attainable", ("matrix_eta",), best, s,
               f"matrix_eta alone on the {ATTAINABLE_CLASS} row (the best matmul a shape search on the device found; "
               "grid 0.05, then 0.005), the other fields [default]")
+    streams = [c for c in cases if c.dataset in MEMORY_SETS and c.op_class in MEMORY_CLASSES and c.device == device]
+    if not gemm and streams and device in ATTAINABLE_DEVICES:
+        s, p = grid_fit(streams, devices, ("dram_eta",), [np.arange(0.30, DRAM_ETA_MAX + 0.001, 0.02)], params)
+        s, p = grid_fit(streams, devices, ("dram_eta",), [_fine(p["dram_eta"], 0.02, 0.005, 0.3, DRAM_ETA_MAX)],
+                        params)
+        params["dram_eta"] = float(round(p["dram_eta"], 3))
+        entry("memory", ("dram_eta",), streams, s,
+              f"dram_eta alone on the decode GEMMs of 1-4 tokens ({', '.join(MEMORY_CLASSES)}; grid 0.02, then "
+              f"0.005; <= {DRAM_ETA_MAX}), matrix_eta held at its own fit, the other fields [default]")
     stream = [c for c in cases if c.dataset in STREAM_SETS and c.device == device]
     stream = [c for i, c in enumerate(stream) if c.dataset != "vidur-elementwise" or i % THIN == 0]
     if stream:
@@ -212,7 +229,7 @@ def fit_device(device: str, cases: Sequence[Case], devices: _Devices, held: dict
 
 def fit_cases(data_dir: Any = None) -> list[Case]:
     return [c for c in load_cases(data_dir, list(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + FLASH_SETS
-                                                  + ATTAINABLE_SETS))
+                                                  + ATTAINABLE_SETS + MEMORY_SETS))
             if not is_technique_case(c)]
 
 
@@ -274,4 +291,4 @@ def fit_tiled(cases: Sequence[Case], devices: Sequence[str] = DEVICES, progress:
 
 def check_names() -> tuple[str, ...]:
     """The datasets the fit reads."""
-    return tuple(dict.fromkeys(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + FLASH_SETS + ATTAINABLE_SETS))
+    return tuple(dict.fromkeys(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + FLASH_SETS + ATTAINABLE_SETS + MEMORY_SETS))
