@@ -8,6 +8,9 @@ same FLOP/byte conventions as :mod:`tapeout.workload.build`:
 - Elementwise ops read ``elems_in`` and write ``elems_out`` elements; FLOPs = flops_per * max(in, out);
   arithmetic runs on the vector unit (``compute_dtype="fp32"``).
 - Collectives carry ``message_bytes`` per device and the ``group`` size; reads = writes = message.
+- Fused attention (``attention_op``): decode reads the K/V cache once per KV head plus the queries and writes
+  the outputs; FLOPs = 4 x heads x head dim x query-key pairs (QK^T and PV); a prefill chunk of ``sq`` new
+  tokens after ``prefix`` cached ones attends causally (pairs = sq x prefix + sq (sq + 1) / 2).
 """
 
 from __future__ import annotations
@@ -63,6 +66,37 @@ def bmm_op(b: int, m: int, n: int, k: int, *, dtype: str | DType = "fp16", name:
         bytes_read=rd, bytes_written=wr, count=count,
         shape=(("b", int(b)), ("m", int(m)), ("n", int(n)), ("k", int(k))),
         compute_dtype=a.name, formats=(("act", a.name),), activation_bytes=rd + wr,
+    )
+
+
+def attention_op(b: int, heads: int, kv_heads: int, d: int, *, sq: int = 1, prefix: int = 0,
+                 dtype: str | DType = "fp16", kv: str | DType | None = None, name: str = "attention") -> Op:
+    """One fused attention kernel over ``b`` sequences (as ``_Builder._attention`` with ``attention="flash"``):
+    a decode step (``sq == 1``) against ``prefix`` cached keys, or a causal prefill chunk of ``sq`` new tokens
+    after ``prefix`` cached ones (``skv = prefix + sq``). ``kv``: the KV-cache format (default: ``dtype``)."""
+    if min(b, heads, kv_heads, d, sq) < 1 or prefix < 0 or heads % kv_heads:
+        raise ValueError(f"attention_op: bad shape b={b} heads={heads} kv_heads={kv_heads} d={d} sq={sq} "
+                         f"prefix={prefix} (positive sizes, heads a multiple of kv_heads, prefix >= 0)")
+    a = dtypes.parse(dtype)
+    c = dtypes.parse(kv) if kv is not None else a
+    q_bytes = b * sq * heads * d * a.bytes
+    if sq == 1:
+        keys = prefix
+        pairs = b * keys
+        kv_bytes = 2.0 * b * keys * kv_heads * d * c.bytes
+        tags: tuple[str, ...] = ("decode",)
+    else:
+        keys = prefix + sq
+        pairs = b * (sq * prefix + sq * (sq + 1) / 2)
+        kv_bytes = 2.0 * b * keys * kv_heads * d * c.bytes
+        tags = ("causal", "flash")
+    return Op(
+        name=name, kind=OpKind.ATTENTION, flops=4.0 * heads * d * pairs, bytes_read=q_bytes + kv_bytes,
+        bytes_written=q_bytes,
+        shape=(("b", int(b)), ("heads", int(heads)), ("kv_heads", int(kv_heads)), ("sq", int(sq)),
+               ("skv", int(keys)), ("d", int(d))),
+        compute_dtype=a.name, formats=(("act", a.name), ("kv", c.name)), tags=tags,
+        activation_bytes=2 * q_bytes + kv_bytes,
     )
 
 

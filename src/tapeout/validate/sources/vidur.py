@@ -1,5 +1,5 @@
-"""vidur (Microsoft's LLM-inference simulator) profiling data: fp16 GEMMs, elementwise ops and NCCL
-all-reduce, per-GPU tensor-parallel shards, device timers (CUDA events, NCCL).
+"""vidur (Microsoft's LLM-inference simulator) profiling data: fp16 GEMMs, elementwise ops, fused
+attention and NCCL all-reduce, per-GPU tensor-parallel shards, device timers (CUDA events, NCCL, Kineto).
 
 Device mapping (the data do not always name the exact SKU):
 
@@ -18,11 +18,11 @@ from pathlib import Path
 
 from tapeout import units
 from tapeout.errors import TapeoutError
-from tapeout.validate.cases import Case, allreduce_cases, kept_rows, read_dicts, to_seconds
+from tapeout.validate.cases import PUBLISHED_DIR, Case, allreduce_cases, kept_rows, read_dicts, to_seconds
 from tapeout.validate.registry import PER_OP, register
 from tapeout.workload.build import ROPE_FLOPS
 from tapeout.workload.ops import Op, OpKind
-from tapeout.workload.standalone import activation_op, elementwise_op, gemm_op, norm_op
+from tapeout.workload.standalone import activation_op, attention_op, elementwise_op, gemm_op, norm_op
 
 
 #: vidur's "a100" GEMMs peak at ~255 TFLOP/s (82% of the dense peak), the best-achievable figure of an
@@ -148,6 +148,41 @@ def load_vidur_elementwise(data_dir: Path) -> list[Case]:
                     ops=(_vidur_elementwise_op(column, r),), measured_s=ms * units.MS,
                     info=(("column", column), ("tokens", int(key[0])), ("tp", int(key[1])), ("model", model)),
                 ))
+    return cases
+
+
+@register("vidur-attention", kind=PER_OP, shipped=True, calibration=False,
+          description="vidur FlashAttention decode (batch x context grid) and prefill, Llama-70B TP2 shard, A100")
+def load_vidur_attention(data_dir: Path) -> list[Case]:
+    """validate/published/vidur_attention_a100.csv: rows typed from vidur's ``data/profiling/a100/attention.csv``
+    (microsoft/vidur; repository, path and commit on each row): the attention kernel of one layer of a
+    Llama-2/3-70B-shaped model (n_embd 8192, 64 query / 8 KV heads, head dim 128) as its TP2 shard (32 query,
+    4 KV heads per GPU), fp16, paged KV (block 16), vLLM/sarathi's FlashAttention backend, Kineto GPU kernel
+    time (median of the profile's repeats; times are printed to 0.001 ms).
+
+    Decode rows (op class ``decode``): ``batch_size`` sequences of ``kv_cache_size`` cached tokens each, one
+    query each, sampled over a grid of batch 1..128 and context 32..4032 (the large-batch short- and
+    long-context corners, and each side of the batch sizes where the tile count crosses a multiple of the
+    108 SMs). Prefill rows (op class ``prefill``): one sequence, a causal chunk of ``prefill_chunk_size``
+    tokens after ``kv_cache_size`` cached ones. ``data_dir`` is unused: the file ships with tapeout. Device:
+    vidur's ``a100`` (:data:`VIDUR_COMPUTE_DEVICES`); a check set, not used by the roofline calibration.
+    """
+    device = VIDUR_COMPUTE_DEVICES["a100"]
+    cases = []
+    for r in read_dicts(PUBLISHED_DIR / "vidur_attention_a100.csv"):
+        tp = int(r["num_tensor_parallel_workers"])
+        q_heads, kv_heads = int(r["n_q_head"]), int(r["n_kv_head"])
+        d = int(r["n_embd"]) // q_heads
+        b, kv, chunk = int(r["batch_size"]), int(r["kv_cache_size"]), int(r["prefill_chunk_size"])
+        prefill = r["is_prefill"].strip() == "True"
+        op = attention_op(b, q_heads // tp, max(1, kv_heads // tp), d, sq=chunk if prefill else 1, prefix=kv,
+                          dtype="fp16")
+        cases.append(Case(
+            dataset="vidur-attention", op_class="prefill" if prefill else "decode", device=device, ops=(op,),
+            measured_s=float(r["median_ms"]) * units.MS,
+            info=(("batch", b), ("context", kv), ("chunk", chunk), ("heads", q_heads // tp),
+                  ("kv_heads", max(1, kv_heads // tp)), ("tp", tp), ("source", r["source"])),
+        ))
     return cases
 
 
