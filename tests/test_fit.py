@@ -21,8 +21,9 @@ from tapeout.workload.ops import Kernel
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "src" / "tapeout" / "hardware" / "catalog"
 #: every MicroArch / MatrixUnitSpec field the tiled fit writes
-TILED_FIELDS = ("matrix_eta", "dram_eta", "stream_eta", "overlap_p", "legacy_path_fraction", "collective_base_us",
-                "collective_step_us", "collective_eta", "collective_ll_step_us", "collective_ll_eta")
+TILED_FIELDS = ("matrix_eta", "dram_eta", "stream_eta", "overlap_p", "decode_tile_latencies", "legacy_path_fraction",
+                "collective_base_us", "collective_step_us", "collective_eta", "collective_ll_step_us",
+                "collective_ll_eta")
 
 
 # ---- the store loads and validates ------------------------------------------------------------------
@@ -50,7 +51,7 @@ def test_store_values_are_the_fields_the_runtime_reads():
     tiled = fitted.load("tiled")
     for subject in tiled.subjects:
         assert set(tiled.values(subject)) <= set(TILED_FIELDS), subject
-    assert set(tiled.values(DEFAULT)) == {"matrix_eta", "dram_eta", "stream_eta", "overlap_p"}
+    assert set(tiled.values(DEFAULT)) == {"matrix_eta", "dram_eta", "stream_eta", "overlap_p", "decode_tile_latencies"}
     fw = fitted.load("frameworks")
     for subject in fw.subjects:
         assert set(fw.values(subject)) <= eff_fields, subject
@@ -257,5 +258,5 @@ def test_microarch_fields_default_to_the_stores_default():
     base = dict(cores=1, clock_mhz=1000, matrix=MatrixUnitSpec(units_per_core=1, macs_per_clock={"fp16": 8}),
                 vector={"fp32_lanes_per_core": 32}, registers_kb_per_core=64, shared_memory_kb_per_core=48, l2_mb=1)
     ua = MicroArch(**base)
-    for k in ("matrix_eta", "dram_eta", "stream_eta", "overlap_p"):
+    for k in ("matrix_eta", "dram_eta", "stream_eta", "overlap_p", "decode_tile_latencies"):
         assert getattr(ua, k) == fitted.tiled_default(k)

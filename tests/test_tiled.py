@@ -4,6 +4,8 @@ import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tapeout
 from tapeout.hardware.catalog import load_hardware
@@ -12,7 +14,8 @@ from tapeout.perf import tiled
 from tapeout.perf.tiled import attention, collective, elementwise, mapper
 from tapeout.perf.tiled.device import device, with_dev
 from tapeout.workload.ops import Kernel, Op, OpKind
-from tapeout.workload.standalone import bmm_op, collective_op, elementwise_op, gemm_op, norm_op, softmax_op
+from tapeout.workload.standalone import (attention_op, bmm_op, collective_op, elementwise_op, gemm_op, norm_op,
+                                         softmax_op)
 
 DEVICES = ("a100-sxm-80gb", "h100-sxm", "mi210")
 
@@ -407,3 +410,40 @@ def test_prefill_of_a_prompt_shorter_than_every_kv_block():
     attn = [c for o, c in zip(p.result.prefill.ops, p.result.prefill.costs) if o.kind.value == "attention"]
     assert attn and all(0 < c.total_s < 1e-3 for c in attn)
     assert attn[0].terms["block_kv"] == 32
+
+
+# ---- decode attention: the fixed work of each tile (docs/tiled.md, decode attention) ---------------------
+
+@pytest.mark.parametrize("name", ("a100-pcie-80gb", "h100-sxm", "mi210"))
+def test_decode_many_short_tiles_cost_more_than_few_long_ones_at_equal_bytes(name):
+    """Same KV bytes: 1024 sequences of 64 keys (8192 tiles) against 16 sequences of 4096 keys (128 tiles);
+    the short tiles each pay their fixed work (vidur's A100 grid: 512 tiles of 32 keys take 29 us for
+    8.4 MB, 7x their DRAM time)."""
+    hw = load_hardware(name)
+    short = estimate(attention_op(1024, 32, 8, 128, prefix=64), hw, "tiled")
+    long = estimate(attention_op(16, 32, 8, 128, prefix=4096), hw, "tiled")
+    assert short.terms["kv_mb"] == pytest.approx(long.terms["kv_mb"])
+    assert short.terms["tile_rounds"] > long.terms["tile_rounds"]
+    assert short.time_s > 1.3 * long.time_s
+
+
+def test_decode_time_steps_up_when_the_tiles_outgrow_one_round():
+    """At a short context the fixed work dominates: one more tile than the cores hold at once costs a round."""
+    hw = load_hardware("a100-pcie-80gb")
+    dev = device(hw)
+    per_round = dev.cores * estimate(attention_op(1, 32, 4, 128, prefix=32), hw, "tiled").terms["tiles_per_core"]
+    full, over = (estimate(attention_op(b, 32, 4, 128, prefix=32), hw, "tiled") for b in (per_round // 4,
+                                                                                          per_round // 4 + 1))
+    assert (full.terms["tile_rounds"], over.terms["tile_rounds"]) == (1, 2)
+    assert over.time_s - full.time_s > 0.5 * dev.tile_latencies * dev.latency
+
+
+@settings(max_examples=60, deadline=None)
+@given(b=st.integers(1, 2048), skv=st.integers(1, 65536), group=st.sampled_from([1, 4, 8]),
+       kv=st.sampled_from([1, 2, 8, 32]), name=st.sampled_from(["a100-pcie-80gb", "h100-sxm", "mi300x", "l40s"]))
+def test_decode_attention_is_never_faster_than_reading_its_cache(b, skv, group, kv, name):
+    hw = load_hardware(name)
+    op = attention_op(b, kv * group, kv, 128, prefix=skv)
+    c = estimate(op, hw, "tiled")
+    assert math.isfinite(c.time_s)
+    assert c.time_s >= op.bytes_read / hw.memory.bandwidth

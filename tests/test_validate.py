@@ -523,8 +523,10 @@ E2E_GUARD = {
     ("e2e-trtllm", "fp8/throughput_per_gpu", "h100-sxm"): 13.0,
     ("e2e-trtllm", "fp16/throughput", "a100-sxm-80gb"): 8.5,
     ("e2e-trtllm", "fp8/throughput", "l40s"): 6.5,
-    ("e2e-gptfast", "bf16/tp8", "a100-sxm-80gb"): 5.0,
-    ("e2e-gptfast", "bf16/tp4", "a100-sxm-80gb"): 5.0,
+    # 5.0 until decode attention paid a fixed work per tile (fitted on vidur's paged FlashAttention-2 grid):
+    # gpt-fast's batch-1 decode now runs 4-8 % slow (3.1 -> 7.4, 3.6 -> 6.7 %; docs/calibration.md)
+    ("e2e-gptfast", "bf16/tp8", "a100-sxm-80gb"): 8.0,
+    ("e2e-gptfast", "bf16/tp4", "a100-sxm-80gb"): 7.5,
     ("e2e-torchao", "int4_g64z", "a100-sxm-80gb"): 3.0,
     ("e2e-fp6llm", "fp6", "a100-sxm-80gb"): 9.0,
     ("e2e-fp6llm", "fp16", "a100-sxm-80gb"): 7.0,
@@ -560,3 +562,52 @@ def test_held_out_end_to_end_sources_stay_below_their_thresholds(e2e_cv):
     assert not worse, f"held-out MAPE above the committed threshold (got, threshold): {worse}"
     # no fitted parameter read torchao's rows: held out is in-sample there
     assert got["torchao"]["refits"] == [] and got["torchao"]["held_out_mape_pct"] == got["torchao"]["in_sample_mape_pct"]
+
+
+def test_vidur_attention_rows_are_the_typed_profile():
+    """The typed rows of vidur's A100 attention profile: count, sources, a few published values, the shard."""
+    from tapeout.validate.registry import datasets
+    from tapeout.validate.sources.vidur import load_vidur_attention
+
+    ds = datasets()["vidur-attention"]
+    assert ds.shipped and not ds.calibration
+    cases = load_vidur_attention(None)
+    assert len(cases) == 125
+    assert sum(c.op_class == "decode" for c in cases) == 117 and {c.device for c in cases} == {"a100-pcie-80gb"}
+    assert all("microsoft/vidur data/profiling/a100/attention.csv (commit e2d00e9a" in c.get("source") for c in cases)
+    by = {(c.op_class, c.get("batch"), c.get("context"), c.get("chunk")): c for c in cases}
+    # published medians (ms): the short-context large-batch corner, the long-context one, a 4096-token prefill
+    assert by[("decode", 128, 32, 0)].measured_s == pytest.approx(0.029e-3)
+    assert by[("decode", 128, 4032, 0)].measured_s == pytest.approx(0.667e-3)
+    assert by[("prefill", 1, 0, 4096)].measured_s == pytest.approx(2.314e-3)
+    op = by[("decode", 128, 4032, 0)].op  # Llama-70B TP2 shard: 32 query, 4 KV heads of 128, fp16 cache
+    assert dict(op.shape) == {"b": 128, "heads": 32, "kv_heads": 4, "sq": 1, "skv": 4032, "d": 128}
+    assert op.bytes_read == 2 * 128 * 4032 * 4 * 128 * 2 + 128 * 32 * 128 * 2
+    pre = by[("prefill", 1, 512, 3584)].op
+    assert dict(pre.shape)["skv"] == 4096 and "causal" in pre.tags
+
+
+def test_attention_op_matches_the_builders_decode_and_prefill():
+    from tapeout import load_model
+    from tapeout.workload.build import build_graph
+    from tapeout.workload.scenario import Scenario
+    from tapeout.workload.standalone import attention_op
+
+    m = load_model("llama-2-7b")
+    for phase, alone in (("decode", attention_op(4, 16, 16, 128, prefix=80, dtype="fp16")),
+                         ("prefill", attention_op(4, 16, 16, 128, sq=64, dtype="fp16"))):
+        g = build_graph(m, Scenario(batch=4, input_len=64, output_len=32, tp=2), phase, context=80)
+        built = next(o for o in g.ops if o.name == "attention")
+        assert (built.flops, built.bytes_read, built.bytes_written, dict(built.shape)) == (
+            alone.flops, alone.bytes_read, alone.bytes_written, dict(alone.shape)), phase
+    with pytest.raises(ValueError, match="heads a multiple of kv_heads"):
+        attention_op(1, 12, 8, 128, prefix=10)
+
+
+def test_vidur_attention_decode_error_stays_below_its_threshold():
+    """The tiled decode attention on vidur's FlashAttention grid: 34 % MAPE without the per-tile fixed work
+    (short contexts at 0.3-0.6 of the measured time), 15 % with it."""
+    from tapeout.validate.runner import evaluate
+
+    g = {r["op_class"]: r for r in evaluate(None, "tiled", datasets=["vidur-attention"]).groups}
+    assert g["decode"]["mape_pct"] < 18 and abs(g["decode"]["bias"]) < 0.2

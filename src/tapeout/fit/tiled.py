@@ -20,6 +20,10 @@ For each device with measurements, and always across *whole* sets (never one row
   (:data:`MEMORY_SETS`: MI300X's wave-split-K rows of ``mi300x-kernels``), ``matrix_eta`` held;
 - ``[default]``: the median of each kernel efficiency over the devices fitted on their own GEMM and
   streaming rows (the MicroArch defaults: devices without measurements, user device files);
+- ``decode_tile_latencies`` (the fixed work of a decode-attention tile, in DRAM latencies) on the decode rows
+  of vidur's FlashAttention grid (``vidur-attention``, rows >= :data:`DECODE_MIN_S`), the device's kernel
+  efficiencies held: grid 1, then 0.25 around the best; ``[default]`` takes the median over the devices
+  with such rows (the MicroArch default);
 - ``overlap_p`` is one value for all devices (:data:`OVERLAP_P`; chosen by comparing the GEMM error of
   a few values, docs/tiled.md) and held by every fit.
 
@@ -93,10 +97,16 @@ MEMORY_CLASSES = MI300X_FIT_CLASSES
 KERNEL_KEYS = ("matrix_eta", "dram_eta", "stream_eta", "legacy_path_fraction")
 #: the fields whose cross-device median is the MicroArch default
 DEFAULT_KEYS = ("matrix_eta", "dram_eta", "stream_eta")
+#: fitted on a device's decode-attention rows; the default is their median over such devices
+DECODE_KEYS = ("decode_tile_latencies",)
 #: the mma.sync / wgmma ratio is a property of the SM: every part with the same die takes it
 LEGACY_SIBLINGS = {"h100-sxm": ("h100-pcie",)}
 #: the FlashAttention-2/3 forward rows on H100 (validate/sources/flashattention.py, dataset "flashattention-h100")
 FLASH_SETS = ("flashattention-h100",)
+#: decode-attention sets (validate/sources/vidur.py: FlashAttention decode on A100), op class "decode"
+DECODE_SETS = ("vidur-attention",)
+#: vidur prints kernel times to 0.001 ms: rows under 0.02 ms (rounding > 2.5 %) are left out of the fit
+DECODE_MIN_S = 20e-6
 COMMAND = "tapeout fit --only tiled"
 METRIC = "mean over (dataset, op class) groups of the group MAPE, %"
 
@@ -203,6 +213,15 @@ def fit_device(device: str, cases: Sequence[Case], devices: _Devices, held: dict
         entry("legacy", ("legacy_path_fraction",), fa2, s,
               "grid 0.02 on the FlashAttention-2 forward rows (mma.sync; FA3's wgmma rows stay a check), the device's "
               "kernel efficiencies held")
+    dec = [c for c in cases if c.dataset in DECODE_SETS and c.op_class == "decode" and c.device == device
+           and c.measured_s >= DECODE_MIN_S]
+    if dec:
+        s, p = grid_fit(dec, devices, DECODE_KEYS, [np.arange(0.0, 30.1, 1.0)], params)
+        s, p = grid_fit(dec, devices, DECODE_KEYS, [_fine(p["decode_tile_latencies"], 1.0, 0.25, 0.0, 40.0)], params)
+        params["decode_tile_latencies"] = p["decode_tile_latencies"]
+        entry("decode", DECODE_KEYS, dec, s,
+              f"grid 1, then 0.25, on the decode-attention rows >= {DECODE_MIN_S * 1e3:g} ms (FlashAttention "
+              "decode, batch x context grid), the device's kernel efficiencies held")
     coll = [c for c in cases if c.dataset in COLLECTIVE_SETS and c.device == device]
     big = [c for c in coll if c.get("bytes", 0) >= 1024 ** 2]
     small = [c for c in coll if c.get("bytes", 0) < 1024 ** 2]
@@ -229,7 +248,7 @@ def fit_device(device: str, cases: Sequence[Case], devices: _Devices, held: dict
 
 def fit_cases(data_dir: Any = None) -> list[Case]:
     return [c for c in load_cases(data_dir, list(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + FLASH_SETS
-                                                  + ATTAINABLE_SETS + MEMORY_SETS))
+                                                  + ATTAINABLE_SETS + MEMORY_SETS + DECODE_SETS))
             if not is_technique_case(c)]
 
 
@@ -254,9 +273,16 @@ def fit_tiled(cases: Sequence[Case], devices: Sequence[str] = DEVICES, progress:
         vals = [v[k] for d, v in values.items() if k in v and "gemm" in own[d]]
         default[k] = float(round(float(np.median(vals)), 3))
     measured = sorted(d for d in values if "gemm" in own[d])
+    decoded = sorted(d for d in values if "decode" in own[d])
+    if not decoded:
+        raise ValueError(f"no device has decode-attention rows ({', '.join(DECODE_SETS)}): "
+                         "decode_tile_latencies cannot be fitted")
+    decode = {k: float(round(float(np.median([values[d][k] for d in decoded])), 3)) for k in DECODE_KEYS}
     subjects: dict[str, dict[str, Fit]] = {DEFAULT: {
         "kernels": store.fit(default, f"median over the devices fitted on their own GEMM and streaming rows "
                              f"({', '.join(measured)})", command=COMMAND),
+        "decode": store.fit(decode, f"median over the devices fitted on their own decode-attention rows "
+                            f"({', '.join(decoded)})", command=COMMAND),
         "overlap": store.fit({"overlap_p": OVERLAP_P}, "held by every fit: the GEMM objective summed over the "
                              "five fitted devices is lowest at p = 2 among 1.5, 2, 3, 4 (docs/tiled.md)",
                              command=COMMAND)}}
@@ -291,4 +317,5 @@ def fit_tiled(cases: Sequence[Case], devices: Sequence[str] = DEVICES, progress:
 
 def check_names() -> tuple[str, ...]:
     """The datasets the fit reads."""
-    return tuple(dict.fromkeys(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + FLASH_SETS + ATTAINABLE_SETS + MEMORY_SETS))
+    return tuple(dict.fromkeys(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + FLASH_SETS + ATTAINABLE_SETS
+                               + MEMORY_SETS + DECODE_SETS))

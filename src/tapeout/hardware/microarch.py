@@ -116,6 +116,12 @@ class MicroArch(_Frozen):
         description="exponent of the p-norm that combines a main loop's compute and memory time: "
         "(c^p + m^p)^(1/p); infinity would be perfect overlap (max), 1 none (sum). Near the ridge "
         "point both the memory system and the matrix units queue, so overlap is imperfect")
+    decode_tile_latencies: float = Field(
+        default_factory=_fitted_default("decode_tile_latencies"), ge=0,
+        description="fixed work of one decode-attention tile (one sequence x KV head, or one split of it) "
+        "in DRAM load latencies: its dependent loads (sequence length, page table, query, first K/V "
+        "block), the softmax normaliser and the output write; exposed once per round of the tiles the "
+        "cores hold at once (docs/tiled.md, decode attention)")
     # ---- collectives (the communication library on this device's scale-up link) ----
     collective_base_us: float = Field(
         0.0, ge=0,

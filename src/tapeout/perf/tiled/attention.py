@@ -22,8 +22,16 @@ shared-memory limits.
 **Decode** (one query per sequence against the KV cache): reading K and V dominates. A tile is
 one (sequence, KV head) with its query heads (GQA: the group shares one read), optionally split
 over ``s`` chunks of the context (split-K / flash-decoding) when sequences x KV heads are too few
-to fill the cores; splits cost a second (combine) kernel. Time = the larger of DRAM time, the busiest
-core's L2-port time and compute, plus one DRAM latency and the launches.
+to fill the cores; splits cost a second (combine) kernel. The main loop takes the larger of DRAM
+time, the busiest core's L2-port time and compute. Each tile also has fixed work that does not
+shrink with its keys: dependent loads (sequence length, page table, query, first K/V block), the
+softmax normaliser and the output write, ``MicroArch.decode_tile_latencies`` DRAM latencies (fitted
+on vidur's FlashAttention decode grid). A core holds as many tiles at once as its shared memory
+fits (the query block and one staged K/V block of :data:`DECODE_KV_BLOCK` keys each), and their
+fixed work overlaps, so it is exposed once per *round* of ``cores x tiles per core`` tiles, and
+overlaps the main loop by the device's overlap law (p-norm): many short tiles (large batch, short
+context) pay it once per round, few long ones hide it under their streaming. Plus one DRAM latency
+and the launches.
 """
 
 from __future__ import annotations
@@ -44,6 +52,10 @@ from tapeout.workload.ops import Op, OpSweep
 Q_BLOCKS = (64, 128, 192, 256)
 KV_BLOCKS = (32, 64, 128, 176, 256)
 DECODE_SPLITS = (1, 2, 4, 8, 16, 32, 64, 128)
+#: keys of the K/V block a decode tile stages in shared memory (FlashAttention-2's split-KV kernel: kBlockN
+#: = 128 for head dims 65..128, with kBlockM = 64 query rows and 4 warps; Dao-AILab/flash-attention
+#: csrc/flash_attn/src/flash_fwd_launch_template.h, run_mha_fwd_splitkv_dispatch)
+DECODE_KV_BLOCK = 128
 
 
 class AttnPlan(NamedTuple):
@@ -159,6 +171,15 @@ class DecodeGrid(NamedTuple):
     peak_key: str
     group: int
     rows: int
+    rounds: np.ndarray
+    fixed_s: np.ndarray
+    per_core: int
+
+
+def tiles_per_core(dev: Dev, rows: int, d: int, kv_w: int, e_q: float, e_kv: float) -> int:
+    """Decode-attention tiles one core holds at once: as many as its shared memory fits, each its query block
+    (``rows`` x ``d``) and one staged K/V block of :data:`DECODE_KV_BLOCK` keys (at least one)."""
+    return max(1, int(dev.smem // (rows * d * e_q + DECODE_KV_BLOCK * kv_w * e_kv)))
 
 
 def decode_grid(dev: Dev, b: int, heads: int, kv_heads: int, skv: np.ndarray, d: int, compute_dtype: str,
@@ -189,15 +210,22 @@ def decode_grid(dev: Dev, b: int, heads: int, kv_heads: int, skv: np.ndarray, d:
     # splits > 1: partial outputs + log-sum-exp of every split, combined by a second kernel
     part = b * heads * s * (dv + 2) * 4.0
     combine = np.where(s > 1.0, dev.launch + dev.latency + 2 * part / dev.l2_bw, 0.0)
-    t = np.where(valid, np.maximum(compute, mem) + dev.latency + combine, np.inf)
+    # each tile's fixed work, once per round of the tiles the cores hold at once, overlapping the main loop
+    per_core = tiles_per_core(dev, rows, d, kv_w, e_q, e_kv)
+    rounds = np.ceil(tiles / (dev.cores * per_core))
+    fixed = rounds * dev.tile_latencies * dev.latency
+    main = np.maximum(compute, mem)
+    body = _pnorm(main, fixed, dev.overlap_p)
+    t = np.where(valid, body + dev.latency + combine, np.inf)
     i = np.argmin(t, axis=0)
     cols = np.arange(skv.shape[0])
 
     def pick(a: np.ndarray) -> np.ndarray:  # each context's value at its fastest split (a: splits x contexts or x 1)
         return a[i, cols] if a.shape[1] > 1 else a[i, 0]
 
-    return DecodeGrid(pick(t), pick(compute), pick(mem), pick(dev.latency + combine), pick(s), pick(tiles),
-                      pick(waves), dram_t, pick(core_t), kv_total, key, g, rows)
+    return DecodeGrid(pick(t), pick(compute), pick(mem), pick(body - main + dev.latency + combine), pick(s),
+                      pick(tiles), pick(waves), dram_t, pick(core_t), kv_total, key, g, rows, pick(rounds),
+                      pick(fixed), per_core)
 
 
 @lru_cache(maxsize=200_000)
@@ -207,6 +235,8 @@ def plan_decode(dev: Dev, b: int, heads: int, kv_heads: int, skv: int, d: int, c
     s, tiles, waves = int(p.split[0]), int(p.tiles[0]), int(p.waves[0])
     terms = (("model", "tiled decode attention (split-K / flash-decoding)"), ("split_kv", s), ("tiles", tiles),
              ("waves", waves), ("query_heads_per_kv_head", p.group), ("padded_rows", p.rows), ("peak", p.peak_key),
+             ("tiles_per_core", p.per_core), ("tile_rounds", int(p.rounds[0])),
+             ("tile_fixed_us", float(p.fixed_s[0]) * 1e6), ("tile_latencies", dev.tile_latencies),
              ("kv_mb", float(p.kv_total[0]) / 1e6), ("dram_us", float(p.dram_s[0]) * 1e6),
              ("core_l2_us", float(p.core_s[0]) * 1e6), ("dram_eta", dev.dram_eta))
     return AttnPlan(float(p.time_s[0]), float(p.compute_s[0]), float(p.memory_s[0]), float(p.overhead_s[0]),

@@ -43,6 +43,7 @@ class Dev(NamedTuple):
     dram_eta: float
     stream_eta: float
     overlap_p: float         # p-norm exponent combining overlapped compute and memory time
+    tile_latencies: float    # fixed work of one decode-attention tile, in DRAM latencies
     launch: float           # s per kernel (EfficiencySpec.launch_overhead_us)
     host: float             # s per op of framework/host time (EfficiencySpec.host_overhead_us)
 
@@ -92,6 +93,7 @@ def device(hw: HardwareSpec) -> Dev:
         dram_eta=ua.dram_eta,
         stream_eta=ua.stream_eta,
         overlap_p=ua.overlap_p,
+        tile_latencies=ua.decode_tile_latencies,
         launch=eff.launch_overhead_us * 1e-6,
         host=eff.host_overhead_us * 1e-6,
     )
