@@ -173,7 +173,7 @@ def test_the_summary_says_which_values_are_priors(cv):
     print_cv(cv, con)
     text = con.export_text()
     assert "held-out MAPE %" in text and "in-sample MAPE %" in text
-    assert "gptfast.oneshot_allreduce_latency_us: 6.5 -> 0 (prior: no other source constrains it" in text
+    assert "gptfast.oneshot_allreduce_latency_us: 6 -> 0 (prior: no other source constrains it" in text
     assert "no fitted parameter read this source's data: held out = in-sample" in text
 
 

@@ -46,7 +46,7 @@ def test_every_source_module_registers_described_datasets_of_a_known_kind():
     # the report order and names of the sets as they were before the split, then the later ones (the MI300X
     # kernel timings, the serving sets)
     assert tuple(ds) == (
-        "vidur-gemm", "vidur-elementwise", "vidur-allreduce", "llmcompass-matmul", "llmcompass-softmax",
+        "vidur-gemm", "vidur-elementwise", "vidur-attention", "vidur-allreduce", "llmcompass-matmul", "llmcompass-softmax",
         "llmcompass-layernorm", "llmcompass-gelu", "llmcompass-gpt3-layer", "llmcompass-allreduce", "mamf",
         "hccl-gaudi", "flashattention-h100", "flashllm-kernels", "mi300x-kernels", "e2e-fp6llm", "e2e-flashllm",
         "e2e-llamacpp", "e2e-torchao",

@@ -178,7 +178,9 @@ def test_pipeline_microbatches_static_decode_cycle_equals_predict(model, hardwar
     stage), both to 1e-9; every request's TPOT is predict's decode cycle (max(one pass, m x the slowest
     stage)) and the throughput predict's, within 1% (measured: p99 TPOT equal, mean TPOT 0.5% and 0.03%
     below, throughput 0.7% and 0.04% above: the batches that started first finish first, and the pipeline
-    drains faster than predict's full cycles)."""
+    drains faster than predict's full cycles). The p99 TPOT is predict's to 1e-6 on the tiled tier: its decode
+    attention is not linear in the context (the per-tile fixed work overlaps the main loop by the p-norm), so
+    the iteration grid's interpolation between context nodes is off by ~1e-6 (8e-7 here)."""
     p = tapeout.predict(model, hardware, batch=batch, tp=tp, pp=pp, pp_microbatches=pp, input_len=512,
                         output_len=128, tier=tier)
     r = sim(model=model, hardware=hardware, tp=tp, pp=pp, pp_microbatches=pp, scheduler=scheduler,
@@ -189,7 +191,7 @@ def test_pipeline_microbatches_static_decode_cycle_equals_predict(model, hardwar
     stages = p.result.prefill.stage_times
     assert r.ttft.min() == pytest.approx(p.ttft_s, rel=1e-9)
     assert r.ttft.max() == pytest.approx(sum(stages) + (pp - 1) * max(stages), rel=1e-9)
-    assert m["tpot_s"]["p99"] == pytest.approx(p.tpot_s, rel=1e-9)
+    assert m["tpot_s"]["p99"] == pytest.approx(p.tpot_s, rel=1e-9 if tier == "roofline" else 1e-6)
     assert m["tpot_s"]["mean"] == pytest.approx(p.tpot_s, rel=0.01)
     assert m["output_throughput_tok_s"] == pytest.approx(p.throughput_tok_s, rel=0.01)
 

@@ -108,12 +108,12 @@ def test_allreduce_and_llmcompass_loaders(tiny_data):
 
 def test_a_missing_dataset_is_skipped_and_a_bad_directory_is_an_error(tiny_data, tmp_path_factory):
     names = {c.dataset for c in load_cases(tiny_data)}
-    # e2e-torchao, e2e-gptfast, e2e-trtllm, e2e-frontier-published, e2e-prefill-published, e2e-mi300x-published,
-    # e2e-gaudi-published and hccl-gaudi ship with tapeout (typed published figures): present whatever the data
-    # directory
-    assert names == {"vidur-gemm", "vidur-allreduce", "llmcompass-matmul", "e2e-torchao", "e2e-gptfast", "e2e-trtllm",
-                     "e2e-frontier-published", "e2e-prefill-published", "e2e-mi300x-published", "e2e-gaudi-published",
-                     "hccl-gaudi", "mi300x-kernels"}
+    # vidur-attention, e2e-torchao, e2e-gptfast, e2e-trtllm, e2e-frontier-published, e2e-prefill-published,
+    # e2e-mi300x-published, e2e-gaudi-published, hccl-gaudi and mi300x-kernels ship with tapeout (typed published
+    # figures): present whatever the data directory
+    assert names == {"vidur-gemm", "vidur-allreduce", "llmcompass-matmul", "vidur-attention", "e2e-torchao",
+                     "e2e-gptfast", "e2e-trtllm", "e2e-frontier-published", "e2e-prefill-published",
+                     "e2e-mi300x-published", "e2e-gaudi-published", "hccl-gaudi", "mi300x-kernels"}
     with pytest.raises(TapeoutError, match="data"):
         resolve_data_dir(tmp_path_factory.mktemp("empty"))
     with pytest.raises(TapeoutError, match="does not exist"):
@@ -280,7 +280,8 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
                     ("e2e-gaudi-published", c) for c in ("bf16/b2", "fp8/b300")} | {
                     ("hccl-gaudi", c) for c in ("allreduce", "allgather")} | {
                     ("mi300x-kernels", f"{k}{s}") for k in ("wvspltk-rocblas", "hipblaslt", "wvsplitk-vllm")
-                    for s in ("", "-llc")} | {("mi300x-kernels", "wvsplitk-vllm-excluded")}  # shipped per-op rows
+                    for s in ("", "-llc")} | {("mi300x-kernels", "wvsplitk-vllm-excluded"),
+                    ("vidur-attention", "decode"), ("vidur-attention", "prefill")}  # shipped per-op rows
     rows = ev.case_rows()
     # pp: prompt tokens / TTFT; MAPE on the rate, bias = ln(measured rate / predicted rate) (> 0: too slow)
     pp = next(r for r in rows if r["op_class"] == "pp/f16")
@@ -455,7 +456,7 @@ def test_plots_fall_back_to_an_inline_svg_page(tiny_data, tmp_path, monkeypatch)
                                                "e2e-gptfast.html", "e2e-mi300x-published.html",
                                                "e2e-prefill-published.html", "e2e-torchao.html", "e2e-trtllm.html",
                                                "hccl-gaudi.html", "llmcompass-matmul.html", "mi300x-kernels.html", "vidur-allreduce.html",
-                                               "vidur-gemm.html"]
+                                               "vidur-attention.html", "vidur-gemm.html"]
     text = (tmp_path / "vidur-gemm.html").read_text()
     assert "<svg" in text and "<circle" in text and "y = x" in text and "roofline" in text
     assert not list(tmp_path.glob("*.png")) and not (tmp_path / "plotly.min.js").exists()
