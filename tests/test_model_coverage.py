@@ -51,6 +51,10 @@ def _arch(spec: ModelSpec) -> dict:
     ("meta-llama/Llama-2-70b-chat-hf", "llama-2-70b"),
     ("Qwen/Qwen2.5-14B-Instruct", "qwen2.5-14b"),
     ("Qwen/Qwen2.5-32B-Instruct", "qwen2.5-32b"),
+    ("Qwen/Qwen1.5-MoE-A2.7B", "qwen1.5-moe-a2.7b"),
+    ("Qwen/Qwen1.5-MoE-A2.7B-Chat", "qwen1.5-moe-a2.7b"),
+    ("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", "llama-3.1-8b-instruct-fp8-neuralmagic"),
+    ("neuralmagic/Meta-Llama-3.1-70B-Instruct-FP8", "llama-3.1-70b-instruct-fp8-neuralmagic"),
 ])
 def test_benchmarked_ids_resolve(model_id, name):
     assert load_model(model_id).name == name
@@ -127,6 +131,16 @@ SOURCE_CONFIGS = {
 }
 
 
+# NetX-lab/Frontier qwen2_moe_example.json (Qwen1.5-MoE-A2.7B's sizes; transformers' Qwen2MoeConfig defaults, documented
+# as checkpoint Qwen/Qwen1.5-MoE-A2.7B, agree on every key here but max_position_embeddings: 32768)
+SOURCE_CONFIGS["qwen1.5-moe-a2.7b"] = {
+    "model_type": "qwen2_moe", "hidden_act": "silu", "hidden_size": 2048, "intermediate_size": 5632,
+    "max_position_embeddings": 8192, "max_window_layers": 21, "num_attention_heads": 16, "num_hidden_layers": 24,
+    "num_key_value_heads": 16, "sliding_window": 32768, "tie_word_embeddings": False, "use_sliding_window": False,
+    "vocab_size": 151936, "decoder_sparse_step": 1, "moe_intermediate_size": 1408,
+    "shared_expert_intermediate_size": 5632, "num_experts_per_tok": 4, "num_experts": 60, "norm_topk_prob": False}
+
+
 @pytest.mark.parametrize("name", sorted(SOURCE_CONFIGS))
 def test_catalog_matches_cited_config(name):
     assert _arch(from_hf_config(SOURCE_CONFIGS[name])) == _arch(load_model(name))
@@ -142,6 +156,8 @@ def test_llama_3_3_70b_is_llama_3_1_70b_twin():
     ("mistral-nemo-12b-instruct", "mistral-nemo-12b", {"max_position_embeddings": 1_024_000}),
     ("llama-3.1-405b-instruct-fp8", "llama-3.1-405b", {}),
     ("llama-3.1-405b-instruct-fp8-nvidia", "llama-3.1-405b", {}),
+    ("llama-3.1-8b-instruct-fp8-neuralmagic", "llama-3.1-8b", {}),
+    ("llama-3.1-70b-instruct-fp8-neuralmagic", "llama-3.1-70b", {}),
 ])
 def test_variants_keep_their_base_architecture(variant, base, fields):
     v, b = load_model(variant), load_model(base)
@@ -187,6 +203,48 @@ def test_nvidia_fp8_release_quantizes_every_linear_layer():
     assert p.scenario.weights.name == "fp8_e4m3" and p.scenario.activations.name == "fp8_e4m3"
     assert any("every linear layer default to fp8_e4m3" in n for n in p.notes)
     assert p.memory.weights_bytes < 0.55 * bf16.memory.weights_bytes  # embedding and lm_head stay 16-bit
+
+
+@pytest.mark.parametrize(("model_id", "base", "tp"), [("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", "llama-3.1-8b", 1),
+                                                     ("neuralmagic/Meta-Llama-3.1-70B-Instruct-FP8", "llama-3.1-70b", 4)])
+def test_neuralmagic_fp8_releases_quantize_every_linear_layer_per_tensor(model_id, base, tp):
+    # the card's LLM Compressor recipe: weights and input activations FP8, strategy tensor, targets Linear, lm_head
+    # ignored: the transformer blocks' linear weights take one byte, the embedding and lm_head keep two
+    m, b = load_model(model_id), load_model(base)
+    assert m.checkpoint is not None and m.checkpoint.match == "*" and m.checkpoint.layers is None
+    p, bf16 = tapeout.predict(model_id, "h100-sxm", tp=tp), tapeout.predict(base, "h100-sxm", tp=tp)
+    assert p.scenario.weights.name == "fp8_e4m3" and p.scenario.activations.name == "fp8_e4m3"
+    assert any("every linear layer default to fp8_e4m3" in n for n in p.notes)
+    block_params = b.total_params() - b.embedding_params() - b.lm_head_params()
+    saved = (bf16.memory.weights_bytes - p.memory.weights_bytes) * tp
+    assert saved == pytest.approx(block_params, rel=0.01)
+
+
+def test_qwen1_5_moe_keeps_its_gated_shared_expert():
+    m = load_model("Qwen/Qwen1.5-MoE-A2.7B")
+    assert m.moe is not None and m.moe.shared_expert_gate and m.moe.num_shared_experts == 1
+    assert (m.moe.num_experts, m.moe.top_k, m.moe.expert_intermediate_size, m.moe.shared_intermediate_size) == \
+        (60, 4, 1408, 5632)
+    # model card: 14.3B in total, 2.7B activated
+    assert m.total_params() == pytest.approx(14.3e9, rel=0.005)
+    assert m.active_params() == pytest.approx(2.7e9, rel=0.005)
+
+
+# releases whose config.json no public copy was found for: unknown (one line), never silently another entry's
+# architecture (the R1 distills "slightly change" their bases' configs and tokenizers, per DeepSeek's README)
+@pytest.mark.parametrize("model_id", [
+    "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B",
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
+    "nvidia/Llama-3.1-Nemotron-70B-Instruct-HF", "Qwen/Qwen1.5-72B-Chat", "Qwen/Qwen2-57B-A14B",
+    "codellama/CodeLlama-13b-hf", "codellama/CodeLlama-70b-Instruct-hf", "nvidia/Llama-3.1-8B-Instruct-FP8",
+    "nvidia/Llama-3.1-70B-Instruct-FP8",
+])
+def test_uncited_releases_stay_unknown(model_id):
+    assert find_model(model_id) is None
+    with pytest.raises(TapeoutError, match="unknown model") as exc:
+        load_model(model_id)
+    assert "\n" not in str(exc.value)
 
 
 def test_checkpoint_layers_are_checked():

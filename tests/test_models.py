@@ -84,13 +84,15 @@ CATALOG_SOURCES: dict[str, tuple[str, str]] = {
 #: catalog entries with no copy in the shared hf-configs folder: their config.json facts are pinned against the
 #: cited copies in tests/test_model_coverage.py
 OWN_SOURCE_MODELS = {"llama-3.2-1b", "llama-3.2-3b", "gemma-2b", "gemma-7b", "mistral-nemo-12b", "phi-3-medium-4k",
-                     "yi-34b", "mistral-7b-v0.2", "mistral-7b-v0.3"}
+                     "yi-34b", "mistral-7b-v0.2", "mistral-7b-v0.3", "qwen1.5-moe-a2.7b"}
 #: models/catalog/variants/: base entry's architecture with a few fields replaced
 VARIANT_MODELS = {"qwen2-72b", "qwen2-7b", "mistral-nemo-12b-instruct", "llama-3.1-405b-instruct-fp8",
-                  "llama-3.1-405b-instruct-fp8-nvidia"}
+                  "llama-3.1-405b-instruct-fp8-nvidia", "llama-3.1-8b-instruct-fp8-neuralmagic",
+                  "llama-3.1-70b-instruct-fp8-neuralmagic"}
 
 MOE_MODELS = {"mixtral-8x7b", "mixtral-8x22b", "deepseek-v2-lite", "deepseek-v3", "deepseek-r1", "kimi-k2",
-              "llama-4-scout", "llama-4-maverick", "gpt-oss-120b", "gpt-oss-20b", "qwen3-235b-a22b", "qwen3-30b-a3b"}
+              "llama-4-scout", "llama-4-maverick", "gpt-oss-120b", "gpt-oss-20b", "qwen3-235b-a22b", "qwen3-30b-a3b",
+              "qwen1.5-moe-a2.7b"}
 
 #: Published figures that are size labels ("7B"), not counts. The exact counts are pinned by
 #: test_computed_params_match_index; these only get a loose bound, and must stay > 1% off
@@ -126,6 +128,7 @@ ACTIVE_CONVENTION = {
     "gpt-oss-120b": False, "gpt-oss-20b": False,  # the gpt-oss card's 5.13B / 3.61B match exactly
     "llama-4-scout": True, "llama-4-maverick": True, "qwen3-235b-a22b": True, "qwen3-30b-a3b": True,
     "mixtral-8x7b": True, "mixtral-8x22b": True,
+    "qwen1.5-moe-a2.7b": True,  # card's 2.7B: 2.69B with the input embedding, 2.38B without
 }
 
 ARCH_EXCLUDE = {"name", "hf_id", "source", "published_params", "published_params_source", "published_active_params",
