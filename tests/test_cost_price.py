@@ -36,6 +36,12 @@ def test_yield_models():
     assert cp.yield_fraction(100, 0.1, "murphy") > cp.yield_fraction(800, 0.1, "murphy")
     with pytest.raises(TapeoutError, match="yield model"):
         cp.yield_fraction(800, 0.1, "magic")
+    # a nearly defect-free process: every model's yield tends to 1 from below, never above it (Murphy's
+    # (1 - e^-AD) / AD loses its digits for tiny AD when computed naively: 1.0000144 at 1e-13 per cm2)
+    for model in cp.YIELD_MODELS:
+        for d0 in (1e-16, 1e-13, 1e-10, 1e-7):
+            y = cp.yield_fraction(826, d0, model)
+            assert 0.999 < y <= 1.0, (model, d0, y)
     # spare cores raise the yield of a big die
     plain = cp.harvested_yield(826, 3.75, 128, 0, 0.09, "murphy", 3)
     harvested = cp.harvested_yield(826, 3.75, 128, 20, 0.09, "murphy", 3)

@@ -46,8 +46,8 @@ def yield_fraction(area_mm2: float, d0_per_cm2: float, model: str, alpha: float 
     ad = area_mm2 / 100.0 * d0_per_cm2
     if ad <= 0:
         return 1.0
-    if model == "murphy":
-        return ((1 - math.exp(-ad)) / ad) ** 2
+    if model == "murphy":  # expm1: 1 - exp(-ad) loses every digit for tiny ad (a yield above 1)
+        return (-math.expm1(-ad) / ad) ** 2
     if model == "poisson":
         return math.exp(-ad)
     if model == "seeds":
