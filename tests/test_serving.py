@@ -130,16 +130,18 @@ def test_throughput_never_exceeds_the_static_decode_bound(scheduler, C, S, O, cl
 @given(scheduler=SCHEDULERS, policy=st.sampled_from(["paged", "reserve", "turbomind"]), n=st.integers(5, 60),
        kv_blocks=st.integers(40, 400), bs=st.sampled_from([8, 16, 64]), rate=st.sampled_from([math.inf, 5.0, 50.0]),
        mb=st.sampled_from([2, 8, 64]), seed=st.integers(0, 1000), replicas=st.integers(1, 3),
-       micro=st.sampled_from([1, 1, 2, 3]))
+       micro=st.sampled_from([1, 1, 2, 3]), separate=st.booleans())
 def test_no_request_is_lost_and_blocks_stay_within_the_pool(scheduler, policy, n, kv_blocks, bs, rate, mb, seed,
-                                                             replicas, micro):
+                                                             replicas, micro, separate):
     """A KV pool small enough to preempt: every request completes once, in order sent <= first token <= last
     token, having streamed exactly its output tokens (the pooled ITL list holds sum(output - 1) gaps); the
-    blocks in use never exceed the pool and all return to it. Pipeline micro-batches (virtual engines) too."""
+    blocks in use never exceed the pool and all return to it. Pipeline micro-batches (virtual engines) and
+    separate prefill passes (not with chunks) too."""
     pipe = {"pp": 2, "pp_microbatches": micro} if micro > 1 else {}
+    passes = "separate" if separate and scheduler != "chunked" else "fused"
     r = sim(scheduler=scheduler, kv_policy=policy, kv_tokens=kv_blocks * bs + 600, block_size=bs,
             input_len="uniform:low=1,high=300", output_len="uniform:low=1,high=300", num_requests=n, rate=rate,
-            max_batch=mb, seed=seed, replicas=replicas, max_num_tokens=512, **pipe)
+            max_batch=mb, seed=seed, replicas=replicas, max_num_tokens=512, prefill_pass=passes, **pipe)
     rec = r.recorder
     assert np.isfinite(rec.finish).all() and r.metrics()["completed"] == n
     assert (rec.sent <= rec.first).all() and (rec.first <= rec.finish).all()
@@ -286,6 +288,51 @@ def test_turbomind_schedules_a_newer_request_that_fits_while_an_older_waits(tmp_
     assert first[2] == first[0] < first[1]
     first = sim(kv_policy="paged", **kw).recorder.first
     assert first[0] < first[1] <= first[2]
+
+
+# ---- separate prefill passes (LMDeploy TurboMind v0.1) -------------------------------------------------
+
+def test_separate_passes_read_the_weights_again_and_split_at_the_context_bound():
+    """TurboMind v0.1's ContextDecode then Generate: an admitting iteration is a context pass (the prompts but
+    their last token) plus a decode step of the running and the new sequences, so it costs more than the fused
+    pass by at least one more read of the weights (memory-bound, 8B fp16: ~16 GB at ~2-3 TB/s, >= 4 ms on an
+    H100). Sub-batches follow LlamaBatch.cc's rule, a new one where the tokens so far plus the next request's
+    context exceed the bound: two 100-token prompts (99 + 100 = 199) share a pass at 199 and not at 198."""
+    r = sim(num_requests=1, input_len=8, output_len=2)
+    price = r.replicas[0].price
+    chunks, D, ctx = [(100, 0), (100, 0)], 30, 400.0
+    fused = price.iteration(chunks, D, ctx, D + 2)
+    one = price.separate_iteration(chunks, D, ctx, None)
+    assert one - fused > 4e-3
+    assert price.separate_iteration(chunks, D, ctx, 199) == one
+    assert price.separate_iteration(chunks, D, ctx, 198) - one > 4e-3  # a second context pass: the weights again
+    # the new sequences decode in the same step: its price is that of 32 decodes at the mean context
+    ctx_all = (D * ctx + 2 * 100) / (D + 2)
+    step = price.decode_steps(D + 2, ctx_all, 1)[0]
+    assert one == pytest.approx(price.iteration([(99, 0), (99, 0)], 0, 0.0, 0, eager=True) + step, rel=1e-12)
+
+
+def test_separate_passes_run_every_admitted_prompt_and_give_the_first_token_from_the_decode_step(tmp_path):
+    """Four 400-token prompts sent together under a 512-token bound: fused admits one per iteration (the budget
+    holds the others back), separate runs all four in that iteration's context passes (one per prompt: 400 +
+    400 > 512), and their first tokens all come out of the decode step that follows. A lone request's TTFT is
+    its context pass of 399 tokens plus one decode step at 400 keys."""
+    kw = dict(trace=_trace(tmp_path, *[(400, 3)] * 4), max_num_tokens=512, max_batch=8)
+    sep, fused = sim(prefill_pass="separate", **kw), sim(**kw)
+    assert len(set(sep.recorder.first.tolist())) == 1
+    assert len(set(fused.recorder.first.tolist())) == 4
+    price = sep.replicas[0].price
+    passes = 4 * price.iteration([(399, 0)], 0, 0.0, 0, eager=True) + price.decode_steps(4, 400, 1)[0]
+    assert sep.recorder.first[0] == pytest.approx(passes, rel=0.02)
+    alone = sim(prefill_pass="separate", trace=_trace(tmp_path, (400, 3)))
+    ttft = price.iteration([(399, 0)], 0, 0.0, 0, eager=True) + price.decode_steps(1, 400, 1)[0]
+    assert alone.recorder.first[0] == pytest.approx(ttft, rel=0.02)
+    assert alone.recorder.first[0] > sim(trace=_trace(tmp_path, (400, 3))).recorder.first[0]
+
+
+def test_separate_passes_are_refused_where_they_are_not_modelled():
+    with pytest.raises(TapeoutError, match="prefill_pass.*fused"):
+        sim(scheduler="chunked", prefill_pass="separate", num_requests=2)
 
 
 def test_disaggregation_moves_the_kv_cache_and_pays_for_it():

@@ -29,6 +29,7 @@ FAST = dict(num_requests=4, input_len=64, output_len=4, tier="roofline")
 BAD = {
     "scheduler": ("fifo", "static, continuous, chunked"), "max_batch": (0, ">= 1"), "max_num_tokens": (-5, ">= 1"),
     "kv_tokens": (0, ">= 1"), "block_size": (0, ">= 1"), "kv_policy": ("lru", "paged, reserve, turbomind"),
+    "prefill_pass": ("split", "fused, separate"),
     "replicas": (0, ">= 1"), "router": ("random", "round_robin, least_tokens"), "prefill_replicas": (-1, ">= 0"),
     "decode_replicas": (-1, ">= 0"), "num_requests": (0, ">= 1"), "rate": ("fast", "> 0 or inf"),
     "arrival": ("uniform", "poisson, gamma"), "burstiness": (0, "> 0"), "concurrency": (0, ">= 1"),
@@ -173,6 +174,7 @@ def test_the_engine_names_are_the_engines():
     from tapeout.serving import engine, inputs, workload
 
     assert inputs.SCHEDULERS == engine.SCHEDULERS and inputs.KV_POLICIES == engine.KV_POLICIES
+    assert inputs.PREFILL_PASSES == engine.PREFILL_PASSES
     assert typing.get_args(inputs.Arrival) == workload.ARRIVALS
 
 

@@ -25,6 +25,16 @@ is never preempted. Policy ``turbomind`` (LMDeploy TurboMind's ``SequenceManager
   first, then prefill chunks of the requests being prefilled and of newly admitted ones fill the rest of
   ``max_num_tokens``.
 
+**Prefill passes** (``prefill_pass``). ``fused`` (vLLM, TensorRT-LLM's in-flight batching, TurboMind from
+v0.2): an iteration's prefill chunks and decode step are one forward pass. ``separate`` (LMDeploy TurboMind
+v0.1): ``LlamaBatch::InternalThreadEntry`` runs ``ContextDecode()`` over every newly admitted (or swapped-in)
+request, in sub-batches of at most ``max_num_tokens`` tokens, each a forward pass of its own, and then
+``Generate()``, one decode step of every active request, the new ones' last prompt token included (their
+first token comes out of it); read from InternLM/lmdeploy ``src/turbomind/models/llama/LlamaBatch.cc`` of
+the v0.1 era (the index holds no copy at the table's commit ebe90bc9; the versions before the unified
+``Forward``/``forwardUnified`` all have this loop). Every admitting iteration then reads the weights and
+launches once more per context sub-batch.
+
 **Iterations** are priced by :class:`~tapeout.serving.iteration.IterationPricer`. Runs of pure decode
 steps during which nothing can change (no completion, no admissible arrival, blocks enough) are priced
 and applied in one vectorised pass; their result equals stepping one iteration at a time.
@@ -64,6 +74,7 @@ from tapeout.serving.iteration import IterationPricer
 
 SCHEDULERS = ("static", "continuous", "chunked")
 KV_POLICIES = ("paged", "reserve", "turbomind")
+PREFILL_PASSES = ("fused", "separate")
 ROLES = ("both", "prefill", "decode")
 #: most decode steps priced in one vectorised pass (longer runs take several)
 MAX_RUN = 4096
@@ -79,6 +90,16 @@ class EngineConfig:
     kv_policy: str = "paged"
     #: fraction of the pool an admission must leave free (paged policy; vLLM's default 0.01)
     watermark: float = 0.01
+    #: fused: an iteration's prefill chunks and decode step are one forward pass; separate (TurboMind v0.1's):
+    #: context passes of at most ``max_num_tokens`` tokens, then the decode step (``IterationPricer.separate_iteration``)
+    prefill_pass: str = "fused"
+
+    @property
+    def prefill_budget(self) -> int:
+        """Prefill tokens an iteration may take: ``max_num_tokens``, or every prompt admitted when the passes are
+        separate (TurboMind v0.1's ``ContextDecode`` runs every swapped-in request, in as many sub-batches as
+        ``max_context_token_num`` makes)."""
+        return 1 << 62 if self.prefill_pass == "separate" or not self.max_num_tokens else self.max_num_tokens
 
     @property
     def watermark_blocks(self) -> int:
@@ -230,9 +251,15 @@ class Replica:
                    alone: bool = False) -> float:
         """``alone``: a batch entering the filling pipeline one slowest stage behind the one before it passes
         the stages without meeting the others (one pass)."""
+        if self.cfg.prefill_pass == "separate" and chunks:
+            def one(p: IterationPricer) -> float:
+                return p.separate_iteration(chunks, decodes, ctx, self.cfg.max_num_tokens)
+        else:
+            def one(p: IterationPricer) -> float:
+                return p.iteration(chunks, decodes, ctx, heads)
         if self.stages is None:
-            return self.price.iteration(chunks, decodes, ctx, heads)
-        t = [p.iteration(chunks, decodes, ctx, heads) for p, _ in self.stages]
+            return one(self.price)
+        t = [one(p) for p, _ in self.stages]
         self.started = (self.clock, max(t))
         one = sum(n * x for x, (_, n) in zip(t, self.stages))
         return one if alone else max(one, self._busy() * max(t))
@@ -406,7 +433,7 @@ class Replica:
                 self._preempt_latest()
         D = len(self.dreq)
         # (2) prefill chunks and admissions
-        budget = (cfg.max_num_tokens or 1 << 62) - D
+        budget = cfg.prefill_budget - D
         chunks: list[tuple[int, int, Req]] = []
         if cfg.scheduler == "chunked":
             for r in self.prefilling:
@@ -468,7 +495,8 @@ class Replica:
           last token, it is a plain decode step.
 
         The iteration's token budget (``max_num_tokens``, TurboMind's ``max_context_token_num``) holds back
-        prefills as the other policies do (chunked: the last one chunked); decode steps are never held back.
+        prefills as the other policies do (chunked: the last one chunked; with ``prefill_pass="separate"``,
+        v0.1's, nothing: it bounds each context pass instead); decode steps are never held back.
         Returns the iteration's prefill chunks as (tokens, cached tokens, request).
         """
         cfg, bs = self.cfg, self.cfg.block_size
@@ -494,7 +522,7 @@ class Replica:
         # the easy ones: a decode step within the blocks held; the rest visited in priority order
         easy = (need == 0) & (missing == 1)
         easy_before = np.cumsum(easy) - easy
-        mnt = cfg.max_num_tokens or 1 << 62
+        mnt = cfg.prefill_budget
         free, released, evict, last, spent, prefills = cfg.num_blocks - self.used, 0, 0, n, 0, False
         active = easy.copy()
         take = easy.astype(np.int64)
@@ -770,4 +798,4 @@ class Replica:
         self.static_active = False
 
 
-__all__ = ["EngineConfig", "KV_POLICIES", "Plan", "ROLES", "Recorder", "Replica", "Req", "SCHEDULERS", "until"]
+__all__ = ["EngineConfig", "KV_POLICIES", "PREFILL_PASSES", "Plan", "ROLES", "Recorder", "Replica", "Req", "SCHEDULERS", "until"]

@@ -34,12 +34,14 @@ from tapeout.workload.scenario import PredictInputs
 
 Scheduler = Literal["static", "continuous", "chunked"]
 KvPolicy = Literal["paged", "reserve", "turbomind"]
+PrefillPass = Literal["fused", "separate"]
 Router = Literal["round_robin", "least_tokens"]
 Arrival = Literal["poisson", "gamma"]
-#: the names each choice allows (engine.SCHEDULERS, engine.KV_POLICIES and workload.ARRIVALS are the engine's and
-#: the request generator's own copies: a test keeps them equal)
+#: the names each choice allows (engine.SCHEDULERS, engine.KV_POLICIES, engine.PREFILL_PASSES and workload.ARRIVALS
+#: are the engine's and the request generator's own copies: a test keeps them equal)
 SCHEDULERS: tuple[str, ...] = typing.get_args(Scheduler)
 KV_POLICIES: tuple[str, ...] = typing.get_args(KvPolicy)
+PREFILL_PASSES: tuple[str, ...] = typing.get_args(PrefillPass)
 ROUTERS: tuple[str, ...] = typing.get_args(Router)
 
 
@@ -147,6 +149,9 @@ class ServingInputs(_Inputs):
         "reserve (a request's final context at admission, never preempted) | paged (blocks as tokens come, "
         "preemption by recompute) | turbomind (LMDeploy TurboMind's: priority by arrival, the newest swapped out "
         "keeping their prefix's KV)"))
+    prefill_pass: Annotated[PrefillPass, _one_of(PREFILL_PASSES)] = Field("fused", description=(
+        "fused (prefill chunks and the decode step in one forward pass) | separate (LMDeploy TurboMind v0.1's: "
+        "context passes of at most max-num-tokens tokens, then a decode step that also emits their first tokens)"))
     # ---- the cluster --------------------------------------------------------------------------------------
     replicas: Annotated[int, _count(1)] = Field(1, description="engine replicas behind the router")
     router: Annotated[Router, _one_of(ROUTERS)] = Field("round_robin", description=(
@@ -183,6 +188,9 @@ class ServingInputs(_Inputs):
             which = "prefill_replicas" if self.prefill_replicas < 1 else "decode_replicas"
             raise ValueError(f"{which}: disaggregation needs both pools; allowed: prefill_replicas >= 1 and "
                              "decode_replicas >= 1")
+        if self.prefill_pass == "separate" and self.scheduler == "chunked":
+            raise ValueError("prefill_pass: separate context passes run whole prompts; allowed with scheduler "
+                             "chunked: fused")
         if disagg and self.scheduler == "static":
             raise ValueError("scheduler: static batches cannot be disaggregated; allowed: continuous, chunked")
         if self.trace is not None and self.workload is not None:
@@ -339,6 +347,6 @@ def split(kwargs: dict[str, Any], fn: str, *models: type[BaseModel]) -> list[dic
     return parts
 
 
-__all__ = ["CapacityInputs", "Count", "PositiveNumber", "CapacitySearch", "KV_POLICIES", "ROUTERS", "SCENARIO_EXCLUDE", "SCENARIO_KEYS",
+__all__ = ["CapacityInputs", "Count", "PositiveNumber", "CapacitySearch", "KV_POLICIES", "PREFILL_PASSES", "ROUTERS", "SCENARIO_EXCLUDE", "SCENARIO_KEYS",
            "SCHEDULERS", "SEARCHED", "ServingInputs",
            "SloTarget", "capacity_inputs", "engine_fields", "serving_inputs", "split"]

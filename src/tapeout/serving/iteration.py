@@ -1,7 +1,8 @@
 """The time of one serving iteration, priced from the op models for its real composition.
 
 An iteration runs prefill chunks of some requests and one decode step of others as one forward pass
-(:class:`~tapeout.workload.build.IterationTemplate`). Per pipeline stage it costs
+(:class:`~tapeout.workload.build.IterationTemplate`; an engine that runs them as separate passes, LMDeploy
+TurboMind v0.1's, is priced pass by pass by :meth:`IterationPricer.separate_iteration`). Per pipeline stage it costs
 
 - the token ops at T = prefill tokens + decoding sequences (the GEMMs see both together),
 - the head (lm_head, logits, sampling) of the sequences that produce a token,
@@ -288,6 +289,34 @@ class IterationPricer:
             # one varlen kernel per layer: the further groups do not pay their own launches
             t -= (len(groups) - 1) * self._pre_kernels * (self._launch + self._host)
         return t
+
+    def separate_iteration(self, chunks: Sequence[tuple[int, int]], decodes: int, mean_context: float,
+                           pass_tokens: int | None) -> float:
+        """Seconds of an iteration whose prefill runs apart from the decode step (LMDeploy TurboMind v0.1's
+        ``LlamaBatch::InternalThreadEntry``: ``ContextDecode()``, then ``Generate()``): context passes over
+        each prompt ``chunks`` ((new tokens, cached tokens), every one completing its prompt) but its last
+        token, in sub-batches taken in order, a new one where the tokens so far plus the next request's whole
+        context would exceed ``pass_tokens`` (``token_num + h_context_length[i] > max_context_token_num_``);
+        then one decode step of the ``decodes`` running sequences (at ``mean_context`` keys) and of the new
+        ones (their last prompt token), every one producing a token. Each pass reads the weights and launches
+        its kernels again: a context pass is :meth:`iteration` with chunks only (launched from the host, no
+        head), the decode step :meth:`iteration` with decodes only (as a pure decode step)."""
+        t = 0.0
+        batch: list[tuple[int, int]] = []
+        acc = 0
+        for n, p in chunks:
+            if n <= 1:
+                continue  # nothing before its last token: the decode step alone computes it
+            if batch and pass_tokens is not None and acc + n + p > pass_tokens:
+                t += self.iteration(batch, 0, 0.0, 0, eager=True)
+                batch, acc = [], 0
+            batch.append((n - 1, p))
+            acc += n - 1
+        if batch:
+            t += self.iteration(batch, 0, 0.0, 0, eager=True)
+        seqs = decodes + len(chunks)
+        ctx = (decodes * mean_context + sum(n + p for n, p in chunks)) / seqs
+        return t + self.iteration([], seqs, ctx, seqs, eager=False)
 
     def decode_steps(self, decodes: int, first_context: float, steps: int) -> np.ndarray:
         """Seconds of ``steps`` pure decode steps of ``decodes`` sequences whose mean context starts at

@@ -20,7 +20,8 @@ tuned values:
   within 0.2%), the stated KV
   pool (``cache_max_entry_count`` blocks of 128 tokens) and ``max_batch_size``; prefill tokens per
   iteration ``max_context_token_num`` x ``session_len`` with ``session_len`` 4096 (not stated; Llama-2's
-  context) plus the decodes; FP16; TurboMind's own block scheduling (``kv_policy="turbomind"``: blocks as
+  context) plus the decodes; v0.1's context passes apart from its decode step (``prefill_pass="separate"``,
+  read from its ``LlamaBatch::InternalThreadEntry``: :mod:`tapeout.serving.engine`), v0.2's one forward; FP16; TurboMind's own block scheduling (``kv_policy="turbomind"``: blocks as
   sequences grow, priority by arrival, the newest swapped out keeping their prefix's KV; read from its
   ``SequenceManager::Materialize``, :meth:`tapeout.serving.engine.Replica._materialize`).
   ``first_token_latency_min`` / ``_max`` (extremes of 3000 draws of prompts tapeout does not have) are
@@ -115,14 +116,19 @@ def load_e2e_serving_trt014(data_dir: Path) -> list[Case]:
     return _cases(data_dir, "e2e-serving-trt014", "trt014-", TRT014_METRICS, _trt014)
 
 
-def _lmdeploy_engine(settings: str, max_batch: int) -> dict[str, Any]:
+def _lmdeploy_engine(settings: str, max_batch: int, version: str) -> dict[str, Any]:
+    """v0.1 runs each iteration's prefill as context passes of at most ``max_context_token_num`` x ``session_len``
+    tokens apart from the decode step (``prefill_pass="separate"``); v0.2 one forward over both, its prefill
+    bounded by the same product (the iteration's tokens: that plus the decodes)."""
     blocks = re.search(r"cache_max_entry_count=(\d+)", settings)
     ctx = re.search(r"max_context_token_num=(\d+)", settings)
     if blocks is None or ctx is None:
         raise ValueError(f"engine settings without cache_max_entry_count / max_context_token_num: {settings[:80]}")
+    prefill = int(ctx.group(1)) * LMDEPLOY_SESSION_LEN
+    separate = version == "v0.1"
     return {"kv_tokens": int(blocks.group(1)) * 128, "block_size": 128, "max_batch": max_batch,
-            "max_num_tokens": int(ctx.group(1)) * LMDEPLOY_SESSION_LEN + max_batch, "scheduler": "continuous",
-            "kv_policy": "turbomind"}
+            "max_num_tokens": prefill if separate else prefill + max_batch, "scheduler": "continuous",
+            "kv_policy": "turbomind", "prefill_pass": "separate" if separate else "fused"}
 
 
 def _lmdeploy_workloads(data_dir: Path) -> dict[str, str]:
@@ -150,9 +156,10 @@ def _family(model: str) -> str:
 
 
 def _lmdeploy(workloads: dict[str, str], row: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    kw = {"workload": workloads[row["model"].strip()],
-          "concurrency": int(row["concurrency"]), **_lmdeploy_engine(row["engine_settings"], int(row["max_batch"]))}
-    return kw, {"version": "v0.1" if row["row_id"].startswith("lmd010") else "v0.2"}
+    version = "v0.1" if row["row_id"].startswith("lmd010") else "v0.2"
+    kw = {"workload": workloads[row["model"].strip()], "concurrency": int(row["concurrency"]),
+          **_lmdeploy_engine(row["engine_settings"], int(row["max_batch"]), version)}
+    return kw, {"version": version}
 
 
 @register("e2e-serving-lmdeploy", kind=END_TO_END, files=(str(SERVING_FILE),),
