@@ -21,11 +21,12 @@ class TapeoutError(ValueError):
 class UnknownNameError(TapeoutError, KeyError):
     """A catalog lookup that found nothing; the message lists the closest names."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str], *, field: str | None = None) -> None:
+    def __init__(self, kind: str, name: str, known: Iterable[str], *, field: str | None = None,
+                 also: str = "") -> None:
         known = sorted(set(known))
         close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.4)
         hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known)}"
-        super().__init__(f"unknown {kind} {name!r}; {hint}", field=field)
+        super().__init__(f"unknown {kind} {name!r}; {hint}" + (f" {also}" if also else ""), field=field)
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]

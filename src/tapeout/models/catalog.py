@@ -171,4 +171,6 @@ def load_model(spec: str | Path | ModelSpec) -> ModelSpec:
     if path.exists() or path.suffix.lower() in (".json", *_SPEC_FILE_SUFFIXES):
         return _load_file(path)
     _refuse_unsupported(key)
-    raise UnknownNameError("model", key, model_names(), field="model")
+    raise UnknownNameError("model", key, model_names(), field="model",
+                           also="(a close name may be another architecture; a model outside the catalog is "
+                                "read from the path of its config.json: the Hugging Face hub is not reached)")
