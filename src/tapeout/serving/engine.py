@@ -251,15 +251,15 @@ class Replica:
                    alone: bool = False) -> float:
         """``alone``: a batch entering the filling pipeline one slowest stage behind the one before it passes
         the stages without meeting the others (one pass)."""
-        if self.cfg.prefill_pass == "separate" and chunks:
-            def one(p: IterationPricer) -> float:
-                return p.separate_iteration(chunks, decodes, ctx, self.cfg.max_num_tokens)
-        else:
-            def one(p: IterationPricer) -> float:
-                return p.iteration(chunks, decodes, ctx, heads)
+        separate = self.cfg.prefill_pass == "separate" and bool(chunks)
+
+        def priced(p: IterationPricer) -> float:
+            return (p.separate_iteration(chunks, decodes, ctx, self.cfg.max_num_tokens) if separate
+                    else p.iteration(chunks, decodes, ctx, heads))
+
         if self.stages is None:
-            return one(self.price)
-        t = [one(p) for p, _ in self.stages]
+            return priced(self.price)
+        t = [priced(p) for p, _ in self.stages]
         self.started = (self.clock, max(t))
         one = sum(n * x for x, (_, n) in zip(t, self.stages))
         return one if alone else max(one, self._busy() * max(t))
