@@ -260,3 +260,22 @@ def test_microarch_fields_default_to_the_stores_default():
     ua = MicroArch(**base)
     for k in ("matrix_eta", "dram_eta", "stream_eta", "overlap_p", "decode_tile_latencies"):
         assert getattr(ua, k) == fitted.tiled_default(k)
+
+
+def test_collective_siblings_run_over_the_measured_devices_fabric():
+    """A device that takes another's collective fit (H200 <- H100 SXM: the same HGX NVLink 4 / NVSwitch board)
+    has the same scale-up fabric in the catalog (Gaudi 2 <- Gaudi 3: the same RoCE port layout at half the
+    rate), and both tiers' stored values for it are the measured device's."""
+    from tapeout.fit.roofline import COLLECTIVE_SIBLINGS
+    from tapeout.hardware.catalog import load_hardware
+
+    for sib, src in COLLECTIVE_SIBLINGS.items():
+        a, b = load_hardware(sib).interconnect, load_hardware(src).interconnect
+        assert (a.topology, a.links, a.max_devices) == (b.topology, b.links, b.max_devices), sib
+    h200, h100 = load_hardware("h200"), load_hardware("h100-sxm")
+    assert h200.interconnect.model_dump() == h100.interconnect.model_dump()
+    keys = ("collective_base_us", "collective_step_us", "collective_eta", "collective_ll_step_us", "collective_ll_eta")
+    assert h100.microarch.collective_eta is not None
+    assert [getattr(h200.microarch, k) for k in keys] == [getattr(h100.microarch, k) for k in keys]
+    assert (h200.efficiency.collective_latency_us, h200.efficiency.interconnect_eta) == (
+        h100.efficiency.collective_latency_us, h100.efficiency.interconnect_eta)

@@ -25,7 +25,7 @@ Method (docs/calibration.md has the numbers):
      llmcompass-allreduce for a100-sxm-80gb), with the device's launch overhead held. A device whose
      collective rows are all large messages (hccl-gaudi: Gaudi 3's HCCL all-reduce and all-gather, 16-256 MiB)
      gets interconnect_eta alone, its per-step latency and launch gap at ``[default]``; a sibling on the
-     same fabric without rows (``COLLECTIVE_SIBLINGS``: Gaudi 2) takes that value.
+     same fabric without rows (``COLLECTIVE_SIBLINGS``: Gaudi 2, H200) takes the measured one's values.
    - attention_eta: fitted alone on the FlashAttention-2 forward rows where a device has them (H100
      SXM), every other field held.
    - ``[default]``: median of the fitted devices, field by field. attention_eta (measured on one
@@ -109,9 +109,12 @@ COLLECTIVE_SETS = ("vidur-allreduce", "llmcompass-allreduce")
 #: the per-step latency, which stays [default] (HCCL on Gaudi 3: 16 and 256 MiB per rank)
 BANDWIDTH_SETS = ("hccl-gaudi",)
 #: a device without collective rows that runs the same collective library over the same fabric as a measured
-#: one takes its fabric efficiency (Gaudi 2: HCCL over on-chip RoCE ports, 3 to each peer, as Gaudi 3, at
-#: 100 instead of 200 GbE)
-COLLECTIVE_SIBLINGS = {"gaudi2": "gaudi3"}
+#: one takes its collective fit (Gaudi 2: HCCL over on-chip RoCE ports, 3 to each peer, as Gaudi 3, at 100
+#: instead of 200 GbE; H200: NCCL over the HGX baseboard's NVLink 4 and third-generation NVSwitch, 18 links
+#: at 900 GB/s bidirectional, the same board fabric as H100 SXM: the catalog's [interconnect] tables are
+#: equal, which tests/test_fit.py checks). GH200 is left out: its NVL32 domain runs over NVLink Switch trays,
+#: a different fabric
+COLLECTIVE_SIBLINGS = {"gaudi2": "gaudi3", "h200": "h100-sxm"}
 #: the EfficiencySpec fields written per device (runtime_reserve_gb is not a timing fit)
 WRITTEN_FIELDS = ("matmul_eta", "attention_eta", "memory_eta", "vector_memory_eta", "vector_eta",
                   "launch_overhead_us", "host_overhead_us", "collective_latency_us", "interconnect_eta")
@@ -443,7 +446,8 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
     for dev, src in sorted(COLLECTIVE_SIBLINGS.items()):
         if src in coll and dev not in coll:
             coll[dev] = dict(coll[src])
-            groups.setdefault(dev, {})["collective_bandwidth"] = (
+            group = "collective" if "collective" in groups.get(src, {}) else "collective_bandwidth"
+            groups.setdefault(dev, {})[group] = (
                 dict(coll[dev]), [], None, None,
                 f"carried over from {src} (the same collective library over the same fabric: "
                 f"COLLECTIVE_SIBLINGS); {dev} has no collective rows")

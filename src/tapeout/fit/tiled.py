@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from tapeout.fit import store
+from tapeout.fit.roofline import COLLECTIVE_SIBLINGS
 from tapeout.fitted import DEFAULT, Fit, StoreFile
 from tapeout.hardware.catalog import load_hardware
 from tapeout.perf import estimate
@@ -75,7 +76,8 @@ DEVICES = ("a100-sxm-80gb", "h100-sxm", "a40", "mi210", "a100-pcie-80gb", "h100-
 #: measurements reach 271 (stas00) and 279 TFLOP/s (LLMCompass, 89%) (docs/tiled.md, "Which A100").
 
 #: devices with the same die, clocks and power class take the fitted kernel efficiencies of the
-#: measured one (not the collective values: their links differ)
+#: measured one (not the collective values: their links differ; a sibling on the same fabric takes those from
+#: ``COLLECTIVE_SIBLINGS``, one map for both tiers)
 SIBLINGS = {
     "a100-sxm-80gb": ("a100-sxm-40gb", "a800-sxm-80gb"),
     "h100-sxm": ("h800-sxm", "h200", "gh200"),
@@ -305,6 +307,12 @@ def fit_tiled(cases: Sequence[Case], devices: Sequence[str] = DEVICES, progress:
                     carried[name] = _carried(f, keys, dev, "same die and power class")
             if carried:
                 subjects.setdefault(sib, {}).update(carried)
+        for sib in (s for s, src in COLLECTIVE_SIBLINGS.items() if src == dev):
+            for name in ("collective", "collective_ll"):
+                if name in own.get(dev, {}) and name not in own.get(sib, {}):
+                    subjects.setdefault(sib, {})[name] = _carried(
+                        own[dev][name], tuple(own[dev][name].values), dev,
+                        "the same collective library over the same fabric: COLLECTIVE_SIBLINGS")
         for sib in LEGACY_SIBLINGS.get(dev, ()):
             if "legacy" in own.get(dev, {}):
                 subjects.setdefault(sib, {})["legacy"] = _carried(
