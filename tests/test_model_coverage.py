@@ -5,6 +5,7 @@ default, and architectures the spec cannot express are refused in one line namin
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -255,12 +256,88 @@ def test_checkpoint_layers_are_checked():
         ModelSpec.model_validate(base | {"checkpoint": {"weights": "fp8", "layers": [16]}})
 
 
+# ---- DBRX and Command-R (clip_qkv, LayerNorm without bias, logit_scale, parallel block) -----------------------
+# github:huggingface/transformers src/transformers/models/dbrx/config.json @0b36d824 (DbrxForCausalLM, 4.38.2)
+DBRX_CONFIG = {
+    "model_type": "dbrx", "d_model": 6144, "n_heads": 48, "n_layers": 40, "max_seq_len": 32768, "vocab_size": 100352,
+    "tie_word_embeddings": False, "attn_config": {"clip_qkv": 8, "kv_n_heads": 8, "model_type": "", "rope_theta": 500000},
+    "ffn_config": {"ffn_hidden_size": 10752, "model_type": "", "moe_jitter_eps": 0, "moe_loss_weight": 0.05,
+                   "moe_num_experts": 16, "moe_top_k": 4}}
+# transformers' CohereConfig defaults ("similar ... to CohereForAI/c4ai-command-r-v01"), written out
+COMMAND_R_CONFIG = {
+    "model_type": "cohere", "vocab_size": 256000, "hidden_size": 8192, "intermediate_size": 22528,
+    "logit_scale": 0.0625, "num_hidden_layers": 40, "num_attention_heads": 64, "max_position_embeddings": 8192,
+    "tie_word_embeddings": True, "use_qk_norm": False, "attention_bias": False}
+
+
+@pytest.mark.parametrize(("name", "cfg"), [("dbrx", DBRX_CONFIG), ("command-r-v01", COMMAND_R_CONFIG)])
+def test_former_refusals_match_their_cited_configs(name, cfg):
+    assert _arch(from_hf_config(cfg)) == _arch(load_model(name))
+
+
+def test_dbrx_published_counts():
+    m = load_model("databricks/dbrx-instruct")
+    assert m.name == "dbrx" and m.moe is not None and (m.moe.num_experts, m.moe.top_k) == (16, 4)
+    # model card: 132B total, 36B active (the active count without the input embedding, as gpt-oss's card counts)
+    assert m.total_params() == pytest.approx(132e9, rel=0.01)
+    assert m.active_params(input_embedding=False) == pytest.approx(36e9, rel=0.01)
+    # HF modeling_dbrx: LayerNorm(d_model, bias=False) twice per block and once at the end, weight only
+    with_bias = ModelSpec.model_validate(m.model_dump() | {"norm_bias": True})
+    assert with_bias.total_params() - m.total_params() == (2 * 40 + 1) * 6144
+
+
+def test_command_r_published_count():
+    m = load_model("CohereForAI/c4ai-command-r-v01")
+    assert m.name == "command-r-v01" and m.parallel_block and m.norms_per_layer == 1 and m.tie_embeddings
+    assert m.total_params() == pytest.approx(35e9, rel=0.01)  # model card: 35 billion parameters
+    assert load_model("CohereLabs/c4ai-command-r-v01") is m  # the org's later name
+
+
+@pytest.mark.parametrize(("model", "op", "per_token"), [
+    ("dbrx", "qkv_clip", (48 + 2 * 8) * 128 / 8),  # Wqkv's output on each of 8 devices, clamped in place
+    ("command-r-v01", "logit_scale", 256000 / 8),  # the vocabulary shard's logits, multiplied
+])
+def test_former_refusals_predict_finite_numbers_with_their_extra_op(model, op, per_token):
+    p = tapeout.predict(model, "h100-sxm", tp=8, batch=4, input_len=512, output_len=64)
+    assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
+    rows = [r for r in p.ops() if r["name"] == op and r["phase"] == "decode"]
+    assert len(rows) == 1
+    assert rows[0]["count"] == (40 if op == "qkv_clip" else 1)  # every layer's Wqkv, or the logits once
+    # a decode step: one token (and one row of logits) per sequence, in 16 bits, per run
+    assert rows[0]["bytes_written"] == pytest.approx(4 * per_token * 2)
+
+
+def test_cohere_qk_norm_holds_one_weight_per_head():
+    # Command R+'s use_qk_norm: CohereLayerNorm((num_heads, head_dim)) and ((num_kv_heads, head_dim)), weight only
+    # (HF modeling_cohere, vLLM commandr.py)
+    cfg = COMMAND_R_CONFIG | {"num_key_value_heads": 8}
+    plain, normed = from_hf_config(cfg), from_hf_config(cfg | {"use_qk_norm": True})
+    assert normed.qk_norm and normed.qk_norm_per_head
+    assert normed.total_params() - plain.total_params() == 40 * (64 + 8) * 128
+    with pytest.raises(ValueError, match="qk_norm_per_head needs qk_norm"):
+        ModelSpec.model_validate(plain.model_dump() | {"qk_norm_per_head": True})
+
+
+def test_dbrx_config_without_its_nested_blocks_is_refused_in_one_line():
+    cfg = {k: v for k, v in DBRX_CONFIG.items() if k != "attn_config"}
+    with pytest.raises(TapeoutError, match="missing required key 'attn_config'") as exc:
+        from_hf_config(cfg)
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("model_id", ["CohereForAI/c4ai-command-r-plus", "CohereForAI/c4ai-command-r-08-2024",
+                                      "CohereForAI/c4ai-command-r-plus-08-2024"])
+def test_uncited_cohere_releases_stay_unknown(model_id):
+    # other architectures (GQA, wider MLP, QK norm): unknown until a copy of their config.json is cited
+    assert find_model(model_id) is None
+    with pytest.raises(TapeoutError, match="unknown model"):
+        load_model(model_id)
+
+
 # ---- refusals ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(("model_id", "field"), [
-    ("databricks/dbrx-instruct", "clip_qkv"),
-    ("databricks/dbrx-base", "clip_qkv"),
-    ("CohereForAI/c4ai-command-r-v01", "logit_scale"),
     ("microsoft/Phi-3-small-8k-instruct", "blocksparse"),
+    ("microsoft/Phi-3-small-128k-instruct", "blocksparse"),
 ])
 def test_unsupported_architectures_are_refused_in_one_line(model_id, field, capsys):
     with pytest.raises(TapeoutError, match=field) as exc:
@@ -273,10 +350,16 @@ def test_unsupported_architectures_are_refused_in_one_line(model_id, field, caps
     assert len(err.splitlines()) == 1 and field in err
 
 
-@pytest.mark.parametrize(("model_type", "field"), [("dbrx", "clip_qkv"), ("cohere", "logit_scale"),
-                                                   ("phi3small", "blocksparse")])
-def test_unsupported_config_files_are_refused(model_type, field, tmp_path):
+def test_unsupported_config_files_are_refused(tmp_path):
     path = tmp_path / "config.json"
-    path.write_text(json.dumps({"model_type": model_type, "hidden_size": 4096, "num_hidden_layers": 32}))
-    with pytest.raises(TapeoutError, match=f"model_type '{model_type}' is not supported: .*{field}"):
+    path.write_text(json.dumps({"model_type": "phi3small", "hidden_size": 4096, "num_hidden_layers": 32}))
+    with pytest.raises(TapeoutError, match="model_type 'phi3small' is not supported: .*blocksparse"):
         load_model(str(path))
+
+
+@pytest.mark.parametrize("cfg", [DBRX_CONFIG, COMMAND_R_CONFIG])
+def test_former_refusals_load_from_config_files(cfg, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    p = tapeout.predict(load_model(str(path)), "h100-sxm", tp=8)
+    assert math.isfinite(p.tpot_s) and p.tpot_s > 0

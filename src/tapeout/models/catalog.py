@@ -36,8 +36,6 @@ _ALIASES: dict[str, str] = {
 #: architectures the model spec cannot express, by HF repo-name prefix (any org): the HF ``model_type`` whose
 #: refusal :data:`tapeout.models.hf.UNSUPPORTED_MODEL_TYPES` words
 _UNSUPPORTED_REPOS: dict[str, str] = {
-    "dbrx-": "dbrx",  # databricks/dbrx-base, dbrx-instruct
-    "c4ai-command-r": "cohere",  # CohereForAI/c4ai-command-r-v01, -plus
     "phi-3-small-": "phi3small",  # microsoft/Phi-3-small-8k-instruct, -128k-instruct
 }
 
@@ -129,8 +127,8 @@ def find_model(name: str) -> ModelSpec | None:
 
 
 def _refuse_unsupported(name: str) -> None:
-    """A one-line error for an HF id of an architecture the model spec cannot express (DBRX, Command-R,
-    Phi-3-small), naming what it lacks, rather than "unknown model"."""
+    """A one-line error for an HF id of an architecture the model spec cannot express (Phi-3-small), naming
+    what it lacks, rather than "unknown model"."""
     from tapeout.models.hf import UNSUPPORTED_MODEL_TYPES
 
     repo = name.strip().lower().rsplit("/", 1)[-1]

@@ -687,18 +687,69 @@ def _falcon(c: _Cfg) -> dict[str, Any]:
     }
 
 
+def _required_sub(c: _Cfg, key: str) -> _Cfg:
+    """A nested config the architecture cannot do without (DBRX's ``attn_config`` / ``ffn_config``)."""
+    if c.cfg.get(key) is None:
+        raise c._missing((key,))
+    return c.sub(key)
+
+
+def _dbrx(c: _Cfg) -> dict[str, Any]:
+    """DBRX (HF ``DbrxForCausalLM``): one fused Wqkv whose output is clamped to +-``clip_qkv``, GQA with
+    ``kv_n_heads``, LayerNorms without bias, every layer MoE (``moe_top_k`` of ``moe_num_experts`` GLU experts
+    w1/v1/w2 and a router, none with a bias), untied lm_head. Absent keys of the nested configs take
+    DbrxAttentionConfig's / DbrxFFNConfig's defaults."""
+    attn, ffn = _required_sub(c, "attn_config"), _required_sub(c, "ffn_config")
+    hidden, heads = c.int("d_model"), c.int("n_heads")
+    act = ffn.cfg.get("ffn_act_fn") or {"name": "silu"}
+    if not isinstance(act, Mapping):
+        raise TapeoutError(f"{c.origin}: 'ffn_config.ffn_act_fn' must be a JSON object with a 'name', got {act!r}")
+    experts = ffn.int("moe_num_experts", default=4)
+    return {
+        "family": "dbrx",
+        "num_layers": c.int("n_layers"),
+        "hidden_size": hidden,
+        "num_heads": heads,
+        "num_kv_heads": attn.int("kv_n_heads", default=1),
+        "head_dim": c.head_dim(hidden, heads),
+        "intermediate_size": ffn.int("ffn_hidden_size", default=3584),
+        "gated_mlp": True,
+        "activation": _Cfg(act, c.model_type, f"{c.origin} ffn_config.ffn_act_fn").activation("name", default="silu"),
+        "norm": "layernorm",
+        "norm_bias": False,
+        "position": "rope",
+        "vocab_size": c.int("vocab_size"),
+        "max_position_embeddings": c.int("max_seq_len"),
+        "tie_embeddings": c.bool("tie_word_embeddings", False),
+        "qkv_clip": attn.float("clip_qkv"),
+        "moe": dict(num_experts=experts, top_k=ffn.int("moe_top_k", default=1),
+                    expert_intermediate_size=ffn.int("ffn_hidden_size", default=3584)),
+    }
+
+
+def _cohere(c: _Cfg) -> dict[str, Any]:
+    """Cohere (Command-R, HF ``CohereForCausalLM``): Llama's projections in a parallel block behind one
+    LayerNorm without bias (``input_layernorm``), logits multiplied by ``logit_scale`` (CohereConfig's default
+    0.0625), tied embeddings by default; ``use_qk_norm`` (Command R+) adds LayerNorms of one weight per head."""
+    d = _llama_like(c, "cohere")
+    bias = c.bool("attention_bias", False)
+    qk_norm = c.bool("use_qk_norm", False)
+    d.update(norm="layernorm", norm_bias=False, parallel_block=True, norms_per_layer=1, qkv_bias=bias,
+             out_bias=bias, tie_embeddings=c.bool("tie_word_embeddings", True),
+             logit_scale=c.float("logit_scale", 0.0625), qk_norm=qk_norm, qk_norm_per_head=qk_norm)
+    return d
+
+
 #: architectures whose distinctive parts the model spec has no field or op for, by HF model_type: what is missing
 #: (a refusal names it rather than pricing a different model)
 UNSUPPORTED_MODEL_TYPES: dict[str, str] = {
-    "dbrx": "clip_qkv (the q/k/v activations clamped to +-clip_qkv) and LayerNorm without bias have no op or "
-            "field in the model spec",
-    "cohere": "logit_scale (logits multiplied by a constant) and LayerNorm without bias (Command-R's parallel "
-              "block) have no op or field in the model spec",
     "phi3small": "blocksparse attention (dense_attention_every_n_layers, blocksparse_*), the gegelu activation and "
                  "muP scaling have no op or field in the model spec",
 }
 
 _MAPPERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
+    "cohere": _cohere,
+    "dbrx": _dbrx,
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
     "kimi_k2": _deepseek,

@@ -237,6 +237,9 @@ class ModelSpec(BaseModel):
     gated_mlp: bool = Field(description="SwiGLU/GeGLU (gate, up, down) vs plain (up, down)")
     activation: Activation
     norm: Literal["rmsnorm", "layernorm"]
+    #: LayerNorm's additive bias (beta); DBRX's and Cohere's LayerNorms scale only (HF ``nn.LayerNorm(bias=False)``,
+    #: ``CohereLayerNorm``). RMSNorm has no bias whatever this says.
+    norm_bias: bool = True
     position: Literal["rope", "learned", "alibi"]
     vocab_size: int = Field(gt=0, le=100_000_000)
     max_position_embeddings: int = Field(gt=0, le=1_000_000_000)
@@ -253,6 +256,13 @@ class ModelSpec(BaseModel):
     lm_head_bias: bool = False
     #: per-head norm on queries and keys (Qwen3): one q_norm and one k_norm of head_dim each per layer
     qk_norm: bool = False
+    #: Cohere (Command R+ ``use_qk_norm``): the q_norm / k_norm weights are (heads, head_dim) and
+    #: (kv_heads, head_dim), one vector per head, instead of one head_dim vector shared by the heads
+    qk_norm_per_head: bool = False
+    #: DBRX (``clip_qkv``): the QKV projection's output is clamped to +-qkv_clip (an elementwise op on it)
+    qkv_clip: float | None = Field(None, gt=0, le=1e6)
+    #: Cohere (``logit_scale``): the logits are multiplied by this constant (an elementwise op on them)
+    logit_scale: float | None = Field(None, gt=0, le=1e6)
     moe: MoESpec | None = None
     #: multi-head latent attention (replaces the q/k/v projections and the per-head KV cache)
     mla: MLASpec | None = None
@@ -293,6 +303,8 @@ class ModelSpec(BaseModel):
             bad = [i for i in ix if not 0 <= i < self.num_layers]
             if bad:
                 raise ValueError(f"{label} {bad} outside 0..{self.num_layers - 1}")
+        if self.qk_norm_per_head and not self.qk_norm:
+            raise ValueError("qk_norm_per_head needs qk_norm: true")
         if self.mla is not None:
             if self.local_attention is not None:
                 raise ValueError("local_attention is not defined for MLA models")
@@ -360,11 +372,23 @@ class ModelSpec(BaseModel):
             p += self.q_size + 2 * self.kv_size
         if self.out_bias:
             p += h
-        if self.qk_norm:
-            p += 2 * self.head_dim * (2 if self.norm == "layernorm" else 1)
+        p += self.qk_norm_params()
         if self.attention_sinks:
             p += self.num_heads
         return p
+
+    def qk_norm_params(self) -> int:
+        """Parameters of one layer's q_norm and k_norm (0 without QK norm): a scale (and a LayerNorm bias) of
+        head_dim shared by the heads, or one per query and KV head (:attr:`qk_norm_per_head`)."""
+        if not self.qk_norm:
+            return 0
+        rows = self.num_heads + self.num_kv_heads if self.qk_norm_per_head else 2
+        return rows * self.head_dim * self._norm_vectors
+
+    @property
+    def _norm_vectors(self) -> int:
+        """Vectors one norm holds: scale and bias (LayerNorm with bias), else the scale."""
+        return 2 if self.norm == "layernorm" and self.norm_bias else 1
 
     def _mla_params(self) -> int:
         """q (q_a_proj + q_a_layernorm + q_b_proj, or q_proj), kv_a_proj_with_mqa + kv_a_layernorm, kv_b_proj,
@@ -409,7 +433,7 @@ class ModelSpec(BaseModel):
         return p
 
     def norm_params(self) -> int:
-        return self.hidden_size * (2 if self.norm == "layernorm" else 1)
+        return self.hidden_size * self._norm_vectors
 
     def embedding_params(self) -> int:
         p = self.vocab_size * self.hidden_size

@@ -55,9 +55,10 @@ def weight_bytes(model: ModelSpec, sc: Scenario, stage: int | None = None) -> fl
     last = stage is None or stage == sc.pp - 1
     n_layers = model.num_layers if layers is None else len(layers)
     high = n_layers * model.norms_per_layer * model.norm_params() + (model.norm_params() if last else 0)
-    # per-layer extras (zero for the classic families): QK norms, attention sinks (per head, split over tp),
-    # MLA's latent norms (replicated)
-    extra = (2 * model.head_dim if model.qk_norm else 0) + (model.num_heads / t if model.attention_sinks else 0)
+    # per-layer extras (zero for the classic families): QK norms (split over tp when each head has its own),
+    # attention sinks (per head, split over tp), MLA's latent norms (replicated)
+    extra = model.qk_norm_params() / (t if model.qk_norm_per_head else 1)
+    extra += model.num_heads / t if model.attention_sinks else 0
     if model.mla is not None:
         extra += (model.mla.q_lora_rank or 0) + model.mla.kv_lora_rank
     high += n_layers * extra

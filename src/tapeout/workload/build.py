@@ -44,7 +44,8 @@ from tapeout.models.spec import FULL, LayerAttention, ModelSpec
 from tapeout.workload import kernels
 from tapeout.workload.layers import LayerPlan, LinearTech, kept_heads, layer_groups, lm_head_tech, range_label
 from tapeout.workload.standalone import (  # noqa: F401 (constants re-exported)
-    ACT_FLOPS, NORM_FLOPS, ROPE_FLOPS, SAMPLING_FLOPS, SOFTCAP_FLOPS, SOFTMAX_FLOPS, collective_op, elementwise_op,
+    ACT_FLOPS, CLAMP_FLOPS, NORM_FLOPS, ROPE_FLOPS, SAMPLING_FLOPS, SCALE_FLOPS, SOFTCAP_FLOPS, SOFTMAX_FLOPS,
+    collective_op, elementwise_op,
 )
 from tapeout.workload.ops import Kernel, Op, OpGraph, OpKind, OpSweep
 from tapeout.workload.routing import EPRouting
@@ -291,6 +292,8 @@ class _Builder:
         self.gemm("lm_head", B, self.vocab, h, 1, tech=self.lm_tech, bias=m.lm_head_bias)
         if m.final_logit_softcap:
             self.elementwise("logit_softcap", OpKind.ELEMENTWISE, B * self.vocab, B * self.vocab, SOFTCAP_FLOPS, 1)
+        if m.logit_scale is not None:  # vLLM's LogitsProcessor(scale=logit_scale): its own multiply on the logits
+            self.elementwise("logit_scale", OpKind.ELEMENTWISE, B * self.vocab, B * self.vocab, SCALE_FLOPS, 1)
         self.collective("logits_allgather", OpKind.ALLGATHER, B * self.vocab * a.bytes, 1)
         self.ops.append(Op(
             name="sampling", kind=OpKind.SAMPLING, flops=SAMPLING_FLOPS * B * m.vocab_size,
@@ -320,6 +323,8 @@ class _Builder:
             self._mla_block(phase, B, S, T, context, L, norm_f)
         else:
             self.gemm("qkv_proj", T, q + 2 * kvs, h, L, slot="qkv_proj", bias=m.qkv_bias)
+            if m.qkv_clip is not None:  # vLLM's DbrxAttention: qkv.clamp_ after Wqkv, its own kernel
+                self.elementwise("qkv_clip", OpKind.ELEMENTWISE, T * (q + 2 * kvs), T * (q + 2 * kvs), CLAMP_FLOPS, L)
             if rope_L:
                 self.elementwise("rope", OpKind.ELEMENTWISE, T * (q + kvs), T * (q + kvs), ROPE_FLOPS, rope_L)
             self.elementwise("kv_cache_write", OpKind.ELEMENTWISE, T * 2 * kvs, T * 2 * kvs, 1, L,
@@ -637,8 +642,8 @@ MOE_LAYER_OPS = frozenset({"moe_router", "moe_topk", "moe_combine"})
 DENSE_FFN_OPS = frozenset({"mlp_gate_up", "mlp_up", "mlp_act", "mlp_down"})
 #: the ops before the first layer and after the last (``_build``)
 EMBEDDING_OPS = frozenset({"embedding", "embedding_allreduce"})
-HEAD_OPS = frozenset({"residual_add_final_norm", "final_norm", "lm_head", "logit_softcap", "logits_allgather",
-                      "sampling", "pp_send"})
+HEAD_OPS = frozenset({"residual_add_final_norm", "final_norm", "lm_head", "logit_softcap", "logit_scale",
+                      "logits_allgather", "sampling", "pp_send"})
 
 
 def base_name(op: Op) -> str:

@@ -31,6 +31,10 @@ ROPE_FLOPS = 3
 SAMPLING_FLOPS = 5
 #: cap * tanh(x / cap): a multiply, a tanh, a multiply (Gemma 2 logit soft-capping)
 SOFTCAP_FLOPS = 3
+#: min(max(x, -c), c): DBRX's clip_qkv clamp
+CLAMP_FLOPS = 2
+#: x * s: Cohere's logit_scale
+SCALE_FLOPS = 1
 
 
 def gemm_op(m: int, n: int, k: int, *, dtype: str | DType = "fp16", weights: str | DType | None = None,
