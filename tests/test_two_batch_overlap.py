@@ -175,8 +175,9 @@ def test_tbo_without_wide_ep_is_a_one_line_error(kw, needle):
     assert "\n" not in str(e.value)
     with pytest.raises(TapeoutError, match="two_batch_overlap"):
         tapeout.predict(V3, H100, two_batch_overlap="yes", ep=16)
-    with pytest.raises(TypeError, match="two_batch_overlap"):  # the simulator does not take it
-        tapeout.simulate(V3, H100, ep=16, two_batch_overlap=True)
+    with pytest.raises(TapeoutError, match=needle) as s:  # the simulator's is the same line
+        tapeout.simulate(V3, H100, two_batch_overlap=True, **kw)
+    assert str(s.value) == str(e.value)
 
 
 def test_cli_option_and_its_error():

@@ -228,10 +228,9 @@ class ServingInputs(_Inputs):
 
 
 #: the scenario keywords of :func:`tapeout.predict` (:class:`PredictInputs`) that a simulation does not take: its
-#: batches, lengths and token budget come from the scheduler (``max_num_tokens``) and the traffic; two-batch overlap
-#: is priced by ``predict`` only (system/overlap.py), not in the simulator's iterations
+#: batches, lengths and token budget come from the scheduler (``max_num_tokens``) and the traffic
 SCENARIO_EXCLUDE = ("batch", "input_len", "output_len", "max_prefill_tokens", "sparsity", "sparse_kernel",
-                    "compare_to", "kernel_constants", "two_batch_overlap")
+                    "compare_to", "kernel_constants")
 #: the scenario keywords ``simulate`` takes: :class:`PredictInputs`' fields but :data:`SCENARIO_EXCLUDE`
 SCENARIO_KEYS = tuple(k for k in PredictInputs.model_fields if k not in SCENARIO_EXCLUDE)
 

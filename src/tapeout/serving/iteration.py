@@ -38,6 +38,8 @@ import numpy as np
 from tapeout.hardware.spec import HardwareSpec
 from tapeout.models.spec import ModelSpec
 from tapeout.perf import prefill_host_us
+from tapeout.system.overlap import (CATEGORIES, Stages, grouped, in_step, layer_runs, normal_kernel_rate,
+                                    overlap, split_point, sums)
 from tapeout.system.pricing import pricer
 from tapeout.workload.build import pipeline, shared_template
 from tapeout.workload.ops import Op, OpKind
@@ -47,6 +49,7 @@ from tapeout.workload.standalone import collective_op
 EXACT = 64
 PER_OCTAVE = 32
 _SHIFT = 5  # log2(PER_OCTAVE)
+_HEAD, _LAYER = CATEGORIES.index("head"), CATEGORIES.index("layer")
 
 
 def node_index(x: float) -> int:
@@ -127,6 +130,36 @@ class _Table:
         return np.interp(xs, PTS[j0:j1], seg)
 
 
+class _Rows(_Table):
+    """A :class:`_Table` of vectors (``f(int)`` -> an array of ``width``), interpolated the same way."""
+
+    __slots__ = ()
+
+    def __init__(self, f, width: int) -> None:  # noqa: ANN001 - f(int) -> array
+        super().__init__(f)
+        self.vals = np.full((PTS.size, width), np.nan)
+
+    def at(self, n: int) -> np.ndarray:  # type: ignore[override]
+        j = PTS_INDEX[n]
+        v = self.vals[j]
+        if v[0] != v[0]:  # NaN: not priced yet
+            v = self.vals[j] = self.f(n)
+        return v
+
+
+def _bilinear(f, x: float, y: float):  # noqa: ANN001, ANN202 - f(int, int) -> seconds (a float or an array)
+    """``f`` at ``x`` and ``y``, each on its buckets (:func:`bucket`): bilinear between the nodes."""
+    n0, n1, wn = bucket(x)
+    p0, p1, wp = bucket(y)
+    a = f(n0, p0)
+    lo = a + wn * (f(n1, p0) - a) if wn else a
+    if not wp:
+        return lo
+    c = f(n0, p1)
+    hi = c + wn * (f(n1, p1) - c) if wn else c
+    return lo + wp * (hi - lo)
+
+
 class IterationPricer:
     """Seconds of serving iterations of ``model`` on ``hw`` under ``sc``'s formats and parallelism."""
 
@@ -150,10 +183,13 @@ class IterationPricer:
         self._pre: dict[tuple[int, int, int, bool], float] = {}
         self._dec: dict[tuple[int, int, bool], float] = {}
         self._shared: dict[tuple[int, int, bool], float] = {}
+        self._shared_rows: dict[tuple[int, int, bool], np.ndarray] = {}
         self._tables: dict[tuple, _Table] = {}
         self._memo: dict[str, dict[tuple[int, bool], float]] = {"tok": {}, "head": {}}
         self._attn_kernels = sum(n * sum(o.count for o in t.decode_attention(1, 2)) for t, n in self.stages)
         self._pre_kernels = sum(n * sum(o.count for o in t.prefill_attention(1, 2)) for t, n in self.stages)
+        #: (MoE layer runs, dense layer runs) of a pass, as two-batch overlap groups its work
+        self._runs = layer_runs(self.stages[0][0].token_ops(1))
 
     # ---- exact prices at one point (memoised) ---------------------------------------------------------
     def _sum(self, ops_of) -> float:  # noqa: ANN001 - a callable (template) -> ops
@@ -198,10 +234,11 @@ class IterationPricer:
         return v
 
     # ---- bucketed prices ------------------------------------------------------------------------------
-    def _table(self, key: tuple, f, fmany=None) -> _Table:  # noqa: ANN001
+    def _table(self, key: tuple, f, fmany=None, width: int = 0) -> _Table:  # noqa: ANN001
+        """The table of ``key``; ``width`` > 0: of vectors (:class:`_Rows`)."""
         t = self._tables.get(key)
         if t is None:
-            t = self._tables[key] = _Table(f, fmany)
+            t = self._tables[key] = _Rows(f, width) if width else _Table(f, fmany)
         return t
 
     def _decode_many(self, seqs: int, contexts: list[int]) -> np.ndarray:
@@ -243,31 +280,14 @@ class IterationPricer:
     def prefill_attention(self, seqs: int, chunk: int, prior: int, eager: bool = True) -> float:
         if self.exact:
             return self._prefill_at(seqs, chunk, prior, eager)
-        n0, n1, wn = bucket(chunk)
-        p0, p1, wp = bucket(prior)
-        f = self._prefill_at
-        a = f(seqs, n0, p0, eager)
-        lo = a + wn * (f(seqs, n1, p0, eager) - a) if wn else a
-        if not wp:
-            return lo
-        c = f(seqs, n0, p1, eager)
-        hi = c + wn * (f(seqs, n1, p1, eager) - c) if wn else c
-        return lo + wp * (hi - lo)
+        return _bilinear(lambda n, p: self._prefill_at(seqs, n, p, eager), chunk, prior)
 
     def shared(self, tokens: int, expert_tokens: int, eager: bool) -> float:
         """Data-parallel attention: the routed experts at ``expert_tokens`` (every rank's) and their all-to-alls
         at ``tokens`` (the busiest rank's), bilinear on the buckets of both."""
-        f = self._shared_at
         if self.exact:
-            return f(tokens, expert_tokens, eager)
-        n0, n1, wn = bucket(tokens)
-        e0, e1, we = bucket(expert_tokens)
-        a = f(n0, e0, eager)
-        lo = a + wn * (f(n1, e0, eager) - a) if wn else a
-        if not we:
-            return lo
-        c = f(n0, e1, eager)
-        return lo + we * ((c + wn * (f(n1, e1, eager) - c) if wn else c) - lo)
+            return self._shared_at(tokens, expert_tokens, eager)
+        return _bilinear(lambda n, e: self._shared_at(n, e, eager), tokens, expert_tokens)
 
     # ---- iterations ---------------------------------------------------------------------------------
     def iteration(self, chunks: Sequence[tuple[int, int]], decodes: int, mean_context: float, heads: int,
@@ -341,6 +361,8 @@ class IterationPricer:
         per iteration, CUDA graphs only when all decode). With every rank at the same composition this is
         :meth:`iteration`: ``predict``'s data-parallel step."""
         eager = any(c for c, *_ in ranks)
+        if self.sc.two_batch_overlap and all(bool(c) == eager for c, *_ in ranks):
+            return self._overlapped_iteration(ranks, eager)
         ts = [d + sum(n for n, _ in c) for c, d, _, _ in ranks]
         own = max(self.iteration(c, d, ctx, h, eager) - self.shared(t, t * len(ranks), eager)
                   for (c, d, ctx, h), t in zip(ranks, ts) if t)
@@ -349,10 +371,101 @@ class IterationPricer:
     def wide_decode_steps(self, ranks: Sequence[tuple[int, float]], steps: int) -> np.ndarray:
         """Seconds of ``steps`` pure decode steps of data-parallel attention ranks in step, each rank's
         (decoding sequences, their mean context at the first step), as :meth:`wide_iteration` prices one."""
+        if self.sc.two_batch_overlap:
+            return self._overlapped_steps(ranks, steps)
         ds = [d for d, _ in ranks]
         own = np.max([self.decode_steps(d, c, steps) - self.shared(d, d * len(ranks), False)
                       for d, c in ranks if d], axis=0)
         return own + self.shared(max(ds), sum(ds), False)
+
+    # ---- two-batch overlap of the ranks in step (system/overlap.py) -------------------------------------
+    def _token_sums_at(self, tokens: int, eager: bool) -> np.ndarray:
+        pr = self.pr
+        out = np.zeros(len(CATEGORIES))
+        for t, n in self.stages:
+            ops = t.token_ops(tokens, eager)
+            out += n * np.array(sums(ops, [pr.time(o) * o.count for o in ops]))
+        return out
+
+    def _shared_sums_at(self, tokens: int, expert_tokens: int, eager: bool) -> np.ndarray:
+        key = (tokens, expert_tokens, eager)
+        v = self._shared_rows.get(key)
+        if v is None:
+            pr = self.pr
+            v = np.zeros(len(CATEGORIES))
+            for t, n in self.stages:
+                ops = t.shared_ops(tokens, max(expert_tokens, tokens), eager)
+                v += n * np.array(sums(ops, [pr.time(o) * o.count for o in ops]))
+            self._shared_rows[key] = v
+        return v
+
+    def _own_sums(self, total: float | np.ndarray, tokens: int, heads: int, ranks: int,
+                  eager: bool) -> list[float | np.ndarray]:
+        """One rank's own work in a micro-batch of ``tokens`` tokens and ``heads`` sequences producing a token, by
+        :data:`~tapeout.system.overlap.CATEGORIES`: ``total`` (the micro-batch's :meth:`iteration`, or its decode
+        steps) less the work shared with the other ranks (:meth:`shared` at its tokens); the token ops by their
+        own categories (on the buckets of the tokens, as :meth:`tokens`), the head as head work, the rest (the
+        attention: its ops are all every layer's work) as ``layer``."""
+        if self.exact:
+            tok = self._token_sums_at(max(tokens, 1), eager)
+            shared = self._shared_sums_at(tokens, tokens * ranks, eager)
+        else:
+            tok = self._table(("tok_rows", eager), lambda x: self._token_sums_at(max(x, 1), eager),
+                              width=len(CATEGORIES))(tokens)
+            shared = _bilinear(lambda n, e: self._shared_sums_at(n, e, eager), tokens, tokens * ranks)
+        head = self.head(heads, eager)
+        out: list[float | np.ndarray] = list(tok - shared)
+        out[_HEAD] += head
+        out[_LAYER] = out[_LAYER] + (total - self.tokens(tokens, eager) - head)
+        return out
+
+    def _in_step(self, halves: list[list[tuple[float | np.ndarray, int, int]]], eager: bool) -> float | np.ndarray:
+        """Seconds of ranks in step under two-batch overlap: ``halves[k]`` each rank's micro-batch k as (its
+        seconds alone, tokens, heads); each micro-batch's stages are the slowest rank's own work plus the work the
+        ranks share (:func:`~tapeout.system.overlap.in_step`), and the two micro-batches run on the compute and
+        communication streams, the compute slowed while DeepEP's normal kernels (any prefill) hold SMs
+        (:func:`~tapeout.system.overlap.overlap`)."""
+        n = len(halves[0])
+        mbs: list[Stages | None] = []
+        for part in halves:
+            ts = [t for _, t, _ in part]
+            if not any(ts):
+                mbs.append(None)
+                continue
+            own = [grouped(self.model, self._own_sums(x, t, h, n, eager), self._runs) for x, t, h in part if t]
+            shared = _bilinear(lambda a, e: self._shared_sums_at(a, e, eager), max(ts), sum(ts)) \
+                if not self.exact else self._shared_sums_at(max(ts), sum(ts), eager)
+            mbs.append(in_step(own, grouped(self.model, list(shared), self._runs)))
+        rate, how = normal_kernel_rate(self.hw.sm_count) if eager else (1.0, "")
+        return overlap(mbs[0], mbs[1], 1, rate, how).time_s
+
+    def _overlapped_iteration(self, ranks: Sequence[tuple[Sequence[tuple[int, int]], int, float, int]],
+                              eager: bool) -> float:
+        """:meth:`wide_iteration` under two-batch overlap: each rank's sequences (its chunks, then its decodes)
+        split by :func:`~tapeout.system.overlap.split_point`; the prefill heads (``heads`` less the decodes) go
+        to the first chunks (the engine lists the prompts it continues, then those it admits: a chunk cut short
+        by the token budget comes last)."""
+        halves: list[list[tuple[float, int, int]]] = [[], []]
+        for chunks, d, ctx, heads in ranks:
+            k = split_point([n for n, _ in chunks] + [1] * d)
+            ca, cb = list(chunks[:k]), list(chunks[k:])
+            da = max(k - len(chunks), 0)
+            hp = heads - d
+            ha = min(hp, len(ca))
+            for k, (c, dd, h) in enumerate(((ca, da, ha + da), (cb, d - da, hp - ha + d - da))):
+                t = dd + sum(n for n, _ in c)
+                halves[k].append((self.iteration(c, dd, ctx, h, eager) if t else 0.0, t, h))
+        return float(self._in_step(halves, eager))
+
+    def _overlapped_steps(self, ranks: Sequence[tuple[int, float]], steps: int) -> np.ndarray:
+        """:meth:`wide_decode_steps` under two-batch overlap: each rank's decodes split in two
+        (:func:`~tapeout.system.overlap.split_point`), both halves at the rank's mean context."""
+        halves: list[list[tuple[np.ndarray | float, int, int]]] = [[], []]
+        for d, ctx in ranks:
+            a = split_point([1] * d)
+            for k, x in enumerate((a, d - a)):
+                halves[k].append((self.decode_steps(x, ctx, steps) if x else 0.0, x, x))
+        return np.asarray(self._in_step(halves, False), dtype=float) * np.ones(steps)
 
     def kv_transfer(self, tokens: int, kv_bytes_per_token: float) -> float:
         """Seconds to send ``tokens`` tokens of KV cache (per device of the tensor-parallel group, all

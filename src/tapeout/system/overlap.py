@@ -74,6 +74,27 @@ def micro_batches(sc: Scenario) -> tuple[Scenario, Scenario | None]:
     return first, second
 
 
+def split_point(tokens: list[int]) -> int:
+    """How many of a batch's sequences (``tokens``: each one's tokens in the pass, in batch order) the first
+    micro-batch takes: SGLang's split (sgl-project/sglang, ``python/sglang/srt/two_batch_overlap.py``,
+    ``_split_array_by_half_sum``): the first index whose two sides differ least in tokens, a tie going to the
+    later one, so equal sequences split as :func:`micro_batches` does (ceil(n / 2) first). One sequence: 1
+    (not split)."""
+    n = len(tokens)
+    if n < 2:
+        return n
+    if tokens.count(tokens[0]) == n:  # equal sequences (a decode step's): the loop's answer at once
+        return n - n // 2
+    total, left, best, diff = sum(tokens), 0, 1, math.inf
+    for i in range(1, n):
+        left += tokens[i - 1]
+        d = abs(2 * left - total)
+        if d > diff:
+            break
+        best, diff = i, d
+    return best
+
+
 @dataclass(frozen=True, slots=True)
 class Stages:
     """One micro-batch's pass as the streams see it: ``pre`` and ``head`` compute around ``layers`` MoE
@@ -108,44 +129,80 @@ def leading_dense(model: ModelSpec) -> float:
     return sum(1 for i in moe.dense_layers if i < first) / len(moe.dense_layers)
 
 
+#: the kinds of work :func:`stages` groups a pass's ops by (:func:`category`); ``dense`` (a dense layer's MLP) and
+#: ``layer`` (attention, norms, projections: the work of every layer) are shared out among the stages
+CATEGORIES = ("pre", "attn", "dispatch", "experts", "combine", "head", "dense", "layer")
+_INDEX = {k: i for i, k in enumerate(CATEGORIES)}
+
+
+def category(o: Op) -> int:
+    """The index in :data:`CATEGORIES` of ``o``'s kind of work (attention and every op no set names: ``layer``)."""
+    name = base_name(o)
+    if o.kind is OpKind.ALLTOALL:
+        return _INDEX["dispatch" if name == "ep_dispatch" else "combine"]
+    if name in EXPERT_FFN_OPS:
+        return _INDEX["experts"]
+    if name in MOE_LAYER_OPS or name.startswith("shared_expert"):
+        return _INDEX["attn"]
+    if name in DENSE_FFN_OPS:
+        return _INDEX["dense"]
+    if name in EMBEDDING_OPS:
+        return _INDEX["pre"]
+    if name in HEAD_OPS:
+        return _INDEX["head"]
+    return _INDEX["layer"]
+
+
+def sums(ops: tuple[Op, ...], totals: list[Seconds]) -> list[Seconds]:
+    """Seconds of ``ops`` (``totals``: each op's over all its runs) per :data:`CATEGORIES` entry."""
+    out: list[Seconds] = [0.0] * len(CATEGORIES)
+    for o, t in zip(ops, totals):
+        i = category(o)
+        out[i] = out[i] + t
+    return out
+
+
+def layer_runs(ops: tuple[Op, ...]) -> tuple[int, int]:
+    """(MoE layer runs, dense layer runs) of a pass's ops: its dispatches' and its dense MLPs' counts."""
+    return (sum(o.count for o in ops if o.kind is OpKind.ALLTOALL and base_name(o) == "ep_dispatch"),
+            sum(o.count for o in ops if base_name(o) == "mlp_down"))
+
+
+def grouped(model: ModelSpec, s: list[Seconds], runs: tuple[int, int], passes: int = 1) -> Stages:
+    """The :class:`Stages` of one of ``passes`` passes whose seconds per category are ``s`` (:func:`sums`) and
+    whose layer runs are ``runs`` (:func:`layer_runs`). Work of every layer (``layer``: attention, norms) is
+    shared between the dense and the MoE layers by their runs. Linear in ``s``."""
+    pre, attn, dispatch, experts, combine, head, dense_ffn, layer = s
+    moe_runs, dense_runs = runs
+    layers = model.num_layers - (len(model.moe.dense_layers) if model.moe is not None else model.num_layers)
+    if moe_runs == 0 or layers <= 0:  # no wide-EP layer: all compute, in turn
+        return Stages(sum(s) / passes, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+    moe_share = moe_runs / (moe_runs + dense_runs)
+    dense = dense_ffn + layer * (1 - moe_share)
+    lead = leading_dense(model)
+    n = passes * layers  # this micro-batch's MoE layer runs spread over the passes it pairs with
+    return Stages(pre=(pre + lead * dense) / passes, attn=(attn + layer * moe_share + (1 - lead) * dense) / n,
+                  dispatch=dispatch / n, experts=experts / n, combine=combine / n, head=head / passes, layers=layers)
+
+
 def stages(model: ModelSpec, ops: tuple[Op, ...], totals: list[Seconds], passes: int = 1) -> Stages:
     """Group a micro-batch's ops (``totals``: each op's seconds over all its runs) into the :class:`Stages` of
     one of ``passes`` passes. A layer op (attention, norms) that runs in every layer is shared between the dense
     and the MoE layers by their counts."""
-    moe_runs = sum(o.count for o in ops if o.kind is OpKind.ALLTOALL and base_name(o) == "ep_dispatch")
-    dense_runs = sum(o.count for o in ops if base_name(o) == "mlp_down")
-    sums: dict[str, Seconds] = dict.fromkeys(("pre", "attn", "dispatch", "experts", "combine", "head", "dense",
-                                              "layer"), 0.0)
-    for o, t in zip(ops, totals):
-        name = base_name(o)
-        if o.kind is OpKind.ALLTOALL:
-            key = "dispatch" if name == "ep_dispatch" else "combine"
-        elif name in EXPERT_FFN_OPS:
-            key = "experts"
-        elif name in MOE_LAYER_OPS or name.startswith("shared_expert"):
-            key = "attn"
-        elif name in DENSE_FFN_OPS:
-            key = "dense"
-        elif name in EMBEDDING_OPS:
-            key = "pre"
-        elif name in HEAD_OPS:
-            key = "head"
-        else:  # attention and the norms, residual adds, projections of every layer
-            key = "layer"
-        sums[key] = sums[key] + t
-    layers = model.num_layers - (len(model.moe.dense_layers) if model.moe is not None else model.num_layers)
-    if moe_runs == 0 or layers <= 0:  # no wide-EP layer: all compute, in turn
-        return Stages(sum(sums.values()) / passes, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
-    moe_share = moe_runs / (moe_runs + dense_runs)
-    dense = sums["dense"] + sums["layer"] * (1 - moe_share)
-    lead = leading_dense(model)
-    runs = passes * layers  # this micro-batch's MoE layer runs spread over the passes it pairs with
-    return Stages(
-        pre=(sums["pre"] + lead * dense) / passes,
-        attn=(sums["attn"] + sums["layer"] * moe_share + (1 - lead) * dense) / runs,
-        dispatch=sums["dispatch"] / runs, experts=sums["experts"] / runs, combine=sums["combine"] / runs,
-        head=sums["head"] / passes, layers=layers,
-    )
+    return grouped(model, sums(ops, totals), layer_runs(ops), passes)
+
+
+def in_step(own: list[Stages], shared: Stages) -> Stages:
+    """One micro-batch of data-parallel attention ranks in step (every all-to-all synchronises them): each
+    stage the slowest rank's ``own`` work (attention, router, shared experts, head) plus ``shared``, the work the
+    ranks run together (the routed experts at every rank's tokens, the all-to-alls at the busiest rank's)."""
+    mx = np.maximum
+    hi = own[0]
+    for o in own[1:]:
+        hi = Stages(mx(hi.pre, o.pre), mx(hi.attn, o.attn), mx(hi.dispatch, o.dispatch), mx(hi.experts, o.experts),
+                    mx(hi.combine, o.combine), mx(hi.head, o.head), hi.layers)
+    return Stages(hi.pre + shared.pre, hi.attn + shared.attn, hi.dispatch + shared.dispatch,
+                  hi.experts + shared.experts, hi.combine + shared.combine, hi.head + shared.head, hi.layers)
 
 
 def schedule(a: Stages, b: Stages | None) -> Seconds:
@@ -358,6 +415,7 @@ def micro_batch_graph(graphs: tuple[OpGraph, ...]) -> OpGraph:
     return OpGraph(phase=g0.phase, ops=ops, tokens=sum(g.tokens for g in graphs), context=g0.context)
 
 
-__all__ = ["DEEPEP_NORMAL_SMS", "Overlap", "Stages", "decode_overlap", "explained", "leading_dense",
-           "micro_batch_graph", "micro_batches", "normal_kernel_rate", "overlap", "prefill_overlap", "schedule",
-           "schedule_shared", "stages"]
+__all__ = ["CATEGORIES", "DEEPEP_NORMAL_SMS", "Overlap", "Stages", "category", "decode_overlap", "explained",
+           "grouped", "in_step", "layer_runs", "leading_dense", "micro_batch_graph", "micro_batches",
+           "normal_kernel_rate", "overlap", "prefill_overlap", "schedule", "schedule_shared", "split_point",
+           "stages", "sums"]
