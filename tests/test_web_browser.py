@@ -245,6 +245,36 @@ def test_serving_view(server, page):
     page.screenshot(path=str(ARTIFACTS / "serving.png"), full_page=True)
 
 
+def test_serving_form_offers_every_prefill_pass_and_kv_policy(server, page):
+    """The serving form's prefill-pass and KV-policy selects list ServingInputs' choices, start at simulate's
+    defaults, and what is picked reaches /api/simulate: TurboMind v0.1's separate context passes shown equal the
+    API's numbers for them, and the engine line says so."""
+    from tapeout.serving.inputs import KV_POLICIES, PREFILL_PASSES, ServingInputs
+
+    page.goto(server + "/")
+    page.wait_for_selector("body[data-ready='1']", state="attached", timeout=60000)
+    page.click("#tabs button[data-view='serving']")
+    for sel, allowed in (("#prefill_pass", PREFILL_PASSES), ("#kv_policy", KV_POLICIES)):
+        assert page.eval_on_selector_all(sel + " option", "os => os.map(o => o.value)") == list(allowed)
+        assert page.input_value(sel) == ServingInputs.model_fields[sel[1:]].default
+    page.fill("#num_requests", "30")
+    page.fill("#rate", "4")
+    page.select_option("#prefill_pass", "separate")
+    page.select_option("#kv_policy", "turbomind")
+    page.click("#simulate")
+    page.wait_for_selector("#serving-engine", timeout=60000)
+    s = post(server + "/api/simulate", {"model": "llama-2-7b", "hardware": "a100-sxm-80gb", "tp": 1, "pp": 1, "ep": 1,
+                                        "framework": "kernels", "attention": "flash", "num_requests": 30, "rate": 4,
+                                        "scheduler": "continuous", "max_batch": 256, "input_len": 2048,
+                                        "output_len": 128, "prefill_pass": "separate", "kv_policy": "turbomind"})
+    fused = post(server + "/api/simulate", {"model": "llama-2-7b", "hardware": "a100-sxm-80gb", "num_requests": 30,
+                                            "rate": 4, "input_len": 2048, "output_len": 128, "kv_policy": "turbomind"})
+    shown = metrics(page, "#serving-summary")
+    assert shown["ttft_s.p50"][0] == s["ttft_s"]["p50"] != fused["ttft_s"]["p50"]
+    assert "separate prefill" in page.text_content("#serving-engine")
+    assert "turbomind KV" in page.text_content("#serving-engine")
+
+
 def test_the_report_opens_offline(browser, tmp_path):
     out = tmp_path / "report.html"
     args = ["predict", "--model", "mixtral-8x7b", "--hardware", "h100-sxm", "--tp", "2", "--batch", "4"]

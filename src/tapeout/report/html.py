@@ -85,7 +85,7 @@ def options() -> dict[str, Any]:
     suggestions)."""
     from tapeout import dtypes
     from tapeout.perf import TIERS
-    from tapeout.serving.inputs import KV_POLICIES, ROUTERS, SCHEDULERS
+    from tapeout.serving.inputs import KV_POLICIES, PREFILL_PASSES, ROUTERS, SCHEDULERS, ServingInputs
     from tapeout.serving.workload import ARRIVALS, PRESETS
     from tapeout.system.frameworks import frameworks
     from tapeout.workload.scenario import Scenario
@@ -96,7 +96,11 @@ def options() -> dict[str, Any]:
     return {"formats": list(dtypes.SUGGESTED), "tiers": sorted(TIERS), "frameworks": sorted(frameworks()),
             "attention": literal("attention"), "mla_attention": literal("mla_attention"),
             "sparse_kernel": literal("sparse_kernel"), "schedulers": list(SCHEDULERS), "kv_policies": list(KV_POLICIES),
-            "routers": list(ROUTERS), "arrivals": list(ARRIVALS), "workloads": list(PRESETS)}
+            "prefill_passes": list(PREFILL_PASSES), "routers": list(ROUTERS), "arrivals": list(ARRIVALS),
+            "workloads": list(PRESETS),
+            # the serving form's selects start at simulate's defaults
+            "serving_defaults": {k: ServingInputs.model_fields[k].default
+                                 for k in ("scheduler", "kv_policy", "prefill_pass", "max_batch")}}
 
 
 __all__ = ["asset", "live_html", "options", "plotly_js", "report_html", "write_report"]

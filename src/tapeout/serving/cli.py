@@ -12,6 +12,7 @@ import typer
 from tapeout.clicommand import options_from
 from tapeout.cliutil import TableOrJson, fail, json_safe
 from tapeout.errors import TapeoutError
+from tapeout.serving.export import engine_line
 from tapeout.serving.inputs import SCENARIO_EXCLUDE, CapacityInputs, ServingInputs
 from tapeout.workload.scenario import PredictInputs
 
@@ -35,7 +36,7 @@ def _table(d: dict[str, Any]) -> None:
             else f"at {i['rate']:g} req/s") + (f", at most {i['concurrency']} in flight" if i["concurrency"] else "")
     mb = i.get("pp_microbatches", 1)
     pipe = f"pp{i['pp']}" + (f", {mb} batches in flight" if mb > 1 else "")
-    t = Table(title=f"tapeout simulate: {i['model']} on {i['hardware']} (tp{i['tp']} {pipe}), {i['scheduler']}, "
+    t = Table(title=f"tapeout simulate: {i['model']} on {i['hardware']} (tp{i['tp']} {pipe}), {engine_line(i)}, "
                     f"{i['num_requests']} requests {load}")
     t.add_column("metric")
     for c in ("mean", "p50", "p90", "p99"):

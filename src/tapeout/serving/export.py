@@ -103,13 +103,20 @@ def series_dict(res: "SimResult", most: int = 500) -> dict[str, Any]:
     return {"latency_cdf": lat, "over_time": time}
 
 
+def engine_line(inputs: dict[str, Any]) -> str:
+    """The engine a run simulated, in words (the CLI table's and the plots' titles): the scheduler, the KV
+    policy, the prefill pass and, when on, two-batch overlap."""
+    tbo = ", two-batch overlap" if inputs.get("two_batch_overlap") else ""
+    return f"{inputs['scheduler']}, {inputs['kv_policy']} KV, {inputs['prefill_pass']} prefill{tbo}"
+
+
 def write_plots(res: "SimResult", folder: str | Path) -> list[Path]:
     """``serving.png`` and/or ``serving.html`` in ``folder`` (created); the paths written."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     data = _series(res)
     title = (f"{res.inputs['model']} on {res.inputs['hardware']} (tp{res.inputs['tp']}), "
-             f"{res.inputs['scheduler']}, rate {res.inputs['rate']}")
+             f"{engine_line(res.inputs)}, rate {res.inputs['rate']}")
     written: list[Path] = []
     try:
         import matplotlib
@@ -167,4 +174,4 @@ def write_plots(res: "SimResult", folder: str | Path) -> list[Path]:
     return written
 
 
-__all__ = ["chrome_trace", "series_dict", "write_chrome_trace", "write_plots"]
+__all__ = ["engine_line", "chrome_trace", "series_dict", "write_chrome_trace", "write_plots"]

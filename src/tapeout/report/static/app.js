@@ -338,7 +338,7 @@
       body.num_requests = Number($("#num_requests").value);
       const rate = $("#rate").value.trim();
       if (rate !== "") body.rate = Number(rate);
-      body.scheduler = $("#scheduler").value;
+      for (const k of ["scheduler", "kv_policy", "prefill_pass"]) body[k] = $("#" + k).value;
       body.max_batch = Number($("#max_batch").value);
       const w = $("#workload").value;
       if (w) body.workload = w; else { body.input_len = Number($("#input_len").value); body.output_len = Number($("#output_len").value); }
@@ -349,7 +349,9 @@
 
   function renderServing(s, el) {
     const p = (k, label) => metric(k + ".p50", label + " p50", s[k].p50, fmt.seconds(s[k].p50), `p90 ${fmt.seconds(s[k].p90)}, p99 ${fmt.seconds(s[k].p99)}`);
-    el.innerHTML = `<h2>${esc(s.inputs.model)} on ${esc(s.inputs.hardware)}: ${s.inputs.num_requests} requests, ${esc(s.inputs.scheduler)}, rate ${esc(s.inputs.rate)}</h2>` +
+    const i = s.inputs, tbo = i.two_batch_overlap ? ", two-batch overlap" : "";  // the CLI's engine_line
+    el.innerHTML = `<h2>${esc(i.model)} on ${esc(i.hardware)}: ${i.num_requests} requests, rate ${esc(i.rate)}</h2>` +
+      `<p class="hint" id="serving-engine">${esc(i.scheduler)}, ${esc(i.kv_policy)} KV, ${esc(i.prefill_pass)} prefill${tbo}, max batch ${i.max_batch}</p>` +
       '<div class="cards" id="serving-summary">' + p("ttft_s", "TTFT") + p("tpot_s", "TPOT") + p("itl_s", "ITL") + p("e2e_latency_s", "e2e latency") +
       metric("output_throughput_tok_s", "output throughput", s.output_throughput_tok_s, fmt.rate(s.output_throughput_tok_s)) +
       metric("goodput_rps", "goodput", s.goodput_rps, fmt.num(s.goodput_rps, 4) + " req/s") +
@@ -422,7 +424,11 @@
       fillSelect($("#framework"), opts.frameworks, "kernels");
       fillSelect($("#tier"), opts.tiers);
       fillSelect($("#attention"), opts.attention, "flash");
-      fillSelect($("#scheduler"), opts.schedulers, "continuous");
+      const dflt = opts.serving_defaults;
+      fillSelect($("#scheduler"), opts.schedulers, dflt.scheduler);
+      fillSelect($("#kv_policy"), opts.kv_policies, dflt.kv_policy);
+      fillSelect($("#prefill_pass"), opts.prefill_passes, dflt.prefill_pass);
+      $("#max_batch").value = dflt.max_batch;
       fillSelect($("#workload"), opts.workloads);
       window.TAPEOUT_TIMING = {inputsMs: performance.now()};  // the inputs are usable
       await runPredict();
