@@ -22,17 +22,17 @@ def sim(model=LITE, hardware="h100-sxm", **kw):
     return tapeout.simulate(model, hardware, **kw)
 
 
+#: saturated wide-EP cases (model, ep, sequences per rank, tier) checked against predict, with and without TBO
+SATURATED = [(LITE, 4, 16, "roofline"), ("mixtral-8x7b", 8, 8, "tiled"), ("deepseek-v3", 16, 32, "roofline")]
+
+
 def _trace(tmp_path, rows) -> str:
     f = tmp_path / "trace.jsonl"
     f.write_text("".join(json.dumps(dict(zip(("arrival_s", "input_len", "output_len"), r))) + "\n" for r in rows))
     return str(f)
 
 
-@pytest.mark.parametrize("model,ep,batch,tier", [
-    (LITE, 4, 16, "roofline"),
-    ("mixtral-8x7b", 8, 8, "tiled"),
-    ("deepseek-v3", 16, 32, "roofline"),
-])
+@pytest.mark.parametrize("model,ep,batch,tier", SATURATED)
 @pytest.mark.parametrize("scheduler", ["static", "continuous"])
 def test_saturated_ranks_equal_predicts_data_parallel_step(model, ep, batch, tier, scheduler):
     """ep x batch equal requests at once, ``batch`` per rank: every rank prefills its batch in the same
@@ -121,11 +121,7 @@ def test_ranks_run_in_step_and_lose_nothing(scheduler, policy, n, ep, rate, seed
 
 # ---- two-batch overlap (system/overlap.py) in the ranks' iterations ----------------------------------------
 
-@pytest.mark.parametrize("model,ep,batch,tier", [
-    (LITE, 4, 16, "roofline"),
-    ("mixtral-8x7b", 8, 8, "tiled"),
-    ("deepseek-v3", 16, 32, "roofline"),
-])
+@pytest.mark.parametrize("model,ep,batch,tier", SATURATED)
 @pytest.mark.parametrize("scheduler", ["static", "continuous"])
 def test_saturated_ranks_with_two_batch_overlap_equal_predicts_overlapped_step(model, ep, batch, tier, scheduler):
     """With two_batch_overlap, ep x batch equal requests at once run predict's TBO scenario: each rank's batch

@@ -226,6 +226,11 @@ def test_open_a_stored_exploration_run(server, page, tiny_run):
     page.screenshot(path=str(ARTIFACTS / "explore.png"), full_page=True)
 
 
+#: what the serving form sends with the page's defaults (Predict's inputs, then the form's)
+SERVING_FORM = {"model": "llama-2-7b", "hardware": "a100-sxm-80gb", "tp": 1, "pp": 1, "ep": 1, "framework": "kernels",
+                "attention": "flash", "scheduler": "continuous", "max_batch": 256, "input_len": 2048, "output_len": 128}
+
+
 def test_serving_view(server, page):
     page.goto(server + "/")
     page.wait_for_selector("body[data-ready='1']", state="attached", timeout=60000)
@@ -234,10 +239,7 @@ def test_serving_view(server, page):
     page.fill("#rate", "5")
     page.click("#simulate")
     page.wait_for_selector("#serving-summary", timeout=60000)
-    s = post(server + "/api/simulate", {"model": "llama-2-7b", "hardware": "a100-sxm-80gb", "tp": 1, "pp": 1, "ep": 1,
-                                        "framework": "kernels", "attention": "flash", "num_requests": 40, "rate": 5,
-                                        "scheduler": "continuous", "max_batch": 256, "input_len": 2048,
-                                        "output_len": 128})
+    s = post(server + "/api/simulate", {**SERVING_FORM, "num_requests": 40, "rate": 5})
     shown = metrics(page, "#serving-summary")
     assert shown["ttft_s.p50"][0] == s["ttft_s"]["p50"] and shown["tpot_s.p50"][0] == s["tpot_s"]["p50"]
     assert shown["kv_utilization.max"][0] == s["kv_utilization"]["max"]
@@ -263,10 +265,8 @@ def test_serving_form_offers_every_prefill_pass_and_kv_policy(server, page):
     page.select_option("#kv_policy", "turbomind")
     page.click("#simulate")
     page.wait_for_selector("#serving-engine", timeout=60000)
-    s = post(server + "/api/simulate", {"model": "llama-2-7b", "hardware": "a100-sxm-80gb", "tp": 1, "pp": 1, "ep": 1,
-                                        "framework": "kernels", "attention": "flash", "num_requests": 30, "rate": 4,
-                                        "scheduler": "continuous", "max_batch": 256, "input_len": 2048,
-                                        "output_len": 128, "prefill_pass": "separate", "kv_policy": "turbomind"})
+    s = post(server + "/api/simulate", {**SERVING_FORM, "num_requests": 30, "rate": 4, "prefill_pass": "separate",
+                                        "kv_policy": "turbomind"})
     fused = post(server + "/api/simulate", {"model": "llama-2-7b", "hardware": "a100-sxm-80gb", "num_requests": 30,
                                             "rate": 4, "input_len": 2048, "output_len": 128, "kv_policy": "turbomind"})
     shown = metrics(page, "#serving-summary")
