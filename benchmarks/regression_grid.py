@@ -61,7 +61,7 @@ for _tier in ("roofline", "tiled"):
     _case("llama-2-7b", "a100-sxm-80gb", tier=_tier, batch=2, input_len=512, output_len=128,
           scenario={"layers": [{"match": "mlp", "layers": [0, 15], "weights": "int4"},
                                {"match": "attention", "keep": 0.75}]})
-    _case("llama-2-70b", "b200", tier=_tier, batch=64, tp=2, input_len=1024, output_len=128)  # no micro-arch
+    _case("llama-2-70b", "b200", tier=_tier, batch=64, tp=2, input_len=1024, output_len=128)  # tiled: explicit tier
     _case("llama-3.1-8b", "gaudi2", tier=_tier, batch=1, input_len=1024, output_len=128)  # no micro-arch
     _case("mixtral-8x7b", "mi300x", tier=_tier, batch=32, tp=2, pp=2, ep=2, pp_microbatches=2, input_len=512,
           output_len=128)

@@ -97,6 +97,8 @@ def test_every_microarch_number_has_a_source():
                   "collective_ll_eta"):
             if f in ua.model_fields_set:
                 needed.append(f)
+        if not ua.tiled_by_default:
+            needed.append("tiled_by_default")
         if "legacy_path_fraction" in ua.matrix.model_fields_set:
             needed.append("matrix.legacy_path_fraction")
         missing = [k for k in needed if not src.get(k)]
@@ -113,3 +115,36 @@ def test_microarch_schema_rejects_nonsense():
         MicroArch(**{**base, "matrix": {"units_per_core": 1, "macs_per_clock": {"fp16": 0}}})
     with pytest.raises(ValueError):
         MicroArch(**{**base, "matrix_eta": 1.5})
+
+
+def test_blackwell_facts_from_the_published_device_descriptions():
+    """B200 / GB200 (XLA's recorded device descriptions, the Blackwell tuning guide): 148 / 152 SMs, 228 KB shared
+    memory and 64K registers per SM, 4096 dense BF16 FMA per clock per SM, SM clocks 1965 / 2062 MHz."""
+    b200, gb200 = load_hardware("b200"), load_hardware("gb200")
+    assert (b200.sm_count, gb200.sm_count) == (148, 152)
+    for hw, vclock in ((b200, 1965), (gb200, 2062)):
+        ua = hw.microarch
+        assert ua.cores == hw.sm_count
+        assert ua.shared_memory_kb_per_core == 228 and ua.registers_kb_per_core == 256
+        assert ua.matrix.macs_per_clock["bf16"] == 4096 and ua.matrix.macs_per_clock["fp8"] == 8192
+        assert ua.vector_clock_mhz == vclock == hw.boost_clock_mhz
+        assert ua.clock_mhz < vclock  # the tensor peaks are quoted under the maximum SM clock, as Hopper's
+    assert b200.microarch.clock_mhz == pytest.approx(1835.31)
+
+
+def test_blackwell_defaults_to_the_roofline_with_its_reason():
+    """Aggregate L2 bandwidth is unpublished: predict keeps the roofline by default on B200/GB200 and says why."""
+    from tapeout.api import default_tier
+
+    for name in ("b200", "gb200"):
+        ua = load_hardware(name).microarch
+        assert not ua.tiled_by_default and "L2 bandwidth" in ua.sources["tiled_by_default"]
+        assert default_tier(load_hardware(name)) == "roofline"
+    assert default_tier(load_hardware("h100-sxm")) == "tiled"
+
+
+def test_gb200_sm_count_prices_deepep_sm_contention():
+    from tapeout.system.overlap import normal_kernel_rate
+
+    rate, how = normal_kernel_rate(load_hardware("gb200").sm_count)
+    assert rate < 1.0 and "not priced" not in how

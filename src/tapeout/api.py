@@ -118,8 +118,9 @@ def _with_efficiency(hw: HardwareSpec, efficiency: dict[str, Any]) -> HardwareSp
 
 
 def default_tier(hw: HardwareSpec) -> str:
-    """The tile-level mapper where the device is described down to its cores, else the roofline."""
-    return "tiled" if hw.microarch is not None else "roofline"
+    """The tile-level mapper where the device is described down to its cores (and its description does not
+    say otherwise: ``MicroArch.tiled_by_default``), else the roofline."""
+    return "tiled" if hw.microarch is not None and hw.microarch.tiled_by_default else "roofline"
 
 
 def _check_layers(m: ModelSpec, sc: Scenario) -> None:
@@ -293,6 +294,9 @@ def _prepare(args: PredictInputs, m: ModelSpec, hw: HardwareSpec) -> Prepared:
         given["kernel_constants"] = _kernel_constants(args.kernel_constants)
     sc = specio.build(Scenario, {**given, **tech}, origin="scenario")
     _check_layers(m, sc)
+    if sc.fp8_attention and hw.peak_flops("fp8") is None:
+        raise TapeoutError(f"fp8_attention needs fp8 tensor cores and {hw.name} has no fp8 matrix peak (its engines "
+                           "dequantize the cache); allowed: false", field="fp8_attention")
     if tech.get("sparse_kernel") is not None and sc.sparsity is None and not any(r.sparsity for r in sc.layers):
         raise TapeoutError(f"{tech['sparse_kernel']!r} picks the kernel of sparse layers, but no layer is sparse: "
                            "give a sparsity (e.g. --sparsity 0.8) or leave sparse_kernel out", field="sparse_kernel")

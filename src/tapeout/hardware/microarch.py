@@ -136,6 +136,11 @@ class MicroArch(_Frozen):
     collective_ll_eta: float | None = Field(
         None, gt=0, le=1, description="low-latency protocol: fraction of link bandwidth (flag-carrying lines, "
         "few channels)")
+    #: whether predict's default tier is the tiled one on this device: False where an unpublished figure the
+    #: tiled tier needs makes it wrong by default (the reason in ``sources["tiled_by_default"]``); ``--tier tiled``
+    #: still runs it
+    tiled_by_default: bool = Field(True, strict=True, description=(
+        "predict's default tier is tiled on this device (False: roofline by default, the reason in sources)"))
     sources: dict[str, str] = Field(default_factory=dict)
 
     # ---- derived -------------------------------------------------------------------------------

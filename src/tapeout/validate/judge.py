@@ -94,8 +94,9 @@ def _hw(host_us: float):  # noqa: ANN202
 def default_tier() -> str:
     """The tier ``predict`` uses on the judged device (tiled where it has a micro-architecture)."""
     from tapeout import load_hardware
+    from tapeout.api import default_tier as predict_default
 
-    return "tiled" if load_hardware(DEVICE).microarch is not None else "roofline"
+    return predict_default(load_hardware(DEVICE))
 
 
 def deepspeed_host_us() -> float:

@@ -166,6 +166,9 @@ class _Builder:
         #: activations (W8A8, FP8) are GEMM inputs only; engines keep the stream in 16 bits and the kernel
         #: that feeds a quantized GEMM writes a quantized copy of its output (``_quantized_copy``)
         self.a: DType = sc.activations if sc.activations.bits >= 16 else self.hp
+        #: the format decode attention's matmuls run in: the KV cache's with ``fp8_attention`` (no dequantization),
+        #: else the activations' (the cache dequantized on the fly)
+        self.kv_math: DType = self.kv if sc.fp8_attention else self.a
         self.groups = groups if groups is not None else _stage_groups(model, sc, stage)
         self.lm_tech = lm_head_tech(sc)
         self._set_plan(self.groups[0][0])
@@ -428,13 +431,14 @@ class _Builder:
         q_bytes = B * sq * H * w * act.bytes
         kv_elems = B * keys * w
         out = B * sq * H * lat * act.bytes
-        dq = kernels.kv_attention_work(kv_elems, kv, act, self.sc.kernel_constants) if not prefill else 0.0
+        math_dtype = act if prefill else self.kv_math
+        dq = kernels.kv_attention_work(kv_elems, kv, math_dtype, self.sc.kernel_constants) if not prefill else 0.0
         self.ops.append(Op(
             name=name + self.suffix, kind=OpKind.ATTENTION, flops=2.0 * H * (w + lat) * pairs,
             bytes_read=q_bytes + kv_elems * kv.bytes, bytes_written=out, count=L,
             shape=(("b", B), ("heads", H), ("kv_heads", 1), ("sq", sq), ("skv", keys), ("d", w), ("dv", lat),
                    ("latent", 1)),
-            compute_dtype=act.name, formats=(("act", act.name), ("kv", kv.name)), tags=tags,
+            compute_dtype=math_dtype.name, formats=(("act", act.name), ("kv", kv.name)), tags=tags,
             activation_bytes=q_bytes + out + (kv_elems * kv.bytes if prefill else 0.0),
             **({"kernel": Kernel.KV_DEQUANT, "vector_ops": dq, "overlap": "serial"} if dq else {}),
         ))
@@ -507,7 +511,7 @@ class _Builder:
             name=self._name("attention", span), kind=OpKind.ATTENTION, flops=work["flops"],
             bytes_read=work["bytes_read"], bytes_written=q_bytes, count=L,
             shape=(("b", B), ("heads", H), ("kv_heads", KV), ("sq", 1), ("skv", keys), ("d", hd)),
-            compute_dtype=attn_dtype, formats=(("act", a.name), ("kv", self.kv.name)), tags=("decode",),
+            compute_dtype=self.kv_math.name, formats=(("act", a.name), ("kv", self.kv.name)), tags=("decode",),
             activation_bytes=2 * q_bytes,
             **({"kernel": Kernel.KV_DEQUANT, "vector_ops": dq, "overlap": "serial"} if dq else {}),
         ))
@@ -521,7 +525,7 @@ class _Builder:
         kv_read = kv_elems * self.kv.bytes
         q_bytes = B * H * hd * a.bytes
         return {"flops": 4.0 * B * H * hd * keys, "bytes_read": kv_read + q_bytes,
-                "vector_ops": kernels.kv_attention_work(kv_elems, self.kv, a, self.sc.kernel_constants)}
+                "vector_ops": kernels.kv_attention_work(kv_elems, self.kv, self.kv_math, self.sc.kernel_constants)}
 
     def _decode_sweep(self, B: int, contexts: np.ndarray, L: int, span: LayerAttention) -> OpSweep | None:
         """The slot's decode attention at every context of ``contexts``, one fused kernel, as an

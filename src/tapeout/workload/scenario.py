@@ -97,6 +97,14 @@ class ScenarioInputs(BaseModel):
     #: latent cache), auto (naive prefill, absorbed decode, as DeepSeek's, vLLM's and SGLang's MLA run)
     mla_attention: MlaAttention = Field("auto", description=(
         "MLA models: auto (naive prefill, absorbed decode) | naive (up-project K/V) | absorbed (latent space)"))
+    #: the decode attention's QK^T and PV matmuls in fp8 over an fp8 KV cache (query quantized, cache read as
+    #: stored, no dequantization: TensorRT-LLM's XQA / FMHA and FlashInfer's TensorRT-LLM backend, SGLang's
+    #: Blackwell default; docs/fp8-attention.md); false: the cache is dequantized to the activation format
+    #: and the math runs at the 16-bit rate (vLLM's default paged attention, FlashAttention-2 / FlashInfer's
+    #: FA2 decode). Prefill attention stays 16-bit either way
+    fp8_attention: bool = Field(False, strict=True, description=(
+        "decode attention matmuls in fp8 over an fp8 KV cache (no dequantization; needs --kv-cache fp8 and a "
+        "device with fp8 tensor cores); false: dequantize to 16 bits (vLLM's default)"))
     #: one kernel per residual add and the next norm (read x and the residual, write both), as vLLM,
     #: TensorRT-LLM and FasterTransformer do
     fuse_residual_norm: bool = Field(False, strict=True, description=(
@@ -197,6 +205,16 @@ class Scenario(ScenarioInputs):
         if v is None:
             return ()
         return scenario_mapping({"layers": v}, origin="layers")["layers"]
+
+    @model_validator(mode="after")
+    def _fp8_attention(self) -> "Scenario":
+        if self.fp8_attention:
+            if self.kv_cache.peak_key != "fp8":
+                raise ValueError(f"fp8_attention needs an fp8 KV cache (kv_cache fp8, e4m3 or e5m2); got kv_cache="
+                                 f"{self.kv_cache.name}")
+            if self.attention == "naive":
+                raise ValueError("fp8_attention needs fused attention kernels (attention: flash | mmha); got naive")
+        return self
 
     @field_serializer("weights", "activations", "kv_cache")
     def _format_name(self, v: DType) -> str:

@@ -35,6 +35,14 @@ def layer_rules(text: str) -> tuple[tuple[tuple[str, str], ...], ...]:
     return tuple(rules)
 
 
+def fp8_attention(text: str) -> bool:
+    """The row's engine runs decode attention in fp8 over its fp8 cache ("true"), or dequantizes it ("false")."""
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise TapeoutError(f"frontier row fp8_attention {text!r}; allowed: true, false", field="fp8_attention")
+    return value == "true"
+
+
 @register("e2e-frontier-published", kind=END_TO_END, shipped=True,
           description="SGLang's DeepSeek-V3 wide-EP throughput per GPU: decode (EP72) and prefill (EP32) on H100, "
                       "decode (EP48, NVFP4 experts) on GB200 NVL72")
@@ -50,7 +58,8 @@ def load_e2e_frontier(data_dir: Path) -> list[Case]:
     the prompt tokens per GPU-second of the prefill (``batch`` x ``input_len`` / TTFT). The published rate is
     per node of ``gpus_per_node`` GPUs or per GPU (``unit``). Weights as shipped (fp8 with 128 x 128 block
     scales) except the layer classes ``layers`` names (``class: format``, weights and GEMM inputs); KV cache
-    ``kv_cache``. ``data_dir`` is unused.
+    ``kv_cache``, decode attention in fp8 over it where ``fp8_attention`` is true (docs/fp8-attention.md).
+    ``data_dir`` is unused.
     op class = ``<phase>/ep<ep>`` (``/uniform`` for rows whose routing was simulated uniform, ``/<format>``
     for rows with per-layer formats).
     """
@@ -60,6 +69,7 @@ def load_e2e_frontier(data_dir: Path) -> list[Case]:
         rules = layer_rules(row["layers"])
         sc = scenario(model=row["model"].strip(), batch=int(row["batch"]), input_len=int(row["input_len"]),
                       output_len=int(row["output_len"]), tp=tp, ep=ep, kv_cache=row["kv_cache"].strip(),
+                      fp8_attention=fp8_attention(row["fp8_attention"]),
                       **({"layers": rules} if rules else {}))
         op_class = (f"{phase}/ep{ep}" + ("/uniform" if row["routing"].strip() == "uniform" else "")
                     + "".join(sorted({f"/{dict(r)['weights']}" for r in rules})))
