@@ -126,6 +126,9 @@ def die_for(hw: HardwareSpec, a: Assumptions) -> DieSpec:
         raise TapeoutError(f"{hw.name} has no micro-architecture description; the area model needs one",
                            field="microarch")
     entry = a.die_entry(hw.name)
+    if entry is not None and "multi_die" in entry[1]:
+        raise TapeoutError(f"{hw.name} is several compute dies in one package ({entry[1]['multi_die']}); the area model "
+                           "describes one die: give the package a datasheet die area, or price one die", field="microarch")
     if entry is not None:
         name, e = entry
         return DieSpec(
