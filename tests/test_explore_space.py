@@ -66,7 +66,7 @@ def test_objectives_and_workload_names():
     (space(objectives=["speed"]), "metric"),
     (space(objectives=["throughput@nope"]), "objectives"),
     (space(base="a100-typo"), "base"),
-    (space(base="b200"), "base"),  # no micro-architecture
+    (space(base="b200"), "base"),  # two dies in one package
     (space(tier="magic"), "tier"),
     (space(constraints={"max_area_mm2": -1}), "max_area_mm2"),
     (space(search={"method": "annealing"}), "search.method"),

@@ -310,7 +310,8 @@ def test_gb200_agrees_with_the_nvl72_page_and_the_dgx_user_guide():
     assert 2 * g.memory.bandwidth_gbps == 16_000
     assert 2 * 2 * g.interconnect.bandwidth_gbps_per_direction == 3_600
     assert g.scale_out.bandwidth_gbps_per_direction * 8 == 400  # one 400 Gb/s NIC per GPU, GB/s per direction
-    assert g.l2_cache_mb == 126 and g.microarch is None  # SM count and clocks unpublished: roofline tier
+    assert g.l2_cache_mb == 126 and g.sm_count == 152  # SMs and clocks: XLA's recorded GB200 device description
+    assert not g.microarch.tiled_by_default  # roofline by default: aggregate L2 bandwidth unpublished
     assert "NV-DGXGB200-UG" in g.sources["scale_out"] and "NV-GB200-PAGE" in g.sources["peak_tflops.fp32"]
 
 

@@ -499,8 +499,11 @@ def check_names(space: Space) -> None:
     if space.tier not in TIERS:
         raise TapeoutError(f"unknown tier {space.tier!r}; allowed: {', '.join(sorted(TIERS))}", field="tier")
     a = _named("assumptions", Assumptions.load, space.assumptions or None)
+    die = a.die_entry(hw.name)
+    if die is not None and "multi_die" in die[1]:
+        raise TapeoutError(f"device {hw.name!r} is several compute dies in one package ({die[1]['multi_die']}); "
+                           "designs derive from one die", field="base")
     if "process_node" not in space.parameters:
-        die = a.die_entry(hw.name)
         _named("base", a.node_key, str(die[1]["process_node"]) if die else (hw.process_node or ""))
     for i, w in enumerate(space.workloads):
         m = _named(f"workloads.{i}.model", load_model, w.model)
