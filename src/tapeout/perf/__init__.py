@@ -53,6 +53,8 @@ def estimate(op: Op, hardware: HardwareSpec, tier: str = "roofline") -> OpCost:
     host_us = prefill_host_us(hardware)
     if op.eager and host_us > 0:
         cost = host_launched(cost, host_us)
+    if op.routing is not None and op.routing.imbalance_basis:  # the routed experts' wait, stated on their rows
+        cost = evolve(cost, terms={**cost.terms, **op.routing.terms()})
     return cost
 
 

@@ -42,6 +42,7 @@ from tapeout.errors import TapeoutError
 from tapeout.frozen import evolve
 from tapeout.models.spec import FULL, LayerAttention, ModelSpec
 from tapeout.workload import kernels
+from tapeout.workload.eplb import busiest_device_load, placement
 from tapeout.workload.layers import LayerPlan, LinearTech, kept_heads, layer_groups, lm_head_tech, range_label
 from tapeout.workload.standalone import (  # noqa: F401 (constants re-exported)
     ACT_FLOPS, CLAMP_FLOPS, NORM_FLOPS, ROPE_FLOPS, SAMPLING_FLOPS, SCALE_FLOPS, SOFTCAP_FLOPS, SOFTMAX_FLOPS,
@@ -77,13 +78,20 @@ def expected_active_experts(num_experts: int, top_k: int, tokens: int) -> float:
     return num_experts * (1.0 - (1.0 - top_k / num_experts) ** tokens)
 
 
-def check_expert_parallel(model: ModelSpec, ep: int) -> None:
-    """Raise a clear error when expert parallelism is asked of a dense model, or of more devices than experts."""
+def check_expert_parallel(model: ModelSpec, ep: int, redundant: int = 0) -> None:
+    """Raise a clear error when expert parallelism is asked of a dense model, or of more devices than experts,
+    or when ``redundant`` experts do not fill the ``ep`` devices evenly (EPLB's placement)."""
     if ep > 1 and model.moe is None:
         raise TapeoutError(f"ep={ep} needs a mixture-of-experts model; {model.name} is dense; allowed: 1", field="ep")
     if model.moe is not None and ep > model.moe.num_experts:
         raise TapeoutError(f"ep={ep} exceeds {model.name}'s {model.moe.num_experts} experts; "
                            f"allowed: 1..{model.moe.num_experts}", field="ep")
+    if redundant and model.moe is not None and (model.moe.num_experts + redundant) % ep:
+        first = -model.moe.num_experts % ep
+        allowed = ", ".join(str(first + i * ep) for i in range(4))
+        raise TapeoutError(f"redundant_experts={redundant}: ep={ep} must divide {model.name}'s "
+                           f"{model.moe.num_experts} experts + the redundant ones; allowed: {allowed}, ...",
+                           field="redundant_experts")
 
 
 def busiest_device_experts(local: int, p_active: float, ep: int) -> float:
@@ -99,10 +107,31 @@ def busiest_device_experts(local: int, p_active: float, ep: int) -> float:
     return total
 
 
-def experts_per_device(model: ModelSpec, ep: int) -> int:
-    """Whole experts one device holds under expert parallelism ``ep`` (the last devices may hold one fewer)."""
+def expert_load(experts: int, top_k: int, ep: int, tokens: float, redundant: int = 0) -> tuple[float, float, str]:
+    """(active expert copies on the busiest device, the busiest device's load in whole experts' worth of tokens,
+    why) for ``tokens`` tokens routed uniformly to ``top_k`` of ``experts`` spread over ``ep`` devices, with
+    ``redundant`` EPLB copies (:mod:`tapeout.workload.eplb`). Each expert is active with probability
+    hit / experts (:func:`expected_active_experts`) and an active expert serves the mean tokens of one; the
+    step waits for the busiest device. Without copies both are :func:`busiest_device_experts` of
+    ceil(experts / ep) experts."""
+    p = expected_active_experts(experts, top_k, tokens) / experts
+    slots = math.ceil((experts + redundant) / ep)
+    active = busiest_device_experts(slots, p, ep)
+    if not redundant:
+        return active, active, (f"uniform routing: E[max over {ep} devices of the active experts among their "
+                                f"{slots}] at {p:.3g} per expert")
+    kinds = ", ".join(f"{n} x [{' '.join(f'1/{c}' if c > 1 else '1' for c in dev)}]" for dev, n in placement(
+        experts, redundant, ep))
+    return active, busiest_device_load(experts, redundant, ep, p), (
+        f"uniform routing, EPLB's {redundant} redundant experts ({kinds}: devices x shares of their experts): "
+        f"E[max over {ep} devices of the active shares] at {p:.3g} per expert")
+
+
+def experts_per_device(model: ModelSpec, ep: int, redundant: int = 0) -> int:
+    """Whole experts one device holds under expert parallelism ``ep`` (the last devices may hold one fewer), or
+    with ``redundant`` EPLB copies, (experts + redundant) / ep (:func:`check_expert_parallel` checked it divides)."""
     assert model.moe is not None
-    return math.ceil(model.moe.num_experts / ep)
+    return math.ceil((model.moe.num_experts + redundant) / ep)
 
 
 def check_pipeline(model: ModelSpec, pp: int) -> None:
@@ -133,7 +162,7 @@ def check_scenario(model: ModelSpec, sc: Scenario) -> None:
                            field="attention")
     check_parallelism(model, sc.tp)
     check_pipeline(model, sc.pp)
-    check_expert_parallel(model, sc.ep)
+    check_expert_parallel(model, sc.ep, sc.redundant_experts)
 
 
 def _stage_groups(model: ModelSpec, sc: Scenario, stage: int) -> list[tuple[LayerPlan, tuple[int, ...]]]:
@@ -197,21 +226,23 @@ class _Builder:
     # ---- op constructors -----------------------------------------------------------------
     def gemm(self, name: str, m: float, n: int, k: int, count: int, *, slot: str | None = None,
              tech: LinearTech | None = None, bias: bool = False, experts: float = 1.0,
-             tokens_routed: float | None = None) -> None:
+             tokens_routed: float | None = None, routing: EPRouting | None = None) -> None:
         """A GEMM with a weight matrix (k x n) per expert; ``m`` tokens per expert.
 
         ``slot`` names the layer's linear slot whose techniques apply (qkv_proj, out_proj, up, down,
-        expert_up, expert_down); ``tech`` gives them directly (lm_head, router).
+        expert_up, expert_down); ``tech`` gives them directly (lm_head, router); ``routing``: the routed experts'
+        facts, for the imbalance their rows state.
         """
         if count <= 0:
             return
         if tech is None:
             tech = self.plan[slot] if slot is not None else LinearTech(self.hp, self.a, None)
-        self.ops.append(kernels.linear(
+        op = kernels.linear(
             name + self.suffix, m=m, n=n, k=k, count=count, w=tech.weights,
             a=tech.activations, sparsity=tech.sparsity, sparse_kernel=self.sc.sparse_kernel, experts=experts,
             tokens_routed=tokens_routed, bias=bias, constants=self.sc.kernel_constants,
-        ))
+        )
+        self.ops.append(op if routing is None else evolve(op, routing=routing))
 
     def elementwise(self, name: str, kind: OpKind, elems_in: float, elems_out: float, flops_per: float,
                     count: int, *, out_dtype: DType | None = None, feeds: tuple[str, float] | None = None) -> None:
@@ -596,29 +627,29 @@ class _Builder:
             active = expected_active_experts(E, k, T)
             routed = T * k  # token-expert pairs
             ie = self.expert_inter
-            local = E
+            imbalance = (1.0, "")
         else:  # whole experts, E/ep per device; the step waits for the device with the most active experts
-            local = experts_per_device(m, ep)
             # wide: the ep devices' tokens; else the tp group's (replicated)
             tokens = (T * ep if self.expert_tokens is None else self.expert_tokens) if wide else T
             hit = expected_active_experts(E, k, tokens)
-            active = busiest_device_experts(local, hit / E, ep)
-            routed = tokens * k / hit * active  # each active expert serves tokens k / (active experts) pairs
+            active, load, why = expert_load(E, k, ep, tokens, self.sc.redundant_experts)
+            routed = tokens * k / hit * load  # each active expert serves tokens k / (active experts) pairs
             ie = math.ceil(moe.expert_intermediate_size * self.plan.keep_mlp)
+            imbalance = (routed / (tokens * k / ep), why)
         # DeepEP's kernels as engines pick them: normal for a prefill, low-latency for decode steps
         routing = EPRouting(T, k, E, moe.expert_groups, moe.groups_per_token,
-                            "normal" if self.phase == "prefill" else "low_latency")
+                            "normal" if self.phase == "prefill" else "low_latency", *imbalance)
         if wide:  # dispatch: each token's k copies to their experts' devices, in the experts' input format
             q = self.plan["expert_up"].activations
             fmt = q if q.bits < self.a.bits else self.a
             self.ops.append(collective_op(OpKind.ALLTOALL, T * k * h * fmt.bytes, ep, dtype=fmt,
                                           name="ep_dispatch" + self.suffix, count=moe_L, routing=routing))
         self.gemm("moe_gate_up" if m.gated_mlp else "moe_up", routed / max(active, 1e-9), mats * ie, h, moe_L,
-                  slot="expert_up", experts=active, tokens_routed=routed)
+                  slot="expert_up", experts=active, tokens_routed=routed, routing=routing)
         self.elementwise("moe_act", OpKind.ELEMENTWISE, routed * mats * ie, routed * ie, act_f, moe_L,
                          feeds=("expert_down", routed * ie))
         self.gemm("moe_down", routed / max(active, 1e-9), h, ie, moe_L, slot="expert_down", experts=active,
-                  tokens_routed=routed)
+                  tokens_routed=routed, routing=routing)
         if wide:  # combine: the expert outputs back to their tokens' devices, 16-bit
             self.ops.append(collective_op(OpKind.ALLTOALL, T * k * h * self.a.bytes, ep, dtype=self.a,
                                           name="ep_combine" + self.suffix, count=moe_L, routing=routing))

@@ -176,8 +176,8 @@ def linear_weight_bytes(model: ModelSpec, sc: Scenario, layers: range | None = N
             m = model.moe
             if sc.ep == 1:  # every expert sliced over the tp devices
                 experts = m.num_experts * ffn("expert_up", "expert_down", m.expert_intermediate_size * plan.keep_mlp / t)
-            else:  # whole experts, ceil(E / ep) on the fullest device
-                experts = math.ceil(m.num_experts / sc.ep) * ffn("expert_up", "expert_down",
+            else:  # whole experts, ceil(E / ep) on the fullest device; with EPLB's copies (E + R) / ep on each
+                experts = math.ceil((m.num_experts + sc.redundant_experts) / sc.ep) * ffn("expert_up", "expert_down",
                                                                  m.expert_intermediate_size * plan.keep_mlp)
             if m.num_shared_experts:
                 experts += ffn("up", "down", m.num_shared_experts * m.shared_intermediate_size * plan.keep_mlp / t)

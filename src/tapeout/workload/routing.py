@@ -30,7 +30,8 @@ class EPRouting:
     """The routing facts of one expert-parallel dispatch or combine (per device, per layer run): the device's
     ``tokens``, each routed to ``top_k`` of ``experts`` experts in ``groups`` groups, at most
     ``groups_per_token`` groups per token, moved by DeepEP's ``kernel`` (:data:`EP_KERNELS`). The op's
-    ``message_bytes`` is the logical size: ``tokens x top_k`` copies of a token's hidden state."""
+    ``message_bytes`` is the logical size: ``tokens x top_k`` copies of a token's hidden state. The routed
+    experts' GEMMs carry it too, for the ``imbalance`` their rows state."""
 
     tokens: float
     top_k: int
@@ -38,6 +39,15 @@ class EPRouting:
     groups: int = 1
     groups_per_token: int = 1
     kernel: Literal["normal", "low_latency"] = "low_latency"
+    #: the busiest device's token-expert pairs over the mean device's (the experts' wait), and why
+    #: (:func:`tapeout.workload.build.expert_load`); 1.0 and "" where not stated
+    imbalance: float = 1.0
+    imbalance_basis: str = ""
+
+    def terms(self) -> dict[str, float | str]:
+        """The imbalance a row states (empty when not stated)."""
+        return {"expert_imbalance": self.imbalance, "expert_imbalance_basis": self.imbalance_basis} \
+            if self.imbalance_basis else {}
 
 
 def _miss(pool: int, taken: int, k: int) -> float:

@@ -44,6 +44,7 @@ LIMITS: dict[str, tuple[int, str]] = {
     "ep": (4096, "devices"),
     "pp": (4096, "stages"),
     "pp_microbatches": (4096, "batches"),
+    "redundant_experts": (65536, "experts"),
 }
 
 Attention = Literal["flash", "naive", "mmha"]
@@ -81,6 +82,11 @@ class ScenarioInputs(BaseModel):
     #: (system/overlap.py, docs/wide-ep.md); wide expert parallelism only
     two_batch_overlap: bool = Field(False, strict=True, description=(
         "wide EP: split each pass into two micro-batches whose dispatch/combine overlap the other's compute"))
+    #: EPLB's redundant experts (DeepSeek-V3 report 3.4; SGLang's --ep-num-redundant-experts with --enable-eplb):
+    #: extra copies of experts spread with the others over the ep devices, (experts + this) / ep per device, a
+    #: replicated expert's tokens shared by its copies (workload/eplb.py, docs/wide-ep.md); 0: none
+    redundant_experts: int = Field(0, ge=0, description=(
+        "expert parallelism: redundant expert copies placed by EPLB (ep must divide experts + this); 0: none"))
     #: None: the checkpoint's shipped format, else the device's faster 16-bit format
     weights: str | None = Field(None, description=(
         "weight format of the linear layers: fp16 bf16 fp8 fp6 fp5 fp4 int8 int4 int4_g128 nf4 ... "
@@ -162,6 +168,9 @@ class ScenarioInputs(BaseModel):
                                  "attention); attention tensor-parallel inside data-parallel groups is not modelled")
             if self.pp != 1:
                 raise ValueError(f"ep={self.ep} with data-parallel attention needs pp = 1 (allowed pp: 1)")
+        if self.redundant_experts and self.ep == 1:
+            raise ValueError(f"redundant_experts={self.redundant_experts} needs whole experts per device (ep > 1); "
+                             "allowed with ep = 1: 0")
         if self.two_batch_overlap and not (self.tp == 1 and self.ep > 1):
             raise ValueError(f"two_batch_overlap needs wide expert parallelism (tp = 1, ep > 1: data-parallel "
                              f"attention); got tp={self.tp}, ep={self.ep}")
