@@ -254,8 +254,11 @@ def alltoall(hw: HardwareSpec, size: float, group: int, eta: float, alpha: float
     node = ic.max_devices if ic is not None and ic.topology in ("switch", "mesh") else 1
     local = min(group, node)
     intra, inter, kernel = ep_link_bytes(size, group, node, routing)
+    # every byte a link carries is read from the sender's HBM and written into the receiver's; the group's
+    # traffic is symmetric, so a device receives as much as it sends: its HBM moves twice its wire bytes
     terms: dict = {"algorithm": "direct (all-to-all)", "devices_per_node": node, "nodes": math.ceil(group / node),
-                   "eta_interconnect": eta, "wire_bytes": intra + inter, **kernel}
+                   "eta_interconnect": eta, "wire_bytes": intra + inter, "hbm_bytes": 2.0 * (intra + inter),
+                   **kernel}
     t_intra = t_inter = 0.0
     steps = 0
     if intra > 0:

@@ -31,14 +31,21 @@ Parallelism on 96 H100 GPUs", "Two-batch Overlap": operations ``attn``, yield, `
   without the contention, and its terms say so. :func:`schedule_shared` runs the two streams with the compute
   stream slowed while a communication stage runs; the seconds lost are the phase's ``contention_s``.
 
-Not modelled: further contention the LMSYS blog reports (memory and link bandwidth shared by the overlapped
-kernels: "the no-TBO 8k case outperforms the TBO 16k case in per-kernel speed", communication "slower than unit
-test results"), and TBO's lower activation peak (memory is planned for the whole pass, as without TBO).
+- **HBM taken by the communication kernels.** Every byte an all-to-all's links carry is read from the sender's
+  HBM and written into the receiver's (``hbm_bytes`` = 2 x ``wire_bytes``, perf/core.py), so while one runs it
+  takes that traffic over its seconds of the device's HBM bandwidth; each overlapped compute op's memory term
+  stretches by 1 / (1 - that share) (:func:`contention`, :func:`schedule_contended`), in prefill and decode.
+  The links themselves are used by the communication stream alone (one all-to-all at a time).
+
+Not modelled: the rest of the contention the LMSYS blog reports ("the no-TBO 8k case outperforms the TBO 16k case
+in per-kernel speed", communication "slower than unit test results": the communication kernels slowed by the
+compute beside them), and TBO's lower activation peak (memory is planned for the whole pass, as without TBO).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -228,13 +235,14 @@ def schedule(a: Stages, b: Stages | None) -> Seconds:
     return mx(fa, fb)
 
 
-def _tasks(s: Stages, mb: int) -> list[tuple[int, int, float]]:
-    """Micro-batch ``mb``'s stages in order as (stream, micro-batch, seconds): stream 0 computes, 1 communicates."""
-    out = [(0, mb, float(s.pre))]
+def _tasks(s: Stages, mb: int) -> list[tuple[int, int, float, str]]:
+    """Micro-batch ``mb``'s stages in order as (stream, micro-batch, seconds, stage): stream 0 computes,
+    1 communicates."""
+    out = [(0, mb, float(s.pre), "pre")]
     for _ in range(s.layers):
-        out += [(0, mb, float(s.attn)), (1, mb, float(s.dispatch)), (0, mb, float(s.experts)),
-                (1, mb, float(s.combine))]
-    return out + [(0, mb, float(s.head))]
+        out += [(0, mb, float(s.attn), "attn"), (1, mb, float(s.dispatch), "dispatch"),
+                (0, mb, float(s.experts), "experts"), (1, mb, float(s.combine), "combine")]
+    return out + [(0, mb, float(s.head), "head")]
 
 
 def _stream_order(ta: list, tb: list) -> list[list[tuple[int, int]]]:
@@ -254,6 +262,20 @@ def schedule_shared(a: Stages, b: Stages, rate: float) -> tuple[float, float]:
     stages' solo seconds."""
     if not 0.0 < rate <= 1.0:
         raise ValueError(f"rate must be in (0, 1], got {rate}")
+    return schedule_contended(a, b, lambda mb, stage, comm_mb, comm: rate)
+
+
+#: a compute stage's speed (a share of its solo speed, in (0, 1]) while a communication stage runs:
+#: (compute micro-batch, compute stage, communication micro-batch, communication stage) -> rate
+Rate = Callable[[int, str, int, str], float]
+
+
+def schedule_contended(a: Stages, b: Stages, rate: Rate) -> tuple[float, float]:
+    """(seconds, compute seconds lost) of one pass of micro-batches ``a`` and ``b`` on the two streams of
+    :func:`schedule`, a compute stage running at ``rate(...)`` of its solo speed while a communication stage
+    runs (:data:`Rate`: the SMs the communication kernels hold, the HBM bandwidth their traffic takes). An event
+    simulation over the stages; at rate 1 it equals :func:`schedule`. The compute seconds lost: the compute
+    stream's busy time beyond its stages' solo seconds."""
     tasks = (_tasks(a, 0), _tasks(b, 1))
     order = _stream_order(*tasks)
     pos = [0, 0]  # next position in each stream's order
@@ -278,7 +300,13 @@ def schedule_shared(a: Stages, b: Stages, rate: float) -> tuple[float, float]:
                     moved = True
         if left[0] is None and left[1] is None:
             break
-        r = rate if left[1] is not None else 1.0
+        if left[1] is not None and left[0] is not None:
+            (cmb, ci), (mmb, mi) = order[0][pos[0]], order[1][pos[1]]
+            r = rate(cmb, tasks[cmb][ci][3], mmb, tasks[mmb][mi][3])
+            if not 0.0 < r <= 1.0:
+                raise ValueError(f"rate must be in (0, 1], got {r}")
+        else:
+            r = 1.0
         dt = min(x / v for x, v in ((left[0], r), (left[1], 1.0)) if x is not None)
         now += dt
         for st, v in ((0, r), (1, 1.0)):
@@ -293,10 +321,6 @@ def schedule_shared(a: Stages, b: Stages, rate: float) -> tuple[float, float]:
                 pos[st] += 1
                 left[st] = None
     return now, max(busy - float(a.compute + b.compute), 0.0)
-
-
-def _totals(ops: tuple[Op, ...], pr: Pricer) -> list[Seconds]:
-    return [pr.time(o) * o.count for o in ops]
 
 
 def _prefill_ops(model: ModelSpec, sc: Scenario, pr: Pricer) -> tuple[OpGraph, int]:
@@ -363,24 +387,85 @@ def normal_kernel_rate(sm_count: int | None) -> tuple[float, str]:
                              f"overlapped compute at {free}/{sm_count}")
 
 
+@dataclass(frozen=True, slots=True)
+class MicroBatch:
+    """One micro-batch's ops with each op's cost per run (:meth:`Pricer.shared`), grouped over ``passes``."""
+
+    ops: tuple[Op, ...]
+    costs: tuple[OpCost, ...]
+    passes: int = 1
+
+    def stages(self, model: ModelSpec, per_op: list[float] | None = None) -> Stages:
+        """Its :class:`Stages` of ``per_op`` seconds (or bytes) over all runs; None: its solo seconds."""
+        if per_op is None:
+            per_op = [c.time_s * o.count for o, c in zip(self.ops, self.costs)]
+        return stages(model, self.ops, per_op, self.passes)
+
+    def contended(self, model: ModelSpec, sm_rate: float, hbm_share: float) -> Stages:
+        """Its stages with each compute op slowed by the other stream's kernels: the whole op at ``sm_rate`` of
+        the SMs, or its DRAM stream at ``1 - hbm_share`` of the HBM bandwidth (``time_s`` is the largest of its
+        compute, memory and network terms plus its fixed costs: the memory term grows), whichever is longer;
+        communication ops unchanged."""
+        stretch = 1.0 / (1.0 - hbm_share)
+        return self.stages(model, [c.time_s * o.count if o.kind is OpKind.ALLTOALL else o.count * max(
+            c.time_s / sm_rate,
+            c.time_s - max(c.compute_s, c.memory_s, c.network_s) + max(c.compute_s, c.memory_s * stretch, c.network_s))
+            for o, c in zip(self.ops, self.costs)])
+
+
+def contention(model: ModelSpec, parts: list[MicroBatch], bandwidth: float, sm_rate: float,
+               sm_how: str) -> tuple[Rate, str]:
+    """The compute stages' :data:`Rate` while each all-to-all runs, and how it was priced: the SMs the
+    communication kernels hold (``sm_rate``, :func:`normal_kernel_rate`), and the share of the device's HBM
+    ``bandwidth`` (bytes/s) their traffic takes (the all-to-all's ``hbm_bytes`` over its seconds: the bytes it
+    reads at the sender and writes at the receiver)."""
+    solo = [p.stages(model) for p in parts]
+    hbm = [p.stages(model, [float(c.terms.get("hbm_bytes", 0.0)) * o.count if o.kind is OpKind.ALLTOALL else 0.0
+                            for o, c in zip(p.ops, p.costs)]) for p in parts]
+    # the share of HBM each communication stage takes while it runs; two links cannot outrun HBM, the cap
+    # only keeps a malformed device file finite
+    share = {(mb, k): min(getattr(h, k) / getattr(s, k) / bandwidth, 0.95) if getattr(s, k) > 0 else 0.0
+             for mb, (s, h) in enumerate(zip(solo, hbm)) for k in ("dispatch", "combine")}
+    slowed = {key: [p.contended(model, sm_rate, sh) for p in parts] for key, sh in share.items()}
+
+    def rate(mb: int, stage: str, comm_mb: int, comm: str) -> float:
+        t, c = getattr(solo[mb], stage), getattr(slowed[(comm_mb, comm)][mb], stage)
+        return t / c if c > 0 else 1.0
+
+    lo, hi = min(share.values()), max(share.values())
+    how = (f"{sm_how}; the all-to-alls' HBM traffic (read at the sender, written at the receiver) takes "
+           f"{100 * lo:.1f}-{100 * hi:.1f} % of the {bandwidth / 1e12:.2f} TB/s while they run: overlapped ops "
+           "stream DRAM at the rest")
+    return rate, how
+
+
 def prefill_overlap(model: ModelSpec, sc: Scenario, pr: Pricer) -> tuple[Overlap, tuple[OpGraph, ...]]:
     """The prefill of ``sc`` under TBO, and each micro-batch's graph (per-op rows)."""
-    parts = [_prefill_ops(model, m, pr) for m in micro_batches(sc) if m is not None]
+    graphs = [_prefill_ops(model, m, pr) for m in micro_batches(sc) if m is not None]
     # pass i of one micro-batch runs beside pass i of the other (the halves of one engine pass); the second
     # (floor) half's work is spread over the first's passes when an odd batch gives it fewer
-    n = parts[0][1]
-    st = [stages(model, g.ops, _totals(g.ops, pr), n) for g, _ in parts]
-    rate, how = normal_kernel_rate(pr.hw.sm_count)
-    return overlap(st[0], st[1] if len(st) > 1 else None, n, rate, how), tuple(g for g, _ in parts)
+    n = graphs[0][1]
+    parts = [MicroBatch(g.ops, tuple(pr.shared(o) for o in g.ops), n) for g, _ in graphs]
+    st = [p.stages(model) for p in parts]
+    sm_rate, sm_how = normal_kernel_rate(pr.hw.sm_count)
+    if len(st) == 1:
+        return overlap(st[0], None, n), tuple(g for g, _ in graphs)
+    rate, how = contention(model, parts, pr.hw.memory_bandwidth, sm_rate, sm_how)
+    return _contended(st[0], st[1], rate, how, n), tuple(g for g, _ in graphs)
+
+
+def _contended(a: Stages, b: Stages, rate: Rate, how: str, passes: int = 1) -> Overlap:
+    t, lost = schedule_contended(a, b, rate)
+    return Overlap(passes * t, passes * (a.compute + b.compute), passes * (a.communication + b.communication),
+                   passes * (a.compute + a.communication + b.compute + b.communication), passes * lost, how)
 
 
 def decode_overlap(model: ModelSpec, sc: Scenario, pr: Pricer, contexts: np.ndarray) -> tuple[Overlap, tuple[Pipeline, ...]]:
     """The decode steps of ``sc`` at ``contexts`` under TBO (arrays over them), and each micro-batch's pipeline."""
     pipes = tuple(pipeline(model, m) for m in micro_batches(sc) if m is not None)
     ctx = [int(c) for c in contexts]
-    st = []
-    for p in pipes:
-        t = p.stages[0].decode
+    if len(pipes) == 1:
+        t = pipes[0].stages[0].decode
         per_ctx = [t.varying_ops(c) for c in ctx]
         totals: list[Seconds] = [np.full(len(ctx), pr.time(o) * o.count) for o in t.fixed]
         ops = list(t.fixed)
@@ -388,8 +473,21 @@ def decode_overlap(model: ModelSpec, sc: Scenario, pr: Pricer, contexts: np.ndar
             col = [v[j] for v in per_ctx]
             ops.append(col[0])
             totals.append(pr.sweep(col) * col[0].count)
-        st.append(stages(model, tuple(ops), totals))
-    return overlap(st[0], st[1] if len(st) > 1 else None), pipes
+        return overlap(stages(model, tuple(ops), totals), None), pipes
+    # the low-latency kernels hold no SMs; their HBM traffic still slows the other micro-batch's DRAM stream:
+    # each context's step as its own event simulation
+    fixed = [tuple(p.stages[0].decode.fixed) for p in pipes]
+    steps, how = [], ""
+    for c in ctx:
+        parts = []
+        for p, f in zip(pipes, fixed):
+            ops = f + tuple(p.stages[0].decode.varying_ops(c))
+            parts.append(MicroBatch(ops, tuple(pr.shared(o) for o in ops)))
+        rate, how = contention(model, parts, pr.hw.memory_bandwidth, 1.0, "the low-latency kernels hold no SMs")
+        steps.append(_contended(*(p.stages(model) for p in parts), rate, how))
+    arrays = [np.array([getattr(o, k) for o in steps]) for k in ("time_s", "compute_s", "communication_s",
+                                                                   "back_to_back_s", "contention_s")]
+    return Overlap(*arrays, how), pipes
 
 
 def explained(ops: tuple[Op, ...], costs: tuple[OpCost, ...], ov: Overlap) -> tuple[OpCost, ...]:
@@ -415,7 +513,7 @@ def micro_batch_graph(graphs: tuple[OpGraph, ...]) -> OpGraph:
     return OpGraph(phase=g0.phase, ops=ops, tokens=sum(g.tokens for g in graphs), context=g0.context)
 
 
-__all__ = ["CATEGORIES", "DEEPEP_NORMAL_SMS", "Overlap", "Stages", "category", "decode_overlap", "explained",
-           "grouped", "in_step", "layer_runs", "leading_dense", "micro_batch_graph", "micro_batches",
-           "normal_kernel_rate", "overlap", "prefill_overlap", "schedule", "schedule_shared", "split_point",
-           "stages", "sums"]
+__all__ = ["CATEGORIES", "DEEPEP_NORMAL_SMS", "MicroBatch", "Overlap", "Rate", "Stages", "category", "contention",
+           "decode_overlap", "explained", "grouped", "in_step", "layer_runs", "leading_dense", "micro_batch_graph",
+           "micro_batches", "normal_kernel_rate", "overlap", "prefill_overlap", "schedule", "schedule_contended",
+           "schedule_shared", "split_point", "stages", "sums"]
