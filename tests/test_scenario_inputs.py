@@ -53,8 +53,8 @@ def test_cli_options_are_generated_from_the_fields():
 def test_json_inputs_are_the_resolved_scenario_fields_in_their_published_order():
     d = tapeout.predict(M, H, batch=2, weights="int8", framework="deepspeed", **FAST).to_dict()["inputs"]
     assert list(d) == ["model", "hardware", "batch", "input_len", "output_len", "tp", "ep", "dp_attention", "pp",
-                       "pp_microbatches", "two_batch_overlap", "weights", "activations", "kv_cache", "attention",
-                       "mla_attention", "fp8_attention",
+                       "pp_microbatches", "two_batch_overlap", "redundant_experts", "weights", "activations",
+                       "kv_cache", "attention", "mla_attention", "fp8_attention",
                        "fuse_residual_norm", "kv_fraction", "max_prefill_tokens", "sparsity", "sparse_kernel", "layers", "tier",
                        "framework", "default_16bit", "checkpoint_format"]
     assert (d["batch"], d["weights"], d["framework"], d["tier"], d["sparse_kernel"]) == (2, "int8", "deepspeed",
