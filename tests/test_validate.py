@@ -109,11 +109,12 @@ def test_allreduce_and_llmcompass_loaders(tiny_data):
 def test_a_missing_dataset_is_skipped_and_a_bad_directory_is_an_error(tiny_data, tmp_path_factory):
     names = {c.dataset for c in load_cases(tiny_data)}
     # vidur-attention, e2e-torchao, e2e-gptfast, e2e-trtllm, e2e-frontier-published, e2e-prefill-published,
-    # e2e-mi300x-published, e2e-gaudi-published, hccl-gaudi and mi300x-kernels ship with tapeout (typed published
-    # figures): present whatever the data directory
+    # e2e-mi300x-published, e2e-gaudi-published, hccl-gaudi, mi300x-kernels and attention-kernels ship with tapeout
+    # (typed published figures): present whatever the data directory
     assert names == {"vidur-gemm", "vidur-allreduce", "llmcompass-matmul", "vidur-attention", "e2e-torchao",
                      "e2e-gptfast", "e2e-trtllm", "e2e-frontier-published", "e2e-prefill-published",
-                     "e2e-mi300x-published", "e2e-gaudi-published", "hccl-gaudi", "mi300x-kernels"}
+                     "e2e-mi300x-published", "e2e-gaudi-published", "hccl-gaudi", "mi300x-kernels",
+                     "attention-kernels"}
     with pytest.raises(TapeoutError, match="data"):
         resolve_data_dir(tmp_path_factory.mktemp("empty"))
     with pytest.raises(TapeoutError, match="does not exist"):

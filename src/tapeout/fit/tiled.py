@@ -8,8 +8,12 @@ For each device with measurements, and always across *whole* sets (never one row
   best point;
 - ``stream_eta`` on the elementwise / reduction sets (vidur-elementwise, llmcompass-softmax,
   -layernorm, -gelu); vidur-elementwise is thinned to every 8th row (it has ~60k rows of 5 op classes);
+- ``attention_eta`` (the share of the GEMM main-loop rate a fused prefill-attention main loop sustains) on the
+  device's forward-attention rows of its native-path kernels (:data:`ATTENTION_SETS`, :data:`ATTENTION_CLASSES`:
+  FlashAttention-3 on H100, aiter's asm kernel on MI300X), its kernel efficiencies held; ``[default]`` takes the
+  median over the devices with such rows;
 - ``legacy_path_fraction`` (devices with two matrix paths: Hopper) on the FlashAttention-2 rows of
-  ``measured/flashattention_figures.csv`` (FA2 uses mma.sync, FA3 wgmma);
+  ``measured/flashattention_figures.csv`` (FA2 uses mma.sync, FA3 wgmma), ``attention_eta`` held;
 - ``collective_base_us``, ``collective_step_us`` and ``collective_eta`` jointly on the all-reduce
   sets (vidur-allreduce, llmcompass-allreduce), messages >= 1 MiB (NCCL's bandwidth protocol);
   ``collective_ll_step_us`` and ``collective_ll_eta`` on messages < 1 MiB (the low-latency
@@ -49,6 +53,7 @@ from tapeout.hardware.catalog import load_hardware
 from tapeout.perf import estimate
 from tapeout.validate.cases import Case
 from tapeout.validate.registry import load_cases
+from tapeout.validate.sources.attention_kernels import DATASET as ATTENTION_KERNELS
 from tapeout.validate.sources.flashllm import is_technique_case
 from tapeout.validate.sources.mi300x_kernels import DATASET as MI300X_KERNELS
 from tapeout.validate.sources.mi300x_kernels import FIT_CLASSES as MI300X_FIT_CLASSES
@@ -96,15 +101,23 @@ ATTAINABLE_DEVICES = ("mi300x",)
 #: kernels (mi300x-kernels: the wave-split-K classes; hipBLASLt and Infinity-Cache-sized rows are checks)
 MEMORY_SETS = (MI300X_KERNELS,)
 MEMORY_CLASSES = MI300X_FIT_CLASSES
-KERNEL_KEYS = ("matrix_eta", "dram_eta", "stream_eta", "legacy_path_fraction")
+KERNEL_KEYS = ("matrix_eta", "dram_eta", "stream_eta", "legacy_path_fraction", "attention_eta")
 #: the fields whose cross-device median is the MicroArch default
 DEFAULT_KEYS = ("matrix_eta", "dram_eta", "stream_eta")
 #: fitted on a device's decode-attention rows; the default is their median over such devices
 DECODE_KEYS = ("decode_tile_latencies",)
-#: the mma.sync / wgmma ratio is a property of the SM: every part with the same die takes it
+#: the mma.sync / wgmma ratio and the attention main loop's issue rate are properties of the SM: every part with
+#: the same die takes them
 LEGACY_SIBLINGS = {"h100-sxm": ("h100-pcie",)}
 #: the FlashAttention-2/3 forward rows on H100 (validate/sources/flashattention.py, dataset "flashattention-h100")
 FLASH_SETS = ("flashattention-h100",)
+#: forward prefill-attention kernel sets and their native-matrix-path classes (FlashAttention-3: Hopper wgmma;
+#: aiter's fmha_fwd_v3: CDNA3 MFMA; FlashAttention-4: Blackwell tcgen05): attention_eta per device on these; the
+#: FlashAttention-2 rows (mma.sync, the previous-generation path on Hopper and Blackwell) fit legacy_path_fraction
+ATTENTION_SETS = ("flashattention-h100", ATTENTION_KERNELS)
+ATTENTION_CLASSES = ("fa3", "aiter-asm", "fa4")
+#: fitted on a device's native-path forward-attention rows; the default is their median over such devices
+ATTENTION_KEYS = ("attention_eta",)
 #: decode-attention sets (validate/sources/vidur.py: FlashAttention decode on A100), op class "decode"
 DECODE_SETS = ("vidur-attention",)
 #: vidur prints kernel times to 0.001 ms: rows under 0.02 ms (rounding > 2.5 %) are left out of the fit
@@ -208,6 +221,14 @@ def fit_device(device: str, cases: Sequence[Case], devices: _Devices, held: dict
         entry("stream", ("stream_eta",), stream, s,
               f"grid 0.02 up to {DRAM_ETA_MAX} through the tiled estimator (vidur-elementwise thinned to every "
               f"{THIN}th row)")
+    attn = [c for c in cases if c.dataset in ATTENTION_SETS and c.op_class in ATTENTION_CLASSES and c.device == device]
+    if attn:
+        s, p = grid_fit(attn, devices, ATTENTION_KEYS, [np.arange(0.40, 1.001, 0.05)], params)
+        s, p = grid_fit(attn, devices, ATTENTION_KEYS, [_fine(p["attention_eta"], 0.05, 0.01, 0.3, 1.0)], params)
+        params["attention_eta"] = p["attention_eta"]
+        entry("attention", ATTENTION_KEYS, attn, s,
+              f"grid 0.05, then 0.01 (<= 1), on the forward-attention rows of the native-path kernels "
+              f"({', '.join(ATTENTION_CLASSES)}), the device's kernel efficiencies held")
     fa2 = [c for c in cases if c.dataset in FLASH_SETS and c.op_class == "fa2" and c.device == device]
     if fa2:
         s, p = grid_fit(fa2, devices, ("legacy_path_fraction",), [np.arange(0.30, 1.001, 0.02)], params)
@@ -249,8 +270,7 @@ def fit_device(device: str, cases: Sequence[Case], devices: _Devices, held: dict
 
 
 def fit_cases(data_dir: Any = None) -> list[Case]:
-    return [c for c in load_cases(data_dir, list(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + FLASH_SETS
-                                                  + ATTAINABLE_SETS + MEMORY_SETS + DECODE_SETS))
+    return [c for c in load_cases(data_dir, list(check_names()))
             if not is_technique_case(c)]
 
 
@@ -295,6 +315,7 @@ def fit_tiled(cases: Sequence[Case], devices: Sequence[str] = DEVICES, progress:
             values[dev], own[dev] = vals, fits
             if progress:
                 progress(dev, vals)
+    subjects[DEFAULT]["attention"] = attention_default(values, own)
     for dev in sorted(own, key=lambda d: (d not in devices, d)):
         subjects[dev] = dict(own[dev])
     for dev in devices:
@@ -314,16 +335,28 @@ def fit_tiled(cases: Sequence[Case], devices: Sequence[str] = DEVICES, progress:
                         own[dev][name], tuple(own[dev][name].values), dev,
                         "the same collective library over the same fabric: COLLECTIVE_SIBLINGS")
         for sib in LEGACY_SIBLINGS.get(dev, ()):
-            if "legacy" in own.get(dev, {}):
-                subjects.setdefault(sib, {})["legacy"] = _carried(
-                    own[dev]["legacy"], ("legacy_path_fraction",), dev,
-                    "same die; the mma.sync/wgmma ratio is a property of the SM")
+            for name, keys in (("legacy", ("legacy_path_fraction",)), ("attention", ATTENTION_KEYS)):
+                if name in own.get(dev, {}) and name not in own.get(sib, {}):
+                    subjects.setdefault(sib, {})[name] = _carried(
+                        own[dev][name], keys, dev, "same die; a property of the SM")
     ordered = {DEFAULT: subjects.pop(DEFAULT)}
     ordered.update({k: subjects[k] for k in sorted(subjects)})
     return store.build("tiled", ordered)
 
 
+def attention_default(values: dict[str, dict[str, float]], own: dict[str, dict[str, Fit]]) -> Fit:
+    """``[default.attention]``: the median ``attention_eta`` over the devices fitted on their own forward-attention
+    rows (the MicroArch default: A100 and every device without such rows)."""
+    fitted = sorted(d for d in values if "attention" in own.get(d, {}))
+    if not fitted:
+        raise ValueError(f"no device has native-path forward-attention rows ({', '.join(ATTENTION_SETS)}): "
+                         "attention_eta cannot be fitted")
+    med = {k: float(round(float(np.median([values[d][k] for d in fitted])), 3)) for k in ATTENTION_KEYS}
+    return store.fit(med, f"median over the devices fitted on their own forward-attention rows ({', '.join(fitted)})",
+                     command=COMMAND)
+
+
 def check_names() -> tuple[str, ...]:
     """The datasets the fit reads."""
     return tuple(dict.fromkeys(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + FLASH_SETS + ATTAINABLE_SETS
-                               + MEMORY_SETS + DECODE_SETS))
+                               + MEMORY_SETS + DECODE_SETS + ATTENTION_SETS))

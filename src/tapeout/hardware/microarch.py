@@ -116,6 +116,12 @@ class MicroArch(_Frozen):
         description="exponent of the p-norm that combines a main loop's compute and memory time: "
         "(c^p + m^p)^(1/p); infinity would be perfect overlap (max), 1 none (sum). Near the ridge "
         "point both the memory system and the matrix units queue, so overlap is imperfect")
+    attention_eta: float = Field(
+        default_factory=_fitted_default("attention_eta"), gt=0, le=1,
+        description="fraction of the GEMM main-loop rate (matrix_eta) a fused prefill-attention kernel's main loop "
+        "sustains: the MMAs, operand feed and softmax of one key block issue at this share of what the tile "
+        "model counts (barriers between the softmax and the MMAs, register pressure, the masked diagonal "
+        "blocks); fitted on forward-attention kernel rows (docs/tiled.md, prefill attention)")
     decode_tile_latencies: float = Field(
         default_factory=_fitted_default("decode_tile_latencies"), ge=0,
         description="fixed work of one decode-attention tile (one sequence x KV head, or one split of it) "

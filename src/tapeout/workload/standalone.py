@@ -74,10 +74,13 @@ def bmm_op(b: int, m: int, n: int, k: int, *, dtype: str | DType = "fp16", name:
 
 
 def attention_op(b: int, heads: int, kv_heads: int, d: int, *, sq: int = 1, prefix: int = 0,
-                 dtype: str | DType = "fp16", kv: str | DType | None = None, name: str = "attention") -> Op:
+                 dtype: str | DType = "fp16", kv: str | DType | None = None, name: str = "attention",
+                 causal: bool = True, tags: tuple[str, ...] = ()) -> Op:
     """One fused attention kernel over ``b`` sequences (as ``_Builder._attention`` with ``attention="flash"``):
-    a decode step (``sq == 1``) against ``prefix`` cached keys, or a causal prefill chunk of ``sq`` new tokens
-    after ``prefix`` cached ones (``skv = prefix + sq``). ``kv``: the KV-cache format (default: ``dtype``)."""
+    a decode step (``sq == 1``) against ``prefix`` cached keys, or a prefill chunk of ``sq`` new tokens after
+    ``prefix`` cached ones (``skv = prefix + sq``), causal unless ``causal`` is False (every query sees every
+    key: pairs = sq x skv; kernel benchmarks). ``kv``: the KV-cache format (default: ``dtype``); ``tags``: more
+    op tags (``"fa2"``: the previous-generation matrix path)."""
     if min(b, heads, kv_heads, d, sq) < 1 or prefix < 0 or heads % kv_heads:
         raise ValueError(f"attention_op: bad shape b={b} heads={heads} kv_heads={kv_heads} d={d} sq={sq} "
                          f"prefix={prefix} (positive sizes, heads a multiple of kv_heads, prefix >= 0)")
@@ -88,12 +91,12 @@ def attention_op(b: int, heads: int, kv_heads: int, d: int, *, sq: int = 1, pref
         keys = prefix
         pairs = b * keys
         kv_bytes = 2.0 * b * keys * kv_heads * d * c.bytes
-        tags: tuple[str, ...] = ("decode",)
+        tags = ("decode",) + tuple(tags)
     else:
         keys = prefix + sq
-        pairs = b * (sq * prefix + sq * (sq + 1) / 2)
+        pairs = b * (sq * prefix + sq * (sq + 1) / 2) if causal else b * sq * keys
         kv_bytes = 2.0 * b * keys * kv_heads * d * c.bytes
-        tags = ("causal", "flash")
+        tags = (("causal", "flash") if causal else ("flash",)) + tuple(tags)
     return Op(
         name=name, kind=OpKind.ATTENTION, flops=4.0 * heads * d * pairs, bytes_read=q_bytes + kv_bytes,
         bytes_written=q_bytes,

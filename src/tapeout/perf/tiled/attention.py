@@ -12,7 +12,9 @@ the blocks up to its diagonal: causal block skipping). Per key block a core spen
   score and 2 per output element (max, scale, sum, rescale) on the vector lanes,
 
 combined with the device's overlap law (p-norm, ``MicroArch.overlap_p``): FlashAttention-3
-overlaps softmax with the MMAs of another warpgroup, FlashAttention-2 relies on other warps.
+overlaps softmax with the MMAs of another warpgroup, FlashAttention-2 relies on other warps. The loop
+issues at ``MicroArch.attention_eta`` of that rate (fitted per device on forward-attention kernel rows:
+barriers between softmax and MMAs, register pressure, masked diagonal blocks).
 K/V blocks are re-read by every query block (from L2: the query blocks of one head run
 together), Q and O cross DRAM once; GQA/MQA heads share their K/V reads. Tiles are
 wave-quantized over the cores; each wave pays its tiles' Q load / first K/V block (one DRAM
@@ -116,7 +118,7 @@ def plan_prefill(dev: Dev, b: int, heads: int, kv_heads: int, sq: int, skv: int,
             mma = bq * bkv * (d + dv) / rate
             feed = (bq / rows_per_warp) * bkv * (d + dv) * e / dev.smem_bpc
             soft = bq * bkv * (1.0 + sc) / dev.sfu + ((4.0 + 2.0 * sc) * bq * bkv + 2.0 * bq * dv) / dev.lanes
-            cyc = _pnorm(max(mma, feed) / dev.matrix_eta, soft, dev.overlap_p)
+            cyc = _pnorm(max(mma, feed) / dev.matrix_eta, soft, dev.overlap_p) / dev.attention_eta
             compute = per_core_iters * cyc / dev.clock
             kv_blk = bkv * kv_w * e
             core_t = per_core_iters * kv_blk / dev.core_bw
@@ -146,7 +148,8 @@ def plan_prefill(dev: Dev, b: int, heads: int, kv_heads: int, sq: int, skv: int,
     terms = (("model", "tiled flash-attention prefill"), ("block_q", bq), ("block_kv", bkv), ("tiles", tiles),
              ("waves", waves), ("kv_block_reads", kv_iters), ("causal_skip", "yes" if causal else "no"),
              ("peak", key), ("matrix_path", path), ("dram_mb", dram / 1e6), ("dram_us", dram_t * 1e6),
-             ("l2_us", l2_t * 1e6), ("core_l2_us", core_t * 1e6), ("matrix_eta", dev.matrix_eta))
+             ("l2_us", l2_t * 1e6), ("core_l2_us", core_t * 1e6), ("matrix_eta", dev.matrix_eta),
+             ("attention_eta", dev.attention_eta))
     mapping = f"BQ{bq} BKV{bkv} {'causal' if causal else 'full'} {tiles} tiles/{waves} waves"
     return AttnPlan(t, compute, mem, oh, mapping, terms)
 

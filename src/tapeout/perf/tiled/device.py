@@ -43,6 +43,7 @@ class Dev(NamedTuple):
     dram_eta: float
     stream_eta: float
     overlap_p: float         # p-norm exponent combining overlapped compute and memory time
+    attention_eta: float     # share of the GEMM main-loop rate a fused prefill-attention main loop sustains
     tile_latencies: float    # fixed work of one decode-attention tile, in DRAM latencies
     launch: float           # s per kernel (EfficiencySpec.launch_overhead_us)
     host: float             # s per op of framework/host time (EfficiencySpec.host_overhead_us)
@@ -93,6 +94,7 @@ def device(hw: HardwareSpec) -> Dev:
         dram_eta=ua.dram_eta,
         stream_eta=ua.stream_eta,
         overlap_p=ua.overlap_p,
+        attention_eta=ua.attention_eta,
         tile_latencies=ua.decode_tile_latencies,
         launch=eff.launch_overhead_us * 1e-6,
         host=eff.host_overhead_us * 1e-6,

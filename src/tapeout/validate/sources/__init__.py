@@ -9,7 +9,7 @@ below.
 
 from importlib import import_module
 
-MODULES = ("vidur", "llmcompass", "mamf", "hccl", "flashattention", "fp6llm", "flashllm", "llamacpp", "torchao",
+MODULES = ("vidur", "llmcompass", "mamf", "hccl", "flashattention", "attention_kernels", "fp6llm", "flashllm", "llamacpp", "torchao",
            "gptfast", "trtllm", "frontier", "prefill", "mi300x", "mi300x_kernels", "gaudi", "serving")
 
 for _name in MODULES:
