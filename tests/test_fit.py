@@ -21,7 +21,8 @@ from tapeout.workload.ops import Kernel
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "src" / "tapeout" / "hardware" / "catalog"
 #: every MicroArch / MatrixUnitSpec field the tiled fit writes
-TILED_FIELDS = ("matrix_eta", "dram_eta", "stream_eta", "overlap_p", "decode_tile_latencies", "legacy_path_fraction",
+TILED_FIELDS = ("matrix_eta", "dram_eta", "stream_eta", "overlap_p", "decode_tile_latencies", "attention_eta",
+                "legacy_path_fraction",
                 "collective_base_us", "collective_step_us", "collective_eta", "collective_ll_step_us",
                 "collective_ll_eta")
 
@@ -51,7 +52,8 @@ def test_store_values_are_the_fields_the_runtime_reads():
     tiled = fitted.load("tiled")
     for subject in tiled.subjects:
         assert set(tiled.values(subject)) <= set(TILED_FIELDS), subject
-    assert set(tiled.values(DEFAULT)) == {"matrix_eta", "dram_eta", "stream_eta", "overlap_p", "decode_tile_latencies"}
+    assert set(tiled.values(DEFAULT)) == {"matrix_eta", "dram_eta", "stream_eta", "overlap_p", "decode_tile_latencies",
+                                          "attention_eta"}
     fw = fitted.load("frameworks")
     for subject in fw.subjects:
         assert set(fw.values(subject)) <= eff_fields, subject

@@ -282,7 +282,8 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
                     ("hccl-gaudi", c) for c in ("allreduce", "allgather")} | {
                     ("mi300x-kernels", f"{k}{s}") for k in ("wvspltk-rocblas", "hipblaslt", "wvsplitk-vllm")
                     for s in ("", "-llc")} | {("mi300x-kernels", "wvsplitk-vllm-excluded"),
-                    ("vidur-attention", "decode"), ("vidur-attention", "prefill")}  # shipped per-op rows
+                    ("vidur-attention", "decode"), ("vidur-attention", "prefill")} | {
+                    ("attention-kernels", k) for k in ("aiter-asm", "fa2", "fa3", "fa4")}  # shipped per-op rows
     rows = ev.case_rows()
     # pp: prompt tokens / TTFT; MAPE on the rate, bias = ln(measured rate / predicted rate) (> 0: too slow)
     pp = next(r for r in rows if r["op_class"] == "pp/f16")
@@ -453,7 +454,7 @@ def test_plots_fall_back_to_an_inline_svg_page(tiny_data, tmp_path, monkeypatch)
     ev = evaluate(tiny_data, "tiled")
     cmp = evaluate(tiny_data, "roofline", cases=[r.case for r in ev.results])
     written = write_plots(ev, tmp_path, tier="tiled", compare=cmp, compare_tier="roofline")
-    assert sorted(p.name for p in written) == ["e2e-frontier-published.html", "e2e-gaudi-published.html",
+    assert sorted(p.name for p in written) == ["attention-kernels.html", "e2e-frontier-published.html", "e2e-gaudi-published.html",
                                                "e2e-gptfast.html", "e2e-mi300x-published.html",
                                                "e2e-prefill-published.html", "e2e-torchao.html", "e2e-trtllm.html",
                                                "hccl-gaudi.html", "llmcompass-matmul.html", "mi300x-kernels.html", "vidur-allreduce.html",
