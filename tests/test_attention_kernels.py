@@ -101,6 +101,5 @@ def test_refitting_mi300x_reproduces_the_stored_value(cases):
     dev = _Devices("catalog")
     ua = load_hardware("mi300x").microarch
     held = {"overlap_p": ua.overlap_p, "matrix_eta": ua.matrix_eta, "dram_eta": ua.dram_eta}
-    _, p = tiled.grid_fit(rows, dev, tiled.ATTENTION_KEYS, [np.arange(0.40, 1.001, 0.05)], held)
-    _, p = tiled.grid_fit(rows, dev, tiled.ATTENTION_KEYS, [tiled._fine(p["attention_eta"], 0.05, 0.01, 0.3, 1.0)], held)
+    _, p = tiled.coarse_fine(rows, dev, "attention_eta", np.arange(0.40, 1.001, 0.05), (0.05, 0.01, 0.3, 1.0), held)
     assert p["attention_eta"] == pytest.approx(ua.attention_eta)

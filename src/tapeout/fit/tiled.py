@@ -174,6 +174,13 @@ def _fine(center: float, half: float, step: float, lo: float, hi: float) -> np.n
     return np.unique(np.clip(np.arange(center - half, center + half + step / 10, step), lo, hi))
 
 
+def coarse_fine(cases: Sequence[Case], devices: _Devices, name: str, coarse: np.ndarray,
+                fine: tuple[float, float, float, float], fixed: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """One field on a coarse grid, then on ``fine`` = (half width, step, low, high) around the best point."""
+    _, p = grid_fit(cases, devices, (name,), [coarse], fixed)
+    return grid_fit(cases, devices, (name,), [_fine(p[name], *fine)], fixed)
+
+
 def fit_device(device: str, cases: Sequence[Case], devices: _Devices, held: dict[str, float] | None = None
                ) -> tuple[dict[str, float], dict[str, Fit]]:
     """The fitted fields of ``device`` (with ``overlap_p`` and ``held``) and its store entries."""
@@ -223,8 +230,7 @@ def fit_device(device: str, cases: Sequence[Case], devices: _Devices, held: dict
               f"{THIN}th row)")
     attn = [c for c in cases if c.dataset in ATTENTION_SETS and c.op_class in ATTENTION_CLASSES and c.device == device]
     if attn:
-        s, p = grid_fit(attn, devices, ATTENTION_KEYS, [np.arange(0.40, 1.001, 0.05)], params)
-        s, p = grid_fit(attn, devices, ATTENTION_KEYS, [_fine(p["attention_eta"], 0.05, 0.01, 0.3, 1.0)], params)
+        s, p = coarse_fine(attn, devices, "attention_eta", np.arange(0.40, 1.001, 0.05), (0.05, 0.01, 0.3, 1.0), params)
         params["attention_eta"] = p["attention_eta"]
         entry("attention", ATTENTION_KEYS, attn, s,
               f"grid 0.05, then 0.01 (<= 1), on the forward-attention rows of the native-path kernels "
@@ -239,8 +245,8 @@ def fit_device(device: str, cases: Sequence[Case], devices: _Devices, held: dict
     dec = [c for c in cases if c.dataset in DECODE_SETS and c.op_class == "decode" and c.device == device
            and c.measured_s >= DECODE_MIN_S]
     if dec:
-        s, p = grid_fit(dec, devices, DECODE_KEYS, [np.arange(0.0, 30.1, 1.0)], params)
-        s, p = grid_fit(dec, devices, DECODE_KEYS, [_fine(p["decode_tile_latencies"], 1.0, 0.25, 0.0, 40.0)], params)
+        s, p = coarse_fine(dec, devices, "decode_tile_latencies", np.arange(0.0, 30.1, 1.0), (1.0, 0.25, 0.0, 40.0),
+                           params)
         params["decode_tile_latencies"] = p["decode_tile_latencies"]
         entry("decode", DECODE_KEYS, dec, s,
               f"grid 1, then 0.25, on the decode-attention rows >= {DECODE_MIN_S * 1e3:g} ms (FlashAttention "
