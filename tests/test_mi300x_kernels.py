@@ -27,8 +27,9 @@ def _one(cases, kernel, n, k, tokens=1):
 
 def test_rows_are_the_published_figures(cases):
     assert datasets()[DATASET].shipped and all(c.device == "mi300x" for c in cases)
-    # rocm-libraries#12329: 14 M=1 shapes, a wvSpltK and a hipBLASLt column each; vllm#29937: 5 Base_300 rows
-    assert len(cases) == 33
+    # rocm-libraries#12329: 14 M=1 shapes, a wvSpltK and a hipBLASLt column each; vllm#29937: 5 Base_300 rows;
+    # AMD's max-achievable-FLOPS table: bf16, fp16 and fp8
+    assert len(cases) == 36
     assert _one(cases, "wvspltk-rocblas", 13312, 17792).measured_s == pytest.approx(101.95e-6)
     assert _one(cases, "hipblaslt", 76032, 13312).measured_s == pytest.approx(497.12e-6)
     assert _one(cases, "wvsplitk-vllm", 13312, 16384, tokens=2).measured_s == pytest.approx(0.114811852e-3)
@@ -46,7 +47,19 @@ def test_weights_that_fit_the_infinity_cache_are_checks(cases):
     for c in cases:
         by_class[c.op_class] = by_class.get(c.op_class, 0) + 1
     assert by_class == {"wvspltk-rocblas": 8, "wvspltk-rocblas-llc": 6, "hipblaslt": 8, "hipblaslt-llc": 6,
-                        "wvsplitk-vllm": 3, "wvsplitk-vllm-llc": 1, "wvsplitk-vllm-excluded": 1}
+                        "wvsplitk-vllm": 3, "wvsplitk-vllm-llc": 1, "wvsplitk-vllm-excluded": 1, "hipblaslt-maf": 3}
+
+
+def test_max_achievable_flops_rows_are_the_time_of_amds_best_shapes(cases):
+    # ROCm blog "Measuring Max-Achievable FLOPs - Part 2", Table 1 and Appendix B: 708 TFLOP/s bf16 and 654 fp16 at
+    # 4096 x 4864 x 32896, 1273 fp8 at 4096 x 3648 x 32896; one class whatever the weight size (fp8's 120 MB fit
+    # the Infinity Cache, but a best-shape GEMM is compute-bound)
+    maf = {c.ops[0].compute_dtype: c for c in cases if c.get("kernel") == "hipblaslt-maf"}
+    assert set(maf) == {"bf16", "fp16", "fp8_e4m3"} and {c.op_class for c in maf.values()} == {"hipblaslt-maf"}
+    assert maf["bf16"].measured_s == pytest.approx(2 * 4096 * 4864 * 32896 / 708e12)
+    assert maf["fp16"].measured_s == pytest.approx(2 * 4096 * 4864 * 32896 / 654e12)
+    assert maf["fp8_e4m3"].measured_s == pytest.approx(2 * 4096 * 3648 * 32896 / 1273e12)
+    assert "hipblaslt-maf" not in FIT_CLASSES
 
 
 def test_the_fits_write_mi300xs_dram_fraction_with_provenance():

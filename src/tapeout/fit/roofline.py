@@ -24,7 +24,8 @@ Method (docs/calibration.md has the numbers):
    - collective_latency_us, interconnect_eta: per device with all-reduce data (vidur-allreduce,
      llmcompass-allreduce for a100-sxm-80gb), with the device's launch overhead held. A device whose
      collective rows are all large messages (hccl-gaudi: Gaudi 3's HCCL all-reduce and all-gather, 16-256 MiB)
-     gets interconnect_eta alone, its per-step latency and launch gap at ``[default]``; a sibling on the
+     gets interconnect_eta alone, its per-step latency and launch gap at ``[default]``; MI300X both on the
+     eager out-of-place rows of rccl-mi300x (``CLASS_COLLECTIVE_SETS``), after the default; a sibling on the
      same fabric without rows (``COLLECTIVE_SIBLINGS``: Gaudi 2, H200) takes the measured one's values.
    - attention_eta: fitted alone on the FlashAttention-2 forward rows where a device has them (H100
      SXM), every other field held.
@@ -63,6 +64,8 @@ from tapeout.validate.registry import calibration_names, load_cases
 from tapeout.validate.sources.flashllm import is_technique_case
 from tapeout.validate.sources.mi300x_kernels import DATASET as MI300X_KERNELS
 from tapeout.validate.sources.mi300x_kernels import FIT_CLASSES as MI300X_FIT_CLASSES
+from tapeout.validate.sources.rccl import DATASET as RCCL_MI300X
+from tapeout.validate.sources.rccl import FIT_CLASS as RCCL_FIT_CLASS
 from tapeout.validate.sources.vidur import DEVICE_CAVEATS
 from tapeout.workload.ops import COLLECTIVE_KINDS, OpKind
 
@@ -108,6 +111,9 @@ COLLECTIVE_SETS = ("vidur-allreduce", "llmcompass-allreduce")
 #: collective sets of large messages only (the fabric's bandwidth regime): they identify interconnect_eta, not
 #: the per-step latency, which stays [default] (HCCL on Gaudi 3: 16 and 256 MiB per rank)
 BANDWIDTH_SETS = ("hccl-gaudi",)
+#: all-reduce sets with check classes beside the fitted one: set -> the op class fitted on (rccl-mi300x: RCCL's
+#: eager out-of-place rows from 1 KiB, 8 MI300X). Fitted after the cross-device default, which they leave alone
+CLASS_COLLECTIVE_SETS = {RCCL_MI300X: RCCL_FIT_CLASS}
 #: a device without collective rows that runs the same collective library over the same fabric as a measured
 #: one takes its collective fit (Gaudi 2: HCCL over on-chip RoCE ports, 3 to each peer, as Gaudi 3, at 100
 #: instead of 200 GbE; H200: NCCL over the HGX baseboard's NVLink 4 and third-generation NVSwitch, 18 links
@@ -443,6 +449,19 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
             dict(coll[dev]), sets_of(sel), len(sel), loss,
             "interconnect_eta alone on large-message collectives (bandwidth regime), collective_latency_us and "
             "launch_overhead_us held at [default]")
+    # 3c. devices whose all-reduce rows come from a set with check classes (rccl-mi300x): both collective fields
+    #     on the fitted class, the launch gap held at the device's fit or [default]
+    class_rows = [c for c in cases if CLASS_COLLECTIVE_SETS.get(c.dataset) == c.op_class]
+    for dev in sorted({c.device for c in class_rows} - set(coll)):
+        sel = [c for c in class_rows if c.device == dev]
+        launch = fitted.get(dev, {}).get("launch_overhead_us", default["launch_overhead_us"])
+        vals, loss = fit(Design.build(sel), coll_free, {"launch_overhead_us": launch})
+        coll[dev] = vals
+        losses[f"{dev}/collective"] = loss
+        groups.setdefault(dev, {})["collective"] = (
+            dict(vals), sets_of(sel), len(sel), loss,
+            f"joint fit of the all-reduce rows ({', '.join(f'{k}: {v}' for k, v in CLASS_COLLECTIVE_SETS.items())} "
+            "class), the device's launch overhead held; after the cross-device default, which it does not enter")
     for dev, src in sorted(COLLECTIVE_SIBLINGS.items()):
         if src in coll and dev not in coll:
             coll[dev] = dict(coll[src])

@@ -15,7 +15,8 @@ For each device with measurements, and always across *whole* sets (never one row
 - ``legacy_path_fraction`` (devices with two matrix paths: Hopper) on the FlashAttention-2 rows of
   ``measured/flashattention_figures.csv`` (FA2 uses mma.sync, FA3 wgmma), ``attention_eta`` held;
 - ``collective_base_us``, ``collective_step_us`` and ``collective_eta`` jointly on the all-reduce
-  sets (vidur-allreduce, llmcompass-allreduce), messages >= 1 MiB (NCCL's bandwidth protocol);
+  sets (vidur-allreduce, llmcompass-allreduce; MI300X: the fitted class of rccl-mi300x,
+  :data:`CLASS_COLLECTIVE_SETS`), messages >= 1 MiB (NCCL's bandwidth protocol);
   ``collective_ll_step_us`` and ``collective_ll_eta`` on messages < 1 MiB (the low-latency
   protocol); prediction takes the faster of the two;
 - ``matrix_eta`` of a device without GEMM sweeps whose best achievable bf16 matmul is measured
@@ -57,6 +58,8 @@ from tapeout.validate.sources.attention_kernels import DATASET as ATTENTION_KERN
 from tapeout.validate.sources.flashllm import is_technique_case
 from tapeout.validate.sources.mi300x_kernels import DATASET as MI300X_KERNELS
 from tapeout.validate.sources.mi300x_kernels import FIT_CLASSES as MI300X_FIT_CLASSES
+from tapeout.validate.sources.rccl import DATASET as RCCL_MI300X
+from tapeout.validate.sources.rccl import FIT_CLASS as RCCL_FIT_CLASS
 from tapeout.validate.runner import _Devices
 
 #: mamf (1-2 rows per device) is held out; flashllm-kernels contributes its dense cuBLAS rows only
@@ -65,6 +68,9 @@ from tapeout.validate.runner import _Devices
 GEMM_SETS = ("vidur-gemm", "llmcompass-matmul", "flashllm-kernels")
 STREAM_SETS = ("vidur-elementwise", "llmcompass-softmax", "llmcompass-layernorm", "llmcompass-gelu")
 COLLECTIVE_SETS = ("vidur-allreduce", "llmcompass-allreduce")
+#: all-reduce sets with check classes beside the fitted one: set -> the op class fitted on (rccl-mi300x: RCCL's
+#: eager out-of-place rows from 1 KiB; its graph-mode, in-place and sub-KiB rows are checks)
+CLASS_COLLECTIVE_SETS = {RCCL_MI300X: RCCL_FIT_CLASS}
 THIN = 8
 #: the best streaming efficiency seen for HBM in the shared data (vidur H100 weight streams:
 #: 3084 of 3352 GB/s); dram_eta is not allowed above it
@@ -251,7 +257,8 @@ def fit_device(device: str, cases: Sequence[Case], devices: _Devices, held: dict
         entry("decode", DECODE_KEYS, dec, s,
               f"grid 1, then 0.25, on the decode-attention rows >= {DECODE_MIN_S * 1e3:g} ms (FlashAttention "
               "decode, batch x context grid), the device's kernel efficiencies held")
-    coll = [c for c in cases if c.dataset in COLLECTIVE_SETS and c.device == device]
+    coll = [c for c in cases if c.device == device and (c.dataset in COLLECTIVE_SETS
+                                                         or CLASS_COLLECTIVE_SETS.get(c.dataset) == c.op_class)]
     big = [c for c in coll if c.get("bytes", 0) >= 1024 ** 2]
     small = [c for c in coll if c.get("bytes", 0) < 1024 ** 2]
     if big:
@@ -364,5 +371,5 @@ def attention_default(values: dict[str, dict[str, float]], own: dict[str, dict[s
 
 def check_names() -> tuple[str, ...]:
     """The datasets the fit reads."""
-    return tuple(dict.fromkeys(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + FLASH_SETS + ATTAINABLE_SETS
-                               + MEMORY_SETS + DECODE_SETS + ATTENTION_SETS))
+    return tuple(dict.fromkeys(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + tuple(CLASS_COLLECTIVE_SETS) + FLASH_SETS
+                               + ATTAINABLE_SETS + MEMORY_SETS + DECODE_SETS + ATTENTION_SETS))

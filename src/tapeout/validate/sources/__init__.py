@@ -9,8 +9,9 @@ below.
 
 from importlib import import_module
 
-MODULES = ("vidur", "llmcompass", "mamf", "hccl", "flashattention", "attention_kernels", "fp6llm", "flashllm", "llamacpp", "torchao",
-           "gptfast", "trtllm", "frontier", "prefill", "mi300x", "mi300x_kernels", "gaudi", "serving")
+MODULES = ("vidur", "llmcompass", "mamf", "hccl", "flashattention", "attention_kernels", "fp6llm", "flashllm",
+           "llamacpp", "torchao", "gptfast", "trtllm", "frontier", "prefill", "mi300x", "mi300x_kernels", "rccl",
+           "gaudi", "serving")
 
 for _name in MODULES:
     import_module(f"{__name__}.{_name}")

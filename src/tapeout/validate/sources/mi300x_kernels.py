@@ -1,4 +1,5 @@
-"""Published MI300X kernel timings of decode-shaped GEMMs (1-4 tokens x a weight matrix), typed and shipped:
+"""Published MI300X kernel timings of decode-shaped GEMMs (1-4 tokens x a weight matrix) and of AMD's
+max-achievable-FLOPS GEMMs (bf16, fp16, fp8 at one best shape each), typed and shipped:
 ``validate/published/mi300x_kernels.csv``.
 
 These rows are the only MI300X measurements of weight streaming in tapeout's data: they fit MI300X's DRAM
@@ -22,7 +23,10 @@ KERNELS = {
     "wvspltk-rocblas": "rocBLAS's wave-split-K skinny kernel (wvSpltK) ported into hipBLASLt, ROCm/rocm-libraries#12329",
     "hipblaslt": "hipBLASLt's own kernel selection for the same shapes (torch.nn.functional.linear on MI300X)",
     "wvsplitk-vllm": "vLLM's ops.wvSplitK (csrc/rocm/skinny_gemms.cu), vllm-project/vllm#29937",
+    "hipblaslt-maf": "hipBLASLt's max-achievable-FLOPS GEMM (AMD's best shape for 304 CUs, hipblaslt-bench), ROCm blog",
 }
+#: kernels timed at one best shape (a throughput, not a sweep): their own check class, whatever the weight size
+BEST_SHAPE = ("hipblaslt-maf",)
 #: the engines' decode GEMMs of 1-4 tokens: vLLM's rocm_unquantized_gemm sends fp16/bf16 GEMMs with 1-4
 #: tokens (and K % 8 == 0, more than 8 output features) on gfx9 to wvSplitK (vllm/model_executor/layers/utils.py,
 #: vllm-project/vllm commit 00358600ed52e00c3c99b35e54aa916f900c4c15); both wave-split-K implementations are
@@ -39,6 +43,8 @@ def op_class(kernel: str, weight_bytes: float, excluded: str) -> str:
     ``<kernel>-excluded`` (the row's ``excluded`` column gives the reason)."""
     if excluded:
         return f"{kernel}-excluded"
+    if kernel in BEST_SHAPE:
+        return kernel
     return f"{kernel}-llc" if weight_bytes <= INFINITY_CACHE_BYTES else kernel
 
 
@@ -59,10 +65,13 @@ def load_mi300x_kernels(data_dir: Path) -> list[Case]:
         tokens, n, k = int(row["tokens"]), int(row["n"]), int(row["k"])
         dt = dtypes.parse(row["dtype"].strip())
         weight_bytes = n * k * dt.bytes
+        value, unit = float(row["value"]), row["unit"].strip()
+        # a TFLOP/s row is the time of its GEMM (2 x tokens x n x k flops) at that rate
+        secs = 2.0 * tokens * n * k / (value * 1e12) if unit == "tflops" else to_seconds(value, unit)
         cases.append(Case(
             dataset=DATASET, op_class=op_class(kernel, weight_bytes, row["excluded"].strip()),
             device=row["device"].strip(), ops=(gemm_op(tokens, n, k, dtype=dt, name=kernel),),
-            measured_s=to_seconds(float(row["value"]), row["unit"]),
+            measured_s=secs,
             info=(("M", tokens), ("N", n), ("K", k), ("weight_mb", weight_bytes / 1e6), ("kernel", kernel),
                   ("source", row["source"]), ("table", row["table"]))))
     return cases
