@@ -109,11 +109,11 @@ def test_allreduce_and_llmcompass_loaders(tiny_data):
 def test_a_missing_dataset_is_skipped_and_a_bad_directory_is_an_error(tiny_data, tmp_path_factory):
     names = {c.dataset for c in load_cases(tiny_data)}
     # vidur-attention, e2e-torchao, e2e-gptfast, e2e-trtllm, e2e-frontier-published, e2e-prefill-published,
-    # e2e-mi300x-published, e2e-gaudi-published, hccl-gaudi, mi300x-kernels and attention-kernels ship with tapeout
-    # (typed published figures): present whatever the data directory
+    # e2e-mi300x-published, e2e-gaudi-published, hccl-gaudi, mi300x-kernels, rccl-mi300x and attention-kernels ship
+    # with tapeout (typed published figures): present whatever the data directory
     assert names == {"vidur-gemm", "vidur-allreduce", "llmcompass-matmul", "vidur-attention", "e2e-torchao",
                      "e2e-gptfast", "e2e-trtllm", "e2e-frontier-published", "e2e-prefill-published",
-                     "e2e-mi300x-published", "e2e-gaudi-published", "hccl-gaudi", "mi300x-kernels",
+                     "e2e-mi300x-published", "e2e-gaudi-published", "hccl-gaudi", "mi300x-kernels", "rccl-mi300x",
                      "attention-kernels"}
     with pytest.raises(TapeoutError, match="data"):
         resolve_data_dir(tmp_path_factory.mktemp("empty"))
@@ -282,7 +282,9 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
                     ("hccl-gaudi", c) for c in ("allreduce", "allgather")} | {
                     ("mi300x-kernels", f"{k}{s}") for k in ("wvspltk-rocblas", "hipblaslt", "wvsplitk-vllm")
                     for s in ("", "-llc")} | {("mi300x-kernels", "wvsplitk-vllm-excluded"),
-                    ("vidur-attention", "decode"), ("vidur-attention", "prefill")} | {
+                    ("mi300x-kernels", "hipblaslt-maf"), ("vidur-attention", "decode"), ("vidur-attention", "prefill")} | {
+                    ("rccl-mi300x", c) for c in ("allreduce", "allreduce-graph", "allreduce-inplace",
+                                                 "allreduce-sub1k")} | {
                     ("attention-kernels", k) for k in ("aiter-asm", "fa2", "fa3", "fa4")}  # shipped per-op rows
     rows = ev.case_rows()
     # pp: prompt tokens / TTFT; MAPE on the rate, bias = ln(measured rate / predicted rate) (> 0: too slow)
@@ -457,7 +459,8 @@ def test_plots_fall_back_to_an_inline_svg_page(tiny_data, tmp_path, monkeypatch)
     assert sorted(p.name for p in written) == ["attention-kernels.html", "e2e-frontier-published.html", "e2e-gaudi-published.html",
                                                "e2e-gptfast.html", "e2e-mi300x-published.html",
                                                "e2e-prefill-published.html", "e2e-torchao.html", "e2e-trtllm.html",
-                                               "hccl-gaudi.html", "llmcompass-matmul.html", "mi300x-kernels.html", "vidur-allreduce.html",
+                                               "hccl-gaudi.html", "llmcompass-matmul.html", "mi300x-kernels.html", "rccl-mi300x.html",
+                                               "vidur-allreduce.html",
                                                "vidur-attention.html", "vidur-gemm.html"]
     text = (tmp_path / "vidur-gemm.html").read_text()
     assert "<svg" in text and "<circle" in text and "y = x" in text and "roofline" in text
