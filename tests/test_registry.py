@@ -44,12 +44,12 @@ def test_every_source_module_registers_described_datasets_of_a_known_kind():
     kinds = [d.kind for d in ds.values()]
     assert kinds == sorted(kinds, key=registry.KINDS.index)  # per-op sets first, then end-to-end
     # the report order and names of the sets as they were before the split, then the later ones (the MI300X
-    # kernel timings, RCCL on MI300X, the serving sets)
+    # kernel timings, RCCL on MI300X, the published copy bandwidths, the serving sets)
     assert tuple(ds) == (
         "vidur-gemm", "vidur-elementwise", "vidur-attention", "vidur-allreduce", "llmcompass-matmul", "llmcompass-softmax",
         "llmcompass-layernorm", "llmcompass-gelu", "llmcompass-gpt3-layer", "llmcompass-allreduce", "mamf",
         "hccl-gaudi", "flashattention-h100", "attention-kernels", "flashllm-kernels", "mi300x-kernels", "rccl-mi300x",
-        "e2e-fp6llm", "e2e-flashllm",
+        "membw-published", "e2e-fp6llm", "e2e-flashllm",
         "e2e-llamacpp", "e2e-torchao",
         "e2e-gptfast", "e2e-trtllm", "e2e-frontier-published", "e2e-prefill-published", "e2e-mi300x-published",
         "e2e-gaudi-published", "e2e-serving-trt014", "e2e-serving-lmdeploy")

@@ -38,6 +38,9 @@ Method (docs/calibration.md has the numbers):
    - matmul_eta of a device without GEMM sweeps (MI300X, Gaudi 2/3, GH200, B200): alone, on its bf16 row
      of mamf (stas00's maximum achievable matmul FLOPS: a shape search on the device), every other field
      [default]. On devices with sweeps the mamf rows stay checks.
+   - memory_eta of a device without weight-streaming rows whose DRAM copy is measured (membw-published:
+     BabelStream): its copy fraction times the median memory_eta / copy fraction of the devices with both
+     (:data:`COPY_TRANSFER`, :func:`copy_fraction_fits`).
 
 The llmcompass-gpt3-layer set is never fitted on: it is a held-out check. The end-to-end
 sets (``e2e-*``: FP6-LLM, Flash-LLM, llama.cpp throughput) are not even loaded here: they check the
@@ -66,6 +69,7 @@ from tapeout.validate.sources.mi300x_kernels import DATASET as MI300X_KERNELS
 from tapeout.validate.sources.mi300x_kernels import FIT_CLASSES as MI300X_FIT_CLASSES
 from tapeout.validate.sources.rccl import DATASET as RCCL_MI300X
 from tapeout.validate.sources.rccl import FIT_CLASS as RCCL_FIT_CLASS
+from tapeout.validate.sources.membw import DATASET as MEMBW
 from tapeout.validate.sources.vidur import DEVICE_CAVEATS
 from tapeout.workload.ops import COLLECTIVE_KINDS, OpKind
 
@@ -106,6 +110,16 @@ ATTAINABLE_CLASS = "matmul_bf16"
 #: engines' kernels (mi300x-kernels: the wave-split-K classes; hipBLASLt and Infinity-Cache-sized rows are checks)
 MEMORY_SETS = (MI300X_KERNELS,)
 MEMORY_CLASSES = MI300X_FIT_CLASSES
+#: DRAM copies far larger than the last-level cache (membw-published: BabelStream copy): they measure a device's
+#: attainable copy fraction, ``vector_memory_eta`` fitted alone on them (the field that prices a copy). A field of
+#: :data:`COPY_TRANSFER` that a device has no own fit of takes ``median(own / copy) x its copy fraction``, the ratio
+#: measured on the devices that have both (step 6). memory_eta transfers: its ratios (weight-streaming GEMMs of vidur
+#: on H100 SXM and A100 SXM, MI300X's decode GEMMs: 0.91, 1.00, 0.97) lie within 6 % of their median;
+#: vector_memory_eta does not (vidur's serving elementwise kernels reach 0.68 of H100's copy fraction but 1.0 of A100
+#: SXM's): it stays [default]
+COPY_SETS = (MEMBW,)
+COPY_CLASS = "copy"
+COPY_TRANSFER = ("memory_eta",)
 LLMCOMPASS_MICRO = ("llmcompass-matmul", "llmcompass-softmax", "llmcompass-layernorm", "llmcompass-gelu")
 COLLECTIVE_SETS = ("vidur-allreduce", "llmcompass-allreduce")
 #: collective sets of large messages only (the fabric's bandwidth regime): they identify interconnect_eta, not
@@ -508,6 +522,9 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
             f"memory_eta alone on the decode GEMMs of 1-4 tokens ({', '.join(MEMORY_CLASSES)}), matmul_eta and the "
             "other fields held")
 
+    # 6. devices whose DRAM copy is measured (membw-published): the COPY_TRANSFER fields they have no own fit of
+    copy_fraction_fits(cases, fitted, groups, held_default)
+
     devices: dict[str, dict[str, Any]] = {}
     fits: dict[str, dict[str, Fit]] = {DEFAULT: {n: store.fit(v, m, command=COMMAND)
                                                 for n, (v, _, _, _, m) in default_fits.items()}}
@@ -532,6 +549,35 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
                     for h, per in harness.items() if per}
     return Calibration(devices=devices, default=default, harness=harness, losses=losses,
                        compute_fitted=tuple(sorted(fitted)), fits=fits, harness_fits=harness_fits)
+
+
+def copy_fraction_fits(cases: list[Case], fitted: dict[str, dict[str, float]], groups: dict[str, dict[str, Any]],
+                       held_default: dict[str, Any]) -> dict[str, float]:
+    """Step 6 of :func:`calibrate` (updates ``fitted`` and ``groups``): per device with copy rows, its copy fraction
+    (``vector_memory_eta`` alone on them, every other field held); each :data:`COPY_TRANSFER` field a device has no
+    own fit of becomes the median (own fit / copy fraction) of the devices that have both, times its copy fraction.
+    Returns device -> copy fraction."""
+    copies = [c for c in cases if c.dataset in COPY_SETS and c.op_class == COPY_CLASS]
+    frac: dict[str, float] = {}
+    frac_loss: dict[str, tuple[int, float]] = {}
+    for dev in sorted({c.device for c in copies}):
+        sel = [c for c in copies if c.device == dev]
+        vals, loss = fit(Design.build(sel), ("vector_memory_eta",), {**held_default, **fitted.get(dev, {})})
+        frac[dev], frac_loss[dev] = vals["vector_memory_eta"], (len(sel), loss)
+    for key in COPY_TRANSFER:
+        refs = sorted(d for d in frac if key in fitted.get(d, {}))
+        if not refs:
+            continue
+        ratios = {d: fitted[d][key] / frac[d] for d in refs}
+        ratio = _median(list(ratios.values()), 1.0)
+        for dev in sorted(d for d in frac if key not in fitted.get(d, {})):
+            fitted.setdefault(dev, {})[key] = min(BOUNDS[key][1], ratio * frac[dev])
+            groups.setdefault(dev, {})["copy"] = (
+                {key: fitted[dev][key]}, list(COPY_SETS), *frac_loss[dev],
+                f"{key} = {ratio:.3f} x {frac[dev]:.3f}: the device's copy fraction (vector_memory_eta alone on its "
+                f"{COPY_CLASS} rows; residual: that fit) times the median {key} / copy fraction of "
+                + ", ".join(f"{d} ({r:.3f})" for d, r in ratios.items()))
+    return frac
 
 
 def _median(values: list[float], fallback: float) -> float:

@@ -23,6 +23,9 @@ For each device with measurements, and always across *whole* sets (never one row
   (:data:`ATTAINABLE_DEVICES`: mamf's shape search), alone on that row, the other fields [default]; then its
   ``dram_eta`` alone on its decode GEMMs (1-4 tokens: weight streaming) where they are measured
   (:data:`MEMORY_SETS`: MI300X's wave-split-K rows of ``mi300x-kernels``), ``matrix_eta`` held;
+- ``dram_eta`` and ``stream_eta`` of a device with DRAM copy rows (``membw-published``: BabelStream) and no own
+  fit of them: its copy fraction times the median own / copy ratio of the devices with both (:func:`copy_fits`);
+  a device's own copy data wins over a sibling's carried values;
 - ``[default]``: the median of each kernel efficiency over the devices fitted on their own GEMM and
   streaming rows (the MicroArch defaults: devices without measurements, user device files);
 - ``decode_tile_latencies`` (the fixed work of a decode-attention tile, in DRAM latencies) on the decode rows
@@ -60,6 +63,7 @@ from tapeout.validate.sources.mi300x_kernels import DATASET as MI300X_KERNELS
 from tapeout.validate.sources.mi300x_kernels import FIT_CLASSES as MI300X_FIT_CLASSES
 from tapeout.validate.sources.rccl import DATASET as RCCL_MI300X
 from tapeout.validate.sources.rccl import FIT_CLASS as RCCL_FIT_CLASS
+from tapeout.validate.sources.membw import DATASET as MEMBW
 from tapeout.validate.runner import _Devices
 
 #: mamf (1-2 rows per device) is held out; flashllm-kernels contributes its dense cuBLAS rows only
@@ -108,6 +112,14 @@ ATTAINABLE_DEVICES = ("mi300x",)
 MEMORY_SETS = (MI300X_KERNELS,)
 MEMORY_CLASSES = MI300X_FIT_CLASSES
 KERNEL_KEYS = ("matrix_eta", "dram_eta", "stream_eta", "legacy_path_fraction", "attention_eta")
+#: DRAM copies far larger than the last-level cache (membw-published: BabelStream copy): a device's copy fraction is
+#: ``stream_eta`` fitted alone on them (the field that prices a copy). A field of :data:`COPY_TRANSFER` that a device
+#: has no own fit of takes ``median(own / copy) x its copy fraction`` over the devices that have both (H100 SXM and
+#: A100 SXM's GEMM and streaming fits, MI300X's decode-GEMM dram_eta: each field's ratios lie within 3 % of their median). The device's own
+#: copy data wins over a sibling's carried value (SIBLINGS)
+COPY_SETS = (MEMBW,)
+COPY_CLASS = "copy"
+COPY_TRANSFER = ("dram_eta", "stream_eta")
 #: the fields whose cross-device median is the MicroArch default
 DEFAULT_KEYS = ("matrix_eta", "dram_eta", "stream_eta")
 #: fitted on a device's decode-attention rows; the default is their median over such devices
@@ -282,6 +294,43 @@ def fit_device(device: str, cases: Sequence[Case], devices: _Devices, held: dict
     return {k: v for k, v in params.items() if k in fitted_names}, entries
 
 
+def copy_fits(cases: Sequence[Case], devices: _Devices, default: dict[str, float], values: dict[str, dict[str, float]],
+              own: dict[str, dict[str, Fit]]) -> dict[str, float]:
+    """Devices with copy rows (and a micro-architecture): their copy fraction (stream_eta alone on the rows, grid
+    0.005), and each :data:`COPY_TRANSFER` field they have no own fit of from the ratio of the devices that have
+    both; updates ``values`` and ``own`` (fit "copy"). Returns device -> copy fraction."""
+    copies = [c for c in cases if c.dataset in COPY_SETS and c.op_class == COPY_CLASS
+              and load_hardware(c.device).microarch is not None]
+    measured = {d: dict(v) for d, v in values.items()}  # own fits only: a carried value never feeds a ratio
+    frac: dict[str, float] = {}
+    res: dict[str, float] = {}
+    for dev in sorted({c.device for c in copies}):
+        sel = [c for c in copies if c.device == dev]
+        held = {"overlap_p": OVERLAP_P, **{k: default[k] for k in DEFAULT_KEYS}, **values.get(dev, {})}
+        s, p = grid_fit(sel, devices, ("stream_eta",), [np.arange(0.30, 1.0001, 0.005)], held)
+        frac[dev], res[dev] = p["stream_eta"], s
+    for dev in sorted(frac):
+        sel = [c for c in copies if c.device == dev]
+        carried: dict[str, float] = {}
+        why = []
+        for key in COPY_TRANSFER:
+            ratios = {d: measured[d][key] / frac[d] for d in sorted(frac) if key in measured.get(d, {})}
+            if key in measured.get(dev, {}) or not ratios:
+                continue
+            ratio = float(np.median(list(ratios.values())))
+            carried[key] = float(round(min(DRAM_ETA_MAX, ratio * frac[dev]), 3))
+            why.append(f"{key} = {ratio:.3f} x {frac[dev]:.3f} (median {key} / copy fraction of "
+                       + ", ".join(f"{d} {r:.3f}" for d, r in ratios.items()) + ")")
+        if carried:
+            values.setdefault(dev, {}).update(carried)
+            own.setdefault(dev, {})["copy"] = store.fit(
+                carried, f"the device's copy fraction (stream_eta alone on its {COPY_CLASS} rows, grid 0.005; residual: "
+                "that fit) times the ratio measured on the devices with both: " + "; ".join(why)
+                + f"; <= {DRAM_ETA_MAX}", datasets=list(COPY_SETS), rows=len(sel), residual=res[dev], metric=METRIC,
+                command=COMMAND)
+    return frac
+
+
 def fit_cases(data_dir: Any = None) -> list[Case]:
     return [c for c in load_cases(data_dir, list(check_names()))
             if not is_technique_case(c)]
@@ -329,6 +378,7 @@ def fit_tiled(cases: Sequence[Case], devices: Sequence[str] = DEVICES, progress:
             if progress:
                 progress(dev, vals)
     subjects[DEFAULT]["attention"] = attention_default(values, own)
+    copy_fits(cases, hw_devices, default, values, own)
     for dev in sorted(own, key=lambda d: (d not in devices, d)):
         subjects[dev] = dict(own[dev])
     for dev in devices:
@@ -372,4 +422,4 @@ def attention_default(values: dict[str, dict[str, float]], own: dict[str, dict[s
 def check_names() -> tuple[str, ...]:
     """The datasets the fit reads."""
     return tuple(dict.fromkeys(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + tuple(CLASS_COLLECTIVE_SETS) + FLASH_SETS
-                               + ATTAINABLE_SETS + MEMORY_SETS + DECODE_SETS + ATTENTION_SETS))
+                               + ATTAINABLE_SETS + MEMORY_SETS + DECODE_SETS + ATTENTION_SETS + COPY_SETS))
