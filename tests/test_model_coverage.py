@@ -54,6 +54,8 @@ def _arch(spec: ModelSpec) -> dict:
     ("Qwen/Qwen2.5-32B-Instruct", "qwen2.5-32b"),
     ("Qwen/Qwen1.5-MoE-A2.7B", "qwen1.5-moe-a2.7b"),
     ("Qwen/Qwen1.5-MoE-A2.7B-Chat", "qwen1.5-moe-a2.7b"),
+    ("Qwen/Qwen1.5-110B", "qwen1.5-110b"),
+    ("Qwen/Qwen1.5-110B-Chat", "qwen1.5-110b"),
     ("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", "llama-3.1-8b-instruct-fp8-neuralmagic"),
     ("neuralmagic/Meta-Llama-3.1-70B-Instruct-FP8", "llama-3.1-70b-instruct-fp8-neuralmagic"),
 ])
@@ -140,6 +142,14 @@ SOURCE_CONFIGS["qwen1.5-moe-a2.7b"] = {
     "num_key_value_heads": 16, "sliding_window": 32768, "tie_word_embeddings": False, "use_sliding_window": False,
     "vocab_size": 151936, "decoder_sparse_step": 1, "moe_intermediate_size": 1408,
     "shared_expert_intermediate_size": 5632, "num_experts_per_tok": 4, "num_experts": 60, "norm_topk_prob": False}
+
+
+# Girafboy/pytorchKQI example/evaluate.py Qwen1_5_110B @a86143b1 (Qwen/Qwen1.5-110B's config.json as a dict)
+SOURCE_CONFIGS["qwen1.5-110b"] = {
+    "model_type": "qwen2", "hidden_act": "silu", "hidden_size": 8192, "intermediate_size": 49152,
+    "max_position_embeddings": 32768, "max_window_layers": 28, "num_attention_heads": 64, "num_hidden_layers": 80,
+    "num_key_value_heads": 8, "sliding_window": 32768, "tie_word_embeddings": False, "use_sliding_window": False,
+    "vocab_size": 152064}
 
 
 @pytest.mark.parametrize("name", sorted(SOURCE_CONFIGS))
@@ -231,6 +241,17 @@ def test_qwen1_5_moe_keeps_its_gated_shared_expert():
     assert m.active_params() == pytest.approx(2.7e9, rel=0.005)
 
 
+def test_qwen1_5_110b_is_the_gqa_release():
+    # GenZ's transcription (alibaba.py qwen1_5_110b_config) agrees on every size but the key-value heads (64); the
+    # model card's "we did not include GQA (except for 32B and 110B)" sides with the dict copy's 8
+    m = load_model("Qwen/Qwen1.5-110B-Chat")
+    genz = {"num_layers": 80, "hidden_size": 8192, "intermediate_size": 49152, "num_heads": 64, "vocab_size": 152064}
+    assert {k: getattr(m, k) for k in genz} == genz
+    assert m.num_kv_heads == 8 and m.attention_kind == "GQA"
+    # the card's 30 bf16 shards: 206.1 GiB, each size rounded to 0.1 GiB
+    assert 2 * m.total_params() == pytest.approx(206.1 * 2**30, abs=30 * 0.05 * 2**30)
+
+
 # releases whose config.json no public copy was found for: unknown (one line), never silently another entry's
 # architecture (the R1 distills "slightly change" their bases' configs and tokenizers, per DeepSeek's README)
 @pytest.mark.parametrize("model_id", [
@@ -238,6 +259,8 @@ def test_qwen1_5_moe_keeps_its_gated_shared_expert():
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B",
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
     "nvidia/Llama-3.1-Nemotron-70B-Instruct-HF", "Qwen/Qwen1.5-72B-Chat", "Qwen/Qwen2-57B-A14B",
+    "Qwen/Qwen1.5-32B-Chat", "Qwen/Qwen1.5-14B-Chat", "Qwen/Qwen1.5-7B-Chat", "internlm/internlm2_5-7b-chat",
+    "internlm/internlm2-chat-20b",
     "codellama/CodeLlama-13b-hf", "codellama/CodeLlama-70b-Instruct-hf", "nvidia/Llama-3.1-8B-Instruct-FP8",
     "nvidia/Llama-3.1-70B-Instruct-FP8",
 ])
@@ -363,3 +386,48 @@ def test_former_refusals_load_from_config_files(cfg, tmp_path):
     path.write_text(json.dumps(cfg))
     p = tapeout.predict(load_model(str(path)), "h100-sxm", tp=8)
     assert math.isfinite(p.tpot_s) and p.tpot_s > 0
+
+
+# ---- InternLM2 / InternLM2.5 (fused wqkv, GQA, the config's `bias`) --------------------------------------------
+# InternLM2Config's defaults written out (github:InternLM/InternEvo-HFModels
+# huggingface_model/internlm/internlm2_7b/configuration_internlm2.py @4c80f4995e7d5682e5cfd81c3e85a60978648ab8:
+# vocab 103168, hidden 4096, intermediate 11008, 32 layers, 32 heads, num_key_value_heads = heads, 2048 positions,
+# bias true, tie_word_embeddings false)
+INTERNLM2_DEFAULTS = {
+    "model_type": "internlm2", "vocab_size": 103168, "hidden_size": 4096, "intermediate_size": 11008,
+    "num_hidden_layers": 32, "num_attention_heads": 32, "hidden_act": "silu", "max_position_embeddings": 2048}
+
+
+def test_internlm2_reads_its_config_with_internlm2configs_defaults():
+    m = from_hf_config(INTERNLM2_DEFAULTS)
+    assert (m.family, m.norm, m.position, m.gated_mlp, m.activation) == ("internlm2", "rmsnorm", "rope", True, "silu")
+    assert m.num_kv_heads == 32 and not m.tie_embeddings
+    # `bias` (default true) is on wqkv and wo only: the w1/w3/w2 MLP has none
+    assert m.qkv_bias and m.out_bias and not m.mlp_bias
+    # the released configs write bias false and 8 key-value heads (InternLM2-7B's GQA)
+    gqa = from_hf_config(INTERNLM2_DEFAULTS | {"bias": False, "num_key_value_heads": 8})
+    assert gqa.num_kv_heads == 8 and not gqa.qkv_bias and not gqa.out_bias
+    # wqkv's bias holds (32 + 2 * 32) * 128 values and wo's 4096, in each of the 32 layers
+    no_bias = from_hf_config(INTERNLM2_DEFAULTS | {"bias": False})
+    assert m.total_params() - no_bias.total_params() == 32 * ((32 + 2 * 32) * 128 + 4096)
+    # fused or not, K and V of 8 heads replace those of 32: 2 x 24 x 128 x 4096 weights per layer fewer
+    assert no_bias.total_params() - gqa.total_params() == 32 * 2 * 24 * 128 * 4096
+
+
+def test_internlm2_config_file_predicts(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(INTERNLM2_DEFAULTS | {"bias": False, "num_key_value_heads": 8}))
+    run = dict(hardware="h100-sxm", tp=2, batch=4, input_len=512, output_len=64)
+    p = tapeout.predict(load_model(str(path)), **run)
+    assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
+    # 8 key-value heads cache a quarter of what 32 do
+    mha = tapeout.predict(from_hf_config(INTERNLM2_DEFAULTS | {"bias": False}), **run)
+    assert 4 * p.memory.kv_cache_bytes == pytest.approx(mha.memory.kv_cache_bytes)
+
+
+@pytest.mark.parametrize("key", ["num_hidden_layers", "hidden_size", "intermediate_size", "vocab_size"])
+def test_internlm2_config_missing_a_size_is_refused_in_one_line(key):
+    cfg = {k: v for k, v in INTERNLM2_DEFAULTS.items() if k != key}
+    with pytest.raises(TapeoutError, match=f"missing required key '{key}' for model_type 'internlm2'") as exc:
+        from_hf_config(cfg)
+    assert "\n" not in str(exc.value)

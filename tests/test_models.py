@@ -84,7 +84,8 @@ CATALOG_SOURCES: dict[str, tuple[str, str]] = {
 #: catalog entries with no copy in the shared hf-configs folder: their config.json facts are pinned against the
 #: cited copies in tests/test_model_coverage.py
 OWN_SOURCE_MODELS = {"llama-3.2-1b", "llama-3.2-3b", "gemma-2b", "gemma-7b", "mistral-nemo-12b", "phi-3-medium-4k",
-                     "yi-34b", "mistral-7b-v0.2", "mistral-7b-v0.3", "qwen1.5-moe-a2.7b", "dbrx", "command-r-v01"}
+                     "yi-34b", "mistral-7b-v0.2", "mistral-7b-v0.3", "qwen1.5-moe-a2.7b", "dbrx", "command-r-v01",
+                     "qwen1.5-110b"}
 #: models/catalog/variants/: base entry's architecture with a few fields replaced
 VARIANT_MODELS = {"qwen2-72b", "qwen2-7b", "mistral-nemo-12b-instruct", "llama-3.1-405b-instruct-fp8",
                   "llama-3.1-405b-instruct-fp8-nvidia", "llama-3.1-8b-instruct-fp8-neuralmagic",

@@ -217,6 +217,17 @@ def _internlm(c: _Cfg) -> dict[str, Any]:
     return d
 
 
+def _internlm2(c: _Cfg) -> dict[str, Any]:
+    """InternLM2 / InternLM2.5 (remote-code ``InternLM2ForCausalLM``): Llama's layer with q, k and v fused into
+    one ``wqkv`` projection (GQA over ``num_key_value_heads``: the same weights and FLOPs as three), SwiGLU
+    ``w1``/``w3``/``w2`` without bias, RMSNorm, an untied ``output`` head. ``bias`` puts a bias on wqkv and wo;
+    InternLM2Config defaults it to true, the released configs write false."""
+    d = _llama_like(c, "internlm2")
+    bias = c.bool("bias", True)
+    d.update(qkv_bias=bias, out_bias=bias)
+    return d
+
+
 def _qwen2(c: _Cfg, family: str = "qwen2") -> dict[str, Any]:
     d = _llama_like(c, family)
     d.update(qkv_bias=True, out_bias=False)  # Qwen2: q/k/v carry a bias, o_proj does not
@@ -769,6 +780,7 @@ _MAPPERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
     "gpt_neox": _gpt_neox,
     "gptj": _gptj,
     "internlm": _internlm,
+    "internlm2": _internlm2,
     "llama": _llama,
     "mistral": _mistral,
     "mixtral": _mixtral,
