@@ -56,6 +56,8 @@ def _arch(spec: ModelSpec) -> dict:
     ("Qwen/Qwen1.5-MoE-A2.7B-Chat", "qwen1.5-moe-a2.7b"),
     ("Qwen/Qwen1.5-110B", "qwen1.5-110b"),
     ("Qwen/Qwen1.5-110B-Chat", "qwen1.5-110b"),
+    ("deepseek-ai/deepseek-moe-16b-base", "deepseek-moe-16b"),
+    ("deepseek-ai/deepseek-moe-16b-chat", "deepseek-moe-16b"),
     ("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", "llama-3.1-8b-instruct-fp8-neuralmagic"),
     ("neuralmagic/Meta-Llama-3.1-70B-Instruct-FP8", "llama-3.1-70b-instruct-fp8-neuralmagic"),
 ])
@@ -429,5 +431,44 @@ def test_internlm2_config_file_predicts(tmp_path):
 def test_internlm2_config_missing_a_size_is_refused_in_one_line(key):
     cfg = {k: v for k, v in INTERNLM2_DEFAULTS.items() if k != key}
     with pytest.raises(TapeoutError, match=f"missing required key '{key}' for model_type 'internlm2'") as exc:
+        from_hf_config(cfg)
+    assert "\n" not in str(exc.value)
+
+
+# ---- DeepSeek-MoE 16B (model_type deepseek: MHA, one dense layer, fine-grained and shared experts) -------------
+# GenZ's transcription of deepseek-ai/deepseek-moe-16b-base config.json (misc.py @13ebfb84) in the config's keys
+DEEPSEEK_MOE_CONFIG = {
+    "model_type": "deepseek", "hidden_size": 2048, "num_attention_heads": 16, "num_key_value_heads": 16,
+    "intermediate_size": 10944, "num_hidden_layers": 28, "n_routed_experts": 64, "num_experts_per_tok": 6,
+    "moe_layer_freq": 1, "first_k_dense_replace": 1, "moe_intermediate_size": 1408, "n_shared_experts": 2,
+    "vocab_size": 102400, "max_position_embeddings": 4096, "hidden_act": "silu", "tie_word_embeddings": False}
+
+
+def test_deepseek_moe_matches_its_transcribed_config_and_published_count():
+    m = load_model("deepseek-ai/deepseek-moe-16b-chat")
+    assert _arch(from_hf_config(DEEPSEEK_MOE_CONFIG)) == _arch(m)
+    assert m.mla is None and m.attention_kind == "MHA" and m.moe is not None and m.moe.dense_layers == (0,)
+    # README: 16.4B parameters; with the lm_head tied to the embedding the count would be 1.4% short
+    assert m.total_params() == pytest.approx(16.4e9, rel=0.01)
+    tied = from_hf_config(DEEPSEEK_MOE_CONFIG | {"tie_word_embeddings": True})
+    assert tied.total_params() != pytest.approx(16.4e9, rel=0.01)
+    # per token: 6 of the 64 routed experts and both shared ones, each 3 x 2048 x 1408, in 27 MoE layers
+    idle = 27 * (64 - 6) * 3 * 2048 * 1408
+    assert m.total_params() - m.active_params() == idle
+
+
+def test_deepseek_moe_predicts_by_name_and_from_its_config_file(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(DEEPSEEK_MOE_CONFIG))
+    for model in ("deepseek-moe-16b", str(path)):
+        p = tapeout.predict(model, "h100-sxm", tp=1, batch=8, input_len=512, output_len=64)
+        assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
+        assert any(r["name"].startswith("moe") for r in p.ops())
+
+
+@pytest.mark.parametrize("key", ["n_routed_experts", "moe_intermediate_size", "num_experts_per_tok"])
+def test_deepseek_moe_config_missing_an_expert_field_is_refused_in_one_line(key):
+    cfg = {k: v for k, v in DEEPSEEK_MOE_CONFIG.items() if k != key}
+    with pytest.raises(TapeoutError, match=f"missing required key '{key}' for model_type 'deepseek'") as exc:
         from_hf_config(cfg)
     assert "\n" not in str(exc.value)

@@ -301,10 +301,43 @@ def _qwen3_moe(c: _Cfg) -> dict[str, Any]:
     return _qwen_moe(c, _qwen3(c, "qwen3_moe"), shared=False)
 
 
+def _deepseek_moe(c: _Cfg, layers: int) -> dict[str, Any]:
+    """DeepSeek's MoE (V1, V2, V3): ``n_routed_experts`` fine-grained experts of ``moe_intermediate_size``,
+    ``num_experts_per_tok`` of them per token, ``n_shared_experts`` of the same size always on, the first
+    ``first_k_dense_replace`` layers dense (and all but every ``moe_layer_freq``-th after)."""
+    first_k = c.count("first_k_dense_replace")
+    freq = c.int("moe_layer_freq", default=1)
+    moe_inter = c.int("moe_intermediate_size")
+    shared = c.count("n_shared_experts")
+    # a mapping, not a MoESpec: ModelSpec validation turns any remaining mistake into a one-line error
+    return dict(
+        num_experts=c.int("n_routed_experts"),
+        top_k=c.int("num_experts_per_tok"),
+        expert_intermediate_size=moe_inter,
+        num_shared_experts=shared,
+        shared_intermediate_size=moe_inter if shared else 0,
+        # noaux_tc routing adds a per-expert score-correction bias to the gate
+        router_bias=c.get("topk_method") == "noaux_tc",
+        # group-limited routing: top_k among the experts of topk_group of n_group groups
+        expert_groups=c.int("n_group", default=1),
+        groups_per_token=c.int("topk_group", default=1),
+        dense_layers=tuple(i for i in range(layers) if i < first_k or i % freq),
+    )
+
+
+def _deepseek_v1(c: _Cfg) -> dict[str, Any]:
+    """DeepSeek-MoE (remote-code ``DeepseekForCausalLM``, model_type ``deepseek``): Llama's attention (MHA or
+    GQA, ``attention_bias``), layer 0..first_k_dense_replace-1 a dense SwiGLU MLP of ``intermediate_size``, the
+    rest DeepSeek's MoE (:func:`_deepseek_moe`)."""
+    d = _llama_like(c, "deepseek")
+    bias = c.bool("attention_bias", False)
+    d.update(qkv_bias=bias, out_bias=bias, moe=_deepseek_moe(c, d["num_layers"]))
+    return d
+
+
 def _deepseek(c: _Cfg) -> dict[str, Any]:
-    """DeepSeek-V2/V3 and Kimi-K2 (the V3 architecture): MLA, routed + shared experts, the first
-    ``first_k_dense_replace`` layers dense (and every ``moe_layer_freq``-th after), MTP modules apart."""
-    layers = c.int("num_hidden_layers")
+    """DeepSeek-V2/V3 and Kimi-K2 (the V3 architecture): MLA, DeepSeek's MoE (:func:`_deepseek_moe`), MTP
+    modules apart."""
     heads = c.int("num_attention_heads")
     q_lora = c.get("q_lora_rank")
     # mappings, not spec objects: ModelSpec validation turns any remaining mistake into a one-line error
@@ -317,10 +350,6 @@ def _deepseek(c: _Cfg) -> dict[str, Any]:
     )
     if c.bool("attention_bias", False):
         raise TapeoutError(f"{c.origin}: MLA with attention_bias=true is not supported; allowed: false")
-    first_k = c.count("first_k_dense_replace")
-    freq = c.int("moe_layer_freq", default=1)
-    moe_inter = c.int("moe_intermediate_size")
-    shared = c.count("n_shared_experts")
     mtp = c.count("num_nextn_predict_layers")
     d = _llama_like(c, c.model_type.lower())
     d.update({
@@ -328,19 +357,7 @@ def _deepseek(c: _Cfg) -> dict[str, Any]:
         "head_dim": mla["qk_nope_head_dim"] + mla["qk_rope_head_dim"],
         "mla": mla,
         "mtp_layers": mtp,
-        "moe": dict(
-            num_experts=c.int("n_routed_experts"),
-            top_k=c.int("num_experts_per_tok"),
-            expert_intermediate_size=moe_inter,
-            num_shared_experts=shared,
-            shared_intermediate_size=moe_inter if shared else 0,
-            # noaux_tc routing adds a per-expert score-correction bias to the gate
-            router_bias=c.get("topk_method") == "noaux_tc",
-            # group-limited routing: top_k among the experts of topk_group of n_group groups
-            expert_groups=c.int("n_group", default=1),
-            groups_per_token=c.int("topk_group", default=1),
-            dense_layers=tuple(i for i in range(layers) if i < first_k or i % freq),
-        ),
+        "moe": _deepseek_moe(c, d["num_layers"]),
     })
     return d
 
@@ -761,6 +778,7 @@ UNSUPPORTED_MODEL_TYPES: dict[str, str] = {
 _MAPPERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
     "cohere": _cohere,
     "dbrx": _dbrx,
+    "deepseek": _deepseek_v1,
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
     "kimi_k2": _deepseek,
