@@ -416,6 +416,27 @@ def test_internlm2_reads_its_config_with_internlm2configs_defaults():
     assert no_bias.total_params() - gqa.total_params() == 32 * 2 * 24 * 128 * 4096
 
 
+# github:wuzipl/myLLM internlm2_5-7b/config.json @2b4f3ed6 (the architecture keys)
+INTERNLM2_5_7B_CONFIG = {
+    "model_type": "internlm2", "bias": False, "hidden_act": "silu", "hidden_size": 4096, "intermediate_size": 14336,
+    "max_position_embeddings": 262144, "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8,
+    "tie_word_embeddings": False, "vocab_size": 92544}
+
+
+def test_internlm2_5_7b_matches_internevo_and_the_loaded_count():
+    m = load_model("internlm/internlm2_5-7b")
+    assert _arch(from_hf_config(INTERNLM2_5_7B_CONFIG)) == _arch(m)
+    # InternEvo configs/_base_/models/internlm2_7B.py: the model InternLM trains (mlp_ratio 3.5, no_bias)
+    internevo = {"vocab_size": 92544, "hidden_size": 4096, "num_heads": 32, "num_kv_heads": 8, "num_layers": 32,
+                 "intermediate_size": int(3.5 * 4096), "qkv_bias": False, "out_bias": False, "mlp_bias": False}
+    assert {k: getattr(m, k) for k in internevo} == internevo
+    # chatllm.cpp counts 7,737,708,544 parameters loaded for InternLM 2.5 7B: two untied 92544 x 4096 tables
+    assert m.total_params() == 7_737_708_544
+    assert m.embedding_params() + m.lm_head_params() == 2 * 92544 * 4096
+    # the chat release is not this copy (32768 positions in its transcriptions): unknown, not this entry
+    assert find_model("internlm/internlm2_5-7b-chat") is None
+
+
 def test_internlm2_config_file_predicts(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(INTERNLM2_DEFAULTS | {"bias": False, "num_key_value_heads": 8}))
