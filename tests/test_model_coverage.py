@@ -457,7 +457,7 @@ def test_internlm2_config_missing_a_size_is_refused_in_one_line(key):
 
 
 # ---- DeepSeek-MoE 16B (model_type deepseek: MHA, one dense layer, fine-grained and shared experts) -------------
-# GenZ's transcription of deepseek-ai/deepseek-moe-16b-base config.json (misc.py @13ebfb84) in the config's keys
+# GenZ's transcription of deepseek-ai/deepseek-moe-16b-base config.json (misc.py @0794055b) in the config's keys
 DEEPSEEK_MOE_CONFIG = {
     "model_type": "deepseek", "hidden_size": 2048, "num_attention_heads": 16, "num_key_value_heads": 16,
     "intermediate_size": 10944, "num_hidden_layers": 28, "n_routed_experts": 64, "num_experts_per_tok": 6,
