@@ -56,6 +56,8 @@ def _arch(spec: ModelSpec) -> dict:
     ("Qwen/Qwen1.5-MoE-A2.7B-Chat", "qwen1.5-moe-a2.7b"),
     ("Qwen/Qwen1.5-110B", "qwen1.5-110b"),
     ("Qwen/Qwen1.5-110B-Chat", "qwen1.5-110b"),
+    ("Qwen/Qwen1.5-32B", "qwen1.5-32b"),
+    ("Qwen/Qwen1.5-32B-Chat", "qwen1.5-32b"),
     ("deepseek-ai/deepseek-moe-16b-base", "deepseek-moe-16b"),
     ("deepseek-ai/deepseek-moe-16b-chat", "deepseek-moe-16b"),
     ("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", "llama-3.1-8b-instruct-fp8-neuralmagic"),
@@ -254,6 +256,20 @@ def test_qwen1_5_110b_is_the_gqa_release():
     assert 2 * m.total_params() == pytest.approx(206.1 * 2**30, abs=30 * 0.05 * 2**30)
 
 
+def test_qwen1_5_32b_matches_its_gguf_metadata_and_count():
+    m = load_model("Qwen/Qwen1.5-32B-Chat")
+    # 'ollama show' of qwen:32b (InnoBridge/LLMTools README): the converted checkpoint's GGUF keys
+    gguf = {"num_heads": 40, "num_kv_heads": 8, "num_layers": 64, "hidden_size": 5120, "intermediate_size": 27392,
+            "max_position_embeddings": 32768}
+    assert {k: getattr(m, k) for k in gguf} == gguf
+    # general.parameter_count: exact, with the q/k/v biases and an untied 152064-row lm_head
+    assert m.total_params() == 32_512_218_112
+    assert m.qkv_bias and not m.tie_embeddings and m.vocab_size == 152064
+    # GenZ's transcription has every size but the heads (64; 5120 / 64 would be an 80-wide head)
+    genz = m.model_dump() | {"num_heads": 64, "head_dim": 80}
+    assert ModelSpec.model_validate(genz).total_params() != m.total_params()
+
+
 # releases whose config.json no public copy was found for: unknown (one line), never silently another entry's
 # architecture (the R1 distills "slightly change" their bases' configs and tokenizers, per DeepSeek's README)
 @pytest.mark.parametrize("model_id", [
@@ -261,7 +277,7 @@ def test_qwen1_5_110b_is_the_gqa_release():
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B",
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
     "nvidia/Llama-3.1-Nemotron-70B-Instruct-HF", "Qwen/Qwen1.5-72B-Chat", "Qwen/Qwen2-57B-A14B",
-    "Qwen/Qwen1.5-32B-Chat", "Qwen/Qwen1.5-14B-Chat", "Qwen/Qwen1.5-7B-Chat", "internlm/internlm2_5-7b-chat",
+    "Qwen/Qwen1.5-14B-Chat", "Qwen/Qwen1.5-7B-Chat", "internlm/internlm2_5-7b-chat",
     "internlm/internlm2-chat-20b",
     "codellama/CodeLlama-13b-hf", "codellama/CodeLlama-70b-Instruct-hf", "nvidia/Llama-3.1-8B-Instruct-FP8",
     "nvidia/Llama-3.1-70B-Instruct-FP8",
