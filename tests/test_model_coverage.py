@@ -58,6 +58,9 @@ def _arch(spec: ModelSpec) -> dict:
     ("Qwen/Qwen1.5-110B-Chat", "qwen1.5-110b"),
     ("Qwen/Qwen1.5-32B", "qwen1.5-32b"),
     ("Qwen/Qwen1.5-32B-Chat", "qwen1.5-32b"),
+    ("codellama/CodeLlama-13b-hf", "codellama-13b"),
+    ("codellama/CodeLlama-13b-Instruct-hf", "codellama-13b"),
+    ("nvidia/Llama-3.1-Nemotron-70B-Instruct-HF", "llama-3.1-70b"),
     ("deepseek-ai/deepseek-moe-16b-base", "deepseek-moe-16b"),
     ("deepseek-ai/deepseek-moe-16b-chat", "deepseek-moe-16b"),
     ("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", "llama-3.1-8b-instruct-fp8-neuralmagic"),
@@ -156,6 +159,13 @@ SOURCE_CONFIGS["qwen1.5-110b"] = {
     "vocab_size": 152064}
 
 
+# mlc-ai/mlc-llm model_preset.py codellama_13b @01ced331 (CodeLlama-13b-hf's config.json as a dict)
+SOURCE_CONFIGS["codellama-13b"] = {
+    "model_type": "llama", "hidden_act": "silu", "hidden_size": 5120, "intermediate_size": 13824,
+    "max_position_embeddings": 16384, "num_attention_heads": 40, "num_hidden_layers": 40, "num_key_value_heads": 40,
+    "tie_word_embeddings": False, "vocab_size": 32016}
+
+
 @pytest.mark.parametrize("name", sorted(SOURCE_CONFIGS))
 def test_catalog_matches_cited_config(name):
     assert _arch(from_hf_config(SOURCE_CONFIGS[name])) == _arch(load_model(name))
@@ -163,6 +173,16 @@ def test_catalog_matches_cited_config(name):
 
 def test_llama_3_3_70b_is_llama_3_1_70b_twin():
     assert load_model("meta-llama/Llama-3.3-70B-Instruct") is load_model("llama-3.1-70b")
+
+
+def test_nemotron_70b_is_llama_3_1_70b_twin():
+    # the printed LlamaConfig of nvidia/Llama-3.1-Nemotron-70B-Instruct-HF (Retruth/deontic), key for key
+    nemotron = {"model_type": "llama", "attention_bias": False, "head_dim": 128, "hidden_act": "silu",
+                "hidden_size": 8192, "intermediate_size": 28672, "max_position_embeddings": 131072,
+                "mlp_bias": False, "num_attention_heads": 64, "num_hidden_layers": 80, "num_key_value_heads": 8,
+                "tie_word_embeddings": False, "vocab_size": 128256}
+    assert _arch(from_hf_config(nemotron)) == _arch(load_model("llama-3.1-70b"))
+    assert load_model("nvidia/Llama-3.1-Nemotron-70B-Instruct-HF") is load_model("llama-3.1-70b")
 
 
 @pytest.mark.parametrize(("variant", "base", "fields"), [
@@ -276,10 +296,10 @@ def test_qwen1_5_32b_matches_its_gguf_metadata_and_count():
     "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B",
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
-    "nvidia/Llama-3.1-Nemotron-70B-Instruct-HF", "Qwen/Qwen1.5-72B-Chat", "Qwen/Qwen2-57B-A14B",
+    "Qwen/Qwen1.5-72B-Chat", "Qwen/Qwen2-57B-A14B",
     "Qwen/Qwen1.5-14B-Chat", "Qwen/Qwen1.5-7B-Chat", "internlm/internlm2_5-7b-chat",
     "internlm/internlm2-chat-20b",
-    "codellama/CodeLlama-13b-hf", "codellama/CodeLlama-70b-Instruct-hf", "nvidia/Llama-3.1-8B-Instruct-FP8",
+    "codellama/CodeLlama-70b-Instruct-hf", "nvidia/Llama-3.1-8B-Instruct-FP8",
     "nvidia/Llama-3.1-70B-Instruct-FP8",
 ])
 def test_uncited_releases_stay_unknown(model_id):

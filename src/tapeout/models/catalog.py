@@ -31,6 +31,10 @@ _ALIASES: dict[str, str] = {
     # github:NetX-lab/Frontier data/config/models/llama3.3-70b.json @4f71d6852e761e24f24638a48b12e338925070ab)
     "meta-llama/Llama-3.3-70B-Instruct": "llama-3.1-70b",
     "meta-llama/Llama-3.3-70B": "llama-3.1-70b",
+    # Llama-3.1-Nemotron-70B-Instruct-HF: the same fields (LlamaConfig printout: github:Retruth/deontic
+    # nlp_models/nemotron/README.md @a77cf87a77779d63bd2acc1ef6d031e5cba833ff; LitGPT's transcription:
+    # github:Lightning-AI/litgpt litgpt/config.py @0006c973aa7d6ace293e2a5fedaf1f8f804f960c)
+    "nvidia/Llama-3.1-Nemotron-70B-Instruct-HF": "llama-3.1-70b",
 }
 
 #: architectures the model spec cannot express, by HF repo-name prefix (any org): the HF ``model_type`` whose
