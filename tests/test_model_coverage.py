@@ -61,6 +61,7 @@ def _arch(spec: ModelSpec) -> dict:
     ("codellama/CodeLlama-13b-hf", "codellama-13b"),
     ("codellama/CodeLlama-13b-Instruct-hf", "codellama-13b"),
     ("nvidia/Llama-3.1-Nemotron-70B-Instruct-HF", "llama-3.1-70b"),
+    ("mistralai/Mistral-Large-Instruct-2407", "mistral-large-2407"),
     ("deepseek-ai/deepseek-moe-16b-base", "deepseek-moe-16b"),
     ("deepseek-ai/deepseek-moe-16b-chat", "deepseek-moe-16b"),
     ("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", "llama-3.1-8b-instruct-fp8-neuralmagic"),
@@ -288,6 +289,18 @@ def test_qwen1_5_32b_matches_its_gguf_metadata_and_count():
     # GenZ's transcription has every size but the heads (64; 5120 / 64 would be an 80-wide head)
     genz = m.model_dump() | {"num_heads": 64, "head_dim": 80}
     assert ModelSpec.model_validate(genz).total_params() != m.total_params()
+
+
+def test_mistral_large_2407_is_the_shared_partial_config_with_its_positions(shared_file):
+    # the shared partial config leaves max_position_embeddings out (2407 copy 32768, 2411 copies 131072); the
+    # 2407 value, which LitGPT's transcription of the 2407 config.json also has, completes it
+    path = shared_file("hf-configs/reconstructed/mistralai--Mistral-Large-Instruct-2407.partial.json")
+    cfg = json.loads(path.read_text()) | {"max_position_embeddings": 32768}
+    m = load_model("mistralai/Mistral-Large-Instruct-2407")
+    assert _arch(from_hf_config(cfg)) == _arch(m)
+    assert m.local_attention is None and m.head_dim == 12288 // 96
+    # Mistral's announcement: 123B
+    assert m.total_params() == pytest.approx(123e9, rel=0.01)
 
 
 # releases whose config.json no public copy was found for: unknown (one line), never silently another entry's
