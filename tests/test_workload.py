@@ -156,3 +156,49 @@ def test_mmha_decode_reads_kv_once_per_query_head():
     q = 4 * 64 * 128 * 2
     assert att["mmha"].bytes_read - q == pytest.approx(8 * (att["flash"].bytes_read - q))
     assert att["mmha_prefill"] == att["flash_prefill"] and att["mmha_mha"] == att["flash_mha"]
+
+
+# ---- ALiBi (Falcon-RW's alibi, BLOOM / MPT style): a per-head linear bias on each score, no rotary op ----------
+def _alibi_pair():
+    # a Falcon (RefinedWebModel layout: one norm, parallel block, MQA) config with and without alibi
+    from tapeout.models import from_hf_config
+
+    cfg = {"model_type": "falcon", "hidden_size": 2048, "num_attention_heads": 32, "num_hidden_layers": 4,
+           "vocab_size": 50304, "new_decoder_architecture": False, "multi_query": False, "parallel_attn": False}
+    return from_hf_config(cfg | {"alibi": True}), from_hf_config(cfg)
+
+
+def test_alibi_adds_its_bias_where_rope_would_rotate():
+    alibi, rope = _alibi_pair()
+    assert (alibi.position, rope.position) == ("alibi", "rope")
+    assert alibi.total_params() == rope.total_params()  # the slopes are computed, not weights
+    sc = Scenario(batch=2, input_len=128, output_len=2)
+    flash = build_graph(alibi, sc, "prefill")
+    assert not any(o.name == "rope" for o in flash.ops)
+    att = next(o for o in flash.ops if o.kind == OpKind.ATTENTION)
+    assert "alibi" in att.tags and "alibi" not in next(o for o in build_graph(rope, sc, "prefill").ops
+                                                        if o.kind == OpKind.ATTENTION).tags
+    # eager attention adds the bias tensor to the scores: one read and one write of every score per layer
+    sc_naive = Scenario(batch=2, input_len=128, output_len=2, attention="naive")
+    for phase, context, scores in (("prefill", None, 2 * 32 * 128 * 128), ("decode", 200, 2 * 32 * 200)):
+        g = build_graph(alibi, sc_naive, phase, context) if context else build_graph(alibi, sc_naive, phase)
+        bias = [o for o in g.ops if o.name.startswith("attn_alibi")]
+        assert len(bias) == 1 and bias[0].count == 4
+        assert bias[0].bytes_read == bias[0].bytes_written == pytest.approx(scores * 2)
+        plain = build_graph(rope, sc_naive, phase, context) if context else build_graph(rope, sc_naive, phase)
+        assert not any(o.name.startswith("attn_alibi") for o in plain.ops)
+
+
+def test_alibi_costs_flash_prefill_lane_work():
+    from tapeout.hardware import load_hardware
+    from tapeout.perf.tiled import attention as tiled
+
+    alibi, rope = _alibi_pair()
+    sc = Scenario(batch=8, input_len=4096, output_len=2)
+    hw = load_hardware("h100-sxm")
+    t = {}
+    for name, m in (("alibi", alibi), ("rope", rope)):
+        att = next(o for o in build_graph(m, sc, "prefill").ops if o.kind == OpKind.ATTENTION)
+        t[name] = tiled.estimate(att, hw).time_s
+    # a multiply and an add per score on the vector lanes: slower, but far from doubling the kernel
+    assert t["rope"] < t["alibi"] < 1.5 * t["rope"]

@@ -45,8 +45,8 @@ from tapeout.workload import kernels
 from tapeout.workload.eplb import busiest_device_load, placement
 from tapeout.workload.layers import LayerPlan, LinearTech, kept_heads, layer_groups, lm_head_tech, range_label
 from tapeout.workload.standalone import (  # noqa: F401 (constants re-exported)
-    ACT_FLOPS, CLAMP_FLOPS, NORM_FLOPS, ROPE_FLOPS, SAMPLING_FLOPS, SCALE_FLOPS, SOFTCAP_FLOPS, SOFTMAX_FLOPS,
-    collective_op, elementwise_op,
+    ACT_FLOPS, ALIBI_FLOPS, CLAMP_FLOPS, NORM_FLOPS, ROPE_FLOPS, SAMPLING_FLOPS, SCALE_FLOPS, SOFTCAP_FLOPS,
+    SOFTMAX_FLOPS, collective_op, elementwise_op,
 )
 from tapeout.workload.ops import Kernel, Op, OpGraph, OpKind, OpSweep
 from tapeout.workload.routing import EPRouting
@@ -484,6 +484,7 @@ class _Builder:
         H, KV = self.heads, self.kv_heads
         attn_dtype = a.name
         softcap = self.m.attn_logit_softcap is not None
+        alibi = self.m.position == "alibi"
         local = (() if span.kind == "full" else
                  ((("window", span.window),) if span.kind == "sliding" else (("chunk", span.window),)))
         if phase == "prefill":
@@ -496,7 +497,7 @@ class _Builder:
                     bytes_read=q_bytes + kv_bytes, bytes_written=q_bytes, count=L,
                     shape=(("b", B), ("heads", H), ("kv_heads", KV), ("sq", S), ("skv", context), ("d", hd))
                     + local, compute_dtype=attn_dtype, formats=(("act", a.name),),
-                    tags=("causal", "flash") + (("softcap",) if softcap else ()),
+                    tags=("causal", "flash") + (("softcap",) if softcap else ()) + (("alibi",) if alibi else ()),
                     activation_bytes=2 * q_bytes + kv_bytes,
                 ), ("out_proj", B * S * H * hd)))
                 return
@@ -515,6 +516,9 @@ class _Builder:
             if softcap:
                 self.ops.append(elementwise_op(self._name("attn_softcap", span), OpKind.ELEMENTWISE, B * H * S * context,
                                                B * H * S * context, SOFTCAP_FLOPS, dtype=self.a, count=L))
+            if alibi:
+                self.ops.append(elementwise_op(self._name("attn_alibi", span), OpKind.ELEMENTWISE, B * H * S * context,
+                                               B * H * S * context, ALIBI_FLOPS, dtype=self.a, count=L))
             self.ops.append(Op(
                 name=self._name("attn_softmax", span), kind=OpKind.SOFTMAX, flops=SOFTMAX_FLOPS * B * H * S * context,
                 bytes_read=scores, bytes_written=scores, count=L, shape=(("rows", B * H * S), ("cols", context)),
@@ -594,6 +598,9 @@ class _Builder:
         if self.m.attn_logit_softcap is not None:
             self.ops.append(elementwise_op(self._name("attn_softcap", span), OpKind.ELEMENTWISE, B * H * context,
                                            B * H * context, SOFTCAP_FLOPS, dtype=self.a, count=L))
+        if self.m.position == "alibi":
+            self.ops.append(elementwise_op(self._name("attn_alibi", span), OpKind.ELEMENTWISE, B * H * context,
+                                           B * H * context, ALIBI_FLOPS, dtype=self.a, count=L))
         self.ops.append(Op(
             name=self._name("attn_softmax", span), kind=OpKind.SOFTMAX, flops=SOFTMAX_FLOPS * B * H * context,
             bytes_read=scores, bytes_written=scores, count=L, shape=(("rows", B * H), ("cols", context)),

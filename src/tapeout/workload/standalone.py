@@ -35,6 +35,8 @@ SOFTCAP_FLOPS = 3
 CLAMP_FLOPS = 2
 #: x * s: Cohere's logit_scale
 SCALE_FLOPS = 1
+#: score + slope * (j - i): ALiBi's per-head linear position bias on each attention score (a multiply, an add)
+ALIBI_FLOPS = 2
 
 
 def gemm_op(m: int, n: int, k: int, *, dtype: str | DType = "fp16", weights: str | DType | None = None,

@@ -76,17 +76,19 @@ def _pnorm(a: np.ndarray | float, b: np.ndarray | float, p: float) -> np.ndarray
 @lru_cache(maxsize=50_000)
 def plan_prefill(dev: Dev, b: int, heads: int, kv_heads: int, sq: int, skv: int, d: int, causal: bool,
                  compute_dtype: str, e: float, legacy: bool, dv: int = 0, latent: bool = False, window: int = 0,
-                 chunk: int = 0, softcap: bool = False) -> AttnPlan:
+                 chunk: int = 0, softcap: bool = False, alibi: bool = False) -> AttnPlan:
     """``d``: the query-key head dim; ``dv``: the value head dim (0: ``d``); ``latent``: K and V are one
     tensor (MLA's absorbed form: the value is the first ``dv`` values of the ``d``-wide key); ``window`` /
     ``chunk``: each query sees only the keys of its sliding window / its chunk (key blocks before them are
-    skipped); ``softcap``: a tanh and two multiplies per score (Gemma 2's logit soft-capping)."""
+    skipped); ``softcap``: a tanh and two multiplies per score (Gemma 2's logit soft-capping); ``alibi``: a
+    multiply and an add per score (the slope times the key-query distance, added in the kernel: ALiBi)."""
     key, macs = dev.macs_for(compute_dtype)
     rate = macs * (dev.legacy if legacy else 1.0)
     rows_per_warp = 16 if legacy else dev.instr[0]
     dv = dv or d
     kv_w = d if latent else d + dv  # K and V values per key
     sc = 1.0 if softcap else 0.0
+    al = 1.0 if alibi else 0.0
     best: tuple[float, ...] | None = None
     for bq in Q_BLOCKS:
         if bq < dev.instr[0]:
@@ -117,7 +119,8 @@ def plan_prefill(dev: Dev, b: int, heads: int, kv_heads: int, sq: int, skv: int,
             per_core_iters = max(waves * (kv_sum / nq), kv_max)
             mma = bq * bkv * (d + dv) / rate
             feed = (bq / rows_per_warp) * bkv * (d + dv) * e / dev.smem_bpc
-            soft = bq * bkv * (1.0 + sc) / dev.sfu + ((4.0 + 2.0 * sc) * bq * bkv + 2.0 * bq * dv) / dev.lanes
+            lane_ops = (4.0 + 2.0 * sc + 2.0 * al) * bq * bkv + 2.0 * bq * dv
+            soft = bq * bkv * (1.0 + sc) / dev.sfu + lane_ops / dev.lanes
             cyc = _pnorm(max(mma, feed) / dev.matrix_eta, soft, dev.overlap_p) / dev.attention_eta
             compute = per_core_iters * cyc / dev.clock
             kv_blk = bkv * kv_w * e
@@ -138,7 +141,7 @@ def plan_prefill(dev: Dev, b: int, heads: int, kv_heads: int, sq: int, skv: int,
     if best is None:
         if d > 128:  # head dim too large for any tile: price the tiles of a 128-wide head, scaled to the dims
             p = plan_prefill(dev, b, heads, kv_heads, sq, skv, 128, causal, compute_dtype, e, legacy, 0, False,
-                             window, chunk, softcap)
+                             window, chunk, softcap, alibi)
             f = (d + dv) / 256.0
             return p._replace(time_s=p.time_s * f, compute_s=p.compute_s * f, memory_s=p.memory_s * f,
                               terms=p.terms + (("head_dim_scaled_from", 128),))
@@ -284,7 +287,8 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
         p = plan_decode(dev, b, h, kv, skv, d, op.compute_dtype, e, fmt_bytes(op, "kv"), dv, latent)
     else:
         p = plan_prefill(dev, b, h, kv, sq, skv, d, "causal" in op.tags, op.compute_dtype, e, "fa2" in op.tags,
-                         dv, latent, int(dm.get("window", 0)), int(dm.get("chunk", 0)), "softcap" in op.tags)
+                         dv, latent, int(dm.get("window", 0)), int(dm.get("chunk", 0)), "softcap" in op.tags,
+                         "alibi" in op.tags)
     terms: dict[str, float | str] = dict(p.terms)
     terms.update(mapping=p.mapping, launch_us=dev.launch * 1e6, host_us=dev.host * 1e6,
                  prologue_epilogue_us=p.overhead_s * 1e6,
