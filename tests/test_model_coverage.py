@@ -311,6 +311,7 @@ def test_mistral_large_2407_is_the_shared_partial_config_with_its_positions(shar
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
     "Qwen/Qwen1.5-72B-Chat", "Qwen/Qwen2-57B-A14B",
     "Qwen/Qwen1.5-14B-Chat", "Qwen/Qwen1.5-7B-Chat", "internlm/internlm2_5-7b-chat",
+    "inceptionai/jais-13b-chat", "core42/jais-30b-chat-v3",
     "internlm/internlm2-chat-20b",
     "codellama/CodeLlama-70b-Instruct-hf", "nvidia/Llama-3.1-8B-Instruct-FP8",
     "nvidia/Llama-3.1-70B-Instruct-FP8",
@@ -540,5 +541,50 @@ def test_deepseek_moe_predicts_by_name_and_from_its_config_file(tmp_path):
 def test_deepseek_moe_config_missing_an_expert_field_is_refused_in_one_line(key):
     cfg = {k: v for k, v in DEEPSEEK_MOE_CONFIG.items() if k != key}
     with pytest.raises(TapeoutError, match=f"missing required key '{key}' for model_type 'deepseek'") as exc:
+        from_hf_config(cfg)
+    assert "\n" not in str(exc.value)
+
+
+# ---- JAIS (swiglu with biases, ALiBi or learned positions, muP logit scale) ------------------------------------
+# JAISConfig's defaults (github:vllm-project/vllm vllm/transformers_utils/configs/jais.py
+# @0531c2226a6a25cd96ccc856f3bda3f0bb4efb5f: vocab 50257, n_positions 1024, n_embd 768, n_layer 12, n_head 12,
+# n_inner 4 x n_embd) with its documented alternatives: activation_function "swiglu", position_embedding_type
+# "alibi", logits scaled by mup_output_alpha x mup_width_scale
+JAIS_DEFAULTS = {"model_type": "jais", "vocab_size": 50257, "n_positions": 1024, "n_embd": 768, "n_layer": 12,
+                 "n_head": 12}
+JAIS_SWIGLU_ALIBI = JAIS_DEFAULTS | {"activation_function": "swiglu", "position_embedding_type": "alibi",
+                                    "mup_output_alpha": 2.0, "mup_width_scale": 0.25}
+
+
+def test_jais_reads_swiglu_alibi_and_its_logit_scale():
+    m = from_hf_config(JAIS_SWIGLU_ALIBI)
+    assert (m.family, m.position, m.norm, m.gated_mlp, m.activation) == ("jais", "alibi", "layernorm", True, "silu")
+    assert m.qkv_bias and m.out_bias and m.mlp_bias and m.norm_bias and m.tie_embeddings
+    assert m.logit_scale == 0.5 and from_hf_config(JAIS_SWIGLU_ALIBI | {"width_scale": 0.125}).logit_scale == 0.125
+    # c_fc and c_fc2 (768 -> 3072) and c_proj (3072 -> 768), each with its bias, in each of the 12 layers
+    gelu = from_hf_config(JAIS_DEFAULTS | {"position_embedding_type": "alibi"})
+    assert (gelu.gated_mlp, gelu.activation, gelu.logit_scale) == (False, "gelu_tanh", None)
+    assert m.total_params() - gelu.total_params() == 12 * (768 * 3072 + 3072)
+    # a learned table (GPT-2's wpe, n_positions rows) instead of ALiBi
+    learned = from_hf_config(JAIS_SWIGLU_ALIBI | {"position_embedding_type": "learned"})
+    assert learned.total_params() - m.total_params() == 1024 * 768
+
+
+def test_jais_config_file_predicts_with_its_bias_and_scale(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(JAIS_SWIGLU_ALIBI))
+    p = tapeout.predict(load_model(str(path)), "h100-sxm", tp=1, batch=4, input_len=512, output_len=64)
+    assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
+    names = {r["name"] for r in p.ops()}
+    assert "logit_scale" in names and "rope" not in names
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"position_embedding_type": "rotary"}, "'position_embedding_type' 'rotary'; allowed: learned, alibi"),
+    ({"n_embd": None}, "missing required key 'n_embd'"),
+])
+def test_jais_config_errors_are_one_line(change, message):
+    cfg = {k: v for k, v in (JAIS_SWIGLU_ALIBI | change).items() if v is not None}
+    with pytest.raises(TapeoutError, match=message) as exc:
         from_hf_config(cfg)
     assert "\n" not in str(exc.value)
