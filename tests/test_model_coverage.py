@@ -62,6 +62,8 @@ def _arch(spec: ModelSpec) -> dict:
     ("codellama/CodeLlama-13b-Instruct-hf", "codellama-13b"),
     ("nvidia/Llama-3.1-Nemotron-70B-Instruct-HF", "llama-3.1-70b"),
     ("mistralai/Mistral-Large-Instruct-2407", "mistral-large-2407"),
+    ("Qwen/Qwen2-57B-A14B", "qwen2-57b-a14b"),
+    ("Qwen/Qwen2-57B-A14B-Instruct", "qwen2-57b-a14b"),
     ("deepseek-ai/deepseek-moe-16b-base", "deepseek-moe-16b"),
     ("deepseek-ai/deepseek-moe-16b-chat", "deepseek-moe-16b"),
     ("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", "llama-3.1-8b-instruct-fp8-neuralmagic"),
@@ -165,6 +167,16 @@ SOURCE_CONFIGS["codellama-13b"] = {
     "model_type": "llama", "hidden_act": "silu", "hidden_size": 5120, "intermediate_size": 13824,
     "max_position_embeddings": 16384, "num_attention_heads": 40, "num_hidden_layers": 40, "num_key_value_heads": 40,
     "tie_word_embeddings": False, "vocab_size": 32016}
+
+
+# NVIDIA/TensorRT-LLM test_modeling_qwen_moe.py QWEN2_57B_A14B_CONFIG @cb4c622c (the architecture keys)
+SOURCE_CONFIGS["qwen2-57b-a14b"] = {
+    "model_type": "qwen2_moe", "decoder_sparse_step": 1, "hidden_act": "silu", "hidden_size": 3584,
+    "intermediate_size": 18944, "max_position_embeddings": 131072, "max_window_layers": 28,
+    "moe_intermediate_size": 2560, "norm_topk_prob": False, "num_attention_heads": 28, "num_experts": 64,
+    "num_experts_per_tok": 8, "num_hidden_layers": 28, "num_key_value_heads": 4,
+    "shared_expert_intermediate_size": 20480, "sliding_window": 131072, "tie_word_embeddings": False,
+    "use_sliding_window": False, "vocab_size": 151936}
 
 
 @pytest.mark.parametrize("name", sorted(SOURCE_CONFIGS))
@@ -303,13 +315,24 @@ def test_mistral_large_2407_is_the_shared_partial_config_with_its_positions(shar
     assert m.total_params() == pytest.approx(123e9, rel=0.01)
 
 
+def test_qwen2_57b_a14b_matches_internevo_and_its_card():
+    m = load_model("Qwen/Qwen2-57B-A14B-Instruct")
+    # InternEvo configs/57B_qwen2_MoE.py: mlp_ratio 5/7 of 3584 per expert, 8 shared experts of that width
+    assert m.moe is not None and m.moe.expert_intermediate_size == 3584 * 5 // 7
+    assert m.moe.shared_intermediate_size == 8 * m.moe.expert_intermediate_size and m.moe.shared_expert_gate
+    assert (m.moe.num_experts, m.moe.top_k, m.num_kv_heads, m.max_position_embeddings) == (64, 8, 4, 131072)
+    # card: 57B in total, 14B activated
+    assert m.total_params() == pytest.approx(57e9, rel=0.01)
+    assert m.active_params() == pytest.approx(14e9, rel=0.02)
+
+
 # releases whose config.json no public copy was found for: unknown (one line), never silently another entry's
 # architecture (the R1 distills "slightly change" their bases' configs and tokenizers, per DeepSeek's README)
 @pytest.mark.parametrize("model_id", [
     "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B",
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
-    "Qwen/Qwen1.5-72B-Chat", "Qwen/Qwen2-57B-A14B",
+    "Qwen/Qwen1.5-72B-Chat",
     "Qwen/Qwen1.5-14B-Chat", "Qwen/Qwen1.5-7B-Chat", "internlm/internlm2_5-7b-chat",
     "inceptionai/jais-13b-chat", "core42/jais-30b-chat-v3",
     "internlm/internlm2-chat-20b",

@@ -86,7 +86,8 @@ CATALOG_SOURCES: dict[str, tuple[str, str]] = {
 OWN_SOURCE_MODELS = {"llama-3.2-1b", "llama-3.2-3b", "gemma-2b", "gemma-7b", "mistral-nemo-12b", "phi-3-medium-4k",
                      "yi-34b", "mistral-7b-v0.2", "mistral-7b-v0.3", "qwen1.5-moe-a2.7b", "dbrx", "command-r-v01",
                      "qwen1.5-110b", "deepseek-moe-16b", "internlm2.5-7b",
-                     "qwen1.5-32b", "codellama-13b", "mistral-large-2407"}
+                     "qwen1.5-32b", "codellama-13b", "mistral-large-2407",
+                     "qwen2-57b-a14b"}
 #: models/catalog/variants/: base entry's architecture with a few fields replaced
 VARIANT_MODELS = {"qwen2-72b", "qwen2-7b", "mistral-nemo-12b-instruct", "llama-3.1-405b-instruct-fp8",
                   "llama-3.1-405b-instruct-fp8-nvidia", "llama-3.1-8b-instruct-fp8-neuralmagic",
@@ -94,7 +95,7 @@ VARIANT_MODELS = {"qwen2-72b", "qwen2-7b", "mistral-nemo-12b-instruct", "llama-3
 
 MOE_MODELS = {"mixtral-8x7b", "mixtral-8x22b", "deepseek-v2-lite", "deepseek-v3", "deepseek-r1", "kimi-k2",
               "llama-4-scout", "llama-4-maverick", "gpt-oss-120b", "gpt-oss-20b", "qwen3-235b-a22b", "qwen3-30b-a3b",
-              "qwen1.5-moe-a2.7b", "dbrx", "deepseek-moe-16b"}
+              "qwen1.5-moe-a2.7b", "dbrx", "deepseek-moe-16b", "qwen2-57b-a14b"}
 
 #: Published figures that are size labels ("7B"), not counts. The exact counts are pinned by
 #: test_computed_params_match_index; these only get a loose bound, and must stay > 1% off
@@ -123,6 +124,7 @@ ACTIVE_LABEL_DEVIATIONS = {
     "llama-4-scout": "blog says 17B; 17.17B with the input embedding",
     "llama-4-maverick": "blog says 17B; 17.18B with the input embedding",
     "qwen3-30b-a3b": "card says 3.3B; 3.35B with the input embedding",
+    "qwen2-57b-a14b": "card says 14B; 14.25B with the input embedding (13.70B without)",
 }
 #: True: the publisher counts the input embedding among the active parameters
 ACTIVE_CONVENTION = {
@@ -131,6 +133,7 @@ ACTIVE_CONVENTION = {
     "llama-4-scout": True, "llama-4-maverick": True, "qwen3-235b-a22b": True, "qwen3-30b-a3b": True,
     "mixtral-8x7b": True, "mixtral-8x22b": True,
     "qwen1.5-moe-a2.7b": True,  # card's 2.7B: 2.69B with the input embedding, 2.38B without
+    "qwen2-57b-a14b": True,  # the same family's convention
 }
 
 ARCH_EXCLUDE = {"name", "hf_id", "source", "published_params", "published_params_source", "published_active_params",
