@@ -628,33 +628,16 @@ def _jais(c: _Cfg) -> dict[str, Any]:
     learned); lm_head tied by default; the logits multiplied by ``width_scale`` or ``mup_output_alpha`` x
     ``mup_width_scale`` (the logit_scale op). The muP multiply of the input embeddings
     (``mup_embeddings_scale``) is not priced, as Gemma's embedding scale is not."""
-    hidden = c.int("n_embd", "hidden_size")
-    heads = c.int("n_head", "num_attention_heads")
     swiglu = str(c.get("activation_function", default="gelu_new")).lower() == "swiglu"
     position = c.get("position_embedding_type", default="learned")
     if position not in ("learned", "alibi"):
         raise TapeoutError(f"{c.origin}: 'position_embedding_type' {position!r}; allowed: learned, alibi")
     scale = c.float("width_scale") or c.float("mup_output_alpha", 1.0) * c.float("mup_width_scale", 1.0)
-    return {
-        "family": "jais",
-        "num_layers": c.int("n_layer", "num_hidden_layers"),
-        "hidden_size": hidden,
-        "num_heads": heads,
-        "num_kv_heads": heads,
-        "head_dim": c.head_dim(hidden, heads),
-        "intermediate_size": c.int("n_inner", default=4 * hidden),
-        "gated_mlp": swiglu,
-        "activation": "silu" if swiglu else c.activation("activation_function", default="gelu_new"),
-        "norm": "layernorm",
-        "position": position,
-        "vocab_size": c.int("vocab_size"),
-        "max_position_embeddings": c.int("n_positions", "max_position_embeddings"),
-        "tie_embeddings": c.bool("tie_word_embeddings", True),
-        "qkv_bias": True,
-        "out_bias": True,
-        "mlp_bias": True,
-        "logit_scale": None if scale == 1.0 else scale,
-    }
+    # "swiglu" is c_fc(x) * silu(c_fc2(x)): GPT-2's MLP, gated, with SiLU
+    layout = _Cfg({**c.cfg, "activation_function": "silu"}, c.model_type, c.origin) if swiglu else c
+    d = _gpt2(layout, "jais")
+    d.update(gated_mlp=swiglu, position=position, logit_scale=None if scale == 1.0 else scale)
+    return d
 
 
 def _gptj(c: _Cfg) -> dict[str, Any]:
