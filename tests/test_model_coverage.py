@@ -64,6 +64,12 @@ def _arch(spec: ModelSpec) -> dict:
     ("mistralai/Mistral-Large-Instruct-2407", "mistral-large-2407"),
     ("Qwen/Qwen2-57B-A14B", "qwen2-57b-a14b"),
     ("Qwen/Qwen2-57B-A14B-Instruct", "qwen2-57b-a14b"),
+    ("Qwen/Qwen1.5-7B", "qwen1.5-7b"),
+    ("Qwen/Qwen1.5-7B-Chat", "qwen1.5-7b"),
+    ("Qwen/Qwen1.5-14B-Chat", "qwen1.5-14b"),
+    ("Qwen/Qwen1.5-72B-Chat", "qwen1.5-72b"),
+    ("mistralai/Mixtral-8x22B-Instruct-v0.1", "mixtral-8x22b-instruct"),
+    ("mistralai/Mixtral-8x22B-v0.1", "mixtral-8x22b"),
     ("deepseek-ai/deepseek-moe-16b-base", "deepseek-moe-16b"),
     ("deepseek-ai/deepseek-moe-16b-chat", "deepseek-moe-16b"),
     ("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", "llama-3.1-8b-instruct-fp8-neuralmagic"),
@@ -206,6 +212,7 @@ def test_nemotron_70b_is_llama_3_1_70b_twin():
     ("llama-3.1-405b-instruct-fp8-nvidia", "llama-3.1-405b", {}),
     ("llama-3.1-8b-instruct-fp8-neuralmagic", "llama-3.1-8b", {}),
     ("llama-3.1-70b-instruct-fp8-neuralmagic", "llama-3.1-70b", {}),
+    ("mixtral-8x22b-instruct", "mixtral-8x22b", {"vocab_size": 32_768}),
 ])
 def test_variants_keep_their_base_architecture(variant, base, fields):
     v, b = load_model(variant), load_model(base)
@@ -326,14 +333,68 @@ def test_qwen2_57b_a14b_matches_internevo_and_its_card():
     assert m.active_params() == pytest.approx(14e9, rel=0.02)
 
 
+# GenZ's transcriptions (alibaba.py @13ebfb84) of the three MHA Qwen1.5 configs, in the config's keys
+_QWEN15 = {"model_type": "qwen2", "hidden_act": "silu", "max_position_embeddings": 32768, "tie_word_embeddings": False}
+QWEN15_GENZ = {
+    "qwen1.5-7b": _QWEN15 | {"hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 32,
+                             "intermediate_size": 11008, "num_hidden_layers": 32, "vocab_size": 151936},
+    "qwen1.5-14b": _QWEN15 | {"hidden_size": 5120, "num_attention_heads": 40, "num_key_value_heads": 40,
+                              "intermediate_size": 13696, "num_hidden_layers": 40, "vocab_size": 152064},
+    "qwen1.5-72b": _QWEN15 | {"hidden_size": 8192, "num_attention_heads": 64, "num_key_value_heads": 64,
+                              "intermediate_size": 24576, "num_hidden_layers": 80, "vocab_size": 152064},
+}
+# the second readers: Sakura Launcher's config_cache (7B, 14B: GGUF tensor counts) and a research note (72B)
+QWEN15_SECOND = {
+    "qwen1.5-7b": ({"hidden_size": 4096, "num_heads": 32, "num_kv_heads": 32, "num_layers": 32}, 7_721_324_544),
+    "qwen1.5-14b": ({"hidden_size": 5120, "num_heads": 40, "num_kv_heads": 40, "num_layers": 40}, 14_167_290_880),
+    "qwen1.5-72b": ({"hidden_size": 8192, "num_heads": 64, "num_kv_heads": 64, "num_layers": 80,
+                     "intermediate_size": 24576, "vocab_size": 152064}, 72_287_920_128),
+}
+
+
+@pytest.mark.parametrize("name", sorted(QWEN15_GENZ))
+def test_mha_qwen1_5_matches_two_transcriptions_and_its_exact_count(name):
+    m = load_model(name)
+    assert _arch(from_hf_config(QWEN15_GENZ[name])) == _arch(m)
+    sizes, count = QWEN15_SECOND[name]
+    assert {k: getattr(m, k) for k in sizes} == sizes
+    # exact: the q/k/v biases and both untied tables are in; a tied lm_head or no biases would miss it
+    assert m.total_params() == count
+    assert m.qkv_bias and m.attention_kind == "MHA"
+    assert ModelSpec.model_validate(m.model_dump() | {"tie_embeddings": True}).total_params() != count
+    assert ModelSpec.model_validate(m.model_dump() | {"qkv_bias": False}).total_params() != count
+
+
+def test_mixtral_8x22b_instruct_has_its_32768_row_vocabulary():
+    # LitGPT and GenZ both transcribe the Instruct config.json with vocab 32768; the base config has 32000
+    m, base = load_model("mistralai/Mixtral-8x22B-Instruct-v0.1"), load_model("mistralai/Mixtral-8x22B-v0.1")
+    assert (m.vocab_size, base.vocab_size) == (32_768, 32_000)
+    # safetensors metadata of the Instruct checkpoint: 140,630,071,296, exact only with the 32768 rows
+    assert m.total_params() == 140_630_071_296
+    assert base.total_params() != 140_630_071_296
+    # the extra 768 rows sit in the embedding and the untied lm_head
+    assert m.total_params() - base.total_params() == 2 * 768 * 6144
+    p = tapeout.predict("mistralai/Mixtral-8x22B-Instruct-v0.1", "h100-sxm", tp=8, batch=4, input_len=512,
+                        output_len=64)
+    assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
+
+
+@pytest.mark.parametrize("name", sorted(QWEN15_GENZ))
+def test_mha_qwen1_5_predicts_by_name_and_from_its_config_file(name, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(QWEN15_GENZ[name] | {"use_sliding_window": False}))
+    for model in (name, str(path)):
+        p = tapeout.predict(model, "h100-sxm", tp=4, batch=4, input_len=512, output_len=64)
+        assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
+
+
 # releases whose config.json no public copy was found for: unknown (one line), never silently another entry's
 # architecture (the R1 distills "slightly change" their bases' configs and tokenizers, per DeepSeek's README)
 @pytest.mark.parametrize("model_id", [
     "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B",
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
-    "Qwen/Qwen1.5-72B-Chat",
-    "Qwen/Qwen1.5-14B-Chat", "Qwen/Qwen1.5-7B-Chat", "internlm/internlm2_5-7b-chat",
+    "internlm/internlm2_5-7b-chat",
     "inceptionai/jais-13b-chat", "core42/jais-30b-chat-v3",
     "internlm/internlm2-chat-20b",
     "codellama/CodeLlama-70b-Instruct-hf", "nvidia/Llama-3.1-8B-Instruct-FP8",

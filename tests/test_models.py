@@ -87,15 +87,16 @@ OWN_SOURCE_MODELS = {"llama-3.2-1b", "llama-3.2-3b", "gemma-2b", "gemma-7b", "mi
                      "yi-34b", "mistral-7b-v0.2", "mistral-7b-v0.3", "qwen1.5-moe-a2.7b", "dbrx", "command-r-v01",
                      "qwen1.5-110b", "deepseek-moe-16b", "internlm2.5-7b",
                      "qwen1.5-32b", "codellama-13b", "mistral-large-2407",
-                     "qwen2-57b-a14b"}
+                     "qwen2-57b-a14b", "qwen1.5-7b", "qwen1.5-14b", "qwen1.5-72b"}
 #: models/catalog/variants/: base entry's architecture with a few fields replaced
 VARIANT_MODELS = {"qwen2-72b", "qwen2-7b", "mistral-nemo-12b-instruct", "llama-3.1-405b-instruct-fp8",
                   "llama-3.1-405b-instruct-fp8-nvidia", "llama-3.1-8b-instruct-fp8-neuralmagic",
-                  "llama-3.1-70b-instruct-fp8-neuralmagic"}
+                  "llama-3.1-70b-instruct-fp8-neuralmagic", "mixtral-8x22b-instruct"}
 
 MOE_MODELS = {"mixtral-8x7b", "mixtral-8x22b", "deepseek-v2-lite", "deepseek-v3", "deepseek-r1", "kimi-k2",
               "llama-4-scout", "llama-4-maverick", "gpt-oss-120b", "gpt-oss-20b", "qwen3-235b-a22b", "qwen3-30b-a3b",
-              "qwen1.5-moe-a2.7b", "dbrx", "deepseek-moe-16b", "qwen2-57b-a14b"}
+              "qwen1.5-moe-a2.7b", "dbrx", "deepseek-moe-16b", "qwen2-57b-a14b",
+              "mixtral-8x22b-instruct"}
 
 #: Published figures that are size labels ("7B"), not counts. The exact counts are pinned by
 #: test_computed_params_match_index; these only get a loose bound, and must stay > 1% off
@@ -131,7 +132,7 @@ ACTIVE_CONVENTION = {
     "deepseek-v2-lite": False, "deepseek-v3": False, "deepseek-r1": False, "kimi-k2": False,
     "gpt-oss-120b": False, "gpt-oss-20b": False,  # the gpt-oss card's 5.13B / 3.61B match exactly
     "llama-4-scout": True, "llama-4-maverick": True, "qwen3-235b-a22b": True, "qwen3-30b-a3b": True,
-    "mixtral-8x7b": True, "mixtral-8x22b": True,
+    "mixtral-8x7b": True, "mixtral-8x22b": True, "mixtral-8x22b-instruct": True,
     "qwen1.5-moe-a2.7b": True,  # card's 2.7B: 2.69B with the input embedding, 2.38B without
     "qwen2-57b-a14b": True,  # the same family's convention
 }
@@ -201,7 +202,8 @@ def test_published_params_agree_with_index(hf_configs):
 def test_active_params_match_published(name):
     m = load_model(name)
     if m.published_active_params is None:  # Mixtral's catalog entries predate the field: the announcement
-        m = m.model_copy(update={"published_active_params": {"mixtral-8x7b": 12.9e9, "mixtral-8x22b": 39e9}[name]})
+        m = m.model_copy(update={"published_active_params": {"mixtral-8x7b": 12.9e9, "mixtral-8x22b": 39e9,
+                                                                  "mixtral-8x22b-instruct": 39e9}[name]})
     assert m.published_active_params_source or name.startswith("mixtral")
     dev = m.active_params(input_embedding=ACTIVE_CONVENTION[name]) / m.published_active_params - 1
     if name in ACTIVE_LABEL_DEVIATIONS:
