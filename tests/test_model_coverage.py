@@ -70,6 +70,9 @@ def _arch(spec: ModelSpec) -> dict:
     ("Qwen/Qwen1.5-72B-Chat", "qwen1.5-72b"),
     ("mistralai/Mixtral-8x22B-Instruct-v0.1", "mixtral-8x22b-instruct"),
     ("mistralai/Mixtral-8x22B-v0.1", "mixtral-8x22b"),
+    ("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "llama-3.1-8b"),
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "qwen2.5-7b"),
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", "deepseek-r1-distill-qwen-1.5b"),
     ("deepseek-ai/deepseek-moe-16b-base", "deepseek-moe-16b"),
     ("deepseek-ai/deepseek-moe-16b-chat", "deepseek-moe-16b"),
     ("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", "llama-3.1-8b-instruct-fp8-neuralmagic"),
@@ -388,12 +391,72 @@ def test_mha_qwen1_5_predicts_by_name_and_from_its_config_file(name, tmp_path):
         assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
 
 
+# ---- the R1 distills with cited configs: two twins of their bases and one entry of its own ----------------------
+# LitGPT's transcription of DeepSeek-R1-Distill-Llama-8B's config.json (litgpt/config.py @0006c973), in the config's
+# keys: block_size -> max_position_embeddings, padded_vocab_size -> vocab_size, n_embd left at its default 4096
+R1_DISTILL_LLAMA_8B = {"model_type": "llama", "hidden_act": "silu", "hidden_size": 4096, "intermediate_size": 14336,
+                       "max_position_embeddings": 131072, "num_attention_heads": 32, "num_hidden_layers": 32,
+                       "num_key_value_heads": 8, "attention_bias": False, "mlp_bias": False,
+                       "tie_word_embeddings": False, "vocab_size": 128256,
+                       "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                        "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}
+# DeepSeek-R1-Distill-Qwen-7B: GGUF metadata (ollama-for-amd #54) for the layer sizes and heads, the Torch-Pruning
+# printout for vocab, positions and the untied lm_head
+R1_DISTILL_QWEN_7B = {"model_type": "qwen2", "hidden_act": "silu", "hidden_size": 3584, "intermediate_size": 18944,
+                      "max_position_embeddings": 131072, "num_attention_heads": 28, "num_hidden_layers": 28,
+                      "num_key_value_heads": 4, "rope_theta": 10000, "sliding_window": None,
+                      "use_sliding_window": False, "tie_word_embeddings": False, "vocab_size": 152064}
+# the printed Qwen2Config of DeepSeek-R1-Distill-Qwen-1.5B (index file id 52422771377), key for key
+R1_DISTILL_QWEN_1_5B = {"model_type": "qwen2", "hidden_act": "silu", "hidden_size": 1536, "intermediate_size": 8960,
+                        "max_position_embeddings": 131072, "max_window_layers": 21, "num_attention_heads": 12,
+                        "num_hidden_layers": 28, "num_key_value_heads": 2, "rms_norm_eps": 1e-06,
+                        "rope_scaling": None, "rope_theta": 10000, "sliding_window": None,
+                        "tie_word_embeddings": False, "use_mrope": False, "use_sliding_window": False,
+                        "vocab_size": 151936}
+
+
+@pytest.mark.parametrize(("model_id", "config", "base"), [
+    ("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", R1_DISTILL_LLAMA_8B, "llama-3.1-8b"),
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", R1_DISTILL_QWEN_7B, "qwen2.5-7b"),
+])
+def test_r1_distill_twins_equal_their_bases_in_every_priced_field(model_id, config, base):
+    assert _arch(from_hf_config(config)) == _arch(load_model(base))
+    assert load_model(model_id) is load_model(base)
+
+
+def test_r1_distill_llama_8b_is_exactly_llama_3_1_8b_by_count():
+    # the checkpoint's safetensors total (HF model API record) is Llama-3.1-8B's count to the parameter
+    assert load_model("deepseek-ai/DeepSeek-R1-Distill-Llama-8B").total_params() == 8_030_261_248
+
+
+def test_r1_distill_qwen_1_5b_is_its_own_entry_with_the_exact_count():
+    m = load_model("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B")
+    assert _arch(from_hf_config(R1_DISTILL_QWEN_1_5B)) == _arch(m)
+    # 1,777,088,000 in 339 tensors: exact only with the untied 151936-row lm_head and the q/k/v biases
+    assert m.total_params() == 1_777_088_000
+    assert m.attention_kind == "GQA" and m.local_attention is None
+    assert ModelSpec.model_validate(m.model_dump() | {"tie_embeddings": True}).total_params() != 1_777_088_000
+    assert ModelSpec.model_validate(m.model_dump() | {"qkv_bias": False}).total_params() != 1_777_088_000
+
+
+@pytest.mark.parametrize(("name", "config"), [
+    ("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", R1_DISTILL_LLAMA_8B),
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", R1_DISTILL_QWEN_7B),
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", R1_DISTILL_QWEN_1_5B),
+])
+def test_r1_distills_predict_by_name_and_from_a_config_file(name, config, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    for model in (name, str(path)):
+        p = tapeout.predict(model, "h100-sxm", tp=1, batch=4, input_len=512, output_len=64)
+        assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
+
+
 # releases whose config.json no public copy was found for: unknown (one line), never silently another entry's
 # architecture (the R1 distills "slightly change" their bases' configs and tokenizers, per DeepSeek's README)
 @pytest.mark.parametrize("model_id", [
-    "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
+    "deepseek-ai/DeepSeek-R1-Distill-Llama-70B",
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B",
-    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
     "internlm/internlm2_5-7b-chat",
     "inceptionai/jais-13b-chat", "core42/jais-30b-chat-v3",
     "internlm/internlm2-chat-20b",

@@ -35,6 +35,22 @@ _ALIASES: dict[str, str] = {
     # nlp_models/nemotron/README.md @a77cf87a77779d63bd2acc1ef6d031e5cba833ff; LitGPT's transcription:
     # github:Lightning-AI/litgpt litgpt/config.py @0006c973aa7d6ace293e2a5fedaf1f8f804f960c)
     "nvidia/Llama-3.1-Nemotron-70B-Instruct-HF": "llama-3.1-70b",
+    # DeepSeek-R1-Distill-Llama-8B: Llama-3.1-8B's fields (LitGPT's transcription of its config.json:
+    # github:Lightning-AI/litgpt litgpt/config.py R1-Distill-Llama-8B @0006c973aa7d6ace293e2a5fedaf1f8f804f960c:
+    # block_size 131072, padded_vocab_size 128256, 32 layers, 32 / 8 heads, n_embd 4096 (the default), intermediate
+    # 14336, no bias, rope_base 500000 with the llama3 adjustments); its safetensors total, 8,030,261,248, is exactly
+    # llama-3.1-8b's count (HF model API record: github:daniel-p-green/alain-ai-learning-platform
+    # out/research-deepseek-ai-deepseek-r1-distill-llama-8b/sources/huggingface/model.json
+    # @522537bc54b2efa439c7755a8c5dedd6f8b001da)
+    "deepseek-ai/DeepSeek-R1-Distill-Llama-8B": "llama-3.1-8b",
+    # DeepSeek-R1-Distill-Qwen-7B: Qwen2.5-7B's priced fields (rope_theta 10000 is not one): its GGUF metadata as
+    # llama.cpp prints it (likelovewant/ollama-for-amd issue #54: general.name DeepSeek R1 Distill Qwen 7B,
+    # block_count 28, context_length 131072, embedding_length 3584, feed_forward_length 18944, 28 / 4 heads) and
+    # the loaded module tree with its Qwen2Config (github:VainF/Torch-Pruning examples/LLMs/readme.md, the stored
+    # version the public-code index holds as file id 2750760194: Embedding(152064, 3584), 28 layers, q 3584 -> 3584
+    # and k/v 3584 -> 512 with bias, gate/up 18944, a separate lm_head 3584 -> 152064; max_position_embeddings
+    # 131072, tie_word_embeddings false, vocab_size 152064)
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": "qwen2.5-7b",
 }
 
 #: architectures the model spec cannot express, by HF repo-name prefix (any org): the HF ``model_type`` whose
