@@ -418,15 +418,17 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
     # 2. collectives, with the device's launch overhead held
     coll_free = ("collective_latency_us", "interconnect_eta")
     coll: dict[str, dict[str, float]] = {}
-    for dev in sorted({c.device for c in cases if c.dataset in COLLECTIVE_SETS}):
-        sel = rows(dev, COLLECTIVE_SETS)
-        launch = fitted.get(dev, {}).get("launch_overhead_us", launch_default)
+
+    def fit_collective(dev: str, sel: list[Case], launch: float, how: str) -> None:
+        """Both collective fields of ``dev`` jointly on its all-reduce rows ``sel``, its launch gap held."""
         vals, loss = fit(Design.build(sel), coll_free, {"launch_overhead_us": launch})
         coll[dev] = vals
         losses[f"{dev}/collective"] = loss
-        groups.setdefault(dev, {})["collective"] = (
-            dict(vals), sorted({c.dataset for c in sel}), len(sel), loss,
-            "joint fit of the all-reduce rows, the device's launch overhead held")
+        groups.setdefault(dev, {})["collective"] = (dict(vals), sorted({c.dataset for c in sel}), len(sel), loss, how)
+
+    for dev in sorted({c.device for c in cases if c.dataset in COLLECTIVE_SETS}):
+        fit_collective(dev, rows(dev, COLLECTIVE_SETS), fitted.get(dev, {}).get("launch_overhead_us", launch_default),
+                       "joint fit of the all-reduce rows, the device's launch overhead held")
 
     # 3. the cross-device default: median per field over the fitted devices
     default: dict[str, Any] = {k: spec_default[k] for k in WRITTEN_FIELDS}
@@ -467,13 +469,9 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
     #     on the fitted class, the launch gap held at the device's fit or [default]
     class_rows = [c for c in cases if CLASS_COLLECTIVE_SETS.get(c.dataset) == c.op_class]
     for dev in sorted({c.device for c in class_rows} - set(coll)):
-        sel = [c for c in class_rows if c.device == dev]
-        launch = fitted.get(dev, {}).get("launch_overhead_us", default["launch_overhead_us"])
-        vals, loss = fit(Design.build(sel), coll_free, {"launch_overhead_us": launch})
-        coll[dev] = vals
-        losses[f"{dev}/collective"] = loss
-        groups.setdefault(dev, {})["collective"] = (
-            dict(vals), sets_of(sel), len(sel), loss,
+        fit_collective(
+            dev, [c for c in class_rows if c.device == dev],
+            fitted.get(dev, {}).get("launch_overhead_us", default["launch_overhead_us"]),
             f"joint fit of the all-reduce rows ({', '.join(f'{k}: {v}' for k, v in CLASS_COLLECTIVE_SETS.items())} "
             "class), the device's launch overhead held; after the cross-device default, which it does not enter")
     for dev, src in sorted(COLLECTIVE_SIBLINGS.items()):

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from tapeout.fit import store
-from tapeout.fit.roofline import COLLECTIVE_SIBLINGS
+from tapeout.fit.roofline import CLASS_COLLECTIVE_SETS, COLLECTIVE_SETS, COLLECTIVE_SIBLINGS
 from tapeout.fitted import DEFAULT, Fit, StoreFile
 from tapeout.hardware.catalog import load_hardware
 from tapeout.perf import estimate
@@ -61,8 +61,6 @@ from tapeout.validate.sources.attention_kernels import DATASET as ATTENTION_KERN
 from tapeout.validate.sources.flashllm import is_technique_case
 from tapeout.validate.sources.mi300x_kernels import DATASET as MI300X_KERNELS
 from tapeout.validate.sources.mi300x_kernels import FIT_CLASSES as MI300X_FIT_CLASSES
-from tapeout.validate.sources.rccl import DATASET as RCCL_MI300X
-from tapeout.validate.sources.rccl import FIT_CLASS as RCCL_FIT_CLASS
 from tapeout.validate.sources.membw import DATASET as MEMBW
 from tapeout.validate.runner import _Devices
 
@@ -71,10 +69,9 @@ from tapeout.validate.runner import _Devices
 #: validate/sources/flashllm.py, TECHNIQUE_CLASSES)
 GEMM_SETS = ("vidur-gemm", "llmcompass-matmul", "flashllm-kernels")
 STREAM_SETS = ("vidur-elementwise", "llmcompass-softmax", "llmcompass-layernorm", "llmcompass-gelu")
-COLLECTIVE_SETS = ("vidur-allreduce", "llmcompass-allreduce")
-#: all-reduce sets with check classes beside the fitted one: set -> the op class fitted on (rccl-mi300x: RCCL's
-#: eager out-of-place rows from 1 KiB; its graph-mode, in-place and sub-KiB rows are checks)
-CLASS_COLLECTIVE_SETS = {RCCL_MI300X: RCCL_FIT_CLASS}
+#: the all-reduce sets (COLLECTIVE_SETS) and the sets fitted on one op class (CLASS_COLLECTIVE_SETS: rccl-mi300x's
+#: eager out-of-place rows; its graph-mode, in-place and sub-KiB rows are checks) are fit/roofline.py's, one list
+#: for both tiers
 THIN = 8
 #: the best streaming efficiency seen for HBM in the shared data (vidur H100 weight streams:
 #: 3084 of 3352 GB/s); dram_eta is not allowed above it
