@@ -458,7 +458,7 @@ def test_r1_distills_predict_by_name_and_from_a_config_file(name, config, tmp_pa
     "deepseek-ai/DeepSeek-R1-Distill-Llama-70B",
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B",
     "internlm/internlm2_5-7b-chat",
-    "inceptionai/jais-13b-chat", "core42/jais-30b-chat-v3",
+    "core42/jais-30b-chat-v3", "core42/jais-30b-v3",
     "internlm/internlm2-chat-20b",
     "codellama/CodeLlama-70b-Instruct-hf", "nvidia/Llama-3.1-8B-Instruct-FP8",
     "nvidia/Llama-3.1-70B-Instruct-FP8",
@@ -735,3 +735,24 @@ def test_jais_config_errors_are_one_line(change, message):
     with pytest.raises(TapeoutError, match=message) as exc:
         from_hf_config(cfg)
     assert "\n" not in str(exc.value)
+
+
+# Cerebras' training config of JAIS-13B (github:Cerebras/modelzoo .../nlp/jais/configs/params_jais_13b.yaml
+# @b85d9fdc), written as the JAISConfig keys it maps to (vLLM's configs/jais.py names)
+JAIS_13B_AS_HF = JAIS_DEFAULTS | {"n_embd": 5120, "n_layer": 40, "n_head": 40, "n_inner": 13653, "n_positions": 2048,
+                                  "vocab_size": 84992, "activation_function": "swiglu",
+                                  "position_embedding_type": "alibi", "mup_output_alpha": 2.22,
+                                  "mup_width_scale": 256 / 5120}
+
+
+def test_jais_13b_is_cerebras_training_config_and_its_published_size():
+    m = load_model("core42/jais-13b")
+    assert m.name == "jais-13b" and load_model("inceptionai/jais-13b-chat") is m  # the chat tune: same sizes
+    read = _arch(from_hf_config(JAIS_13B_AS_HF))
+    assert read.pop("logit_scale") == pytest.approx(m.logit_scale) == 2.22 * 256 / 5120
+    assert read == {k: v for k, v in _arch(m).items() if k != "logit_scale"}
+    # the paper's "13 billion parameters": 40 SwiGLU layers with biases and one tied 84992 x 5120 table
+    assert abs(m.total_params() / 13e9 - 1) < 0.005
+    assert m.embedding_params() == 84992 * 5120 and m.lm_head_params() == 0
+    # JAIS-30B's FFN width is not in any cited source: it stays unknown
+    assert find_model("core42/jais-30b-v3") is None

@@ -88,7 +88,7 @@ OWN_SOURCE_MODELS = {"llama-3.2-1b", "llama-3.2-3b", "gemma-2b", "gemma-7b", "mi
                      "qwen1.5-110b", "deepseek-moe-16b", "internlm2.5-7b",
                      "qwen1.5-32b", "codellama-13b", "mistral-large-2407",
                      "qwen2-57b-a14b", "qwen1.5-7b", "qwen1.5-14b", "qwen1.5-72b",
-                     "deepseek-r1-distill-qwen-1.5b"}
+                     "deepseek-r1-distill-qwen-1.5b", "jais-13b"}
 #: models/catalog/variants/: base entry's architecture with a few fields replaced
 VARIANT_MODELS = {"qwen2-72b", "qwen2-7b", "mistral-nemo-12b-instruct", "llama-3.1-405b-instruct-fp8",
                   "llama-3.1-405b-instruct-fp8-nvidia", "llama-3.1-8b-instruct-fp8-neuralmagic",
