@@ -17,15 +17,17 @@ def cases():
     return load_cases(None, ["e2e-mi300x-published"])
 
 
-def _one(cases, model, metric, input_len, engine=None):
+def _one(cases, model, metric, input_len, engine=None, device="mi300x"):
     hits = [c for c in cases if dict(c.scenario)["model"] == model and c.op_class.endswith("/" + metric)
-            and dict(c.scenario)["input_len"] == input_len and (engine is None or c.op_class.startswith(engine))]
+            and dict(c.scenario)["input_len"] == input_len and (engine is None or c.op_class.startswith(engine))
+            and c.device == device]
     assert len(hits) == 1, [c.op_class for c in hits]
     return hits[0]
 
 
 def test_rows_are_the_published_figures(cases):
-    assert len(cases) == 12 and all(c.device == "mi300x" and dict(c.scenario)["tp"] == 8 for c in cases)
+    assert len(cases) == 18 and all(dict(c.scenario)["tp"] == 8 for c in cases)
+    assert sum(c.device == "mi300x" for c in cases) == 12
     # SGLang cookbook, DeepSeek-V3.1 on 8x MI300X, concurrency 1: median TPOT 23.90 / 24.51 / 25.05 ms
     chat = [c for c in cases if c.op_class == "sglang/tpot" and dict(c.scenario)["model"] == "deepseek-v3"]
     assert sorted(round(1000 / c.get("published"), 2) for c in chat) == [23.90, 24.51, 25.05]
@@ -40,6 +42,28 @@ def test_rows_are_the_published_figures(cases):
     big = _one(cases, "llama-3.1-405b", "tpot", 128_000)
     assert 1000 / big.get("published") == pytest.approx(98.17) and dict(big.scenario)["weights"] == "bf16"
     assert dict(big.scenario)["output_len"] == 150
+
+
+def test_nvidia_controls_pair_with_mi300x_rows(cases):
+    # every control repeats an MI300X row's engine, metric, batch and lengths on another device
+    controls = [c for c in cases if c.device != "mi300x"]
+    assert sorted({c.device for c in controls}) == ["b200", "h200"] and len(controls) == 6
+    def setup(c):
+        return c.op_class, dict(c.scenario)["batch"], dict(c.scenario)["input_len"]
+
+    assert {setup(c) for c in controls} <= {setup(c) for c in cases if c.device == "mi300x"}
+    # SGLang cookbook, DeepSeek-R1-0528 on 8x B200 (SGLang 0.5.6.post1, --tp 8), concurrency 1: median TPOT
+    # 9.15 / 9.20 / 9.27 ms over 6,101 prompt and 4,210 generated tokens (Chat), mean TTFT 125.76 ms (Reasoning)
+    b200 = [c for c in controls if c.op_class == "sglang/tpot"]
+    assert sorted(round(1000 / c.get("published"), 2) for c in b200) == [9.15, 9.20, 9.27]
+    sc = dict(_one(cases, "deepseek-r1", "tpot", 4194, device="b200").scenario)
+    assert (sc["batch"], sc["output_len"], sc["kv_cache"]) == (1, 421, "bf16") and "weights" not in sc
+    assert 1 / _one(cases, "deepseek-r1", "ttft", 610, device="b200").get("published") == pytest.approx(0.12576)
+    # dstack DeepSeek-R1 on 8x H200: 32 prompts of 3,200 + 800 tokens in 48.66 s (vLLM) and 75.98 s (SGLang)
+    vllm = _one(cases, "deepseek-r1", "offline_tok_s", 3200, engine="vllm", device="h200")
+    sgl = _one(cases, "deepseek-r1", "offline_tok_s", 3200, engine="sglang", device="h200")
+    assert vllm.get("published") == pytest.approx(32 * 800 / 48.66099514 / 8)
+    assert sgl.get("published") == pytest.approx(32 * 800 / 75.97939109 / 8)
 
 
 def test_offline_rows_are_output_tokens_per_gpu(cases):
@@ -62,8 +86,7 @@ def test_metrics_are_checked():
 
 
 def test_every_row_fits_and_is_a_check_only(cases):
-    hw = tapeout.load_hardware("mi300x")
-    assert all(e2e_predict(hw, c.scenario, "roofline").fits for c in cases)
+    assert all(e2e_predict(tapeout.load_hardware(c.device), c.scenario, "roofline").fits for c in cases)
     ds = datasets()["e2e-mi300x-published"]
     assert ds.shipped and not ds.calibration and ds.source == "mi300x"
     from tapeout.fit.cv import parameters
