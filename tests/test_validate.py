@@ -109,12 +109,12 @@ def test_allreduce_and_llmcompass_loaders(tiny_data):
 def test_a_missing_dataset_is_skipped_and_a_bad_directory_is_an_error(tiny_data, tmp_path_factory):
     names = {c.dataset for c in load_cases(tiny_data)}
     # vidur-attention, e2e-torchao, e2e-gptfast, e2e-trtllm, e2e-frontier-published, e2e-prefill-published,
-    # e2e-mi300x-published, e2e-gaudi-published, hccl-gaudi, mi300x-kernels, rccl-mi300x, attention-kernels and membw-published ship
+    # e2e-mi300x-published, e2e-gaudi-published, e2e-mlperf, hccl-gaudi, mi300x-kernels, rccl-mi300x, attention-kernels and membw-published ship
     # with tapeout (typed published figures): present whatever the data directory
     assert names == {"vidur-gemm", "vidur-allreduce", "llmcompass-matmul", "vidur-attention", "e2e-torchao",
                      "e2e-gptfast", "e2e-trtllm", "e2e-frontier-published", "e2e-prefill-published",
                      "e2e-mi300x-published", "e2e-gaudi-published", "hccl-gaudi", "mi300x-kernels", "rccl-mi300x",
-                     "attention-kernels", "membw-published"}
+                     "attention-kernels", "membw-published", "e2e-mlperf"}
     with pytest.raises(TapeoutError, match="data"):
         resolve_data_dir(tmp_path_factory.mktemp("empty"))
     with pytest.raises(TapeoutError, match="does not exist"):
@@ -279,6 +279,7 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
                     ("e2e-mi300x-published", c) for c in ("sglang/tpot", "sglang/ttft", "vllm/tpot",
                                                            "vllm/offline_tok_s", "sglang/offline_tok_s")} | {
                     ("e2e-gaudi-published", c) for c in ("bf16/b2", "fp8/b300")} | {
+                    ("e2e-mlperf", c) for c in ("tensorrt-llm/fp8", "vllm/fp8")} | {
                     ("hccl-gaudi", c) for c in ("allreduce", "allgather")} | {
                     ("mi300x-kernels", f"{k}{s}") for k in ("wvspltk-rocblas", "hipblaslt", "wvsplitk-vllm")
                     for s in ("", "-llc")} | {("mi300x-kernels", "wvsplitk-vllm-excluded"),
@@ -317,7 +318,8 @@ def test_calibration_never_loads_the_e2e_sets():
 
 EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 24, "e2e-llamacpp": 346, "e2e-torchao": 7, "e2e-gptfast": 15,
                 "e2e-trtllm": 57, "e2e-frontier-published": 4,
-                "e2e-prefill-published": 6, "e2e-mi300x-published": 18, "e2e-gaudi-published": 2}
+                "e2e-prefill-published": 6, "e2e-mi300x-published": 18, "e2e-gaudi-published": 2,
+                "e2e-mlperf": 3}
 
 
 def test_shared_e2e_row_counts(shared_data):
@@ -457,7 +459,7 @@ def test_plots_fall_back_to_an_inline_svg_page(tiny_data, tmp_path, monkeypatch)
     cmp = evaluate(tiny_data, "roofline", cases=[r.case for r in ev.results])
     written = write_plots(ev, tmp_path, tier="tiled", compare=cmp, compare_tier="roofline")
     assert sorted(p.name for p in written) == ["attention-kernels.html", "e2e-frontier-published.html", "e2e-gaudi-published.html",
-                                               "e2e-gptfast.html", "e2e-mi300x-published.html",
+                                               "e2e-gptfast.html", "e2e-mi300x-published.html", "e2e-mlperf.html",
                                                "e2e-prefill-published.html", "e2e-torchao.html", "e2e-trtllm.html",
                                                "hccl-gaudi.html", "llmcompass-matmul.html", "membw-published.html", "mi300x-kernels.html", "rccl-mi300x.html",
                                                "vidur-allreduce.html",

@@ -11,7 +11,7 @@ from importlib import import_module
 
 MODULES = ("vidur", "llmcompass", "mamf", "hccl", "flashattention", "attention_kernels", "fp6llm", "flashllm",
            "llamacpp", "torchao", "gptfast", "trtllm", "frontier", "prefill", "mi300x", "mi300x_kernels", "rccl",
-           "membw", "gaudi", "serving")
+           "membw", "gaudi", "serving", "mlperf")
 
 for _name in MODULES:
     import_module(f"{__name__}.{_name}")

@@ -1,0 +1,122 @@
+"""MLPerf Inference v4.1 Offline results (MLCommons; typed, shipped: ``validate/published/mlperf.csv``): the
+large-batch, maximum-throughput regime on H100, H200 and MI300X, priced by :func:`tapeout.simulate`.
+
+A check, never a fit: no fit set of :mod:`tapeout.fit` names ``e2e-mlperf``, so ``tapeout fit`` never reads it
+and ``tapeout validate --cv`` scores it with parameters fitted on other sources only.
+
+How a row becomes a case. In the Offline scenario LoadGen issues every sample of the run in one query; each
+submitter's harness splits them over its replicas (one engine per tensor-parallel group: ``accelerators / tp``
+of them), each an in-flight-batching engine holding at most the config's batch (TensorRT-LLM's
+``gpu_batch_size``, vLLM's ``max_num_seqs``) running sequences. The result is the output tokens/s of the whole
+run (``Tokens per second``; ``Samples per second`` beside it). So one case is one replica at saturation:
+:func:`tapeout.simulate` with ``rate=inf`` (all requests at once), ``max_batch`` = the row's batch, continuous
+batching, the row's formats and ``tp``, compared on :func:`~tapeout.validate.serving.saturated_output_rate`
+(output tokens/s until the last request starts: the runs are 200-2,700 s of 52,800-274,560 samples, so the
+drain tail a short simulation has is not in them) against the published tokens/s divided by the replicas.
+
+Why simulate and not :func:`tapeout.predict` at the batch: a static batch of equal sequences prefills them all,
+then decodes at a shrinking-free batch; the engines here refill each finished slot with a new prompt, so every
+iteration mixes prefill tokens with the decodes and the KV held per slot follows the length distribution. The
+saturated simulation is the closer model; docs/calibration.md ("MLPerf Inference (a check)") reports both.
+
+The workload: OpenOrca as preprocessed for the benchmark (24,576 samples, prompts of at most 1,024 tokens),
+taken as the ``sharegpt`` preset's length pairs scaled to the dataset's mean prompt length
+(:data:`INPUT_MEAN`) and the row's own mean output length (``Tokens per second / Samples per second``: the
+tokens this system generated per sample, greedy to EOS). :data:`NUM_REQUESTS` requests, seed 0. Engine
+settings the configs do not state are assumptions written in each row's notes (NVIDIA's KV-cache format,
+AMD's ``max_num_seqs``), with TensorRT-LLM's guaranteed-no-evict KV scheduling (``kv_policy="reserve"``)
+for NVIDIA and vLLM's preemption (``"paged"``) for AMD, and the stated KV memory fraction (0.90 NVIDIA,
+0.99 AMD's ``gpu_memory_utilization``, taken as the KV fraction of the memory left). tapeout's default
+framework profile (device time; AMD ran ``--enforce-eager``, whose host time per decode step of a 256-sequence
+batch of a 70B model is small next to the step). op class = ``<engine>/<weights>``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from tapeout.errors import TapeoutError
+from tapeout.validate.cases import PUBLISHED_DIR, Case, read_dicts, scenario
+from tapeout.validate.registry import END_TO_END, register
+
+MLPERF_FILE = PUBLISHED_DIR / "mlperf.csv"
+
+#: mean prompt length of the benchmark's 24,576 OpenOrca samples: the sum of ``tok_input_length`` over the
+#: official pickle (open_orca_gpt4_tokenized_llama.sampled_24576.pkl.gz, sha256 ec34d70f...754c), 5,463,976
+#: tokens (min 48, max 1021), as recorded by FlashLab-MBZUAI/HBFSim
+#: validation/calibration/h100-llama2-70b-calibration-protocol.json (commit
+#: 96cf1b37cd60e8fabb77967a591cf60edb8d1f23), ``workload_evidence.lengths_csv.input_tokens.sum``
+INPUT_TOKENS_SUM = 5_463_976
+NUM_SAMPLES = 24_576
+INPUT_MEAN = INPUT_TOKENS_SUM / NUM_SAMPLES
+#: requests per simulated replica: enough for the saturated rate to settle (1% from 16,384 on the three rows)
+NUM_REQUESTS = 4096
+#: engine -> (simulate's kv_policy, KV fraction of the memory left): see the module docstring
+ENGINES = {"tensorrt-llm": ("reserve", 0.90), "vllm": ("paged", 0.99)}
+COLUMNS = ("repo", "path", "commit", "printed", "system", "device", "accelerators", "engine", "settings", "model",
+           "benchmark", "scenario", "weights", "activations", "kv_cache", "tp", "pp", "batch", "metric", "value",
+           "unit", "samples_per_s", "notes")
+METRICS = ("output_tok_s",)
+SCENARIOS = ("Offline",)
+
+
+def _engine(text: str) -> str:
+    key = text.split("(")[0].split()[0].strip().lower()
+    if key not in ENGINES:
+        raise TapeoutError(f"mlperf row engine {text!r}; allowed: {', '.join(ENGINES)}", field="engine")
+    return key
+
+
+def _positive(row: dict[str, str], field: str, kind: type = float) -> Any:
+    try:
+        v = kind(row[field])
+    except (TypeError, ValueError):
+        raise TapeoutError(f"mlperf row {field} {row[field]!r}; allowed: a positive number", field=field) from None
+    if not (math.isfinite(v) and v > 0):
+        raise TapeoutError(f"mlperf row {field} {v}; allowed: a positive number", field=field)
+    return v
+
+
+def row_case(row: dict[str, str]) -> Case:
+    """One typed row as a saturated-replica case (module docstring); a bad field is a one-line error naming it."""
+    missing = [c for c in COLUMNS if row.get(c) is None]
+    if missing:
+        raise TapeoutError(f"mlperf row lacks {missing[0]!r}; allowed columns: {', '.join(COLUMNS)}", field=missing[0])
+    for field, allowed in (("metric", METRICS), ("scenario", SCENARIOS)):
+        if row[field].strip() not in allowed:
+            raise TapeoutError(f"mlperf row {field} {row[field]!r}; allowed: {', '.join(allowed)}", field=field)
+    engine = _engine(row["engine"])
+    tokens_s, samples_s = _positive(row, "value"), _positive(row, "samples_per_s")
+    accel, tp, pp, batch = (_positive(row, f, int) for f in ("accelerators", "tp", "pp", "batch"))
+    if accel % (tp * pp):
+        raise TapeoutError(f"mlperf row accelerators {accel} not a multiple of tp x pp = {tp * pp}",
+                           field="accelerators")
+    replicas = accel // (tp * pp)
+    policy, kv_fraction = ENGINES[engine]
+    output_mean = tokens_s / samples_s
+    w = row["weights"].strip()
+    sc = scenario(model=row["model"].strip(), tp=tp, pp=pp, weights=w, activations=row["activations"].strip(),
+                  kv_cache=row["kv_cache"].strip(), max_batch=batch, scheduler="continuous", kv_policy=policy,
+                  kv_fraction=kv_fraction, rate=math.inf, num_requests=NUM_REQUESTS, seed=0,
+                  workload=f"sharegpt:input_mean={INPUT_MEAN:.1f},output_mean={output_mean:.1f}")
+    per_replica = tokens_s / replicas
+    info = {**dict(sc), "num_gpus": tp * pp, "published": per_replica, "unit": "output tokens/s per replica",
+            "system": row["system"], "accelerators": accel, "replicas": replicas, "engine": row["engine"],
+            "benchmark": row["benchmark"], "system_tok_s": tokens_s, "output_mean": output_mean,
+            "source": f"{row['repo']} {row['path']} ({row['commit']})"}
+    return Case(dataset="e2e-mlperf", op_class=f"{engine}/{w}", device=row["device"].strip(), ops=(),
+                measured_s=1.0 / per_replica, info=tuple(info.items()), scenario=sc,
+                quantity="serving_saturated_output_tok_s")
+
+
+@register("e2e-mlperf", kind=END_TO_END, shipped=True,
+          description="MLPerf Inference v4.1 Offline, Llama-2-70B: saturated in-flight batching at batch 256-896 "
+                      "per replica, H100 / H200 (TensorRT-LLM fp8) and MI300X (vLLM fp8) (simulated)")
+def load_e2e_mlperf(data_dir: Path) -> list[Case]:
+    """validate/published/mlperf.csv: one case per row (module docstring). ``data_dir`` is unused."""
+    return [row_case(row) for row in read_dicts(MLPERF_FILE)]
+
+
+__all__ = ["INPUT_MEAN", "MLPERF_FILE", "NUM_REQUESTS", "load_e2e_mlperf", "row_case"]

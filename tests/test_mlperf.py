@@ -1,0 +1,102 @@
+"""The typed MLPerf Inference v4.1 Offline results (validate/published/mlperf.csv): rows as printed, their
+setup as saturated simulate() runs, the loader's one-line errors, and that fitting never reads them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tapeout.errors import TapeoutError
+from tapeout.fit.frameworks import fit_datasets
+from tapeout.validate.cases import read_dicts
+from tapeout.validate.registry import datasets, load_cases, source_of
+from tapeout.validate.serving import saturated_output_rate
+from tapeout.validate.sources.mlperf import INPUT_MEAN, MLPERF_FILE, row_case
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return {c.device: c for c in load_cases(None, ["e2e-mlperf"])}
+
+
+def test_rows_are_the_printed_summaries(cases):
+    # mlperf_log_summary.txt of each run (inference_results_v4.1 a2f5d66d): "Tokens per second" over the replicas
+    printed = {"h200": (31302.7, 8, 1), "h100-sxm": (24524.9, 8, 2), "mi300x": (23514.8, 8, 1)}
+    assert set(cases) == set(printed)
+    for dev, (tok_s, accel, tp) in printed.items():
+        c = cases[dev]
+        assert c.get("system_tok_s") == tok_s and c.get("accelerators") == accel and dict(c.scenario)["tp"] == tp
+        assert c.measured_s == pytest.approx(accel / tp / tok_s, rel=1e-12)
+        assert f"Tokens per second: {tok_s}" in next(r["printed"] for r in read_dicts(MLPERF_FILE)
+                                                       if r["device"] == dev)
+
+
+def test_scenarios_are_the_configs_batches_at_saturation(cases):
+    # configs/llama2-70b/Offline/__init__.py: H200 gpu_batch_size 806 TP1, H100 896 TP2; AMD: vLLM TP1 x DP8
+    assert {d: dict(c.scenario)["max_batch"] for d, c in cases.items()} == {"h200": 806, "h100-sxm": 896,
+                                                                            "mi300x": 256}
+    for c in cases.values():
+        sc = dict(c.scenario)
+        assert sc["rate"] == math.inf and sc["scheduler"] == "continuous" and sc["model"] == "llama-2-70b"
+        assert sc["weights"] == sc["activations"] == sc["kv_cache"] == "fp8"
+        assert c.quantity == "serving_saturated_output_tok_s"
+        # the dataset's mean prompt (5,463,976 tokens over 24,576 samples) and this run's tokens per sample
+        assert f"input_mean={INPUT_MEAN:.1f}" in sc["workload"] and INPUT_MEAN == pytest.approx(222.33, abs=0.01)
+    assert cases["h200"].get("output_mean") == pytest.approx(31302.7 / 107.477)
+    assert {c.op_class for c in cases.values()} == {"tensorrt-llm/fp8", "vllm/fp8"}
+
+
+def _row(**change):
+    row = dict(read_dicts(MLPERF_FILE)[0])
+    row.update(change)
+    return row
+
+
+@pytest.mark.parametrize(("field", "value", "allowed"), [
+    ("engine", "sglang 0.4", "tensorrt-llm"), ("metric", "samples_s", "output_tok_s"),
+    ("scenario", "Server", "Offline"), ("value", "nan", "positive"), ("batch", "0", "positive"),
+    ("tp", "x", "positive"), ("accelerators", "7", "multiple of tp")])
+def test_a_bad_row_is_one_line_naming_the_field(field, value, allowed):
+    with pytest.raises(TapeoutError, match=f"^{field}: .*{allowed}") as err:
+        row_case(_row(**{field: value}, **({"tp": "2"} if field == "accelerators" else {})))
+    assert "\n" not in str(err.value)
+
+
+def test_a_row_without_a_column_names_it():
+    row = _row()
+    del row["samples_per_s"]
+    with pytest.raises(TapeoutError, match="^samples_per_s: .*allowed columns"):
+        row_case(row)
+
+
+class _Run:
+    """A stand-in for a SimResult: what saturated_output_rate reads."""
+
+    def __init__(self, first, finish, out):
+        self.recorder = type("R", (), {"first": np.array(first, float), "finish": np.array(finish, float)})()
+        self.requests = type("Q", (), {"output_len": np.array(out)})()
+
+
+def test_the_saturated_rate_stops_at_the_last_first_token():
+    # two requests done by t=4 (10 + 10 tokens), the last starts at t=4, one is halfway (1 + 10 of 21 tokens)
+    run = _Run(first=[1, 2, 4, 2], finish=[3, 4, 8, 6], out=[10, 10, 5, 21])
+    assert saturated_output_rate(run) == pytest.approx((10 + 10 + 1 + 11) / 4)
+
+
+def test_the_source_is_shipped_end_to_end_and_check_only():
+    ds = datasets()["e2e-mlperf"]
+    assert ds.shipped and ds.kind == "end-to-end" and not ds.calibration
+    assert source_of("e2e-mlperf") == "mlperf"
+    assert "e2e-mlperf" not in fit_datasets()  # tapeout fit never reads it
+
+
+def test_the_cases_price_and_stay_within_a_factor(cases):
+    from tapeout.validate import evaluate
+
+    ev = evaluate(None, "roofline", datasets=["e2e-mlperf"])
+    ratios = {r.case.device: r.case.measured_s / r.predicted_s for r in ev.results}
+    assert set(ratios) == set(cases)
+    # predicted / measured output tokens/s per replica: finite, and no device off by 2x (a unit or replica slip)
+    assert all(math.isfinite(v) and 0.5 < v < 2.0 for v in ratios.values()), ratios
