@@ -109,12 +109,12 @@ def test_allreduce_and_llmcompass_loaders(tiny_data):
 def test_a_missing_dataset_is_skipped_and_a_bad_directory_is_an_error(tiny_data, tmp_path_factory):
     names = {c.dataset for c in load_cases(tiny_data)}
     # vidur-attention, e2e-torchao, e2e-gptfast, e2e-trtllm, e2e-frontier-published, e2e-prefill-published,
-    # e2e-mi300x-published, e2e-gaudi-published, e2e-mlperf, hccl-gaudi, mi300x-kernels, rccl-mi300x, attention-kernels and membw-published ship
+    # e2e-mi300x-published, e2e-gaudi-published, e2e-mlperf, hccl-gaudi, mi300x-kernels, rccl-mi300x, attention-kernels, decode-attention-kernels and membw-published ship
     # with tapeout (typed published figures): present whatever the data directory
     assert names == {"vidur-gemm", "vidur-allreduce", "llmcompass-matmul", "vidur-attention", "e2e-torchao",
                      "e2e-gptfast", "e2e-trtllm", "e2e-frontier-published", "e2e-prefill-published",
                      "e2e-mi300x-published", "e2e-gaudi-published", "hccl-gaudi", "mi300x-kernels", "rccl-mi300x",
-                     "attention-kernels", "membw-published", "e2e-mlperf"}
+                     "attention-kernels", "decode-attention-kernels", "membw-published", "e2e-mlperf"}
     with pytest.raises(TapeoutError, match="data"):
         resolve_data_dir(tmp_path_factory.mktemp("empty"))
     with pytest.raises(TapeoutError, match="does not exist"):
@@ -286,7 +286,8 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
                     ("mi300x-kernels", "hipblaslt-maf"), ("vidur-attention", "decode"), ("vidur-attention", "prefill")} | {
                     ("rccl-mi300x", c) for c in ("allreduce", "allreduce-graph", "allreduce-inplace",
                                                  "allreduce-sub1k")} | {
-                    ("attention-kernels", k) for k in ("aiter-asm", "fa2", "fa3", "fa4")} | {("membw-published", "copy")}  # shipped per-op rows
+                    ("attention-kernels", k) for k in ("aiter-asm", "fa2", "fa3", "fa4")} | {("membw-published", "copy"),
+                    ("decode-attention-kernels", "fa2-paged"), ("decode-attention-kernels", "fa2-paged-check")}  # shipped per-op rows
     rows = ev.case_rows()
     # pp: prompt tokens / TTFT; MAPE on the rate, bias = ln(measured rate / predicted rate) (> 0: too slow)
     pp = next(r for r in rows if r["op_class"] == "pp/f16")
@@ -458,7 +459,7 @@ def test_plots_fall_back_to_an_inline_svg_page(tiny_data, tmp_path, monkeypatch)
     ev = evaluate(tiny_data, "tiled")
     cmp = evaluate(tiny_data, "roofline", cases=[r.case for r in ev.results])
     written = write_plots(ev, tmp_path, tier="tiled", compare=cmp, compare_tier="roofline")
-    assert sorted(p.name for p in written) == ["attention-kernels.html", "e2e-frontier-published.html", "e2e-gaudi-published.html",
+    assert sorted(p.name for p in written) == ["attention-kernels.html", "decode-attention-kernels.html", "e2e-frontier-published.html", "e2e-gaudi-published.html",
                                                "e2e-gptfast.html", "e2e-mi300x-published.html", "e2e-mlperf.html",
                                                "e2e-prefill-published.html", "e2e-torchao.html", "e2e-trtllm.html",
                                                "hccl-gaudi.html", "llmcompass-matmul.html", "membw-published.html", "mi300x-kernels.html", "rccl-mi300x.html",

@@ -28,10 +28,11 @@ For each device with measurements, and always across *whole* sets (never one row
   a device's own copy data wins over a sibling's carried values;
 - ``[default]``: the median of each kernel efficiency over the devices fitted on their own GEMM and
   streaming rows (the MicroArch defaults: devices without measurements, user device files);
-- ``decode_tile_latencies`` (the fixed work of a decode-attention tile, in DRAM latencies) on the decode rows
-  of vidur's FlashAttention grid (``vidur-attention``, rows >= :data:`DECODE_MIN_S`), the device's kernel
-  efficiencies held: grid 1, then 0.25 around the best; ``[default]`` takes the median over the devices
-  with such rows (the MicroArch default);
+- ``decode_tile_latencies`` (the fixed work of a decode-attention tile, in DRAM latencies) per device on its
+  decode-attention kernel rows (:data:`DECODE_SETS`: vidur's FlashAttention grid on A100, rows >=
+  :data:`DECODE_MIN_S`; FlashAttention-2 paged decode on H100 SXM), the device's kernel efficiencies held: grid 1,
+  then 0.25 around the best; siblings carry it (same die and kernel); ``[default]`` takes the median over the
+  devices with such rows (the MicroArch default);
 - ``overlap_p`` is one value for all devices (:data:`OVERLAP_P`; chosen by comparing the GEMM error of
   a few values, docs/tiled.md) and held by every fit.
 
@@ -58,6 +59,8 @@ from tapeout.perf import estimate
 from tapeout.validate.cases import Case
 from tapeout.validate.registry import load_cases
 from tapeout.validate.sources.attention_kernels import DATASET as ATTENTION_KERNELS
+from tapeout.validate.sources.decode_attention_kernels import DATASET as DECODE_KERNELS
+from tapeout.validate.sources.decode_attention_kernels import KERNELS as DECODE_KERNEL_CLASSES
 from tapeout.validate.sources.flashllm import is_technique_case
 from tapeout.validate.sources.mi300x_kernels import DATASET as MI300X_KERNELS
 from tapeout.validate.sources.mi300x_kernels import FIT_CLASSES as MI300X_FIT_CLASSES
@@ -108,7 +111,7 @@ ATTAINABLE_DEVICES = ("mi300x",)
 #: kernels (mi300x-kernels: the wave-split-K classes; hipBLASLt and Infinity-Cache-sized rows are checks)
 MEMORY_SETS = (MI300X_KERNELS,)
 MEMORY_CLASSES = MI300X_FIT_CLASSES
-KERNEL_KEYS = ("matrix_eta", "dram_eta", "stream_eta", "legacy_path_fraction", "attention_eta")
+KERNEL_KEYS = ("matrix_eta", "dram_eta", "stream_eta", "legacy_path_fraction", "attention_eta", "decode_tile_latencies")
 #: DRAM copies far larger than the last-level cache (membw-published: BabelStream copy): a device's copy fraction is
 #: ``stream_eta`` fitted alone on them (the field that prices a copy). A field of :data:`COPY_TRANSFER` that a device
 #: has no own fit of takes ``median(own / copy) x its copy fraction`` over the devices that have both (H100 SXM and
@@ -133,8 +136,10 @@ ATTENTION_SETS = ("flashattention-h100", ATTENTION_KERNELS)
 ATTENTION_CLASSES = ("fa3", "aiter-asm", "fa4")
 #: fitted on a device's native-path forward-attention rows; the default is their median over such devices
 ATTENTION_KEYS = ("attention_eta",)
-#: decode-attention sets (validate/sources/vidur.py: FlashAttention decode on A100), op class "decode"
-DECODE_SETS = ("vidur-attention",)
+#: decode-attention sets and their fitted op classes: vidur's FlashAttention decode grid on A100 (validate/sources/vidur.py,
+#: class "decode"; its prefill rows are checks) and the published decode kernels (validate/sources/
+#: decode_attention_kernels.py: FlashAttention-2 paged decode on H100 SXM)
+DECODE_SETS: dict[str, tuple[str, ...]] = {"vidur-attention": ("decode",), DECODE_KERNELS: tuple(DECODE_KERNEL_CLASSES)}
 #: vidur prints kernel times to 0.001 ms: rows under 0.02 ms (rounding > 2.5 %) are left out of the fit
 DECODE_MIN_S = 20e-6
 COMMAND = "tapeout fit --only tiled"
@@ -257,15 +262,15 @@ def fit_device(device: str, cases: Sequence[Case], devices: _Devices, held: dict
         entry("legacy", ("legacy_path_fraction",), fa2, s,
               "grid 0.02 on the FlashAttention-2 forward rows (mma.sync; FA3's wgmma rows stay a check), the device's "
               "kernel efficiencies held")
-    dec = [c for c in cases if c.dataset in DECODE_SETS and c.op_class == "decode" and c.device == device
-           and c.measured_s >= DECODE_MIN_S]
+    dec = [c for c in cases if c.op_class in DECODE_SETS.get(c.dataset, ()) and c.device == device
+           and (c.dataset != "vidur-attention" or c.measured_s >= DECODE_MIN_S)]
     if dec:
         s, p = coarse_fine(dec, devices, "decode_tile_latencies", np.arange(0.0, 30.1, 1.0), (1.0, 0.25, 0.0, 40.0),
                            params)
         params["decode_tile_latencies"] = p["decode_tile_latencies"]
         entry("decode", DECODE_KEYS, dec, s,
-              f"grid 1, then 0.25, on the decode-attention rows >= {DECODE_MIN_S * 1e3:g} ms (FlashAttention "
-              "decode, batch x context grid), the device's kernel efficiencies held")
+              f"grid 1, then 0.25, on the device's decode-attention kernel rows (vidur-attention: rows >= "
+              f"{DECODE_MIN_S * 1e3:g} ms), the device's kernel efficiencies held")
     coll = [c for c in cases if c.device == device and (c.dataset in COLLECTIVE_SETS
                                                          or CLASS_COLLECTIVE_SETS.get(c.dataset) == c.op_class)]
     big = [c for c in coll if c.get("bytes", 0) >= 1024 ** 2]
@@ -419,4 +424,4 @@ def attention_default(values: dict[str, dict[str, float]], own: dict[str, dict[s
 def check_names() -> tuple[str, ...]:
     """The datasets the fit reads."""
     return tuple(dict.fromkeys(GEMM_SETS + STREAM_SETS + COLLECTIVE_SETS + tuple(CLASS_COLLECTIVE_SETS) + FLASH_SETS
-                               + ATTAINABLE_SETS + MEMORY_SETS + DECODE_SETS + ATTENTION_SETS + COPY_SETS))
+                               + ATTAINABLE_SETS + MEMORY_SETS + tuple(DECODE_SETS) + ATTENTION_SETS + COPY_SETS))

@@ -9,8 +9,8 @@ below.
 
 from importlib import import_module
 
-MODULES = ("vidur", "llmcompass", "mamf", "hccl", "flashattention", "attention_kernels", "fp6llm", "flashllm",
-           "llamacpp", "torchao", "gptfast", "trtllm", "frontier", "prefill", "mi300x", "mi300x_kernels", "rccl",
+MODULES = ("vidur", "llmcompass", "mamf", "hccl", "flashattention", "attention_kernels", "decode_attention_kernels",
+           "fp6llm", "flashllm", "llamacpp", "torchao", "gptfast", "trtllm", "frontier", "prefill", "mi300x", "mi300x_kernels", "rccl",
            "membw", "gaudi", "serving", "mlperf")
 
 for _name in MODULES:
