@@ -68,10 +68,14 @@ def test_each_device_with_rows_has_its_own_decode_fit_and_the_default_is_their_m
     assert own["a100-pcie-80gb"].datasets == ("vidur-attention",)
     a100, h100 = (own[d].values["decode_tile_latencies"] for d in ("a100-pcie-80gb", "h100-sxm"))
     assert own["default"].values["decode_tile_latencies"] == pytest.approx(np.median([a100, h100]), abs=1e-3)
-    # the same die and kernel: H100 SXM's siblings take its value; a device without rows takes the default
-    for sib in ("h200", "h800-sxm", "gh200"):
+    # the same die and kernel: the parts of H100's and A100's dies take their value (a count of dependent-load
+    # latencies: clocks and power class do not change it); a device without rows takes the default
+    for sib in ("h200", "h800-sxm", "gh200", "h100-pcie"):
         assert load_hardware(sib).microarch.decode_tile_latencies == h100
-    assert load_hardware("mi300x").microarch.decode_tile_latencies == own["default"].values["decode_tile_latencies"]
+    for sib in ("a100-sxm-80gb", "a100-sxm-40gb", "a800-sxm-80gb"):
+        assert load_hardware(sib).microarch.decode_tile_latencies == a100
+    default = own["default"].values["decode_tile_latencies"]
+    assert {load_hardware(d).microarch.decode_tile_latencies for d in ("mi300x", "l40s", "a40")} == {default}
 
 
 def test_the_fitted_value_minimises_h100s_error_and_stays_in_range(cases):

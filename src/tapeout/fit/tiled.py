@@ -31,8 +31,8 @@ For each device with measurements, and always across *whole* sets (never one row
 - ``decode_tile_latencies`` (the fixed work of a decode-attention tile, in DRAM latencies) per device on its
   decode-attention kernel rows (:data:`DECODE_SETS`: vidur's FlashAttention grid on A100, rows >=
   :data:`DECODE_MIN_S`; FlashAttention-2 paged decode on H100 SXM), the device's kernel efficiencies held: grid 1,
-  then 0.25 around the best; siblings carry it (same die and kernel); ``[default]`` takes the median over the
-  devices with such rows (the MicroArch default);
+  then 0.25 around the best; siblings and :data:`DIE_SIBLINGS` carry it (same die and kernel); ``[default]`` takes
+  the median over the devices with such rows (the MicroArch default);
 - ``overlap_p`` is one value for all devices (:data:`OVERLAP_P`; chosen by comparing the GEMM error of
   a few values, docs/tiled.md) and held by every fit.
 
@@ -124,9 +124,10 @@ COPY_TRANSFER = ("dram_eta", "stream_eta")
 DEFAULT_KEYS = ("matrix_eta", "dram_eta", "stream_eta")
 #: fitted on a device's decode-attention rows; the default is their median over such devices
 DECODE_KEYS = ("decode_tile_latencies",)
-#: the mma.sync / wgmma ratio and the attention main loop's issue rate are properties of the SM: every part with
-#: the same die takes them
-LEGACY_SIBLINGS = {"h100-sxm": ("h100-pcie",)}
+#: the mma.sync / wgmma ratio, the attention main loop's issue rate and the decode tile's fixed work (its chain of
+#: dependent loads, counted in DRAM latencies) are properties of the SM and the kernel: every part with the same die
+#: takes them, whatever its clocks and power class (vidur's "a100" rows: the PCIe card, docs/tiled.md "Which A100")
+DIE_SIBLINGS = {"h100-sxm": ("h100-pcie",), "a100-pcie-80gb": ("a100-sxm-80gb", "a100-sxm-40gb", "a800-sxm-80gb")}
 #: the FlashAttention-2/3 forward rows on H100 (validate/sources/flashattention.py, dataset "flashattention-h100")
 FLASH_SETS = ("flashattention-h100",)
 #: forward prefill-attention kernel sets and their native-matrix-path classes (FlashAttention-3: Hopper wgmma;
@@ -399,8 +400,9 @@ def fit_tiled(cases: Sequence[Case], devices: Sequence[str] = DEVICES, progress:
                     subjects.setdefault(sib, {})[name] = _carried(
                         own[dev][name], tuple(own[dev][name].values), dev,
                         "the same collective library over the same fabric: COLLECTIVE_SIBLINGS")
-        for sib in LEGACY_SIBLINGS.get(dev, ()):
-            for name, keys in (("legacy", ("legacy_path_fraction",)), ("attention", ATTENTION_KEYS)):
+        for sib in DIE_SIBLINGS.get(dev, ()):
+            for name, keys in (("legacy", ("legacy_path_fraction",)), ("attention", ATTENTION_KEYS),
+                               ("decode", DECODE_KEYS)):
                 if name in own.get(dev, {}) and name not in own.get(sib, {}):
                     subjects.setdefault(sib, {})[name] = _carried(
                         own[dev][name], keys, dev, "same die; a property of the SM")
