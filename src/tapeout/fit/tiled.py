@@ -180,12 +180,17 @@ def objective(cases: Sequence[Case], pred: np.ndarray) -> float:
     return float(np.mean([err[idx].mean() for idx in groups.values()])) * 100
 
 
+def error(cases: Sequence[Case], devices: _Devices, **ua: float) -> float:
+    """:func:`objective` of ``cases`` predicted with the micro-architecture fields ``ua`` set."""
+    return objective(cases, predict(cases, devices, **ua))
+
+
 def grid_fit(cases: Sequence[Case], devices: _Devices, names: tuple[str, ...], grids: list[np.ndarray],
              fixed: dict[str, float]) -> tuple[float, dict[str, float]]:
     best: tuple[float, dict[str, float]] = (float("inf"), {})
     for point in np.array(np.meshgrid(*grids)).T.reshape(-1, len(names)):
         params = {**fixed, **{n: float(round(v, 3)) for n, v in zip(names, point)}}
-        s = objective(cases, predict(cases, devices, **params))
+        s = error(cases, devices, **params)
         if s < best[0]:
             best = (s, params)
     return best
