@@ -14,8 +14,9 @@ from tapeout.validate.registry import END_TO_END, register
 
 
 @register("e2e-prefill-published", kind=END_TO_END, shipped=True,
-          description="prefill-dominated first-token latency: MInference's FlashAttention-2 baseline, Llama-3-8B "
-                      "(1M-context variant) bf16 on one A100 80GB, one 10K-500K-token prompt")
+          description="prefill-dominated first-token latency: MInference's FlashAttention-2 baseline and two reruns "
+                      "of its script on a second A100 80GB, Llama-3-8B (1M-context variant) bf16, one 10K-500K-token "
+                      "prompt")
 def load_e2e_prefill(data_dir: Path) -> list[Case]:
     """validate/published/prefill_published.csv: the time of one forward pass over a long prompt (a prefill)
     as published, with the setup of each row (docs/calibration.md, "Prefill measurements", lists the rows left
@@ -29,7 +30,10 @@ def load_e2e_prefill(data_dir: Path) -> list[Case]:
     the whole prompt (``max_prefill_tokens`` = None; the engine has no token budget), fused causal attention
     (``attention`` = ``flash``; FlashAttention-2), the default framework profile (the passes are 1-450 s long,
     so per-kernel host gaps are immaterial). "A100 80GB" without a form factor is taken as the SXM part (as
-    the vidur sets). op class = ``<precision>/ttft``. ``data_dir`` is unused.
+    the vidur sets). Two more rows are one user's runs of the same script on another A100 80GB (MInference issue
+    #84): its ``hf`` path at 50K tokens (PyTorch SDPA attention, a FlashAttention-2 kernel for bf16 causal) and
+    MInference's own dense attention kernel at 300K, priced the same way (``attention`` = ``flash``). op class =
+    ``<precision>/ttft``. ``data_dir`` is unused.
     """
     cases = []
     for row in read_dicts(PUBLISHED_DIR / "prefill_published.csv"):
