@@ -88,7 +88,8 @@ OWN_SOURCE_MODELS = {"llama-3.2-1b", "llama-3.2-3b", "gemma-2b", "gemma-7b", "mi
                      "qwen1.5-110b", "deepseek-moe-16b", "internlm2.5-7b",
                      "qwen1.5-32b", "codellama-13b", "mistral-large-2407",
                      "qwen2-57b-a14b", "qwen1.5-7b", "qwen1.5-14b", "qwen1.5-72b",
-                     "deepseek-r1-distill-qwen-1.5b", "jais-13b"}
+                     "deepseek-r1-distill-qwen-1.5b", "jais-13b",
+                     "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b", "qwen2.5-3b"}
 #: models/catalog/variants/: base entry's architecture with a few fields replaced
 VARIANT_MODELS = {"qwen2-72b", "qwen2-7b", "mistral-nemo-12b-instruct", "llama-3.1-405b-instruct-fp8",
                   "llama-3.1-405b-instruct-fp8-nvidia", "llama-3.1-8b-instruct-fp8-neuralmagic",
