@@ -77,6 +77,13 @@ def _arch(spec: ModelSpec) -> dict:
     ("deepseek-ai/deepseek-moe-16b-chat", "deepseek-moe-16b"),
     ("neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8", "llama-3.1-8b-instruct-fp8-neuralmagic"),
     ("neuralmagic/Meta-Llama-3.1-70B-Instruct-FP8", "llama-3.1-70b-instruct-fp8-neuralmagic"),
+    ("Qwen/Qwen3-4B", "qwen3-4b"),
+    ("Qwen/Qwen3-8B", "qwen3-8b"),
+    ("Qwen/Qwen3-14B", "qwen3-14b"),
+    ("Qwen/Qwen3-32B", "qwen3-32b"),
+    ("Qwen/Qwen2.5-3B", "qwen2.5-3b"),
+    ("Qwen/Qwen2.5-3B-Instruct", "qwen2.5-3b"),
+    ("deepseek-ai/DeepSeek-R1-0528", "deepseek-r1"),
 ])
 def test_benchmarked_ids_resolve(model_id, name):
     assert load_model(model_id).name == name
@@ -186,6 +193,26 @@ SOURCE_CONFIGS["qwen2-57b-a14b"] = {
     "num_experts_per_tok": 8, "num_hidden_layers": 28, "num_key_value_heads": 4,
     "shared_expert_intermediate_size": 20480, "sliding_window": 131072, "tie_word_embeddings": False,
     "use_sliding_window": False, "vocab_size": 151936}
+
+
+# citsjtu2020/LLM-Prof sglang/Model_Config.md @8434c8d1: the JSON copies of the Qwen3 dense and Qwen2.5-3B configs
+# (the architecture keys, values as printed there)
+_QWEN3 = {"model_type": "qwen3", "attention_bias": False, "head_dim": 128, "hidden_act": "silu",
+          "max_position_embeddings": 40960, "num_key_value_heads": 8, "rope_scaling": None, "rope_theta": 1000000,
+          "sliding_window": None, "use_sliding_window": False, "vocab_size": 151936}
+SOURCE_CONFIGS["qwen3-4b"] = _QWEN3 | {"hidden_size": 2560, "intermediate_size": 9728, "max_window_layers": 36,
+                                       "num_attention_heads": 32, "num_hidden_layers": 36, "tie_word_embeddings": True}
+SOURCE_CONFIGS["qwen3-8b"] = _QWEN3 | {"hidden_size": 4096, "intermediate_size": 12288, "max_window_layers": 36,
+                                       "num_attention_heads": 32, "num_hidden_layers": 36, "tie_word_embeddings": False}
+SOURCE_CONFIGS["qwen3-14b"] = _QWEN3 | {"hidden_size": 5120, "intermediate_size": 17408, "max_window_layers": 40,
+                                        "num_attention_heads": 40, "num_hidden_layers": 40, "tie_word_embeddings": False}
+SOURCE_CONFIGS["qwen3-32b"] = _QWEN3 | {"hidden_size": 5120, "intermediate_size": 25600, "max_window_layers": 64,
+                                        "num_attention_heads": 64, "num_hidden_layers": 64, "tie_word_embeddings": False}
+SOURCE_CONFIGS["qwen2.5-3b"] = {
+    "model_type": "qwen2", "hidden_act": "silu", "hidden_size": 2048, "intermediate_size": 11008,
+    "max_position_embeddings": 32768, "max_window_layers": 36, "num_attention_heads": 16, "num_hidden_layers": 36,
+    "num_key_value_heads": 2, "rope_theta": 1000000.0, "sliding_window": 32768, "tie_word_embeddings": True,
+    "use_mrope": False, "use_sliding_window": False, "vocab_size": 151936}
 
 
 @pytest.mark.parametrize("name", sorted(SOURCE_CONFIGS))
@@ -424,6 +451,29 @@ def test_r1_distill_twins_equal_their_bases_in_every_priced_field(model_id, conf
     assert load_model(model_id) is load_model(base)
 
 
+# NetX-lab/Frontier data/config/models/deepseek-r1-0528.json @3d1cabde (DeepSeek-R1-0528's config.json; the architecture
+# and quantization keys, values as printed there)
+R1_0528 = {
+    "model_type": "deepseek_v3", "attention_bias": False, "first_k_dense_replace": 3, "hidden_act": "silu",
+    "hidden_size": 7168, "intermediate_size": 18432, "kv_lora_rank": 512, "max_position_embeddings": 163840,
+    "moe_intermediate_size": 2048, "moe_layer_freq": 1, "n_group": 8, "n_routed_experts": 256, "n_shared_experts": 1,
+    "norm_topk_prob": True, "num_attention_heads": 128, "num_experts_per_tok": 8, "num_hidden_layers": 61,
+    "num_key_value_heads": 128, "num_nextn_predict_layers": 1, "q_lora_rank": 1536, "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64, "quantization_config": {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
+                                                    "weight_block_size": [128, 128]},
+    "rope_theta": 10000, "routed_scaling_factor": 2.5, "scoring_func": "sigmoid", "tie_word_embeddings": False,
+    "topk_group": 4, "topk_method": "noaux_tc", "v_head_dim": 128, "vocab_size": 129280}
+
+
+def test_r1_0528_is_deepseek_r1_twin_with_its_shipped_fp8():
+    r1 = load_model("deepseek-r1")
+    read = from_hf_config(R1_0528)
+    assert _arch(read) == _arch(r1)
+    # the same block-scaled FP8 checkpoint, so the same default format
+    assert read.checkpoint == r1.checkpoint and r1.checkpoint.weights == "fp8_e4m3_b128"
+    assert load_model("deepseek-ai/DeepSeek-R1-0528") is r1
+
+
 def test_r1_distill_llama_8b_is_exactly_llama_3_1_8b_by_count():
     # the checkpoint's safetensors total (HF model API record) is Llama-3.1-8B's count to the parameter
     assert load_model("deepseek-ai/DeepSeek-R1-Distill-Llama-8B").total_params() == 8_030_261_248
@@ -452,6 +502,24 @@ def test_r1_distills_predict_by_name_and_from_a_config_file(name, config, tmp_pa
         assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
 
 
+# ---- Qwen3 dense and Qwen2.5-3B: the published counts --------------------------------------------------------------
+def test_qwen3_32b_is_its_safetensors_total():
+    m = load_model("Qwen/Qwen3-32B")
+    # HF model API record: safetensors BF16 32,762,123,264; exact only with the untied lm_head and the per-head q/k norms
+    assert m.total_params() == 32_762_123_264
+    assert m.qk_norm and not m.qkv_bias and not m.tie_embeddings
+    assert ModelSpec.model_validate(m.model_dump() | {"tie_embeddings": True}).total_params() != 32_762_123_264
+    assert ModelSpec.model_validate(m.model_dump() | {"qk_norm": False}).total_params() != 32_762_123_264
+
+
+@pytest.mark.parametrize(("name", "non_embedding"), [
+    ("qwen3-4b", 3.6e9), ("qwen3-8b", 6.95e9), ("qwen3-14b", 13.2e9), ("qwen3-32b", 31.2e9), ("qwen2.5-3b", 2.77e9)])
+def test_qwen_cards_non_embedding_counts(name, non_embedding):
+    # the model cards' "Number of Parameters (Non-Embedding)": everything but the embedding and an untied lm_head
+    m = load_model(name)
+    assert m.total_params() - m.embedding_params() - m.lm_head_params() == pytest.approx(non_embedding, rel=0.01)
+
+
 # releases whose config.json no public copy was found for: unknown (one line), never silently another entry's
 # architecture (the R1 distills "slightly change" their bases' configs and tokenizers, per DeepSeek's README)
 @pytest.mark.parametrize("model_id", [
@@ -461,7 +529,14 @@ def test_r1_distills_predict_by_name_and_from_a_config_file(name, config, tmp_pa
     "core42/jais-30b-chat-v3", "core42/jais-30b-v3",
     "internlm/internlm2-chat-20b",
     "codellama/CodeLlama-70b-Instruct-hf", "nvidia/Llama-3.1-8B-Instruct-FP8",
-    "nvidia/Llama-3.1-70B-Instruct-FP8",
+    "nvidia/Llama-3.1-70B-Instruct-FP8", "nvidia/Llama-3.3-70B-Instruct-FP8",
+    "nvidia/Llama-4-Maverick-17B-128E-Instruct-FP8",
+    # AMD Quark's FP8 weights, activations and KV cache: no copy of their config.json (quantization_config) was found,
+    # and a checkpoint format in the catalog carries weights and activations only, not a shipped KV-cache format
+    "amd/Llama-3.1-8B-Instruct-FP8-KV", "amd/Llama-3.1-70B-Instruct-FP8-KV", "amd/Llama-3.1-405B-Instruct-FP8-KV",
+    "amd/Mixtral-8x7B-Instruct-v0.1-FP8-KV", "amd/Mixtral-8x22B-Instruct-v0.1-FP8-KV",
+    # DeepSeek-V3's later checkpoints: no copy of their config.json was found to show the fields equal
+    "deepseek-ai/DeepSeek-V3-0324", "deepseek-ai/DeepSeek-V3.1",
 ])
 def test_uncited_releases_stay_unknown(model_id):
     assert find_model(model_id) is None

@@ -51,6 +51,13 @@ _ALIASES: dict[str, str] = {
     # and k/v 3584 -> 512 with bias, gate/up 18944, a separate lm_head 3584 -> 152064; max_position_embeddings
     # 131072, tie_word_embeddings false, vocab_size 152064)
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": "qwen2.5-7b",
+    # DeepSeek-R1-0528: DeepSeek-R1's priced fields and its shipped format (61 layers, hidden 7168, MLA q_lora 1536 /
+    # kv_lora 512 / rope 64 / nope 128 / v 128, 128 heads, 256 routed experts of 2048, 8 per token, 1 shared,
+    # first_k_dense_replace 3, n_group 8 / topk_group 4, vocab 129280, 163840 positions, 1 MTP layer,
+    # quantization_config fp8 e4m3 with 128 x 128 weight blocks and dynamic activations); copy of its config.json:
+    # github:NetX-lab/Frontier data/config/models/deepseek-r1-0528.json @3d1cabdee3959a27be89a72945d48f13b861501e (one
+    # key, moe_layers_enum, is not a DeepseekV3Config key: Frontier's own addition, the MoE layers 3-60 it lists agree)
+    "deepseek-ai/DeepSeek-R1-0528": "deepseek-r1",
 }
 
 #: architectures the model spec cannot express, by HF repo-name prefix (any org): the HF ``model_type`` whose
