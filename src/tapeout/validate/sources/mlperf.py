@@ -1,5 +1,10 @@
-"""MLPerf Inference v4.1 Offline results (MLCommons; typed, shipped: ``validate/published/mlperf.csv``): the
-large-batch, maximum-throughput regime on H100, H200 and MI300X, priced by :func:`tapeout.simulate`.
+"""MLPerf Inference v4.0 and v4.1 Offline results (MLCommons; typed, shipped: ``validate/published/mlperf.csv``):
+the large-batch, maximum-throughput regime on H100, H200 and MI300X, priced by :func:`tapeout.simulate`; v4.0
+and v4.1 ran the same NVIDIA configs on older and newer TensorRT-LLM (two software points on one setup).
+
+Rows priced: ``use`` = ``yes``. The others are typed with their reason (``use`` = ``no: ...``) and loaded by
+no case: Mixtral-8x7B (the mean prompt length of its 15,000 samples is not citable from the index, and the
+workload needs it) and GH200 (the runs' GH200 is the 144 GB HBM3e part, the catalog's gh200 the 96 GB one).
 
 A check, never a fit: no fit set of :mod:`tapeout.fit` names ``e2e-mlperf``, so ``tapeout fit`` never reads it
 and ``tapeout validate --cv`` scores it with parameters fitted on other sources only.
@@ -13,6 +18,7 @@ run (``Tokens per second``; ``Samples per second`` beside it). So one case is on
 batching, the row's formats and ``tp``, compared on :func:`~tapeout.validate.serving.saturated_output_rate`
 (output tokens/s until the last request starts: the runs are 200-2,700 s of 52,800-274,560 samples, so the
 drain tail a short simulation has is not in them) against the published tokens/s divided by the replicas.
+A priced row's ``benchmark`` must have a citable mean prompt length (:data:`INPUT_MEANS`).
 
 Why simulate and not :func:`tapeout.predict` at the batch: a static batch of equal sequences prefills them all,
 then decodes at a shrinking-free batch; the engines here refill each finished slot with a new prompt, so every
@@ -55,9 +61,11 @@ INPUT_MEAN = INPUT_TOKENS_SUM / NUM_SAMPLES
 NUM_REQUESTS = 4096
 #: engine -> (simulate's kv_policy, KV fraction of the memory left): see the module docstring
 ENGINES = {"tensorrt-llm": ("reserve", 0.90), "vllm": ("paged", 0.99)}
+#: benchmark -> its dataset's mean prompt length (tokens): only benchmarks with a citable one are priced
+INPUT_MEANS = {"llama2-70b-99": INPUT_MEAN, "llama2-70b-99.9": INPUT_MEAN}
 COLUMNS = ("repo", "path", "commit", "printed", "system", "device", "accelerators", "engine", "settings", "model",
            "benchmark", "scenario", "weights", "activations", "kv_cache", "tp", "pp", "batch", "metric", "value",
-           "unit", "samples_per_s", "notes")
+           "unit", "samples_per_s", "use", "notes")
 METRICS = ("output_tok_s",)
 SCENARIOS = ("Offline",)
 
@@ -84,7 +92,7 @@ def row_case(row: dict[str, str]) -> Case:
     missing = [c for c in COLUMNS if row.get(c) is None]
     if missing:
         raise TapeoutError(f"mlperf row lacks {missing[0]!r}; allowed columns: {', '.join(COLUMNS)}", field=missing[0])
-    for field, allowed in (("metric", METRICS), ("scenario", SCENARIOS)):
+    for field, allowed in (("metric", METRICS), ("scenario", SCENARIOS), ("benchmark", tuple(INPUT_MEANS))):
         if row[field].strip() not in allowed:
             raise TapeoutError(f"mlperf row {field} {row[field]!r}; allowed: {', '.join(allowed)}", field=field)
     engine = _engine(row["engine"])
@@ -96,27 +104,35 @@ def row_case(row: dict[str, str]) -> Case:
     replicas = accel // (tp * pp)
     policy, kv_fraction = ENGINES[engine]
     output_mean = tokens_s / samples_s
+    input_mean = INPUT_MEANS[row["benchmark"].strip()]
     w = row["weights"].strip()
     sc = scenario(model=row["model"].strip(), tp=tp, pp=pp, weights=w, activations=row["activations"].strip(),
                   kv_cache=row["kv_cache"].strip(), max_batch=batch, scheduler="continuous", kv_policy=policy,
                   kv_fraction=kv_fraction, rate=math.inf, num_requests=NUM_REQUESTS, seed=0,
-                  workload=f"sharegpt:input_mean={INPUT_MEAN:.1f},output_mean={output_mean:.1f}")
+                  workload=f"sharegpt:input_mean={input_mean:.1f},output_mean={output_mean:.1f}")
     per_replica = tokens_s / replicas
     info = {**dict(sc), "num_gpus": tp * pp, "published": per_replica, "unit": "output tokens/s per replica",
             "system": row["system"], "accelerators": accel, "replicas": replicas, "engine": row["engine"],
-            "benchmark": row["benchmark"], "system_tok_s": tokens_s, "output_mean": output_mean,
+            "benchmark": row["benchmark"], "round": row["repo"].strip().rsplit("_", 1)[-1],
+            "system_tok_s": tokens_s, "output_mean": output_mean,
             "source": f"{row['repo']} {row['path']} ({row['commit']})"}
     return Case(dataset="e2e-mlperf", op_class=f"{engine}/{w}", device=row["device"].strip(), ops=(),
                 measured_s=1.0 / per_replica, info=tuple(info.items()), scenario=sc,
                 quantity="serving_saturated_output_tok_s")
 
 
+def used(row: dict[str, str]) -> bool:
+    """The row is priced (``use`` = ``yes``); the others are typed with their reason (``no: ...``)."""
+    return (row.get("use") or "").strip() == "yes"
+
+
 @register("e2e-mlperf", kind=END_TO_END, shipped=True,
-          description="MLPerf Inference v4.1 Offline, Llama-2-70B: saturated in-flight batching at batch 256-896 "
-                      "per replica, H100 / H200 (TensorRT-LLM fp8) and MI300X (vLLM fp8) (simulated)")
+          description="MLPerf Inference v4.0 / v4.1 Offline, Llama-2-70B: saturated in-flight batching at batch "
+                      "256-896 per replica, H100 / H200 (TensorRT-LLM fp8) and MI300X (vLLM fp8) (simulated)")
 def load_e2e_mlperf(data_dir: Path) -> list[Case]:
-    """validate/published/mlperf.csv: one case per row (module docstring). ``data_dir`` is unused."""
-    return [row_case(row) for row in read_dicts(MLPERF_FILE)]
+    """validate/published/mlperf.csv: one case per row with ``use`` = ``yes`` (module docstring). ``data_dir``
+    is unused."""
+    return [row_case(row) for row in read_dicts(MLPERF_FILE) if used(row)]
 
 
-__all__ = ["INPUT_MEAN", "MLPERF_FILE", "NUM_REQUESTS", "load_e2e_mlperf", "row_case"]
+__all__ = ["INPUT_MEAN", "INPUT_MEANS", "MLPERF_FILE", "NUM_REQUESTS", "load_e2e_mlperf", "row_case", "used"]
