@@ -109,12 +109,12 @@ def test_allreduce_and_llmcompass_loaders(tiny_data):
 def test_a_missing_dataset_is_skipped_and_a_bad_directory_is_an_error(tiny_data, tmp_path_factory):
     names = {c.dataset for c in load_cases(tiny_data)}
     # vidur-attention, e2e-torchao, e2e-gptfast, e2e-trtllm, e2e-frontier-published, e2e-prefill-published,
-    # e2e-mi300x-published, e2e-gaudi-published, e2e-mlperf, hccl-gaudi, mi300x-kernels, rccl-mi300x, attention-kernels, decode-attention-kernels and membw-published ship
+    # e2e-mi300x-published, e2e-gaudi-published, e2e-mlperf, hccl-gaudi, mi300x-kernels, rccl-mi300x, attention-kernels, decode-attention-kernels, fp8-gemm-kernels and membw-published ship
     # with tapeout (typed published figures): present whatever the data directory
     assert names == {"vidur-gemm", "vidur-allreduce", "llmcompass-matmul", "vidur-attention", "e2e-torchao",
                      "e2e-gptfast", "e2e-trtllm", "e2e-frontier-published", "e2e-prefill-published",
                      "e2e-mi300x-published", "e2e-gaudi-published", "hccl-gaudi", "mi300x-kernels", "rccl-mi300x",
-                     "attention-kernels", "decode-attention-kernels", "membw-published", "e2e-mlperf"}
+                     "attention-kernels", "decode-attention-kernels", "fp8-gemm-kernels", "membw-published", "e2e-mlperf"}
     with pytest.raises(TapeoutError, match="data"):
         resolve_data_dir(tmp_path_factory.mktemp("empty"))
     with pytest.raises(TapeoutError, match="does not exist"):
@@ -287,7 +287,9 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
                     ("rccl-mi300x", c) for c in ("allreduce", "allreduce-graph", "allreduce-inplace",
                                                  "allreduce-sub1k")} | {
                     ("attention-kernels", k) for k in ("aiter-asm", "fa2", "fa3", "fa4")} | {("membw-published", "copy"),
-                    ("decode-attention-kernels", "fa2-paged"), ("decode-attention-kernels", "fa2-paged-check")}  # shipped per-op rows
+                    ("decode-attention-kernels", "fa2-paged"), ("decode-attention-kernels", "fa2-paged-check")} | {
+                    ("fp8-gemm-kernels", k) for k in ("deepgemm", "deepgemm-grouped", "torch-bf16", "vllm-block-triton",
+                                                      "vllm-block-cutlass")}  # shipped per-op rows
     rows = ev.case_rows()
     # pp: prompt tokens / TTFT; MAPE on the rate, bias = ln(measured rate / predicted rate) (> 0: too slow)
     pp = next(r for r in rows if r["op_class"] == "pp/f16")
@@ -462,7 +464,7 @@ def test_plots_fall_back_to_an_inline_svg_page(tiny_data, tmp_path, monkeypatch)
     assert sorted(p.name for p in written) == ["attention-kernels.html", "decode-attention-kernels.html", "e2e-frontier-published.html", "e2e-gaudi-published.html",
                                                "e2e-gptfast.html", "e2e-mi300x-published.html", "e2e-mlperf.html",
                                                "e2e-prefill-published.html", "e2e-torchao.html", "e2e-trtllm.html",
-                                               "hccl-gaudi.html", "llmcompass-matmul.html", "membw-published.html", "mi300x-kernels.html", "rccl-mi300x.html",
+                                               "fp8-gemm-kernels.html", "hccl-gaudi.html", "llmcompass-matmul.html", "membw-published.html", "mi300x-kernels.html", "rccl-mi300x.html",
                                                "vidur-allreduce.html",
                                                "vidur-attention.html", "vidur-gemm.html"]
     text = (tmp_path / "vidur-gemm.html").read_text()
