@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CATALOG = ROOT / "src" / "tapeout" / "hardware" / "catalog"
 #: every MicroArch / MatrixUnitSpec field the tiled fit writes
 TILED_FIELDS = ("matrix_eta", "dram_eta", "stream_eta", "overlap_p", "decode_tile_latencies", "attention_eta",
-                "legacy_path_fraction",
+                "legacy_path_fraction", "fp8_path_fraction",
                 "collective_base_us", "collective_step_us", "collective_eta", "collective_ll_step_us",
                 "collective_ll_eta")
 
@@ -53,7 +53,7 @@ def test_store_values_are_the_fields_the_runtime_reads():
     for subject in tiled.subjects:
         assert set(tiled.values(subject)) <= set(TILED_FIELDS), subject
     assert set(tiled.values(DEFAULT)) == {"matrix_eta", "dram_eta", "stream_eta", "overlap_p", "decode_tile_latencies",
-                                          "attention_eta"}
+                                          "attention_eta", "fp8_path_fraction"}
     fw = fitted.load("frameworks")
     for subject in fw.subjects:
         assert set(fw.values(subject)) <= eff_fields, subject
@@ -114,7 +114,7 @@ def test_the_runtime_merges_the_store_into_the_catalog_and_user_values_win(tmp_p
 
 
 def test_no_catalog_file_holds_a_fitted_value():
-    names = ("_eta", "overlap_p", "legacy_path_fraction", "collective_base_us", "collective_step_us",
+    names = ("_eta", "overlap_p", "legacy_path_fraction", "fp8_path_fraction", "collective_base_us", "collective_step_us",
              "collective_ll_step_us", "host_overhead_us", "launch_overhead_us", "fit:")
     for path in sorted(CATALOG.glob("*.toml")):
         text = path.read_text(encoding="utf-8")
@@ -262,6 +262,7 @@ def test_microarch_fields_default_to_the_stores_default():
     ua = MicroArch(**base)
     for k in ("matrix_eta", "dram_eta", "stream_eta", "overlap_p", "decode_tile_latencies"):
         assert getattr(ua, k) == fitted.tiled_default(k)
+    assert ua.matrix.fp8_path_fraction == fitted.tiled_default("fp8_path_fraction")
 
 
 def test_collective_siblings_run_over_the_measured_devices_fabric():

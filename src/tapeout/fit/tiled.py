@@ -26,6 +26,12 @@ For each device with measurements, and always across *whole* sets (never one row
 - ``dram_eta`` and ``stream_eta`` of a device with DRAM copy rows (``membw-published``: BabelStream) and no own
   fit of them: its copy fraction times the median own / copy ratio of the devices with both (:func:`copy_fits`);
   a device's own copy data wins over a sibling's carried values;
+- ``fp8_path_fraction`` (the share of the fp8 MAC rate the fp8 path sustains relative to the 16-bit path) per device
+  with a best-shape matmul measured in both bf16 and fp8 by one tool (:data:`PAIRED_SETS`: mamf's shape search,
+  AMD's hipBLASLt max-achievable-FLOPS rows of ``mi300x-kernels``): the value at which the tiled tier misses the
+  fp8 row by the same ratio as the bf16 row (the mapper's shape effects and the device's 16-bit fit divide out),
+  the device's kernel efficiencies held; siblings and :data:`DIE_SIBLINGS` carry it, ``[default]`` takes the median
+  over the devices with such a pair; ``fp8-gemm-kernels`` checks it;
 - ``[default]``: the median of each kernel efficiency over the devices fitted on their own GEMM and
   streaming rows (the MicroArch defaults: devices without measurements, user device files);
 - ``decode_tile_latencies`` (the fixed work of a decode-attention tile, in DRAM latencies) per device on its
@@ -53,7 +59,7 @@ import numpy as np
 
 from tapeout.fit import store
 from tapeout.fit.roofline import CLASS_COLLECTIVE_SETS, COLLECTIVE_SETS, COLLECTIVE_SIBLINGS
-from tapeout.fitted import DEFAULT, Fit, StoreFile
+from tapeout.fitted import DEFAULT, MATRIX_FIELDS, Fit, StoreFile
 from tapeout.hardware.catalog import load_hardware
 from tapeout.perf import estimate
 from tapeout.validate.cases import Case
@@ -62,6 +68,8 @@ from tapeout.validate.sources.attention_kernels import DATASET as ATTENTION_KERN
 from tapeout.validate.sources.decode_attention_kernels import DATASET as DECODE_KERNELS
 from tapeout.validate.sources.decode_attention_kernels import KERNELS as DECODE_KERNEL_CLASSES
 from tapeout.validate.sources.flashllm import is_technique_case
+from tapeout import dtypes
+from tapeout.validate.sources.mi300x_kernels import BEST_SHAPE as MI300X_BEST_SHAPE
 from tapeout.validate.sources.mi300x_kernels import DATASET as MI300X_KERNELS
 from tapeout.validate.sources.mi300x_kernels import FIT_CLASSES as MI300X_FIT_CLASSES
 from tapeout.validate.sources.membw import DATASET as MEMBW
@@ -111,7 +119,15 @@ ATTAINABLE_DEVICES = ("mi300x",)
 #: kernels (mi300x-kernels: the wave-split-K classes; hipBLASLt and Infinity-Cache-sized rows are checks)
 MEMORY_SETS = (MI300X_KERNELS,)
 MEMORY_CLASSES = MI300X_FIT_CLASSES
-KERNEL_KEYS = ("matrix_eta", "dram_eta", "stream_eta", "legacy_path_fraction", "attention_eta", "decode_tile_latencies")
+KERNEL_KEYS = ("matrix_eta", "dram_eta", "stream_eta", "legacy_path_fraction", "fp8_path_fraction", "attention_eta",
+               "decode_tile_latencies")
+#: best-shape matmul rows a tool measured in bf16 and in fp8 on one device (each its own shape search or best shape):
+#: mamf (stas00's mamf-finder, torch matmul / torch._scaled_mm), mi300x-kernels' hipBLASLt max-achievable-FLOPS rows
+PAIRED_SETS = {"mamf": ("matmul_bf16", "matmul_fp8"), MI300X_KERNELS: MI300X_BEST_SHAPE}
+FP8_KEYS = ("fp8_path_fraction",)
+#: an fp8 row whose prediction moves by less than this when fp8_path_fraction goes from 1 to 0.9 is bound by something
+#: else in the tiled tier (Blackwell's best-shape fp8 rows: the shared-memory operand feed): it constrains nothing
+UNIDENTIFIED = 0.001
 #: DRAM copies far larger than the last-level cache (membw-published: BabelStream copy): a device's copy fraction is
 #: ``stream_eta`` fitted alone on them (the field that prices a copy). A field of :data:`COPY_TRANSFER` that a device
 #: has no own fit of takes ``median(own / copy) x its copy fraction`` over the devices that have both (H100 SXM and
@@ -148,7 +164,7 @@ METRIC = "mean over (dataset, op class) groups of the group MAPE, %"
 
 
 def _variant(hw, **ua):  # noqa: ANN001, ANN202
-    matrix = {k: ua.pop(k) for k in ("legacy_path_fraction",) if k in ua}
+    matrix = {k: ua.pop(k) for k in MATRIX_FIELDS if k in ua}
     upd = dict(ua)
     if matrix:
         upd["matrix"] = hw.microarch.matrix.model_copy(update=matrix)
@@ -302,6 +318,42 @@ def fit_device(device: str, cases: Sequence[Case], devices: _Devices, held: dict
     return {k: v for k, v in params.items() if k in fitted_names}, entries
 
 
+def best_shape_pair(cases: Sequence[Case], device: str) -> tuple[Case, Case] | None:
+    """The (bf16, fp8) best-shape matmul rows one tool measured on ``device`` (:data:`PAIRED_SETS`), or None."""
+    for dataset, classes in PAIRED_SETS.items():
+        rows = [c for c in cases if c.dataset == dataset and c.op_class in classes and c.device == device]
+        by = {dtypes.parse(c.ops[0].compute_dtype).peak_key: c for c in rows}
+        if "bf16" in by and "fp8" in by:
+            return by["bf16"], by["fp8"]
+    return None
+
+
+def fp8_fit(device: str, cases: Sequence[Case], devices: _Devices, held: dict[str, float]) -> Fit | None:
+    """``fp8_path_fraction`` of ``device`` from its :func:`best_shape_pair`: the grid value (0.01) at which the fp8
+    row's predicted / measured ratio equals the bf16 row's (``held``: the device's kernel efficiencies); residual:
+    the remaining gap between the two ratios, %. None without a pair, or where the fp8 row does not depend on the
+    fraction (:data:`UNIDENTIFIED`)."""
+    pair = best_shape_pair(cases, device)
+    if pair is None:
+        return None
+    bf16, fp8 = pair
+    target = predict([bf16], devices, **held)[0] / bf16.measured_s
+    grid = [float(round(f, 3)) for f in np.arange(0.50, 1.0001, 0.01)]
+    ratio = {f: predict([fp8], devices, **held, fp8_path_fraction=f)[0] / fp8.measured_s for f in grid}
+    if ratio[0.9] / ratio[1.0] < 1 + UNIDENTIFIED:
+        return None  # the fp8 row is not bound by the matrix rate near 1: the pair does not constrain the fraction
+    # the smallest gap; among equal gaps the largest fraction (no fp8 deficit unless the pair asks for one)
+    best = min((round(abs(r - target), 6), -f) for f, r in ratio.items())
+    best = (best[0], -best[1])
+    return store.fit({"fp8_path_fraction": best[1]},
+                     "the fp8 path's share relative to the 16-bit path: the grid value (0.01, <= 1) at which the tiled "
+                     "tier misses the device's best-shape fp8 matmul by the same ratio as its best-shape bf16 matmul "
+                     f"({bf16.dataset}: {bf16.get('M')} x {bf16.get('N')} x {bf16.get('K')} bf16, {fp8.get('M')} x "
+                     f"{fp8.get('N')} x {fp8.get('K')} fp8; residual: the remaining gap, %), the device's kernel "
+                     "efficiencies held", datasets=[bf16.dataset], rows=2, residual=best[0] * 100,
+                     metric="|fp8 predicted / measured - bf16 predicted / measured|, %", command=COMMAND)
+
+
 def copy_fits(cases: Sequence[Case], devices: _Devices, default: dict[str, float], values: dict[str, dict[str, float]],
               own: dict[str, dict[str, Fit]]) -> dict[str, float]:
     """Devices with copy rows (and a micro-architecture): their copy fraction (stream_eta alone on the rows, grid
@@ -386,6 +438,16 @@ def fit_tiled(cases: Sequence[Case], devices: Sequence[str] = DEVICES, progress:
             if progress:
                 progress(dev, vals)
     subjects[DEFAULT]["attention"] = attention_default(values, own)
+    for dev in sorted({c.device for c in cases if c.dataset in PAIRED_SETS}):
+        if load_hardware(dev).microarch is None:
+            continue
+        f = fp8_fit(dev, cases, hw_devices, {"overlap_p": OVERLAP_P, **values.get(dev, {})})
+        if f is not None:
+            values.setdefault(dev, {}).update(f.values)
+            own.setdefault(dev, {})["fp8"] = f
+            if progress:
+                progress(dev, f.values)
+    subjects[DEFAULT]["fp8"] = fp8_default(values, own)
     copy_fits(cases, hw_devices, default, values, own)
     for dev in sorted(own, key=lambda d: (d not in devices, d)):
         subjects[dev] = dict(own[dev])
@@ -406,7 +468,7 @@ def fit_tiled(cases: Sequence[Case], devices: Sequence[str] = DEVICES, progress:
                         own[dev][name], tuple(own[dev][name].values), dev,
                         "the same collective library over the same fabric: COLLECTIVE_SIBLINGS")
         for sib in DIE_SIBLINGS.get(dev, ()):
-            for name, keys in (("legacy", ("legacy_path_fraction",)), ("attention", ATTENTION_KEYS),
+            for name, keys in (("legacy", ("legacy_path_fraction",)), ("fp8", FP8_KEYS), ("attention", ATTENTION_KEYS),
                                ("decode", DECODE_KEYS)):
                 if name in own.get(dev, {}) and name not in own.get(sib, {}):
                     subjects.setdefault(sib, {})[name] = _carried(
@@ -414,6 +476,18 @@ def fit_tiled(cases: Sequence[Case], devices: Sequence[str] = DEVICES, progress:
     ordered = {DEFAULT: subjects.pop(DEFAULT)}
     ordered.update({k: subjects[k] for k in sorted(subjects)})
     return store.build("tiled", ordered)
+
+
+def fp8_default(values: dict[str, dict[str, float]], own: dict[str, dict[str, Fit]]) -> Fit:
+    """``[default.fp8]``: the median ``fp8_path_fraction`` over the devices with a bf16 / fp8 best-shape pair (the
+    MatrixUnitSpec default: devices without such a pair)."""
+    fitted = sorted(d for d in values if "fp8" in own.get(d, {}))
+    if not fitted:
+        raise ValueError(f"no device has a bf16 and an fp8 best-shape matmul ({', '.join(PAIRED_SETS)}): "
+                         "fp8_path_fraction cannot be fitted")
+    med = {k: float(round(float(np.median([values[d][k] for d in fitted])), 3)) for k in FP8_KEYS}
+    return store.fit(med, "median over the devices with a bf16 and an fp8 best-shape matmul measured by one tool "
+                     f"({', '.join(fitted)})", command=COMMAND)
 
 
 def attention_default(values: dict[str, dict[str, float]], own: dict[str, dict[str, Fit]]) -> Fit:

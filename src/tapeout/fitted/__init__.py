@@ -179,7 +179,7 @@ def tiled_default(name: str) -> float:
 
 
 #: MicroArch fields that live in the ``matrix`` sub-table
-MATRIX_FIELDS = ("legacy_path_fraction",)
+MATRIX_FIELDS = ("legacy_path_fraction", "fp8_path_fraction")
 
 
 def tiled_microarch(device: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ Three kinds of numbers live here:
   parts (shared-memory bytes per clock, special-function throughput, the largest accumulator
   tile one warp or warpgroup feeds); a device file overrides them where they differ;
 - **fitted kernel efficiencies** (``matrix_eta``, ``dram_eta``, ``stream_eta``, the collective terms,
-  ``matrix.legacy_path_fraction``): what fraction of a peak real kernels sustain on this device. They
+  ``matrix.legacy_path_fraction``, ``matrix.fp8_path_fraction``): what fraction of a peak real kernels sustain on this device. They
   are fitted per device across whole measured sets (never to one row) by ``tapeout fit`` and live in
   the store (``fitted/tiled.toml``), never in a catalog file: the catalog merges a device's fits into
   its description, and the defaults of the fields below are the store's ``[default]`` (devices without
@@ -57,6 +57,11 @@ class MatrixUnitSpec(_Frozen):
     #: fraction of the peak reached through the previous generation's instruction path (Hopper:
     #: mma.sync instead of wgmma, as FlashAttention-2 uses); 1.0 where there is one path
     legacy_path_fraction: float = Field(1.0, gt=0, le=1)
+    #: fraction of the fp8 MAC rate the fp8 path sustains relative to the 16-bit path (the GEMM main loop runs at
+    #: ``matrix_eta`` x this x the fp8 rate): Hopper's fp8 wgmma keeps less of its doubled peak than bf16 does
+    #: (docs/tiled.md, "The fp8 path"); 1.0 where fp8 keeps the same fraction of its peak as bf16; the default is
+    #: the store's [default] (the median over the devices measured in both formats)
+    fp8_path_fraction: float = Field(default_factory=_fitted_default("fp8_path_fraction"), gt=0, le=1)
 
     @field_validator("macs_per_clock")
     @classmethod

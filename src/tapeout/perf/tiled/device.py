@@ -29,6 +29,7 @@ class Dev(NamedTuple):
     instr: tuple[int, int, int]
     warp: tuple[int, int]
     legacy: float           # fraction of matrix rate on the previous-generation path
+    fp8_path: float         # fraction of the fp8 rate the fp8 path sustains relative to the 16-bit path
     lanes: int              # FP32 lanes per core
     sfu: float              # special-function results / clock / core
     regs: float             # register file bytes per core
@@ -49,13 +50,13 @@ class Dev(NamedTuple):
     host: float             # s per op of framework/host time (EfficiencySpec.host_overhead_us)
 
     def macs_for(self, compute_dtype: str) -> tuple[str, float]:
-        """(format key, MAC/clock/core) a matrix kernel computing in ``compute_dtype`` runs at.
-
-        :func:`tapeout.perf.core.peak_key` (fp8 on a device without fp8 runs at the fp16 rate).
+        """(format key, MAC/clock/core) a matrix kernel computing in ``compute_dtype`` runs at: the format's
+        rate (:func:`tapeout.perf.core.peak_key`: fp8 on a device without fp8 runs at the fp16 rate), the fp8 rate
+        times the fp8 path's sustained fraction (``fp8_path``) relative to the 16-bit path.
         """
         table = dict(self.macs)
         k = core.peak_key(compute_dtype, table.__contains__) or next(iter(table))
-        return k, table[k]
+        return k, table[k] * (self.fp8_path if k == "fp8" else 1.0)
 
 
 _CACHE: dict[int, tuple[HardwareSpec, Dev]] = {}
@@ -80,6 +81,7 @@ def device(hw: HardwareSpec) -> Dev:
         instr=tuple(ua.matrix.instruction_shape),  # type: ignore[arg-type]
         warp=tuple(ua.matrix.warp_tile),  # type: ignore[arg-type]
         legacy=ua.matrix.legacy_path_fraction,
+        fp8_path=ua.matrix.fp8_path_fraction,
         lanes=ua.vector.fp32_lanes_per_core,
         sfu=ua.vector.sfu_ops_per_clock,
         regs=ua.registers_kb_per_core * 1024,
