@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,17 @@ class Case:
 def read_dicts(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+def kernel_rows(path: Path, kernels: Iterable[str]) -> Iterator[tuple[str, dict[str, str]]]:
+    """(kernel, row) of the CSV at ``path``, each row's ``kernel`` column one of ``kernels`` (else a one-line error
+    naming the file and the allowed ones)."""
+    allowed = tuple(kernels)
+    for row in read_dicts(path):
+        kernel = row["kernel"].strip()
+        if kernel not in allowed:
+            raise TapeoutError(f"{path.name} kernel {kernel!r}; allowed: {', '.join(allowed)}", field="kernel")
+        yield kernel, row
 
 
 def read_rows(path: Path) -> list[list[str]]:

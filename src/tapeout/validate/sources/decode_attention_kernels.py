@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tapeout.errors import TapeoutError
-from tapeout.validate.cases import PUBLISHED_DIR, Case, read_dicts, to_seconds
+from tapeout.validate.cases import PUBLISHED_DIR, Case, kernel_rows, to_seconds
 from tapeout.validate.registry import PER_OP, register
 from tapeout.workload.standalone import attention_op
 
@@ -43,11 +43,7 @@ def load_decode_attention_kernels(data_dir: Path) -> list[Case]:
     :func:`~tapeout.workload.standalone.attention_op` (``sq = 1``); op class: :func:`op_class`. ``data_dir`` is
     unused."""
     cases = []
-    for row in read_dicts(PUBLISHED_DIR / "decode_attention_kernels.csv"):
-        kernel = row["kernel"].strip()
-        if kernel not in KERNELS:
-            raise TapeoutError(f"decode_attention_kernels.csv kernel {kernel!r}; allowed: {', '.join(KERNELS)}",
-                               field="kernel")
+    for kernel, row in kernel_rows(PUBLISHED_DIR / "decode_attention_kernels.csv", KERNELS):
         b, h, kv = int(row["batch"]), int(row["heads"]), int(row["kv_heads"])
         s, d = int(row["context"]), int(row["head_dim"])
         op = attention_op(b, h, kv, d, sq=1, prefix=s, dtype=row["dtype"].strip(), name=kernel)

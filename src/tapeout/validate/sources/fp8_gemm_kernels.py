@@ -14,8 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tapeout import dtypes
-from tapeout.errors import TapeoutError
-from tapeout.validate.cases import PUBLISHED_DIR, Case, read_dicts, to_seconds
+from tapeout.validate.cases import PUBLISHED_DIR, Case, kernel_rows, to_seconds
 from tapeout.validate.registry import PER_OP, register
 from tapeout.workload.kernels import linear
 
@@ -46,11 +45,7 @@ def load_fp8_gemm_kernels(data_dir: Path) -> list[Case]:
     time of :func:`gemm_flops` at that rate. Op class: the kernel, ``<kernel>-excluded`` where ``excluded`` gives
     a reason. ``data_dir`` is unused."""
     cases = []
-    for row in read_dicts(PUBLISHED_DIR / "fp8_gemm_kernels.csv"):
-        kernel = row["kernel"].strip()
-        if kernel not in KERNELS:
-            raise TapeoutError(f"fp8_gemm_kernels.csv kernel {kernel!r}; allowed: {', '.join(KERNELS)}",
-                               field="kernel")
+    for kernel, row in kernel_rows(PUBLISHED_DIR / "fp8_gemm_kernels.csv", KERNELS):
         groups, m, n, k = int(row["groups"]), int(row["m"]), int(row["n"]), int(row["k"])
         act, weights = dtypes.parse(row["act"].strip()), dtypes.parse(row["weights"].strip())
         value, unit = float(row["value"]), row["unit"].strip()
