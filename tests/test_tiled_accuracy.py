@@ -82,9 +82,12 @@ THRESHOLDS = {
     ("mamf", "matmul_bf16", "a100-pcie-80gb"): 12.0,
     ("mamf", "matmul_bf16", "h100-sxm"): 9.9,
     ("mamf", "matmul_bf16", "mi300x"): 36.4,
-    ("mamf", "matmul_fp8", "gh200"): 6.6,
-    ("mamf", "matmul_fp8", "h200"): 20.5,
-    ("mamf", "matmul_fp8", "h100-sxm"): 3.2,
+    # raised with matrix.fp8_path_fraction (were 6.6, 20.5, 3.2): a best-shape fp8 row is now missed by the same ratio
+    # as its device's best-shape bf16 row (gh200 16.5, h100-sxm 8.9 % above), which is what that fit asks; the lower
+    # figures were the missing fp8 deficit cancelling that bias (docs/calibration.md, "FP8 GEMM kernels")
+    ("mamf", "matmul_fp8", "gh200"): 16.0,
+    ("mamf", "matmul_fp8", "h200"): 34.1,
+    ("mamf", "matmul_fp8", "h100-sxm"): 9.3,
     ("flashattention-h100", "fa2", "h100-sxm"): 5.8,
     ("flashattention-h100", "fa3", "h100-sxm"): 7.1,
     ("vidur-allreduce", "allreduce>=1MiB", "a100-sxm-80gb"): 13.0,
