@@ -152,13 +152,16 @@ def test_runtime_never_imports_fitting_or_validation_code():
 
 def _synthetic_cases():
     from tapeout.validate.cases import LLMCOMPASS, Case
-    from tapeout.workload.standalone import activation_op, collective_op, gemm_op, norm_op, softmax_op
+    from tapeout.workload.standalone import (activation_op, attention_op, bmm_op, collective_op, gemm_op, norm_op,
+                                             softmax_op)
 
     cases = []
     for dev in ("a100-sxm-80gb", "h100-sxm", "mi210", "l4"):
         ops = [gemm_op(m, n, k) for m in (1, 16, 512, 4096) for n, k in ((4096, 4096), (1024, 14336))]
         ops += [norm_op(t, 4096) for t in (1, 256, 8192)] + [softmax_op(t, 2048) for t in (8, 4096)]
         ops += [activation_op(e, e / 2) for e in (1e4, 1e7)]
+        # dense matrix ops at the fp8 peak (the Design's fp8 column): a batched matmul and fused attention
+        ops += [bmm_op(8, 2048, 2048, 128, dtype="fp8"), attention_op(1, 32, 8, 128, sq=4096, dtype="fp8")]
         ops += [collective_op("allreduce", b, g) for b in (4096, 1 << 20, 1 << 28) for g in (2, 8)]
         for i, op in enumerate(ops):
             harness = LLMCOMPASS if i % 3 == 0 and op.kind.value != "allreduce" else "kernel"
@@ -183,6 +186,7 @@ def _design_vs_estimator(cases, seed):
         p = {k: rng.uniform(*BOUNDS[k]) for k in ("matmul_eta", "attention_eta", "memory_eta", "vector_memory_eta",
                                                    "launch_overhead_us", "collective_latency_us", "interconnect_eta")}
         p["vector_eta"] = rng.uniform(0.1, 1.0)
+        p["fp8_path_fraction"] = rng.uniform(0.5, 1.0)
         host = {f: rng.uniform(0, 50) for f in FAMILIES}
         devices = _Devices({dev: EfficiencySpec(**p), "*": EfficiencySpec(**p)})
         devices.harness = {LLMCOMPASS: {dev: host}}

@@ -57,14 +57,17 @@ from typing import Any
 
 import numpy as np
 
+from tapeout import dtypes
 from tapeout.fit import store
 from tapeout.fitted import DEFAULT, Fit, StoreFile
 from tapeout.hardware.spec import EfficiencySpec
 from tapeout.perf import estimate
+from tapeout.perf.roofline import on_fp8_peak
 from tapeout.workload.ops import Kernel
 from tapeout.validate.cases import LLMCOMPASS, Case
 from tapeout.validate.registry import calibration_names, load_cases
 from tapeout.validate.sources.flashllm import is_technique_case
+from tapeout.validate.sources.mi300x_kernels import BEST_SHAPE as MI300X_BEST_SHAPE
 from tapeout.validate.sources.mi300x_kernels import DATASET as MI300X_KERNELS
 from tapeout.validate.sources.mi300x_kernels import FIT_CLASSES as MI300X_FIT_CLASSES
 from tapeout.validate.sources.rccl import DATASET as RCCL_MI300X
@@ -75,6 +78,7 @@ from tapeout.workload.ops import COLLECTIVE_KINDS, OpKind
 
 COMMAND = "tapeout fit --only roofline"
 METRIC = "weighted mean |ln(predicted/measured)|, each (dataset, op class) group weighing the same"
+FP8_METRIC = "|fp8 predicted / measured - bf16 predicted / measured|, %"
 
 FAMILIES = ("matmul", "softmax", "layernorm", "gelu")
 
@@ -135,9 +139,19 @@ CLASS_COLLECTIVE_SETS = {RCCL_MI300X: RCCL_FIT_CLASS}
 #: equal, which tests/test_fit.py checks). GH200 is left out: its NVL32 domain runs over NVLink Switch trays,
 #: a different fabric
 COLLECTIVE_SIBLINGS = {"gaudi2": "gaudi3", "h200": "h100-sxm"}
+#: best-shape matmul rows a tool measured in bf16 and in fp8 on one device (each its own shape search or best shape):
+#: mamf (stas00's mamf-finder, torch matmul / torch._scaled_mm), mi300x-kernels' hipBLASLt max-achievable-FLOPS rows.
+#: Both tiers fit their fp8 path fraction on them (here ``EfficiencySpec.fp8_path_fraction``, step 7)
+PAIRED_SETS = {"mamf": ("matmul_bf16", "matmul_fp8"), MI300X_KERNELS: MI300X_BEST_SHAPE}
+#: fp8_path_fraction grid (0.01 steps, at most 1: no fp8 deficit unless a pair asks for one)
+FP8_GRID = tuple(float(round(f, 3)) for f in np.arange(0.50, 1.0001, 0.01))
+#: devices without a pair of their own that take a measured device's fp8_path_fraction: the same die (GH100: H100
+#: PCIe, H800 SXM, H200; the tiled tier carries its fraction to the same devices). H200's mamf fp8 row has no bf16
+#: row beside it: a check
+FP8_SIBLINGS = {"h100-pcie": "h100-sxm", "h800-sxm": "h100-sxm", "h200": "h100-sxm"}
 #: the EfficiencySpec fields written per device (runtime_reserve_gb is not a timing fit)
 WRITTEN_FIELDS = ("matmul_eta", "attention_eta", "memory_eta", "vector_memory_eta", "vector_eta",
-                  "launch_overhead_us", "host_overhead_us", "collective_latency_us", "interconnect_eta")
+                  "fp8_path_fraction", "launch_overhead_us", "host_overhead_us", "collective_latency_us", "interconnect_eta")
 
 
 # ---- the vectorised roofline --------------------------------------------------------------------
@@ -158,6 +172,7 @@ class Design:
     network1: np.ndarray  # network seconds at interconnect_eta = 1
     steps: np.ndarray  # collective steps (alpha multiplier)
     family: np.ndarray  # host-overhead family index, -1 for none
+    fp8: np.ndarray  # True where a matrix op runs at the fp8 peak (its eta x fp8_path_fraction)
     measured: np.ndarray  # per case
     weight: np.ndarray  # per case, sums to 1
 
@@ -167,9 +182,9 @@ class Design:
         from tapeout.validate.runner import harness_family
 
         unit = dict(matmul_eta=1.0, attention_eta=1.0, memory_eta=1.0, vector_memory_eta=1.0, vector_eta=1.0,
-                    launch_overhead_us=0.0, host_overhead_us=0.0, collective_latency_us=1.0, interconnect_eta=1.0)
+                    fp8_path_fraction=1.0, launch_overhead_us=0.0, host_overhead_us=0.0, collective_latency_us=1.0, interconnect_eta=1.0)
         hws: dict[str, Any] = {}
-        cols: dict[str, list[float]] = {k: [] for k in ("idx", "count", "cat", "c", "m", "n", "steps", "fam")}
+        cols: dict[str, list[float]] = {k: [] for k in ("idx", "count", "cat", "c", "m", "n", "steps", "fam", "fp8")}
         for i, case in enumerate(cases):
             hw = hws.get(case.device)
             if hw is None:
@@ -185,7 +200,8 @@ class Design:
                 fam = harness_family(op) if case.harness == LLMCOMPASS else None
                 for k, v in (("idx", i), ("count", op.count), ("cat", cat), ("c", cost.compute_s),
                              ("m", cost.memory_s), ("n", cost.network_s), ("steps", steps),
-                             ("fam", FAMILIES.index(fam) if fam else -1)):
+                             ("fam", FAMILIES.index(fam) if fam else -1),
+                             ("fp8", cat in (_CAT_MATRIX, _CAT_ATTENTION) and on_fp8_peak(str(cost.terms["peak"])))):
                     cols[k].append(v)
         groups: dict[tuple[str, str], int] = {}
         for c in cases:
@@ -195,6 +211,7 @@ class Design:
             cases=cases, case_idx=np.array(cols["idx"], dtype=int), count=np.array(cols["count"], float),
             cat=np.array(cols["cat"], dtype=int), compute1=np.array(cols["c"]), memory1=np.array(cols["m"]),
             network1=np.array(cols["n"]), steps=np.array(cols["steps"]), family=np.array(cols["fam"], dtype=int),
+            fp8=np.array(cols["fp8"], dtype=bool),
             measured=np.array([c.measured_s for c in cases]), weight=w / w.sum(),
         )
 
@@ -202,6 +219,7 @@ class Design:
         """Per-case predicted seconds for efficiency values ``p`` (EfficiencySpec names + host_<family>_us)."""
         eta_c = np.where(self.cat == _CAT_MATRIX, p["matmul_eta"],
                          np.where(self.cat == _CAT_ATTENTION, p["attention_eta"], p["vector_eta"]))
+        eta_c = eta_c * np.where(self.fp8, p.get("fp8_path_fraction", 1.0), 1.0)
         vm = p.get("vector_memory_eta") or p["memory_eta"]
         eta_m = np.where(self.cat == _CAT_VECTOR, vm, p["memory_eta"])
         body = np.maximum(self.compute1 / eta_c, self.memory1 / eta_m) + self.network1 / p["interconnect_eta"]
@@ -523,21 +541,47 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
     # 6. devices whose DRAM copy is measured (membw-published): the COPY_TRANSFER fields they have no own fit of
     copy_fraction_fits(cases, fitted, groups, held_default)
 
-    devices: dict[str, dict[str, Any]] = {}
-    fits: dict[str, dict[str, Fit]] = {DEFAULT: {n: store.fit(v, m, command=COMMAND)
-                                                for n, (v, _, _, _, m) in default_fits.items()}}
-    for dev in sorted(set(fitted) | set(coll)):
+    # 7. the fp8 path: per device with a bf16 / fp8 best-shape pair, the fraction at which the fp8 row is missed by
+    #    the same ratio as the bf16 row (every other field at the device's values); [default]: their median;
+    #    FP8_SIBLINGS carry it
+    def table(dev: str) -> dict[str, Any]:
         t = {k: default[k] for k in WRITTEN_FIELDS}
         t.update({k: _r(v) for k, v in fitted.get(dev, {}).items()})
         t.update({k: _r(v) for k, v in coll.get(dev, {}).items()})
         t["host_overhead_us"] = 0.0
-        devices[dev] = t
+        return t
+
+    fp8_fits: dict[str, float] = {}
+    for dev in sorted({c.device for c in cases if c.dataset in PAIRED_SETS}):
+        got = fp8_fit(dev, cases, table(dev))
+        if got is not None:
+            fp8_fits[dev] = got[0]
+            groups.setdefault(dev, {})["fp8"] = ({"fp8_path_fraction": got[0]}, [got[1]], 2, got[2], got[3])
+    default["fp8_path_fraction"] = _r(_median(list(fp8_fits.values()), spec_default["fp8_path_fraction"]))
+    default_fits["fp8"] = ({"fp8_path_fraction": default["fp8_path_fraction"]}, [], None, None,
+                           "median over the devices with a bf16 and an fp8 best-shape matmul measured by one tool "
+                           f"({', '.join(sorted(fp8_fits))})")
+    for dev, src in sorted(FP8_SIBLINGS.items()):
+        if src in fp8_fits and dev not in fp8_fits:
+            fp8_fits[dev] = fp8_fits[src]
+            vals, sets, n, loss, how = groups[src]["fp8"]
+            groups.setdefault(dev, {})["fp8"] = (dict(vals), sets, n, loss,
+                                                 f"carried over from {src} (same die: FP8_SIBLINGS): {how}")
+    for dev, f in fp8_fits.items():
+        fitted.setdefault(dev, {})["fp8_path_fraction"] = f
+
+    devices: dict[str, dict[str, Any]] = {}
+    fits: dict[str, dict[str, Fit]] = {DEFAULT: {n: store.fit(v, m, command=COMMAND)
+                                                for n, (v, _, _, _, m) in default_fits.items()}}
+    for dev in sorted(set(fitted) | set(coll)):
+        devices[dev] = table(dev)
         entries = {}
         for i, (name, (vals, sets, n, loss, method)) in enumerate(groups.get(dev, {}).items()):
             if not i and dev in DEVICE_CAVEATS:
                 method += f"; note: {DEVICE_CAVEATS[dev]}"
+            metric = (FP8_METRIC if name == "fp8" else METRIC) if loss is not None else ""
             entries[name] = store.fit({k: _r(v) for k, v in vals.items()}, method, datasets=sets, rows=n,
-                                      residual=loss, metric=METRIC if loss is not None else "", command=COMMAND)
+                                      residual=loss, metric=metric, command=COMMAND)
         fits[dev] = entries
     harness_fits = {h: {dev: store.fit(fams, "the per-op host overhead of the harness, op family by op family: extra "
                                        "unknowns of the device's joint compute fit (fitted/roofline.toml)",
@@ -547,6 +591,46 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
                     for h, per in harness.items() if per}
     return Calibration(devices=devices, default=default, harness=harness, losses=losses,
                        compute_fitted=tuple(sorted(fitted)), fits=fits, harness_fits=harness_fits)
+
+
+def best_shape_pair(cases: Sequence[Case], device: str) -> tuple[Case, Case] | None:
+    """The (bf16, fp8) best-shape matmul rows one tool measured on ``device`` (:data:`PAIRED_SETS`), or None."""
+    for dataset, classes in PAIRED_SETS.items():
+        rows = [c for c in cases if c.dataset == dataset and c.op_class in classes and c.device == device]
+        by = {dtypes.parse(c.ops[0].compute_dtype).peak_key: c for c in rows}
+        if "bf16" in by and "fp8" in by:
+            return by["bf16"], by["fp8"]
+    return None
+
+
+def fp8_fit(device: str, cases: Sequence[Case], held: dict[str, Any]) -> tuple[float, str, float, str] | None:
+    """Step 7 of :func:`calibrate`: ``fp8_path_fraction`` of ``device`` from its :func:`best_shape_pair`, the grid value
+    (:data:`FP8_GRID`) at which the roofline misses the fp8 row by the same ratio as the bf16 row (``held``: the
+    device's other EfficiencySpec fields). (fraction, dataset, remaining gap in %, method), or None without a pair
+    or where the fp8 row does not run at the fp8 peak."""
+    from tapeout.validate.runner import _Devices, predict_case
+
+    pair = best_shape_pair(cases, device)
+    if pair is None:
+        return None
+    bf16, fp8 = pair
+
+    def ratio(case: Case, f: float) -> float:
+        devs = _Devices({device: EfficiencySpec(**{**held, "fp8_path_fraction": f})})
+        return predict_case(case, devs, "roofline").predicted_s / case.measured_s
+
+    target = ratio(bf16, 1.0)
+    got = {f: ratio(fp8, f) for f in FP8_GRID}
+    if got[0.9] / got[1.0] < 1.001:
+        return None  # not bound by the fp8 matrix rate: the pair does not constrain the fraction
+    # the smallest gap; among equal gaps the largest fraction (no fp8 deficit unless the pair asks for one)
+    gap, neg = min((round(abs(r - target), 6), -f) for f, r in got.items())
+    return (-neg, bf16.dataset, gap * 100,
+            "the fp8 path's share relative to the 16-bit path: the grid value (0.01, <= 1) at which the roofline "
+            f"misses the device's best-shape fp8 matmul by the same ratio as its best-shape bf16 matmul ({bf16.dataset}: "
+            f"{bf16.get('M')} x {bf16.get('N')} x {bf16.get('K')} bf16, {fp8.get('M')} x {fp8.get('N')} x "
+            f"{fp8.get('K')} fp8; bf16 predicted / measured {target:.3f}; residual: the remaining gap, %), the "
+            "device's other fields held")
 
 
 def copy_fraction_fits(cases: list[Case], fitted: dict[str, dict[str, float]], groups: dict[str, dict[str, Any]],

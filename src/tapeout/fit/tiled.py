@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from tapeout.fit import store
-from tapeout.fit.roofline import CLASS_COLLECTIVE_SETS, COLLECTIVE_SETS, COLLECTIVE_SIBLINGS
+from tapeout.fit.roofline import CLASS_COLLECTIVE_SETS, COLLECTIVE_SETS, COLLECTIVE_SIBLINGS, PAIRED_SETS, best_shape_pair
 from tapeout.fitted import DEFAULT, MATRIX_FIELDS, Fit, StoreFile
 from tapeout.hardware.catalog import load_hardware
 from tapeout.perf import estimate
@@ -68,8 +68,6 @@ from tapeout.validate.sources.attention_kernels import DATASET as ATTENTION_KERN
 from tapeout.validate.sources.decode_attention_kernels import DATASET as DECODE_KERNELS
 from tapeout.validate.sources.decode_attention_kernels import KERNELS as DECODE_KERNEL_CLASSES
 from tapeout.validate.sources.flashllm import is_technique_case
-from tapeout import dtypes
-from tapeout.validate.sources.mi300x_kernels import BEST_SHAPE as MI300X_BEST_SHAPE
 from tapeout.validate.sources.mi300x_kernels import DATASET as MI300X_KERNELS
 from tapeout.validate.sources.mi300x_kernels import FIT_CLASSES as MI300X_FIT_CLASSES
 from tapeout.validate.sources.membw import DATASET as MEMBW
@@ -121,9 +119,6 @@ MEMORY_SETS = (MI300X_KERNELS,)
 MEMORY_CLASSES = MI300X_FIT_CLASSES
 KERNEL_KEYS = ("matrix_eta", "dram_eta", "stream_eta", "legacy_path_fraction", "fp8_path_fraction", "attention_eta",
                "decode_tile_latencies")
-#: best-shape matmul rows a tool measured in bf16 and in fp8 on one device (each its own shape search or best shape):
-#: mamf (stas00's mamf-finder, torch matmul / torch._scaled_mm), mi300x-kernels' hipBLASLt max-achievable-FLOPS rows
-PAIRED_SETS = {"mamf": ("matmul_bf16", "matmul_fp8"), MI300X_KERNELS: MI300X_BEST_SHAPE}
 FP8_KEYS = ("fp8_path_fraction",)
 #: an fp8 row whose prediction moves by less than this when fp8_path_fraction goes from 1 to 0.9 is bound by something
 #: else in the tiled tier (Blackwell's best-shape fp8 rows: the shared-memory operand feed): it constrains nothing
@@ -316,16 +311,6 @@ def fit_device(device: str, cases: Sequence[Case], devices: _Devices, held: dict
               "joint grid on the all-reduce rows < 1 MiB (NCCL's low-latency protocol), the bandwidth protocol held")
     fitted_names = {n for f in entries.values() for n in f.values}
     return {k: v for k, v in params.items() if k in fitted_names}, entries
-
-
-def best_shape_pair(cases: Sequence[Case], device: str) -> tuple[Case, Case] | None:
-    """The (bf16, fp8) best-shape matmul rows one tool measured on ``device`` (:data:`PAIRED_SETS`), or None."""
-    for dataset, classes in PAIRED_SETS.items():
-        rows = [c for c in cases if c.dataset == dataset and c.op_class in classes and c.device == device]
-        by = {dtypes.parse(c.ops[0].compute_dtype).peak_key: c for c in rows}
-        if "bf16" in by and "fp8" in by:
-            return by["bf16"], by["fp8"]
-    return None
 
 
 def fp8_fit(device: str, cases: Sequence[Case], devices: _Devices, held: dict[str, float]) -> Fit | None:

@@ -134,6 +134,13 @@ class EfficiencySpec(_Frozen):
 
     matmul_eta: float = Field(0.70, gt=0, le=1, description="fraction of dense matrix peak large GEMMs reach")
     attention_eta: float = Field(0.55, gt=0, le=1, description="fraction of matrix peak fused attention reaches")
+    fp8_path_fraction: float = Field(
+        1.0, gt=0, le=1,
+        description="share of the fp8 matrix peak the fp8 path sustains relative to the 16-bit path: a matrix op "
+        "that runs at the fp8 peak (GEMMs, fused attention) reaches matmul_eta (attention_eta) x this x that peak "
+        "(the roofline twin of the tiled tier's matrix.fp8_path_fraction); 1.0: no fp8 deficit. Catalog and user "
+        "devices take fitted/roofline.toml's value (a device's own bf16 / fp8 best-shape pair, else [default]'s "
+        "median)")
     memory_eta: float = Field(0.80, gt=0, le=1, description="fraction of DRAM bandwidth streaming kernels reach")
     vector_eta: float = Field(0.50, gt=0, le=1, description="fraction of vector peak elementwise math reaches")
     vector_memory_eta: float | None = Field(

@@ -6,7 +6,8 @@ low-precision peak, dequantization / sparse extraction on the vector units and s
 combined per the kernel's overlap rule); ops with ``alternatives`` get the fastest candidate.
 
 Matrix ops use the dense matrix peak of their compute format (falling back to a wider format
-the device supports, e.g. fp8 on A100 runs at the fp16 rate); other ops use the vector FP32
+the device supports, e.g. fp8 on A100 runs at the fp16 rate); at the fp8 peak their efficiency is
+scaled by ``EfficiencySpec.fp8_path_fraction`` (:func:`fp8_path`). Other ops use the vector FP32
 peak. Collectives use an alpha-beta model of a ring over the scale-up link. Every term and the
 efficiency factors used are returned in ``OpCost.terms``.
 """
@@ -31,6 +32,17 @@ def matrix_peak(hw: HardwareSpec, compute_dtype: str) -> tuple[str, float]:
     k = core.peak_key(compute_dtype, lambda k: hw.peak_flops(k) is not None) or "fp16"
     k = core.accumulate_key(k, hw, hw.peak_tflops.__contains__)
     return k, hw.peak_flops(k)  # type: ignore[return-value]
+
+
+def on_fp8_peak(key: str) -> bool:
+    """Whether the matrix peak ``key`` (:func:`matrix_peak`, :func:`sparse_matrix_peak`) is the fp8 one."""
+    return key.split(" ", 1)[0] == "fp8"
+
+
+def fp8_path(hw: HardwareSpec, key: str) -> float:
+    """The factor on a matrix op's compute efficiency for the peak ``key`` it runs at: the device's
+    ``fp8_path_fraction`` on the fp8 peak (dense or 2:4 sparse), 1 on every other."""
+    return hw.efficiency.fp8_path_fraction if on_fp8_peak(key) else 1.0
 
 
 def link_for(hw: HardwareSpec, group: int) -> tuple[str, float]:
@@ -130,9 +142,11 @@ def _estimate(op: Op, hw: HardwareSpec) -> OpCost:
                     fallback = False
                 else:
                     fallback = True  # no sparse tensor cores: expand the values, dense MMA
-            eta_c = eff.attention_eta if op.kind is OpKind.ATTENTION else eff.matmul_eta
+            eta_c = (eff.attention_eta if op.kind is OpKind.ATTENTION else eff.matmul_eta) * fp8_path(hw, key)
             eta_m = eff.memory_eta
             terms.update(peak=key, peak_tflops=peak / 1e12, eta_compute=eta_c)
+            if on_fp8_peak(key):
+                terms["fp8_path_fraction"] = eff.fp8_path_fraction
             if _technique(op):
                 compute, extra = quant.core_time(op, hw, peak, eta_c, fallback=fallback)
                 eta_m = eta_m * quant.stream_fraction(op, hw)
@@ -172,8 +186,8 @@ def sweep(s: OpSweep, hw: HardwareSpec):  # noqa: ANN201 - numpy array or None
     if op.alternatives or op.prologue or (matrix and (_technique(op) or op.sparse_peak)):
         return None
     if matrix:
-        _, peak = matrix_peak(hw, op.compute_dtype)
-        eta_c = eff.attention_eta if op.kind is OpKind.ATTENTION else eff.matmul_eta
+        key, peak = matrix_peak(hw, op.compute_dtype)
+        eta_c = (eff.attention_eta if op.kind is OpKind.ATTENTION else eff.matmul_eta) * fp8_path(hw, key)
         eta_m = eff.memory_eta
     else:
         peak, eta_c = hw.vector_flops, eff.vector_eta
