@@ -16,25 +16,14 @@ from tapeout.validate.registry import load_cases
 from tapeout.validate.runner import _Devices, predict_case
 from tapeout.workload.standalone import attention_op, gemm_op
 
-DEVICE_TOML = """
-name = "my-fp8-chip"
-vendor = "Imagined"
-[peak_tflops]
-bf16 = 1000
-fp8 = 2000
-[memory]
-kind = "HBM3"
-capacity_gb = 96
-bandwidth_gbps = 4000
-[efficiency]
-fp8_path_fraction = {value}
-"""
+DEVICE_YAML = ("name: my-fp8-chip\nvendor: Imagined\npeak_tflops: {{bf16: 1000, fp8: 2000}}\n"
+               "memory: {{kind: HBM3, capacity_gb: 96, bandwidth_gbps: 4000}}\nefficiency: {{fp8_path_fraction: {value}}}\n")
 
 
 @pytest.mark.parametrize("value", ["0", "1.2"])
 def test_an_out_of_range_fraction_is_a_one_line_error(tmp_path, value):
-    p = tmp_path / "chip.toml"
-    p.write_text(DEVICE_TOML.format(value=value))
+    p = tmp_path / "chip.yaml"
+    p.write_text(DEVICE_YAML.format(value=value))
     with pytest.raises(TapeoutError) as info:
         load_hardware(p)
     msg = str(info.value)
