@@ -145,6 +145,9 @@ COLLECTIVE_SIBLINGS = {"gaudi2": "gaudi3", "h200": "h100-sxm"}
 PAIRED_SETS = {"mamf": ("matmul_bf16", "matmul_fp8"), MI300X_KERNELS: MI300X_BEST_SHAPE}
 #: fp8_path_fraction grid (0.01 steps, at most 1: no fp8 deficit unless a pair asks for one)
 FP8_GRID = tuple(float(round(f, 3)) for f in np.arange(0.50, 1.0001, 0.01))
+#: an fp8 row whose prediction moves by less than this when fp8_path_fraction goes from 1 to 0.9 is bound by
+#: something else (Blackwell's best-shape fp8 rows): it constrains nothing
+FP8_UNIDENTIFIED = 0.001
 #: devices without a pair of their own that take a measured device's fp8_path_fraction: the same die (GH100: H100
 #: PCIe, H800 SXM, H200; the tiled tier carries its fraction to the same devices). H200's mamf fp8 row has no bf16
 #: row beside it: a check
@@ -603,6 +606,18 @@ def best_shape_pair(cases: Sequence[Case], device: str) -> tuple[Case, Case] | N
     return None
 
 
+def match_fraction(target: float, ratio: Callable[[float], float]) -> tuple[float, float] | None:
+    """The fp8 path fraction of one best-shape pair, both tiers' rule: the :data:`FP8_GRID` value at which the fp8
+    row's predicted / measured ``ratio(f)`` equals the bf16 row's ``target`` (the smallest gap; among equal gaps the
+    largest fraction: no fp8 deficit unless the pair asks for one), as (fraction, gap); None where the fp8 row does
+    not depend on the fraction (:data:`FP8_UNIDENTIFIED`)."""
+    got = {f: ratio(f) for f in FP8_GRID}
+    if got[0.9] / got[1.0] < 1 + FP8_UNIDENTIFIED:
+        return None  # not bound by the fp8 matrix rate: the pair does not constrain the fraction
+    gap, neg = min((round(abs(r - target), 6), -f) for f, r in got.items())
+    return -neg, gap
+
+
 def fp8_fit(device: str, cases: Sequence[Case], held: dict[str, Any]) -> tuple[float, str, float, str] | None:
     """Step 7 of :func:`calibrate`: ``fp8_path_fraction`` of ``device`` from its :func:`best_shape_pair`, the grid value
     (:data:`FP8_GRID`) at which the roofline misses the fp8 row by the same ratio as the bf16 row (``held``: the
@@ -620,12 +635,11 @@ def fp8_fit(device: str, cases: Sequence[Case], held: dict[str, Any]) -> tuple[f
         return predict_case(case, devs, "roofline").predicted_s / case.measured_s
 
     target = ratio(bf16, 1.0)
-    got = {f: ratio(fp8, f) for f in FP8_GRID}
-    if got[0.9] / got[1.0] < 1.001:
-        return None  # not bound by the fp8 matrix rate: the pair does not constrain the fraction
-    # the smallest gap; among equal gaps the largest fraction (no fp8 deficit unless the pair asks for one)
-    gap, neg = min((round(abs(r - target), 6), -f) for f, r in got.items())
-    return (-neg, bf16.dataset, gap * 100,
+    got = match_fraction(target, lambda f: ratio(fp8, f))
+    if got is None:
+        return None
+    fraction, gap = got
+    return (fraction, bf16.dataset, gap * 100,
             "the fp8 path's share relative to the 16-bit path: the grid value (0.01, <= 1) at which the roofline "
             f"misses the device's best-shape fp8 matmul by the same ratio as its best-shape bf16 matmul ({bf16.dataset}: "
             f"{bf16.get('M')} x {bf16.get('N')} x {bf16.get('K')} bf16, {fp8.get('M')} x {fp8.get('N')} x "

@@ -58,7 +58,8 @@ from typing import Any
 import numpy as np
 
 from tapeout.fit import store
-from tapeout.fit.roofline import CLASS_COLLECTIVE_SETS, COLLECTIVE_SETS, COLLECTIVE_SIBLINGS, PAIRED_SETS, best_shape_pair
+from tapeout.fit.roofline import (CLASS_COLLECTIVE_SETS, COLLECTIVE_SETS, COLLECTIVE_SIBLINGS, PAIRED_SETS,
+                                  best_shape_pair, match_fraction)
 from tapeout.fitted import DEFAULT, MATRIX_FIELDS, Fit, StoreFile
 from tapeout.hardware.catalog import load_hardware
 from tapeout.perf import estimate
@@ -120,9 +121,6 @@ MEMORY_CLASSES = MI300X_FIT_CLASSES
 KERNEL_KEYS = ("matrix_eta", "dram_eta", "stream_eta", "legacy_path_fraction", "fp8_path_fraction", "attention_eta",
                "decode_tile_latencies")
 FP8_KEYS = ("fp8_path_fraction",)
-#: an fp8 row whose prediction moves by less than this when fp8_path_fraction goes from 1 to 0.9 is bound by something
-#: else in the tiled tier (Blackwell's best-shape fp8 rows: the shared-memory operand feed): it constrains nothing
-UNIDENTIFIED = 0.001
 #: DRAM copies far larger than the last-level cache (membw-published: BabelStream copy): a device's copy fraction is
 #: ``stream_eta`` fitted alone on them (the field that prices a copy). A field of :data:`COPY_TRANSFER` that a device
 #: has no own fit of takes ``median(own / copy) x its copy fraction`` over the devices that have both (H100 SXM and
@@ -317,25 +315,22 @@ def fp8_fit(device: str, cases: Sequence[Case], devices: _Devices, held: dict[st
     """``fp8_path_fraction`` of ``device`` from its :func:`best_shape_pair`: the grid value (0.01) at which the fp8
     row's predicted / measured ratio equals the bf16 row's (``held``: the device's kernel efficiencies); residual:
     the remaining gap between the two ratios, %. None without a pair, or where the fp8 row does not depend on the
-    fraction (:data:`UNIDENTIFIED`)."""
+    fraction (:func:`~tapeout.fit.roofline.match_fraction`)."""
     pair = best_shape_pair(cases, device)
     if pair is None:
         return None
     bf16, fp8 = pair
     target = predict([bf16], devices, **held)[0] / bf16.measured_s
-    grid = [float(round(f, 3)) for f in np.arange(0.50, 1.0001, 0.01)]
-    ratio = {f: predict([fp8], devices, **held, fp8_path_fraction=f)[0] / fp8.measured_s for f in grid}
-    if ratio[0.9] / ratio[1.0] < 1 + UNIDENTIFIED:
-        return None  # the fp8 row is not bound by the matrix rate near 1: the pair does not constrain the fraction
-    # the smallest gap; among equal gaps the largest fraction (no fp8 deficit unless the pair asks for one)
-    best = min((round(abs(r - target), 6), -f) for f, r in ratio.items())
-    best = (best[0], -best[1])
-    return store.fit({"fp8_path_fraction": best[1]},
+    got = match_fraction(target, lambda f: predict([fp8], devices, **held, fp8_path_fraction=f)[0] / fp8.measured_s)
+    if got is None:
+        return None
+    fraction, gap = got
+    return store.fit({"fp8_path_fraction": fraction},
                      "the fp8 path's share relative to the 16-bit path: the grid value (0.01, <= 1) at which the tiled "
                      "tier misses the device's best-shape fp8 matmul by the same ratio as its best-shape bf16 matmul "
                      f"({bf16.dataset}: {bf16.get('M')} x {bf16.get('N')} x {bf16.get('K')} bf16, {fp8.get('M')} x "
                      f"{fp8.get('N')} x {fp8.get('K')} fp8; residual: the remaining gap, %), the device's kernel "
-                     "efficiencies held", datasets=[bf16.dataset], rows=2, residual=best[0] * 100,
+                     "efficiencies held", datasets=[bf16.dataset], rows=2, residual=gap * 100,
                      metric="|fp8 predicted / measured - bf16 predicted / measured|, %", command=COMMAND)
 
 
