@@ -21,6 +21,10 @@ QUANTITIES: dict[str, tuple[str, str]] = {
     "serving_request_rps": ("rate", "req/s"),
     "serving_mean_ttft_s": ("time", "s"),
     "serving_mean_itl_s": ("time", "s"),
+    # medians (p50) over the requests (TTFT, TPOT, E2E latency) or the pooled gaps (ITL), as the clients print them
+    "serving_ttft_p50_s": ("time", "s"),
+    "serving_tpot_p50_s": ("time", "s"),
+    "serving_e2e_p50_s": ("time", "s"),
     "serving_itl_p50_s": ("time", "s"),
     "serving_itl_p75_s": ("time", "s"),
     "serving_itl_p95_s": ("time", "s"),
@@ -62,6 +66,9 @@ def simulated(hw: Any, scenario: tuple[tuple[str, Any], ...], tier: str) -> dict
             "serving_request_rps": 1.0 / m["request_throughput_rps"],
             "serving_mean_ttft_s": m["ttft_s"]["mean"],
             "serving_mean_itl_s": m["itl_s"]["mean"],
+            "serving_ttft_p50_s": m["ttft_s"]["p50"],
+            "serving_tpot_p50_s": m["tpot_s"]["p50"],
+            "serving_e2e_p50_s": m["e2e_latency_s"]["p50"],
             **{f"serving_itl_p{p}_s": float(v) for p, v in zip((50, 75, 95, 99), pct)},
         }
         if len(_CACHE) > 1024:
