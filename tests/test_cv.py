@@ -64,10 +64,10 @@ def _fold(cv, source):
 
 def test_every_end_to_end_source_present_is_a_fold_and_only_those(cv):
     assert {f.source for f in cv.folds} == {"fp6llm", "flashllm", "torchao", "gptfast", "trtllm", "frontier",
-                                          "prefill", "mi300x", "gaudi", "mlperf"}
+                                          "prefill", "mi300x", "gaudi", "mlperf", "sglang_vllm060"}
     assert cv.held_out_datasets == {"e2e-fp6llm", "e2e-flashllm", "e2e-torchao", "e2e-gptfast", "e2e-trtllm",
                                     "e2e-frontier-published", "e2e-prefill-published", "e2e-mi300x-published",
-                                    "e2e-gaudi-published", "e2e-mlperf"}
+                                    "e2e-gaudi-published", "e2e-mlperf", "e2e-serving-sglang"}
     per_op = [r for r in cv.evaluation.results if not r.case.is_e2e]
     assert per_op and all(r.predicted_s == s.predicted_s for r, s in zip(per_op, cv.in_sample.results[:len(per_op)]))
 
@@ -186,7 +186,7 @@ def test_cli_cv_json_rows_have_held_out_keys(data, monkeypatch):
     assert {r["dataset"] for r in rows if r["held_out"]} == {"e2e-fp6llm", "e2e-flashllm", "e2e-torchao",
                                                             "e2e-gptfast", "e2e-trtllm", "e2e-frontier-published",
                                                             "e2e-prefill-published", "e2e-mi300x-published",
-                                                            "e2e-gaudi-published", "e2e-mlperf"}
+                                                            "e2e-gaudi-published", "e2e-mlperf", "e2e-serving-sglang"}
     assert not any(r["held_out"] for r in rows if r["dataset"] == "vidur-gemm" or r.get("absent"))
     by = {(r["dataset"], r["op_class"]): r for r in rows}
     # the synthetic FP6-LLM rows are tapeout's own predictions: exact in-sample, off held out

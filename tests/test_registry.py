@@ -52,7 +52,8 @@ def test_every_source_module_registers_described_datasets_of_a_known_kind():
         "membw-published", "e2e-fp6llm", "e2e-flashllm",
         "e2e-llamacpp", "e2e-torchao",
         "e2e-gptfast", "e2e-trtllm", "e2e-frontier-published", "e2e-prefill-published", "e2e-mi300x-published",
-        "e2e-gaudi-published", "e2e-serving-trt014", "e2e-serving-lmdeploy", "e2e-mlperf")
+        "e2e-gaudi-published", "e2e-serving-trt014", "e2e-serving-lmdeploy", "e2e-mlperf",
+        "e2e-serving-sglang")
     assert registry.source_of("e2e-flashllm") == registry.source_of("flashllm-kernels") == "flashllm"
 
 

@@ -109,12 +109,13 @@ def test_allreduce_and_llmcompass_loaders(tiny_data):
 def test_a_missing_dataset_is_skipped_and_a_bad_directory_is_an_error(tiny_data, tmp_path_factory):
     names = {c.dataset for c in load_cases(tiny_data)}
     # vidur-attention, e2e-torchao, e2e-gptfast, e2e-trtllm, e2e-frontier-published, e2e-prefill-published,
-    # e2e-mi300x-published, e2e-gaudi-published, e2e-mlperf, hccl-gaudi, mi300x-kernels, rccl-mi300x, attention-kernels, decode-attention-kernels, fp8-gemm-kernels and membw-published ship
+    # e2e-mi300x-published, e2e-gaudi-published, e2e-mlperf, e2e-serving-sglang, hccl-gaudi, mi300x-kernels, rccl-mi300x, attention-kernels, decode-attention-kernels, fp8-gemm-kernels and membw-published ship
     # with tapeout (typed published figures): present whatever the data directory
     assert names == {"vidur-gemm", "vidur-allreduce", "llmcompass-matmul", "vidur-attention", "e2e-torchao",
                      "e2e-gptfast", "e2e-trtllm", "e2e-frontier-published", "e2e-prefill-published",
                      "e2e-mi300x-published", "e2e-gaudi-published", "hccl-gaudi", "mi300x-kernels", "rccl-mi300x",
-                     "attention-kernels", "decode-attention-kernels", "fp8-gemm-kernels", "membw-published", "e2e-mlperf"}
+                     "attention-kernels", "decode-attention-kernels", "fp8-gemm-kernels", "membw-published", "e2e-mlperf",
+                     "e2e-serving-sglang"}
     with pytest.raises(TapeoutError, match="data"):
         resolve_data_dir(tmp_path_factory.mktemp("empty"))
     with pytest.raises(TapeoutError, match="does not exist"):
@@ -280,6 +281,9 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
                                                            "vllm/offline_tok_s", "sglang/offline_tok_s")} | {
                     ("e2e-gaudi-published", c) for c in ("bf16/b2", "fp8/b300")} | {
                     ("e2e-mlperf", c) for c in ("tensorrt-llm/fp8", "vllm/fp8")} | {
+                    ("e2e-serving-sglang", f"{e}/{m}") for e in ("sglang", "vllm")
+                    for m in ("median_e2e_latency", "median_tpot", "output_token_throughput")} | {
+                    ("e2e-serving-sglang", f"sglang/{m}") for m in ("median_ttft", "median_itl")} | {
                     ("hccl-gaudi", c) for c in ("allreduce", "allgather")} | {
                     ("mi300x-kernels", f"{k}{s}") for k in ("wvspltk-rocblas", "hipblaslt", "wvsplitk-vllm")
                     for s in ("", "-llc")} | {("mi300x-kernels", "wvsplitk-vllm-excluded"),
@@ -322,7 +326,7 @@ def test_calibration_never_loads_the_e2e_sets():
 EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 24, "e2e-llamacpp": 346, "e2e-torchao": 7, "e2e-gptfast": 15,
                 "e2e-trtllm": 57, "e2e-frontier-published": 4,
                 "e2e-prefill-published": 8, "e2e-mi300x-published": 18, "e2e-gaudi-published": 2,
-                "e2e-mlperf": 5}
+                "e2e-mlperf": 5, "e2e-serving-sglang": 28}
 
 
 def test_shared_e2e_row_counts(shared_data):
@@ -463,7 +467,7 @@ def test_plots_fall_back_to_an_inline_svg_page(tiny_data, tmp_path, monkeypatch)
     written = write_plots(ev, tmp_path, tier="tiled", compare=cmp, compare_tier="roofline")
     assert sorted(p.name for p in written) == ["attention-kernels.html", "decode-attention-kernels.html", "e2e-frontier-published.html", "e2e-gaudi-published.html",
                                                "e2e-gptfast.html", "e2e-mi300x-published.html", "e2e-mlperf.html",
-                                               "e2e-prefill-published.html", "e2e-torchao.html", "e2e-trtllm.html",
+                                               "e2e-prefill-published.html", "e2e-serving-sglang.html", "e2e-torchao.html", "e2e-trtllm.html",
                                                "fp8-gemm-kernels.html", "hccl-gaudi.html", "llmcompass-matmul.html", "membw-published.html", "mi300x-kernels.html", "rccl-mi300x.html",
                                                "vidur-allreduce.html",
                                                "vidur-attention.html", "vidur-gemm.html"]
