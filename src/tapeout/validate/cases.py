@@ -138,6 +138,17 @@ def num(text: str) -> float:
     return float(t)
 
 
+def positive(row: dict[str, str], field: str, source: str, kind: type = float) -> Any:
+    """``row[field]`` as a finite ``kind`` > 0, else a one-line error naming the source's field."""
+    try:
+        v = kind(row[field])
+    except (TypeError, ValueError):
+        raise TapeoutError(f"{source} row {field} {row[field]!r}; allowed: a positive number", field=field) from None
+    if not (math.isfinite(v) and v > 0):
+        raise TapeoutError(f"{source} row {field} {v}; allowed: a positive number", field=field)
+    return v
+
+
 def leading_int(text: str) -> int:
     """'64 (inferred)' -> 64, '512' -> 512."""
     m = re.match(r"\s*(\d+)", text or "")
@@ -213,5 +224,5 @@ def weight_format(text: str) -> str:
 
 
 __all__ = ["Case", "allreduce_cases", "E2E_MODELS", "E2E_QUANTITIES", "KERNEL", "LLMCOMPASS", "PUBLISHED_DIR", "SKIP_CONFIDENCE",
-           "e2e_case", "e2e_model", "graded_out", "kept", "kept_rows", "leading_int", "num", "read_dicts", "read_rows",
+           "e2e_case", "e2e_model", "graded_out", "kept", "kept_rows", "leading_int", "num", "positive", "read_dicts", "read_rows",
            "scenario", "to_seconds", "weight_format"]

@@ -41,10 +41,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 from tapeout.errors import TapeoutError
-from tapeout.validate.cases import PUBLISHED_DIR, Case, read_dicts, scenario
+from tapeout.validate.cases import PUBLISHED_DIR, Case, positive, read_dicts, scenario
 from tapeout.validate.registry import END_TO_END, register
 
 MLPERF_FILE = PUBLISHED_DIR / "mlperf.csv"
@@ -77,16 +76,6 @@ def _engine(text: str) -> str:
     return key
 
 
-def _positive(row: dict[str, str], field: str, kind: type = float) -> Any:
-    try:
-        v = kind(row[field])
-    except (TypeError, ValueError):
-        raise TapeoutError(f"mlperf row {field} {row[field]!r}; allowed: a positive number", field=field) from None
-    if not (math.isfinite(v) and v > 0):
-        raise TapeoutError(f"mlperf row {field} {v}; allowed: a positive number", field=field)
-    return v
-
-
 def row_case(row: dict[str, str]) -> Case:
     """One typed row as a saturated-replica case (module docstring); a bad field is a one-line error naming it."""
     missing = [c for c in COLUMNS if row.get(c) is None]
@@ -96,8 +85,8 @@ def row_case(row: dict[str, str]) -> Case:
         if row[field].strip() not in allowed:
             raise TapeoutError(f"mlperf row {field} {row[field]!r}; allowed: {', '.join(allowed)}", field=field)
     engine = _engine(row["engine"])
-    tokens_s, samples_s = _positive(row, "value"), _positive(row, "samples_per_s")
-    accel, tp, pp, batch = (_positive(row, f, int) for f in ("accelerators", "tp", "pp", "batch"))
+    tokens_s, samples_s = positive(row, "value", "mlperf"), positive(row, "samples_per_s", "mlperf")
+    accel, tp, pp, batch = (positive(row, f, "mlperf", int) for f in ("accelerators", "tp", "pp", "batch"))
     if accel % (tp * pp):
         raise TapeoutError(f"mlperf row accelerators {accel} not a multiple of tp x pp = {tp * pp}",
                            field="accelerators")

@@ -55,7 +55,7 @@ import numpy as np
 
 from tapeout import units
 from tapeout.errors import TapeoutError
-from tapeout.validate.cases import PUBLISHED_DIR, Case, read_dicts, scenario
+from tapeout.validate.cases import PUBLISHED_DIR, Case, positive, read_dicts, scenario
 from tapeout.validate.registry import END_TO_END, register
 
 SGLANG_FILE = PUBLISHED_DIR / "sglang_vllm060.csv"
@@ -96,18 +96,8 @@ def _check(row: dict[str, str]) -> None:
         raise TapeoutError(f"sglang row unit {row['unit']!r} for {row['metric']}; allowed: {unit}", field="unit")
 
 
-def _positive(row: dict[str, str], field: str, kind: type = float) -> Any:
-    try:
-        v = kind(row[field])
-    except (TypeError, ValueError):
-        raise TapeoutError(f"sglang row {field} {row[field]!r}; allowed: a positive number", field=field) from None
-    if not (math.isfinite(v) and v > 0):
-        raise TapeoutError(f"sglang row {field} {v}; allowed: a positive number", field=field)
-    return v
-
-
 def _rate(row: dict[str, str]) -> float:
-    return math.inf if row["request_rate"].strip().lower() == "inf" else _positive(row, "request_rate")
+    return math.inf if row["request_rate"].strip().lower() == "inf" else positive(row, "request_rate", "sglang")
 
 
 @functools.cache
@@ -155,8 +145,8 @@ def row_case(row: dict[str, str]) -> Case:
     """One typed row as a simulated load point (module docstring); a bad field is a one-line error naming it."""
     _check(row)
     quantity, unit = METRICS[row["metric"].strip()]
-    value = _positive(row, "value")
-    tp, n = _positive(row, "tp", int), _positive(row, "num_prompts", int)
+    value = positive(row, "value", "sglang")
+    tp, n = positive(row, "tp", "sglang", int), positive(row, "num_prompts", "sglang", int)
     rate = _rate(row)
     eng = row["engine"].strip()
     sc = scenario(model=row["model"].strip(), tp=tp, weights=row["weights"].strip(),
