@@ -152,6 +152,11 @@ FP8_UNIDENTIFIED = 0.001
 #: PCIe, H800 SXM, H200; the tiled tier carries its fraction to the same devices). H200's mamf fp8 row has no bf16
 #: row beside it: a check
 FP8_SIBLINGS = {"h100-pcie": "h100-sxm", "h800-sxm": "h100-sxm", "h200": "h100-sxm"}
+#: the same part in another memory configuration (same die, clocks, module and power; only the HBM stacks differ) takes
+#: every fitted group of the named catalog device, whatever its origin (own rows or a sibling's), in both tiers: the
+#: GH200 144 GB HBM3e SKU (MLPerf's GH200 runs) from gh200, the 96 GB HBM3 one the mamf rows measured. As for H200
+#: beside H100 SXM, the DRAM fraction carries across HBM generations
+SKU_SIBLINGS = {"gh200-144gb": "gh200"}
 #: the EfficiencySpec fields written per device (runtime_reserve_gb is not a timing fit)
 WRITTEN_FIELDS = ("matmul_eta", "attention_eta", "memory_eta", "vector_memory_eta", "vector_eta",
                   "fp8_path_fraction", "launch_overhead_us", "host_overhead_us", "collective_latency_us", "interconnect_eta")
@@ -572,6 +577,14 @@ def calibrate(data_dir: str | Path | None = None, *, cases: list[Case] | None = 
                                                  f"carried over from {src} (same die: FP8_SIBLINGS): {how}")
     for dev, f in fp8_fits.items():
         fitted.setdefault(dev, {})["fp8_path_fraction"] = f
+    for dev, src in sorted(SKU_SIBLINGS.items()):
+        if src in fitted and dev not in fitted:
+            fitted[dev] = dict(fitted[src])
+            if src in coll:
+                coll[dev] = dict(coll[src])
+            groups[dev] = {name: (dict(vals), sets, n, loss, f"carried over from {src} (the same part with other "
+                                  f"memory: SKU_SIBLINGS): {how}")
+                           for name, (vals, sets, n, loss, how) in groups.get(src, {}).items()}
 
     devices: dict[str, dict[str, Any]] = {}
     fits: dict[str, dict[str, Fit]] = {DEFAULT: {n: store.fit(v, m, command=COMMAND)

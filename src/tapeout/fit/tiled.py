@@ -59,7 +59,7 @@ import numpy as np
 
 from tapeout.fit import store
 from tapeout.fit.roofline import (CLASS_COLLECTIVE_SETS, COLLECTIVE_SETS, COLLECTIVE_SIBLINGS, PAIRED_SETS,
-                                  best_shape_pair, match_fraction)
+                                  SKU_SIBLINGS, best_shape_pair, match_fraction)
 from tapeout.fitted import DEFAULT, MATRIX_FIELDS, Fit, StoreFile
 from tapeout.hardware.catalog import load_hardware
 from tapeout.perf import estimate
@@ -453,6 +453,10 @@ def fit_tiled(cases: Sequence[Case], devices: Sequence[str] = DEVICES, progress:
                 if name in own.get(dev, {}) and name not in own.get(sib, {}):
                     subjects.setdefault(sib, {})[name] = _carried(
                         own[dev][name], keys, dev, "same die; a property of the SM")
+    for dev, src in sorted(SKU_SIBLINGS.items()):
+        if src in subjects and dev not in subjects:
+            subjects[dev] = {name: _carried(f, tuple(f.values), src, "the same part with other memory: SKU_SIBLINGS")
+                             for name, f in subjects[src].items()}
     ordered = {DEFAULT: subjects.pop(DEFAULT)}
     ordered.update({k: subjects[k] for k in sorted(subjects)})
     return store.build("tiled", ordered)

@@ -3,8 +3,8 @@ the large-batch, maximum-throughput regime on H100, H200 and MI300X, priced by :
 and v4.1 ran the same NVIDIA configs on older and newer TensorRT-LLM (two software points on one setup).
 
 Rows priced: ``use`` = ``yes``. The others are typed with their reason (``use`` = ``no: ...``) and loaded by
-no case: Mixtral-8x7B (the mean prompt length of its 15,000 samples is not citable from the index, and the
-workload needs it) and GH200 (the runs' GH200 is the 144 GB HBM3e part, the catalog's gh200 the 96 GB one).
+no case. Mixtral-8x7B rows take their dataset's own mean prompt (:data:`MIXTRAL_INPUT_MEAN`), the GH200 rows the
+catalog's ``gh200-144gb`` (the runs' 144 GB HBM3e part; ``gh200`` is the 96 GB HBM3 one).
 
 A check, never a fit: no fit set of :mod:`tapeout.fit` names ``e2e-mlperf``, so ``tapeout fit`` never reads it
 and ``tapeout validate --cv`` scores it with parameters fitted on other sources only.
@@ -25,16 +25,19 @@ then decodes at a shrinking-free batch; the engines here refill each finished sl
 iteration mixes prefill tokens with the decodes and the KV held per slot follows the length distribution. The
 saturated simulation is the closer model; docs/calibration.md ("MLPerf Inference (a check)") reports both.
 
-The workload: OpenOrca as preprocessed for the benchmark (24,576 samples, prompts of at most 1,024 tokens),
-taken as the ``sharegpt`` preset's length pairs scaled to the dataset's mean prompt length
-(:data:`INPUT_MEAN`) and the row's own mean output length (``Tokens per second / Samples per second``: the
+The workload: the benchmark's dataset (Llama-2-70B: OpenOrca as preprocessed for it, 24,576 samples, prompts of at
+most 1,024 tokens; Mixtral-8x7B: 15,000 samples of OpenOrca, GSM8K and MBXP), taken as the ``sharegpt`` preset's
+length pairs scaled to the dataset's mean prompt length
+(:data:`INPUT_MEANS`) and the row's own mean output length (``Tokens per second / Samples per second``: the
 tokens this system generated per sample, greedy to EOS). :data:`NUM_REQUESTS` requests, seed 0. Engine
 settings the configs do not state are assumptions written in each row's notes (NVIDIA's KV-cache format,
 AMD's ``max_num_seqs``), with TensorRT-LLM's guaranteed-no-evict KV scheduling (``kv_policy="reserve"``)
 for NVIDIA and vLLM's preemption (``"paged"``) for AMD, and the stated KV memory fraction (0.90 NVIDIA,
 0.99 AMD's ``gpu_memory_utilization``, taken as the KV fraction of the memory left). tapeout's default
 framework profile (device time; AMD ran ``--enforce-eager``, whose host time per decode step of a 256-sequence
-batch of a 70B model is small next to the step). op class = ``<engine>/<weights>``.
+batch of a 70B model is small next to the step). op class = ``<engine>/<weights>``; Mixtral-8x7B rows run one replica per
+GPU (TP1, as NVIDIA's configs state), so every expert sits on the replica's one GPU: no expert parallelism and no
+collective in the step.
 """
 
 from __future__ import annotations
@@ -56,12 +59,23 @@ MLPERF_FILE = PUBLISHED_DIR / "mlperf.csv"
 INPUT_TOKENS_SUM = 5_463_976
 NUM_SAMPLES = 24_576
 INPUT_MEAN = INPUT_TOKENS_SUM / NUM_SAMPLES
+#: mean prompt length of the Mixtral-8x7B benchmark's 15,000 samples (5,000 each of OpenOrca, GSM8K and MBXP; the
+#: listing runs in three blocks of 5,000 with means 665.6, 415.4 and 201.2 tokens, which it does not name): the sum of the ``input_length`` column of the per-sample
+#: length listing openshift-psap/performance-dashboard ``mlperf-data/summaries/mixtral-8x7b.csv`` (commit
+#: 67033baeaac181a3a35641dd2b86a7cb22d856dd, 113,402 characters, 15,000 rows, min 35, max 1,948; read whole and
+#: summed: docs/calibration.md). Its ``output_length`` column sums to 2,172,643 tokens, a mean of 144.84: the
+#: reference ``tokens_per_sample`` 144.84 of mlcommons/inference ``language/mixtral-8x7b/README.md``, which is
+#: what identifies the listing as that dataset
+MIXTRAL_INPUT_TOKENS_SUM = 6_410_905
+MIXTRAL_OUTPUT_TOKENS_SUM = 2_172_643
+MIXTRAL_NUM_SAMPLES = 15_000
+MIXTRAL_INPUT_MEAN = MIXTRAL_INPUT_TOKENS_SUM / MIXTRAL_NUM_SAMPLES
 #: requests per simulated replica: enough for the saturated rate to settle (1% from 16,384 on the three rows)
 NUM_REQUESTS = 4096
 #: engine -> (simulate's kv_policy, KV fraction of the memory left): see the module docstring
 ENGINES = {"tensorrt-llm": ("reserve", 0.90), "vllm": ("paged", 0.99)}
 #: benchmark -> its dataset's mean prompt length (tokens): only benchmarks with a citable one are priced
-INPUT_MEANS = {"llama2-70b-99": INPUT_MEAN, "llama2-70b-99.9": INPUT_MEAN}
+INPUT_MEANS = {"llama2-70b-99": INPUT_MEAN, "llama2-70b-99.9": INPUT_MEAN, "mixtral-8x7b": MIXTRAL_INPUT_MEAN}
 COLUMNS = ("repo", "path", "commit", "printed", "system", "device", "accelerators", "engine", "settings", "model",
            "benchmark", "scenario", "weights", "activations", "kv_cache", "tp", "pp", "batch", "metric", "value",
            "unit", "samples_per_s", "use", "notes")
@@ -124,4 +138,4 @@ def load_e2e_mlperf(data_dir: Path) -> list[Case]:
     return [row_case(row) for row in read_dicts(MLPERF_FILE) if used(row)]
 
 
-__all__ = ["INPUT_MEAN", "INPUT_MEANS", "MLPERF_FILE", "NUM_REQUESTS", "load_e2e_mlperf", "row_case", "used"]
+__all__ = ["INPUT_MEAN", "INPUT_MEANS", "MIXTRAL_INPUT_MEAN", "MLPERF_FILE", "NUM_REQUESTS", "load_e2e_mlperf", "row_case", "used"]
