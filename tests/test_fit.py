@@ -286,3 +286,28 @@ def test_collective_siblings_run_over_the_measured_devices_fabric():
     assert [getattr(h200.microarch, k) for k in keys] == [getattr(h100.microarch, k) for k in keys]
     assert (h200.efficiency.collective_latency_us, h200.efficiency.interconnect_eta) == (
         h100.efficiency.collective_latency_us, h100.efficiency.interconnect_eta)
+
+
+def test_a_sku_sibling_is_its_part_with_other_memory_and_every_fitted_value():
+    """GH200 144 GB HBM3e <- GH200 96 GB HBM3 (SKU_SIBLINGS): the catalog differs in the memory table alone (NVIDIA:
+    144 GB at 4.9 TB/s against 96 GB at 4 TB/s), and both tiers store the same values for both SKUs, each group
+    saying where it came from."""
+    from tapeout.fit.roofline import SKU_SIBLINGS
+    from tapeout.hardware.catalog import load_hardware
+
+    assert SKU_SIBLINGS == {"gh200-144gb": "gh200"}
+    for sib, src in SKU_SIBLINGS.items():
+        a, b = load_hardware(sib), load_hardware(src)
+        skip = {"name", "display_name", "aliases", "notes", "memory", "sources", "efficiency", "microarch"}
+        assert a.model_dump(exclude=skip) == b.model_dump(exclude=skip)
+        for part in ("efficiency", "microarch"):  # every value equal; the provenance names the store entry
+            assert getattr(a, part).model_dump(exclude={"source", "sources"}) == \
+                getattr(b, part).model_dump(exclude={"source", "sources"})
+        assert a.memory.bandwidth_gbps > b.memory.bandwidth_gbps and a.memory.capacity_gb > b.memory.capacity_gb
+        for kind in ("tiled", "roofline"):
+            mine, theirs = fitted.load(kind).fits(sib), fitted.load(kind).fits(src)
+            assert set(mine) == set(theirs) and mine, (kind, sib)
+            for name, f in mine.items():
+                assert f.values == theirs[name].values and f"carried over from {src}" in f.method
+    g = load_hardware("gh200-144gb")
+    assert (g.memory.kind, g.memory.capacity_gb, g.memory.bandwidth_gbps) == ("HBM3e", 144, 4900)

@@ -17,11 +17,12 @@ from tapeout.hardware.spec import PEAK_KEYS
 
 EXPECTED = {
     "a100-sxm-40gb", "a100-sxm-80gb", "a100-pcie-80gb", "a800-sxm-80gb", "a40", "a6000",
-    "h100-sxm", "h100-pcie", "h800-sxm", "h200", "gh200", "b200", "gb200", "l4", "l40s", "rtx-3090",
+    "h100-sxm", "h100-pcie", "h800-sxm", "h200", "gh200", "gh200-144gb", "b200", "gb200", "l4", "l40s", "rtx-3090",
     "rtx-4090", "mi210", "mi250x", "mi250x-gcd", "mi300x", "gaudi2", "gaudi3", "tpu-v5e",
 }  # fmt: skip
-#: devices typed straight from their vendor's datasheet, not in the shared datasheet table
-TYPED_HERE = {"gb200"}
+#: devices typed straight from their vendor's datasheet, not in the shared datasheet table (gh200-144gb: the table's
+#: gh200 *_hbm3e_sku rows and MLPerf's system JSON)
+TYPED_HERE = {"gb200", "gh200-144gb"}
 
 
 
@@ -382,6 +383,11 @@ def test_datasheet_facts(shared_file):
                 problems.append(f"{r['device']} {path}: uses uncertain value {v} without flagging it")
     assert not problems, "\n".join(problems)
     assert checked > 250
+    # the GH200 HBM3e SKU (typed here) holds the table's gh200 *_hbm3e_sku facts
+    hbm3e = {r["field"]: float(r["value"]) for r in rows if r["device"] == "gh200" and r["field"].endswith("_hbm3e_sku")}
+    g = load_hardware("gh200-144gb").memory
+    assert (g.capacity_gb, g.bandwidth_gbps) == (hbm3e["memory_capacity_gb_hbm3e_sku"],
+                                                 hbm3e["memory_bandwidth_gbps_hbm3e_sku"])
     # dense never equals the sparse headline where the datasheet gives both
     for (dev, path), dense in values.items():
         if not path.startswith("peak_tflops."):

@@ -27,6 +27,8 @@ Method (docs/calibration.md has the numbers):
      gets interconnect_eta alone, its per-step latency and launch gap at ``[default]``; MI300X both on the
      eager out-of-place rows of rccl-mi300x (``CLASS_COLLECTIVE_SETS``), after the default; a sibling on the
      same fabric without rows (``COLLECTIVE_SIBLINGS``: Gaudi 2, H200) takes the measured one's values.
+   - a SKU sibling (``SKU_SIBLINGS``: the same part with other memory, GH200 144 GB <- GH200) takes every fitted
+     group of its part, after all the steps.
    - attention_eta: fitted alone on the FlashAttention-2 forward rows where a device has them (H100
      SXM), every other field held.
    - ``[default]``: median of the fitted devices, field by field. attention_eta (measured on one

@@ -44,7 +44,8 @@ For each device with measurements, and always across *whole* sets (never one row
 
 The objective is the mean over (dataset, op class) groups of the group MAPE, so a 20-row set
 weighs as much as an 880-row one. Siblings (same die and power class) carry a fitted device's kernel
-efficiencies (their entries say so). Every prediction goes through the real estimator
+efficiencies (their entries say so); a SKU sibling (``fit.roofline.SKU_SIBLINGS``: the same part with other memory,
+GH200 144 GB) takes every group of its part, last. Every prediction goes through the real estimator
 (``perf.estimate(op, hw, "tiled")``) on the catalog device with the roofline calibration and the
 measurement harness's host terms (``validate.runner._Devices``).
 """

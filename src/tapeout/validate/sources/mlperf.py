@@ -1,6 +1,6 @@
 """MLPerf Inference v4.0 and v4.1 Offline results (MLCommons; typed, shipped: ``validate/published/mlperf.csv``):
-the large-batch, maximum-throughput regime on H100, H200 and MI300X, priced by :func:`tapeout.simulate`; v4.0
-and v4.1 ran the same NVIDIA configs on older and newer TensorRT-LLM (two software points on one setup).
+the large-batch, maximum-throughput regime on H100, H200, GH200 and MI300X (Llama-2-70B, and Mixtral-8x7B's MoE),
+priced by :func:`tapeout.simulate`; v4.0 and v4.1 ran the same NVIDIA configs on older and newer TensorRT-LLM (two software points on one setup).
 
 Rows priced: ``use`` = ``yes``. The others are typed with their reason (``use`` = ``no: ...``) and loaded by
 no case. Mixtral-8x7B rows take their dataset's own mean prompt (:data:`MIXTRAL_INPUT_MEAN`), the GH200 rows the
@@ -16,7 +16,7 @@ of them), each an in-flight-batching engine holding at most the config's batch (
 run (``Tokens per second``; ``Samples per second`` beside it). So one case is one replica at saturation:
 :func:`tapeout.simulate` with ``rate=inf`` (all requests at once), ``max_batch`` = the row's batch, continuous
 batching, the row's formats and ``tp``, compared on :func:`~tapeout.validate.serving.saturated_output_rate`
-(output tokens/s until the last request starts: the runs are 200-2,700 s of 52,800-274,560 samples, so the
+(output tokens/s until the last request starts: the runs are 650-2,800 s of 34,320-1,119,360 samples, so the
 drain tail a short simulation has is not in them) against the published tokens/s divided by the replicas.
 A priced row's ``benchmark`` must have a citable mean prompt length (:data:`INPUT_MEANS`).
 
@@ -130,8 +130,9 @@ def used(row: dict[str, str]) -> bool:
 
 
 @register("e2e-mlperf", kind=END_TO_END, shipped=True,
-          description="MLPerf Inference v4.0 / v4.1 Offline, Llama-2-70B: saturated in-flight batching at batch "
-                      "256-896 per replica, H100 / H200 (TensorRT-LLM fp8) and MI300X (vLLM fp8) (simulated)")
+          description="MLPerf Inference v4.0 / v4.1 Offline, Llama-2-70B and Mixtral-8x7B: saturated in-flight "
+                      "batching at batch 256-3,072 per replica, H100 / H200 / GH200 (TensorRT-LLM fp8) and MI300X "
+                      "(vLLM fp8) (simulated)")
 def load_e2e_mlperf(data_dir: Path) -> list[Case]:
     """validate/published/mlperf.csv: one case per row with ``use`` = ``yes`` (module docstring). ``data_dir``
     is unused."""
