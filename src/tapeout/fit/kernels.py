@@ -7,7 +7,11 @@
 - the Sputnik counts (``sputnik_ops_per_nnz``, ``_per_nnz_col``, ``_per_row``): least squares (relative
   error) on every Sputnik row of the same table;
 - ``int_group_scale_ops`` and ``int_kernel_overhead_ops``: one grid over both on FP6-LLM's six W4A16
-  kernel comparisons (TensorRT-LLM's fine-grained and per-channel kernels, LLaMA-70B layers), both tiers.
+  kernel comparisons (TensorRT-LLM's fine-grained and per-channel kernels, LLaMA-70B layers), both tiers;
+- ``token_<kind>_bytes_per_core_clock`` (norm, rope, act): one grid per kind on vidur's per-token kernels of at
+  least :data:`TOKEN_MIN_TOKENS` tokens whose tensors exceed L2, on H100 SXM and A100 PCIe together (one value for both devices: the cap
+  is the kernel's, bytes in flight per core), through the tiled estimator with the devices' stored
+  efficiencies; vidur's A40 rows are the check (docs/calibration.md, "Per-token kernels").
 
 Every candidate reaches the estimator explicitly: kernel constants as a
 :class:`~tapeout.fitted.KernelConstants` passed to the op builder, ``onchip_eta`` and ``tiled_csl_stream_eta``
@@ -27,6 +31,7 @@ import numpy as np
 from tapeout.fit import store
 from tapeout.fitted import KernelConstants, StoreFile, kernel_constants
 from tapeout.validate import judge
+from tapeout.workload.ops import TOKEN_KERNELS, token_kernel
 
 TIERS = ("roofline", "tiled")
 COMMAND = "tapeout fit --only kernels"
@@ -121,6 +126,68 @@ def fit_int_kernel(data: Path, tiers: Sequence[str] = TIERS, base: KernelConstan
     return s, e, best, sum(len(v) for v in figs.values())
 
 
+#: vidur devices the per-token caps are fitted on (their DRAM outruns the kernels; A40's does not: the check)
+TOKEN_DEVICES = ("h100-sxm", "a100-pcie-80gb")
+#: rows of at least this many tokens (the plateau: below it launch and latency set the time)
+TOKEN_MIN_TOKENS = 1024
+TOKEN_COARSE = [round(2.0 + 0.5 * i, 2) for i in range(29)]
+TOKEN_DATASET = "vidur-elementwise"
+
+
+def token_rows(data: Path, devices: Sequence[str] = TOKEN_DEVICES) -> dict[str, list[Any]]:
+    """vidur's per-token kernel rows of at least :data:`TOKEN_MIN_TOKENS` tokens on ``devices``, by kind."""
+    from tapeout.validate.registry import load_cases
+
+    out: dict[str, list[Any]] = {k: [] for k in TOKEN_KERNELS}
+    for c in load_cases(data, [TOKEN_DATASET]):
+        kind = token_kernel(c.ops[0])
+        if kind and c.device in devices and int(c.get("tokens", 0)) >= TOKEN_MIN_TOKENS and beyond_l2(c):
+            out[kind].append(c)
+    return out
+
+
+def beyond_l2(case: Any) -> bool:
+    """The row's tensors exceed the device's L2 (the cap applies only then: :mod:`tapeout.perf.tiled.elementwise`)."""
+    from tapeout import load_hardware
+
+    l2 = load_hardware(case.device).microarch.l2_mb * 1e6
+    return sum(op.bytes_total for op in case.ops) > l2
+
+
+def token_loss(rows: Sequence[Any], kind: str, per: float) -> float:
+    """Mean |ln(predicted / measured)| of ``rows`` on the tiled tier with the ``kind`` cap at ``per``."""
+    from tapeout import load_hardware
+    from tapeout.perf import estimate
+
+    hws: dict[str, Any] = {}
+    total = 0.0
+    for c in rows:
+        hw = hws.get(c.device)
+        if hw is None:
+            base = load_hardware(c.device)
+            hw = hws[c.device] = base.model_copy(update={"efficiency": base.efficiency.model_copy(
+                update={"token_kernel_bytes_per_core_clock": {kind: per}})})
+        t = sum(estimate(op, hw, "tiled").total_s for op in c.ops)
+        total += abs(math.log(t / c.measured_s))
+    return total / max(len(rows), 1)
+
+
+def fit_token_caps(data: Path) -> tuple[dict[str, float], dict[str, int], float]:
+    """({kind: bytes per core per clock}, {kind: rows}, mean loss over the kinds): a coarse grid (0.5) and a fine
+    one (0.1) per kind."""
+    rows = token_rows(data)
+    caps: dict[str, float] = {}
+    losses = []
+    for kind in TOKEN_KERNELS:
+        sel = rows[kind]
+        (c,), _ = grid([TOKEN_COARSE], lambda p, sel=sel, kind=kind: token_loss(sel, kind, p))
+        fine = [round(c + 0.1 * i, 2) for i in range(-5, 6) if c + 0.1 * i > 0]
+        (f,), loss = grid([fine], lambda p, sel=sel, kind=kind: token_loss(sel, kind, p))
+        caps[kind] = f
+        losses.append(loss)
+    return caps, {k: len(v) for k, v in rows.items()}, sum(losses) / len(losses)
+
+
 def _sig(x: float, digits: int = 3) -> float:
     return float(f"{x:.{digits}g}")
 
@@ -130,6 +197,7 @@ def fit_kernels(data: Path) -> StoreFile:
     onchip, stream, flash_loss, flash_rows = fit_flash(data)
     nnz, col, row, sput_rows, rms = fit_sputnik(data)
     scale, overhead, int_loss, int_rows = fit_int_kernel(data)
+    caps, cap_rows, cap_loss = fit_token_caps(data)
     return store.build("kernels", {
         "flashllm": {"staging": store.fit(
             {"onchip_eta": onchip, "tiled_csl_stream_eta": stream},
@@ -150,4 +218,13 @@ def fit_kernels(data: Path) -> StoreFile:
             "comparisons with TensorRT-LLM's W4A16 kernels (fine-grained and per-channel, LLaMA-70B layers L1-L4, "
             "batch 8/16/32, A100); derived (Marlin-ideal) values would be 0.5 and 0",
             datasets=("measured/fp6_llm.csv",), rows=int_rows, residual=int_loss, metric=METRIC, command=COMMAND)},
+        "token": {"kernels": store.fit(
+            {f"token_{k}_bytes_per_core_clock": v for k, v in caps.items()},
+            f"one grid per kind (coarse 0.5 from {TOKEN_COARSE[0]} to {TOKEN_COARSE[-1]}, then 0.1) on vidur's "
+            f"per-token kernels of >= {TOKEN_MIN_TOKENS} tokens whose tensors exceed L2 (rows: "
+            + ", ".join(f"{k} {n}" for k, n in cap_rows.items())
+            + f") on {' and '.join(TOKEN_DEVICES)} together, through the tiled estimator with the devices' stored "
+            "efficiencies; vidur's A40 rows are the check",
+            datasets=(TOKEN_DATASET,), rows=sum(cap_rows.values()), residual=cap_loss,
+            metric="mean |ln(predicted/measured)| of the rows, averaged over the three kinds", command=COMMAND)},
     })

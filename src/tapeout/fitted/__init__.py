@@ -229,6 +229,14 @@ class KernelConstants(BaseModel):
     int_kernel_overhead_ops: float = Field(ge=0, description="per-weight work of deployed intN kernels beyond "
                                            "the conversion count")
 
+    token_norm_bytes_per_core_clock: float | None = Field(
+        None, gt=0, description="a serving engine's per-token norm kernel (one block per token, element-wide "
+        "loads): most DRAM bytes it moves per core per clock; None: no cap")
+    token_rope_bytes_per_core_clock: float | None = Field(
+        None, gt=0, description="the same for its rotary-embedding kernel")
+    token_act_bytes_per_core_clock: float | None = Field(
+        None, gt=0, description="the same for its gated-activation (SiLU-and-mul) kernel")
+
     def with_overrides(self, overrides: dict[str, float] | None) -> "KernelConstants":
         """A copy with some constants replaced (validated: one-line error naming the field)."""
         if not overrides:

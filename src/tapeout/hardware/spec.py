@@ -175,6 +175,17 @@ class EfficiencySpec(_Frozen):
         "parallelism: bytes in flight over the load latency, in clocks); None: no cap (set by a framework "
         "profile, e.g. llamacpp)",
     )
+    token_kernel_bytes_per_core_clock: dict[Literal["norm", "rope", "act"], float] | None = Field(
+        None,
+        description="most DRAM bytes per core per clock a serving engine's per-token kernels move, by kernel: "
+        "norm (RMSNorm/LayerNorm, fused residual-add norms), rope (rotary embedding), act (gated activation); "
+        "one thread block per token with element-wide loads keeps few bytes in flight (docs/calibration.md, "
+        "'Per-token kernels'); None: the stored values (fitted/kernels.toml)")
+    token_kernel_caps: bool = Field(
+        True,
+        description="the framework runs its norms, RoPE and gated activations as per-token kernels (one block per "
+        "token, element-wide loads) that the tiled tier caps at token_kernel_bytes_per_core_clock; False: its "
+        "kernels are generated and vectorised (torch.compile's Inductor: the gptfast profile)")
     large_m_weight_only: Literal["fastest", "dequant_dense"] = Field(
         "fastest",
         description="weight-only quantized GEMMs with more than 64 activation rows: fastest (the faster of a "
@@ -210,6 +221,18 @@ class EfficiencySpec(_Frozen):
                               "collective_latency_us",
                               "oneshot_allreduce_latency_us", "runtime_reserve_gb", "oneshot_allreduce_max_bytes",
                               "stream_bytes_per_core_clock")(_plausible_field)
+
+    @field_validator("token_kernel_bytes_per_core_clock")
+    @classmethod
+    def _token_caps(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is None:
+            return v
+        lo, hi, unit, hint = RANGES["stream_bytes_per_core_clock"]
+        for k, x in v.items():
+            if not x > 0:
+                raise ValueError(f"{k}: {x:g} {unit} must be > 0")
+            plausible(x, lo, hi, unit, hint)
+        return v
 
 
 class ScaleOutSpec(_Frozen):

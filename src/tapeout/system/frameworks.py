@@ -40,6 +40,8 @@ class Framework:
     fp32_activations: bool = False
     #: accumulator of its fp16 matmuls ("fp16": CUBLAS_COMPUTE_16F)
     matmul_accumulate: str = "fp32"
+    #: its norms, RoPE and activations are per-token kernels (False: generated, vectorised kernels)
+    token_kernel_caps: bool = True
 
     def efficiency(self) -> dict[str, float]:
         """The EfficiencySpec fields this profile sets."""
@@ -59,6 +61,8 @@ class Framework:
             out["fp32_activations"] = True
         if self.matmul_accumulate != "fp32":
             out["matmul_accumulate"] = self.matmul_accumulate
+        if not self.token_kernel_caps:
+            out["token_kernel_caps"] = False
         return out
 
 
@@ -69,7 +73,7 @@ def _profile(name: str, t: dict) -> Framework:
                      t.get("stream_bytes_per_core_clock"), t.get("oneshot_allreduce_max_bytes"),
                      float(t.get("oneshot_allreduce_latency_us", 0.0)), float(t.get("prefill_host_overhead_us", 0.0)),
                      str(t.get("large_m_weight_only", "fastest")), bool(t.get("fp32_activations", False)),
-                     str(t.get("matmul_accumulate", "fp32")))
+                     str(t.get("matmul_accumulate", "fp32")), bool(t.get("token_kernel_caps", True)))
 
 
 @functools.cache

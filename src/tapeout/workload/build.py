@@ -250,7 +250,7 @@ class _Builder:
         writes as a second copy when the slot's activations are quantized."""
         if count > 0:
             op = elementwise_op(name + self.suffix, kind, elems_in, elems_out, flops_per,
-                                dtype=self.a, out_dtype=out_dtype, count=count)
+                                dtype=self.a, out_dtype=out_dtype, count=count, tags=_token_tags(name, kind))
             self.ops.append(self._quantized_copy(op, feeds))
 
     def _up_slot(self) -> str:
@@ -675,6 +675,18 @@ class _Builder:
 
 
 #: the routed experts' ops (``_mlp``): under data-parallel attention their work is the tokens of every rank
+def _token_tags(name: str, kind: OpKind) -> tuple[str, ...]:
+    """The per-token kernel an engine runs for a builder op (``token:<kind>``, :data:`tapeout.workload.ops.TOKEN_KERNELS`): every norm
+    (fused residual-add norms included), the rotary embedding, the MLP / expert activations."""
+    if kind is OpKind.NORM:
+        return ("token:norm",)
+    if name == "rope":
+        return ("token:rope",)
+    if kind is OpKind.ELEMENTWISE and name.endswith("_act"):
+        return ("token:act",)
+    return ()
+
+
 ROUTED_EXPERT_OPS = frozenset({"moe_gate_up", "moe_up", "moe_act", "moe_down", "moe_combine"})
 #: the routed experts' GEMMs and activation, between the dispatch and the combine of a wide-EP layer
 EXPERT_FFN_OPS = frozenset({"moe_gate_up", "moe_up", "moe_act", "moe_down"})

@@ -63,6 +63,19 @@ _EXTRACTING = _SPARSE - {Kernel.SPARSE_24}
 _TRANSFORMING = _SPARSE | {Kernel.WEIGHT_ONLY, Kernel.DEQUANT_DENSE}
 
 
+#: a serving engine's per-token kernels (one thread block per token): an op tagged ``token:<kind>`` is one of
+#: them, and :func:`tapeout.perf.token_capped` caps its streaming at the kind's bytes per core per clock
+TOKEN_KERNELS = ("norm", "rope", "act")
+
+
+def token_kernel(op: "Op") -> str | None:
+    """The per-token kernel kind ``op`` runs (:data:`TOKEN_KERNELS`), or None."""
+    for t in op.tags:
+        if t.startswith("token:"):
+            return t[6:]
+    return None
+
+
 #: which hardware unit an op's arithmetic runs on
 MATRIX_KINDS = frozenset({OpKind.GEMM, OpKind.BMM, OpKind.ATTENTION})
 COLLECTIVE_KINDS = frozenset({OpKind.ALLREDUCE, OpKind.ALLGATHER, OpKind.SEND, OpKind.ALLTOALL})
@@ -98,7 +111,8 @@ class Op:
     #: expert-parallel dispatch/combine: the routing facts and DeepEP kernel that set its bytes per link
     #: (:func:`tapeout.perf.core.ep_link_bytes`); None: a plain all-to-all
     routing: EPRouting | None = None
-    #: attention: the KV length it attends over (for reports)
+    #: kernel facts a tier reads: attention ("causal", "flash", "decode", "fa2", ...), per-token kernels
+    #: ("token:norm", "token:rope", "token:act": :func:`token_kernel`)
     tags: tuple[str, ...] = field(default=())
     #: launched from the host one kernel at a time, not replayed from a CUDA graph (the prefill of a
     #: serving engine): the framework's ``prefill_host_overhead_us`` applies (``perf.estimate``)

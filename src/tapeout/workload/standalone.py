@@ -110,8 +110,10 @@ def attention_op(b: int, heads: int, kv_heads: int, d: int, *, sq: int = 1, pref
 
 
 def elementwise_op(name: str, kind: OpKind, elems_in: float, elems_out: float, flops_per: float, *,
-                   dtype: str | DType = "fp16", out_dtype: str | DType | None = None, count: int = 1) -> Op:
-    """A bandwidth-bound op over ``elems_in`` input and ``elems_out`` output elements."""
+                   dtype: str | DType = "fp16", out_dtype: str | DType | None = None, count: int = 1,
+                   tags: tuple[str, ...] = ()) -> Op:
+    """A bandwidth-bound op over ``elems_in`` input and ``elems_out`` output elements (``tags``: e.g.
+    ``("token:norm",)``, a serving engine's per-token kernel, :func:`tapeout.workload.ops.token_kernel`)."""
     a = dtypes.parse(dtype)
     out = dtypes.parse(out_dtype) if out_dtype is not None else a
     rd, wr = elems_in * a.bytes, elems_out * out.bytes
@@ -119,13 +121,14 @@ def elementwise_op(name: str, kind: OpKind, elems_in: float, elems_out: float, f
         name=name, kind=kind, flops=flops_per * max(elems_in, elems_out), bytes_read=rd, bytes_written=wr,
         count=count, shape=(("elements", round(elems_out)),), compute_dtype="fp32",
         formats=(("act", a.name),) + ((("out", out.name),) if out is not a else ()),
-        activation_bytes=rd + wr,
+        activation_bytes=rd + wr, tags=tuple(tags),
     )
 
 
-def norm_op(rows: int, cols: int, *, norm: str = "rmsnorm", dtype: str | DType = "fp16", name: str = "norm") -> Op:
+def norm_op(rows: int, cols: int, *, norm: str = "rmsnorm", dtype: str | DType = "fp16", name: str = "norm",
+            tags: tuple[str, ...] = ()) -> Op:
     """RMSNorm/LayerNorm over ``rows`` vectors of ``cols`` elements (weights are negligible)."""
-    return elementwise_op(name, OpKind.NORM, rows * cols, rows * cols, NORM_FLOPS[norm], dtype=dtype)
+    return elementwise_op(name, OpKind.NORM, rows * cols, rows * cols, NORM_FLOPS[norm], dtype=dtype, tags=tags)
 
 
 def softmax_op(rows: int, cols: int, *, dtype: str | DType = "fp16", name: str = "softmax") -> Op:
@@ -140,9 +143,10 @@ def softmax_op(rows: int, cols: int, *, dtype: str | DType = "fp16", name: str =
 
 
 def activation_op(elems_in: float, elems_out: float, *, activation: str = "silu", dtype: str | DType = "fp16",
-                  name: str = "act") -> Op:
+                  name: str = "act", tags: tuple[str, ...] = ()) -> Op:
     """An MLP activation: gated (in = 2 x out, e.g. SiLU-and-mul) or plain (in = out)."""
-    return elementwise_op(name, OpKind.ELEMENTWISE, elems_in, elems_out, ACT_FLOPS[activation], dtype=dtype)
+    return elementwise_op(name, OpKind.ELEMENTWISE, elems_in, elems_out, ACT_FLOPS[activation], dtype=dtype,
+                          tags=tags)
 
 
 def collective_op(kind: OpKind | str, message_bytes: float, group: int, *, dtype: str | DType = "fp16",

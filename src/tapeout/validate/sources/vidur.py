@@ -101,14 +101,14 @@ def _vidur_elementwise_op(column: str, r: dict[str, str]) -> Op:
     heads, kv_heads = int(r["n_head"]), int(r["n_kv_head"])
     hd = h // heads
     if column in ("input_layernorm", "post_attention_layernorm"):
-        return norm_op(T, h, norm="rmsnorm", name=column)
+        return norm_op(T, h, norm="rmsnorm", name=column, tags=("token:norm",))
     if column == "attn_rope":  # in place on the shard's q and k (as build.py's "rope")
         q, kv = heads // tp * hd, max(1, kv_heads // tp) * hd
-        return elementwise_op(column, OpKind.ELEMENTWISE, T * (q + kv), T * (q + kv), ROPE_FLOPS)
+        return elementwise_op(column, OpKind.ELEMENTWISE, T * (q + kv), T * (q + kv), ROPE_FLOPS, tags=("token:rope",))
     if column == "mlp_act":
         inter = math.ceil(int(r["n_expanded_embd"]) / tp)
         mats = 2 if r.get("use_gated_mlp", "True").strip().lower() == "true" else 1
-        return activation_op(T * mats * inter, T * inter, activation="silu", name=column)
+        return activation_op(T * mats * inter, T * inter, activation="silu", name=column, tags=("token:act",))
     if column == "add":  # residual add: two inputs, one output
         return elementwise_op(column, OpKind.ELEMENTWISE, 2 * T * h, T * h, 1)
     raise KeyError(column)
