@@ -372,13 +372,15 @@ def test_routers_spread_requests():
 # ---- bucketing error ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("model,hardware,tp,bound", [
-    ("llama-3.1-8b", "h100-sxm", 1, 0.01),
-    ("llama-3.1-70b", "h100-sxm", 4, 0.01),
+    ("llama-3.1-8b", "h100-sxm", 1, 0.02),
+    ("llama-3.1-70b", "h100-sxm", 4, 0.02),
     ("mixtral-8x7b", "a100-sxm-80gb", 2, 0.12),
 ])
 def test_bucketing_error_is_bounded(model, hardware, tp, bound):
-    """Bucketed vs exact prices of random iterations (tiled tier): within 1% for dense models; MoE models,
-    whose per-expert rows round onto tiles between grid nodes, within 12%, 1% on average."""
+    """Bucketed vs exact prices of random iterations (tiled tier): within 2% for dense models (the module's
+    stated bound: the per-token kernels' cap steps in where their tensors outgrow L2, so an iteration whose
+    token count straddles that step between two grid nodes is interpolated across it); MoE models, whose
+    per-expert rows round onto tiles between grid nodes, within 12%; 1% on average."""
     from tapeout.api import prepare
     from tapeout.serving.iteration import IterationPricer
 

@@ -22,7 +22,8 @@ between nodes are interpolated linearly (tokens, sequences of the head, contexts
 prior). The grid is exact wherever the priced time is linear in the bucketed variable between two nodes
 (roofline decode attention, the bytes of the token ops; the tiled decode attention's per-tile fixed work
 overlaps its streaming by a p-norm, within ~1e-6 of linear); where a tier prices tile or wave steps (a
-GEMM's m padded to its tile), the interpolated time stays between the times at the two nodes. The
+GEMM's m padded to its tile; the tiled per-token kernels' cap, which steps in where their tensors outgrow L2),
+the interpolated time stays between the times at the two nodes. The
 difference with exact pricing (``exact=True``) is bounded by tests/test_serving.py: at most 2% on any
 iteration of a random composition and under 0.5% on a simulation's throughput and mean latencies.
 """
