@@ -21,8 +21,11 @@ from tapeout.clicommand import run_app
 from tapeout.hardware.catalog import load_hardware
 
 ROOT = Path(__file__).resolve().parents[1]
-#: examples per test (TAPEOUT_FUZZ_EXAMPLES=500 for a longer hunt; the suite keeps it short)
-FUZZ = settings(max_examples=int(os.environ.get("TAPEOUT_FUZZ_EXAMPLES", "35")), deadline=None,
+#: examples per test (TAPEOUT_FUZZ_EXAMPLES=500 for a longer hunt; the suite keeps it short). The suite's run
+#: is derandomized (the same examples every run, as tests/test_web_fuzz.py's) so that a failure reproduces and
+#: no suite run meets an example the last one did not; a hunt (TAPEOUT_FUZZ_EXAMPLES set) draws at random
+HUNT = "TAPEOUT_FUZZ_EXAMPLES" in os.environ
+FUZZ = settings(max_examples=int(os.environ.get("TAPEOUT_FUZZ_EXAMPLES", "35")), deadline=None, derandomize=not HUNT,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 #: values a user types for a number: mostly fine (so that predictions run), some hostile
@@ -221,3 +224,49 @@ def test_frontier_config_fuzz(tmp_path_factory, capsys, file, data):
                               "--input-len", "64", "--output-len", "4", "--format", "json"])
     if rc == 0:
         _finite(_no_nan_json(out))
+
+
+
+def _config_with(tmp_path: Path, path: Path, **edits: object) -> str:
+    f = tmp_path / "config.json"
+    f.write_text(json.dumps({**json.loads(path.read_text()), **edits}))
+    return str(f)
+
+
+def _predict_small(model: str) -> list[str]:
+    return ["predict", "--model", model, "--hardware", "h100-sxm", "--tier", "roofline", "--input-len", "64",
+            "--output-len", "4", "--format", "json"]
+
+
+#: configs whose mappers expand per-layer lists (Gemma 2's sliding layers, DeepSeek's dense layers, Mixtral's
+#: dense layers): a fuzz example of 2^70 layers ran them for minutes before ModelSpec's bound was reached
+HUGE_LAYERS = {"gemma-2": (SHARED_CONFIGS / "google--gemma-2-9b.json", {}),
+               "deepseek-v2": (SHARED_CONFIGS / "deepseek-ai--DeepSeek-V2-Lite.json", {}),
+               "mixtral": (ROOT / "examples" / "config.json", {"model_type": "mixtral", "num_local_experts": 8,
+                                                               "num_experts_per_tok": 2})}
+
+
+@pytest.mark.skipif(not SHARED_CONFIGS.is_dir(), reason="shared hf-configs reference data not present")
+@pytest.mark.parametrize("layers", [2**70, 100_001])
+@pytest.mark.parametrize("config", sorted(HUGE_LAYERS))
+def test_too_many_layers_is_refused_by_the_mapper(tmp_path, capsys, config, layers):
+    # the mapper refuses the HF key itself, before any per-layer expansion (not ModelSpec's num_layers after
+    # it): 2^70 is the fuzz example that hung; 100_001 checks where the refusal comes from without a hang
+    path, extra = HUGE_LAYERS[config]
+    capsys.readouterr()
+    rc = run_app(app, _predict_small(_config_with(tmp_path, path, **extra, num_hidden_layers=layers)))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err, err
+    assert err.endswith(f"'num_hidden_layers' must be an integer in 1..100000, got {layers}"), err
+
+
+@pytest.mark.skipif(not SHARED_CONFIGS.is_dir(), reason="shared hf-configs reference data not present")
+def test_most_layers_allowed_still_predict(tmp_path, capsys):
+    # the bound itself is a valid model: Gemma 2 at 100_000 layers predicts, half its layers sliding (its
+    # attention spans are counted over a set of the sliding layers, not a scan of their list per layer)
+    model = _config_with(tmp_path, SHARED_CONFIGS / "google--gemma-2-9b.json", num_hidden_layers=100_000)
+    rc, out = _check(capsys, _predict_small(model))
+    assert rc == 0
+    d = _no_nan_json(out)
+    _finite(d)
+    assert d["model_info"]["attention_layers"] == {"full": 50_000, "sliding4096": 50_000}

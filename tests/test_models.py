@@ -422,6 +422,20 @@ def test_layer_attention_spans():
     assert load_model("deepseek-v2-lite").mla.q_lora_rank is None
 
 
+def test_attention_spans_count_each_layer_by_its_own_span():
+    # attention_spans tallies layer_attention per layer (over a set of the local layers, not a scan of the
+    # tuple): the same counts for every catalog model with local attention, over all layers and a subset
+    local = [m for m in list_models() if m.local_attention is not None]
+    assert {m.local_attention.layers is None for m in local} == {True, False}  # every-layer and listed windows
+    for m in local:
+        for ix in (None, range(1, m.num_layers, 3)):
+            want: dict = {}
+            for i in range(m.num_layers) if ix is None else ix:
+                want[m.layer_attention(i)] = want.get(m.layer_attention(i), 0) + 1
+            assert dict(m.attention_spans(ix)) == want, m.name
+            assert sum(n for _, n in m.attention_spans(ix)) == len(range(m.num_layers) if ix is None else ix)
+
+
 def test_chunked_and_sliding_key_counts():
     from tapeout.models.spec import LayerAttention
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tapeout.errors import TapeoutError
-from tapeout.models.spec import ModelSpec
+from tapeout.models.spec import MAX_LAYERS, ModelSpec
 from tapeout.specio import build, read_mapping
 
 #: HF activation names -> ModelSpec.activation
@@ -70,6 +70,15 @@ class _Cfg:
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise TapeoutError(f"{self.origin}: {keys[0]!r} must be a positive integer, got {v!r}")
         return v
+
+    def layers(self, *keys: str) -> int:
+        """A layer count, bounded (ModelSpec's ``MAX_LAYERS``) before a mapper expands it into per-layer lists:
+        a typo of 2^70 layers is a one-line error, not a loop that never ends."""
+        n = self.int(*keys)
+        if n > MAX_LAYERS:
+            key = next(k for k in keys if self.cfg.get(k) is not None)
+            raise TapeoutError(f"{self.origin}: {key!r} must be an integer in 1..{MAX_LAYERS}, got {n!r}")
+        return n
 
     def sub(self, key: str) -> "_Cfg":
         """A nested config (``text_config``) with the same origin; the config itself when absent."""
@@ -139,7 +148,7 @@ class _Cfg:
 
 # ---- per-architecture mappers -----------------------------------------------------------------
 def _llama_like(c: _Cfg, family: str) -> dict[str, Any]:
-    layers = c.int("num_hidden_layers")
+    layers = c.layers("num_hidden_layers")
     hidden = c.int("hidden_size")
     heads = c.int("num_attention_heads")
     return {
@@ -252,7 +261,8 @@ def _dense_layers(c: _Cfg, layers: int) -> tuple[int, ...]:
     first_k = c.get("first_k_dense_replace", default=0)
     if isinstance(first_k, bool) or not isinstance(first_k, int):
         raise TapeoutError(f"{c.origin}: 'first_k_dense_replace' must be an integer, got {first_k!r}")
-    dense = {i for i in range(layers) if i in only or (i + 1) % step or i < first_k}
+    listed = set(only)  # a set: the membership test below runs once per layer
+    dense = {i for i in range(layers) if i in listed or (i + 1) % step or i < first_k}
     return tuple(sorted(dense))
 
 
@@ -371,7 +381,7 @@ def _vision_params(c: _Cfg, text_hidden: int) -> int:
         return 0
     vc = c.sub("vision_config")
     kind = str(v.get("model_type", ""))
-    h, i, n = vc.int("hidden_size"), vc.int("intermediate_size"), vc.int("num_hidden_layers")
+    h, i, n = vc.int("hidden_size"), vc.int("intermediate_size"), vc.layers("num_hidden_layers")
     ch, patch, image = vc.int("num_channels", default=3), vc.int("patch_size"), vc.int("image_size")
     layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * 2 * h  # q/k/v/o, fc1/fc2 with biases, 2 LayerNorms
     if kind == "llama4_vision_model":
@@ -572,7 +582,7 @@ def _opt(c: _Cfg) -> dict[str, Any]:
     bias = c.bool("enable_bias", True)
     return {
         "family": "opt",
-        "num_layers": c.int("num_hidden_layers"),
+        "num_layers": c.layers("num_hidden_layers"),
         "hidden_size": hidden,
         "num_heads": heads,
         "num_kv_heads": heads,
@@ -598,7 +608,7 @@ def _gpt2(c: _Cfg, family: str = "gpt2") -> dict[str, Any]:
     heads = c.int("n_head", "num_attention_heads")
     return {
         "family": family,
-        "num_layers": c.int("n_layer", "num_hidden_layers"),
+        "num_layers": c.layers("n_layer", "num_hidden_layers"),
         "hidden_size": hidden,
         "num_heads": heads,
         "num_kv_heads": heads,
@@ -645,7 +655,7 @@ def _gptj(c: _Cfg) -> dict[str, Any]:
     heads = c.int("n_head")
     return {
         "family": "gptj",
-        "num_layers": c.int("n_layer"),
+        "num_layers": c.layers("n_layer"),
         "hidden_size": hidden,
         "num_heads": heads,
         "num_kv_heads": heads,
@@ -673,7 +683,7 @@ def _gpt_neox(c: _Cfg) -> dict[str, Any]:
     bias = c.bool("attention_bias", True)
     return {
         "family": "gpt_neox",
-        "num_layers": c.int("num_hidden_layers"),
+        "num_layers": c.layers("num_hidden_layers"),
         "hidden_size": hidden,
         "num_heads": heads,
         "num_kv_heads": heads,
@@ -713,7 +723,7 @@ def _falcon(c: _Cfg) -> dict[str, Any]:
     bias = c.bool("bias", False)
     return {
         "family": "falcon",
-        "num_layers": c.int("num_hidden_layers", "n_layer"),
+        "num_layers": c.layers("num_hidden_layers", "n_layer"),
         "hidden_size": hidden,
         "num_heads": heads,
         "num_kv_heads": kv_heads,
@@ -754,7 +764,7 @@ def _dbrx(c: _Cfg) -> dict[str, Any]:
     experts = ffn.int("moe_num_experts", default=4)
     return {
         "family": "dbrx",
-        "num_layers": c.int("n_layers"),
+        "num_layers": c.layers("n_layers"),
         "hidden_size": hidden,
         "num_heads": heads,
         "num_kv_heads": attn.int("kv_n_heads", default=1),

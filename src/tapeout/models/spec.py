@@ -14,6 +14,8 @@ Activation = Literal["silu", "gelu", "gelu_tanh", "relu", "swiglu_oai"]
 #: largest width (hidden, intermediate, head) a spec may give: sizes are bounded so that no count
 #: overflows downstream (a config with 2^70 layers is a typo, not a model)
 MAX_WIDTH = 10_000_000
+#: most decoder layers a spec may give (the HF mappers check it before they expand per-layer lists)
+MAX_LAYERS = 100_000
 
 #: how a layer's attention bounds the keys it sees (docs/local-attention.md):
 #: full (every earlier token), sliding (the last ``window`` tokens), chunked (the tokens of the query's own
@@ -228,7 +230,7 @@ class ModelSpec(BaseModel):
     name: str
     hf_id: str | None = None
     family: str = Field(description="architecture family, e.g. llama, opt, gptj, falcon, mixtral, qwen2")
-    num_layers: int = Field(gt=0, le=100_000)
+    num_layers: int = Field(gt=0, le=MAX_LAYERS)
     hidden_size: int = Field(gt=0, le=MAX_WIDTH)
     num_heads: int = Field(gt=0, le=100_000)
     num_kv_heads: int = Field(gt=0, le=100_000, description="= num_heads for MHA, 1 for MQA, between for GQA")
@@ -351,9 +353,13 @@ class ModelSpec(BaseModel):
         if self.local_attention is None:  # every layer attends to the whole context
             n = self.num_layers if layers is None else sum(1 for _ in layers)
             return [(FULL, n)] if n else []
+        la = self.local_attention
+        local = LayerAttention(la.kind, la.window)
+        # a set, not the tuple: one lookup per layer, not a scan of the list (quadratic at 10^5 layers)
+        on = None if la.layers is None else frozenset(la.layers)
         counts: dict[LayerAttention, int] = {}
         for i in range(self.num_layers) if layers is None else layers:
-            a = self.layer_attention(i)
+            a = local if on is None or i in on else FULL
             counts[a] = counts.get(a, 0) + 1
         return sorted(counts.items(), key=lambda kv: (kv[0].kind != "full", kv[0].kind, kv[0].window))
 
