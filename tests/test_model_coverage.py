@@ -84,6 +84,11 @@ def _arch(spec: ModelSpec) -> dict:
     ("Qwen/Qwen2.5-3B", "qwen2.5-3b"),
     ("Qwen/Qwen2.5-3B-Instruct", "qwen2.5-3b"),
     ("deepseek-ai/DeepSeek-R1-0528", "deepseek-r1"),
+    ("deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "llama-3.1-70b"),
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-14B", "qwen2.5-14b"),
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "qwen2.5-32b"),
+    ("codellama/CodeLlama-70b-hf", "codellama-70b"),
+    ("codellama/CodeLlama-70b-Instruct-hf", "codellama-70b"),
 ])
 def test_benchmarked_ids_resolve(model_id, name):
     assert load_model(model_id).name == name
@@ -183,6 +188,25 @@ SOURCE_CONFIGS["codellama-13b"] = {
     "model_type": "llama", "hidden_act": "silu", "hidden_size": 5120, "intermediate_size": 13824,
     "max_position_embeddings": 16384, "num_attention_heads": 40, "num_hidden_layers": 40, "num_key_value_heads": 40,
     "tie_word_embeddings": False, "vocab_size": 32016}
+
+# Lightning-AI/litgpt litgpt/config.py CodeLlama-70b-hf @0006c973 (its config.json transcribed, in the config's keys:
+# block_size -> max_position_embeddings, vocab_size 32016 padded to a multiple of 16 -> vocab_size, n_query_groups ->
+# num_key_value_heads)
+SOURCE_CONFIGS["codellama-70b"] = {
+    "model_type": "llama", "hidden_act": "silu", "hidden_size": 8192, "intermediate_size": 28672,
+    "max_position_embeddings": 16384, "num_attention_heads": 64, "num_hidden_layers": 80, "num_key_value_heads": 8,
+    "rope_theta": 1000000, "tie_word_embeddings": False, "vocab_size": 32016}
+
+
+def test_codellama_70b_is_llama_2_70b_with_code_llamas_vocabulary_and_positions():
+    m, base = load_model("codellama/CodeLlama-70b-Instruct-hf"), load_model("llama-2-70b")
+    assert m.name == "codellama-70b"
+    # Llama 2 70B's GQA layer; 16 more token rows (32016, in the embedding and the untied lm_head), 16384 positions
+    assert (m.num_layers, m.num_heads, m.num_kv_heads, m.intermediate_size) == (80, 64, 8, 28672)
+    assert (m.vocab_size, m.max_position_embeddings) == (32_016, 16_384)
+    assert m.total_params() - base.total_params() == 2 * 16 * 8192
+    # the card's "70B": 68.98B, as for Llama 2 70B
+    assert m.total_params() == pytest.approx(70e9, rel=0.02)
 
 
 # NVIDIA/TensorRT-LLM test_modeling_qwen_moe.py QWEN2_57B_A14B_CONFIG @cb4c622c (the architecture keys)
@@ -442,9 +466,23 @@ R1_DISTILL_QWEN_1_5B = {"model_type": "qwen2", "hidden_act": "silu", "hidden_siz
                         "vocab_size": 151936}
 
 
+# LitGPT's transcription of DeepSeek-R1-Distill-Llama-70B's config.json (litgpt/config.py @0006c973), as for the 8B
+R1_DISTILL_LLAMA_70B = R1_DISTILL_LLAMA_8B | {"hidden_size": 8192, "intermediate_size": 28672,
+                                              "num_attention_heads": 64, "num_hidden_layers": 80}
+# DeepSeek-R1-Distill-Qwen-14B's GGUF metadata (open-webui #8919, ollama #9245), in the config's keys: block_count ->
+# num_hidden_layers, context_length -> max_position_embeddings, the tokens array's length -> vocab_size; untied as
+# the checkpoint's count shows (test below)
+R1_DISTILL_QWEN_14B = {"model_type": "qwen2", "hidden_act": "silu", "hidden_size": 5120, "intermediate_size": 13824,
+                       "max_position_embeddings": 131072, "num_attention_heads": 40, "num_hidden_layers": 48,
+                       "num_key_value_heads": 8, "rope_theta": 1000000, "tie_word_embeddings": False,
+                       "vocab_size": 152064}
+
+
 @pytest.mark.parametrize(("model_id", "config", "base"), [
     ("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", R1_DISTILL_LLAMA_8B, "llama-3.1-8b"),
     ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", R1_DISTILL_QWEN_7B, "qwen2.5-7b"),
+    ("deepseek-ai/DeepSeek-R1-Distill-Llama-70B", R1_DISTILL_LLAMA_70B, "llama-3.1-70b"),
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-14B", R1_DISTILL_QWEN_14B, "qwen2.5-14b"),
 ])
 def test_r1_distill_twins_equal_their_bases_in_every_priced_field(model_id, config, base):
     assert _arch(from_hf_config(config)) == _arch(load_model(base))
@@ -479,6 +517,36 @@ def test_r1_distill_llama_8b_is_exactly_llama_3_1_8b_by_count():
     assert load_model("deepseek-ai/DeepSeek-R1-Distill-Llama-8B").total_params() == 8_030_261_248
 
 
+@pytest.mark.parametrize(("model_id", "count"), [
+    # GGUF reading of DeepSeek-R1-Distill-Llama-70B (Params 70553706496, 80 layers, 131072 positions)
+    ("deepseek-ai/DeepSeek-R1-Distill-Llama-70B", 70_553_706_496),
+    # ollama-tools README: deepseek-r1:14b (general.name DeepSeek R1 Distill Qwen 14B), 14.77B (14770033664)
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-14B", 14_770_033_664),
+    # HF model API record of DeepSeek-R1-Distill-Qwen-32B @711ad2ea: safetensors BF16 total 32,763,876,352
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", 32_763_876_352),
+])
+def test_r1_distill_twins_hold_their_checkpoints_exact_counts(model_id, count):
+    m = load_model(model_id)
+    assert m.total_params() == count
+    # exact only with the untied lm_head (and, for the Qwen2 layers, the q/k/v biases)
+    assert ModelSpec.model_validate(m.model_dump() | {"tie_embeddings": True}).total_params() != count
+    if m.family == "qwen2":
+        assert ModelSpec.model_validate(m.model_dump() | {"qkv_bias": False}).total_params() != count
+
+
+def test_r1_distill_qwen_32b_count_fixes_its_depth_and_heads():
+    # the GGUF print (llama-cpp-python #1901) gives n_ff 27648, 152064 tokens and 131072 positions; at Qwen2.5-32B's
+    # width 5120 the checkpoint's 32,763,876,352 is reached by 64 layers of 40 / 8 heads and by no nearby shape
+    m = load_model("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B")
+    assert (m.intermediate_size, m.vocab_size, m.max_position_embeddings) == (27648, 152064, 131072)
+    assert (m.num_layers, m.num_heads, m.num_kv_heads, m.hidden_size) == (64, 40, 8, 5120)
+    for layers in range(56, 73):
+        for kv in (4, 5, 8, 10, 20, 40):
+            if (layers, kv) != (64, 8):
+                other = ModelSpec.model_validate(m.model_dump() | {"num_layers": layers, "num_kv_heads": kv})
+                assert other.total_params() != 32_763_876_352
+
+
 def test_r1_distill_qwen_1_5b_is_its_own_entry_with_the_exact_count():
     m = load_model("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B")
     assert _arch(from_hf_config(R1_DISTILL_QWEN_1_5B)) == _arch(m)
@@ -491,6 +559,7 @@ def test_r1_distill_qwen_1_5b_is_its_own_entry_with_the_exact_count():
 
 @pytest.mark.parametrize(("name", "config"), [
     ("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", R1_DISTILL_LLAMA_8B),
+    ("deepseek-ai/DeepSeek-R1-Distill-Qwen-14B", R1_DISTILL_QWEN_14B),
     ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", R1_DISTILL_QWEN_7B),
     ("deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B", R1_DISTILL_QWEN_1_5B),
 ])
@@ -523,12 +592,10 @@ def test_qwen_cards_non_embedding_counts(name, non_embedding):
 # releases whose config.json no public copy was found for: unknown (one line), never silently another entry's
 # architecture (the R1 distills "slightly change" their bases' configs and tokenizers, per DeepSeek's README)
 @pytest.mark.parametrize("model_id", [
-    "deepseek-ai/DeepSeek-R1-Distill-Llama-70B",
-    "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B",
     "internlm/internlm2_5-7b-chat",
     "core42/jais-30b-chat-v3", "core42/jais-30b-v3",
     "internlm/internlm2-chat-20b",
-    "codellama/CodeLlama-70b-Instruct-hf", "nvidia/Llama-3.1-8B-Instruct-FP8",
+    "nvidia/Llama-3.1-8B-Instruct-FP8",
     "nvidia/Llama-3.1-70B-Instruct-FP8", "nvidia/Llama-3.3-70B-Instruct-FP8",
     "nvidia/Llama-4-Maverick-17B-128E-Instruct-FP8",
     # AMD Quark's FP8 weights, activations and KV cache: no copy of their config.json (quantization_config) was found,

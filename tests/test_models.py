@@ -89,7 +89,7 @@ OWN_SOURCE_MODELS = {"llama-3.2-1b", "llama-3.2-3b", "gemma-2b", "gemma-7b", "mi
                      "qwen1.5-32b", "codellama-13b", "mistral-large-2407",
                      "qwen2-57b-a14b", "qwen1.5-7b", "qwen1.5-14b", "qwen1.5-72b",
                      "deepseek-r1-distill-qwen-1.5b", "jais-13b",
-                     "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b", "qwen2.5-3b"}
+                     "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b", "qwen2.5-3b", "codellama-70b"}
 #: models/catalog/variants/: base entry's architecture with a few fields replaced
 VARIANT_MODELS = {"qwen2-72b", "qwen2-7b", "mistral-nemo-12b-instruct", "llama-3.1-405b-instruct-fp8",
                   "llama-3.1-405b-instruct-fp8-nvidia", "llama-3.1-8b-instruct-fp8-neuralmagic",
@@ -106,6 +106,7 @@ MOE_MODELS = {"mixtral-8x7b", "mixtral-8x22b", "deepseek-v2-lite", "deepseek-v3"
 SIZE_LABEL_DEVIATIONS = {
     "llama-2-7b": "card says 7B; the weights hold 6.74B",
     "llama-2-70b": "card says 70B; the weights hold 68.98B",
+    "codellama-70b": "card says 70B; Llama 2 70B's layers with 32016 rows hold 68.98B",
     "opt-13b": "OPT Table 1 says 13B; 12.85B with d_model 5120, 40 layers",
     "mistral-7b": "card says '7 billion'; 7.24B (Mistral's blog: 7.3B)",
     "falcon-40b": "card says 40B; 41.30B with the lm_head tied",

@@ -51,6 +51,28 @@ _ALIASES: dict[str, str] = {
     # and k/v 3584 -> 512 with bias, gate/up 18944, a separate lm_head 3584 -> 152064; max_position_embeddings
     # 131072, tie_word_embeddings false, vocab_size 152064)
     "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": "qwen2.5-7b",
+    # DeepSeek-R1-Distill-Llama-70B: Llama-3.3-70B-Instruct's fields, i.e. llama-3.1-70b's (LitGPT's transcription of
+    # its config.json: github:Lightning-AI/litgpt litgpt/config.py R1-Distill-Llama-70B
+    # @0006c973aa7d6ace293e2a5fedaf1f8f804f960c: block_size 131072, padded_vocab_size 128256, 80 layers, 64 / 8 heads,
+    # n_embd 8192, intermediate 28672, no bias, rope_base 500000 with the llama3 adjustments); its GGUF as llama.cpp
+    # loads it (open-webui/open-webui issue #9788: general.name DeepSeek R1 Distill Llama 70B, 724 tensors) and a GGUF
+    # reading of the checkpoint (public-code index file id 69538494549: Arch llama, NLayers 80, CtxTrain 131072,
+    # Params 70553706496) give llama-3.1-70b's count to the parameter
+    "deepseek-ai/DeepSeek-R1-Distill-Llama-70B": "llama-3.1-70b",
+    # DeepSeek-R1-Distill-Qwen-14B: Qwen2.5-14B's priced fields (rope_theta 1e6 is not one): its GGUF metadata as
+    # llama.cpp prints it (open-webui/open-webui issue #8919, also ollama/ollama issue #9245: general.name DeepSeek R1
+    # Distill Qwen 14B, qwen2 block_count 48, context_length 131072, embedding_length 5120, feed_forward_length 13824,
+    # 40 / 8 heads, 152064 tokens); the checkpoint's count, 14.77B (14770033664) for deepseek-r1:14b (ollama-tools
+    # README, public-code index file id 147148655), is qwen2.5-14b's exactly (untied lm_head, q/k/v biases)
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B": "qwen2.5-14b",
+    # DeepSeek-R1-Distill-Qwen-32B: Qwen2.5-32B's priced fields: its GGUF as llama.cpp prints it
+    # (abetlen/llama-cpp-python pull request #1901: general.name DeepSeek R1 Distill Qwen 32B, n_ff 27648, n_vocab
+    # 152064, n_ctx_orig_yarn 131072, freq_base_train 1e6, model params 32.76 B) and the HF model API record of
+    # deepseek-ai/DeepSeek-R1-Distill-Qwen-32B @711ad2ea6aa40cfca18895e8aca02ab92df1a746 (github:daniel-p-green/
+    # alain-ai-learning-platform out/research-deepseek-ai-deepseek-r1-distill-qwen-32b/sources/huggingface/model.json
+    # @522537bc54b2efa439c7755a8c5dedd6f8b001da: Qwen2ForCausalLM, safetensors BF16 total 32,763,876,352 =
+    # qwen2.5-32b's count to the parameter, which only its 64 layers of 40 / 8 heads reach at that width)
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B": "qwen2.5-32b",
     # DeepSeek-R1-0528: DeepSeek-R1's priced fields and its shipped format (61 layers, hidden 7168, MLA q_lora 1536 /
     # kv_lora 512 / rope 64 / nope 128 / v 128, 128 heads, 256 routed experts of 2048, 8 per token, 1 shared,
     # first_k_dense_replace 3, n_group 8 / topk_group 4, vocab 129280, 163840 positions, 1 MTP layer,
