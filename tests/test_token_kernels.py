@@ -66,6 +66,9 @@ def test_per_call_override_and_validation():
         tapeout.predict("llama-2-7b", "h100-sxm", efficiency={"token_kernel_bytes_per_core_clock": {"norm": 0.0}})
     with pytest.raises(TapeoutError, match="norm"):
         tapeout.predict("llama-2-7b", "h100-sxm", efficiency={"token_kernel_bytes_per_core_clock": {"gelu": 5.0}})
+    for bad in ({"act": True}, {"rope": float("nan")}, {"norm": 1e9}, 5.0):
+        with pytest.raises(TapeoutError, match="token_kernel_bytes_per_core_clock"):
+            tapeout.predict("llama-2-7b", "h100-sxm", efficiency={"token_kernel_bytes_per_core_clock": bad})
 
 
 def test_token_cap_reads_the_call_before_the_store():

@@ -222,6 +222,15 @@ class EfficiencySpec(_Frozen):
                               "oneshot_allreduce_latency_us", "runtime_reserve_gb", "oneshot_allreduce_max_bytes",
                               "stream_bytes_per_core_clock")(_plausible_field)
 
+    @field_validator("token_kernel_bytes_per_core_clock", mode="before")
+    @classmethod
+    def _token_caps_numbers(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if isinstance(x, bool):
+                    raise ValueError(f"{k}: expected a number of bytes per core per clock, got {x}")
+        return v
+
     @field_validator("token_kernel_bytes_per_core_clock")
     @classmethod
     def _token_caps(cls, v: dict[str, float] | None) -> dict[str, float] | None:
