@@ -707,3 +707,24 @@ def test_serving_validation_mape(shared_data):
     assert mape(tiled["ttft"]) <= 40
     assert mape(by[("e2e-serving-trt014", "ttft")]) <= 25
     assert mape(by[("e2e-serving-trt014", "itl")]) <= 25
+
+
+def test_trt014_engine_defaults_block_size_inert(shared_data):
+    """The e2e-serving-trt014 scenario is TensorRT-LLM 0.14's defaults (sources at TRT014_ENGINE). The
+    0.14-era tokens_per_block default is not in the index (64 in the 0.11 copies, 32 later); the docs claim
+    it moves no prediction because the KV pool never fills at these rows: the fullest one (Llama-3.1-8B TP1,
+    H100, 467/256, QPS inf) stays below the pool and gives the same result with 32-token blocks."""
+    import math
+
+    from tapeout import simulate
+    from tapeout.validate.sources.serving import TRT014_ENGINE, load_e2e_serving_trt014
+
+    assert TRT014_ENGINE["max_batch"] == 2048 and TRT014_ENGINE["max_num_tokens"] == 8192
+    case = next(c for c in load_e2e_serving_trt014(shared_data)
+                if dict(c.scenario)["model"] == "llama-3.1-8b" and c.device == "h100-sxm"
+                and dict(c.scenario)["rate"] == math.inf and dict(c.scenario)["output_len"] == 256)
+    kw = {k: v for k, v in case.scenario if k != "model"}
+    a = simulate("llama-3.1-8b", "h100-sxm", **kw).to_dict()
+    b = simulate("llama-3.1-8b", "h100-sxm", **{**kw, "block_size": 32}).to_dict()
+    assert a["kv_utilization"]["max"] < 0.9
+    assert a["output_throughput_tok_s"] == b["output_throughput_tok_s"] and a["ttft_s"] == b["ttft_s"]

@@ -11,7 +11,10 @@ tuned values:
   64-token blocks and the guaranteed-no-evict scheduler (``kv_policy="reserve"``), BF16 weights,
   activations and KV cache, fused attention sharing K/V over GQA groups (XQA), residual adds fused into
   the norms. Lengths are taken as fixed (the table prints one pair per row), Poisson arrivals at the QPS,
-  500 requests, seed 0. Request throughput is printed rounded to 1 req/s and is left out; the token
+  500 requests, seed 0. The engine settings are the defaults of an engine built and served without options,
+  read from the sources at :data:`TRT014_ENGINE` (audited 2026-12; docs/calibration.md, "TensorRT-LLM 0.14
+  serving defaults"). At these rows only ``scheduler`` and ``max_num_tokens`` act: the KV pool never binds
+  (at most 82% used, Llama-3.1-8B TP1 on an H100 at QPS inf) and 500 requests stay under ``max_batch``. Request throughput is printed rounded to 1 req/s and is left out; the token
   throughputs carry the achieved rate.
 - **LMDeploy TurboMind v0.1.0a1 / v0.2.0** (``e2e-serving-lmdeploy``): closed loop at the concurrency,
   3000 ShareGPT requests (``workload="sharegpt:input_mean=..,output_mean=.."``: pairs of the ShareGPT
@@ -58,6 +61,26 @@ LMDEPLOY_METRICS = {"request_throughput": ("serving_request_rps", "request_rps")
                     "token_latency_p99": ("serving_itl_p99_s", "itl_p99")}
 #: TurboMind's session_len (not stated by the sources; Llama-2's 4096-token context)
 LMDEPLOY_SESSION_LEN = 4096
+#: TensorRT-LLM 0.14 behind Triton's tensorrtllm_backend with every option left at its default; sources:
+#: - max_batch 2048: NVIDIA/TensorRT-LLM docs/source/release-notes.md (001eaecea63dd6bdbfd02aed1bf8dc7fad567bd0),
+#:   "Release 0.14.0 / API Changes: The default max_batch_size of the trtllm-build command is set to 2048";
+#:   tensorrt_llm/commands/build.py takes ``--max_batch_size`` / ``--max_num_tokens`` defaults from BuildConfig
+#:   (tensorrt_llm/builder.py, a later copy, 008b2b8d23af95e4e19fa6f354f9c5f6349b2bfc: 2048 / 8192, max_input_len
+#:   1024 > the 467-token prompts).
+#: - max_num_tokens 8192: the same release notes, "Release 0.11.0: max_num_tokens in trtllm-build command is
+#:   switched to 8192 by default" (no later change through 0.14).
+#: - scheduler "continuous" (no chunked context): triton-inference-server/tensorrtllm_backend
+#:   inflight_batcher_llm/src/model_instance_state.cc (0677fdc689d29cca188e505d746b784f5f388b33, the executor
+#:   backend of the 0.12-0.14 layout; the index holds no copy at the v0.14.0 tag): ``enable_chunked_context``
+#:   unset -> false; chunked context became TensorRT-LLM's default only in 0.16.0 (release notes above).
+#: - kv_policy "reserve": the same file, ``batch_scheduler_policy`` unset -> kGUARANTEED_NO_EVICT.
+#: - kv_fraction 0.9: the same file, ``kv_cache_free_gpu_mem_fraction`` unset -> the executor's 0.9 (the
+#:   config.pbtxt template, all_models/inflight_batcher_llm/tensorrt_llm/config.pbtxt, leaves it a placeholder);
+#:   ``max_tokens_in_paged_kv_cache`` unset -> no cap; ``enable_kv_cache_reuse`` unset -> false.
+#: - block_size 64: trtllm-build's ``--tokens_per_block`` is PluginConfig's default, 64 in the 0.11-era
+#:   tensorrt_llm/plugin/plugin.py and 32 in later copies (those with the fp4 and pp_reduce_scatter options);
+#:   the 0.12-0.14 copies are not in the index. Not acting here: the pool never fills, and 32 gives the same
+#:   predictions to the last digit (tests/test_serving.py pins that).
 TRT014_ENGINE = {"scheduler": "continuous", "max_batch": 2048, "max_num_tokens": 8192, "kv_fraction": 0.9,
                  "block_size": 64, "kv_policy": "reserve", "fuse_residual_norm": True}
 
