@@ -149,8 +149,23 @@ def test_gaudi_end_to_end_rows_are_a_check_only():
     ds = datasets()["e2e-gaudi-published"]
     assert ds.shipped and not ds.calibration and ds.source == "gaudi"
     cases = load_cases(None, ["e2e-gaudi-published"])
-    assert {c.device for c in cases} == {"gaudi2"} and len(cases) == 2
+    assert {c.device for c in cases} == {"gaudi2"} and len(cases) == 4
     assert all(math.isfinite(c.measured_s) and c.quantity == "gpu_s_per_token" for c in cases)
+    # each row's batch, lengths and world size are the ones its command names (the command is in `detail`)
+    with (PUBLISHED_DIR / "gaudi_published.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        cmd = r["detail"]
+        assert f"--max_new_tokens {r['output_len']} " in cmd
+        assert f"--batch_size {r['batch']}" in cmd
+        assert (f"--world_size {r['tp']} " in cmd) == (int(r["tp"]) > 1)
+        if int(r["input_len"]) > 8:  # the 8-token rows use run_generation.py's default prompt
+            assert f"--max_input_tokens {r['input_len']} " in cmd
+        assert (r["weights"] == "fp8") == ("QUANT_CONFIG=./quantization_config/maxabs_quant.json" in cmd)
+    # PR #918's Mistral-7B-Instruct-v0.2 fp8 runs on one card: gpu-seconds per token = 1 / the printed throughput
+    mistral = sorted((c for c in cases if c.op_class in ("fp8/b896", "fp8/b120")), key=lambda c: c.op_class)
+    assert [c.op_class for c in mistral] == ["fp8/b120", "fp8/b896"]
+    assert [1 / c.measured_s for c in mistral] == pytest.approx([1362.8371789032228, 13250.825658116784], rel=1e-12)
     from tapeout.fit.cv import parameters
 
     assert all("gaudi" not in p.sources for p in parameters())

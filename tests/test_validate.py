@@ -279,7 +279,7 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
                                                              "decode/ep48/nvfp4")} | {("e2e-prefill-published", "bf16/ttft")} | {
                     ("e2e-mi300x-published", c) for c in ("sglang/tpot", "sglang/ttft", "vllm/tpot",
                                                            "vllm/offline_tok_s", "sglang/offline_tok_s")} | {
-                    ("e2e-gaudi-published", c) for c in ("bf16/b2", "fp8/b300")} | {
+                    ("e2e-gaudi-published", c) for c in ("bf16/b2", "fp8/b300", "fp8/b896", "fp8/b120")} | {
                     ("e2e-mlperf", c) for c in ("tensorrt-llm/fp8", "vllm/fp8")} | {
                     ("e2e-serving-sglang", f"{e}/{m}") for e in ("sglang", "vllm")
                     for m in ("median_e2e_latency", "median_tpot", "output_token_throughput")} | {
@@ -325,7 +325,7 @@ def test_calibration_never_loads_the_e2e_sets():
 
 EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 24, "e2e-llamacpp": 346, "e2e-torchao": 7, "e2e-gptfast": 15,
                 "e2e-trtllm": 57, "e2e-frontier-published": 4,
-                "e2e-prefill-published": 8, "e2e-mi300x-published": 18, "e2e-gaudi-published": 2,
+                "e2e-prefill-published": 8, "e2e-mi300x-published": 18, "e2e-gaudi-published": 4,
                 "e2e-mlperf": 9, "e2e-serving-sglang": 28}
 
 

@@ -14,7 +14,8 @@ from tapeout.validate.registry import END_TO_END, register
 
 @register("e2e-gaudi-published", kind=END_TO_END, shipped=True,
           description="Gaudi 2: optimum-habana text-generation throughput, Llama-2-70B on 8 cards (bf16 batch 2; "
-                      "fp8 batch 300)")
+                      "fp8 batch 300), Mistral-7B-Instruct-v0.2 fp8 on 1 card (batch 896, 128 + 128; batch 120, "
+                      "2048 + 128)")
 def load_e2e_gaudi(data_dir: Path) -> list[Case]:
     """validate/published/gaudi_published.csv: optimum-habana ``run_generation.py`` runs typed from its pull
     requests, each with its command. Its "Throughput (including tokenization)" is the batch's generated tokens
