@@ -136,22 +136,17 @@ TOKEN_DATASET = "vidur-elementwise"
 
 def token_rows(data: Path, devices: Sequence[str] = TOKEN_DEVICES) -> dict[str, list[Any]]:
     """vidur's per-token kernel rows of at least :data:`TOKEN_MIN_TOKENS` tokens on ``devices``, by kind."""
+    from tapeout import load_hardware
+    from tapeout.perf.tiled.elementwise import outgrows_l2
     from tapeout.validate.registry import load_cases
 
     out: dict[str, list[Any]] = {k: [] for k in TOKEN_KERNELS}
     for c in load_cases(data, [TOKEN_DATASET]):
         kind = token_kernel(c.ops[0])
-        if kind and c.device in devices and int(c.get("tokens", 0)) >= TOKEN_MIN_TOKENS and beyond_l2(c):
+        if (kind and c.device in devices and int(c.get("tokens", 0)) >= TOKEN_MIN_TOKENS
+                and outgrows_l2(c.ops[0], load_hardware(c.device))):
             out[kind].append(c)
     return out
-
-
-def beyond_l2(case: Any) -> bool:
-    """The row's tensors exceed the device's L2 (the cap applies only then: :mod:`tapeout.perf.tiled.elementwise`)."""
-    from tapeout import load_hardware
-
-    l2 = load_hardware(case.device).microarch.l2_mb * 1e6
-    return sum(op.bytes_total for op in case.ops) > l2
 
 
 def token_loss(rows: Sequence[Any], kind: str, per: float) -> float:
@@ -164,9 +159,7 @@ def token_loss(rows: Sequence[Any], kind: str, per: float) -> float:
     for c in rows:
         hw = hws.get(c.device)
         if hw is None:
-            base = load_hardware(c.device)
-            hw = hws[c.device] = base.model_copy(update={"efficiency": base.efficiency.model_copy(
-                update={"token_kernel_bytes_per_core_clock": {kind: per}})})
+            hw = hws[c.device] = load_hardware(c.device).with_efficiency(token_kernel_bytes_per_core_clock={kind: per})
         t = sum(estimate(op, hw, "tiled").total_s for op in c.ops)
         total += abs(math.log(t / c.measured_s))
     return total / max(len(rows), 1)

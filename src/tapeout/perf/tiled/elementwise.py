@@ -82,6 +82,13 @@ def token_cap(kind: str | None, hw: HardwareSpec) -> float | None:
     return getattr(fitted.kernel_constants(), f"token_{kind}_bytes_per_core_clock", None)
 
 
+def outgrows_l2(op: Op, hw: HardwareSpec) -> bool:
+    """Whether ``op``'s tensors exceed the device's L2, where a per-token kernel's cap applies: the cap is a
+    DRAM-latency limit, and a tensor that fits in L2 (just written by the previous kernel) is served at L2
+    latency, out of its reach (vidur's H100 norms of <= 256 tokens take 4 us, no slower than an add)."""
+    return op.bytes_total > device(hw).l2
+
+
 def _reduction_rows(op: Op) -> tuple[float, float]:
     """(rows, row length) of a row-wise reduction, or (0, 0)."""
     d = op.dims()
@@ -109,9 +116,7 @@ def estimate(op: Op, hw: HardwareSpec) -> OpCost:
     elif op.kind is OpKind.NORM and rows and cols * op.bytes_read / max(rows * cols, 1.0) > ONCHIP_NORM_ROW_BYTES:
         passes = 2.0
     kind = token_kernel(op)
-    # the cap is a DRAM-latency limit: a tensor that fits in L2 (just written by the previous kernel) is served
-    # at L2 latency, out of its reach (vidur's norms of <= 1,024 tokens run at 4 us, no slower than an add)
-    per_clock = token_cap(kind, hw) if read + written > dev.l2 else None
+    per_clock = token_cap(kind, hw) if outgrows_l2(op, hw) else None
     memory, compute, latency, where = stream_time(dev, read, written, blocks, op.flops, sfu, passes, per_clock)
     overhead = latency + dev.launch + dev.host
     terms: dict[str, float | str] = {
