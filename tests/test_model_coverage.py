@@ -89,6 +89,18 @@ def _arch(spec: ModelSpec) -> dict:
     ("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "qwen2.5-32b"),
     ("codellama/CodeLlama-70b-hf", "codellama-70b"),
     ("codellama/CodeLlama-70b-Instruct-hf", "codellama-70b"),
+    ("tiiuae/falcon-7b", "falcon-7b"),
+    ("tiiuae/falcon-7b-instruct", "falcon-7b"),
+    ("microsoft/phi-4", "phi-4"),
+    ("google/gemma-2-2b", "gemma-2-2b"),
+    ("google/gemma-2-2b-it", "gemma-2-2b"),
+    ("EleutherAI/gpt-neox-20b", "gpt-neox-20b"),
+    ("mistralai/Mistral-Large-Instruct-2411", "mistral-large-2411"),
+    ("Qwen/Qwen2.5-Coder-32B-Instruct", "qwen2.5-coder-32b"),
+    ("Qwen/Qwen2.5-Coder-32B", "qwen2.5-coder-32b"),
+    ("Qwen/Qwen2.5-Coder-7B", "qwen2.5-coder-7b"),
+    ("Qwen/Qwen2.5-Coder-7B-Instruct", "qwen2.5-coder-7b"),
+    ("Qwen/QwQ-32B", "qwen2.5-32b"),
 ])
 def test_benchmarked_ids_resolve(model_id, name):
     assert load_model(model_id).name == name
@@ -267,6 +279,9 @@ def test_nemotron_70b_is_llama_3_1_70b_twin():
     ("llama-3.1-8b-instruct-fp8-neuralmagic", "llama-3.1-8b", {}),
     ("llama-3.1-70b-instruct-fp8-neuralmagic", "llama-3.1-70b", {}),
     ("mixtral-8x22b-instruct", "mixtral-8x22b", {"vocab_size": 32_768}),
+    ("mistral-large-2411", "mistral-large-2407", {"max_position_embeddings": 131_072}),
+    ("qwen2.5-coder-32b", "qwen2.5-32b", {"max_position_embeddings": 32_768}),
+    ("qwen2.5-coder-7b", "qwen2.5-7b", {"max_position_embeddings": 32_768}),
 ])
 def test_variants_keep_their_base_architecture(variant, base, fields):
     v, b = load_model(variant), load_model(base)
@@ -898,3 +913,96 @@ def test_jais_13b_is_cerebras_training_config_and_its_published_size():
     assert m.embedding_params() == 84992 * 5120 and m.lm_head_params() == 0
     # JAIS-30B's FFN width is not in any cited source: it stays unknown
     assert find_model("core42/jais-30b-v3") is None
+
+
+# ---- LitGPT's transcriptions (github:Lightning-AI/litgpt litgpt/config.py @0006c973), in the config.json keys ---------
+# falcon-7b: block_size -> max_position_embeddings, n_query_groups 1 -> multi_query, shared_attention_norm -> the
+# RefinedWebModel layout (new_decoder_architecture false, parallel_attn)
+LITGPT_FALCON_7B = {"model_type": "falcon", "hidden_size": 4544, "num_attention_heads": 71, "num_hidden_layers": 32,
+                    "multi_query": True, "parallel_attn": True, "new_decoder_architecture": False, "vocab_size": 65024,
+                    "bias": False, "alibi": False, "max_position_embeddings": 2048}
+LITGPT_PHI_4 = {"model_type": "phi3", "hidden_act": "silu", "hidden_size": 5120, "intermediate_size": 17920,
+                "max_position_embeddings": 16384, "num_attention_heads": 40, "num_hidden_layers": 40,
+                "num_key_value_heads": 10, "sliding_window": None, "tie_word_embeddings": False, "vocab_size": 100352}
+LITGPT_GEMMA_2_2B = {"model_type": "gemma2", "head_dim": 256, "hidden_activation": "gelu_pytorch_tanh",
+                     "hidden_size": 2304, "intermediate_size": 9216, "max_position_embeddings": 8192,
+                     "num_attention_heads": 8, "num_hidden_layers": 26, "num_key_value_heads": 4,
+                     "sliding_window": 4096, "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0,
+                     "vocab_size": 256000}
+# the GPT-NeoX-20B card's hyperparameter table, in GPTNeoXConfig's keys (vocab: the 50257 tokens padded to 50432 rows)
+NEOX_20B_CARD = {"model_type": "gpt_neox", "hidden_size": 6144, "num_hidden_layers": 44, "num_attention_heads": 64,
+                 "intermediate_size": 4 * 6144, "vocab_size": 50432, "max_position_embeddings": 2048}
+
+
+@pytest.mark.parametrize(("name", "config"), [("falcon-7b", LITGPT_FALCON_7B), ("phi-4", LITGPT_PHI_4),
+                                              ("gemma-2-2b", LITGPT_GEMMA_2_2B), ("gpt-neox-20b", NEOX_20B_CARD)])
+def test_new_entries_match_their_cited_configs(name, config):
+    assert _arch(from_hf_config(config)) == _arch(load_model(name))
+
+
+def test_falcon_7b_is_multi_query_with_one_shared_norm():
+    m = load_model("tiiuae/falcon-7b-instruct")
+    assert (m.attention_kind, m.parallel_block, m.norms_per_layer, m.tie_embeddings) == ("MQA", True, 1, True)
+    # the transformers module of the original RefinedWebModel keys holds 6,921,720,704 parameters
+    assert m.total_params() == 6_921_720_704
+    # one K and one V head of 64: 2 x 64 values per token and layer
+    assert m.kv_width == 2 * 64
+
+
+def test_phi_4_is_its_gguf_parameter_count():
+    m = load_model("microsoft/phi-4")
+    # general.parameter_count of the phi-4 GGUF (ollama-tools README): exact only with the untied 100352-row lm_head
+    assert m.total_params() == 14_659_507_200
+    assert ModelSpec.model_validate(m.model_dump() | {"tie_embeddings": True}).total_params() != 14_659_507_200
+    assert m.local_attention is None and m.attention_kind == "GQA"
+
+
+def test_gemma_2_2b_is_the_reports_non_embedding_count():
+    m = load_model("google/gemma-2-2b-it")
+    # Gemma 2 report Table 2: 2B non-embedding 2,024,517,888
+    assert m.active_params(input_embedding=False) == 2_024_517_888
+    assert m.local_attention is not None and m.local_attention.layers == tuple(range(0, 26, 2))
+    # the report's 590,118,912 embedding parameters are its 256128-row vocabulary; the checkpoint holds 256000 rows
+    assert 256128 * 2304 == 590_118_912 and m.embedding_params() == 256000 * 2304
+
+
+def test_gpt_neox_20b_is_its_cards_count():
+    m = load_model("EleutherAI/gpt-neox-20b")
+    # model card: n_parameters 20554567680, reached with the embedding and embed_out padded to 50432 rows
+    assert m.total_params() == 20_554_567_680
+    assert ModelSpec.model_validate(m.model_dump() | {"vocab_size": 50257}).total_params() != 20_554_567_680
+    assert (m.parallel_block, m.norms_per_layer, m.qkv_bias, m.tie_embeddings) == (True, 2, True, False)
+
+
+@pytest.mark.parametrize(("model_id", "count"), [
+    # parameter_size of qwen2.5-coder:32b-instruct (an LLM gateway's model list)
+    ("Qwen/Qwen2.5-Coder-32B-Instruct", 32_763_876_352),
+])
+def test_coder_variants_hold_their_checkpoints_count(model_id, count):
+    assert load_model(model_id).total_params() == count
+
+
+@pytest.mark.parametrize(("name", "params", "non_embedding"), [
+    # the Qwen2.5-Coder family table: 7.61B / 6.53B and 32.5B / 31.0B, untied
+    ("qwen2.5-coder-7b", 7.61e9, 6.53e9), ("qwen2.5-coder-32b", 32.5e9, 31.0e9)])
+def test_coder_family_table(name, params, non_embedding):
+    m = load_model(name)
+    assert m.total_params() == pytest.approx(params, rel=0.01)
+    assert m.total_params() - m.embedding_params() - m.lm_head_params() == pytest.approx(non_embedding, rel=0.01)
+
+
+def test_qwq_32b_is_qwen2_5_32b_twin():
+    # LitGPT's transcription of QwQ-32B's config.json, in the config's keys: qwen2.5-32b's fields to the key
+    qwq = {"model_type": "qwen2", "hidden_act": "silu", "hidden_size": 5120, "intermediate_size": 27648,
+           "max_position_embeddings": 131072, "num_attention_heads": 40, "num_hidden_layers": 64,
+           "num_key_value_heads": 8, "tie_word_embeddings": False, "vocab_size": 152064}
+    assert _arch(from_hf_config(qwq)) == _arch(load_model("qwen2.5-32b"))
+    assert load_model("Qwen/QwQ-32B") is load_model("qwen2.5-32b")
+
+
+@pytest.mark.parametrize(("model", "tp"), [("falcon-7b", 1), ("phi-4", 1), ("gemma-2-2b", 1), ("gpt-neox-20b", 2),
+                                           ("mistral-large-2411", 8), ("qwen2.5-coder-32b", 2),
+                                           ("qwen2.5-coder-7b", 1), ("Qwen/QwQ-32B", 2)])
+def test_new_entries_predict(model, tp):
+    p = tapeout.predict(model, "h100-sxm", tp=tp, batch=4, input_len=512, output_len=64)
+    assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))

@@ -80,6 +80,12 @@ _ALIASES: dict[str, str] = {
     # github:NetX-lab/Frontier data/config/models/deepseek-r1-0528.json @3d1cabdee3959a27be89a72945d48f13b861501e (one
     # key, moe_layers_enum, is not a DeepseekV3Config key: Frontier's own addition, the MoE layers 3-60 it lists agree)
     "deepseek-ai/DeepSeek-R1-0528": "deepseek-r1",
+    # QwQ-32B: Qwen2.5-32B's priced fields: LitGPT's transcription of its config.json (github:Lightning-AI/litgpt
+    # litgpt/config.py QwQ-32B @0006c973aa7d6ace293e2a5fedaf1f8f804f960c: block_size 131072, padded vocab 152064, 64
+    # layers, 40 heads, 8 query groups, n_embd 5120, attn_bias, intermediate 27648) and its model card (public-code index
+    # file id 522341811: 32.5B, 31.0B non-embedding, 64 layers, 40 / 8 heads, context 131,072 tokens: qwen2.5-32b's card
+    # figures)
+    "Qwen/QwQ-32B": "qwen2.5-32b",
 }
 
 #: architectures the model spec cannot express, by HF repo-name prefix (any org): the HF ``model_type`` whose
