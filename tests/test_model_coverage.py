@@ -101,6 +101,9 @@ def _arch(spec: ModelSpec) -> dict:
     ("Qwen/Qwen2.5-Coder-7B", "qwen2.5-coder-7b"),
     ("Qwen/Qwen2.5-Coder-7B-Instruct", "qwen2.5-coder-7b"),
     ("Qwen/QwQ-32B", "qwen2.5-32b"),
+    ("deepseek-ai/DeepSeek-V2", "deepseek-v2"),
+    ("deepseek-ai/DeepSeek-V2-Chat", "deepseek-v2"),
+    ("THUDM/chatglm3-6b", "chatglm3-6b"),
 ])
 def test_benchmarked_ids_resolve(model_id, name):
     assert load_model(model_id).name == name
@@ -1002,7 +1005,53 @@ def test_qwq_32b_is_qwen2_5_32b_twin():
 
 @pytest.mark.parametrize(("model", "tp"), [("falcon-7b", 1), ("phi-4", 1), ("gemma-2-2b", 1), ("gpt-neox-20b", 2),
                                            ("mistral-large-2411", 8), ("qwen2.5-coder-32b", 2),
-                                           ("qwen2.5-coder-7b", 1), ("Qwen/QwQ-32B", 2)])
+                                           ("qwen2.5-coder-7b", 1), ("Qwen/QwQ-32B", 2), ("deepseek-v2", 8),
+                                           ("chatglm3-6b", 1)])
 def test_new_entries_predict(model, tp):
     p = tapeout.predict(model, "h100-sxm", tp=tp, batch=4, input_len=512, output_len=64)
     assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
+
+
+# the DeepSeek-V2 config.json dict copy (public-code index file id 1252603174), its architecture keys
+DEEPSEEK_V2 = {
+    "model_type": "deepseek_v2", "attention_bias": False, "first_k_dense_replace": 1, "hidden_act": "silu",
+    "hidden_size": 5120, "intermediate_size": 12288, "kv_lora_rank": 512, "max_position_embeddings": 163840,
+    "moe_intermediate_size": 1536, "moe_layer_freq": 1, "n_group": 8, "n_routed_experts": 160, "n_shared_experts": 2,
+    "norm_topk_prob": False, "num_attention_heads": 128, "num_experts_per_tok": 6, "num_hidden_layers": 60,
+    "num_key_value_heads": 128, "q_lora_rank": 1536, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
+    "scoring_func": "softmax", "tie_word_embeddings": False, "topk_group": 3, "topk_method": "group_limited_greedy",
+    "v_head_dim": 128, "vocab_size": 102400}
+
+
+def test_deepseek_v2_matches_its_config_and_the_papers_counts():
+    m = load_model("deepseek-ai/DeepSeek-V2-Chat")
+    assert _arch(from_hf_config(DEEPSEEK_V2)) == _arch(m)
+    # group-limited greedy routing: 6 experts from 3 of 8 groups; a softmax router without V3's correction bias
+    assert m.moe is not None and (m.moe.expert_groups, m.moe.groups_per_token, m.moe.router_bias) == (8, 3, False)
+    assert m.mla is not None and m.mla.q_lora_rank == 1536 and m.mla.cache_width == 512 + 64
+    # paper: 236B total, 21B activated per token (DeepSeek counts the activated parameters without the input embedding)
+    assert m.total_params() == pytest.approx(236e9, rel=0.005)
+    assert m.active_params(input_embedding=False) == pytest.approx(21e9, rel=0.01)
+    # V2-Lite is another architecture (15.7B): the full V2 does not resolve to it
+    assert load_model("deepseek-ai/DeepSeek-V2-Lite").name == "deepseek-v2-lite"
+
+
+# the chatglm3-6b config.json copy (public-code index file id 48362924107), the keys that size the model
+CHATGLM3_6B = {"add_bias_linear": False, "add_qkv_bias": True, "ffn_hidden_size": 13696, "hidden_size": 4096,
+               "kv_channels": 128, "multi_query_group_num": 2, "num_attention_heads": 32, "num_layers": 28,
+               "padded_vocab_size": 65024, "rmsnorm": True, "seq_length": 8192, "tie_word_embeddings": False}
+
+
+def test_chatglm3_6b_is_its_config_and_the_loaded_count():
+    m = load_model("THUDM/chatglm3-6b")
+    c = CHATGLM3_6B
+    assert (m.num_layers, m.hidden_size, m.num_heads, m.num_kv_heads, m.head_dim) == (
+        c["num_layers"], c["hidden_size"], c["num_attention_heads"], c["multi_query_group_num"], c["kv_channels"])
+    assert (m.intermediate_size, m.vocab_size, m.max_position_embeddings) == (
+        c["ffn_hidden_size"], c["padded_vocab_size"], c["seq_length"])
+    assert (m.qkv_bias, m.out_bias, m.mlp_bias, m.tie_embeddings) == (True, False, False, False)
+    assert m.norm == "rmsnorm" and m.gated_mlp
+    # transformers' count of the loaded checkpoint: 6,243,584,000; the fused query_key_value is 4096 -> 4608 with bias
+    assert m.total_params() == 6_243_584_000
+    assert m.q_size + 2 * m.kv_size == 4608
+    assert ModelSpec.model_validate(m.model_dump() | {"qkv_bias": False}).total_params() != 6_243_584_000
