@@ -1012,15 +1012,15 @@ def test_new_entries_predict(model, tp):
     assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
 
 
-# the DeepSeek-V2 config.json dict copy (public-code index file id 1252603174), its architecture keys
-DEEPSEEK_V2 = {
-    "model_type": "deepseek_v2", "attention_bias": False, "first_k_dense_replace": 1, "hidden_act": "silu",
-    "hidden_size": 5120, "intermediate_size": 12288, "kv_lora_rank": 512, "max_position_embeddings": 163840,
-    "moe_intermediate_size": 1536, "moe_layer_freq": 1, "n_group": 8, "n_routed_experts": 160, "n_shared_experts": 2,
-    "norm_topk_prob": False, "num_attention_heads": 128, "num_experts_per_tok": 6, "num_hidden_layers": 60,
-    "num_key_value_heads": 128, "q_lora_rank": 1536, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
-    "scoring_func": "softmax", "tie_word_embeddings": False, "topk_group": 3, "topk_method": "group_limited_greedy",
-    "v_head_dim": 128, "vocab_size": 102400}
+# the DeepSeek-V2 config.json dict copy (public-code index file id 1252603174), its architecture keys: the MLA widths,
+# heads, positions and untied head as R1-0528's copy prints them, and V2's own sizes and routing
+_MLA_KEYS = ("attention_bias", "hidden_act", "kv_lora_rank", "max_position_embeddings", "moe_layer_freq", "n_group",
+             "num_attention_heads", "num_key_value_heads", "q_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+             "tie_word_embeddings", "v_head_dim")
+DEEPSEEK_V2 = {k: R1_0528[k] for k in _MLA_KEYS} | dict(
+    model_type="deepseek_v2", first_k_dense_replace=1, hidden_size=5120, intermediate_size=12288,
+    moe_intermediate_size=1536, n_routed_experts=160, n_shared_experts=2, norm_topk_prob=False, num_experts_per_tok=6,
+    num_hidden_layers=60, scoring_func="softmax", topk_group=3, topk_method="group_limited_greedy", vocab_size=102400)
 
 
 def test_deepseek_v2_matches_its_config_and_the_papers_counts():
