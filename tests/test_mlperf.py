@@ -124,11 +124,23 @@ def test_the_saturated_rate_stops_at_the_last_first_token():
     assert saturated_output_rate(run) == pytest.approx((10 + 10 + 1 + 11) / 4)
 
 
-def test_the_source_is_shipped_end_to_end_and_check_only():
+def test_the_source_is_shipped_end_to_end_and_fits_one_field():
+    """Its vLLM rows (AMD's MI300X, vLLM 0.4's V0 engine) fit python-scheduler's per-sequence host time with
+    SGLang's offline runs; the TensorRT-LLM rows are checks no fit reads."""
+    from tapeout.fit.frameworks import FIT_SETS
+
     ds = datasets()["e2e-mlperf"]
     assert ds.shipped and ds.kind == "end-to-end" and not ds.calibration
     assert source_of("e2e-mlperf") == "mlperf"
-    assert "e2e-mlperf" not in fit_datasets()  # tapeout fit never reads it
+    assert "e2e-mlperf" in fit_datasets()
+    fits = [fs for fs in FIT_SETS if fs.dataset == "e2e-mlperf"]
+    assert [(fs.framework, fs.param) for fs in fits] == [("python-scheduler", "sequence_host_overhead_us")]
+    cases = load_cases(None, ["e2e-mlperf"])
+    assert {c.op_class.split("/")[0] for c in cases if fits[0].select(c)} == {"vllm"}
+    assert {dict(c.scenario).get("framework", "kernels") for c in cases if c.op_class.startswith("vllm/")} == {
+        "python-scheduler"}
+    assert {dict(c.scenario).get("framework", "kernels") for c in cases if c.op_class.startswith("tensorrt-llm/")} \
+        == {"kernels"}
 
 
 def test_the_cases_price_and_stay_within_a_factor(cases):

@@ -175,6 +175,47 @@ def test_framework_profile_adds_its_host_overhead_per_op():
         tapeout.predict(M7, A100, framework="vllm-magic")
 
 
+def test_python_scheduler_profile_adds_host_time_per_sequence_each_step():
+    """python-scheduler extends the default profile (its prefill host gap and one-shot all-reduce) with the
+    host's per-sequence work between steps, carried by each step's sampling op: once per sequence that produces a
+    token, in every decode step and in the prefill pass that samples the first tokens, not per layer or kernel."""
+    from tapeout.system.frameworks import framework
+
+    ps, k = framework("python-scheduler"), framework("kernels")
+    assert ps.base == "kernels" and ps.sequence_host_overhead_us > 0 and k.sequence_host_overhead_us == 0
+    assert (ps.prefill_host_overhead_us, ps.oneshot_allreduce_latency_us) == (
+        k.prefill_host_overhead_us, k.oneshot_allreduce_latency_us)
+    per = ps.sequence_host_overhead_us * 1e-6
+    for tier in ("roofline", "tiled"):
+        base = tapeout.predict(M7, A100, batch=48, input_len=256, output_len=8, tier=tier)
+        py = tapeout.predict(M7, A100, batch=48, input_len=256, output_len=8, tier=tier, framework="python-scheduler")
+        assert py.tpot_s - base.tpot_s == pytest.approx(48 * per, rel=1e-6)
+        assert py.ttft_s - base.ttft_s == pytest.approx(48 * per, rel=1e-6)
+        samp = next(c for o, c in zip(py.result.decode_representative.ops, py.result.decode_representative.costs)
+                    if o.kind.value == "sampling")
+        assert samp.terms["sequence_host_us"] == pytest.approx(48 * ps.sequence_host_overhead_us)
+    own = tapeout.predict(M7, A100, batch=48, input_len=256, output_len=8, framework="python-scheduler",
+                          efficiency={"sequence_host_overhead_us": 0.0})
+    assert own.tpot_s == pytest.approx(tapeout.predict(M7, A100, batch=48, input_len=256, output_len=8).tpot_s)
+    for bad in (-1.0, float("nan"), True, 1e7):
+        with pytest.raises(TapeoutError, match="sequence_host_overhead_us") as err:
+            tapeout.predict(M7, A100, efficiency={"sequence_host_overhead_us": bad})
+        assert "\n" not in str(err.value)
+
+
+def test_the_simulator_prices_the_per_sequence_host_time_as_predict_does():
+    """One cost core: a static batch simulated under python-scheduler pays the same per-sequence host time per
+    step as predict's decode step."""
+    per = 1e-6 * __import__("tapeout.system.frameworks", fromlist=["framework"]).framework(
+        "python-scheduler").sequence_host_overhead_us
+    kw = dict(batch=32, input_len=128, output_len=6)
+    sims = [tapeout.simulate(M7, A100, scheduler="static", max_batch=32, num_requests=32, input_len=128,
+                             output_len=6, framework=f) for f in ("kernels", "python-scheduler")]
+    assert sims[1].itl.mean() - sims[0].itl.mean() == pytest.approx(32 * per, rel=1e-3)
+    preds = [tapeout.predict(M7, A100, framework=f, **kw) for f in ("kernels", "python-scheduler")]
+    assert preds[1].tpot_s - preds[0].tpot_s == pytest.approx(32 * per, rel=1e-6)
+
+
 def test_llamacpp_profile_caps_streaming_by_cores_and_clock():
     """llama.cpp's generation streams at most stream_bytes_per_core_clock x cores x clock: on A100 that
     binds well below HBM bandwidth, on an RTX 4090 (GDDR6X, many fast SMs) it does not."""

@@ -111,23 +111,25 @@ KERNEL_CONSTANTS: tuple[tuple[str, str, float, str, Callable[[Case], bool]], ...
 
 def parameters() -> list[Param]:
     """Every parameter fitted on the data of an end-to-end source, with its stored value and prior."""
-    from tapeout.fit.frameworks import CHECK_SETS, FIT_SETS
+    from tapeout.fit.frameworks import CHECK_SETS, fit_groups
     from tapeout.fitted import kernel_constants
     from tapeout.hardware.spec import EfficiencySpec
     from tapeout.system.frameworks import framework
 
     out = []
-    for fs in FIT_SETS:
+    for sets in fit_groups():
+        fs = sets[0]
         frameworks = {fs.framework, *fs.also}
         out.append(Param(
             name=f"{fs.framework}.{fs.param}", stored=getattr(framework(fs.framework), fs.param),
             prior=EfficiencySpec.model_fields[fs.param].default,
             prior_note="the EfficiencySpec default: " + {
                 "host_overhead_us": "no host gap", "prefill_host_overhead_us": "no prefill host gap",
-                "stream_bytes_per_core_clock": "no cap"}.get(fs.param, "free"),
-            sources=frozenset({source_of(fs.dataset)}),
+                "stream_bytes_per_core_clock": "no cap",
+                "sequence_host_overhead_us": "no per-sequence host time"}.get(fs.param, "free"),
+            sources=frozenset(source_of(s.dataset) for s in sets),
             applies=lambda c, frameworks=frameworks: c.is_e2e and _framework_of(c) in frameworks,
-            via=("efficiency", fs.param), fit_sets=(fs,),
+            via=("efficiency", fs.param), fit_sets=sets,
             fallback_sets=tuple(cs for cs in CHECK_SETS if cs.framework == fs.framework and cs.param == fs.param)))
     stored = kernel_constants()
     for field, source, prior, note, applies in KERNEL_CONSTANTS:

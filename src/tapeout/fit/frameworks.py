@@ -43,7 +43,8 @@ TIERS = ("roofline", "tiled")
 COMMAND = "tapeout fit --only frameworks"
 #: the store's name of each fitted field's entry
 ENTRY = {"host_overhead_us": "host", "prefill_host_overhead_us": "prefill_host",
-         "stream_bytes_per_core_clock": "stream_cap", "oneshot_allreduce_latency_us": "oneshot_allreduce"}
+         "stream_bytes_per_core_clock": "stream_cap", "oneshot_allreduce_latency_us": "oneshot_allreduce",
+         "sequence_host_overhead_us": "sequence_host"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ class FitSet:
     hi: float = 30.0
     #: other profiles that carry the same fitted value (written with it)
     also: tuple[str, ...] = ()
+    #: the search's resolution (at least; a fit or refit may ask for a coarser one)
+    tol: float = 0.1
+    #: a check set: also report the value its own rows would fit (False where each evaluation simulates
+    #: whole serving runs: the check's loss at the fitted value is reported, its own fit is not searched)
+    own_best: bool = True
 
 
 def _batch(c: Case) -> int:
@@ -81,6 +87,15 @@ FIT_SETS = (
            "gpt-fast's bf16 tensor-parallel decode rates (Llama-2-7B and -70B, TP 2/4/8, A100; "
            "validate/published/gptfast.csv)", param="oneshot_allreduce_latency_us", lo=0.0, hi=30.0,
            also=("kernels",)),
+    # two sources, one field: their rows are fitted together (fit(), and a fold of tapeout validate --cv refits
+    # it on the other source's rows)
+    FitSet("python-scheduler", "e2e-serving-sglang", lambda c: c.op_class.endswith("/output_token_throughput"),
+           "the offline output throughputs of SGLang 0.3.0 and vLLM 0.6.0 (5,000 ShareGPT requests at once; "
+           "Llama-3.1-8B on A100, 70B TP4 on H100; validate/published/sglang_vllm060.csv)",
+           param="sequence_host_overhead_us", lo=0.0, hi=150.0),
+    FitSet("python-scheduler", "e2e-mlperf", lambda c: c.op_class.startswith("vllm/"),
+           "MLPerf Inference v4.1 Offline on MI300X (AMD, vLLM 0.4.3, Llama-2-70B fp8, 8 TP1 replicas; "
+           "validate/published/mlperf.csv)", param="sequence_host_overhead_us", lo=0.0, hi=150.0),
 )
 CHECK_SETS = (
     FitSet("gptfast", "e2e-gptfast", lambda c: not c.op_class.startswith("bf16/") and not c.op_class.endswith("/tp1"),
@@ -91,6 +106,10 @@ CHECK_SETS = (
     FitSet("llamacpp", "e2e-llamacpp", lambda c: c.op_class == "tg/q4_k_m",
            "the Q4_K_M text-generation rows of measured/llamacpp_gpu_benchmarks.csv",
            param="stream_bytes_per_core_clock", lo=1.0, hi=32.0),
+    FitSet("python-scheduler", "e2e-serving-sglang",
+           lambda c: c.op_class.endswith(("/median_itl", "/median_tpot")),
+           "the online median TPOT and ITL of the same SGLang / vLLM runs at 4 and 8 requests/s",
+           param="sequence_host_overhead_us", lo=0.0, hi=150.0, tol=1.0, own_best=False),
 )
 
 
@@ -100,8 +119,10 @@ def _rows(cases: Sequence[Case], fs: FitSet) -> list[Case]:
 
 
 def loss(rows: Sequence[Case], value: float, tiers: Sequence[str] = TIERS, param: str = "host_overhead_us") -> float:
-    """Mean over ``tiers`` of the rows' mean |ln(predicted / measured)| with ``param`` = ``value``."""
+    """Mean over ``tiers`` of the rows' mean |ln(predicted / measured)| with ``param`` = ``value`` (a serving
+    row through its simulated load point, :func:`tapeout.validate.serving.simulated`)."""
     from tapeout.hardware.catalog import load_hardware
+    from tapeout.validate import serving
 
     total = 0.0
     for tier in tiers:
@@ -109,8 +130,11 @@ def loss(rows: Sequence[Case], value: float, tiers: Sequence[str] = TIERS, param
             # the row's framework profile applies; ``param`` = ``value`` wins over it
             sc = tuple(sorted(dict(c.scenario, efficiency=((param, value),)).items()))
             hw = load_hardware(c.device)
-            pt = e2e_predict(hw, sc, tier)
-            total += abs(math.log(pt.seconds(c.quantity, dict(sc), int(c.get("num_gpus", 1))) / c.measured_s))
+            if serving.is_serving(c):
+                secs = serving.simulated(hw, sc, tier)[c.quantity]
+            else:
+                secs = e2e_predict(hw, sc, tier).seconds(c.quantity, dict(sc), int(c.get("num_gpus", 1)))
+            total += abs(math.log(secs / c.measured_s))
     return total / (len(rows) * len(tiers))
 
 
@@ -147,7 +171,8 @@ class FrameworkFit:
     loss_at_zero: float
     #: how it was fitted, with its checks
     method: str
-    dataset: str = ""
+    #: the datasets of its rows
+    datasets: tuple[str, ...] = ()
 
     @property
     def host_overhead_us(self) -> float:
@@ -156,12 +181,12 @@ class FrameworkFit:
 
 def fit_value(rows: Sequence[Case], fs: FitSet, *, tol: float = 0.1, tiers: Sequence[str] = TIERS) -> float:
     """The value of ``fs.param`` that minimises :func:`loss` on ``rows`` (golden-section search in [lo, hi])."""
-    return golden(lambda x: loss(rows, x, tiers, fs.param), fs.lo, fs.hi, tol=tol)
+    return golden(lambda x: loss(rows, x, tiers, fs.param), fs.lo, fs.hi, tol=max(tol, fs.tol))
 
 
 def loss_without(rows: Sequence[Case], fs: FitSet, tiers: Sequence[str] = TIERS) -> float:
     """The loss with no term: host 0, or a cap so high it never binds."""
-    if fs.param in ("host_overhead_us", "prefill_host_overhead_us"):
+    if fs.param in ("host_overhead_us", "prefill_host_overhead_us", "sequence_host_overhead_us"):
         return loss(rows, 0.0, tiers, fs.param)
     return loss(rows, 1e6, tiers, fs.param)
 
@@ -178,28 +203,43 @@ def fit(data_dir: str | Path | None = None, *, cases: Sequence[Case] | None = No
     if cases is None:
         cases = load_cases(data_dir, fit_datasets())
     out: dict[str, FrameworkFit] = {}
-    for fs in FIT_SETS:
-        rows = _rows(cases, fs)
+    for sets in fit_groups():
+        fs = sets[0]
+        rows = [c for s in sets for c in _rows(cases, s)]
         if not rows:
             continue
         h = fit_value(rows, fs, tol=tol, tiers=tiers)
         lz = loss_without(rows, fs, tiers)
         lh = loss(rows, h, tiers, fs.param)
         unit = {"host_overhead_us": "us/op", "prefill_host_overhead_us": "us/op",
-                "stream_bytes_per_core_clock": "B/core/clock"}.get(fs.param, "us")
-        src = (f"golden-section search in [{fs.lo:g}, {fs.hi:g}] on {fs.describe} (whole set, mean of the "
+                "stream_bytes_per_core_clock": "B/core/clock",
+                "sequence_host_overhead_us": "us/sequence/step"}.get(fs.param, "us")
+        described = "; and ".join(s.describe for s in sets if _rows(cases, s))
+        src = (f"golden-section search in [{fs.lo:g}, {fs.hi:g}] on {described} (whole set, mean of the "
                f"{' and '.join(tiers)} tiers; mean |ln(pred/meas)| {lz:.3f} without the term)")
         for cs in CHECK_SETS:
             if cs.framework != fs.framework:
                 continue
             crow = _rows(cases, cs)
             if crow:
-                best = fit_value(crow, cs, tol=max(tol, 0.5), tiers=tiers)
                 none = loss_without(crow, cs, tiers)
-                src += (f"; independent check: {cs.describe} give mean |ln| {loss(crow, h, tiers, cs.param):.3f} "
-                        f"at {h:g} {unit} ({none:.3f} without; their own best fit {best:g})")
-        out[fs.framework] = FrameworkFit(fs.framework, fs.param, h, len(rows), lh, lz, src, fs.dataset)
+                label = "check on other rows of the same source" if any(cs.dataset == s.dataset for s in sets) \
+                    else "independent check"
+                src += (f"; {label}: {cs.describe} give mean |ln| {loss(crow, h, tiers, cs.param):.3f} "
+                        f"at {h:g} {unit} ({none:.3f} without")
+                src += f"; their own best fit {fit_value(crow, cs, tol=max(tol, 0.5), tiers=tiers):g})" \
+                    if cs.own_best else ")"
+        used = tuple(s.dataset for s in sets if _rows(cases, s))
+        out[fs.framework] = FrameworkFit(fs.framework, fs.param, h, len(rows), lh, lz, src, used)
     return out
+
+
+def fit_groups() -> list[tuple[FitSet, ...]]:
+    """:data:`FIT_SETS` grouped by (framework, field): the sets of one field are fitted together, in order."""
+    groups: dict[tuple[str, str], list[FitSet]] = {}
+    for fs in FIT_SETS:
+        groups.setdefault((fs.framework, fs.param), []).append(fs)
+    return [tuple(g) for g in groups.values()]
 
 
 METRIC = "mean |ln(predicted/measured)| of the rows, averaged over the roofline and tiled tiers"
@@ -211,7 +251,7 @@ def store_file(fits: dict[str, FrameworkFit]) -> StoreFile:
     subjects: dict[str, dict[str, Fit]] = {}
     also = {fs.framework: fs.also for fs in FIT_SETS}
     for name, f in fits.items():
-        entry = store.fit({f.param: f.value}, f.method, datasets=(f.dataset,), rows=f.rows, residual=f.loss,
+        entry = store.fit({f.param: f.value}, f.method, datasets=f.datasets, rows=f.rows, residual=f.loss,
                           metric=METRIC, command=COMMAND)
         subjects.setdefault(name, {})[ENTRY[f.param]] = entry
         for other in also.get(name, ()):

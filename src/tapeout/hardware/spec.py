@@ -42,6 +42,7 @@ RANGES: dict[str, tuple[float, float, str, str]] = {
     "launch_overhead_us": (0, 1e6, "us", "microseconds per kernel"),
     "host_overhead_us": (0, 1e6, "us", "microseconds per op"),
     "prefill_host_overhead_us": (0, 1e6, "us", "microseconds per prefill kernel"),
+    "sequence_host_overhead_us": (0, 1e6, "us", "microseconds per sequence per step"),
     "collective_latency_us": (0, 1e6, "us", "microseconds per step"),
     "oneshot_allreduce_latency_us": (0, 1e6, "us", "microseconds per all-reduce"),
     "runtime_reserve_gb": (0, 1e6, "GB", "gigabytes, not bytes"),
@@ -208,6 +209,11 @@ class EfficiencySpec(_Frozen):
         description="host dispatch time per kernel of the prefill, us: serving engines capture CUDA graphs for "
         "decode steps only and launch the prefill's kernels one by one from the host (set by a framework "
         "profile; the default profile's value is fitted)")
+    sequence_host_overhead_us: float = Field(
+        0.0, ge=0,
+        description="host time per sequence that produces a token in an engine step, us: the scheduler's and "
+        "output processing's per-request work that an engine without an overlap scheduler runs between steps, "
+        "the GPU waiting (set by a framework profile; fitted for python-scheduler)")
     collective_latency_us: float = Field(8.0, ge=0, description="latency term per collective step (alpha)")
     interconnect_eta: float = Field(0.75, gt=0, le=1, description="fraction of link bandwidth collectives reach")
     runtime_reserve_gb: float = Field(
@@ -218,7 +224,7 @@ class EfficiencySpec(_Frozen):
     source: str = Field("tapeout defaults", description="where these numbers come from")
 
     _ranges = field_validator("launch_overhead_us", "host_overhead_us", "prefill_host_overhead_us",
-                              "collective_latency_us",
+                              "sequence_host_overhead_us", "collective_latency_us",
                               "oneshot_allreduce_latency_us", "runtime_reserve_gb", "oneshot_allreduce_max_bytes",
                               "stream_bytes_per_core_clock")(_plausible_field)
 

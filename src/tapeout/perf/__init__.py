@@ -10,7 +10,7 @@ from tapeout.hardware.spec import HardwareSpec
 from tapeout.perf import roofline
 from tapeout.perf.core import fp32_activations
 from tapeout.perf.cost import OpCost
-from tapeout.workload.ops import Op, OpSweep
+from tapeout.workload.ops import Op, OpKind, OpSweep
 
 Estimator = Callable[[Op, HardwareSpec], OpCost]
 
@@ -53,6 +53,9 @@ def estimate(op: Op, hardware: HardwareSpec, tier: str = "roofline") -> OpCost:
     host_us = prefill_host_us(hardware)
     if op.eager and host_us > 0:
         cost = host_launched(cost, host_us)
+    seq_us = hardware.efficiency.sequence_host_overhead_us
+    if op.kind is OpKind.SAMPLING and seq_us > 0:
+        cost = sequence_host(cost, op, seq_us)
     if op.routing is not None and op.routing.imbalance_basis:  # the routed experts' wait, stated on their rows
         cost = evolve(cost, terms={**cost.terms, **op.routing.terms()})
     return cost
@@ -72,6 +75,19 @@ def host_launched(cost: OpCost, host_us: float) -> OpCost:
     bound = "overhead" if over > max(cost.compute_s, cost.memory_s, cost.network_s) else cost.bound
     return evolve(cost, time_s=cost.time_s + host_us * 1e-6, overhead_s=over, bound=bound,
                   terms={**cost.terms, "prefill_host_us": host_us})
+
+
+def sequence_host(cost: OpCost, op: Op, seq_us: float) -> OpCost:
+    """The sampling op of a step carries the engine's per-sequence host work (``sequence_host_overhead_us``):
+    the scheduler's and the output processing's time for each sequence that produced a token, which an engine
+    without an overlap scheduler spends between steps while the GPU waits. ``terms["sequence_host_us"]`` is
+    the added time, us; the op's ``batch`` (its sequences) scales it."""
+    seqs = dict(op.shape).get("batch", 1)
+    add = seq_us * seqs * 1e-6
+    over = cost.overhead_s + add
+    bound = "overhead" if over > max(cost.compute_s, cost.memory_s, cost.network_s) else cost.bound
+    return evolve(cost, time_s=cost.time_s + add, overhead_s=over, bound=bound,
+                  terms={**cost.terms, "sequence_host_us": seq_us * seqs})
 
 
 def sweep(s: OpSweep, hardware: HardwareSpec, tier: str = "roofline"):  # noqa: ANN201
@@ -118,4 +134,5 @@ def stream_capped(cost: OpCost, op: Op, hw: HardwareSpec) -> OpCost:
                    terms=terms)
 
 
-__all__ = ["OpCost", "SWEEPS", "TIERS", "core_clock", "estimate", "prefill_host_us", "stream_capped", "sweep"]
+__all__ = ["OpCost", "SWEEPS", "TIERS", "core_clock", "estimate", "prefill_host_us", "sequence_host", "stream_capped",
+           "sweep"]

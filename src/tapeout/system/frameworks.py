@@ -42,6 +42,10 @@ class Framework:
     matmul_accumulate: str = "fp32"
     #: its norms, RoPE and activations are per-token kernels (False: generated, vectorised kernels)
     token_kernel_caps: bool = True
+    #: host time per sequence producing a token in a step, us (a scheduler loop not overlapped with the GPU)
+    sequence_host_overhead_us: float = 0.0
+    #: the profile it extends (its definition and fitted fields, this profile's own winning)
+    base: str | None = None
 
     def efficiency(self) -> dict[str, float]:
         """The EfficiencySpec fields this profile sets."""
@@ -63,24 +67,40 @@ class Framework:
             out["matmul_accumulate"] = self.matmul_accumulate
         if not self.token_kernel_caps:
             out["token_kernel_caps"] = False
+        if self.sequence_host_overhead_us:
+            out["sequence_host_overhead_us"] = self.sequence_host_overhead_us
         return out
 
 
-def _profile(name: str, t: dict) -> Framework:
+def _fields(name: str, data: dict[str, dict]) -> tuple[dict, list[str]]:
+    """The profile ``name``'s fields: its ``base``'s (definition and fitted values) under its own definition and
+    fitted values, and the provenance lines of the fitted ones."""
+    t = data[name]
+    base = t.get("base")
+    if base is not None and base not in data:
+        raise RuntimeError(f"framework profile {name} extends unknown profile {base!r}; known: {', '.join(data)}")
+    inherited, sources = _fields(base, data) if base is not None else ({}, [])
     vals, source = fitted.framework_values(name)
-    t = {**t, **vals}
-    return Framework(name, float(t.get("host_overhead_us", 0.0)), t["description"], source,
+    inherited = {k: v for k, v in inherited.items() if k != "description"}
+    return {**inherited, **t, **vals}, sources + ([source] if source else [])
+
+
+def _profile(name: str, data: dict[str, dict]) -> Framework:
+    t, sources = _fields(name, data)
+    return Framework(name, float(t.get("host_overhead_us", 0.0)), t["description"], "; ".join(sources),
                      t.get("stream_bytes_per_core_clock"), t.get("oneshot_allreduce_max_bytes"),
                      float(t.get("oneshot_allreduce_latency_us", 0.0)), float(t.get("prefill_host_overhead_us", 0.0)),
                      str(t.get("large_m_weight_only", "fastest")), bool(t.get("fp32_activations", False)),
-                     str(t.get("matmul_accumulate", "fp32")), bool(t.get("token_kernel_caps", True)))
+                     str(t.get("matmul_accumulate", "fp32")), bool(t.get("token_kernel_caps", True)),
+                     float(t.get("sequence_host_overhead_us", 0.0)), t.get("base"))
 
 
 @functools.cache
 def frameworks() -> dict[str, Framework]:
-    """Every profile: its definition (``frameworks.toml``) with its fitted fields from the store."""
+    """Every profile: its definition (``frameworks.toml``, over its ``base`` profile's where it names one) with
+    its fitted fields from the store."""
     data = tomllib.loads(FRAMEWORKS_FILE.read_text(encoding="utf-8"))
-    return {name: _profile(name, t) for name, t in data.items()}
+    return {name: _profile(name, data) for name in data}
 
 
 def framework(name: str) -> Framework:

@@ -55,6 +55,8 @@ def simulated(hw: Any, scenario: tuple[tuple[str, Any], ...], tier: str) -> dict
     hit = _CACHE.get(key)
     if hit is None:
         kw = dict(scenario)
+        if "efficiency" in kw:  # (field, value) pairs: a fit's trial value, cross-validation's refitted ones
+            kw["efficiency"] = dict(kw["efficiency"])
         res = simulate(kw.pop("model"), hw, tier=tier, **kw)
         m = res.metrics()
         itl = res.itl

@@ -74,6 +74,9 @@ MIXTRAL_INPUT_MEAN = MIXTRAL_INPUT_TOKENS_SUM / MIXTRAL_NUM_SAMPLES
 NUM_REQUESTS = 4096
 #: engine -> (simulate's kv_policy, KV fraction of the memory left): see the module docstring
 ENGINES = {"tensorrt-llm": ("reserve", 0.90), "vllm": ("paged", 0.99)}
+#: engine -> framework profile, where not the default: vLLM 0.4's V0 engine runs its Python scheduler between
+#: decode steps (``python-scheduler``: the per-sequence host time; TensorRT-LLM's C++ batch manager does not)
+FRAMEWORKS = {"vllm": "python-scheduler"}
 #: benchmark -> its dataset's mean prompt length (tokens): only benchmarks with a citable one are priced
 INPUT_MEANS = {"llama2-70b-99": INPUT_MEAN, "llama2-70b-99.9": INPUT_MEAN, "mixtral-8x7b": MIXTRAL_INPUT_MEAN}
 COLUMNS = ("repo", "path", "commit", "printed", "system", "device", "accelerators", "engine", "settings", "model",
@@ -112,7 +115,8 @@ def row_case(row: dict[str, str]) -> Case:
     sc = scenario(model=row["model"].strip(), tp=tp, pp=pp, weights=w, activations=row["activations"].strip(),
                   kv_cache=row["kv_cache"].strip(), max_batch=batch, scheduler="continuous", kv_policy=policy,
                   kv_fraction=kv_fraction, rate=math.inf, num_requests=NUM_REQUESTS, seed=0,
-                  workload=f"sharegpt:input_mean={input_mean:.1f},output_mean={output_mean:.1f}")
+                  workload=f"sharegpt:input_mean={input_mean:.1f},output_mean={output_mean:.1f}",
+                  **({"framework": FRAMEWORKS[engine]} if engine in FRAMEWORKS else {}))
     per_replica = tokens_s / replicas
     info = {**dict(sc), "num_gpus": tp * pp, "published": per_replica, "unit": "output tokens/s per replica",
             "system": row["system"], "accelerators": accel, "replicas": replicas, "engine": row["engine"],

@@ -72,9 +72,9 @@ SGLANG_MEM_FRACTION = {1: 0.88, 2: 0.87, 4: 0.85}
 #: engine -> simulate's engine keywords (module docstring)
 ENGINES: dict[str, dict[str, Any]] = {
     "sglang": {"scheduler": "continuous", "max_num_tokens": 8192, "max_batch": 2048, "block_size": 1,
-               "kv_policy": "paged"},
+               "kv_policy": "paged", "framework": "python-scheduler"},
     "vllm": {"scheduler": "continuous", "max_num_tokens": 4096, "max_batch": 256, "block_size": 16,
-             "kv_policy": "paged", "kv_fraction": 0.9},
+             "kv_policy": "paged", "kv_fraction": 0.9, "framework": "python-scheduler"},
 }
 
 
