@@ -79,6 +79,11 @@ _ALIASES: dict[str, str] = {
     # quantization_config fp8 e4m3 with 128 x 128 weight blocks and dynamic activations); copy of its config.json:
     # github:NetX-lab/Frontier data/config/models/deepseek-r1-0528.json @3d1cabdee3959a27be89a72945d48f13b861501e (one
     # key, moe_layers_enum, is not a DeepseekV3Config key: Frontier's own addition, the MoE layers 3-60 it lists agree)
+    # InternLM2 chat releases: the base models' sizes (the chat tune sits inside the repo name, where the fine-tune
+    # suffix rule does not reach); internlm2-chat-20b's own config.json as InternVL2-26B embeds it is catalog entry
+    # internlm2-20b's source
+    "internlm/internlm2-chat-7b": "internlm2-7b",
+    "internlm/internlm2-chat-20b": "internlm2-20b",
     "deepseek-ai/DeepSeek-R1-0528": "deepseek-r1",
     # QwQ-32B: Qwen2.5-32B's priced fields: LitGPT's transcription of its config.json (github:Lightning-AI/litgpt
     # litgpt/config.py QwQ-32B @0006c973aa7d6ace293e2a5fedaf1f8f804f960c: block_size 131072, padded vocab 152064, 64

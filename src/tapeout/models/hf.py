@@ -237,6 +237,23 @@ def _internlm2(c: _Cfg) -> dict[str, Any]:
     return d
 
 
+def _qwen(c: _Cfg) -> dict[str, Any]:
+    """Qwen (v1, remote-code ``QWenLMHeadModel``): multi-head attention with q, k and v fused into ``c_attn``, which
+    always carries a bias; ``c_proj`` and the MLP's ``w1``/``w2``/``c_proj`` carry one only when ``no_bias`` is false
+    (the released configs write true). The MLP is SwiGLU with two branches of ``intermediate_size // 2`` each (the
+    config states the sum); ``kv_channels`` is the head width; RMSNorm, an untied ``lm_head``."""
+    d = _llama_like(c, "qwen")
+    d["num_kv_heads"] = d["num_heads"]  # QWenAttention splits c_attn into num_attention_heads for q, k and v alike
+    d["head_dim"] = c.int("kv_channels", default=d["head_dim"])
+    inter = d["intermediate_size"]
+    if inter % 2:
+        raise TapeoutError(f"{c.origin}: 'intermediate_size' must be even for model_type 'qwen' (two SwiGLU branches "
+                           f"of half of it), got {inter!r}")
+    bias = not c.bool("no_bias", True)
+    d.update(intermediate_size=inter // 2, qkv_bias=True, out_bias=bias, mlp_bias=bias)
+    return d
+
+
 def _qwen2(c: _Cfg, family: str = "qwen2") -> dict[str, Any]:
     d = _llama_like(c, family)
     d.update(qkv_bias=True, out_bias=False)  # Qwen2: q/k/v carry a bias, o_proj does not
@@ -833,6 +850,7 @@ _MAPPERS: dict[str, Callable[[_Cfg], dict[str, Any]]] = {
     "mistral": _mistral,
     "mixtral": _mixtral,
     "opt": _opt,
+    "qwen": _qwen,
     "qwen2": _qwen2,
     "qwen2_moe": _qwen2_moe,
     "qwen3": _qwen3,
