@@ -104,6 +104,14 @@ def _arch(spec: ModelSpec) -> dict:
     ("deepseek-ai/DeepSeek-V2", "deepseek-v2"),
     ("deepseek-ai/DeepSeek-V2-Chat", "deepseek-v2"),
     ("THUDM/chatglm3-6b", "chatglm3-6b"),
+    ("internlm/internlm2-7b", "internlm2-7b"),
+    ("internlm/internlm2-chat-7b", "internlm2-7b"),
+    ("internlm/internlm2-20b", "internlm2-20b"),
+    ("internlm/internlm2-chat-20b", "internlm2-20b"),
+    ("Qwen/Qwen-7B", "qwen-7b"),
+    ("Qwen/Qwen-7B-Chat", "qwen-7b"),
+    ("Qwen/Qwen-72B", "qwen-72b"),
+    ("Qwen/Qwen-72B-Chat", "qwen-72b"),
 ])
 def test_benchmarked_ids_resolve(model_id, name):
     assert load_model(model_id).name == name
@@ -285,6 +293,9 @@ def test_nemotron_70b_is_llama_3_1_70b_twin():
     ("mistral-large-2411", "mistral-large-2407", {"max_position_embeddings": 131_072}),
     ("qwen2.5-coder-32b", "qwen2.5-32b", {"max_position_embeddings": 32_768}),
     ("qwen2.5-coder-7b", "qwen2.5-7b", {"max_position_embeddings": 32_768}),
+    ("internlm2-7b", "internlm2.5-7b", {"max_position_embeddings": 32_768}),
+    ("qwen-7b", "qwen1.5-7b", {"max_position_embeddings": 8192, "family": "qwen"}),
+    ("qwen-72b", "qwen1.5-72b", {"max_position_embeddings": 32_768, "family": "qwen"}),
 ])
 def test_variants_keep_their_base_architecture(variant, base, fields):
     v, b = load_model(variant), load_model(base)
@@ -612,7 +623,7 @@ def test_qwen_cards_non_embedding_counts(name, non_embedding):
 @pytest.mark.parametrize("model_id", [
     "internlm/internlm2_5-7b-chat",
     "core42/jais-30b-chat-v3", "core42/jais-30b-v3",
-    "internlm/internlm2-chat-20b",
+    "internlm/internlm2_5-20b-chat", "Qwen/Qwen-14B", "Qwen/Qwen-14B-Chat",
     "nvidia/Llama-3.1-8B-Instruct-FP8",
     "nvidia/Llama-3.1-70B-Instruct-FP8", "nvidia/Llama-3.3-70B-Instruct-FP8",
     "nvidia/Llama-4-Maverick-17B-128E-Instruct-FP8",
@@ -1006,7 +1017,9 @@ def test_qwq_32b_is_qwen2_5_32b_twin():
 @pytest.mark.parametrize(("model", "tp"), [("falcon-7b", 1), ("phi-4", 1), ("gemma-2-2b", 1), ("gpt-neox-20b", 2),
                                            ("mistral-large-2411", 8), ("qwen2.5-coder-32b", 2),
                                            ("qwen2.5-coder-7b", 1), ("Qwen/QwQ-32B", 2), ("deepseek-v2", 8),
-                                           ("chatglm3-6b", 1)])
+                                           ("chatglm3-6b", 1), ("internlm2-20b", 2),
+                                           ("internlm/internlm2-chat-7b", 1), ("Qwen/Qwen-7B-Chat", 1),
+                                           ("Qwen/Qwen-72B-Chat", 4)])
 def test_new_entries_predict(model, tp):
     p = tapeout.predict(model, "h100-sxm", tp=tp, batch=4, input_len=512, output_len=64)
     assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
@@ -1055,3 +1068,87 @@ def test_chatglm3_6b_is_its_config_and_the_loaded_count():
     assert m.total_params() == 6_243_584_000
     assert m.q_size + 2 * m.kv_size == 4608
     assert ModelSpec.model_validate(m.model_dump() | {"qkv_bias": False}).total_params() != 6_243_584_000
+
+
+# ---- InternLM2 (7B, 20B) -----------------------------------------------------------------------------------------
+# internlm/internlm2-chat-20b's config.json as InternVL2-26B embeds it (llm_config, public-code index file id
+# 11130836921), its architecture keys; InternVL's 92553-row vocabulary is the chat model's 92544 plus 9 added tokens
+INTERNLM2_CHAT_20B = {"model_type": "internlm2", "bias": False, "hidden_act": "silu", "hidden_size": 6144,
+                      "intermediate_size": 16384, "max_position_embeddings": 32768, "num_attention_heads": 48,
+                      "num_hidden_layers": 48, "num_key_value_heads": 8, "rope_theta": 1000000,
+                      "tie_word_embeddings": False, "vocab_size": 92553}
+# InternLM-XComposer2's config (InternLM2-7B inside) as PaddleMIX tests/models/test_internlm2.py @1242403c writes it,
+# with the 32 layers of InternEvo's internlm2_7B.py instead of the test's 1
+INTERNLM2_7B = {"model_type": "internlm2", "bias": False, "hidden_act": "silu", "hidden_size": 4096,
+                "intermediate_size": 14336, "max_position_embeddings": 32768, "num_attention_heads": 32,
+                "num_hidden_layers": 32, "num_key_value_heads": 8, "rope_theta": 1000000, "tie_word_embeddings": False,
+                "vocab_size": 92544}
+
+
+def test_internlm2_20b_is_its_chat_config_internevos_sizes_and_the_20b_count():
+    m = load_model("internlm/internlm2-chat-20b")
+    assert m.name == "internlm2-20b"
+    assert _arch(from_hf_config(INTERNLM2_CHAT_20B | {"vocab_size": 92544})) == _arch(m)
+    # InternEvo internlm2_20B.py: MLP_RATIO 8/3 of HIDDEN_SIZE 6144, VOCAB_SIZE 92544
+    assert m.intermediate_size == 6144 * 8 // 3 and m.vocab_size == 92544
+    # the 20B layer's safetensors count, as InternLM2.5-20B-Chat's metadata gives it (floschne/gimmick get_model_sizes):
+    # exact only with the untied 92544-row output head and no biases
+    assert m.total_params() == 19_861_149_696
+    assert ModelSpec.model_validate(m.model_dump() | {"tie_embeddings": True}).total_params() != 19_861_149_696
+    assert ModelSpec.model_validate(m.model_dump() | {"qkv_bias": True}).total_params() != 19_861_149_696
+    # GQA: 8 key-value heads of 128 cached per layer
+    assert m.kv_width == 2 * 8 * 128
+
+
+def test_internlm2_7b_is_internlm2_5_7b_with_32k_positions():
+    m, v25 = load_model("internlm/internlm2-chat-7b"), load_model("internlm2.5-7b")
+    assert _arch(from_hf_config(INTERNLM2_7B)) == _arch(m)
+    # a local InternLM2 checkpoint's tensor metadata (cspool/MLX_dev): 7,737,708,544 elements, InternLM2.5-7B's count
+    assert m.total_params() == v25.total_params() == 7_737_708_544
+    assert (m.max_position_embeddings, v25.max_position_embeddings) == (32_768, 262_144)
+
+
+# ---- Qwen (v1): QWenLMHeadModel ---------------------------------------------------------------------------------
+# Qwen/Qwen-7B's config.json as VaLoRA's model config copies it (public-code index file id 11130836921), its
+# architecture keys
+QWEN_7B = {"model_type": "qwen", "hidden_size": 4096, "intermediate_size": 22016, "kv_channels": 128,
+           "max_position_embeddings": 8192, "no_bias": True, "num_attention_heads": 32, "num_hidden_layers": 32,
+           "seq_length": 2048, "tie_word_embeddings": False, "vocab_size": 151936, "rotary_emb_base": 10000}
+# GenZ's transcription of Qwen/Qwen-72B's config.json (alibaba.py qwen1_72b_config @13ebfb84), in the config's keys
+# (its num_key_value_heads 40 left out: QWenConfig has no such key)
+QWEN_72B = {"model_type": "qwen", "hidden_size": 8192, "intermediate_size": 49152, "max_position_embeddings": 32768,
+            "num_attention_heads": 64, "num_hidden_layers": 80, "vocab_size": 152064}
+
+
+@pytest.mark.parametrize(("model_id", "config", "count"), [
+    # chatllm.cpp's loaded QWen-7B (docs/rag.md): 7,721,324,544
+    ("Qwen/Qwen-7B-Chat", QWEN_7B, 7_721_324_544),
+    ("Qwen/Qwen-72B-Chat", QWEN_72B, None),
+])
+def test_qwen_v1_is_its_config_the_mha_qwen1_5_layer_and_its_count(model_id, config, count):
+    m = load_model(model_id)
+    assert _arch(from_hf_config(config)) == _arch(m)
+    # SwiGLU w1 / w2 of half the config's intermediate_size each; c_attn (q, k, v) with a bias, c_proj without
+    assert m.intermediate_size == config["intermediate_size"] // 2
+    assert (m.qkv_bias, m.out_bias, m.mlp_bias, m.attention_kind, m.family) == (True, False, False, "MHA", "qwen")
+    if count is not None:
+        assert m.total_params() == count
+        assert ModelSpec.model_validate(m.model_dump() | {"qkv_bias": False}).total_params() != count
+
+
+def test_qwen_config_bias_and_width_errors():
+    # no_bias false puts a bias on c_proj and on each of w1, w2 and the MLP's c_proj
+    biased = from_hf_config(QWEN_7B | {"no_bias": False})
+    assert biased.total_params() - from_hf_config(QWEN_7B).total_params() == 32 * (4096 + 2 * 11008 + 4096)
+    with pytest.raises(TapeoutError, match="'intermediate_size' must be even for model_type 'qwen'") as exc:
+        from_hf_config(QWEN_7B | {"intermediate_size": 22015})
+    assert "\n" not in str(exc.value)
+    with pytest.raises(TapeoutError, match="missing required key 'max_position_embeddings'"):
+        from_hf_config({k: v for k, v in QWEN_7B.items() if k != "max_position_embeddings"})
+
+
+def test_qwen_config_file_predicts(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(QWEN_7B))
+    p = tapeout.predict(str(path), "h100-sxm", tp=1, batch=4, input_len=512, output_len=64)
+    assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
