@@ -130,15 +130,17 @@ def test_throughput_never_exceeds_the_static_decode_bound(scheduler, C, S, O, cl
 @given(scheduler=SCHEDULERS, policy=st.sampled_from(["paged", "reserve", "turbomind"]), n=st.integers(5, 60),
        kv_blocks=st.integers(40, 400), bs=st.sampled_from([8, 16, 64]), rate=st.sampled_from([math.inf, 5.0, 50.0]),
        mb=st.sampled_from([2, 8, 64]), seed=st.integers(0, 1000), replicas=st.integers(1, 3),
-       micro=st.sampled_from([1, 1, 2, 3]), separate=st.booleans())
+       micro=st.sampled_from([1, 1, 2, 3]), passes=st.sampled_from(["fused", "separate", "alone"]))
 def test_no_request_is_lost_and_blocks_stay_within_the_pool(scheduler, policy, n, kv_blocks, bs, rate, mb, seed,
-                                                             replicas, micro, separate):
+                                                             replicas, micro, passes):
     """A KV pool small enough to preempt: every request completes once, in order sent <= first token <= last
     token, having streamed exactly its output tokens (the pooled ITL list holds sum(output - 1) gaps); the
     blocks in use never exceed the pool and all return to it. Pipeline micro-batches (virtual engines) and
-    separate prefill passes (not with chunks) too."""
+    separate prefill passes (not with chunks) and prefills run alone (continuous, not turbomind) too."""
     pipe = {"pp": 2, "pp_microbatches": micro} if micro > 1 else {}
-    passes = "separate" if separate and scheduler != "chunked" else "fused"
+    if (passes == "separate" and scheduler == "chunked") or (passes == "alone" and (
+            scheduler != "continuous" or policy == "turbomind")):
+        passes = "fused"
     r = sim(scheduler=scheduler, kv_policy=policy, kv_tokens=kv_blocks * bs + 600, block_size=bs,
             input_len="uniform:low=1,high=300", output_len="uniform:low=1,high=300", num_requests=n, rate=rate,
             max_batch=mb, seed=seed, replicas=replicas, max_num_tokens=512, prefill_pass=passes, **pipe)
@@ -340,6 +342,39 @@ def test_separate_passes_run_every_admitted_prompt_and_give_the_first_token_from
 def test_separate_passes_are_refused_where_they_are_not_modelled():
     with pytest.raises(TapeoutError, match="prefill_pass.*fused"):
         sim(scheduler="chunked", prefill_pass="separate", num_requests=2)
+
+
+# ---- prefills run alone (vLLM's V0 scheduler, SGLang) ------------------------------------------------------
+
+def test_a_prefill_run_alone_holds_the_running_requests_back(tmp_path):
+    """vLLM V0's default scheduler and SGLang never mix prompts with decodes: while a request decodes, a new
+    prompt's iteration is its prefill alone (a pass of its own, eager) and the running request gets no token in
+    it, so that request's gap spans the prefill pass and the next decode step. The new request's first token
+    comes at the end of its pass, sooner than in the fused iteration (which also carries the decode step)."""
+    first = (8, 40)
+    late = {"arrival_s": 0.0, "input_len": 600, "output_len": 4}
+    path = tmp_path / "trace.jsonl"
+    path.write_text(json.dumps({"arrival_s": 0.0, "input_len": first[0], "output_len": first[1]}) + "\n")
+    solo = sim(trace=path)
+    t_in = float(solo.recorder.first[0]) + 5 * float(np.median(solo.itl))  # mid-decode of the first request
+    path.write_text(path.read_text() + json.dumps({**late, "arrival_s": t_in}) + "\n")
+    alone, fused = sim(trace=path, prefill_pass="alone"), sim(trace=path)
+    price = alone.replicas[0].price
+    pass_s = price.iteration([(600, 0)], 0, 0.0, 1, eager=True)
+    big = alone.itl.max()
+    # the stalled gap of the first request: the prefill pass plus its own decode step (at least the pass)
+    assert big >= pass_s and big == pytest.approx(pass_s + float(np.median(alone.itl)), rel=0.05)
+    # the second request's first token: at the end of its own pass, before the fused iteration's end
+    assert alone.recorder.first[1] < fused.recorder.first[1]
+    # and both complete every token
+    assert alone.itl.size == fused.itl.size == (first[1] - 1) + (late["output_len"] - 1)
+
+
+def test_prefills_run_alone_only_where_they_are_modelled():
+    for kw in (dict(scheduler="chunked"), dict(scheduler="static"), dict(kv_policy="turbomind")):
+        with pytest.raises(TapeoutError, match="prefill_pass: alone") as err:
+            sim(prefill_pass="alone", num_requests=2, **kw)
+        assert "\n" not in str(err.value)
 
 
 def test_disaggregation_moves_the_kv_cache_and_pays_for_it():

@@ -35,6 +35,11 @@ the v0.1 era (the index holds no copy at the table's commit ebe90bc9; the versio
 ``Forward``/``forwardUnified`` all have this loop). Every admitting iteration then reads the weights and
 launches once more per context sub-batch.
 
+``alone`` (vLLM's V0 scheduler without chunked prefill, ``Scheduler._schedule_default``; SGLang's
+``get_next_batch_to_run``): an iteration that admits prompts runs their prefill only, up to ``max_num_tokens``
+prompt tokens, and emits their first tokens at its end; the running requests wait for the next iteration's decode
+step (their inter-token gap spans the prefill). Continuous scheduler, paged or reserve blocks.
+
 **Iterations** are priced by :class:`~tapeout.serving.iteration.IterationPricer`. Runs of pure decode
 steps during which nothing can change (no completion, no admissible arrival, blocks enough) are priced
 and applied in one vectorised pass; their result equals stepping one iteration at a time.
@@ -74,7 +79,7 @@ from tapeout.serving.iteration import IterationPricer
 
 SCHEDULERS = ("static", "continuous", "chunked")
 KV_POLICIES = ("paged", "reserve", "turbomind")
-PREFILL_PASSES = ("fused", "separate")
+PREFILL_PASSES = ("fused", "separate", "alone")
 ROLES = ("both", "prefill", "decode")
 #: most decode steps priced in one vectorised pass (longer runs take several)
 MAX_RUN = 4096
@@ -91,7 +96,8 @@ class EngineConfig:
     #: fraction of the pool an admission must leave free (paged policy; vLLM's default 0.01)
     watermark: float = 0.01
     #: fused: an iteration's prefill chunks and decode step are one forward pass; separate (TurboMind v0.1's):
-    #: context passes of at most ``max_num_tokens`` tokens, then the decode step (``IterationPricer.separate_iteration``)
+    #: context passes of at most ``max_num_tokens`` tokens, then the decode step (``IterationPricer.separate_iteration``);
+    #: alone (vLLM V0's, SGLang's): an admitting iteration runs the prompts only, the decodes wait
     prefill_pass: str = "fused"
 
     @property
@@ -399,6 +405,8 @@ class Replica:
             return Plan([], [], D, int(self.kv.sum()) / D + 1.0, D, self._run_length())
         # a mixed iteration: prefill chunks (+ the decode step of the running requests)
         completing = sum(1 for n, p, r in chunks if p + n == r.target)
+        if cfg.prefill_pass == "alone":  # the prompts' own pass: the running requests wait for the next step
+            return Plan(chunks, joined, 0, 0.0, completing, 1)
         ctx = int(self.kv.sum()) / D + 1.0 if D else 0.0
         return Plan(chunks, joined, D, ctx, D + completing, 1)
 
@@ -432,8 +440,8 @@ class Replica:
                     break
                 self._preempt_latest()
         D = len(self.dreq)
-        # (2) prefill chunks and admissions
-        budget = cfg.prefill_budget - D
+        # (2) prefill chunks and admissions (a prefill that runs alone shares its pass with no decode)
+        budget = cfg.prefill_budget - (0 if cfg.prefill_pass == "alone" else D)
         chunks: list[tuple[int, int, Req]] = []
         if cfg.scheduler == "chunked":
             for r in self.prefilling:

@@ -34,7 +34,7 @@ from tapeout.workload.scenario import PredictInputs
 
 Scheduler = Literal["static", "continuous", "chunked"]
 KvPolicy = Literal["paged", "reserve", "turbomind"]
-PrefillPass = Literal["fused", "separate"]
+PrefillPass = Literal["fused", "separate", "alone"]
 Router = Literal["round_robin", "least_tokens"]
 Arrival = Literal["poisson", "gamma"]
 #: the names each choice allows (engine.SCHEDULERS, engine.KV_POLICIES, engine.PREFILL_PASSES and workload.ARRIVALS
@@ -151,7 +151,9 @@ class ServingInputs(_Inputs):
         "keeping their prefix's KV)"))
     prefill_pass: Annotated[PrefillPass, _one_of(PREFILL_PASSES)] = Field("fused", description=(
         "fused (prefill chunks and the decode step in one forward pass) | separate (LMDeploy TurboMind v0.1's: "
-        "context passes of at most max-num-tokens tokens, then a decode step that also emits their first tokens)"))
+        "context passes of at most max-num-tokens tokens, then a decode step that also emits their first tokens) | "
+        "alone (vLLM V0's and SGLang's: an iteration admitting prompts runs their prefill only, the running requests "
+        "wait for the next step)"))
     # ---- the cluster --------------------------------------------------------------------------------------
     replicas: Annotated[int, _count(1)] = Field(1, description="engine replicas behind the router")
     router: Annotated[Router, _one_of(ROUTERS)] = Field("round_robin", description=(
@@ -191,6 +193,10 @@ class ServingInputs(_Inputs):
         if self.prefill_pass == "separate" and self.scheduler == "chunked":
             raise ValueError("prefill_pass: separate context passes run whole prompts; allowed with scheduler "
                              "chunked: fused")
+        if self.prefill_pass == "alone" and (self.scheduler != "continuous" or self.kv_policy == "turbomind"):
+            raise ValueError("prefill_pass: alone is a continuous scheduler's prefill-only iteration; allowed with "
+                             f"scheduler {self.scheduler} and kv_policy {self.kv_policy}: fused"
+                             + (", separate" if self.scheduler != "chunked" else ""))
         if disagg and self.scheduler == "static":
             raise ValueError("scheduler: static batches cannot be disaggregated; allowed: continuous, chunked")
         if self.trace is not None and self.workload is not None:

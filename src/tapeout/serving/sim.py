@@ -367,8 +367,8 @@ def simulate(model: Any, hardware: Any, *, progress: bool = False, **kwargs: Any
 
         pool = int(pool * mem.kv_cache_bytes_per_token / kv_bytes_per_token(m, sc))
     num_blocks = pool // block_size
-    if s.prefill_pass == "separate" and sc.dp > 1:
-        raise TapeoutError("separate prefill passes are not modelled for data-parallel attention ranks; "
+    if s.prefill_pass != "fused" and sc.dp > 1:
+        raise TapeoutError(f"{s.prefill_pass} prefill passes are not modelled for data-parallel attention ranks; "
                            "allowed with dp > 1: fused", field="prefill_pass")
     cfg = EngineConfig(scheduler=scheduler, max_batch=max_batch, max_num_tokens=mnt, block_size=block_size,
                        num_blocks=num_blocks, kv_policy=s.kv_policy, prefill_pass=s.prefill_pass)
