@@ -622,8 +622,7 @@ def test_qwen_cards_non_embedding_counts(name, non_embedding):
 # architecture (the R1 distills "slightly change" their bases' configs and tokenizers, per DeepSeek's README)
 @pytest.mark.parametrize("model_id", [
     "internlm/internlm2_5-7b-chat",
-    "core42/jais-30b-chat-v3", "core42/jais-30b-v3",
-    "internlm/internlm2_5-20b-chat", "Qwen/Qwen-14B", "Qwen/Qwen-14B-Chat",
+    "internlm/internlm2_5-20b-chat",
     "nvidia/Llama-3.1-8B-Instruct-FP8",
     "nvidia/Llama-3.1-70B-Instruct-FP8", "nvidia/Llama-3.3-70B-Instruct-FP8",
     "nvidia/Llama-4-Maverick-17B-128E-Instruct-FP8",
@@ -718,10 +717,41 @@ def test_dbrx_config_without_its_nested_blocks_is_refused_in_one_line():
     assert "\n" not in str(exc.value)
 
 
-@pytest.mark.parametrize("model_id", ["CohereForAI/c4ai-command-r-plus", "CohereForAI/c4ai-command-r-08-2024",
-                                      "CohereForAI/c4ai-command-r-plus-08-2024"])
+# the Cohere configs as a public transcription writes them (public-code index file id 55805448694), in CohereConfig's
+# keys; its c4ai-command-r-v01 row is COMMAND_R_CONFIG's sizes. Command R+'s use_qk_norm: true in the released
+# checkpoint (q_norm / k_norm weights, lm-sys/FastChat #3260; llama.cpp #6033), where the transcription writes False
+COMMAND_R_PLUS_CONFIG = COMMAND_R_CONFIG | {
+    "hidden_size": 12288, "num_hidden_layers": 64, "num_attention_heads": 96, "num_key_value_heads": 8,
+    "intermediate_size": 33792, "logit_scale": 0.8333333333333334, "max_position_embeddings": 131072,
+    "use_qk_norm": True}
+COMMAND_R_08_2024_CONFIG = COMMAND_R_CONFIG | {"num_key_value_heads": 8, "intermediate_size": 24576,
+                                               "max_position_embeddings": 131072}
+
+
+@pytest.mark.parametrize(("model_id", "cfg", "published"), [
+    ("CohereForAI/c4ai-command-r-plus", COMMAND_R_PLUS_CONFIG, 104e9),  # model card: 104 billion parameters
+    ("CohereLabs/c4ai-command-r-plus", COMMAND_R_PLUS_CONFIG, 104e9),  # the org's later name
+    ("CohereForAI/c4ai-command-r-08-2024", COMMAND_R_08_2024_CONFIG, 32e9),  # its GGUF's size_label 32B
+])
+def test_later_command_r_releases_match_their_transcribed_configs_and_sizes(model_id, cfg, published):
+    m = load_model(model_id)
+    assert _arch(from_hf_config(cfg)) == _arch(m)
+    assert m.parallel_block and m.norms_per_layer == 1 and m.tie_embeddings and m.attention_kind == "GQA"
+    assert m.total_params() == pytest.approx(published, rel=0.01)
+
+
+def test_command_r_plus_carries_per_head_qk_norms():
+    m = load_model("CohereForAI/c4ai-command-r-plus")
+    assert m.qk_norm and m.qk_norm_per_head and not m.norm_bias
+    # CohereLayerNorm((96, 128)) and ((8, 128)), weight only, in each of 64 layers
+    plain = ModelSpec.model_validate(m.model_dump() | {"qk_norm": False, "qk_norm_per_head": False})
+    assert m.total_params() - plain.total_params() == 64 * (96 + 8) * 128
+    assert not load_model("CohereForAI/c4ai-command-r-08-2024").qk_norm
+
+
+@pytest.mark.parametrize("model_id", ["CohereForAI/c4ai-command-r-plus-08-2024"])
 def test_uncited_cohere_releases_stay_unknown(model_id):
-    # other architectures (GQA, wider MLP, QK norm): unknown until a copy of their config.json is cited
+    # no copy of its config.json was found (whether it keeps R+'s QK norm): unknown until one is cited
     assert find_model(model_id) is None
     with pytest.raises(TapeoutError, match="unknown model"):
         load_model(model_id)
@@ -925,8 +955,24 @@ def test_jais_13b_is_cerebras_training_config_and_its_published_size():
     # the paper's "13 billion parameters": 40 SwiGLU layers with biases and one tied 84992 x 5120 table
     assert abs(m.total_params() / 13e9 - 1) < 0.005
     assert m.embedding_params() == 84992 * 5120 and m.lm_head_params() == 0
-    # JAIS-30B's FFN width is not in any cited source: it stays unknown
-    assert find_model("core42/jais-30b-v3") is None
+
+
+# Cerebras' training configs of JAIS-30B (params_jais_30b.yaml @4db93fed, params_jais_30b_chat.yaml @a0c06166), in the
+# JAISConfig keys
+JAIS_30B_AS_HF = JAIS_13B_AS_HF | {"n_embd": 7168, "n_layer": 48, "n_head": 56, "n_inner": 19114, "n_positions": 8192,
+                                   "mup_width_scale": 256 / 7168}
+
+
+@pytest.mark.parametrize("model_id", ["core42/jais-30b-v3", "core42/jais-30b-chat-v3", "inceptionai/jais-30b-chat-v3"])
+def test_jais_30b_is_cerebras_training_config_and_its_published_size(model_id):
+    m = load_model(model_id)
+    assert m.name == "jais-30b"
+    read = _arch(from_hf_config(JAIS_30B_AS_HF))
+    assert read.pop("logit_scale") == pytest.approx(m.logit_scale) == pytest.approx(2.22 * 256 / 7168)
+    assert read == {k: v for k, v in _arch(m).items() if k != "logit_scale"}
+    # modelzoo's README: "A 30B parameter" model; 48 SwiGLU layers of 19114 with biases and one tied 84992 x 7168 table
+    assert m.total_params() == pytest.approx(30e9, rel=0.01)
+    assert m.embedding_params() == 84992 * 7168 and m.lm_head_params() == 0
 
 
 # ---- LitGPT's transcriptions (github:Lightning-AI/litgpt litgpt/config.py @0006c973), in the config.json keys ---------
@@ -1019,7 +1065,9 @@ def test_qwq_32b_is_qwen2_5_32b_twin():
                                            ("qwen2.5-coder-7b", 1), ("Qwen/QwQ-32B", 2), ("deepseek-v2", 8),
                                            ("chatglm3-6b", 1), ("internlm2-20b", 2),
                                            ("internlm/internlm2-chat-7b", 1), ("Qwen/Qwen-7B-Chat", 1),
-                                           ("Qwen/Qwen-72B-Chat", 4)])
+                                           ("Qwen/Qwen-72B-Chat", 4), ("CohereForAI/c4ai-command-r-plus", 8),
+                                           ("command-r-08-2024", 2), ("core42/jais-30b-chat-v3", 2),
+                                           ("Qwen/Qwen-14B-Chat", 1)])
 def test_new_entries_predict(model, tp):
     p = tapeout.predict(model, "h100-sxm", tp=tp, batch=4, input_len=512, output_len=64)
     assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
@@ -1116,6 +1164,10 @@ QWEN_7B = {"model_type": "qwen", "hidden_size": 4096, "intermediate_size": 22016
            "seq_length": 2048, "tie_word_embeddings": False, "vocab_size": 151936, "rotary_emb_base": 10000}
 # GenZ's transcription of Qwen/Qwen-72B's config.json (alibaba.py qwen1_72b_config @13ebfb84), in the config's keys
 # (its num_key_value_heads 40 left out: QWenConfig has no such key)
+# GenZ's transcription of Qwen/Qwen-14B's config.json (alibaba.py qwen1_14b_config @13ebfb84), in the config's keys,
+# with the QwenLM README's Max Length 8K as its positions
+QWEN_14B = {"model_type": "qwen", "hidden_size": 5120, "intermediate_size": 27392, "max_position_embeddings": 8192,
+            "num_attention_heads": 40, "num_hidden_layers": 40, "vocab_size": 152064}
 QWEN_72B = {"model_type": "qwen", "hidden_size": 8192, "intermediate_size": 49152, "max_position_embeddings": 32768,
             "num_attention_heads": 64, "num_hidden_layers": 80, "vocab_size": 152064}
 
@@ -1123,6 +1175,7 @@ QWEN_72B = {"model_type": "qwen", "hidden_size": 8192, "intermediate_size": 4915
 @pytest.mark.parametrize(("model_id", "config", "count"), [
     # chatllm.cpp's loaded QWen-7B (docs/rag.md): 7,721,324,544
     ("Qwen/Qwen-7B-Chat", QWEN_7B, 7_721_324_544),
+    ("Qwen/Qwen-14B-Chat", QWEN_14B, None),
     ("Qwen/Qwen-72B-Chat", QWEN_72B, None),
 ])
 def test_qwen_v1_is_its_config_the_mha_qwen1_5_layer_and_its_count(model_id, config, count):
@@ -1152,3 +1205,11 @@ def test_qwen_config_file_predicts(tmp_path):
     path.write_text(json.dumps(QWEN_7B))
     p = tapeout.predict(str(path), "h100-sxm", tp=1, batch=4, input_len=512, output_len=64)
     assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
+
+
+def test_qwen_14b_is_the_readme_size_with_qwen1_5_14b_count():
+    m = load_model("Qwen/Qwen-14B")
+    # the README's "Qwen-14B"; Qwen1.5-14B's exact count (the same 40 multi-head layers, biased c_attn, untied tables)
+    assert m.total_params() == load_model("qwen1.5-14b").total_params()
+    assert m.total_params() == pytest.approx(14e9, rel=0.015)
+    assert (m.family, m.max_position_embeddings) == ("qwen", 8192)

@@ -91,12 +91,12 @@ OWN_SOURCE_MODELS = {"llama-3.2-1b", "llama-3.2-3b", "gemma-2b", "gemma-7b", "mi
                      "deepseek-r1-distill-qwen-1.5b", "jais-13b",
                      "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b", "qwen2.5-3b", "codellama-70b",
                      "falcon-7b", "phi-4", "gemma-2-2b", "gpt-neox-20b", "deepseek-v2", "chatglm3-6b",
-                     "internlm2-20b"}
+                     "internlm2-20b", "command-r-plus", "command-r-08-2024", "jais-30b"}
 #: models/catalog/variants/: base entry's architecture with a few fields replaced
 VARIANT_MODELS = {"qwen2-72b", "qwen2-7b", "mistral-nemo-12b-instruct", "llama-3.1-405b-instruct-fp8",
                   "llama-3.1-405b-instruct-fp8-nvidia", "llama-3.1-8b-instruct-fp8-neuralmagic",
                   "llama-3.1-70b-instruct-fp8-neuralmagic", "mixtral-8x22b-instruct", "mistral-large-2411",
-                  "qwen2.5-coder-32b", "qwen2.5-coder-7b", "internlm2-7b", "qwen-7b", "qwen-72b"}
+                  "qwen2.5-coder-32b", "qwen2.5-coder-7b", "internlm2-7b", "qwen-7b", "qwen-72b", "qwen-14b"}
 
 MOE_MODELS = {"mixtral-8x7b", "mixtral-8x22b", "deepseek-v2-lite", "deepseek-v3", "deepseek-r1", "kimi-k2",
               "llama-4-scout", "llama-4-maverick", "gpt-oss-120b", "gpt-oss-20b", "qwen3-235b-a22b", "qwen3-30b-a3b",
@@ -120,6 +120,7 @@ SIZE_LABEL_DEVIATIONS = {
     "yi-34b": "report says 34B; the config holds 34.39B",
     "mistral-nemo-12b": "announcement says 12B; the config holds 12.25B",
     "mistral-nemo-12b-instruct": "as mistral-nemo-12b",
+    "qwen-14b": "README names Qwen-14B; Qwen1.5-14B's layers and untied 152064-row tables hold 14.17B",
 }
 
 #: Published *active* counts stated to two significant figures that sit more than 1% from both conventions
