@@ -196,3 +196,22 @@ def test_cli_cv_json_rows_have_held_out_keys(data, monkeypatch):
     assert all(math.isfinite(r["mape_pct"]) for r in rows if not r.get("absent"))
     res = CliRunner().invoke(app, ["validate", "--data", str(data), "--cv", "--compare-tier", "tiled"])
     assert res.exit_code == 2 and "compare-tier" in res.output
+
+
+def test_a_field_two_sources_fit_is_refitted_on_the_other_source(cv):
+    """python-scheduler's per-sequence host time reads SGLang's offline runs and MLPerf's MI300X vLLM row: each
+    source's fold refits it on the other's rows alone (simulated load points, the value passed per call), and
+    AMD's in-process offline harness, which streams nothing to a client, wants less host time per sequence than
+    SGLang's streaming servers."""
+    from tapeout.system.frameworks import framework
+
+    name = "python-scheduler.sequence_host_overhead_us"
+    (p,) = [p for p in parameters() if p.name == name]
+    assert p.sources == {"sglang_vllm060", "mlperf"} and len(p.fit_sets) == 2
+    assert p.stored == framework("python-scheduler").sequence_host_overhead_us > 0
+    on_sglang = next(r for r in _fold(cv, "mlperf").refits if r.param.name == name)
+    on_mlperf = next(r for r in _fold(cv, "sglang_vllm060").refits if r.param.name == name)
+    assert on_sglang.how == on_mlperf.how == "refit" and (on_sglang.rows, on_mlperf.rows) == (4, 1)
+    assert 0 < on_mlperf.value < on_sglang.value < 150
+    fold = _fold(cv, "sglang_vllm060")
+    assert name in fold.used

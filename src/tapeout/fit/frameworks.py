@@ -61,6 +61,9 @@ class FitSet:
     also: tuple[str, ...] = ()
     #: the search's resolution (at least; a fit or refit may ask for a coarser one)
     tol: float = 0.1
+    #: bracket the minimum with a 13-point scan first (a cap's loss is flat where it stops binding); a host time
+    #: that every row pays (its loss falls, then rises, as the term grows) goes straight to golden section
+    scan: bool = True
     #: a check set: also report the value its own rows would fit (False where each evaluation simulates
     #: whole serving runs: the check's loss at the fitted value is reported, its own fit is not searched)
     own_best: bool = True
@@ -92,10 +95,11 @@ FIT_SETS = (
     FitSet("python-scheduler", "e2e-serving-sglang", lambda c: c.op_class.endswith("/output_token_throughput"),
            "the offline output throughputs of SGLang 0.3.0 and vLLM 0.6.0 (5,000 ShareGPT requests at once; "
            "Llama-3.1-8B on A100, 70B TP4 on H100; validate/published/sglang_vllm060.csv)",
-           param="sequence_host_overhead_us", lo=0.0, hi=150.0),
+           param="sequence_host_overhead_us", lo=0.0, hi=150.0, tol=2.0, scan=False),
     FitSet("python-scheduler", "e2e-mlperf", lambda c: c.op_class.startswith("vllm/"),
            "MLPerf Inference v4.1 Offline on MI300X (AMD, vLLM 0.4.3, Llama-2-70B fp8, 8 TP1 replicas; "
-           "validate/published/mlperf.csv)", param="sequence_host_overhead_us", lo=0.0, hi=150.0),
+           "validate/published/mlperf.csv)", param="sequence_host_overhead_us", lo=0.0, hi=150.0,
+           tol=2.0, scan=False),
 )
 CHECK_SETS = (
     FitSet("gptfast", "e2e-gptfast", lambda c: not c.op_class.startswith("bf16/") and not c.op_class.endswith("/tp1"),
@@ -109,7 +113,7 @@ CHECK_SETS = (
     FitSet("python-scheduler", "e2e-serving-sglang",
            lambda c: c.op_class.endswith(("/median_itl", "/median_tpot")),
            "the online median TPOT and ITL of the same SGLang / vLLM runs at 4 and 8 requests/s",
-           param="sequence_host_overhead_us", lo=0.0, hi=150.0, tol=1.0, own_best=False),
+           param="sequence_host_overhead_us", lo=0.0, hi=150.0, tol=2.0, scan=False, own_best=False),
 )
 
 
@@ -138,13 +142,16 @@ def loss(rows: Sequence[Case], value: float, tiers: Sequence[str] = TIERS, param
     return total / (len(rows) * len(tiers))
 
 
-def golden(f: Callable[[float], float], lo: float = 0.0, hi: float = 30.0, tol: float = 0.1) -> float:
+def golden(f: Callable[[float], float], lo: float = 0.0, hi: float = 30.0, tol: float = 0.1,
+           scan: bool = True) -> float:
     """Minimiser of ``f`` on [lo, hi]: a 13-point scan brackets the minimum (a loss can be flat where a
-    term stops binding, which a bare golden-section search mistakes for a slope), then golden section."""
-    xs = [lo + (hi - lo) * i / 12 for i in range(13)]
-    fs = [f(x) for x in xs]
-    i = min(range(13), key=lambda j: fs[j])
-    lo, hi = xs[max(i - 1, 0)], xs[min(i + 1, 12)]
+    term stops binding, which a bare golden-section search mistakes for a slope), then golden section;
+    ``scan`` False: golden section on [lo, hi] at once (a unimodal loss)."""
+    if scan:
+        xs = [lo + (hi - lo) * i / 12 for i in range(13)]
+        fs = [f(x) for x in xs]
+        i = min(range(13), key=lambda j: fs[j])
+        lo, hi = xs[max(i - 1, 0)], xs[min(i + 1, 12)]
     g = (math.sqrt(5) - 1) / 2
     a, b = hi - g * (hi - lo), lo + g * (hi - lo)
     fa, fb = f(a), f(b)
@@ -181,7 +188,7 @@ class FrameworkFit:
 
 def fit_value(rows: Sequence[Case], fs: FitSet, *, tol: float = 0.1, tiers: Sequence[str] = TIERS) -> float:
     """The value of ``fs.param`` that minimises :func:`loss` on ``rows`` (golden-section search in [lo, hi])."""
-    return golden(lambda x: loss(rows, x, tiers, fs.param), fs.lo, fs.hi, tol=max(tol, fs.tol))
+    return golden(lambda x: loss(rows, x, tiers, fs.param), fs.lo, fs.hi, tol=max(tol, fs.tol), scan=fs.scan)
 
 
 def loss_without(rows: Sequence[Case], fs: FitSet, tiers: Sequence[str] = TIERS) -> float:
