@@ -326,7 +326,7 @@ def test_calibration_never_loads_the_e2e_sets():
 EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 24, "e2e-llamacpp": 346, "e2e-torchao": 7, "e2e-gptfast": 15,
                 "e2e-trtllm": 57, "e2e-frontier-published": 4,
                 "e2e-prefill-published": 8, "e2e-mi300x-published": 18, "e2e-gaudi-published": 4,
-                "e2e-mlperf": 9, "e2e-serving-sglang": 28}
+                "e2e-mlperf": 20, "e2e-serving-sglang": 28}
 
 
 def test_shared_e2e_row_counts(shared_data):
