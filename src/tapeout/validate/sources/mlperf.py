@@ -1,6 +1,8 @@
 """MLPerf Inference v4.0 and v4.1 Offline results (MLCommons; typed, shipped: ``validate/published/mlperf.csv``):
 the large-batch, maximum-throughput regime on H100, H200, GH200 and MI300X (Llama-2-70B, and Mixtral-8x7B's MoE),
-priced by :func:`tapeout.simulate`; v4.0 and v4.1 ran the same NVIDIA configs on older and newer TensorRT-LLM (two software points on one setup).
+priced by :func:`tapeout.simulate`; v4.0 and v4.1 ran the same NVIDIA configs on older and newer TensorRT-LLM (two software points on one setup),
+and in v4.1 several submitters ran one device's config (H200: NVIDIA, Lenovo, GigaComputing; GH200 and H100: NVIDIA,
+HPE; MI300X: AMD's three systems, Dell): independent repeats.
 
 Rows priced: ``use`` = ``yes``. The others are typed with their reason (``use`` = ``no: ...``) and loaded by
 no case. Mixtral-8x7B rows take their dataset's own mean prompt (:data:`MIXTRAL_INPUT_MEAN`), the GH200 rows the
@@ -30,8 +32,8 @@ most 1,024 tokens; Mixtral-8x7B: 15,000 samples of OpenOrca, GSM8K and MBXP), ta
 length pairs scaled to the dataset's mean prompt length
 (:data:`INPUT_MEANS`) and the row's own mean output length (``Tokens per second / Samples per second``: the
 tokens this system generated per sample, greedy to EOS). :data:`NUM_REQUESTS` requests, seed 0. Engine
-settings the configs do not state are assumptions written in each row's notes (NVIDIA's KV-cache format,
-AMD's ``max_num_seqs``), with TensorRT-LLM's guaranteed-no-evict KV scheduling (``kv_policy="reserve"``)
+settings the configs do not state are assumptions written in each row's notes (NVIDIA's v4.x KV-cache format; AMD's
+``max_num_seqs`` 2048 is the harness default as shipped in Dell's copy of it), with TensorRT-LLM's guaranteed-no-evict KV scheduling (``kv_policy="reserve"``)
 for NVIDIA and vLLM's preemption (``"paged"``) for AMD, and the stated KV memory fraction (0.90 NVIDIA,
 0.99 AMD's ``gpu_memory_utilization``, taken as the KV fraction of the memory left). tapeout's default
 framework profile (device time; AMD ran ``--enforce-eager``, whose host time per decode step of a 256-sequence
@@ -135,7 +137,7 @@ def used(row: dict[str, str]) -> bool:
 
 @register("e2e-mlperf", kind=END_TO_END, shipped=True,
           description="MLPerf Inference v4.0 / v4.1 Offline, Llama-2-70B and Mixtral-8x7B: saturated in-flight "
-                      "batching at batch 256-3,072 per replica, H100 / H200 / GH200 (TensorRT-LLM fp8) and MI300X "
+                      "batching at batch 806-3,072 per replica, H100 / H200 / GH200 (TensorRT-LLM fp8) and MI300X "
                       "(vLLM fp8) (simulated)")
 def load_e2e_mlperf(data_dir: Path) -> list[Case]:
     """validate/published/mlperf.csv: one case per row with ``use`` = ``yes`` (module docstring). ``data_dir``
