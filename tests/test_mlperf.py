@@ -97,9 +97,10 @@ def test_scenarios_are_the_configs_batches_at_saturation(cases):
         assert dict(one(cases, *key).scenario)["max_batch"] == batch, key
     for system in ("Lenovo_8xH200_TRT", "H200_SXM_141GBx8_TRT"):
         assert dict(one(cases, "v4.1", LLAMA, "h200", "Lenovo", system).scenario)["max_batch"] == 806
-    # every MI300X row runs the harness's max_num_seqs 2048 (the first one assumed vLLM's 256 until 2026-12)
+    # the MI300X rows run the harness's max_num_seqs 2048, but the one python-scheduler is fitted on keeps the 256 it
+    # was fitted at (vLLM 0.4's engine default, an assumption written in the row)
     amd = {k[4]: dict(c.scenario)["max_batch"] for k, c in cases.items() if k[3] == "AMD"}
-    assert amd == {"8xMI300X_2xEPYC-9374F": 2048, "8xMI300X_2xEPYC-TURIN": 2048, "1xMI300X_2xEPYC-9374F": 2048}
+    assert amd == {"8xMI300X_2xEPYC-9374F": 256, "8xMI300X_2xEPYC-TURIN": 2048, "1xMI300X_2xEPYC-9374F": 2048}
     for (_, model, *_), c in cases.items():
         sc = dict(c.scenario)
         assert sc["rate"] == math.inf and sc["scheduler"] == "continuous"
@@ -217,6 +218,9 @@ def test_the_source_is_shipped_end_to_end_and_fits_one_field():
     assert [(fs.framework, fs.param) for fs in fits] == [("python-scheduler", "sequence_host_overhead_us")]
     cases = load_cases(None, ["e2e-mlperf"])
     assert {c.op_class.split("/")[0] for c in cases if fits[0].select(c)} == {"vllm"}
+    # exactly the row it was fitted on: AMD's 8xMI300X_2xEPYC-9374F; AMD's other systems and Dell's are checks
+    assert [c.get("system") for c in cases if fits[0].select(c)] == ["8xMI300X_2xEPYC-9374F (AMD)"]
+    assert sum(c.op_class.startswith("vllm/") for c in cases) == 4
     assert {dict(c.scenario).get("framework", "kernels") for c in cases if c.op_class.startswith("vllm/")} == {
         "python-scheduler"}
     assert {dict(c.scenario).get("framework", "kernels") for c in cases if c.op_class.startswith("tensorrt-llm/")} \
