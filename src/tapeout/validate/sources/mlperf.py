@@ -8,8 +8,10 @@ Rows priced: ``use`` = ``yes``. The others are typed with their reason (``use`` 
 no case. Mixtral-8x7B rows take their dataset's own mean prompt (:data:`MIXTRAL_INPUT_MEAN`), the GH200 rows the
 catalog's ``gh200-144gb`` (the runs' 144 GB HBM3e part; ``gh200`` is the 96 GB HBM3 one).
 
-A check, never a fit: no fit set of :mod:`tapeout.fit` names ``e2e-mlperf``, so ``tapeout fit`` never reads it
-and ``tapeout validate --cv`` scores it with parameters fitted on other sources only.
+A check, but for one row: ``python-scheduler``'s per-sequence host time (:mod:`tapeout.fit.frameworks`) is fitted
+on AMD's 8xMI300X_2xEPYC-9374F vLLM row with SGLang's offline runs; every other row (the TensorRT-LLM ones, AMD's
+other MI300X systems and Dell's) is read by no fit, and ``tapeout validate --cv`` scores the set with that field
+refitted without it.
 
 How a row becomes a case. In the Offline scenario LoadGen issues every sample of the run in one query; each
 submitter's harness splits them over its replicas (one engine per tensor-parallel group: ``accelerators / tp``
