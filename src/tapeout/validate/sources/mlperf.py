@@ -37,9 +37,10 @@ tokens this system generated per sample, greedy to EOS). :data:`NUM_REQUESTS` re
 settings the configs do not state are assumptions written in each row's notes (NVIDIA's v4.x KV-cache format; AMD's
 ``max_num_seqs`` 2048 is the harness default as shipped in Dell's copy of it), with TensorRT-LLM's guaranteed-no-evict KV scheduling (``kv_policy="reserve"``)
 for NVIDIA and vLLM's preemption (``"paged"``) for AMD, and the stated KV memory fraction (0.90 NVIDIA,
-0.99 AMD's ``gpu_memory_utilization``, taken as the KV fraction of the memory left). tapeout's default
-framework profile (device time; AMD ran ``--enforce-eager``, whose host time per decode step of a 256-sequence
-batch of a 70B model is small next to the step). op class = ``<engine>/<weights>``; Mixtral-8x7B rows run one replica per
+0.99 AMD's ``gpu_memory_utilization``, taken as the KV fraction of the memory left). NVIDIA's rows run tapeout's
+default framework profile (TensorRT-LLM's C++ batch manager), AMD's and Dell's vLLM 0.4.3 rows ``python-scheduler``
+(:data:`FRAMEWORKS`: the V0 engine's per-sequence host work between steps; AMD ran ``--enforce-eager``, whose
+launches the CPU issues ahead of a 70B model's long decode steps). op class = ``<engine>/<weights>``; Mixtral-8x7B rows run one replica per
 GPU (TP1, as NVIDIA's configs state), so every expert sits on the replica's one GPU: no expert parallelism and no
 collective in the step.
 """
