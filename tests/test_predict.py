@@ -203,6 +203,23 @@ def test_python_scheduler_profile_adds_host_time_per_sequence_each_step():
         assert "\n" not in str(err.value)
 
 
+def test_a_profile_extends_its_base_and_refuses_unknown_or_circular_bases():
+    """``base`` takes the other profile's definition and fitted values under the profile's own; a base that does
+    not exist or leads back to the profile is a one-line error when the profiles load."""
+    from tapeout.system import frameworks as fw
+
+    data = {"k": {"description": "base", "prefill_host_overhead_us": 3.0, "oneshot_allreduce_max_bytes": 1024},
+            "p": {"base": "k", "description": "child", "sequence_host_overhead_us": 5.0}}
+    got, _ = fw._fields("p", data)
+    assert got["prefill_host_overhead_us"] == 3.0 and got["oneshot_allreduce_max_bytes"] == 1024
+    assert got["sequence_host_overhead_us"] == 5.0 and got["description"] == "child"
+    for bad, match in (({"a": {"base": "b", "description": "x"}, "b": {"base": "a", "description": "y"}}, "cycle"),
+                       ({"a": {"base": "zz", "description": "x"}}, "unknown profile 'zz'")):
+        with pytest.raises(RuntimeError, match=match) as err:
+            fw._fields("a", bad)
+        assert "\n" not in str(err.value)
+
+
 def test_the_simulator_prices_the_per_sequence_host_time_as_predict_does():
     """One cost core: a static batch simulated under python-scheduler pays the same per-sequence host time per
     step as predict's decode step."""

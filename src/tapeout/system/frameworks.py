@@ -72,14 +72,16 @@ class Framework:
         return out
 
 
-def _fields(name: str, data: dict[str, dict]) -> tuple[dict, list[str]]:
+def _fields(name: str, data: dict[str, dict], seen: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
     """The profile ``name``'s fields: its ``base``'s (definition and fitted values) under its own definition and
     fitted values, and the provenance lines of the fitted ones."""
     t = data[name]
     base = t.get("base")
     if base is not None and base not in data:
         raise RuntimeError(f"framework profile {name} extends unknown profile {base!r}; known: {', '.join(data)}")
-    inherited, sources = _fields(base, data) if base is not None else ({}, [])
+    if base in seen or base == name:
+        raise RuntimeError(f"framework profiles extend each other in a cycle: {' -> '.join((*seen, name, base))}")
+    inherited, sources = _fields(base, data, (*seen, name)) if base is not None else ({}, [])
     vals, source = fitted.framework_values(name)
     inherited = {k: v for k, v in inherited.items() if k != "description"}
     return {**inherited, **t, **vals}, sources + ([source] if source else [])
