@@ -137,7 +137,8 @@ class ScenarioInputs(BaseModel):
     #: a profile of system/frameworks.toml (checked against it when the device is prepared)
     framework: str = Field("kernels", description=(
         "serving-framework profile (system/frameworks.toml): kernels (device time only) | fastertransformer | "
-        "deepspeed (per-op host overhead) | llamacpp (its kernels' streaming cap) | gptfast (one-shot all-reduce)"))
+        "deepspeed (per-op host overhead) | llamacpp (its kernels' streaming cap) | gptfast (one-shot all-reduce) | "
+        "python-scheduler (vLLM V0 / SGLang < 0.4: host time per sequence each step)"))
 
     @model_validator(mode="before")
     @classmethod
