@@ -73,6 +73,12 @@ def _batch(c: Case) -> int:
     return int(dict(c.scenario)["batch"])
 
 
+#: python-scheduler's per-sequence host time: every set of it searches [0, 150] us to 2 us, without the scan
+_SEQUENCE_HOST = dict(param="sequence_host_overhead_us", lo=0.0, hi=150.0, tol=2.0, scan=False)
+#: the value of each field at which its term is absent: a cap so high it never binds, a one-shot all-reduce so
+#: costly it is never chosen; a host time: 0
+NO_TERM = {"stream_bytes_per_core_clock": 1e6, "oneshot_allreduce_latency_us": 1e6}
+
 FIT_SETS = (
     FitSet("deepspeed", "e2e-fp6llm", lambda c: _batch(c) <= 4,
            "measured/fp6_llm.csv end-to-end throughputs at batch <= 4, FP16 and FP6 rows together"),
@@ -94,15 +100,13 @@ FIT_SETS = (
     # it on the other source's rows)
     FitSet("python-scheduler", "e2e-serving-sglang", lambda c: c.op_class.endswith("/output_token_throughput"),
            "the offline output throughputs of SGLang 0.3.0 and vLLM 0.6.0 (5,000 ShareGPT requests at once; "
-           "Llama-3.1-8B on A100, 70B TP4 on H100; validate/published/sglang_vllm060.csv)",
-           param="sequence_host_overhead_us", lo=0.0, hi=150.0, tol=2.0, scan=False),
+           "Llama-3.1-8B on A100, 70B TP4 on H100; validate/published/sglang_vllm060.csv)", **_SEQUENCE_HOST),
     # the one MI300X row the value is fitted on (AMD's 8xMI300X_2xEPYC-9374F); the other vLLM rows of the set
     # (AMD's other systems, Dell's copy of AMD's harness) stay checks
     FitSet("python-scheduler", "e2e-mlperf", lambda c: c.op_class.startswith("vllm/") and c.get("system").startswith(
         "8xMI300X_2xEPYC-9374F "),
            "MLPerf Inference v4.1 Offline on MI300X (AMD, vLLM 0.4.3, Llama-2-70B fp8, 8 TP1 replicas; "
-           "validate/published/mlperf.csv)", param="sequence_host_overhead_us", lo=0.0, hi=150.0,
-           tol=2.0, scan=False),
+           "validate/published/mlperf.csv)", **_SEQUENCE_HOST),
 )
 CHECK_SETS = (
     FitSet("gptfast", "e2e-gptfast", lambda c: not c.op_class.startswith("bf16/") and not c.op_class.endswith("/tp1"),
@@ -115,8 +119,8 @@ CHECK_SETS = (
            param="stream_bytes_per_core_clock", lo=1.0, hi=32.0),
     FitSet("python-scheduler", "e2e-serving-sglang",
            lambda c: c.op_class.endswith(("/median_itl", "/median_tpot")),
-           "the online median TPOT and ITL of the same SGLang / vLLM runs at 4 and 8 requests/s",
-           param="sequence_host_overhead_us", lo=0.0, hi=150.0, tol=2.0, scan=False, own_best=False),
+           "the online median TPOT and ITL of the same SGLang / vLLM runs at 4 and 8 requests/s", **_SEQUENCE_HOST,
+           own_best=False),
 )
 
 
@@ -195,10 +199,8 @@ def fit_value(rows: Sequence[Case], fs: FitSet, *, tol: float = 0.1, tiers: Sequ
 
 
 def loss_without(rows: Sequence[Case], fs: FitSet, tiers: Sequence[str] = TIERS) -> float:
-    """The loss with no term: host 0, or a cap so high it never binds."""
-    if fs.param in ("host_overhead_us", "prefill_host_overhead_us", "sequence_host_overhead_us"):
-        return loss(rows, 0.0, tiers, fs.param)
-    return loss(rows, 1e6, tiers, fs.param)
+    """The loss with no term (:data:`NO_TERM`: host 0, or a cap so high it never binds)."""
+    return loss(rows, NO_TERM.get(fs.param, 0.0), tiers, fs.param)
 
 
 def fit_datasets() -> tuple[str, ...]:
@@ -215,7 +217,9 @@ def fit(data_dir: str | Path | None = None, *, cases: Sequence[Case] | None = No
     out: dict[str, FrameworkFit] = {}
     for sets in fit_groups():
         fs = sets[0]
-        rows = [c for s in sets for c in _rows(cases, s)]
+        per_set = [(s, _rows(cases, s)) for s in sets]
+        per_set = [(s, r) for s, r in per_set if r]
+        rows = [c for _, r in per_set for c in r]
         if not rows:
             continue
         h = fit_value(rows, fs, tol=tol, tiers=tiers)
@@ -224,7 +228,7 @@ def fit(data_dir: str | Path | None = None, *, cases: Sequence[Case] | None = No
         unit = {"host_overhead_us": "us/op", "prefill_host_overhead_us": "us/op",
                 "stream_bytes_per_core_clock": "B/core/clock",
                 "sequence_host_overhead_us": "us/sequence/step"}.get(fs.param, "us")
-        described = "; and ".join(s.describe for s in sets if _rows(cases, s))
+        described = "; and ".join(s.describe for s, _ in per_set)
         src = (f"golden-section search in [{fs.lo:g}, {fs.hi:g}] on {described} (whole set, mean of the "
                f"{' and '.join(tiers)} tiers; mean |ln(pred/meas)| {lz:.3f} without the term)")
         for cs in CHECK_SETS:
@@ -239,7 +243,7 @@ def fit(data_dir: str | Path | None = None, *, cases: Sequence[Case] | None = No
                         f"at {h:g} {unit} ({none:.3f} without")
                 src += f"; their own best fit {fit_value(crow, cs, tol=max(tol, 0.5), tiers=tiers):g})" \
                     if cs.own_best else ")"
-        used = tuple(s.dataset for s in sets if _rows(cases, s))
+        used = tuple(s.dataset for s, _ in per_set)
         out[fs.framework] = FrameworkFit(fs.framework, fs.param, h, len(rows), lh, lz, src, used)
     return out
 

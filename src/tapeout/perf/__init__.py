@@ -68,13 +68,19 @@ def prefill_host_us(hw: HardwareSpec) -> float:
     return 0.0 if hw.graph_compiled else hw.efficiency.prefill_host_overhead_us
 
 
+def with_overhead(cost: OpCost, add_us: float, term: str) -> OpCost:
+    """``cost`` with ``add_us`` more fixed time (host time the GPU waits for), stated as ``terms[term]``; the
+    op becomes overhead-bound when its fixed costs then exceed its compute, memory and network times."""
+    over = cost.overhead_s + add_us * 1e-6
+    bound = "overhead" if over > max(cost.compute_s, cost.memory_s, cost.network_s) else cost.bound
+    return evolve(cost, time_s=cost.time_s + add_us * 1e-6, overhead_s=over, bound=bound,
+                  terms={**cost.terms, term: add_us})
+
+
 def host_launched(cost: OpCost, host_us: float) -> OpCost:
     """The cost of a kernel the host launches itself (no CUDA graph): its dispatch time ``host_us`` is added
     to the fixed costs (``terms["prefill_host_us"]``)."""
-    over = cost.overhead_s + host_us * 1e-6
-    bound = "overhead" if over > max(cost.compute_s, cost.memory_s, cost.network_s) else cost.bound
-    return evolve(cost, time_s=cost.time_s + host_us * 1e-6, overhead_s=over, bound=bound,
-                  terms={**cost.terms, "prefill_host_us": host_us})
+    return with_overhead(cost, host_us, "prefill_host_us")
 
 
 def sequence_host(cost: OpCost, op: Op, seq_us: float) -> OpCost:
@@ -82,12 +88,7 @@ def sequence_host(cost: OpCost, op: Op, seq_us: float) -> OpCost:
     the scheduler's and the output processing's time for each sequence that produced a token, which an engine
     without an overlap scheduler spends between steps while the GPU waits. ``terms["sequence_host_us"]`` is
     the added time, us; the op's ``batch`` (its sequences) scales it."""
-    seqs = dict(op.shape).get("batch", 1)
-    add = seq_us * seqs * 1e-6
-    over = cost.overhead_s + add
-    bound = "overhead" if over > max(cost.compute_s, cost.memory_s, cost.network_s) else cost.bound
-    return evolve(cost, time_s=cost.time_s + add, overhead_s=over, bound=bound,
-                  terms={**cost.terms, "sequence_host_us": seq_us * seqs})
+    return with_overhead(cost, seq_us * dict(op.shape).get("batch", 1), "sequence_host_us")
 
 
 def sweep(s: OpSweep, hardware: HardwareSpec, tier: str = "roofline"):  # noqa: ANN201
