@@ -311,3 +311,34 @@ def test_a_sku_sibling_is_its_part_with_other_memory_and_every_fitted_value():
                 assert f.values == theirs[name].values and f"carried over from {src}" in f.method
     g = load_hardware("gh200-144gb")
     assert (g.memory.kind, g.memory.capacity_gb, g.memory.bandwidth_gbps) == ("HBM3e", 144, 4900)
+
+
+def test_a_fit_run_prices_later_groups_with_the_values_it_has_just_fitted():
+    """python-scheduler extends kernels: its per-sequence fit must see kernels' fresh prefill host gap (and the
+    one-shot all-reduce gptfast's fit gives kernels), its own fresh fields over its base's, never the field
+    being fitted; without this one `tapeout fit` run is not a fixed point and `fit --check` fails."""
+    from tapeout.fit.frameworks import _inherited
+
+    fresh = {"kernels": {"prefill_host_overhead_us": 11.5, "oneshot_allreduce_latency_us": 6.0},
+             "python-scheduler": {"oneshot_allreduce_latency_us": 4.0}, "gptfast": {"host_overhead_us": 1.0}}
+    got = dict(_inherited("python-scheduler", fresh, "sequence_host_overhead_us"))
+    assert got == {"prefill_host_overhead_us": 11.5, "oneshot_allreduce_latency_us": 4.0}
+    assert _inherited("kernels", fresh, "prefill_host_overhead_us") == (("oneshot_allreduce_latency_us", 6.0),)
+    assert _inherited("deepspeed", fresh, "host_overhead_us") == ()
+
+
+def test_the_prefill_host_gap_is_fitted_on_two_sources(shared_data):
+    """TensorRT-LLM v0.5's 20 first tokens and TensorRT-LLM 0.14's 24 mean first tokens at 2 and 4 requests/s
+    (6 engine / length configurations x 2 devices x 2 rates); the heavier load points stay checks."""
+    from tapeout.fit.frameworks import _rows, fit_datasets, fit_groups
+    from tapeout.validate.registry import load_cases
+
+    (group,) = [g for g in fit_groups() if g[0].param == "prefill_host_overhead_us"]
+    assert [s.dataset for s in group] == ["e2e-trtllm", "e2e-serving-trt014"]
+    assert "e2e-serving-trt014" in fit_datasets()
+    cases = load_cases(shared_data, ["e2e-trtllm", "e2e-serving-trt014"])
+    trt, serving = (_rows(cases, s) for s in group)
+    assert len(trt) == 20 and {c.quantity for c in trt} == {"ttft_s"}
+    assert len(serving) == 24 and {c.quantity for c in serving} == {"serving_mean_ttft_s"}
+    assert sorted({float(dict(c.info)["rate"]) for c in serving}) == [2.0, 4.0]
+    assert {c.device for c in serving} == {"h100-sxm", "h200"}

@@ -17,8 +17,13 @@ software, not of a tier, so each profile is fitted once on its designated set, m
   of its one-shot all-reduce (PyTorch's intra-node comm, messages up to 256 KiB). Check: its
   quantized TP 8 rows.
 - ``kernels`` (the default profile): ``prefill_host_overhead_us``, the host's dispatch time per kernel of
-  the prefill, which engines launch without CUDA graphs (decode steps are captured), on TensorRT-LLM's
-  first-token latencies (``validate/published/trtllm_perf.csv``).
+  the prefill, which engines launch without CUDA graphs (decode steps are captured), on two sources together:
+  TensorRT-LLM v0.5's first-token latencies (``validate/published/trtllm_perf.csv``) and TensorRT-LLM 0.14's
+  mean first tokens at light load (``measured/serving/``, 2 and 4 requests/s, simulated). Each alone fits
+  9.6 and ~12 us, so ``tapeout validate --cv`` scores each with the other's value.
+
+Groups are fitted in order, and a group's rows are priced with the values this run has already fitted for its
+profile and the profiles it extends (``python-scheduler`` extends ``kernels``), so one run is a fixed point.
 - ``llamacpp``: the f16 text-generation rows (``tg``) of ``measured/llamacpp_gpu_benchmarks.csv``
   (every catalog device with rows): llama.cpp's generation reaches the same ~0.87 TB/s on A100 PCIe
   and SXM (1.9 and 2.0 TB/s of HBM) and ~1.1 TB/s on H100 PCIe, while GDDR cards reach 81-87 % of
@@ -75,6 +80,18 @@ def _batch(c: Case) -> int:
 
 #: python-scheduler's per-sequence host time: every set of it searches [0, 150] us to 2 us, without the scan
 _SEQUENCE_HOST = dict(param="sequence_host_overhead_us", lo=0.0, hi=150.0, tol=2.0, scan=False)
+#: the default profile's prefill host time per kernel: both sets search [0, 40] us to 0.1 us, without the scan
+_PREFILL_HOST = dict(param="prefill_host_overhead_us", lo=0.0, hi=40.0, scan=False)
+#: the serving load points whose mean first token is mostly the request's own prefill: a TensorRT-LLM 0.14 row's
+#: mean TTFT at 4 requests/s is within 10 % of its value at 2, from 8 requests/s on queueing grows it (+48 % for
+#: 70B on H100 at 467 / 256, up to 20x at 32; docs/calibration.md, "The prefill host gap: two sources")
+LIGHT_QPS = 4.0
+
+
+def _rate(c: Case) -> float:
+    return float(dict(c.info).get("rate", math.inf))
+
+
 #: the value of each field at which its term is absent: a cap so high it never binds, a one-shot all-reduce so
 #: costly it is never chosen; a host time: 0
 NO_TERM = {"stream_bytes_per_core_clock": 1e6, "oneshot_allreduce_latency_us": 1e6}
@@ -88,10 +105,14 @@ FIT_SETS = (
     FitSet("llamacpp", "e2e-llamacpp", lambda c: c.op_class == "tg/f16",
            "measured/llamacpp_gpu_benchmarks.csv f16 text generation (tg) on every catalog device with rows",
            param="stream_bytes_per_core_clock", lo=1.0, hi=32.0),
+    # two sources, one field (a host time every row pays: golden section straight away)
     FitSet("kernels", "e2e-trtllm", lambda c: c.quantity == "ttft_s",
            "TensorRT-LLM's published first-token latencies (v0.5, batch 1, 128 and 2048 tokens; GPT-J 6B, "
            "Llama 7B/70B, Falcon 180B on H100/L40S FP8 and A100 FP16; validate/published/trtllm_perf.csv)",
-           param="prefill_host_overhead_us", lo=0.0, hi=40.0),
+           **_PREFILL_HOST),
+    FitSet("kernels", "e2e-serving-trt014", lambda c: c.quantity == "serving_mean_ttft_s" and _rate(c) <= LIGHT_QPS,
+           "TensorRT-LLM 0.14's mean first-token latencies at 2 and 4 requests/s (Triton, Poisson arrivals; "
+           "Llama-3.1-8B and 70B TP4 on H100 and H200; measured/serving/serving_measurements.csv)", **_PREFILL_HOST),
     FitSet("gptfast", "e2e-gptfast", lambda c: c.op_class.startswith("bf16/") and not c.op_class.endswith("/tp1"),
            "gpt-fast's bf16 tensor-parallel decode rates (Llama-2-7B and -70B, TP 2/4/8, A100; "
            "validate/published/gptfast.csv)", param="oneshot_allreduce_latency_us", lo=0.0, hi=30.0,
@@ -129,9 +150,11 @@ def _rows(cases: Sequence[Case], fs: FitSet) -> list[Case]:
             and dict(c.scenario).get("framework", "kernels") == fs.framework and fs.select(c)]
 
 
-def loss(rows: Sequence[Case], value: float, tiers: Sequence[str] = TIERS, param: str = "host_overhead_us") -> float:
+def loss(rows: Sequence[Case], value: float, tiers: Sequence[str] = TIERS, param: str = "host_overhead_us",
+         extra: Sequence[tuple[str, float]] = ()) -> float:
     """Mean over ``tiers`` of the rows' mean |ln(predicted / measured)| with ``param`` = ``value`` (a serving
-    row through its simulated load point, :func:`tapeout.validate.serving.simulated`)."""
+    row through its simulated load point, :func:`tapeout.validate.serving.simulated`); ``extra``: other fields'
+    values that win over the stored ones (those a fit has just produced, :func:`fit`)."""
     from tapeout.hardware.catalog import load_hardware
     from tapeout.validate import serving
 
@@ -139,7 +162,7 @@ def loss(rows: Sequence[Case], value: float, tiers: Sequence[str] = TIERS, param
     for tier in tiers:
         for c in rows:
             # the row's framework profile applies; ``param`` = ``value`` wins over it
-            sc = tuple(sorted(dict(c.scenario, efficiency=((param, value),)).items()))
+            sc = tuple(sorted(dict(c.scenario, efficiency=tuple(sorted({**dict(extra), param: value}.items()))).items()))
             hw = load_hardware(c.device)
             if serving.is_serving(c):
                 secs = serving.simulated(hw, sc, tier)[c.quantity]
@@ -193,14 +216,32 @@ class FrameworkFit:
         return self.value if self.param == "host_overhead_us" else 0.0
 
 
-def fit_value(rows: Sequence[Case], fs: FitSet, *, tol: float = 0.1, tiers: Sequence[str] = TIERS) -> float:
+def fit_value(rows: Sequence[Case], fs: FitSet, *, tol: float = 0.1, tiers: Sequence[str] = TIERS,
+              extra: Sequence[tuple[str, float]] = ()) -> float:
     """The value of ``fs.param`` that minimises :func:`loss` on ``rows`` (golden-section search in [lo, hi])."""
-    return golden(lambda x: loss(rows, x, tiers, fs.param), fs.lo, fs.hi, tol=max(tol, fs.tol), scan=fs.scan)
+    return golden(lambda x: loss(rows, x, tiers, fs.param, extra), fs.lo, fs.hi, tol=max(tol, fs.tol), scan=fs.scan)
 
 
-def loss_without(rows: Sequence[Case], fs: FitSet, tiers: Sequence[str] = TIERS) -> float:
+def loss_without(rows: Sequence[Case], fs: FitSet, tiers: Sequence[str] = TIERS,
+                 extra: Sequence[tuple[str, float]] = ()) -> float:
     """The loss with no term (:data:`NO_TERM`: host 0, or a cap so high it never binds)."""
-    return loss(rows, NO_TERM.get(fs.param, 0.0), tiers, fs.param)
+    return loss(rows, NO_TERM.get(fs.param, 0.0), tiers, fs.param, extra)
+
+
+def _inherited(name: str, fresh: dict[str, dict[str, float]], param: str) -> tuple[tuple[str, float], ...]:
+    """The values this fit run has already produced for profile ``name`` and the profiles it extends (other fields
+    than ``param``): a later group's rows are priced with them, so one run is a fixed point (``fit --check``)."""
+    from tapeout.system.frameworks import framework
+
+    out: dict[str, float] = {}
+    chain: list[str] = []
+    while name is not None and name not in chain:
+        chain.append(name)
+        name = framework(name).base
+    for n in reversed(chain):  # the profile's own values win over its base's
+        out.update(fresh.get(n, {}))
+    out.pop(param, None)
+    return tuple(sorted(out.items()))
 
 
 def fit_datasets() -> tuple[str, ...]:
@@ -215,6 +256,7 @@ def fit(data_dir: str | Path | None = None, *, cases: Sequence[Case] | None = No
     if cases is None:
         cases = load_cases(data_dir, fit_datasets())
     out: dict[str, FrameworkFit] = {}
+    fresh: dict[str, dict[str, float]] = {}
     for sets in fit_groups():
         fs = sets[0]
         per_set = [(s, _rows(cases, s)) for s in sets]
@@ -222,9 +264,12 @@ def fit(data_dir: str | Path | None = None, *, cases: Sequence[Case] | None = No
         rows = [c for _, r in per_set for c in r]
         if not rows:
             continue
-        h = fit_value(rows, fs, tol=tol, tiers=tiers)
-        lz = loss_without(rows, fs, tiers)
-        lh = loss(rows, h, tiers, fs.param)
+        extra = _inherited(fs.framework, fresh, fs.param)
+        h = fit_value(rows, fs, tol=tol, tiers=tiers, extra=extra)
+        for name in (fs.framework, *fs.also):
+            fresh.setdefault(name, {})[fs.param] = h
+        lz = loss_without(rows, fs, tiers, extra)
+        lh = loss(rows, h, tiers, fs.param, extra)
         unit = {"host_overhead_us": "us/op", "prefill_host_overhead_us": "us/op",
                 "stream_bytes_per_core_clock": "B/core/clock",
                 "sequence_host_overhead_us": "us/sequence/step"}.get(fs.param, "us")
@@ -236,12 +281,12 @@ def fit(data_dir: str | Path | None = None, *, cases: Sequence[Case] | None = No
                 continue
             crow = _rows(cases, cs)
             if crow:
-                none = loss_without(crow, cs, tiers)
+                none = loss_without(crow, cs, tiers, extra)
                 label = "check on other rows of the same source" if any(cs.dataset == s.dataset for s in sets) \
                     else "independent check"
-                src += (f"; {label}: {cs.describe} give mean |ln| {loss(crow, h, tiers, cs.param):.3f} "
+                src += (f"; {label}: {cs.describe} give mean |ln| {loss(crow, h, tiers, cs.param, extra):.3f} "
                         f"at {h:g} {unit} ({none:.3f} without")
-                src += f"; their own best fit {fit_value(crow, cs, tol=max(tol, 0.5), tiers=tiers):g})" \
+                src += f"; their own best fit {fit_value(crow, cs, tol=max(tol, 0.5), tiers=tiers, extra=extra):g})" \
                     if cs.own_best else ")"
         used = tuple(s.dataset for s, _ in per_set)
         out[fs.framework] = FrameworkFit(fs.framework, fs.param, h, len(rows), lh, lz, src, used)

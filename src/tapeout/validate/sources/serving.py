@@ -1,6 +1,9 @@
 """Serving measurements (``measured/serving/serving_measurements.csv``, its README): TensorRT-LLM 0.14's
 online-serving table and LMDeploy's request-throughput runs, as load points priced by :func:`tapeout.simulate`
-(:mod:`tapeout.validate.serving`). Held out from every fit: nothing in tapeout is tuned on them.
+(:mod:`tapeout.validate.serving`). One fit reads them: TensorRT-LLM 0.14's mean first tokens at 2 and 4
+requests/s fit the default profile's prefill host gap together with TensorRT-LLM v0.5's first tokens
+(:mod:`tapeout.fit.frameworks`); every other row is a check, and ``tapeout validate --cv`` scores the source
+with the value refitted on v0.5's rows alone.
 
 Engine settings the sources do not state are assumptions, written here and in docs/serving.md, never
 tuned values:
