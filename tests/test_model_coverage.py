@@ -112,6 +112,26 @@ def _arch(spec: ModelSpec) -> dict:
     ("Qwen/Qwen-7B-Chat", "qwen-7b"),
     ("Qwen/Qwen-72B", "qwen-72b"),
     ("Qwen/Qwen-72B-Chat", "qwen-72b"),
+    ("microsoft/phi-2", "phi-2"),
+    ("TinyLlama/TinyLlama-1.1B-intermediate-step-1431k-3T", "tinyllama-1.1b"),
+    ("TinyLlama/TinyLlama-1.1B-Chat-v1.0", "tinyllama-1.1b"),
+    ("allenai/OLMo-2-1124-13B", "olmo-2-13b"),
+    ("allenai/OLMo-2-1124-13B-SFT", "olmo-2-13b"),
+    ("allenai/OLMo-2-1124-13B-DPO", "olmo-2-13b"),
+    ("allenai/OLMo-2-1124-13B-Instruct", "olmo-2-13b"),
+    ("deepseek-ai/deepseek-coder-6.7b-base", "deepseek-coder-6.7b"),
+    ("deepseek-ai/deepseek-coder-6.7b-instruct", "deepseek-coder-6.7b"),
+    ("01-ai/Yi-6B", "yi-6b"),
+    ("xai-org/grok-1", "grok-1"),
+    ("bigscience/bloom", "bloom-176b"),
+    ("THUDM/glm-4-9b-chat", "glm-4-9b-chat"),
+    ("microsoft/Phi-3.5-MoE-instruct", "phi-3.5-moe"),
+    ("CohereForAI/aya-23-8B", "aya-23-8b"),
+    # short spellings
+    ("phi-3-mini", "phi-3-mini-4k"),
+    ("phi-3-medium", "phi-3-medium-4k"),
+    ("mistral-nemo", "mistral-nemo-12b"),
+    ("llama-3.1-nemotron-70b", "llama-3.1-70b"),
 ])
 def test_benchmarked_ids_resolve(model_id, name):
     assert load_model(model_id).name == name
@@ -1067,7 +1087,10 @@ def test_qwq_32b_is_qwen2_5_32b_twin():
                                            ("internlm/internlm2-chat-7b", 1), ("Qwen/Qwen-7B-Chat", 1),
                                            ("Qwen/Qwen-72B-Chat", 4), ("CohereForAI/c4ai-command-r-plus", 8),
                                            ("command-r-08-2024", 2), ("core42/jais-30b-chat-v3", 2),
-                                           ("Qwen/Qwen-14B-Chat", 1)])
+                                           ("Qwen/Qwen-14B-Chat", 1), ("phi-2", 1), ("tinyllama-1.1b", 1),
+                                           ("olmo-2-13b", 1), ("deepseek-coder-6.7b", 1), ("yi-6b", 1), ("grok-1", 8),
+                                           ("bloom-176b", 8), ("glm-4-9b-chat", 1), ("phi-3.5-moe", 2),
+                                           ("aya-23-8b", 1)])
 def test_new_entries_predict(model, tp):
     p = tapeout.predict(model, "h100-sxm", tp=tp, batch=4, input_len=512, output_len=64)
     assert all(math.isfinite(v) and v > 0 for v in (p.ttft_s, p.tpot_s, p.memory.weights_bytes))
@@ -1213,3 +1236,153 @@ def test_qwen_14b_is_the_readme_size_with_qwen1_5_14b_count():
     assert m.total_params() == load_model("qwen1.5-14b").total_params()
     assert m.total_params() == pytest.approx(14e9, rel=0.015)
     assert (m.family, m.max_position_embeddings) == ("qwen", 8192)
+
+
+# ---- Phi-2, TinyLlama, OLMo 2 13B, DeepSeek-Coder 6.7B, Yi-6B, Grok-1, BLOOM, GLM-4-9B-Chat, Phi-3.5-MoE, Aya 23 8B --------
+# TinyLlama-1.1B-Chat-v1.0's config.json (mlc-ai/mlc-llm model_preset.py tinyllama_1b_chat_v1.0 @01ced331), its
+# architecture keys
+TINYLLAMA_CHAT = {"model_type": "llama", "attention_bias": False, "hidden_act": "silu", "hidden_size": 2048,
+                  "intermediate_size": 5632, "max_position_embeddings": 2048, "num_attention_heads": 32,
+                  "num_hidden_layers": 22, "num_key_value_heads": 4, "tie_word_embeddings": False, "vocab_size": 32000}
+# Yi-6B's config.json as the model-zoo generator transcribes it (public-code index file id 57049564652), in the
+# config's keys (ctx -> max_position_embeddings)
+YI_6B = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+         "num_key_value_heads": 4, "intermediate_size": 11008, "vocab_size": 64000, "max_position_embeddings": 4096}
+# deepseek-coder-6.7b-base's config fields as the model catalog records them (public-code index file id 68827719748),
+# with the README's 16K window as the positions
+DEEPSEEK_CODER_6_7B = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+                       "num_key_value_heads": 32, "intermediate_size": 11008, "vocab_size": 32256,
+                       "max_position_embeddings": 16384}
+# Aya 23 8B's config.json (mlc-ai/mlc-llm model_preset.py aya-23 @01ced331), its architecture keys
+AYA_23_8B = {"model_type": "cohere", "attention_bias": False, "hidden_act": "silu", "hidden_size": 4096,
+             "intermediate_size": 14336, "logit_scale": 0.0625, "max_position_embeddings": 8192,
+             "num_attention_heads": 32, "num_hidden_layers": 32, "num_key_value_heads": 8, "use_qk_norm": False,
+             "vocab_size": 256000}
+
+
+@pytest.mark.parametrize(("name", "config"), [("tinyllama-1.1b", TINYLLAMA_CHAT), ("yi-6b", YI_6B),
+                                              ("deepseek-coder-6.7b", DEEPSEEK_CODER_6_7B), ("aya-23-8b", AYA_23_8B)])
+def test_llama_and_cohere_entries_match_their_cited_configs(name, config):
+    assert _arch(from_hf_config(config)) == _arch(load_model(name))
+
+
+@pytest.mark.parametrize(("name", "count"), [
+    # sum(p.numel()) of TinyLlama-1.1B-intermediate-step-1431k-3T; llama.cpp's n_params of the chat release
+    ("tinyllama-1.1b", 1_100_048_384),
+    # the safetensors total of deepseek-coder-6.7b-base and -instruct
+    ("deepseek-coder-6.7b", 6_740_512_768),
+    # the safetensors total of Yi-1.5-6B-Chat: Yi-6B's layer and tables (the release itself is named 6B)
+    ("yi-6b", 6_061_035_520),
+    # Aya Expanse 8B's count: Aya 23 8B's config (the release itself is named 8B)
+    ("aya-23-8b", 8_028_033_024),
+])
+def test_llama_and_cohere_entries_hold_their_exact_counts(name, count):
+    m = load_model(name)
+    assert m.total_params() == count
+    # exact only with the untied lm_head (Llama layouts) or the tied one (Cohere's)
+    assert ModelSpec.model_validate(m.model_dump() | {"tie_embeddings": not m.tie_embeddings}).total_params() != count
+
+
+def test_phi_2_is_its_config_and_its_safetensors_count():
+    m = load_model("microsoft/phi-2")
+    # HF config.json (public-code index file id 4884378620), in its keys
+    cfg = {"hidden_size": 2560, "intermediate_size": 10240, "max_position_embeddings": 2048,
+           "num_attention_heads": 32, "num_key_value_heads": 32, "num_hidden_layers": 32, "vocab_size": 51200,
+           "tie_word_embeddings": False}
+    assert (m.hidden_size, m.intermediate_size, m.max_position_embeddings, m.num_heads, m.num_kv_heads,
+            m.num_layers, m.vocab_size, m.tie_embeddings) == tuple(cfg.values())
+    # PhiForCausalLM: one LayerNorm feeding attention and MLP in parallel; q/k/v, dense, fc1, fc2 and lm_head biased
+    assert (m.parallel_block, m.norms_per_layer, m.gated_mlp, m.activation) == (True, 1, False, "gelu_tanh")
+    assert m.qkv_bias and m.out_bias and m.mlp_bias and m.lm_head_bias and m.norm == "layernorm"
+    # the safetensors total: exact only with every bias and the untied, biased lm_head
+    assert m.total_params() == 2_779_683_840
+    for change in ({"lm_head_bias": False}, {"mlp_bias": False}, {"tie_embeddings": True}, {"norms_per_layer": 2}):
+        assert ModelSpec.model_validate(m.model_dump() | change).total_params() != 2_779_683_840
+
+
+def test_olmo_2_13b_carries_full_width_qk_norms():
+    m = load_model("allenai/OLMo-2-1124-13B-Instruct")
+    # LitGPT's transcription: 40 layers of 5120, 40 / 40 heads, LLaMAMLP 13824, 100352 padded vocabulary, 4096 positions
+    assert (m.num_layers, m.hidden_size, m.num_heads, m.num_kv_heads, m.intermediate_size, m.vocab_size,
+            m.max_position_embeddings) == (40, 5120, 40, 40, 13824, 100352, 4096)
+    # q_norm over 40 x 128 and k_norm over 40 x 128 values: 10240 per layer, the checkpoint's count to the parameter
+    assert m.qk_norm_params() == 2 * 5120
+    assert m.total_params() == 13_716_198_400
+    shared = ModelSpec.model_validate(m.model_dump() | {"qk_norm_per_head": False})
+    assert m.total_params() - shared.total_params() == 40 * (2 * 5120 - 2 * 128)
+
+
+def test_grok_1_is_xais_release_config():
+    m = load_model("xai-org/grok-1")
+    # run.py: emb 48 x 128, 48 / 8 heads of 128, 64 layers, 8 experts, 2 per token, vocab 128 x 1024, 8192 positions
+    assert (m.hidden_size, m.num_heads, m.num_kv_heads, m.head_dim, m.num_layers) == (48 * 128, 48, 8, 128, 64)
+    assert (m.vocab_size, m.max_position_embeddings) == (128 * 1024, 8192)
+    assert m.moe is not None and (m.moe.num_experts, m.moe.top_k) == (8, 2)
+    # model.py's ffn_size(6144, 8): int(8 x 6144) x 2 // 3, a multiple of 8
+    assert m.moe.expert_intermediate_size == int(8 * 6144) * 2 // 3 == 32_768
+    # RMSNorm before and after attention and the MoE, logits capped at 30, tied embedding, logits x 0.577
+    assert (m.norms_per_layer, m.attn_logit_softcap, m.tie_embeddings) == (4, 30.0, True)
+    assert m.logit_scale == pytest.approx(0.5773502691896257)
+    # README: 314B parameters (315.68B here, 0.54 % above the rounded figure)
+    assert m.total_params() == pytest.approx(314e9, rel=0.01)
+    assert m.total_params() == 315_684_820_992  # this entry's count, from the fields above
+
+
+def test_bloom_is_its_safetensors_count_but_the_embedding_layernorm():
+    m = load_model("bigscience/bloom")
+    assert (m.num_layers, m.hidden_size, m.num_heads, m.vocab_size) == (70, 14336, 112, 250880)
+    assert (m.position, m.intermediate_size, m.tie_embeddings) == ("alibi", 4 * 14336, True)
+    assert m.qkv_bias and m.out_bias and m.mlp_bias and m.norm == "layernorm" and m.norm_bias
+    # the checkpoint's BF16 total is this entry's plus word_embeddings_layernorm (weight and bias of 14336), which
+    # the spec does not hold
+    assert m.total_params() + 2 * 14336 == 176_247_271_424
+    assert ModelSpec.model_validate(m.model_dump() | {"tie_embeddings": False}).total_params() + 2 * 14336 \
+        != 176_247_271_424
+
+
+def test_glm_4_9b_chat_is_chatglm3s_layer_at_40_layers():
+    m, glm3 = load_model("THUDM/glm-4-9b-chat"), load_model("chatglm3-6b")
+    # LLaMA-Factory's printout of its config.json
+    assert (m.num_layers, m.hidden_size, m.num_heads, m.num_kv_heads, m.head_dim, m.intermediate_size) == \
+        (40, 4096, 32, 2, 128, 13696)
+    assert (m.vocab_size, m.max_position_embeddings) == (151552, 131072)
+    keys = ("family", "gated_mlp", "activation", "norm", "qkv_bias", "out_bias", "mlp_bias", "tie_embeddings")
+    assert {k: getattr(m, k) for k in keys} == {k: getattr(glm3, k) for k in keys}
+    # the trainable count of the loaded checkpoint: exact only with the query_key_value bias and the untied output layer
+    assert m.total_params() == 9_399_951_360
+    for change in ({"qkv_bias": False}, {"tie_embeddings": True}):
+        assert ModelSpec.model_validate(m.model_dump() | change).total_params() != 9_399_951_360
+    # a base checkpoint with its own positions, and the 1M-context release (4 key-value groups), are not this entry
+    assert find_model("THUDM/glm-4-9b-chat-1m") is None
+
+
+def test_phi_3_5_moe_is_phimoe_configs_layout_and_its_card_counts():
+    m = load_model("microsoft/Phi-3.5-MoE-instruct")
+    assert m.moe is not None and (m.moe.num_experts, m.moe.top_k, m.moe.expert_intermediate_size) == (16, 2, 6400)
+    assert (m.num_layers, m.hidden_size, m.num_heads, m.num_kv_heads, m.vocab_size) == (32, 4096, 32, 8, 32064)
+    assert m.local_attention is None and m.max_position_embeddings == 131072
+    assert m.norm == "layernorm" and m.norm_bias and m.qkv_bias and m.out_bias and m.lm_head_bias
+    # card: about 42B in total, 6.6B active (with the input embedding)
+    assert m.total_params() == pytest.approx(42e9, rel=0.005)
+    assert m.active_params() == pytest.approx(6.6e9, rel=0.01)
+    # per token: 2 of the 16 experts, each 3 x 4096 x 6400, in 32 layers
+    assert m.total_params() - m.active_params() == 32 * 14 * 3 * 4096 * 6400
+
+
+# releases the catalog has no cited config.json for: unknown, never another entry's architecture. StarCoder2 (no labelled
+# copy of any of the three configs, their tie_word_embeddings undetermined), Baichuan2 (no published count the 7B's
+# 7.51B or the 13B's config could be pinned against), MPT-7B/30B (llm-foundry's training yamls differ from the released
+# configs: 56 heads and 50368 rows for the 30B), Granite 3.0/3.1 8B and Aya 23 35B (no copy of their config.json),
+# Nemotron-4-340B and Minitron-8B (squared-ReLU MLP and partial rotary not in the spec's activations, no HF-format config
+# copy), DeepSeek-Coder-33B, InternLM2.5-20B, Vicuna v1.5 and the GLM-4-9B base (no copy of their config.json)
+@pytest.mark.parametrize("model_id", [
+    "starcoder2-15b", "bigcode/starcoder2-7b", "bigcode/starcoder2-3b", "baichuan-inc/Baichuan2-7B-Chat",
+    "baichuan-inc/Baichuan2-13B-Chat", "mosaicml/mpt-7b", "mosaicml/mpt-30b", "ibm-granite/granite-3.0-8b-instruct",
+    "ibm-granite/granite-3.1-8b-instruct", "nvidia/Nemotron-4-340B-Instruct", "nvidia/Minitron-8B-Base",
+    "deepseek-ai/deepseek-coder-33b-instruct", "internlm/internlm2_5-20b-chat", "lmsys/vicuna-7b-v1.5",
+    "lmsys/vicuna-13b-v1.5", "THUDM/glm-4-9b", "CohereForAI/aya-23-35B",
+])
+def test_releases_without_a_cited_config_stay_unknown(model_id):
+    assert find_model(model_id) is None
+    with pytest.raises(TapeoutError, match="unknown model"):
+        load_model(model_id)

@@ -91,7 +91,9 @@ OWN_SOURCE_MODELS = {"llama-3.2-1b", "llama-3.2-3b", "gemma-2b", "gemma-7b", "mi
                      "deepseek-r1-distill-qwen-1.5b", "jais-13b",
                      "qwen3-4b", "qwen3-8b", "qwen3-14b", "qwen3-32b", "qwen2.5-3b", "codellama-70b",
                      "falcon-7b", "phi-4", "gemma-2-2b", "gpt-neox-20b", "deepseek-v2", "chatglm3-6b",
-                     "internlm2-20b", "command-r-plus", "command-r-08-2024", "jais-30b"}
+                     "internlm2-20b", "command-r-plus", "command-r-08-2024", "jais-30b",
+                     "phi-2", "tinyllama-1.1b", "olmo-2-13b", "deepseek-coder-6.7b", "yi-6b", "grok-1", "bloom-176b",
+                     "glm-4-9b-chat", "phi-3.5-moe", "aya-23-8b"}
 #: models/catalog/variants/: base entry's architecture with a few fields replaced
 VARIANT_MODELS = {"qwen2-72b", "qwen2-7b", "mistral-nemo-12b-instruct", "llama-3.1-405b-instruct-fp8",
                   "llama-3.1-405b-instruct-fp8-nvidia", "llama-3.1-8b-instruct-fp8-neuralmagic",
@@ -101,7 +103,7 @@ VARIANT_MODELS = {"qwen2-72b", "qwen2-7b", "mistral-nemo-12b-instruct", "llama-3
 MOE_MODELS = {"mixtral-8x7b", "mixtral-8x22b", "deepseek-v2-lite", "deepseek-v3", "deepseek-r1", "kimi-k2",
               "llama-4-scout", "llama-4-maverick", "gpt-oss-120b", "gpt-oss-20b", "qwen3-235b-a22b", "qwen3-30b-a3b",
               "qwen1.5-moe-a2.7b", "dbrx", "deepseek-moe-16b", "qwen2-57b-a14b",
-              "mixtral-8x22b-instruct", "deepseek-v2"}
+              "mixtral-8x22b-instruct", "deepseek-v2", "grok-1", "phi-3.5-moe"}
 
 #: Published figures that are size labels ("7B"), not counts. The exact counts are pinned by
 #: test_computed_params_match_index; these only get a loose bound, and must stay > 1% off
@@ -121,6 +123,7 @@ SIZE_LABEL_DEVIATIONS = {
     "mistral-nemo-12b": "announcement says 12B; the config holds 12.25B",
     "mistral-nemo-12b-instruct": "as mistral-nemo-12b",
     "qwen-14b": "README names Qwen-14B; Qwen1.5-14B's layers and untied 152064-row tables hold 14.17B",
+    "yi-6b": "release named 6B; the config holds 6.06B (Yi-1.5-6B's safetensors count to the parameter)",
 }
 
 #: Published *active* counts stated to two significant figures that sit more than 1% from both conventions
@@ -143,6 +146,7 @@ ACTIVE_CONVENTION = {
     "mixtral-8x7b": True, "mixtral-8x22b": True, "mixtral-8x22b-instruct": True,
     "qwen1.5-moe-a2.7b": True,  # card's 2.7B: 2.69B with the input embedding, 2.38B without
     "qwen2-57b-a14b": True,  # the same family's convention
+    "phi-3.5-moe": True,  # card's 6.6B: 6.64B with the input embedding, 6.51B without
 }
 
 ARCH_EXCLUDE = {"name", "hf_id", "source", "published_params", "published_params_source", "published_active_params",

@@ -91,6 +91,22 @@ _ALIASES: dict[str, str] = {
     # file id 522341811: 32.5B, 31.0B non-embedding, 64 layers, 40 / 8 heads, context 131,072 tokens: qwen2.5-32b's card
     # figures)
     "Qwen/QwQ-32B": "qwen2.5-32b",
+    # TinyLlama-1.1B-Chat-v1.0: the base checkpoint's fields (LitGPT transcribes TinyLlama-1.1B-intermediate-step-1431k-3T
+    # and TinyLlama-1.1B-Chat-v1.0 with one config: github:Lightning-AI/litgpt litgpt/config.py tiny-llama-1.1b
+    # @0006c973aa7d6ace293e2a5fedaf1f8f804f960c; the chat config.json copy is catalog entry tinyllama-1.1b's source);
+    # its "-v1.0" would otherwise be kept as a point release
+    "TinyLlama/TinyLlama-1.1B-Chat-v1.0": "tinyllama-1.1b",
+    # OLMo 2 13B's SFT and DPO stages: LitGPT transcribes the base, -SFT, -DPO and -Instruct releases with one config
+    # (litgpt/config.py OLMo-2-1124-13B{} @0006c973aa7d6ace293e2a5fedaf1f8f804f960c)
+    "allenai/OLMo-2-1124-13B-SFT": "olmo-2-13b",
+    "allenai/OLMo-2-1124-13B-DPO": "olmo-2-13b",
+    # common short spellings of entries: the name without the context-length tag of the release it has always meant
+    # (Phi-3-mini-128k and Phi-3-medium-128k are other configs, not in the catalog) or without its size
+    "phi-3-mini": "phi-3-mini-4k",
+    "phi-3-medium": "phi-3-medium-4k",
+    "mistral-nemo": "mistral-nemo-12b",
+    # the short name of nvidia/Llama-3.1-Nemotron-70B-Instruct-HF, llama-3.1-70b's fields (cited above)
+    "llama-3.1-nemotron-70b": "llama-3.1-70b",
 }
 
 #: architectures the model spec cannot express, by HF repo-name prefix (any org): the HF ``model_type`` whose
