@@ -7,7 +7,8 @@ mode; gamma with ``burstiness`` = shape k, coefficient of variation 1/sqrt(k), k
 ``benchmark_serving.py --burstiness``), optionally capped at ``concurrency`` requests in flight, or closed
 loop (``concurrency`` with ``rate=inf``: C clients, each sends its next request when its previous one
 completes, as LMDeploy's ``profile_throughput.py`` and vLLM's ``--max-concurrency`` do). As in vLLM's
-client, the first request leaves at t = 0 and request i + 1 leaves one inter-arrival time after request i.
+client, the first request leaves at t = 0 and request i + 1 leaves one inter-arrival time after request i; the
+drawn gaps are scaled so the run offers exactly ``rate`` (n requests span (n - 1) / rate: :func:`arrivals`).
 
 The ``sharegpt`` preset draws (prompt, completion) pairs of the ShareGPT data set as the benchmark clients
 sample it (LMDeploy's ``profile_throughput.py``, vLLM's ``benchmark_serving.py``: the first turn of each
@@ -276,7 +277,10 @@ def parse_preset(text: str) -> dict[str, float]:
 
 def arrivals(rng: np.random.Generator, n: int, rate: float, arrival: str, burstiness: float) -> np.ndarray:
     """Send times of ``n`` requests at ``rate``/s: 0 for all when the rate is infinite; else the first at 0
-    and exponential (Poisson) or gamma (shape ``burstiness``) gaps of mean 1/rate."""
+    and exponential (Poisson) or gamma (shape ``burstiness``) gaps, scaled so their mean is exactly 1/rate: the
+    run offers the rate asked for. An unscaled draw's span wanders by 1/sqrt(n - 1) (4.5 % at 500 requests;
+    seed 0's 500 exponential gaps run 9.6 % long), which moves every light-load throughput by as much; the
+    gaps' spread (the burstiness a queue sees) is the draw's."""
     if math.isinf(rate):
         return np.zeros(n)
     if arrival == "poisson":
@@ -284,6 +288,8 @@ def arrivals(rng: np.random.Generator, n: int, rate: float, arrival: str, bursti
     else:
         gaps = rng.gamma(burstiness, 1.0 / (rate * burstiness), size=n)
     gaps[0] = 0.0
+    if n > 1:
+        gaps[1:] *= (n - 1) / (rate * gaps[1:].sum())
     return np.cumsum(gaps)
 
 
