@@ -19,16 +19,16 @@ software, not of a tier, so each profile is fitted once on its designated set, m
 - ``kernels`` (the default profile): ``prefill_host_overhead_us``, the host's dispatch time per kernel of
   the prefill, which engines launch without CUDA graphs (decode steps are captured), on two sources together:
   TensorRT-LLM v0.5's first-token latencies (``validate/published/trtllm_perf.csv``) and TensorRT-LLM 0.14's
-  mean first tokens at light load (``measured/serving/``, 2 and 4 requests/s, simulated). Each alone fits
-  9.6 and ~12 us, so ``tapeout validate --cv`` scores each with the other's value.
-
-Groups are fitted in order, and a group's rows are priced with the values this run has already fitted for its
-profile and the profiles it extends (``python-scheduler`` extends ``kernels``), so one run is a fixed point.
+  mean first tokens at light load (``measured/serving/``, 2 and 4 requests/s, simulated). Each alone puts its
+  minimum between 9.6 and 15 us, so ``tapeout validate --cv`` scores each with the other's value.
 - ``llamacpp``: the f16 text-generation rows (``tg``) of ``measured/llamacpp_gpu_benchmarks.csv``
   (every catalog device with rows): llama.cpp's generation reaches the same ~0.87 TB/s on A100 PCIe
   and SXM (1.9 and 2.0 TB/s of HBM) and ~1.1 TB/s on H100 PCIe, while GDDR cards reach 81-87 % of
   theirs: a cap by the kernels' memory-level parallelism, not a fraction of the bandwidth. Checks: the
   Q4_K_M generation rows. Its host term stays 0 (not identifiable next to the cap from these rows).
+
+Groups are fitted in order, and a group's rows are priced with the values this run has already fitted for its
+profile and the profiles it extends (``python-scheduler`` extends ``kernels``), so one run is a fixed point.
 """
 
 from __future__ import annotations
@@ -162,7 +162,8 @@ def loss(rows: Sequence[Case], value: float, tiers: Sequence[str] = TIERS, param
     for tier in tiers:
         for c in rows:
             # the row's framework profile applies; ``param`` = ``value`` wins over it
-            sc = tuple(sorted(dict(c.scenario, efficiency=tuple(sorted({**dict(extra), param: value}.items()))).items()))
+            eff = tuple(sorted({**dict(extra), param: value}.items()))
+            sc = tuple(sorted(dict(c.scenario, efficiency=eff).items()))
             hw = load_hardware(c.device)
             if serving.is_serving(c):
                 secs = serving.simulated(hw, sc, tier)[c.quantity]
