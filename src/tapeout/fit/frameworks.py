@@ -88,10 +88,6 @@ _PREFILL_HOST = dict(param="prefill_host_overhead_us", lo=0.0, hi=40.0, scan=Fal
 LIGHT_QPS = 4.0
 
 
-def _rate(c: Case) -> float:
-    return float(dict(c.info).get("rate", math.inf))
-
-
 #: the value of each field at which its term is absent: a cap so high it never binds, a one-shot all-reduce so
 #: costly it is never chosen; a host time: 0
 NO_TERM = {"stream_bytes_per_core_clock": 1e6, "oneshot_allreduce_latency_us": 1e6}
@@ -110,7 +106,8 @@ FIT_SETS = (
            "TensorRT-LLM's published first-token latencies (v0.5, batch 1, 128 and 2048 tokens; GPT-J 6B, "
            "Llama 7B/70B, Falcon 180B on H100/L40S FP8 and A100 FP16; validate/published/trtllm_perf.csv)",
            **_PREFILL_HOST),
-    FitSet("kernels", "e2e-serving-trt014", lambda c: c.quantity == "serving_mean_ttft_s" and _rate(c) <= LIGHT_QPS,
+    FitSet("kernels", "e2e-serving-trt014",
+           lambda c: c.quantity == "serving_mean_ttft_s" and float(c.get("rate", math.inf)) <= LIGHT_QPS,
            "TensorRT-LLM 0.14's mean first-token latencies at 2 and 4 requests/s (Triton, Poisson arrivals; "
            "Llama-3.1-8B and 70B TP4 on H100 and H200; measured/serving/serving_measurements.csv)", **_PREFILL_HOST),
     FitSet("gptfast", "e2e-gptfast", lambda c: c.op_class.startswith("bf16/") and not c.op_class.endswith("/tp1"),
