@@ -182,6 +182,8 @@ E2E_QUANTITIES = {
     "prefill_s_per_token": "tokens/s",
     # first-token latency of one request: ttft_s (compared as its reciprocal, like every rate here)
     "ttft_s": "1/s",
+    # latency of one whole generate call of a static batch (context phase + the decode steps): e2e_latency_s
+    "e2e_s": "1/s",
     # one phase's rate per GPU (without pipeline stages: a tp group runs batch sequences, a data-parallel
     # attention device its own batch): decode tp x tpot_s / batch, prefill tp x ttft_s / (batch x input_len)
     "decode_gpu_s_per_token": "out tokens/GPU/s (decode)",

@@ -14,6 +14,7 @@ class E2EPoint:
 
     ttft_s: float
     tpot_s: float
+    e2e_s: float
     throughput_tok_s: float
     fits: bool
     memory_total_gb: float
@@ -30,6 +31,8 @@ class E2EPoint:
             return self.ttft_s / int(scenario["input_len"])
         if quantity == "ttft_s":
             return self.ttft_s
+        if quantity == "e2e_s":
+            return self.e2e_s
         per_gpu = int(scenario.get("tp", 1)) / int(scenario["batch"])  # a tp group, or one data-parallel device
         if quantity == "decode_gpu_s_per_token":
             return per_gpu * self.tpot_s
@@ -77,7 +80,7 @@ def e2e_predict(hw: Any, scenario: tuple[tuple[str, Any], ...], tier: str = "roo
         pr = predict(kw.pop("model"), hw, tier=tier, **kw)
         mem = pr.memory
         point = E2EPoint(
-            ttft_s=pr.ttft_s, tpot_s=pr.tpot_s, throughput_tok_s=pr.throughput_tok_s, fits=bool(mem.fits),
+            ttft_s=pr.ttft_s, tpot_s=pr.tpot_s, e2e_s=pr.e2e_latency_s, throughput_tok_s=pr.throughput_tok_s, fits=bool(mem.fits),
             memory_total_gb=mem.total_bytes / 1e9, memory_capacity_gb=mem.capacity_bytes / 1e9,
             prefill_bound=_dominant_bound(pr.result.prefill),
             decode_bound=_dominant_bound(pr.result.decode_representative),

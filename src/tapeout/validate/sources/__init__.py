@@ -10,7 +10,7 @@ below.
 from importlib import import_module
 
 MODULES = ("vidur", "llmcompass", "mamf", "hccl", "flashattention", "attention_kernels", "decode_attention_kernels",
-           "fp6llm", "flashllm", "llamacpp", "torchao", "gptfast", "trtllm", "frontier", "prefill", "mi300x", "mi300x_kernels", "fp8_gemm_kernels", "rccl",
+           "fp6llm", "flashllm", "fastertransformer", "llamacpp", "torchao", "gptfast", "trtllm", "frontier", "prefill", "mi300x", "mi300x_kernels", "fp8_gemm_kernels", "rccl",
            "membw", "gaudi", "serving", "mlperf", "sglang_vllm060")
 
 for _name in MODULES:
