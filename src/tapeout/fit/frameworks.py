@@ -11,8 +11,10 @@ software, not of a tier, so each profile is fitted once on its designated set, m
 - ``deepspeed``: FP6-LLM's DeepSpeed rows at batch <= 4, FP16 and FP6 together
   (``measured/fp6_llm.csv``, decode attention ``mmha`` as the rows state; at larger batch attention,
   not the host gap, dominates). Independent check: the dense DeepSpeed rows of ``measured/flash_llm.csv``.
-- ``fastertransformer``: the dense FasterTransformer rows of ``measured/flash_llm.csv`` (OPT-66B
-  TP2/TP4, OPT-175B TP8). The 80%-sparse Flash-LLM-in-FasterTransformer rows stay a check.
+- ``fastertransformer``: two sources together: the dense FasterTransformer rows of ``measured/flash_llm.csv``
+  (OPT-66B TP2/TP4, OPT-175B TP8) and FasterTransformer's own GPT-175B TP8 latencies
+  (``validate/published/fastertransformer_published.csv``). The 80%-sparse Flash-LLM-in-FasterTransformer rows
+  stay a check.
 - ``gptfast``: gpt-fast's bf16 tensor-parallel rows (``validate/published/gptfast.csv``): the fixed cost
   of its one-shot all-reduce (PyTorch's intra-node comm, messages up to 256 KiB). Check: its
   quantized TP 8 rows.
@@ -95,9 +97,13 @@ NO_TERM = {"stream_bytes_per_core_clock": 1e6, "oneshot_allreduce_latency_us": 1
 FIT_SETS = (
     FitSet("deepspeed", "e2e-fp6llm", lambda c: _batch(c) <= 4,
            "measured/fp6_llm.csv end-to-end throughputs at batch <= 4, FP16 and FP6 rows together"),
+    # two sources, one field (fitted together; a fold of tapeout validate --cv refits it on the other's rows)
     FitSet("fastertransformer", "e2e-flashllm", lambda c: c.op_class == "fastertransformer",
            "measured/flash_llm.csv dense FasterTransformer end-to-end tokens/GPU/s, OPT-66B TP2/TP4 and "
            "OPT-175B TP8 on A100"),
+    FitSet("fastertransformer", "e2e-fastertransformer-published", lambda c: True,
+           "FasterTransformer's published GPT-175B end-to-end latencies (docs/gpt_guide.md; TP8, FP16, batch 1-32, "
+           "128 + 8 and 512 + 32 tokens, 8xA100-80GB NVSwitch; validate/published/fastertransformer_published.csv)"),
     FitSet("llamacpp", "e2e-llamacpp", lambda c: c.op_class == "tg/f16",
            "measured/llamacpp_gpu_benchmarks.csv f16 text generation (tg) on every catalog device with rows",
            param="stream_bytes_per_core_clock", lo=1.0, hi=32.0),
