@@ -49,7 +49,7 @@ def test_every_source_module_registers_described_datasets_of_a_known_kind():
         "vidur-gemm", "vidur-elementwise", "vidur-attention", "vidur-allreduce", "llmcompass-matmul", "llmcompass-softmax",
         "llmcompass-layernorm", "llmcompass-gelu", "llmcompass-gpt3-layer", "llmcompass-allreduce", "mamf",
         "hccl-gaudi", "flashattention-h100", "attention-kernels", "decode-attention-kernels", "flashllm-kernels", "mi300x-kernels", "fp8-gemm-kernels", "rccl-mi300x",
-        "membw-published", "e2e-fp6llm", "e2e-flashllm",
+        "membw-published", "e2e-fp6llm", "e2e-flashllm", "e2e-fastertransformer-published",
         "e2e-llamacpp", "e2e-torchao",
         "e2e-gptfast", "e2e-trtllm", "e2e-frontier-published", "e2e-prefill-published", "e2e-mi300x-published",
         "e2e-gaudi-published", "e2e-serving-trt014", "e2e-serving-lmdeploy", "e2e-mlperf",

@@ -268,6 +268,7 @@ def test_e2e_cases_are_scored_on_the_published_rate(tiny_e2e):
     keys = {(g["dataset"], g["op_class"]) for g in ev.groups}
     assert keys == {("e2e-fp6llm", "fp6"), ("e2e-fp6llm", "fp16"), ("e2e-flashllm", "fastertransformer"),
                     ("e2e-flashllm", "deepspeed"), ("e2e-flashllm", "flash-llm sparse 0.8"),
+                    ("e2e-fastertransformer-published", "fp16/tp8"),
                     ("e2e-llamacpp", "tg/q4_k_m"), ("e2e-llamacpp", "pp/f16"), ("e2e-llamacpp", "tg/q4_k_m/pp4"),
                     ("e2e-torchao", "bf16"), ("e2e-torchao", "int8_c"), ("e2e-torchao", "int4_g64z"),
                     ("e2e-torchao", "int4_g128/2:4")} | {
