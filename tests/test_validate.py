@@ -109,13 +109,13 @@ def test_allreduce_and_llmcompass_loaders(tiny_data):
 def test_a_missing_dataset_is_skipped_and_a_bad_directory_is_an_error(tiny_data, tmp_path_factory):
     names = {c.dataset for c in load_cases(tiny_data)}
     # vidur-attention, e2e-torchao, e2e-gptfast, e2e-trtllm, e2e-frontier-published, e2e-prefill-published,
-    # e2e-mi300x-published, e2e-gaudi-published, e2e-mlperf, e2e-serving-sglang, hccl-gaudi, mi300x-kernels, rccl-mi300x, attention-kernels, decode-attention-kernels, fp8-gemm-kernels and membw-published ship
+    # e2e-mi300x-published, e2e-gaudi-published, e2e-mlperf, e2e-serving-sglang, e2e-fastertransformer-published, hccl-gaudi, mi300x-kernels, rccl-mi300x, attention-kernels, decode-attention-kernels, fp8-gemm-kernels and membw-published ship
     # with tapeout (typed published figures): present whatever the data directory
     assert names == {"vidur-gemm", "vidur-allreduce", "llmcompass-matmul", "vidur-attention", "e2e-torchao",
                      "e2e-gptfast", "e2e-trtllm", "e2e-frontier-published", "e2e-prefill-published",
                      "e2e-mi300x-published", "e2e-gaudi-published", "hccl-gaudi", "mi300x-kernels", "rccl-mi300x",
                      "attention-kernels", "decode-attention-kernels", "fp8-gemm-kernels", "membw-published", "e2e-mlperf",
-                     "e2e-serving-sglang"}
+                     "e2e-serving-sglang", "e2e-fastertransformer-published"}
     with pytest.raises(TapeoutError, match="data"):
         resolve_data_dir(tmp_path_factory.mktemp("empty"))
     with pytest.raises(TapeoutError, match="does not exist"):
@@ -327,7 +327,7 @@ def test_calibration_never_loads_the_e2e_sets():
 EXPECTED_E2E = {"e2e-fp6llm": 20, "e2e-flashllm": 24, "e2e-llamacpp": 346, "e2e-torchao": 7, "e2e-gptfast": 15,
                 "e2e-trtllm": 57, "e2e-frontier-published": 4,
                 "e2e-prefill-published": 8, "e2e-mi300x-published": 18, "e2e-gaudi-published": 4,
-                "e2e-mlperf": 20, "e2e-serving-sglang": 28}
+                "e2e-mlperf": 20, "e2e-serving-sglang": 28, "e2e-fastertransformer-published": 13}
 
 
 def test_shared_e2e_row_counts(shared_data):
@@ -466,7 +466,8 @@ def test_plots_fall_back_to_an_inline_svg_page(tiny_data, tmp_path, monkeypatch)
     ev = evaluate(tiny_data, "tiled")
     cmp = evaluate(tiny_data, "roofline", cases=[r.case for r in ev.results])
     written = write_plots(ev, tmp_path, tier="tiled", compare=cmp, compare_tier="roofline")
-    assert sorted(p.name for p in written) == ["attention-kernels.html", "decode-attention-kernels.html", "e2e-frontier-published.html", "e2e-gaudi-published.html",
+    assert sorted(p.name for p in written) == ["attention-kernels.html", "decode-attention-kernels.html", "e2e-fastertransformer-published.html",
+                                               "e2e-frontier-published.html", "e2e-gaudi-published.html",
                                                "e2e-gptfast.html", "e2e-mi300x-published.html", "e2e-mlperf.html",
                                                "e2e-prefill-published.html", "e2e-serving-sglang.html", "e2e-torchao.html", "e2e-trtllm.html",
                                                "fp8-gemm-kernels.html", "hccl-gaudi.html", "llmcompass-matmul.html", "membw-published.html", "mi300x-kernels.html", "rccl-mi300x.html",
