@@ -80,7 +80,8 @@ def e2e_predict(hw: Any, scenario: tuple[tuple[str, Any], ...], tier: str = "roo
         pr = predict(kw.pop("model"), hw, tier=tier, **kw)
         mem = pr.memory
         point = E2EPoint(
-            ttft_s=pr.ttft_s, tpot_s=pr.tpot_s, e2e_s=pr.e2e_latency_s, throughput_tok_s=pr.throughput_tok_s, fits=bool(mem.fits),
+            ttft_s=pr.ttft_s, tpot_s=pr.tpot_s, e2e_s=pr.e2e_latency_s, throughput_tok_s=pr.throughput_tok_s,
+            fits=bool(mem.fits),
             memory_total_gb=mem.total_bytes / 1e9, memory_capacity_gb=mem.capacity_bytes / 1e9,
             prefill_bound=_dominant_bound(pr.result.prefill),
             decode_bound=_dominant_bound(pr.result.decode_representative),
