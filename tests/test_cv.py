@@ -17,6 +17,8 @@ from tapeout import load_hardware, predict
 from tapeout.cli import app
 from tapeout.system.frameworks import framework
 from tapeout.fitted import kernel_constants
+from tapeout.errors import TapeoutError
+from tapeout.fit import cv as cv_module
 from tapeout.fit.cv import cross_validate, parameters
 from tapeout.validate.e2e import e2e_predict
 from tapeout.validate.registry import load, load_cases
@@ -34,6 +36,16 @@ def _seconds(case, **eff):
         sc["efficiency"] = tuple(sorted(eff.items()))
     pt = e2e_predict(load_hardware(case.device), tuple(sorted(sc.items())), "roofline")
     return pt.seconds(case.quantity, sc, int(case.get("num_gpus", 1)))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _serial_refits():
+    """This module's runs refit in one process, so their memoised losses carry from one run to the next (the forked
+    workers' caches end with them); :func:`test_parallel_refits_equal_serial_ones` covers the pool."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv(cv_module.WORKERS_ENV, "1")
+    yield
+    mp.undo()
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +241,24 @@ def test_a_field_two_sources_fit_is_refitted_on_the_other_source(cv):
     assert 0 < on_mlperf.value < on_sglang.value < 150
     fold = _fold(cv, "sglang_vllm060")
     assert name in fold.used
+
+
+def test_parallel_refits_equal_serial_ones(data, monkeypatch):
+    cases = load(data).cases
+    jobs = [("deepspeed.host_overhead_us", "fp6llm"), ("fastertransformer.host_overhead_us", "flashllm")]
+    monkeypatch.setenv(cv_module.WORKERS_ENV, "2")
+    assert cv_module._workers(len(jobs)) == 2
+    pooled = cv_module._refit_all(jobs, cases, 0.1, ("roofline",))
+    monkeypatch.setenv(cv_module.WORKERS_ENV, "1")
+    serial = cv_module._refit_all(jobs, cases, 0.1, ("roofline",))
+    assert [(r.param.name, r.value, r.how, r.rows) for r in pooled.values()] == \
+        [(r.param.name, r.value, r.how, r.rows) for r in serial.values()]
+    assert pooled[("deepspeed.host_overhead_us", "fp6llm")].value == pytest.approx(TRUE_DEEPSPEED_US, abs=0.15)
+    assert not cv_module._SHARED  # the workers' copy of the cases is released
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "two", "1.5"])
+def test_a_bad_worker_count_is_a_one_line_error_naming_it(bad, monkeypatch):
+    monkeypatch.setenv(cv_module.WORKERS_ENV, bad)
+    with pytest.raises(TapeoutError, match=f"^{cv_module.WORKERS_ENV}: .*positive integer"):
+        cv_module._workers(3)

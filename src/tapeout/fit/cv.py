@@ -29,10 +29,14 @@ The parameters fitted on end-to-end sources' data (:func:`parameters`):
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from tapeout.errors import TapeoutError
 from tapeout.validate.cases import Case
 from tapeout.validate.heldout import CrossValidation, Fold
 from tapeout.validate.registry import source_of, sources
@@ -196,17 +200,19 @@ def cross_validate(cases: Sequence[Case], tier: str = "roofline", *, efficiency:
     """Score every case in-sample, then every end-to-end source with parameters refitted without it
     (``fit_tiers``: the tiers the refits average over; default the stored fits' own, both; ``progress``:
     as :func:`~tapeout.validate.runner.evaluate`'s, for the in-sample pass)."""
+    _workers(1)  # a bad $TAPEOUT_CV_WORKERS fails before any work
     devices = _Devices(efficiency)
     in_results = price_cases(list(cases), devices, tier, progress)
     params = parameters()
     folds: list[Fold] = []
     merged: dict[int, CaseResult] = {}
-    for source, names in sources().items():
+    scored = {source: names for source, names in sources().items()
+              if any(c.dataset in names and c.is_e2e for c in cases)}
+    jobs = [(p.name, source) for source in scored for p in params if source in p.sources]
+    refitted = _refit_all(jobs, cases, tol, fit_tiers)
+    for source, names in scored.items():
         e2e_idx = [i for i, c in enumerate(cases) if c.dataset in names and c.is_e2e]
-        if not e2e_idx:
-            continue
-        pool = [c for c in cases if c.dataset not in names]
-        refits = [refit(p, source, pool, tol=tol, tiers=fit_tiers) for p in params if source in p.sources]
+        refits = [refitted[(p.name, source)] for p in params if source in p.sources]
         used: set[str] = set()
         held: list[CaseResult] = []
         for i in e2e_idx:
@@ -224,6 +230,50 @@ def cross_validate(cases: Sequence[Case], tier: str = "roofline", *, efficiency:
     in_groups, in_overall = summarize_results(in_results)
     return CrossValidation(Evaluation(in_groups, in_overall, in_results, tuple(absent)),
                            Evaluation(groups, overall, results, tuple(absent)), folds)
+
+
+#: the processes that refit in parallel (``$TAPEOUT_CV_WORKERS``; default: the machine's cores, at most 4); 1 runs
+#: every refit in this process
+WORKERS_ENV = "TAPEOUT_CV_WORKERS"
+#: the cases the forked workers read (set just before the pool starts; never pickled)
+_SHARED: list[Case] = []
+
+
+def _workers(jobs: int) -> int:
+    raw = os.environ.get(WORKERS_ENV, "").strip()
+    if raw and not (raw.isdigit() and int(raw) > 0):
+        raise TapeoutError(f"{raw!r}; allowed: a positive integer (1: no parallel refits)", field=WORKERS_ENV)
+    n = int(raw) if raw else min(os.cpu_count() or 1, 4)
+    return max(1, min(n, jobs))
+
+
+def _refit_job(job: tuple[str, str], tol: float, tiers: Sequence[str] | None) -> tuple[float | None, str, str, int]:
+    """One refit by parameter name and held-out source, on :data:`_SHARED` (a worker's copy of the cases): its
+    value, how, note and rows (a :class:`Refit` holds the parameter, whose predicates do not pickle)."""
+    name, source = job
+    (param,) = [p for p in parameters() if p.name == name]
+    names = set(sources()[source])
+    r = refit(param, source, [c for c in _SHARED if c.dataset not in names], tol=tol, tiers=tiers)
+    return r.value, r.how, r.note, r.rows
+
+
+def _refit_all(jobs: Sequence[tuple[str, str]], cases: Sequence[Case], tol: float,
+               tiers: Sequence[str] | None) -> dict[tuple[str, str], Refit]:
+    """Every (parameter, held-out source) refit. The refits are independent and deterministic, so with more than
+    one worker (:data:`WORKERS_ENV`) they run in forked processes, which read the cases without copying them;
+    the values are those of a serial run."""
+    by_name = {p.name: p for p in parameters()}
+    _SHARED[:] = list(cases)
+    try:
+        workers = _workers(len(jobs))
+        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
+                out = list(ex.map(_refit_job, jobs, [tol] * len(jobs), [tiers] * len(jobs)))
+        else:
+            out = [_refit_job(j, tol, tiers) for j in jobs]
+    finally:
+        _SHARED.clear()
+    return {job: Refit(by_name[job[0]], value, how, note, rows) for job, (value, how, note, rows) in zip(jobs, out)}
 
 
 __all__ = ["KERNEL_CONSTANTS", "CrossValidation", "Fold", "Param", "Refit", "cross_validate", "parameters", "refit",
