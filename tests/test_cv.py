@@ -248,9 +248,9 @@ def test_parallel_refits_equal_serial_ones(data, monkeypatch):
     jobs = [("deepspeed.host_overhead_us", "fp6llm"), ("fastertransformer.host_overhead_us", "flashllm")]
     monkeypatch.setenv(cv_module.WORKERS_ENV, "2")
     assert cv_module._workers(len(jobs)) == 2
-    pooled = cv_module._refit_all(jobs, cases, 0.1, ("roofline",))
+    pooled = cv_module._refit_all(jobs, parameters(), cases, 0.1, ("roofline",))
     monkeypatch.setenv(cv_module.WORKERS_ENV, "1")
-    serial = cv_module._refit_all(jobs, cases, 0.1, ("roofline",))
+    serial = cv_module._refit_all(jobs, parameters(), cases, 0.1, ("roofline",))
     assert [(r.param.name, r.value, r.how, r.rows) for r in pooled.values()] == \
         [(r.param.name, r.value, r.how, r.rows) for r in serial.values()]
     assert pooled[("deepspeed.host_overhead_us", "fp6llm")].value == pytest.approx(TRUE_DEEPSPEED_US, abs=0.15)

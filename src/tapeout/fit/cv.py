@@ -209,7 +209,7 @@ def cross_validate(cases: Sequence[Case], tier: str = "roofline", *, efficiency:
     scored = {source: names for source, names in sources().items()
               if any(c.dataset in names and c.is_e2e for c in cases)}
     jobs = [(p.name, source) for source in scored for p in params if source in p.sources]
-    refitted = _refit_all(jobs, cases, tol, fit_tiers)
+    refitted = _refit_all(jobs, params, cases, tol, fit_tiers)
     for source, names in scored.items():
         e2e_idx = [i for i, c in enumerate(cases) if c.dataset in names and c.is_e2e]
         refits = [refitted[(p.name, source)] for p in params if source in p.sources]
@@ -257,12 +257,12 @@ def _refit_job(job: tuple[str, str], tol: float, tiers: Sequence[str] | None) ->
     return r.value, r.how, r.note, r.rows
 
 
-def _refit_all(jobs: Sequence[tuple[str, str]], cases: Sequence[Case], tol: float,
+def _refit_all(jobs: Sequence[tuple[str, str]], params: Sequence[Param], cases: Sequence[Case], tol: float,
                tiers: Sequence[str] | None) -> dict[tuple[str, str], Refit]:
     """Every (parameter, held-out source) refit. The refits are independent and deterministic, so with more than
     one worker (:data:`WORKERS_ENV`) they run in forked processes, which read the cases without copying them;
-    the values are those of a serial run."""
-    by_name = {p.name: p for p in parameters()}
+    the values are those of a serial run (``params``: :func:`parameters`, whose predicates the workers rebuild)."""
+    by_name = {p.name: p for p in params}
     _SHARED[:] = list(cases)
     try:
         workers = _workers(len(jobs))
