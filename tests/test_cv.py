@@ -19,6 +19,7 @@ from tapeout.system.frameworks import framework
 from tapeout.fitted import kernel_constants
 from tapeout.errors import TapeoutError
 from tapeout.fit import cv as cv_module
+from tapeout.validate import parallel
 from tapeout.fit.cv import cross_validate, parameters
 from tapeout.validate.e2e import e2e_predict
 from tapeout.validate.registry import load, load_cases
@@ -43,7 +44,7 @@ def _serial_refits():
     """This module's runs refit in one process, so their memoised losses carry from one run to the next (the forked
     workers' caches end with them); :func:`test_parallel_refits_equal_serial_ones` covers the pool."""
     mp = pytest.MonkeyPatch()
-    mp.setenv(cv_module.WORKERS_ENV, "1")
+    mp.setenv(parallel.WORKERS_ENV, "1")
     yield
     mp.undo()
 
@@ -246,10 +247,10 @@ def test_a_field_two_sources_fit_is_refitted_on_the_other_source(cv):
 def test_parallel_refits_equal_serial_ones(data, monkeypatch):
     cases = load(data).cases
     jobs = [("deepspeed.host_overhead_us", "fp6llm"), ("fastertransformer.host_overhead_us", "flashllm")]
-    monkeypatch.setenv(cv_module.WORKERS_ENV, "2")
-    assert cv_module._workers(len(jobs)) == 2
+    monkeypatch.setenv(parallel.WORKERS_ENV, "2")
+    assert parallel.workers(len(jobs)) == 2
     pooled = cv_module._refit_all(jobs, parameters(), cases, 0.1, ("roofline",))
-    monkeypatch.setenv(cv_module.WORKERS_ENV, "1")
+    monkeypatch.setenv(parallel.WORKERS_ENV, "1")
     serial = cv_module._refit_all(jobs, parameters(), cases, 0.1, ("roofline",))
     assert [(r.param.name, r.value, r.how, r.rows) for r in pooled.values()] == \
         [(r.param.name, r.value, r.how, r.rows) for r in serial.values()]
@@ -259,6 +260,6 @@ def test_parallel_refits_equal_serial_ones(data, monkeypatch):
 
 @pytest.mark.parametrize("bad", ["0", "-2", "two", "1.5"])
 def test_a_bad_worker_count_is_a_one_line_error_naming_it(bad, monkeypatch):
-    monkeypatch.setenv(cv_module.WORKERS_ENV, bad)
-    with pytest.raises(TapeoutError, match=f"^{cv_module.WORKERS_ENV}: .*positive integer"):
-        cv_module._workers(3)
+    monkeypatch.setenv(parallel.WORKERS_ENV, bad)
+    with pytest.raises(TapeoutError, match=f"^{parallel.WORKERS_ENV}: .*positive integer"):
+        parallel.workers(3)

@@ -29,14 +29,11 @@ The parameters fitted on end-to-end sources' data (:func:`parameters`):
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from tapeout.errors import TapeoutError
+from tapeout.validate import parallel
 from tapeout.validate.cases import Case
 from tapeout.validate.heldout import CrossValidation, Fold
 from tapeout.validate.registry import source_of, sources
@@ -200,7 +197,7 @@ def cross_validate(cases: Sequence[Case], tier: str = "roofline", *, efficiency:
     """Score every case in-sample, then every end-to-end source with parameters refitted without it
     (``fit_tiers``: the tiers the refits average over; default the stored fits' own, both; ``progress``:
     as :func:`~tapeout.validate.runner.evaluate`'s, for the in-sample pass)."""
-    _workers(1)  # a bad $TAPEOUT_CV_WORKERS fails before any work
+    parallel.workers(1)  # a bad $TAPEOUT_WORKERS fails before any work
     devices = _Devices(efficiency)
     in_results = price_cases(list(cases), devices, tier, progress)
     params = parameters()
@@ -232,19 +229,8 @@ def cross_validate(cases: Sequence[Case], tier: str = "roofline", *, efficiency:
                            Evaluation(groups, overall, results, tuple(absent)), folds)
 
 
-#: the processes that refit in parallel (``$TAPEOUT_CV_WORKERS``; default: the machine's cores, at most 4); 1 runs
-#: every refit in this process
-WORKERS_ENV = "TAPEOUT_CV_WORKERS"
 #: the cases the forked workers read (set just before the pool starts; never pickled)
 _SHARED: list[Case] = []
-
-
-def _workers(jobs: int) -> int:
-    raw = os.environ.get(WORKERS_ENV, "").strip()
-    if raw and not (raw.isdigit() and int(raw) > 0):
-        raise TapeoutError(f"{raw!r}; allowed: a positive integer (1: no parallel refits)", field=WORKERS_ENV)
-    n = int(raw) if raw else min(os.cpu_count() or 1, 4)
-    return max(1, min(n, jobs))
 
 
 def _refit_job(job: tuple[str, str], tol: float, tiers: Sequence[str] | None) -> tuple[float | None, str, str, int]:
@@ -260,17 +246,17 @@ def _refit_job(job: tuple[str, str], tol: float, tiers: Sequence[str] | None) ->
 def _refit_all(jobs: Sequence[tuple[str, str]], params: Sequence[Param], cases: Sequence[Case], tol: float,
                tiers: Sequence[str] | None) -> dict[tuple[str, str], Refit]:
     """Every (parameter, held-out source) refit. The refits are independent and deterministic, so with more than
-    one worker (:data:`WORKERS_ENV`) they run in forked processes, which read the cases without copying them;
-    the values are those of a serial run (``params``: :func:`parameters`, whose predicates the workers rebuild)."""
+    one worker (``$TAPEOUT_WORKERS``, :mod:`tapeout.validate.parallel`) they run in forked processes, which read
+    the cases without copying them; the values are those of a serial run (``params``: :func:`parameters`, whose
+    predicates the workers rebuild)."""
     by_name = {p.name: p for p in params}
     _SHARED[:] = list(cases)
     try:
-        workers = _workers(len(jobs))
-        if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as ex:
+        with parallel.pool(len(jobs)) as ex:
+            if ex is not None:
                 out = list(ex.map(_refit_job, jobs, [tol] * len(jobs), [tiers] * len(jobs)))
-        else:
-            out = [_refit_job(j, tol, tiers) for j in jobs]
+            else:
+                out = [_refit_job(j, tol, tiers) for j in jobs]
     finally:
         _SHARED.clear()
     return {job: Refit(by_name[job[0]], value, how, note, rows) for job, (value, how, note, rows) in zip(jobs, out)}

@@ -163,13 +163,14 @@ def loss(rows: Sequence[Case], value: float, tiers: Sequence[str] = TIERS, param
     from tapeout.hardware.catalog import load_hardware
     from tapeout.validate import serving
 
+    # the row's framework profile applies; ``param`` = ``value`` wins over it
+    eff = tuple(sorted({**dict(extra), param: value}.items()))
+    priced = [(c, load_hardware(c.device), tuple(sorted(dict(c.scenario, efficiency=eff).items())), tier)
+              for tier in tiers for c in rows]
     total = 0.0
-    for tier in tiers:
-        for c in rows:
-            # the row's framework profile applies; ``param`` = ``value`` wins over it
-            eff = tuple(sorted({**dict(extra), param: value}.items()))
-            sc = tuple(sorted(dict(c.scenario, efficiency=eff).items()))
-            hw = load_hardware(c.device)
+    # the serving rows' load points run in forked workers meanwhile (the values are a serial run's)
+    with serving.prefetched([(hw, sc, tier) for c, hw, sc, tier in priced if serving.is_serving(c)]):
+        for c, hw, sc, tier in priced:
             if serving.is_serving(c):
                 secs = serving.simulated(hw, sc, tier)[c.quantity]
             else:

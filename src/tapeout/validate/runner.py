@@ -36,7 +36,7 @@ from typing import Any
 from tapeout import fitted
 from tapeout.hardware.spec import EfficiencySpec, HardwareSpec
 from tapeout.perf import estimate
-from tapeout.validate import metrics, serving
+from tapeout.validate import metrics, parallel, serving
 from tapeout.validate.cases import KERNEL, LLMCOMPASS, Case
 from tapeout.validate.e2e import e2e_predict
 from tapeout.validate.registry import load
@@ -180,11 +180,17 @@ class Evaluation:
         return [r.row() for r in self.results]
 
 
-def predict_case(case: Case, devices: _Devices, tier: str = "roofline") -> CaseResult:
-    if tier == DEFAULT_TIER:
-        from tapeout.api import default_tier
+def _tier(case: Case, devices: _Devices, tier: str) -> str:
+    """The tier ``case`` is priced with: ``tier``, or predict's default for its device (:data:`DEFAULT_TIER`)."""
+    if tier != DEFAULT_TIER:
+        return tier
+    from tapeout.api import default_tier
 
-        tier = default_tier(devices.base(case.device))
+    return default_tier(devices.base(case.device))
+
+
+def predict_case(case: Case, devices: _Devices, tier: str = "roofline") -> CaseResult:
+    tier = _tier(case, devices, tier)
     if serving.is_serving(case):  # a load point simulated with tapeout.simulate
         return CaseResult(case, serving.simulated(devices.base(case.device), case.scenario, tier)[case.quantity],
                           "serving")
@@ -257,19 +263,24 @@ def evaluate(data_dir: str | Path | None = None, tier: str = "roofline", *,
 
 
 def price_cases(cases: list[Case], devices: _Devices, tier: str, progress: Any = None) -> list[CaseResult]:
-    """:func:`predict_case` of every case, advancing ``progress`` (see :func:`evaluate`) when one is given."""
-    if progress is None:
-        return [predict_case(c, devices, tier) for c in cases]
-    progress.start(len(cases), 0)
-    results = []
-    try:
-        for i, c in enumerate(cases):
-            results.append(predict_case(c, devices, tier))
-            if i % 50 == 49 or i == len(cases) - 1:
-                progress.advance(i % 50 + 1)
-    finally:
-        progress.stop()
-    return results
+    """:func:`predict_case` of every case, advancing ``progress`` (see :func:`evaluate`) when one is given. The
+    serving load points (most of the time of a full run) are simulated in forked workers meanwhile
+    (:func:`tapeout.validate.serving.prefetched`); the results are a serial run's."""
+    parallel.workers(1)  # a bad $TAPEOUT_WORKERS fails before any work
+    points = [(devices.base(c.device), c.scenario, _tier(c, devices, tier)) for c in cases if serving.is_serving(c)]
+    with serving.prefetched(points):
+        if progress is None:
+            return [predict_case(c, devices, tier) for c in cases]
+        progress.start(len(cases), 0)
+        results = []
+        try:
+            for i, c in enumerate(cases):
+                results.append(predict_case(c, devices, tier))
+                if i % 50 == 49 or i == len(cases) - 1:
+                    progress.advance(i % 50 + 1)
+        finally:
+            progress.stop()
+        return results
 
 
 def run_validation(data_dir: str | Path | None = None, tier: str = "roofline", *,

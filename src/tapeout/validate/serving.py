@@ -7,9 +7,14 @@ the rate; latencies (TTFT, ITL) are times and scored on the time. Held out from 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+
+from tapeout.validate import parallel
 
 
 #: quantity -> (how it is scored: "rate" or "time", unit of the published value)
@@ -32,6 +37,11 @@ QUANTITIES: dict[str, tuple[str, str]] = {
 }
 
 _CACHE: dict[tuple, dict[str, float]] = {}
+_CACHE_MAX = 1024
+#: load points being simulated by forked workers (:func:`prefetched`): memo key -> the worker's result
+_PENDING: dict[tuple, Future] = {}
+#: the load points the forked workers read (set before the pool starts; never pickled)
+_POINTS: list[tuple[Any, tuple[tuple[str, Any], ...], str]] = []
 
 
 def saturated_output_rate(res: Any) -> float:
@@ -47,12 +57,23 @@ def saturated_output_rate(res: Any) -> float:
     return float(done.sum()) / t
 
 
+def key(hw: Any, scenario: tuple[tuple[str, Any], ...], tier: str) -> tuple:
+    """The memo key of a load point: the device's content, the tier and the scenario."""
+    return hw.model_dump_json(), tier, scenario
+
+
 def simulated(hw: Any, scenario: tuple[tuple[str, Any], ...], tier: str) -> dict[str, float]:
-    """Every :data:`QUANTITIES` value (seconds: reciprocal rates, latencies) of one simulated load point."""
+    """Every :data:`QUANTITIES` value (seconds: reciprocal rates, latencies) of one simulated load point
+    (a worker's result when :func:`prefetched` is simulating it)."""
     from tapeout.serving.sim import simulate
 
-    key = (hw.model_dump_json(), tier, scenario)
-    hit = _CACHE.get(key)
+    k = key(hw, scenario, tier)
+    hit = _CACHE.get(k)
+    pending = _PENDING.pop(k, None) if hit is None else None
+    if pending is not None:
+        hit = pending.result()  # None: the worker failed, so the run below raises its error here
+        if hit is not None:
+            _remember(k, hit)
     if hit is None:
         kw = dict(scenario)
         if "efficiency" in kw:  # (field, value) pairs: a fit's trial value, cross-validation's refitted ones
@@ -73,10 +94,55 @@ def simulated(hw: Any, scenario: tuple[tuple[str, Any], ...], tier: str) -> dict
             "serving_e2e_p50_s": m["e2e_latency_s"]["p50"],
             **{f"serving_itl_p{p}_s": float(v) for p, v in zip((50, 75, 95, 99), pct)},
         }
-        if len(_CACHE) > 1024:
-            _CACHE.clear()
-        _CACHE[key] = hit
+        _remember(k, hit)
     return hit
+
+
+def _remember(k: tuple, hit: dict[str, float]) -> None:
+    if len(_CACHE) > _CACHE_MAX:
+        _CACHE.clear()
+    _CACHE[k] = hit
+
+
+def _simulate_point(i: int) -> dict[str, float] | None:
+    """A worker's job: the :func:`simulated` values of load point ``i`` of :data:`_POINTS`, or None when it
+    fails (the parent then runs it itself and raises its error in order)."""
+    _PENDING.clear()  # the parent's futures, should a worker be forked after a submit: never waited on here
+    try:
+        return simulated(*_POINTS[i])
+    except Exception:  # noqa: BLE001 - re-raised by the parent's own run of the point
+        return None
+
+
+@contextmanager
+def prefetched(points: Iterable[tuple[Any, tuple[tuple[str, Any], ...], str]]) -> Iterator[None]:
+    """Within the block, the load points ``points`` ((device, scenario, tier) each) that are not memoised run in
+    forked workers (:func:`tapeout.validate.parallel.pool`), started here, before the caller starts any thread;
+    :func:`simulated` waits for a point's worker when the caller reaches it. The values are those of a serial run
+    (the simulator is deterministic); with fewer than two points, or one worker, nothing changes."""
+    todo: dict[tuple, tuple[Any, tuple[tuple[str, Any], ...], str]] = {}
+    for hw, scenario, tier in points:
+        k = key(hw, scenario, tier)
+        if k not in _CACHE and k not in _PENDING:
+            todo.setdefault(k, (hw, scenario, tier))
+    if len(todo) < 2 or len(todo) > _CACHE_MAX:
+        yield
+        return
+    _POINTS[:] = list(todo.values())
+    try:
+        with parallel.pool(len(todo)) as ex:
+            if ex is not None:
+                for i, k in enumerate(todo):
+                    _PENDING[k] = ex.submit(_simulate_point, i)
+            try:
+                yield
+            finally:
+                for k in todo:
+                    f = _PENDING.pop(k, None)
+                    if f is not None:
+                        f.cancel()
+    finally:
+        _POINTS.clear()
 
 
 def is_serving(case: Any) -> bool:
@@ -88,4 +154,4 @@ def scored(case: Any, seconds: float) -> float:
     return 1.0 / seconds if QUANTITIES[case.quantity][0] == "rate" else seconds
 
 
-__all__ = ["QUANTITIES", "is_serving", "saturated_output_rate", "scored", "simulated"]
+__all__ = ["QUANTITIES", "is_serving", "key", "prefetched", "saturated_output_rate", "scored", "simulated"]
